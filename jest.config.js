@@ -1,0 +1,30 @@
+// Nest 12 ships as ES modules only, so Jest runs in its native ESM mode
+// (`node --experimental-vm-modules`, see the `test` script) with ts-jest emitting ESM.
+// Unit specs live beside the code; e2e specs in test/ talk to the real Redis at REDIS_URL.
+// ts-jest runs the @nestjs/swagger plugin too, so tests see the same OpenAPI as the build.
+const common = {
+  testEnvironment: 'node',
+  rootDir: '.',
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': [
+      'ts-jest',
+      {
+        useESM: true,
+        tsconfig: 'tsconfig.json',
+        // nodenext + ESM is what Node runs; the hybrid-module warning does not apply to us.
+        diagnostics: { ignoreCodes: [151002] },
+        astTransformers: { before: ['<rootDir>/test/support/swagger-transformer.cjs'] },
+      },
+    ],
+  },
+};
+
+/** @type {import('jest').Config} */
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], testTimeout: 30000 },
+  ],
+};

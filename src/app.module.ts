@@ -1,0 +1,27 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { ScheduleModule } from '@nestjs/schedule';
+import { validateEnv } from './config/env.validation.js';
+import { IngestModule } from './ingest/ingest.module.js';
+import { RedisModule } from './redis/redis.module.js';
+import { SummaryModule } from './summary/summary.module.js';
+
+@Module({})
+export class AppModule {
+  /**
+   * `env` overrides process.env / .env (tests boot several differently configured apps in one
+   * process); everything is validated once, at startup.
+   */
+  static forRoot(env: Record<string, string> = {}): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, cache: true, validate: (raw) => validateEnv({ ...raw, ...env }) }),
+        ScheduleModule.forRoot(),
+        RedisModule,
+        SummaryModule,
+        IngestModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,63 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { isRedisUnavailableError } from '../redis/redis-errors.js';
+import { ErrorResponseDto } from './error-response.dto.js';
+import { RetryLaterException } from './errors.js';
+
+const REDIS_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Every error response is `{statusCode, error, message}` JSON. Redis outages become a 503 with
+ * Retry-After; anything unexpected a 500 whose details go to the log, never to the client.
+ */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Http');
+
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const { httpAdapter } = this.adapterHost;
+    const ctx = host.switchToHttp();
+    const response = ctx.getResponse();
+    let body: ErrorResponseDto;
+    let retryAfter: number | undefined;
+
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const res = exception.getResponse();
+      const message =
+        typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
+      body = { statusCode: status, error: statusText(status), message };
+      if (exception instanceof RetryLaterException) retryAfter = exception.retryAfterSeconds;
+    } else if (isRedisUnavailableError(exception)) {
+      this.logger.warn(`Redis unavailable: ${(exception as Error).message}`);
+      body = { statusCode: 503, error: statusText(503), message: 'The data store is temporarily unavailable; try again shortly' };
+      retryAfter = REDIS_RETRY_AFTER_SECONDS;
+    } else if (isClientError(exception)) {
+      // Errors the HTTP platform raises for malformed requests (bad JSON body, too large…).
+      const status = (exception as { statusCode: number }).statusCode;
+      body = { statusCode: status, error: statusText(status), message: (exception as Error).message };
+    } else {
+      this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
+      body = { statusCode: 500, error: statusText(500), message: 'Internal server error' };
+    }
+    if (retryAfter !== undefined) httpAdapter.setHeader(response, 'Retry-After', String(retryAfter));
+    httpAdapter.reply(response, body, body.statusCode);
+  }
+}
+
+function isClientError(err: unknown): boolean {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  return err instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
+}
+
+function statusText(status: number): string {
+  const name = HttpStatus[status];
+  if (!name) return 'Error';
+  return name
+    .toLowerCase()
+    .split('_')
+    .map((w) => w[0].toUpperCase() + w.slice(1))
+    .join(' ');
+}

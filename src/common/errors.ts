@@ -1,0 +1,13 @@
+import { HttpStatus, ServiceUnavailableException } from '@nestjs/common';
+
+/** A 503 that tells the client when to come back (`Retry-After`, seconds). */
+export class RetryLaterException extends ServiceUnavailableException {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+export const RETRYABLE_STATUS = HttpStatus.SERVICE_UNAVAILABLE;

@@ -1,0 +1,155 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNotEmpty,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  validateSync,
+  ValidationError,
+} from 'class-validator';
+
+const toBool = ({ value }: { value: unknown }) => {
+  if (typeof value === 'boolean') return value;
+  const v = String(value).trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return value; // left as is so @IsBoolean reports it
+};
+const toInt = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+
+/**
+ * Every setting the service reads, with its default. Documented in .env.example; a bad value
+ * fails startup with the variable's name and what is expected.
+ */
+export class EnvironmentVariables {
+  /** HTTP port. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  PORT = 3000;
+
+  /** Interface to listen on. */
+  @IsString() @IsNotEmpty()
+  HOST = '0.0.0.0';
+
+  /** redis:// or rediss:// URL, with optional user:password and /db index. */
+  @Matches(/^rediss?:\/\/[^\s]+$/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  REDIS_URL = 'redis://127.0.0.1:6379';
+
+  /** Prefix of every key the service writes (cache, series, locks). */
+  @Matches(/^[A-Za-z0-9_.:{}-]+$/, { message: 'REDIS_KEY_PREFIX may only contain letters, digits and _ . : { } -' })
+  REDIS_KEY_PREFIX = 'is-bitcoin-lit';
+
+  /** TCP connect timeout per attempt. */
+  @Transform(toInt) @IsInt() @Min(100)
+  REDIS_CONNECT_TIMEOUT_MS = 5000;
+
+  /** A command without a reply after this long fails (so requests never hang on Redis). */
+  @Transform(toInt) @IsInt() @Min(10)
+  REDIS_COMMAND_TIMEOUT_MS = 2000;
+
+  /** How often a command is retried across reconnects before it fails. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(20)
+  REDIS_MAX_RETRIES_PER_REQUEST = 1;
+
+  /** Reconnect backoff: first delay, doubled per attempt up to REDIS_RETRY_MAX_MS, plus jitter. */
+  @Transform(toInt) @IsInt() @Min(10)
+  REDIS_RETRY_BASE_MS = 100;
+
+  @Transform(toInt) @IsInt() @Min(10)
+  REDIS_RETRY_MAX_MS = 5000;
+
+  /** How long startup waits for Redis before giving up with a one-line error. */
+  @Transform(toInt) @IsInt() @Min(0)
+  REDIS_STARTUP_WAIT_MS = 30000;
+
+  /** RESP protocol version: 3 (default) or 2. Replies are parsed either way. */
+  @Transform(toInt) @IsIn([2, 3])
+  REDIS_PROTOCOL: 2 | 3 = 3;
+
+  /** Time-series backend: auto (probe the server), native (TS.* commands) or portable (sorted sets + Lua). */
+  @IsIn(['auto', 'native', 'portable'])
+  TIMESERIES_BACKEND: 'auto' | 'native' | 'portable' = 'auto';
+
+  /** RETENTION of the raw series in ms (0 = keep forever). Default 30 days. */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_RETENTION_MS = 30 * 24 * 3600 * 1000;
+
+  /** Samples per TS.MADD command, so no single command grows without bound. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(100000)
+  TIMESERIES_MADD_CHUNK = 1000;
+
+  /** SentiCrypt v1 feed (http://, https:// or file:// for replays). */
+  @Matches(/^(https?|file):\/\/\S+$/, { message: 'SENTIMENT_API_URL must be an http://, https:// or file:// URL' })
+  SENTIMENT_API_URL = 'https://api.senticrypt.com/v1/bitcoin.json';
+
+  /** Per-call upstream timeout. */
+  @Transform(toInt) @IsInt() @Min(100)
+  SENTIMENT_API_TIMEOUT_MS = 10000;
+
+  /** Retries of a transient upstream failure (network error, timeout, 5xx, 429); 4xx and bad payloads are not retried. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(10)
+  SENTIMENT_API_RETRIES = 2;
+
+  /** First retry delay; doubled per retry, with jitter. */
+  @Transform(toInt) @IsInt() @Min(0)
+  SENTIMENT_API_RETRY_BASE_MS = 500;
+
+  /** Largest upstream payload accepted, in bytes. */
+  @Transform(toInt) @IsInt() @Min(1024)
+  SENTIMENT_API_MAX_BYTES = 50 * 1024 * 1024;
+
+  /** Run the ingest job on a schedule inside this process. */
+  @Transform(toBool) @IsBoolean()
+  INGEST_SCHEDULE_ENABLED = true;
+
+  /** Pause between the end of one scheduled ingest run and the start of the next. */
+  @Transform(toInt) @IsInt() @Min(1000)
+  INGEST_INTERVAL_MS = 30000;
+
+  /** Run one ingest at startup (in the background: startup does not wait for the upstream). */
+  @Transform(toBool) @IsBoolean()
+  INGEST_ON_STARTUP = true;
+
+  /** Hourly buckets in the summary. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(168)
+  SUMMARY_HOURS = 3;
+
+  /** End of the summary window: the latest stored sample, or the current time. */
+  @IsIn(['latest', 'now'])
+  SUMMARY_ANCHOR: 'latest' | 'now' = 'latest';
+
+  /** Seconds a computed summary stays in the shared Redis cache. */
+  @Transform(toInt) @IsInt() @Min(1)
+  CACHE_TTL_SECONDS = 120;
+
+  /** Nest log levels up to this one are printed. */
+  @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
+  LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+}
+
+export type Env = EnvironmentVariables;
+
+function describe(errors: ValidationError[]): string {
+  return errors
+    .map((e) => {
+      const msgs = Object.values(e.constraints ?? {}).join('; ');
+      return `${e.property}=${JSON.stringify(e.value)}: ${msgs}`;
+    })
+    .join('\n  ');
+}
+
+/** ConfigModule `validate` hook: typed defaults, conversion, and errors that name the variable. */
+export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables {
+  // Empty strings mean "unset" (docker-compose often passes VAR= ), so defaults apply.
+  const cleaned = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== ''));
+  const env = plainToInstance(EnvironmentVariables, cleaned, { exposeDefaultValues: true });
+  const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
+  if (errors.length > 0) {
+    throw new Error(`Invalid configuration:\n  ${describe(errors)}`);
+  }
+  return env;
+}

@@ -1,0 +1,16 @@
+import { HttpModule } from '@nestjs/axios';
+import { Module } from '@nestjs/common';
+import { SummaryModule } from '../summary/summary.module.js';
+import { TimeseriesModule } from '../timeseries/timeseries.module.js';
+import { IngestController } from './ingest.controller.js';
+import { IngestScheduler } from './ingest.scheduler.js';
+import { IngestService } from './ingest.service.js';
+import { SentimentSourceService } from './sentiment-source.service.js';
+
+@Module({
+  imports: [HttpModule, TimeseriesModule, SummaryModule],
+  controllers: [IngestController],
+  providers: [SentimentSourceService, IngestService, IngestScheduler],
+  exports: [IngestService],
+})
+export class IngestModule {}

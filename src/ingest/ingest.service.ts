@@ -1,0 +1,125 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
+import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
+import { SummaryService } from '../summary/summary.service.js';
+import { TimeseriesService } from '../timeseries/timeseries.service.js';
+import { Sample } from '../timeseries/timeseries.types.js';
+import { IngestReportDto } from './dto/ingest-report.dto.js';
+import { parsePayload, SentimentRecord } from './senticrypt-record.js';
+import { SentimentSourceService } from './sentiment-source.service.js';
+
+export interface IngestOptions {
+  /** Re-send everything the upstream serves, not only what is newer than the stored data. */
+  full?: boolean;
+}
+
+/**
+ * Pulls the feed, validates it and stores price and sentiment with TS.MADD. Runs never overlap
+ * in one process: a call during a run waits for that run and gets its report.
+ */
+@Injectable()
+export class IngestService implements OnModuleInit {
+  private readonly logger = new Logger(IngestService.name);
+  private readonly retentionMs: number;
+  private running: Promise<IngestReportDto> | null = null;
+  private lastSuccessAt: number | null = null;
+
+  constructor(
+    private readonly source: SentimentSourceService,
+    private readonly timeseries: TimeseriesService,
+    private readonly summary: SummaryService,
+    private readonly keys: RedisKeys,
+    config: ConfigService<Env, true>,
+  ) {
+    this.retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
+  }
+
+  /** TS.CREATE both series (DUPLICATE_POLICY FIRST, labels, retention) before anything is served. */
+  async onModuleInit(): Promise<void> {
+    for (const metric of METRICS) {
+      await this.timeseries.ensureSeries(this.keys.series(metric), {
+        retentionMs: this.retentionMs,
+        labels: { metric, source: 'senticrypt', app: 'is-bitcoin-lit' },
+      });
+    }
+  }
+
+  /** Epoch ms of the last run that completed, or null. */
+  get lastSuccess(): number | null {
+    return this.lastSuccessAt;
+  }
+
+  /** The run in progress, if any (shutdown waits for it). */
+  get inFlight(): Promise<IngestReportDto> | null {
+    return this.running;
+  }
+
+  async run(options: IngestOptions = {}): Promise<IngestReportDto> {
+    // A plain run joins the one in progress; a full run waits for it and then runs itself.
+    if (this.running && !options.full) return this.running;
+    while (this.running) await this.running.catch(() => undefined);
+    this.running = this.execute(options).finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async execute(options: IngestOptions): Promise<IngestReportDto> {
+    const started = Date.now();
+    try {
+      const { payload, attempts } = await this.source.fetch();
+      const parsed = parsePayload(payload);
+      const latestStored = await this.latestCommonTimestamp();
+      const fresh =
+        options.full || latestStored === null ? parsed.records : parsed.records.filter((r) => r.timestamp > latestStored);
+      const [price, sentiment] = await Promise.all([
+        this.timeseries.add(this.keys.series('price'), samplesOf(fresh, 'price')),
+        this.timeseries.add(this.keys.series('sentiment'), samplesOf(fresh, 'sentiment')),
+      ]);
+      const newest = fresh.reduce((max, r) => Math.max(max, r.timestamp), latestStored ?? -Infinity);
+      const report: IngestReportDto = {
+        startedAt: new Date(started).toISOString(),
+        durationMs: Date.now() - started,
+        attempts,
+        fetched: parsed.records.length + parsed.invalid,
+        invalid: parsed.invalid,
+        invalidReasons: parsed.invalidReasons,
+        skipped: parsed.records.length - fresh.length,
+        stored: price.stored + sentiment.stored,
+        duplicates: price.duplicates + sentiment.duplicates,
+        rejected: price.rejected + sentiment.rejected,
+        series: {
+          price: { stored: price.stored, duplicates: price.duplicates, rejected: price.rejected },
+          sentiment: { stored: sentiment.stored, duplicates: sentiment.duplicates, rejected: sentiment.rejected },
+        },
+        latestSampleTime: Number.isFinite(newest) ? new Date(newest).toISOString() : null,
+      };
+      this.lastSuccessAt = Date.now();
+      this.logger.log(
+        `ingest ok: fetched=${report.fetched} invalid=${report.invalid} skipped=${report.skipped} stored=${report.stored} duplicates=${report.duplicates} rejected=${report.rejected} in ${report.durationMs} ms`,
+      );
+      if (parsed.invalid) this.logger.warn(`skipped ${parsed.invalid} invalid record(s): ${parsed.invalidReasons.join('; ')}`);
+      for (const err of [...price.errors, ...sentiment.errors]) this.logger.warn(`samples rejected by Redis: ${err}`);
+      await this.summary.refreshCache();
+      return report;
+    } catch (err) {
+      this.logger.error(`ingest failed after ${Date.now() - started} ms: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  /**
+   * Newest timestamp present in BOTH series: if a run stored one series and not the other,
+   * the next run re-sends from the older one (harmless under DUPLICATE_POLICY FIRST).
+   */
+  private async latestCommonTimestamp(): Promise<number | null> {
+    const latest = await Promise.all(METRICS.map((m) => this.timeseries.latest(this.keys.series(m))));
+    if (latest.some((s) => s === null)) return null;
+    return Math.min(...latest.map((s) => (s as Sample).timestamp));
+  }
+}
+
+function samplesOf(records: SentimentRecord[], metric: Metric): Sample[] {
+  return records.map((r) => ({ timestamp: r.timestamp, value: metric === 'price' ? r.price : r.sentiment }));
+}

@@ -1,0 +1,48 @@
+import { parsePayload, PayloadError, validateRecord } from './senticrypt-record.js';
+
+const good = { count: 7259, timestamp: 1625592626.3452034, rate: 0, last: 0.33, sum: 1425.82, mean: 0.2, median: 0.23, btc_price: '33885.23' };
+
+describe('validateRecord', () => {
+  it('reduces a real snapshot to ms timestamp, numeric price and sentiment', () => {
+    expect(validateRecord(good)).toEqual({ timestamp: 1625592626345, price: 33885.23, sentiment: 0.2 });
+  });
+
+  it('keeps negative sentiment and accepts a numeric price', () => {
+    expect(validateRecord({ ...good, mean: -0.35, btc_price: 30000 })).toEqual({ timestamp: 1625592626345, price: 30000, sentiment: -0.35 });
+  });
+
+  it.each([
+    [{ ...good, btc_price: 'abc' }, 'btc_price is not a number'],
+    [{ ...good, btc_price: '' }, 'btc_price is not a number'],
+    [{ ...good, btc_price: ' 1' }, 'btc_price is not a number'],
+    [{ ...good, btc_price: '0x10' }, 'btc_price is not a number'],
+    [{ ...good, btc_price: '1e999' }, 'btc_price is not finite'],
+    [{ ...good, btc_price: '0' }, 'btc_price is not positive'],
+    [{ ...good, btc_price: undefined }, 'btc_price is missing'],
+    [{ ...good, btc_price: true }, 'btc_price has the wrong type (boolean)'],
+    [{ ...good, mean: '0.2' }, 'mean has the wrong type (string)'],
+    [{ ...good, mean: null }, 'mean is missing'],
+    [{ ...good, mean: Number.NaN }, 'mean is not finite'],
+    [{ ...good, timestamp: '1625592626' }, 'timestamp has the wrong type (string)'],
+    [{ ...good, timestamp: -1 }, 'timestamp is out of range'],
+    [{ ...good, timestamp: 1e300 }, 'timestamp is out of range'],
+    ['x', 'record is not an object'],
+    [null, 'record is not an object'],
+    [[good], 'record is not an object'],
+  ])('rejects %j: %s', (raw, reason) => {
+    expect(validateRecord(raw)).toBe(reason);
+  });
+});
+
+describe('parsePayload', () => {
+  it('keeps good records and counts bad ones with their index', () => {
+    const r = parsePayload([good, { ...good, mean: 'x' }, good]);
+    expect(r.records).toHaveLength(2);
+    expect(r.invalid).toBe(1);
+    expect(r.invalidReasons).toEqual(['#1: mean has the wrong type (string)']);
+  });
+
+  it.each([[{}, 'object'], [null, 'null'], ['[]', 'string'], [42, 'number']])('fails the run when the payload is %j', (payload, kind) => {
+    expect(() => parsePayload(payload)).toThrow(new PayloadError(`upstream payload is not a JSON array (got ${kind})`));
+  });
+});

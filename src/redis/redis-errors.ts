@@ -1,0 +1,11 @@
+// Replies that mean "Redis cannot serve right now", not "the command is wrong".
+const TRANSIENT_REPLY = /^(LOADING|READONLY|OOM|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS)\b/;
+const CONNECTION = /Connection is closed|Command timed out|Stream isn't writeable|connect ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|Reached the max retries|None of startup nodes is available|Failed to refresh slots cache/i;
+
+/** True when an error comes from Redis being unreachable or temporarily unable to serve. */
+export function isRedisUnavailableError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
+  return CONNECTION.test(err.message);
+}

@@ -1,0 +1,34 @@
+import { Controller, Get, UseInterceptors } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { CacheKey } from '../cache/cache.constants.js';
+import { RedisCacheInterceptor } from '../cache/cache.interceptor.js';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { SummaryResponseDto } from './dto/summary-response.dto.js';
+import { SummaryService } from './summary.service.js';
+
+@ApiTags('summary')
+@Controller()
+@UseInterceptors(RedisCacheInterceptor)
+export class SummaryController {
+  constructor(private readonly summary: SummaryService) {}
+
+  @Get('is-bitcoin-lit')
+  @CacheKey('') // the bare `<prefix>:cache` key, as in the original app
+  @ApiOperation({
+    summary: 'Is Bitcoin lit?',
+    description:
+      'Hourly averages of BTC price and sentiment for the last SUMMARY_HOURS hours (epoch-aligned UTC hours ending at the latest sample), and whether each is rising, falling or flat (last hour vs first). Served from a Redis cache shared by all instances.',
+  })
+  @ApiOkResponse({
+    type: SummaryResponseDto,
+    headers: { 'X-Cache': { description: 'HIT when served from the Redis cache, MISS when computed', schema: { type: 'string', enum: ['HIT', 'MISS'] } } },
+  })
+  @ApiServiceUnavailableResponse({
+    type: ErrorResponseDto,
+    description: 'No data yet, or Redis is unavailable',
+    headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+  })
+  isBitcoinLit(): Promise<SummaryResponseDto> {
+    return this.summary.compute();
+  }
+}

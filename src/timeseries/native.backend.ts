@@ -1,0 +1,133 @@
+/**
+ * TimeseriesBackend on the RedisTimeSeries module (Redis 8 / Redis Stack): the TS.* commands
+ * themselves, replies parsed by reply-parser so RESP2 and RESP3 clients give the same numbers.
+ */
+import type { RedisClient } from '../redis/redis.types.js';
+import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
+import type {
+  AddOutcome,
+  RangeQuery,
+  Sample,
+  SeriesInfo,
+  SeriesOptions,
+  TimeseriesBackend,
+} from './timeseries.types.js';
+import {
+  assertRangeQuery,
+  assertSeriesOptions,
+  errorMessage,
+  errorReason,
+  formatValue,
+  isKeyMissingError,
+  NotATimeSeriesError,
+  sampleRejection,
+} from './wire.js';
+
+export class NativeTimeseriesBackend implements TimeseriesBackend {
+  readonly kind = 'native' as const;
+
+  constructor(private readonly redis: RedisClient) {}
+
+  async ensureSeries(key: string, options: SeriesOptions): Promise<void> {
+    assertSeriesOptions(options);
+    const policy = ['RETENTION', String(options.retentionMs), 'DUPLICATE_POLICY', 'FIRST'];
+    const labels = Object.entries(options.labels).flat();
+    try {
+      await this.redis.call('TS.CREATE', key, ...policy, ...(labels.length > 0 ? ['LABELS', ...labels] : []));
+      return;
+    } catch (err) {
+      // TS.CREATE answers "TSDB: key already exists" for any existing key, whatever its type.
+      if (!/key already exists/i.test(errorMessage(err))) throw err;
+    }
+    try {
+      // LABELS is always sent: with no pairs it removes every existing label (TS.ALTER docs).
+      await this.redis.call('TS.ALTER', key, ...policy, 'LABELS', ...labels);
+    } catch (err) {
+      if (/WRONGTYPE|not a TSDB key/i.test(errorMessage(err))) {
+        throw new NotATimeSeriesError(key, errorReason(err));
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * MULTI / TS.RANGE / TS.MADD / EXEC. With DUPLICATE_POLICY FIRST, TS.MADD replies with the
+   * timestamp for a duplicate as for a new sample, so the TS.RANGE taken in the same transaction
+   * tells which timestamps were already there. Samples RedisTimeSeries would refuse while parsing
+   * (non-finite value, bad timestamp) are answered here with its error text and not sent.
+   */
+  async addMany(key: string, samples: Sample[]): Promise<AddOutcome[]> {
+    const outcomes: Array<AddOutcome | undefined> = samples.map(sampleRejection);
+    const sent = samples.filter((_, i) => outcomes[i] === undefined);
+    if (sent.length === 0) return outcomes as AddOutcome[];
+
+    const timestamps = sent.map((s) => s.timestamp);
+    const from = Math.min(...timestamps);
+    const to = Math.max(...timestamps);
+    const madd = sent.flatMap((s) => [key, String(s.timestamp), formatValue(s.value)]);
+    const results = await this.redis
+      .multi()
+      .call('TS.RANGE', key, String(from), String(to))
+      .call('TS.MADD', ...madd)
+      .exec();
+    if (!results || results.length !== 2) throw new Error(`MULTI for ${key} was not executed`);
+    const [[rangeErr, rangeReply], [maddErr, maddReply]] = results;
+    if (maddErr) throw maddErr;
+    // A failed TS.RANGE (missing key, wrong type) means nothing stored: TS.MADD then rejects each sample.
+    const present = new Set(rangeErr ? [] : parseSamples(rangeReply).map((s) => s.timestamp));
+    const replies = maddReply as unknown[];
+    if (!Array.isArray(replies) || replies.length !== sent.length) {
+      throw new Error(`Unexpected TS.MADD reply for ${key}`);
+    }
+
+    const classified = classifyMaddReplies(sent, replies, present);
+    let next = 0;
+    return outcomes.map((o) => o ?? classified[next++]);
+  }
+
+  async range(query: RangeQuery): Promise<Sample[]> {
+    assertRangeQuery(query);
+    const args = [query.key, String(query.from), String(query.to)];
+    if (query.aggregation) args.push('AGGREGATION', query.aggregation.type, String(query.aggregation.bucketMs));
+    try {
+      return parseSamples(await this.redis.call('TS.RANGE', ...args));
+    } catch (err) {
+      // Contract: a series that does not exist has no samples.
+      if (isKeyMissingError(err)) return [];
+      throw err;
+    }
+  }
+
+  async latest(key: string): Promise<Sample | null> {
+    try {
+      return parseSample(await this.redis.call('TS.GET', key));
+    } catch (err) {
+      if (isKeyMissingError(err)) return null;
+      throw err;
+    }
+  }
+
+  async info(key: string): Promise<SeriesInfo | null> {
+    try {
+      return parseInfo(key, await this.redis.call('TS.INFO', key));
+    } catch (err) {
+      if (isKeyMissingError(err)) return null;
+      throw err;
+    }
+  }
+}
+
+/**
+ * Outcome of each sample sent in one TS.MADD: an error element is a rejection; a timestamp that
+ * existed before the call, or was stored earlier in the same call, is a duplicate (FIRST kept the
+ * old value); anything else was stored. `present` is consumed (stored timestamps are added).
+ */
+export function classifyMaddReplies(sent: Sample[], replies: unknown[], present: Set<number>): AddOutcome[] {
+  return sent.map((sample, i): AddOutcome => {
+    const reply = replies[i];
+    if (reply instanceof Error) return { status: 'rejected', reason: errorReason(reply) };
+    if (present.has(sample.timestamp)) return { status: 'duplicate' };
+    present.add(sample.timestamp);
+    return { status: 'stored' };
+  });
+}

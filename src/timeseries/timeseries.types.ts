@@ -1,0 +1,90 @@
+/**
+ * The time-series contract shared by both backends. Semantics follow the RedisTimeSeries
+ * command docs (TS.CREATE, TS.MADD, TS.RANGE, TS.GET): the portable backend must give the
+ * same answers as the native one for the same inserts.
+ */
+
+/** Aggregators of TS.RANGE … AGGREGATION, as RedisTimeSeries names them. */
+export const AGGREGATIONS = [
+  'avg',
+  'sum',
+  'min',
+  'max',
+  'range',
+  'count',
+  'first',
+  'last',
+  'std.p',
+  'std.s',
+  'var.p',
+  'var.s',
+  'twa',
+] as const;
+export type Aggregation = (typeof AGGREGATIONS)[number];
+
+export type BackendKind = 'native' | 'portable';
+
+export interface Sample {
+  /** Epoch milliseconds (integer). */
+  timestamp: number;
+  value: number;
+}
+
+export interface SeriesOptions {
+  /** Max age of samples relative to the newest one, in ms; 0 keeps everything. */
+  retentionMs: number;
+  labels: Record<string, string>;
+}
+
+export interface SeriesSample {
+  key: string;
+  timestamp: number;
+  value: number;
+}
+
+/** Outcome of one sample of a TS.MADD call, in the order the samples were given. */
+export type AddOutcome =
+  | { status: 'stored' }
+  /** A sample already existed at that timestamp; DUPLICATE_POLICY FIRST kept the old one. */
+  | { status: 'duplicate' }
+  /** The server refused this sample (e.g. older than retention); `reason` is its error text. */
+  | { status: 'rejected'; reason: string };
+
+export interface RangeQuery {
+  key: string;
+  /** Inclusive, epoch ms. */
+  from: number;
+  /** Inclusive, epoch ms. */
+  to: number;
+  aggregation?: { type: Aggregation; bucketMs: number };
+}
+
+export interface SeriesInfo {
+  key: string;
+  totalSamples: number;
+  firstTimestamp: number;
+  lastTimestamp: number;
+  retentionMs: number;
+  duplicatePolicy: string;
+  labels: Record<string, string>;
+}
+
+export interface TimeseriesBackend {
+  readonly kind: BackendKind;
+  /**
+   * TS.CREATE … DUPLICATE_POLICY FIRST; an existing series is not an error: it is altered to
+   * the given retention, labels and duplicate policy.
+   */
+  ensureSeries(key: string, options: SeriesOptions): Promise<void>;
+  /**
+   * TS.MADD for samples of ONE series (so the call touches one key / one cluster slot),
+   * at most a bounded chunk; one outcome per sample, in order. Atomic per call.
+   */
+  addMany(key: string, samples: Sample[]): Promise<AddOutcome[]>;
+  /** TS.RANGE, optionally with AGGREGATION type bucketMs (epoch-aligned, no empty buckets). */
+  range(query: RangeQuery): Promise<Sample[]>;
+  /** TS.GET: the latest sample, or null when the series is empty or missing. */
+  latest(key: string): Promise<Sample | null>;
+  /** TS.INFO, or null when the series does not exist. */
+  info(key: string): Promise<SeriesInfo | null>;
+}

@@ -1,0 +1,90 @@
+/**
+ * Request-side rules shared by both backends, so they validate and word things identically.
+ * Error texts are RedisTimeSeries' own (src/module.c), without the "ERR " prefix the server
+ * may put in front of them.
+ */
+import { AGGREGATIONS, type AddOutcome, type RangeQuery, type Sample, type SeriesOptions } from './timeseries.types.js';
+
+export const TSDB_ERRORS = {
+  invalidValue: 'TSDB: invalid value',
+  invalidTimestamp: 'TSDB: invalid timestamp',
+  negativeTimestamp: 'TSDB: invalid timestamp, must be a nonnegative integer',
+  olderThanRetention: 'TSDB: Timestamp is older than retention',
+  /** What TS.MADD answers for a missing key as well as for a key of another type. */
+  notATsdbKey: 'TSDB: the key is not a TSDB key',
+} as const;
+
+/** The key exists but holds something other than a time series. */
+export class NotATimeSeriesError extends Error {
+  constructor(
+    readonly key: string,
+    detail?: string,
+  ) {
+    super(`Redis key "${key}" exists but is not a time series${detail ? ` (${detail})` : ''}`);
+    this.name = 'NotATimeSeriesError';
+  }
+}
+
+/**
+ * The value as sent to Redis. String(number) is the shortest text that parses back to the same
+ * double; -0 is spelled out because String(-0) is "0".
+ */
+export function formatValue(value: number): string {
+  return Object.is(value, -0) ? '-0' : String(value);
+}
+
+/**
+ * Why RedisTimeSeries would refuse this sample before looking at the series, or undefined.
+ * Same order as the module's add(): the value is parsed first, then the timestamp.
+ */
+export function sampleRejection(sample: Sample): AddOutcome | undefined {
+  if (typeof sample.value !== 'number' || !Number.isFinite(sample.value)) {
+    return { status: 'rejected', reason: TSDB_ERRORS.invalidValue };
+  }
+  if (!Number.isSafeInteger(sample.timestamp)) {
+    return { status: 'rejected', reason: TSDB_ERRORS.invalidTimestamp };
+  }
+  if (sample.timestamp < 0) return { status: 'rejected', reason: TSDB_ERRORS.negativeTimestamp };
+  return undefined;
+}
+
+export function assertSeriesOptions(options: SeriesOptions): void {
+  if (!Number.isSafeInteger(options.retentionMs) || options.retentionMs < 0) {
+    throw new RangeError(`retentionMs must be a non-negative integer, got ${options.retentionMs}`);
+  }
+  for (const [name, value] of Object.entries(options.labels)) {
+    // RedisTimeSeries refuses empty label names/values ("TSDB: Couldn't parse LABELS").
+    if (name === '' || typeof value !== 'string' || value === '') {
+      throw new RangeError(`Label "${name}" must have a non-empty name and string value`);
+    }
+  }
+}
+
+export function assertRangeQuery(query: RangeQuery): void {
+  for (const bound of [query.from, query.to]) {
+    if (!Number.isSafeInteger(bound) || bound < 0) {
+      throw new RangeError(`Range bounds must be non-negative integer epoch ms, got ${bound}`);
+    }
+  }
+  if (query.aggregation) {
+    const { type, bucketMs } = query.aggregation;
+    if (!(AGGREGATIONS as readonly string[]).includes(type)) throw new RangeError(`Unknown aggregation ${type}`);
+    if (!Number.isSafeInteger(bucketMs) || bucketMs <= 0) {
+      throw new RangeError(`bucketMs must be a positive integer, got ${bucketMs}`);
+    }
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A server error's text without the generic "ERR " code, e.g. "TSDB: invalid value". */
+export function errorReason(err: unknown): string {
+  return errorMessage(err).replace(/^ERR /, '');
+}
+
+/** TS.RANGE / TS.GET / TS.INFO / TS.ALTER on a missing key. */
+export function isKeyMissingError(err: unknown): boolean {
+  return /TSDB: (the )?key does not exist/i.test(errorMessage(err));
+}

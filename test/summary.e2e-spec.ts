@@ -1,0 +1,290 @@
+import { jest } from '@jest/globals';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { SummaryService } from '../src/summary/summary.service.js';
+import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
+import { bootApp } from './support/app.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
+
+const HOUR = 3_600_000;
+const fixture = loadFixture();
+
+/** Expected summary computed from the raw records, independently of the service's code. */
+function expectedSummary(records: RawRecord[], hours = 3) {
+  const ms = records.map((r) => ({ t: Math.trunc((r.timestamp as number) * 1000), p: Number(r.btc_price), s: r.mean as number }));
+  const latest = Math.max(...ms.map((r) => r.t));
+  const from = Math.floor(latest / HOUR) * HOUR - (hours - 1) * HOUR;
+  const buckets = new Map<number, { p: number; s: number; n: number }>();
+  for (const r of ms.filter((r) => r.t >= from && r.t <= latest).sort((a, b) => a.t - b.t)) {
+    const start = Math.floor(r.t / HOUR) * HOUR;
+    const b = buckets.get(start) ?? { p: 0, s: 0, n: 0 };
+    b.p += r.p;
+    b.s += r.s;
+    b.n += 1;
+    buckets.set(start, b);
+  }
+  return [...buckets.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([start, b]) => ({ time: new Date(start).toISOString(), price: b.p / b.n, sentiment: b.s / b.n }));
+}
+
+describe('core loop: ingest → time series → cached summary (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('core');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+
+  const get = (url: string) => app.inject({ method: 'GET', url });
+  const post = (url: string) => app.inject({ method: 'POST', url });
+  const series = (metric: string) => `${prefix}:${metric}:mean:30s`;
+  const sampleCount = async (metric: string) =>
+    (await app.get(TimeseriesService).range({ key: series(metric), from: 0, to: Date.now() })).length;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(fixture).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('answers 503 with Retry-After and a JSON error before any data exists', async () => {
+    const res = await get('/is-bitcoin-lit');
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('30');
+    expect(res.json()).toEqual({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'No samples stored yet; the first ingest has not completed',
+    });
+  });
+
+  it('creates both series at startup with DUPLICATE_POLICY FIRST, labels and retention', async () => {
+    const ts = app.get(TimeseriesService);
+    for (const metric of ['price', 'sentiment']) {
+      const info = await ts.info(series(metric));
+      expect(info).toMatchObject({
+        totalSamples: 0,
+        retentionMs: 30 * 24 * 3600 * 1000,
+        labels: { metric, source: 'senticrypt', app: 'is-bitcoin-lit' },
+      });
+      expect(info?.duplicatePolicy.toLowerCase()).toBe('first');
+    }
+  });
+
+  it('POST /refresh ingests the whole payload and reports what it did', async () => {
+    const res = await post('/refresh');
+    expect(res.statusCode).toBe(200);
+    const report = res.json();
+    expect(report).toMatchObject({
+      attempts: 1,
+      fetched: 2474,
+      invalid: 0,
+      skipped: 0,
+      stored: 2 * 2474,
+      duplicates: 0,
+      rejected: 0,
+      series: { price: { stored: 2474, duplicates: 0, rejected: 0 }, sentiment: { stored: 2474, duplicates: 0, rejected: 0 } },
+    });
+    const newest = Math.max(...fixture.map((r) => Math.trunc((r.timestamp as number) * 1000)));
+    expect(report.latestSampleTime).toBe(new Date(newest).toISOString());
+    expect(await sampleCount('price')).toBe(2474);
+    expect(await sampleCount('sentiment')).toBe(2474);
+  });
+
+  it('stores price and sentiment exactly, at Math.trunc(timestamp * 1000)', async () => {
+    const first = fixture[0];
+    const t = Math.trunc((first.timestamp as number) * 1000);
+    const ts = app.get(TimeseriesService);
+    expect(await ts.range({ key: series('price'), from: t, to: t })).toEqual([{ timestamp: t, value: 33885.23 }]);
+    expect(await ts.range({ key: series('sentiment'), from: t, to: t })).toEqual([{ timestamp: t, value: 0.2 }]);
+  });
+
+  it('GET /is-bitcoin-lit returns hourly averages equal to ones computed from the fixture, with numeric directions', async () => {
+    const res = await get('/is-bitcoin-lit');
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    const expected = expectedSummary(fixture);
+    expect(expected).toHaveLength(3);
+    expect(body.hourly_average_of_averages.map((h: { time: string }) => h.time)).toEqual(expected.map((e) => e.time));
+    expect(body.hourly_average_of_averages.map((h: { time: string }) => h.time)).toEqual([
+      '2021-07-07T15:00:00.000Z',
+      '2021-07-07T16:00:00.000Z',
+      '2021-07-07T17:00:00.000Z',
+    ]);
+    body.hourly_average_of_averages.forEach((h: { price: number; sentiment: number }, i: number) => {
+      expect(typeof h.price).toBe('number');
+      expect(h.price).toBeCloseTo(expected[i].price, 8);
+      expect(h.sentiment).toBeCloseTo(expected[i].sentiment, 10);
+    });
+    const dir = (a: number, b: number) => (b > a ? 'rising' : b < a ? 'falling' : 'flat');
+    expect(body.price_direction).toBe(dir(expected[0].price, expected[2].price));
+    expect(body.sentiment_direction).toBe(dir(expected[0].sentiment, expected[2].sentiment));
+  });
+
+  it('serves the summary through the Redis cache: MISS, then HIT, key present under the prefix with the TTL', async () => {
+    await redis.del(`${prefix}:cache`);
+    const miss = await get('/is-bitcoin-lit');
+    expect(miss.headers['x-cache']).toBe('MISS');
+    const ttl = await redis.ttl(`${prefix}:cache`);
+    expect(ttl).toBeGreaterThan(100);
+    expect(ttl).toBeLessThanOrEqual(120);
+    const stored = JSON.parse((await redis.get(`${prefix}:cache`)) as string);
+    expect(stored.value).toEqual(miss.json());
+    const hit = await get('/is-bitcoin-lit');
+    expect(hit.headers['x-cache']).toBe('HIT');
+    expect(hit.json()).toEqual(miss.json());
+  });
+
+  it('computes concurrent cache misses once in a process', async () => {
+    await redis.del(`${prefix}:cache`);
+    const compute = jest.spyOn(app.get(SummaryService), 'compute');
+    try {
+      const responses = await Promise.all(Array.from({ length: 20 }, () => get('/is-bitcoin-lit')));
+      expect(responses.every((r) => r.statusCode === 200)).toBe(true);
+      expect(compute).toHaveBeenCalledTimes(1);
+      expect(new Set(responses.map((r) => r.body)).size).toBe(1);
+    } finally {
+      compute.mockRestore();
+    }
+  });
+
+  it('ingest primes the cache: the first GET after a refresh is a HIT', async () => {
+    await redis.del(`${prefix}:cache`);
+    expect((await post('/refresh')).statusCode).toBe(200);
+    expect(await redis.exists(`${prefix}:cache`)).toBe(1);
+    expect((await get('/is-bitcoin-lit')).headers['x-cache']).toBe('HIT');
+  });
+
+  it('re-ingest is idempotent: only new samples are sent, a full re-send counts duplicates and doubles nothing', async () => {
+    const again = (await post('/refresh')).json();
+    expect(again).toMatchObject({ fetched: 2474, skipped: 2474, stored: 0, duplicates: 0, rejected: 0 });
+    const full = (await post('/refresh?full=true')).json();
+    expect(full).toMatchObject({ fetched: 2474, skipped: 0, stored: 0, duplicates: 2 * 2474, rejected: 0 });
+    expect(await sampleCount('price')).toBe(2474);
+    expect(await sampleCount('sentiment')).toBe(2474);
+  });
+
+  it('rejects a malformed refresh query with a 400 naming the field', async () => {
+    const res = await post('/refresh?full=maybe');
+    expect(res.statusCode).toBe(400);
+    expect(JSON.stringify(res.json().message)).toContain('full');
+    const unknown = await post('/refresh?fulll=true');
+    expect(unknown.statusCode).toBe(400);
+    expect(JSON.stringify(unknown.json().message)).toContain('fulll');
+  });
+
+  describe('upstream failures leave stored data intact', () => {
+    let before: string;
+    beforeAll(async () => {
+      before = (await get('/is-bitcoin-lit')).body;
+    });
+    afterEach(() => {
+      upstream.mode = { kind: 'json', body: fixture };
+    });
+
+    it.each([
+      ['HTTP 500', { kind: 'status', status: 500 } as const, /HTTP 500/],
+      ['HTTP 404', { kind: 'status', status: 404 } as const, /HTTP 404/],
+      ['non-JSON', { kind: 'raw', body: '<html>oops</html>' } as const, /not JSON/],
+      ['a JSON object', { kind: 'json', body: { error: 'nope' } } as const, /not a JSON array \(got object\)/],
+    ])('%s → 502 with the reason, no sample changed', async (_name, mode, reason) => {
+      upstream.mode = mode;
+      const res = await post('/refresh?full=true');
+      expect(res.statusCode).toBe(502);
+      expect(res.json().message).toMatch(reason);
+      expect(res.body).not.toMatch(/at .*\.ts|stack/i);
+      expect(await sampleCount('price')).toBe(2474);
+      expect((await get('/is-bitcoin-lit')).body).toBe(before);
+    });
+
+    it('retries a transient 500 and not a permanent 404', async () => {
+      upstream.mode = { kind: 'status', status: 500 };
+      upstream.calls = 0;
+      await post('/refresh');
+      expect(upstream.calls).toBe(3); // 1 + SENTIMENT_API_RETRIES (2)
+      upstream.mode = { kind: 'status', status: 404 };
+      upstream.calls = 0;
+      await post('/refresh');
+      expect(upstream.calls).toBe(1);
+    });
+  });
+});
+
+describe('ingest validation and incremental runs (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('ingest');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  const post = (url: string) => app.inject({ method: 'POST', url });
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream([]).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('skips and counts bad records, stores the good ones of the same payload', async () => {
+    const good = fixture.slice(0, 10);
+    const bad: unknown[] = [
+      { ...fixture[10], btc_price: 'abc' },
+      { ...fixture[11], btc_price: '' },
+      { ...fixture[12], mean: null },
+      { ...fixture[13], mean: '0.2' },
+      { ...fixture[14], timestamp: 'yesterday' },
+      { ...fixture[15], btc_price: -5 },
+      { count: 1 },
+      'not an object',
+      null,
+      [1, 2],
+    ];
+    upstream.mode = { kind: 'json', body: [...good.slice(0, 5), ...bad, ...good.slice(5)] };
+    const report = (await post('/refresh')).json();
+    expect(report).toMatchObject({ fetched: 20, invalid: 10, stored: 20, rejected: 0 });
+    expect(report.invalidReasons).toHaveLength(5);
+    expect(report.invalidReasons[0]).toMatch(/#5: btc_price is not a number/);
+    const ts = app.get(TimeseriesService);
+    expect(await ts.range({ key: `${prefix}:price:mean:30s`, from: 0, to: Date.now() })).toHaveLength(10);
+  });
+
+  it('an incremental run sends only samples newer than the latest stored one', async () => {
+    upstream.mode = { kind: 'json', body: fixture.slice(0, 100) };
+    const report = (await post('/refresh')).json();
+    expect(report).toMatchObject({ fetched: 100, skipped: 10, stored: 180, duplicates: 0 });
+  });
+
+  it('negative sentiment is compared as a number (the original compared strings)', async () => {
+    const base = Date.UTC(2030, 0, 1, 10, 0, 0) / 1000;
+    upstream.mode = {
+      kind: 'json',
+      body: [
+        { timestamp: base + 60, btc_price: '100', mean: -0.5 },
+        { timestamp: base + 3600 + 60, btc_price: '90', mean: -0.3 },
+        { timestamp: base + 7200 + 60, btc_price: '80', mean: -0.1 },
+      ],
+    };
+    expect((await post('/refresh')).statusCode).toBe(200);
+    const body = (await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+    expect(body).toEqual({
+      hourly_average_of_averages: [
+        { price: 100, sentiment: -0.5, time: '2030-01-01T10:00:00.000Z' },
+        { price: 90, sentiment: -0.3, time: '2030-01-01T11:00:00.000Z' },
+        { price: 80, sentiment: -0.1, time: '2030-01-01T12:00:00.000Z' },
+      ],
+      sentiment_direction: 'rising',
+      price_direction: 'falling',
+    });
+  });
+});

@@ -1,0 +1,21 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createApp } from '../../src/app.factory.js';
+import { REDIS_URL } from './redis.js';
+
+/**
+ * Boots the real app (same factory as main.ts) against the real Redis, under its own key
+ * prefix, with the schedule off unless a test turns it on.
+ */
+export async function bootApp(env: Record<string, string>): Promise<NestFastifyApplication> {
+  const app = await createApp({
+    REDIS_URL,
+    INGEST_SCHEDULE_ENABLED: 'false',
+    INGEST_ON_STARTUP: 'false',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
+    SENTIMENT_API_RETRY_BASE_MS: '10',
+    ...env,
+  });
+  await app.init();
+  await app.getHttpAdapter().getInstance().ready();
+  return app;
+}
