@@ -7,7 +7,15 @@ const common = {
   rootDir: '.',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // @fastify/static (Swagger UI) and light-my-request (app.inject) are CommonJS and require()
+  // the ESM-only content-disposition and cookie;
+  // Node runs that natively, Jest on Node 20 cannot, so Jest gets a CommonJS copy of it.
+  transformIgnorePatterns: ['/node_modules/(?!(content-disposition|cookie)/)'],
   transform: {
+    'node_modules/(content-disposition|cookie)/.+\\.js$': [
+      'ts-jest',
+      { useESM: false, isolatedModules: true, tsconfig: { allowJs: true, module: 'commonjs', moduleResolution: 'node10', ignoreDeprecations: '6.0' } },
+    ],
     '^.+\\.ts$': [
       'ts-jest',
       {

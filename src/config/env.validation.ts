@@ -133,10 +133,15 @@ export class EnvironmentVariables {
 
 export type Env = EnvironmentVariables;
 
+// When the type is wrong, range messages are noise: report the type check alone.
+const TYPE_CHECKS = ['isInt', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
+
 function describe(errors: ValidationError[]): string {
   return errors
     .map((e) => {
-      const msgs = Object.values(e.constraints ?? {}).join('; ');
+      const constraints = e.constraints ?? {};
+      const typeCheck = TYPE_CHECKS.find((name) => name in constraints);
+      const msgs = typeCheck ? constraints[typeCheck] : Object.values(constraints).join('; ');
       return `${e.property}=${JSON.stringify(e.value)}: ${msgs}`;
     })
     .join('\n  ');

@@ -33,7 +33,7 @@ export class FakeUpstream {
   }
 
   async start(): Promise<this> {
-    this.server = createServer((req, res) => {
+    this.server = createServer((_req, res) => {
       this.calls++;
       const mode = this.mode;
       if (mode.kind === 'hang') return; // never answers: the client must time out

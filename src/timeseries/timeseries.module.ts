@@ -1,0 +1,33 @@
+import { Logger, Module } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { detectBackend } from './backend-probe.js';
+import { NativeTimeseriesBackend } from './native.backend.js';
+import { PortableTimeseriesBackend } from './portable.backend.js';
+import { TIMESERIES_BACKEND } from './timeseries.constants.js';
+import { TimeseriesService } from './timeseries.service.js';
+import { TimeseriesBackend } from './timeseries.types.js';
+
+/** Picks the backend once at startup (config, or a probe of the server) and logs the choice. */
+async function createBackend(redis: RedisClient, config: ConfigService<Env, true>): Promise<TimeseriesBackend> {
+  const logger = new Logger('Timeseries');
+  const wanted = config.get('TIMESERIES_BACKEND', { infer: true });
+  const detected = await detectBackend(redis);
+  if (wanted === 'native' && detected !== 'native') {
+    throw new Error('TIMESERIES_BACKEND=native but this Redis has no TS.* commands (use Redis 8 / Redis Stack, or TIMESERIES_BACKEND=portable)');
+  }
+  const kind = wanted === 'auto' ? detected : wanted;
+  logger.log(`Time-series backend: ${kind} (${wanted === 'auto' ? 'detected' : 'configured'})`);
+  return kind === 'native' ? new NativeTimeseriesBackend(redis) : new PortableTimeseriesBackend(redis);
+}
+
+@Module({
+  providers: [
+    { provide: TIMESERIES_BACKEND, inject: [REDIS_CLIENT, ConfigService], useFactory: createBackend },
+    TimeseriesService,
+  ],
+  exports: [TimeseriesService],
+})
+export class TimeseriesModule {}
