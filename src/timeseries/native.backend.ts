@@ -26,7 +26,13 @@ import {
 export class NativeTimeseriesBackend implements TimeseriesBackend {
   readonly kind = 'native' as const;
 
-  constructor(private readonly redis: RedisClient) {}
+  constructor(private readonly redis: RedisClient) {
+    // ioredis' "resp3" reply mapping decodes RESP3 doubles digit by digit, which is not exact
+    // (0.1 comes back as 0.10000000000000002); the default "legacy" mapping keeps their text.
+    if (redis.options?.replyMapping === 'resp3') {
+      throw new Error('NativeTimeseriesBackend needs an ioredis client with replyMapping "legacy" for exact doubles');
+    }
+  }
 
   async ensureSeries(key: string, options: SeriesOptions): Promise<void> {
     assertSeriesOptions(options);
@@ -61,9 +67,8 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
     const sent = samples.filter((_, i) => outcomes[i] === undefined);
     if (sent.length === 0) return outcomes as AddOutcome[];
 
-    const timestamps = sent.map((s) => s.timestamp);
-    const from = Math.min(...timestamps);
-    const to = Math.max(...timestamps);
+    const from = sent.reduce((min, s) => Math.min(min, s.timestamp), Infinity);
+    const to = sent.reduce((max, s) => Math.max(max, s.timestamp), -Infinity);
     const madd = sent.flatMap((s) => [key, String(s.timestamp), formatValue(s.value)]);
     const results = await this.redis
       .multi()
@@ -75,12 +80,11 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
     if (maddErr) throw maddErr;
     // A failed TS.RANGE (missing key, wrong type) means nothing stored: TS.MADD then rejects each sample.
     const present = new Set(rangeErr ? [] : parseSamples(rangeReply).map((s) => s.timestamp));
-    const replies = maddReply as unknown[];
-    if (!Array.isArray(replies) || replies.length !== sent.length) {
+    if (!Array.isArray(maddReply) || maddReply.length !== sent.length) {
       throw new Error(`Unexpected TS.MADD reply for ${key}`);
     }
 
-    const classified = classifyMaddReplies(sent, replies, present);
+    const classified = classifyMaddReplies(sent, maddReply as unknown[], present);
     let next = 0;
     return outcomes.map((o) => o ?? classified[next++]);
   }

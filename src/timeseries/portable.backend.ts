@@ -30,8 +30,8 @@
  * - twa needs samples outside the bucket and the range; it is not implemented here and throws.
  */
 import { createHash } from 'node:crypto';
-import type { RedisClient } from '../redis/redis.types';
-import { parseInfo, parseSample, parseSamples } from './reply-parser';
+import type { RedisClient } from '../redis/redis.types.js';
+import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
 import type {
   AddOutcome,
   RangeQuery,
@@ -39,7 +39,7 @@ import type {
   SeriesInfo,
   SeriesOptions,
   TimeseriesBackend,
-} from './timeseries.types';
+} from './timeseries.types.js';
 import {
   assertRangeQuery,
   assertSeriesOptions,
@@ -47,7 +47,7 @@ import {
   formatValue,
   NotATimeSeriesError,
   sampleRejection,
-} from './wire';
+} from './wire.js';
 
 /** Metadata key of a series; shares the series' cluster slot (see the header comment). */
 export function metaKey(key: string): string {

@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto';
+import type { RedisClient } from '../redis/redis.types.js';
+import { metaKey, PortableTimeseriesBackend } from './portable.backend.js';
+import { NotATimeSeriesError } from './wire.js';
+
+type Args = Array<string | number>;
+
+/** Answers EVALSHA / EVAL from a queue; records what was sent. The Lua itself runs in the e2e suite. */
+function stub(...replies: unknown[]) {
+  const calls: Array<{ command: 'evalsha' | 'eval'; args: Args }> = [];
+  const answer = async (command: 'evalsha' | 'eval', args: Args) => {
+    calls.push({ command, args });
+    const reply = replies.shift();
+    if (reply instanceof Error) throw reply;
+    return reply;
+  };
+  const client = {
+    evalsha: (...args: Args) => answer('evalsha', args),
+    eval: (...args: Args) => answer('eval', args),
+  };
+  return { calls, redis: client as unknown as RedisClient };
+}
+
+describe('metaKey', () => {
+  it('puts the metadata in the series key hash tag, so both share a cluster slot', () => {
+    expect(metaKey('app:price:mean:30s')).toBe('{app:price:mean:30s}:meta');
+  });
+
+  it('refuses keys with braces', () => {
+    expect(() => metaKey('app:{btc}:price')).toThrow(/braces/);
+    expect(() => metaKey('a}b')).toThrow(/braces/);
+  });
+});
+
+describe('PortableTimeseriesBackend', () => {
+  it('runs scripts by SHA1 and loads them with EVAL on NOSCRIPT, keys declared', async () => {
+    const { calls, redis } = stub(new Error('NOSCRIPT No matching script. Please use EVAL.'), ['s', 'd']);
+    const outcomes = await new PortableTimeseriesBackend(redis).addMany('k', [
+      { timestamp: 1000, value: 0.1 },
+      { timestamp: 1000, value: -0 },
+    ]);
+    expect(outcomes).toEqual([{ status: 'stored' }, { status: 'duplicate' }]);
+    expect(calls).toHaveLength(2);
+    const [sha, ...rest] = calls[0].args;
+    const [source, ...evalRest] = calls[1].args;
+    expect(calls[0].command).toBe('evalsha');
+    expect(calls[1].command).toBe('eval');
+    expect(sha).toBe(createHash('sha1').update(String(source)).digest('hex'));
+    expect(rest).toEqual([2, 'k', '{k}:meta', '1000', '0.1', '1000', '-0']);
+    expect(evalRest).toEqual(rest);
+  });
+
+  it('passes other script errors through', async () => {
+    const { redis } = stub(new Error('BUSY Redis is busy running a script'));
+    await expect(new PortableTimeseriesBackend(redis).latest('k')).rejects.toThrow('BUSY');
+  });
+
+  it('maps script replies to outcomes and answers invalid samples without sending them', async () => {
+    const { calls, redis } = stub(['TSDB: Timestamp is older than retention', 's']);
+    const outcomes = await new PortableTimeseriesBackend(redis).addMany('k', [
+      { timestamp: 1, value: Infinity },
+      { timestamp: 2, value: 1 },
+      { timestamp: -3, value: 1 },
+      { timestamp: 4, value: 4 },
+    ]);
+    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '2', '1', '4', '4']);
+    expect(outcomes).toEqual([
+      { status: 'rejected', reason: 'TSDB: invalid value' },
+      { status: 'rejected', reason: 'TSDB: Timestamp is older than retention' },
+      { status: 'rejected', reason: 'TSDB: invalid timestamp, must be a nonnegative integer' },
+      { status: 'stored' },
+    ]);
+  });
+
+  it('sends range arguments as from, to, aggregator, bucket and parses the reply', async () => {
+    const { calls, redis } = stub([
+      ['1000', '0.10000000000000001'],
+      ['2000', '-3'],
+    ]);
+    const samples = await new PortableTimeseriesBackend(redis).range({
+      key: 'k',
+      from: 0,
+      to: 5000,
+      aggregation: { type: 'avg', bucketMs: 1000 },
+    });
+    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '0', '5000', 'avg', '1000']);
+    expect(samples).toEqual([
+      { timestamp: 1000, value: 0.1 },
+      { timestamp: 2000, value: -3 },
+    ]);
+  });
+
+  it('says twa is not supported, without calling Redis', async () => {
+    const { calls, redis } = stub();
+    await expect(
+      new PortableTimeseriesBackend(redis).range({ key: 'k', from: 0, to: 1, aggregation: { type: 'twa', bucketMs: 10 } }),
+    ).rejects.toThrow(/twa.*not supported/);
+    expect(calls).toEqual([]);
+  });
+
+  it('returns null for a missing series (nil script reply)', async () => {
+    const { redis } = stub(null, null, null);
+    const backend = new PortableTimeseriesBackend(redis);
+    expect(await backend.info('k')).toBeNull();
+    expect(await backend.latest('k')).toBeNull();
+    expect(await backend.range({ key: 'k', from: 0, to: 1 })).toEqual([]);
+  });
+
+  it('throws NotATimeSeriesError when the key holds something else', async () => {
+    const { calls, redis } = stub('foreign');
+    await expect(
+      new PortableTimeseriesBackend(redis).ensureSeries('k', { retentionMs: 10, labels: { a: '1' } }),
+    ).rejects.toBeInstanceOf(NotATimeSeriesError);
+    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '10', '[["a","1"]]']);
+  });
+});

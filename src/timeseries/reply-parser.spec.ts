@@ -1,0 +1,202 @@
+import {
+  parseDouble,
+  parseInfo,
+  parseLabels,
+  parseMapEntries,
+  parseSample,
+  parseSamples,
+  parseTimestamp,
+} from './reply-parser.js';
+
+describe('parseDouble', () => {
+  it.each([
+    ['33885.23', 33885.23],
+    ['0.1', 0.1],
+    ['-6.295081967213113E-2', -0.06295081967213113],
+    ['-6.295081967213113e-2', -6.295081967213113e-2],
+    ['1e+21', 1e21],
+    ['5E-7', 5e-7],
+    ['-0', -0],
+    ['42', 42],
+    ['.5', 0.5],
+    ['1.7976931348623157e308', Number.MAX_VALUE],
+  ])('parses RESP2 text %s', (text, expected) => {
+    expect(Object.is(parseDouble(text), expected)).toBe(true);
+  });
+
+  it('parses the inf / nan spellings', () => {
+    expect(parseDouble('inf')).toBe(Infinity);
+    expect(parseDouble('+inf')).toBe(Infinity);
+    expect(parseDouble('-inf')).toBe(-Infinity);
+    expect(parseDouble('INF')).toBe(Infinity);
+    expect(parseDouble('nan')).toBeNaN();
+    expect(parseDouble('-nan')).toBeNaN();
+  });
+
+  it('passes RESP3 numbers through', () => {
+    expect(parseDouble(-0.06295081967213113)).toBe(-0.06295081967213113);
+    expect(parseDouble(Infinity)).toBe(Infinity);
+  });
+
+  it('reads Buffers', () => {
+    expect(parseDouble(Buffer.from('12.5'))).toBe(12.5);
+  });
+
+  it.each(['', 'abc', '0x10', '1,5', '1e', '--1'])('refuses %j', (text) => {
+    expect(() => parseDouble(text)).toThrow(TypeError);
+  });
+
+  it('refuses non-textual replies', () => {
+    expect(() => parseDouble(null)).toThrow(TypeError);
+    expect(() => parseDouble(['1'])).toThrow(TypeError);
+  });
+});
+
+describe('parseTimestamp', () => {
+  it('accepts integers as numbers, digit strings and bigints', () => {
+    expect(parseTimestamp(1625616000000)).toBe(1625616000000);
+    expect(parseTimestamp('1625616000000')).toBe(1625616000000);
+    expect(parseTimestamp(1625616000000n)).toBe(1625616000000);
+    expect(parseTimestamp(0)).toBe(0);
+  });
+
+  it('refuses fractions and garbage', () => {
+    expect(() => parseTimestamp(1.5)).toThrow(TypeError);
+    expect(() => parseTimestamp('1.5')).toThrow(TypeError);
+    expect(() => parseTimestamp('x')).toThrow(TypeError);
+  });
+});
+
+describe('parseSample / parseSamples', () => {
+  it('parses a RESP2 TS.GET reply', () => {
+    expect(parseSample([1000, '-6.295081967213113E-2'])).toEqual({ timestamp: 1000, value: -0.06295081967213113 });
+  });
+
+  it('parses a RESP3 TS.GET reply', () => {
+    expect(parseSample([1000, 33885.23])).toEqual({ timestamp: 1000, value: 33885.23 });
+  });
+
+  it('treats the empty TS.GET reply (empty series) and nil as no sample', () => {
+    expect(parseSample([])).toBeNull();
+    expect(parseSample(null)).toBeNull();
+  });
+
+  it('parses TS.RANGE replies in both protocols', () => {
+    const resp2 = [
+      [1000, '30'],
+      [1010, '3.5E-1'],
+      [1020, 'inf'],
+    ];
+    const resp3 = [
+      [1000, 30],
+      [1010, 0.35],
+      [1020, Infinity],
+    ];
+    const expected = [
+      { timestamp: 1000, value: 30 },
+      { timestamp: 1010, value: 0.35 },
+      { timestamp: 1020, value: Infinity },
+    ];
+    expect(parseSamples(resp2)).toEqual(expected);
+    expect(parseSamples(resp3)).toEqual(expected);
+    expect(parseSamples([])).toEqual([]);
+    expect(parseSamples(null)).toEqual([]);
+  });
+
+  it('refuses malformed pairs', () => {
+    expect(() => parseSamples([[1000]])).toThrow(TypeError);
+    expect(() => parseSamples([[]])).toThrow(TypeError);
+    expect(() => parseSamples('x')).toThrow(TypeError);
+  });
+});
+
+describe('parseMapEntries / parseLabels', () => {
+  const expected = { room: 'kitchen', type: 'temperature' };
+
+  it('reads labels as [[name, value], …] pairs (RESP2)', () => {
+    expect(
+      parseLabels([
+        ['room', 'kitchen'],
+        ['type', 'temperature'],
+      ]),
+    ).toEqual(expected);
+  });
+
+  it('reads labels as a flat array (RESP3 map under the legacy mapping)', () => {
+    expect(parseLabels(['room', 'kitchen', 'type', 'temperature'])).toEqual(expected);
+  });
+
+  it('reads labels as an object or Map (RESP3 map)', () => {
+    expect(parseLabels({ room: 'kitchen', type: 'temperature' })).toEqual(expected);
+    expect(parseLabels(new Map([['room', 'kitchen'], ['type', 'temperature']]))).toEqual(expected);
+  });
+
+  it('reads empty and nil labels', () => {
+    expect(parseLabels([])).toEqual({});
+    expect(parseLabels({})).toEqual({});
+    expect(parseLabels(null)).toEqual({});
+    expect(parseLabels([['room', null]])).toEqual({ room: '' });
+  });
+
+  it('refuses an odd flat array', () => {
+    expect(() => parseMapEntries(['a', '1', 'b'])).toThrow(TypeError);
+  });
+});
+
+describe('parseInfo', () => {
+  const expected = {
+    key: 'k',
+    totalSamples: 3,
+    firstTimestamp: 1000,
+    lastTimestamp: 3000,
+    retentionMs: 60000,
+    duplicatePolicy: 'first',
+    labels: { room: 'kitchen' },
+  };
+
+  it('parses the RESP2 flat array (as in the TS.INFO docs)', () => {
+    const reply = [
+      'totalSamples', 3, 'memoryUsage', 4246, 'firstTimestamp', 1000, 'lastTimestamp', 3000,
+      'retentionTime', 60000, 'chunkCount', 1, 'chunkSize', 4096, 'chunkType', 'compressed',
+      'duplicatePolicy', 'first', 'labels', [['room', 'kitchen']], 'sourceKey', null, 'rules', [],
+    ];
+    expect(parseInfo('k', reply)).toEqual(expected);
+  });
+
+  it('parses RESP3 under the legacy mapping (maps flattened, labels flat)', () => {
+    const reply = [
+      'totalSamples', 3, 'memoryUsage', 4246, 'firstTimestamp', 1000, 'lastTimestamp', 3000,
+      'retentionTime', 60000, 'chunkCount', 1, 'chunkSize', 4096, 'chunkType', 'compressed',
+      'duplicatePolicy', 'first', 'labels', ['room', 'kitchen'], 'sourceKey', null, 'rules', [],
+    ];
+    expect(parseInfo('k', reply)).toEqual(expected);
+  });
+
+  it('parses RESP3 maps as objects', () => {
+    const reply = {
+      totalSamples: 3,
+      memoryUsage: 4246,
+      firstTimestamp: 1000,
+      lastTimestamp: 3000,
+      retentionTime: 60000,
+      chunkCount: 1,
+      chunkSize: 4096,
+      chunkType: 'compressed',
+      duplicatePolicy: 'first',
+      labels: { room: 'kitchen' },
+      sourceKey: null,
+      rules: {},
+    };
+    expect(parseInfo('k', reply)).toEqual(expected);
+  });
+
+  it('reports a nil duplicate policy as "none" and lower-cases the policy', () => {
+    const base = ['totalSamples', 0, 'firstTimestamp', 0, 'lastTimestamp', 0, 'retentionTime', 0, 'labels', []];
+    expect(parseInfo('k', [...base, 'duplicatePolicy', null]).duplicatePolicy).toBe('none');
+    expect(parseInfo('k', [...base, 'duplicatePolicy', 'FIRST']).duplicatePolicy).toBe('first');
+  });
+
+  it('refuses a reply without the counters', () => {
+    expect(() => parseInfo('k', ['labels', []])).toThrow(/totalSamples/);
+  });
+});

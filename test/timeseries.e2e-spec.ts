@@ -1,0 +1,452 @@
+/**
+ * Time-series backends against the real Redis at REDIS_URL. The backend under test is the one
+ * detectBackend picks for that server, so this same file exercises the native backend on
+ * Redis 8 / Redis Stack and the portable one on plain Redis / Valkey. Expected values are
+ * written out or computed here with textbook formulas, never by the code under test.
+ */
+import { Redis } from 'ioredis';
+import { detectBackend } from '../src/timeseries/backend-probe.js';
+import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
+import { metaKey, PortableTimeseriesBackend } from '../src/timeseries/portable.backend.js';
+import type { Aggregation, Sample, TimeseriesBackend } from '../src/timeseries/timeseries.types.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+
+/** A multiple of 10 s, so 1 s and 10 s buckets start exactly at T0. */
+const T0 = 1_700_000_000_000;
+const BUCKET = 1000;
+
+/** Hand-made samples with negative values; bucket T0+2000 stays empty. */
+const DATA: Sample[] = [
+  { timestamp: T0 + 100, value: 2 },
+  { timestamp: T0 + 400, value: -1.5 },
+  { timestamp: T0 + 900, value: 4.25 },
+  { timestamp: T0 + 1000, value: -3 },
+  { timestamp: T0 + 1500, value: 0.5 },
+  { timestamp: T0 + 3200, value: 10 },
+  { timestamp: T0 + 3999, value: -2 },
+];
+const BUCKETS: Array<[number, number[]]> = [
+  [T0, [2, -1.5, 4.25]],
+  [T0 + 1000, [-3, 0.5]],
+  [T0 + 3000, [10, -2]],
+];
+
+type Expected = Record<Exclude<Aggregation, 'twa'>, number>;
+
+/** Textbook statistics (two-pass variance), values in timestamp order. */
+function reference(values: number[]): Expected {
+  const n = values.length;
+  const sum = values.reduce((a, v) => a + v, 0);
+  const mean = sum / n;
+  const squares = values.reduce((a, v) => a + (v - mean) ** 2, 0);
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  return {
+    avg: mean,
+    sum,
+    min,
+    max,
+    range: max - min,
+    count: n,
+    first: values[0],
+    last: values[n - 1],
+    'var.p': squares / n,
+    'var.s': n > 1 ? squares / (n - 1) : 0,
+    'std.p': Math.sqrt(squares / n),
+    'std.s': n > 1 ? Math.sqrt(squares / (n - 1)) : 0,
+  };
+}
+
+const EXACT = ['avg', 'sum', 'min', 'max', 'range', 'count', 'first', 'last'] as const;
+const APPROX = ['var.p', 'var.s', 'std.p', 'std.s'] as const;
+
+/** Values whose shortest decimal form must come back as the very same double. */
+const AWKWARD = [0.1, -6.295081967213113e-2, 33885.23, 1 / 3, 0.2, -123456.789e-10, 1e21, 5e-7, 2 ** 53 + 2];
+
+const prefix = uniquePrefix('ts');
+
+/** What the server at REDIS_URL offers; the parity suite below needs the module. */
+const serverKind = await (async () => {
+  const probe = new Redis(REDIS_URL);
+  try {
+    return await detectBackend(probe);
+  } finally {
+    probe.disconnect();
+  }
+})();
+
+afterAll(async () => {
+  const redis = new Redis(REDIS_URL);
+  await deleteKeys(redis, prefix);
+  redis.disconnect();
+});
+
+describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis)', (protocol) => {
+  let redis: Redis;
+  let backend: TimeseriesBackend;
+  let n = 0;
+  /** A fresh key for each test. */
+  const key = (name: string) => `${prefix}:p${protocol}:${name}:${++n}`;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL, { protocol });
+    backend = (await detectBackend(redis)) === 'native' ? new NativeTimeseriesBackend(redis) : new PortableTimeseriesBackend(redis);
+  });
+
+  afterAll(() => redis.disconnect());
+
+  async function seriesWith(name: string, samples: Sample[], retentionMs = 0): Promise<string> {
+    const k = key(name);
+    await backend.ensureSeries(k, { retentionMs, labels: { test: 'timeseries' } });
+    const outcomes = await backend.addMany(k, samples);
+    expect(outcomes.every((o) => o.status === 'stored')).toBe(true);
+    return k;
+  }
+
+  it('creates an empty series whose info shows the settings', async () => {
+    const k = key('empty');
+    await backend.ensureSeries(k, { retentionMs: 3_600_000, labels: { metric: 'price', unit: 'usd' } });
+    expect(await backend.info(k)).toEqual({
+      key: k,
+      totalSamples: 0,
+      firstTimestamp: 0,
+      lastTimestamp: 0,
+      retentionMs: 3_600_000,
+      duplicatePolicy: 'first',
+      labels: { metric: 'price', unit: 'usd' },
+    });
+    expect(await backend.latest(k)).toBeNull();
+    expect(await backend.range({ key: k, from: 0, to: T0 })).toEqual([]);
+  });
+
+  it('answers null / [] for a missing series and rejects adds to it like TS.MADD', async () => {
+    const k = key('missing');
+    expect(await backend.info(k)).toBeNull();
+    expect(await backend.latest(k)).toBeNull();
+    expect(await backend.range({ key: k, from: 0, to: T0 })).toEqual([]);
+    expect(await backend.addMany(k, [{ timestamp: T0, value: 1 }, { timestamp: T0 + 1, value: 2 }])).toEqual([
+      { status: 'rejected', reason: 'TSDB: the key is not a TSDB key' },
+      { status: 'rejected', reason: 'TSDB: the key is not a TSDB key' },
+    ]);
+    expect(await redis.exists(k)).toBe(0);
+  });
+
+  it('stores samples given out of order and returns them in timestamp order', async () => {
+    const k = key('raw');
+    await backend.ensureSeries(k, { retentionMs: 0, labels: {} });
+    const shuffled = [DATA[3], DATA[0], DATA[6], DATA[1], DATA[5], DATA[2], DATA[4]];
+    expect(await backend.addMany(k, shuffled)).toEqual(shuffled.map(() => ({ status: 'stored' })));
+    expect(await backend.range({ key: k, from: 0, to: T0 + 10_000 })).toEqual(DATA);
+    expect(await backend.range({ key: k, from: T0 + 400, to: T0 + 1000 })).toEqual(DATA.slice(1, 4));
+    expect(await backend.latest(k)).toEqual({ timestamp: T0 + 3999, value: -2 });
+    expect(await backend.info(k)).toMatchObject({ totalSamples: 7, firstTimestamp: T0 + 100, lastTimestamp: T0 + 3999 });
+  });
+
+  it('round-trips values exactly', async () => {
+    const samples = AWKWARD.map((value, i) => ({ timestamp: T0 + i, value }));
+    const k = await seriesWith('exact', samples);
+    const back = await backend.range({ key: k, from: T0, to: T0 + 100 });
+    expect(back.map((s) => s.timestamp)).toEqual(samples.map((s) => s.timestamp));
+    back.forEach((s, i) => expect(s.value).toBe(AWKWARD[i])); // toBe is Object.is: bit-exact
+    expect(await backend.latest(k)).toEqual({ timestamp: T0 + AWKWARD.length - 1, value: 2 ** 53 + 2 });
+  });
+
+  describe('aggregation', () => {
+    let k: string;
+    beforeAll(async () => {
+      k = await seriesWith('agg', DATA);
+    });
+
+    it.each([...EXACT, ...APPROX])('%s: epoch-aligned buckets, no empty bucket, reference values', async (type) => {
+      const buckets = await backend.range({ key: k, from: 0, to: T0 + 10_000, aggregation: { type, bucketMs: BUCKET } });
+      expect(buckets.map((b) => b.timestamp)).toEqual([T0, T0 + 1000, T0 + 3000]);
+      buckets.forEach((b) => expect(b.timestamp % BUCKET).toBe(0));
+      buckets.forEach((b, i) => {
+        const expected = reference(BUCKETS[i][1])[type];
+        if ((EXACT as readonly string[]).includes(type)) expect(b.value).toBe(expected);
+        else expect(b.value).toBeCloseTo(expected, 12);
+      });
+    });
+
+    it('gives the hand-computed values of the first bucket (2, -1.5, 4.25)', async () => {
+      const first = async (type: Aggregation) =>
+        (await backend.range({ key: k, from: 0, to: T0 + 999, aggregation: { type, bucketMs: BUCKET } }))[0];
+      expect(await first('sum')).toEqual({ timestamp: T0, value: 4.75 });
+      expect(await first('min')).toEqual({ timestamp: T0, value: -1.5 });
+      expect(await first('max')).toEqual({ timestamp: T0, value: 4.25 });
+      expect(await first('range')).toEqual({ timestamp: T0, value: 5.75 });
+      expect(await first('count')).toEqual({ timestamp: T0, value: 3 });
+      expect(await first('first')).toEqual({ timestamp: T0, value: 2 });
+      expect(await first('last')).toEqual({ timestamp: T0, value: 4.25 });
+      expect((await first('avg')).value).toBe(4.75 / 3);
+      // mean 19/12; Σ(x - 19/12)² = (5/12)² + (37/12)² + (32/12)² = 2418/144 = 403/24
+      expect((await first('var.p')).value).toBeCloseTo(403 / 72, 12);
+      expect((await first('var.s')).value).toBeCloseTo(403 / 48, 12);
+      expect((await first('std.p')).value).toBeCloseTo(Math.sqrt(403 / 72), 12);
+      expect((await first('std.s')).value).toBeCloseTo(Math.sqrt(403 / 48), 12);
+    });
+
+    it('labels a first bucket cut by `from` with its aligned start, and cuts the last one at `to`', async () => {
+      const cut = (type: Aggregation) =>
+        backend.range({ key: k, from: T0 + 400, to: T0 + 1200, aggregation: { type, bucketMs: BUCKET } });
+      // Bucket T0 holds only the samples >= from (-1.5, 4.25); bucket T0+1000 only <= to (-3).
+      expect(await cut('count')).toEqual([
+        { timestamp: T0, value: 2 },
+        { timestamp: T0 + 1000, value: 1 },
+      ]);
+      expect(await cut('sum')).toEqual([
+        { timestamp: T0, value: 2.75 },
+        { timestamp: T0 + 1000, value: -3 },
+      ]);
+      expect(await cut('first')).toEqual([
+        { timestamp: T0, value: -1.5 },
+        { timestamp: T0 + 1000, value: -3 },
+      ]);
+      expect((await cut('var.s'))[1]).toEqual({ timestamp: T0 + 1000, value: 0 }); // one sample
+    });
+
+    it('aligns buckets that do not divide T0 on the epoch, not on `from`', async () => {
+      const bucketMs = 7000;
+      const from = T0 + 123;
+      const buckets = await backend.range({ key: k, from, to: T0 + 10_000, aggregation: { type: 'count', bucketMs } });
+      const expected = new Map<number, number>();
+      for (const s of DATA.filter((s) => s.timestamp >= from)) {
+        const start = Math.floor(s.timestamp / bucketMs) * bucketMs;
+        expected.set(start, (expected.get(start) ?? 0) + 1);
+      }
+      expect(buckets).toEqual([...expected].map(([timestamp, value]) => ({ timestamp, value })));
+      buckets.forEach((b) => expect(b.timestamp % bucketMs).toBe(0));
+      expect(buckets[0].timestamp).toBeLessThan(from);
+    });
+
+    it('handles twa: native computes it, the portable backend says it is not supported', async () => {
+      const twa = backend.range({ key: k, from: 0, to: T0 + 10_000, aggregation: { type: 'twa', bucketMs: BUCKET } });
+      if (backend.kind === 'portable') {
+        await expect(twa).rejects.toThrow(/twa.*not supported/);
+      } else {
+        const buckets = await twa;
+        expect(buckets.map((b) => b.timestamp)).toEqual([T0, T0 + 1000, T0 + 3000]);
+      }
+    });
+  });
+
+  it('keeps the first value of a duplicate timestamp and reports it (DUPLICATE_POLICY FIRST)', async () => {
+    const k = key('dup');
+    await backend.ensureSeries(k, { retentionMs: 0, labels: {} });
+    expect(await backend.addMany(k, [{ timestamp: T0, value: 1.5 }])).toEqual([{ status: 'stored' }]);
+    expect(
+      await backend.addMany(k, [
+        { timestamp: T0, value: 9 },
+        { timestamp: T0 + 1, value: 2 },
+        { timestamp: T0 + 1, value: 7 },
+      ]),
+    ).toEqual([{ status: 'duplicate' }, { status: 'stored' }, { status: 'duplicate' }]);
+    expect(await backend.range({ key: k, from: T0, to: T0 + 1 })).toEqual([
+      { timestamp: T0, value: 1.5 },
+      { timestamp: T0 + 1, value: 2 },
+    ]);
+    expect(await backend.info(k)).toMatchObject({ totalSamples: 2 });
+  });
+
+  it('refuses samples older than newest - retention, the newest advancing within a batch', async () => {
+    const k = key('retention');
+    await backend.ensureSeries(k, { retentionMs: 1000, labels: {} });
+    const tooOld = { status: 'rejected', reason: 'TSDB: Timestamp is older than retention' };
+    expect(await backend.addMany(k, [{ timestamp: T0 + 5000, value: 1 }])).toEqual([{ status: 'stored' }]);
+    expect(
+      await backend.addMany(k, [
+        { timestamp: T0 + 3999, value: 2 }, // 1001 ms behind the newest
+        { timestamp: T0 + 4000, value: 3 }, // exactly the retention: kept
+      ]),
+    ).toEqual([tooOld, { status: 'stored' }]);
+    expect(
+      await backend.addMany(k, [
+        { timestamp: T0 + 6000, value: 4 }, // newest becomes T0+6000
+        { timestamp: T0 + 4500, value: 5 }, // now 1500 ms behind
+        { timestamp: T0 + 5000, value: 9 }, // within retention, already there
+      ]),
+    ).toEqual([{ status: 'stored' }, tooOld, { status: 'duplicate' }]);
+    // T0+4000 is now beyond retention (older than T0+6000 - 1000): never returned nor counted.
+    expect(await backend.range({ key: k, from: 0, to: T0 + 10_000 })).toEqual([
+      { timestamp: T0 + 5000, value: 1 },
+      { timestamp: T0 + 6000, value: 4 },
+    ]);
+    expect(await backend.range({ key: k, from: 0, to: T0 + 10_000, aggregation: { type: 'count', bucketMs: 10_000 } })).toEqual([
+      { timestamp: T0, value: 2 },
+    ]);
+    expect(await backend.info(k)).toMatchObject({
+      totalSamples: 2,
+      firstTimestamp: T0 + 5000,
+      lastTimestamp: T0 + 6000,
+      retentionMs: 1000,
+    });
+    expect(await backend.latest(k)).toEqual({ timestamp: T0 + 6000, value: 4 });
+  });
+
+  it('answers invalid samples with the module error texts and stores the valid ones', async () => {
+    const k = key('invalid');
+    await backend.ensureSeries(k, { retentionMs: 0, labels: {} });
+    expect(
+      await backend.addMany(k, [
+        { timestamp: T0, value: NaN },
+        { timestamp: T0 + 0.5, value: 1 },
+        { timestamp: -1, value: 1 },
+        { timestamp: T0, value: 3 },
+      ]),
+    ).toEqual([
+      { status: 'rejected', reason: 'TSDB: invalid value' },
+      { status: 'rejected', reason: 'TSDB: invalid timestamp' },
+      { status: 'rejected', reason: 'TSDB: invalid timestamp, must be a nonnegative integer' },
+      { status: 'stored' },
+    ]);
+  });
+
+  it('ensureSeries is idempotent and brings an existing series to the new retention and labels', async () => {
+    const k = key('ensure');
+    await backend.ensureSeries(k, { retentionMs: 0, labels: { metric: 'price', unit: 'usd' } });
+    await backend.addMany(k, [{ timestamp: T0, value: 1 }]);
+    await backend.ensureSeries(k, { retentionMs: 60_000, labels: { metric: 'price', source: 'test' } });
+    await backend.ensureSeries(k, { retentionMs: 60_000, labels: { metric: 'price', source: 'test' } });
+    expect(await backend.info(k)).toEqual({
+      key: k,
+      totalSamples: 1,
+      firstTimestamp: T0,
+      lastTimestamp: T0,
+      retentionMs: 60_000,
+      duplicatePolicy: 'first',
+      labels: { metric: 'price', source: 'test' },
+    });
+    await backend.ensureSeries(k, { retentionMs: 60_000, labels: {} });
+    expect((await backend.info(k))?.labels).toEqual({});
+    expect(await backend.latest(k)).toEqual({ timestamp: T0, value: 1 });
+  });
+
+  it('refuses to ensure a series over a key holding another type', async () => {
+    const k = key('string');
+    await redis.set(k, 'not a series');
+    await expect(backend.ensureSeries(k, { retentionMs: 0, labels: {} })).rejects.toThrow(/not a time series/);
+    expect(await redis.get(k)).toBe('not a series');
+  });
+});
+
+/** Redis Cluster key slot: CRC16 (XMODEM) of the hash tag, or of the whole key, mod 16384. */
+function clusterSlot(key: string): number {
+  const open = key.indexOf('{');
+  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
+  const hashed = close > open + 1 ? key.slice(open + 1, close) : key;
+  let crc = 0;
+  for (const byte of Buffer.from(hashed)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+describe('portable backend storage layout (e2e, real Redis)', () => {
+  let redis: Redis;
+  let portable: PortableTimeseriesBackend;
+  beforeAll(() => {
+    redis = new Redis(REDIS_URL);
+    portable = new PortableTimeseriesBackend(redis);
+  });
+  afterAll(() => redis.disconnect());
+
+  it('computes cluster slots like Redis', () => {
+    expect(clusterSlot('foo')).toBe(12182); // CLUSTER KEYSLOT foo
+    expect(clusterSlot('{user1000}.following')).toBe(clusterSlot('user1000'));
+  });
+
+  it('keeps samples in a sorted set at the key, value text verbatim, and metadata at {key}:meta', async () => {
+    const k = `${prefix}:layout`;
+    await portable.ensureSeries(k, { retentionMs: 5000, labels: { b: '2', a: '1' } });
+    await portable.addMany(k, [
+      { timestamp: T0 + 1, value: -6.295081967213113e-2 },
+      { timestamp: T0, value: 0.1 },
+    ]);
+    expect(metaKey(k)).toBe(`{${k}}:meta`);
+    expect(await redis.zrange(k, '0', '-1', 'WITHSCORES')).toEqual([
+      `${T0}:0.1`,
+      String(T0),
+      `${T0 + 1}:-0.06295081967213113`,
+      String(T0 + 1),
+    ]);
+    expect(await redis.hgetall(metaKey(k))).toEqual({
+      retention: '5000',
+      duplicatePolicy: 'first',
+      labels: JSON.stringify([
+        ['b', '2'],
+        ['a', '1'],
+      ]),
+    });
+    // Both keys hash to one cluster slot, so each script may touch both.
+    expect(clusterSlot(metaKey(k))).toBe(clusterSlot(k));
+  });
+
+  it('refuses keys with braces (they would split series and metadata across slots)', async () => {
+    await expect(portable.ensureSeries(`${prefix}:{tag}`, { retentionMs: 0, labels: {} })).rejects.toThrow(/braces/);
+  });
+
+  it('deletes samples beyond retention when adding', async () => {
+    const k = `${prefix}:trim`;
+    await portable.ensureSeries(k, { retentionMs: 10, labels: {} });
+    await portable.addMany(k, [
+      { timestamp: T0, value: 1 },
+      { timestamp: T0 + 11, value: 2 },
+    ]);
+    expect(await redis.zcard(k)).toBe(1);
+  });
+});
+
+/**
+ * Only with the RedisTimeSeries module: the portable backend must answer exactly like the
+ * native one (outcomes, raw samples, every aggregation bit for bit, info) for the same inserts.
+ */
+(serverKind === 'native' ? describe : describe.skip)('portable backend parity with native (e2e, module required)', () => {
+  let redis: Redis;
+  let native: NativeTimeseriesBackend;
+  let portable: PortableTimeseriesBackend;
+  const keys = { native: `${prefix}:parity:native`, portable: `${prefix}:parity:portable` };
+  const outcomes: Record<'native' | 'portable', unknown[]> = { native: [], portable: [] };
+
+  // Awkward doubles at uneven spacing; the second batch repeats and reorders timestamps so that
+  // duplicates and retention rejections happen.
+  const value = (i: number) => Math.sin(i) * 1000 + AWKWARD[i % AWKWARD.length] / 7;
+  const at = (i: number): Sample => ({ timestamp: T0 + i * 137, value: value(i) });
+  const batch1 = Array.from({ length: 30 }, (_, i) => at(i));
+  const batch2 = Array.from({ length: 50 }, (_, i) => at(10 + ((i * 17) % 50)));
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    native = new NativeTimeseriesBackend(redis);
+    portable = new PortableTimeseriesBackend(redis);
+    for (const [name, backend] of [['native', native], ['portable', portable]] as const) {
+      await backend.ensureSeries(keys[name], { retentionMs: 2500, labels: { parity: 'x' } });
+      outcomes[name].push(...(await backend.addMany(keys[name], batch1)), ...(await backend.addMany(keys[name], batch2)));
+    }
+  });
+  afterAll(() => redis.disconnect());
+
+  it('reports the same outcome for every sample', () => {
+    expect(outcomes.portable).toEqual(outcomes.native);
+    expect(outcomes.native.some((o) => (o as { status: string }).status === 'duplicate')).toBe(true);
+    expect(outcomes.native.some((o) => (o as { status: string }).status === 'rejected')).toBe(true);
+  });
+
+  it('returns the same raw samples, latest and info', async () => {
+    const query = { from: 0, to: T0 + 100_000 };
+    expect(await portable.range({ key: keys.portable, ...query })).toEqual(await native.range({ key: keys.native, ...query }));
+    expect(await portable.latest(keys.portable)).toEqual(await native.latest(keys.native));
+    expect({ ...(await portable.info(keys.portable)), key: '' }).toEqual({ ...(await native.info(keys.native)), key: '' });
+  });
+
+  it.each([...EXACT, ...APPROX])('%s gives bit-identical buckets', async (type) => {
+    for (const bucketMs of [1000, 7000, 60_000]) {
+      for (const from of [0, T0 + 5250]) {
+        const query = { from, to: T0 + 100_000, aggregation: { type, bucketMs } };
+        const expected = await native.range({ key: keys.native, ...query });
+        expect(expected.length).toBeGreaterThan(0);
+        expect(await portable.range({ key: keys.portable, ...query })).toEqual(expected);
+      }
+    }
+  });
+});
