@@ -1,10 +1,14 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
+import { LoggerModule } from './common/logger.module.js';
 import { validateEnv } from './config/env.validation.js';
+import { HealthModule } from './health/health.module.js';
 import { IngestModule } from './ingest/ingest.module.js';
 import { RedisModule } from './redis/redis.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { SummaryModule } from './summary/summary.module.js';
+import { ThrottleModule } from './throttle/throttle.module.js';
 
 @Module({})
 export class AppModule {
@@ -17,10 +21,14 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot({ isGlobal: true, cache: true, validate: (raw) => validateEnv({ ...raw, ...env }) }),
+        LoggerModule,
         ScheduleModule.forRoot(),
         RedisModule,
+        MetricsModule,
+        ThrottleModule,
         SummaryModule,
         IngestModule,
+        HealthModule,
       ],
     };
   }

@@ -3,7 +3,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
-import { bootApp } from './support/app.js';
+import { AUTH, bootApp } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 
@@ -36,7 +36,7 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
   let app: NestFastifyApplication;
 
   const get = (url: string) => app.inject({ method: 'GET', url });
-  const post = (url: string) => app.inject({ method: 'POST', url });
+  const post = (url: string) => app.inject({ method: 'POST', url, headers: AUTH });
   const series = (metric: string) => `${prefix}:${metric}:mean:30s`;
   const sampleCount = async (metric: string) =>
     (await app.get(TimeseriesService).range({ key: series(metric), from: 0, to: Date.now() })).length;
@@ -62,6 +62,7 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
       statusCode: 503,
       error: 'Service Unavailable',
       message: 'No samples stored yet; the first ingest has not completed',
+      requestId: res.headers['x-request-id'],
     });
   });
 
@@ -222,7 +223,7 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
   let redis: Redis;
   let upstream: FakeUpstream;
   let app: NestFastifyApplication;
-  const post = (url: string) => app.inject({ method: 'POST', url });
+  const post = (url: string) => app.inject({ method: 'POST', url, headers: AUTH });
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);

@@ -4,10 +4,12 @@ import {
   IsIn,
   IsInt,
   IsNotEmpty,
+  IsOptional,
   IsString,
   Matches,
   Max,
   Min,
+  MinLength,
   validateSync,
   ValidationError,
 } from 'class-validator';
@@ -129,6 +131,48 @@ export class EnvironmentVariables {
   /** Nest log levels up to this one are printed. */
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+
+  // --- Reliability, security and operations -------------------------------------------------
+
+  /** Redis down at startup: `wait` up to REDIS_STARTUP_WAIT_MS then exit non-zero; `degraded` starts anyway, not ready until Redis answers. */
+  @IsIn(['wait', 'degraded'])
+  REDIS_STARTUP_MODE: 'wait' | 'degraded' = 'wait';
+
+  /** Readiness fails when the last successful ingest (any instance) is older than this (ms); 0 turns the check off. */
+  @Transform(toInt) @IsInt() @Min(0)
+  HEALTH_INGEST_MAX_AGE_MS = 15 * 60 * 1000;
+
+  /** Readiness gives a Redis PING this long before reporting it down (ms). */
+  @Transform(toInt) @IsInt() @Min(10)
+  HEALTH_REDIS_TIMEOUT_MS = 1000;
+
+  /** Bearer token required by POST /refresh; unset disables the endpoint (403). At least 16 characters. */
+  @IsOptional() @IsString() @MinLength(16, { message: 'REFRESH_TOKEN must be at least 16 characters' })
+  REFRESH_TOKEN?: string;
+
+  /** Rate limit window (ms), shared by all instances through Redis. */
+  @Transform(toInt) @IsInt() @Min(1000)
+  THROTTLE_TTL_MS = 60_000;
+
+  /** Requests per client IP per window on every route except health and metrics; 0 turns rate limiting off. */
+  @Transform(toInt) @IsInt() @Min(0)
+  THROTTLE_LIMIT = 300;
+
+  /** Stricter limit for POST /refresh, per client IP per window. */
+  @Transform(toInt) @IsInt() @Min(1)
+  THROTTLE_REFRESH_LIMIT = 5;
+
+  /** Trust X-Forwarded-For (set when behind a load balancer / ingress, so limits apply per real client). */
+  @Transform(toBool) @IsBoolean()
+  TRUST_PROXY = false;
+
+  /** Comma-separated origins allowed by CORS (`*` for any); empty disables CORS. */
+  @IsOptional() @IsString()
+  CORS_ORIGINS = '';
+
+  /** Serve Prometheus metrics at /metrics. */
+  @Transform(toBool) @IsBoolean()
+  METRICS_ENABLED = true;
 }
 
 export type Env = EnvironmentVariables;
@@ -136,13 +180,17 @@ export type Env = EnvironmentVariables;
 // When the type is wrong, range messages are noise: report the type check alone.
 const TYPE_CHECKS = ['isInt', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
 
+// Never echo these in an error message (it ends up in logs).
+const SECRETS = ['REFRESH_TOKEN'];
+
 function describe(errors: ValidationError[]): string {
   return errors
     .map((e) => {
       const constraints = e.constraints ?? {};
       const typeCheck = TYPE_CHECKS.find((name) => name in constraints);
       const msgs = typeCheck ? constraints[typeCheck] : Object.values(constraints).join('; ');
-      return `${e.property}=${JSON.stringify(e.value)}: ${msgs}`;
+      const shown = SECRETS.includes(e.property) ? '"***"' : JSON.stringify(e.value);
+      return `${e.property}=${shown}: ${msgs}`;
     })
     .join('\n  ');
 }

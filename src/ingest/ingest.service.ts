@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
@@ -6,8 +6,12 @@ import { SummaryService } from '../summary/summary.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 import { Sample } from '../timeseries/timeseries.types.js';
 import { IngestReportDto } from './dto/ingest-report.dto.js';
-import { parsePayload, SentimentRecord } from './senticrypt-record.js';
-import { SentimentSourceService } from './sentiment-source.service.js';
+import { IngestOutcome, MetricsService } from '../metrics/metrics.service.js';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { isRedisUnavailableError } from '../redis/redis-errors.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { parsePayload, PayloadError, SentimentRecord } from './senticrypt-record.js';
+import { PermanentUpstreamError, SentimentSourceService, TransientUpstreamError } from './sentiment-source.service.js';
 
 export interface IngestOptions {
   /** Re-send everything the upstream serves, not only what is newer than the stored data. */
@@ -24,25 +28,52 @@ export class IngestService implements OnModuleInit {
   private readonly retentionMs: number;
   private running: Promise<IngestReportDto> | null = null;
   private lastSuccessAt: number | null = null;
+  private readonly degradedStart: boolean;
 
   constructor(
     private readonly source: SentimentSourceService,
     private readonly timeseries: TimeseriesService,
     private readonly summary: SummaryService,
     private readonly keys: RedisKeys,
+    private readonly metrics: MetricsService,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     config: ConfigService<Env, true>,
   ) {
     this.retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
+    this.degradedStart = config.get('REDIS_STARTUP_MODE', { infer: true }) === 'degraded';
   }
 
-  /** TS.CREATE both series (DUPLICATE_POLICY FIRST, labels, retention) before anything is served. */
+  /**
+   * TS.CREATE both series (DUPLICATE_POLICY FIRST, labels, retention) before anything is served.
+   * Started degraded (no Redis yet), the first ingest run does it instead.
+   */
   async onModuleInit(): Promise<void> {
+    try {
+      await this.ensureSeries();
+    } catch (err) {
+      if (!this.degradedStart || !isRedisUnavailableError(err)) throw err;
+      this.logger.warn(`series not created yet (Redis unavailable); the first ingest run will: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Idempotent; also run before every ingest, because a Redis that restarted without
+   * persistence comes back empty and TS.MADD would create the series with default settings.
+   */
+  private async ensureSeries(): Promise<void> {
     for (const metric of METRICS) {
       await this.timeseries.ensureSeries(this.keys.series(metric), {
         retentionMs: this.retentionMs,
         labels: { metric, source: 'senticrypt', app: 'is-bitcoin-lit' },
       });
     }
+  }
+
+  /** Epoch ms of the last successful run of ANY instance (stored in Redis), or null. */
+  async lastSuccessShared(): Promise<number | null> {
+    const raw = await this.redis.get(this.keys.ingestLastSuccess());
+    const n = raw === null ? NaN : Number(raw);
+    return Number.isFinite(n) ? n : null;
   }
 
   /** Epoch ms of the last run that completed, or null. */
@@ -68,8 +99,10 @@ export class IngestService implements OnModuleInit {
   private async execute(options: IngestOptions): Promise<IngestReportDto> {
     const started = Date.now();
     try {
+      // Fetch and validate first: a bad upstream fails the run before anything is written.
       const { payload, attempts } = await this.source.fetch();
       const parsed = parsePayload(payload);
+      await this.ensureSeries();
       const latestStored = await this.latestCommonTimestamp();
       const fresh =
         options.full || latestStored === null ? parsed.records : parsed.records.filter((r) => r.timestamp > latestStored);
@@ -96,6 +129,8 @@ export class IngestService implements OnModuleInit {
         latestSampleTime: Number.isFinite(newest) ? new Date(newest).toISOString() : null,
       };
       this.lastSuccessAt = Date.now();
+      await this.redis.set(this.keys.ingestLastSuccess(), String(this.lastSuccessAt));
+      this.countSuccess(report);
       this.logger.log(
         `ingest ok: fetched=${report.fetched} invalid=${report.invalid} skipped=${report.skipped} stored=${report.stored} duplicates=${report.duplicates} rejected=${report.rejected} in ${report.durationMs} ms`,
       );
@@ -104,8 +139,22 @@ export class IngestService implements OnModuleInit {
       await this.summary.refreshCache();
       return report;
     } catch (err) {
-      this.logger.error(`ingest failed after ${Date.now() - started} ms: ${(err as Error).message}`);
+      const outcome = outcomeOf(err);
+      this.metrics.ingestRuns.inc({ outcome });
+      this.logger.error(`ingest failed (${outcome}) after ${Date.now() - started} ms: ${(err as Error).message}`);
       throw err;
+    }
+  }
+
+  private countSuccess(report: IngestReportDto): void {
+    this.metrics.ingestRuns.inc({ outcome: 'success' });
+    this.metrics.lastIngestSuccess.set(Math.floor((this.lastSuccessAt ?? 0) / 1000));
+    this.metrics.invalidRecords.inc(report.invalid);
+    for (const metric of METRICS) {
+      const c = report.series[metric];
+      this.metrics.samples.inc({ series: metric, outcome: 'stored' }, c.stored);
+      this.metrics.samples.inc({ series: metric, outcome: 'duplicate' }, c.duplicates);
+      this.metrics.samples.inc({ series: metric, outcome: 'rejected' }, c.rejected);
     }
   }
 
@@ -118,6 +167,13 @@ export class IngestService implements OnModuleInit {
     if (latest.some((s) => s === null)) return null;
     return Math.min(...latest.map((s) => (s as Sample).timestamp));
   }
+}
+
+function outcomeOf(err: unknown): IngestOutcome {
+  if (err instanceof TransientUpstreamError || err instanceof PermanentUpstreamError) return 'upstream_error';
+  if (err instanceof PayloadError) return 'payload_error';
+  if (isRedisUnavailableError(err)) return 'redis_error';
+  return 'error';
 }
 
 function samplesOf(records: SentimentRecord[], metric: Metric): Sample[] {

@@ -25,4 +25,14 @@ export class RedisKeys {
   cache(name?: string): string {
     return name ? `${this.prefix}:cache:${name}` : `${this.prefix}:cache`;
   }
+
+  /** Epoch ms of the last successful ingest by any instance (readiness reads it). */
+  ingestLastSuccess(): string {
+    return `${this.prefix}:ingest:last-success`;
+  }
+
+  /** Rate-limit counter of one client for one throttler. */
+  throttle(name: string): string {
+    return `${this.prefix}:throttle:${name}`;
+  }
 }

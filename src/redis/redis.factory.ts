@@ -14,7 +14,8 @@ export type RedisConnectionSettings = Pick<
   | 'REDIS_RETRY_MAX_MS'
   | 'REDIS_STARTUP_WAIT_MS'
   | 'REDIS_PROTOCOL'
->;
+> &
+  Partial<Pick<Env, 'REDIS_STARTUP_MODE'>>;
 
 /** Exponential backoff with full jitter on top of the base, capped; never gives up. */
 export function reconnectDelay(attempt: number, baseMs: number, maxMs: number): number {
@@ -39,6 +40,8 @@ export function redisOptions(s: RedisConnectionSettings, name: string): RedisOpt
 /**
  * Connects and PINGs before the app serves. Waits (the client retries with backoff) up to
  * REDIS_STARTUP_WAIT_MS, then fails with one line naming the URL without its password.
+ * REDIS_STARTUP_MODE=degraded returns at once instead: the client keeps reconnecting in the
+ * background, requests get 503 and readiness stays red until Redis answers.
  */
 export async function connectRedis(s: RedisConnectionSettings, name: string, logger: Logger): Promise<RedisClient> {
   const safeUrl = redactRedisUrl(s.REDIS_URL);
@@ -55,6 +58,11 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
   });
   const ready = new Promise<void>((resolve) => client.once('ready', () => resolve()));
   client.connect().catch(() => undefined); // failures are retried by retryStrategy; we wait for 'ready'
+  if (s.REDIS_STARTUP_MODE === 'degraded') {
+    void ready.then(() => logger.log(`Connected to Redis at ${safeUrl}`));
+    logger.warn(`REDIS_STARTUP_MODE=degraded: serving without waiting for Redis at ${safeUrl}`);
+    return client;
+  }
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), s.REDIS_STARTUP_WAIT_MS);

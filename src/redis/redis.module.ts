@@ -49,5 +49,6 @@ function configSettings(config: ConfigService<Env, true>) {
     REDIS_RETRY_MAX_MS: get('REDIS_RETRY_MAX_MS'),
     REDIS_STARTUP_WAIT_MS: get('REDIS_STARTUP_WAIT_MS'),
     REDIS_PROTOCOL: get('REDIS_PROTOCOL'),
+    REDIS_STARTUP_MODE: get('REDIS_STARTUP_MODE'),
   };
 }

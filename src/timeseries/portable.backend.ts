@@ -29,7 +29,7 @@
  *   Not mirrored: the module's long-double path when a sum overflows DBL_MAX.
  * - twa needs samples outside the bucket and the range; it is not implemented here and throws.
  */
-import { createHash } from 'node:crypto';
+import { LuaScript } from '../redis/lua-script.js';
 import type { RedisClient } from '../redis/redis.types.js';
 import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
 import type {
@@ -43,7 +43,6 @@ import type {
 import {
   assertRangeQuery,
   assertSeriesOptions,
-  errorMessage,
   formatValue,
   NotATimeSeriesError,
   sampleRejection,
@@ -249,23 +248,6 @@ return {
 }
 `;
 
-/** A Lua script run with EVALSHA, loaded with EVAL when the server does not have it yet. */
-class LuaScript {
-  private readonly sha: string;
-
-  constructor(private readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(redis: RedisClient, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!errorMessage(err).startsWith('NOSCRIPT')) throw err;
-      return redis.eval(this.source, keys.length, ...keys, ...args);
-    }
-  }
-}
 
 const SCRIPTS = {
   ensure: new LuaScript(ENSURE),

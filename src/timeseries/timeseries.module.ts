@@ -4,8 +4,7 @@ import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { detectBackend } from './backend-probe.js';
-import { NativeTimeseriesBackend } from './native.backend.js';
-import { PortableTimeseriesBackend } from './portable.backend.js';
+import { backendOf, DeferredTimeseriesBackend } from './deferred.backend.js';
 import { TIMESERIES_BACKEND } from './timeseries.constants.js';
 import { TimeseriesService } from './timeseries.service.js';
 import { TimeseriesBackend } from './timeseries.types.js';
@@ -14,13 +13,21 @@ import { TimeseriesBackend } from './timeseries.types.js';
 async function createBackend(redis: RedisClient, config: ConfigService<Env, true>): Promise<TimeseriesBackend> {
   const logger = new Logger('Timeseries');
   const wanted = config.get('TIMESERIES_BACKEND', { infer: true });
+  if (wanted !== 'auto' && redis.status !== 'ready') {
+    logger.log(`Time-series backend: ${wanted} (configured; Redis not connected yet)`);
+    return backendOf(wanted, redis);
+  }
+  if (redis.status !== 'ready') {
+    logger.warn('Time-series backend: unknown until Redis answers (auto; started degraded)');
+    return new DeferredTimeseriesBackend(redis, (kind) => logger.log(`Time-series backend: ${kind} (detected)`));
+  }
   const detected = await detectBackend(redis);
   if (wanted === 'native' && detected !== 'native') {
     throw new Error('TIMESERIES_BACKEND=native but this Redis has no TS.* commands (use Redis 8 / Redis Stack, or TIMESERIES_BACKEND=portable)');
   }
   const kind = wanted === 'auto' ? detected : wanted;
   logger.log(`Time-series backend: ${kind} (${wanted === 'auto' ? 'detected' : 'configured'})`);
-  return kind === 'native' ? new NativeTimeseriesBackend(redis) : new PortableTimeseriesBackend(redis);
+  return backendOf(kind, redis);
 }
 
 @Module({

@@ -1,0 +1,38 @@
+import { Module } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { LoggerModule as PinoLoggerModule } from 'nestjs-pino';
+import { Env } from '../config/env.validation.js';
+import { requestIdOf } from './request-id.js';
+
+// Nest's level names → pino's.
+const PINO_LEVEL = { fatal: 'fatal', error: 'error', warn: 'warn', log: 'info', debug: 'debug', verbose: 'trace' } as const;
+
+/**
+ * JSON logs (pino via nestjs-pino): one object per line, the request id (`reqId`) on every line
+ * logged while serving a request, level from LOG_LEVEL. Credentials never reach a log line.
+ */
+@Module({
+  imports: [
+    PinoLoggerModule.forRootAsync({
+      inject: [ConfigService],
+      useFactory: (config: ConfigService<Env, true>) => ({
+        pinoHttp: {
+          level: PINO_LEVEL[config.get('LOG_LEVEL', { infer: true })],
+          genReqId: (req) => requestIdOf(req),
+          redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '***' },
+          // One line per request at info, warn for 4xx, error for 5xx; health probes and scrapes only at debug.
+          customLogLevel: (req, res, err) => {
+            if (err || res.statusCode >= 500) return 'error';
+            if (res.statusCode >= 400) return 'warn';
+            return /^\/(health|metrics)\b/.test(req.url ?? '') ? 'debug' : 'info';
+          },
+          serializers: {
+            // The URL's path only: query strings are user input of any size.
+            req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+          },
+        },
+      }),
+    }),
+  ],
+})
+export class LoggerModule {}
