@@ -1,5 +1,5 @@
 import helmet from '@fastify/helmet';
-import { LogLevel, ValidationPipe } from '@nestjs/common';
+import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -33,6 +33,10 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
     // The default 'reqId' label and Fastify's own request logging stay off: pino-http logs requests.
     logger: false,
   });
+  // useLogger() below replaces Nest's process-wide static logger; start each app from a console
+  // logger at its own LOG_LEVEL (tests boot several apps in one process). Startup messages are
+  // buffered until the JSON logger is up; a failed startup prints only main.ts's one line.
+  NestLogger.overrideLogger(new ConsoleLogger({ logLevels: logLevels(env.LOG_LEVEL) }));
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(env), adapter, {
     logger: logLevels(env.LOG_LEVEL),
     bufferLogs: true,

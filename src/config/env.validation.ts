@@ -10,6 +10,7 @@ import {
   Max,
   Min,
   MinLength,
+  ValidateIf,
   validateSync,
   ValidationError,
 } from 'class-validator';
@@ -147,8 +148,9 @@ export class EnvironmentVariables {
   HEALTH_REDIS_TIMEOUT_MS = 1000;
 
   /** Bearer token required by POST /refresh; unset disables the endpoint (403). At least 16 characters. */
-  @IsOptional() @IsString() @MinLength(16, { message: 'REFRESH_TOKEN must be at least 16 characters' })
-  REFRESH_TOKEN?: string;
+  @ValidateIf((o: EnvironmentVariables) => o.REFRESH_TOKEN !== '')
+  @IsString() @MinLength(16, { message: 'REFRESH_TOKEN must be at least 16 characters' })
+  REFRESH_TOKEN = '';
 
   /** Rate limit window (ms), shared by all instances through Redis. */
   @Transform(toInt) @IsInt() @Min(1000)

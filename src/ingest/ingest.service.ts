@@ -8,7 +8,7 @@ import { Sample } from '../timeseries/timeseries.types.js';
 import { IngestReportDto } from './dto/ingest-report.dto.js';
 import { IngestOutcome, MetricsService } from '../metrics/metrics.service.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
-import { isRedisUnavailableError } from '../redis/redis-errors.js';
+import { isRedisUnavailableError, RedisNotConnectedError } from '../redis/redis-errors.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { parsePayload, PayloadError, SentimentRecord } from './senticrypt-record.js';
 import { PermanentUpstreamError, SentimentSourceService, TransientUpstreamError } from './sentiment-source.service.js';
@@ -99,6 +99,8 @@ export class IngestService implements OnModuleInit {
   private async execute(options: IngestOptions): Promise<IngestReportDto> {
     const started = Date.now();
     try {
+      // No point calling the upstream for data we cannot store; the next run catches up.
+      if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
       // Fetch and validate first: a bad upstream fails the run before anything is written.
       const { payload, attempts } = await this.source.fetch();
       const parsed = parsePayload(payload);
