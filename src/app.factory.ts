@@ -21,7 +21,7 @@ export function logLevels(level = process.env.LOG_LEVEL ?? 'log'): LogLevel[] {
 
 /**
  * Builds the configured application (used by main.ts and by the e2e tests, so both run the
- * same pipes, filters, Swagger and shutdown hooks).
+ * same pipes, filters, security headers, metrics and Swagger).
  */
 export async function createApp(env: Record<string, string> = {}): Promise<NestFastifyApplication> {
   // TRUST_PROXY is needed by the adapter, before config is validated: read it the same way.
@@ -40,9 +40,11 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(env), adapter, {
     logger: logLevels(env.LOG_LEVEL),
     bufferLogs: true,
+    autoFlushLogs: false, // a failed startup is reported by main.ts in one line, not a stack trace
     abortOnError: false,
   });
   app.useLogger(app.get(Logger));
+  app.flushLogs(); // autoFlushLogs is off, so the buffered startup lines are written here
   await configureApp(app);
   return app;
 }
@@ -79,7 +81,7 @@ export async function configureApp(app: NestFastifyApplication): Promise<void> {
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
   );
   app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost), metrics));
-  app.enableShutdownHooks();
+  // No app.enableShutdownHooks(): main.ts handles SIGTERM/SIGINT itself so the exit code is 0.
   const doc = new DocumentBuilder()
     .setTitle('is-bitcoin-lit')
     .setDescription('Bitcoin price and market sentiment as time series on Redis: hourly summary, ingest.')

@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Module, RequestMethod } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { LoggerModule as PinoLoggerModule } from 'nestjs-pino';
 import { Env } from '../config/env.validation.js';
@@ -16,6 +16,8 @@ const PINO_LEVEL = { fatal: 'fatal', error: 'error', warn: 'warn', log: 'info', 
     PinoLoggerModule.forRootAsync({
       inject: [ConfigService],
       useFactory: (config: ConfigService<Env, true>) => ({
+        // nestjs-pino's default route pattern ('{/*splat}') matches nothing on Nest 12 + Fastify.
+        forRoutes: [{ path: '*path', method: RequestMethod.ALL }],
         pinoHttp: {
           level: PINO_LEVEL[config.get('LOG_LEVEL', { infer: true })],
           genReqId: (req) => requestIdOf(req),
@@ -29,6 +31,7 @@ const PINO_LEVEL = { fatal: 'fatal', error: 'error', warn: 'warn', log: 'info', 
           serializers: {
             // The URL's path only: query strings are user input of any size.
             req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+            res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
           },
         },
       }),

@@ -172,6 +172,10 @@ export class EnvironmentVariables {
   @IsOptional() @IsString()
   CORS_ORIGINS = '';
 
+  /** On SIGTERM: how long the in-flight ingest run and requests may take before the process gives up and exits 1 (ms). */
+  @Transform(toInt) @IsInt() @Min(1000)
+  SHUTDOWN_TIMEOUT_MS = 25_000;
+
   /** Serve Prometheus metrics at /metrics. */
   @Transform(toBool) @IsBoolean()
   METRICS_ENABLED = true;

@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
+import { BeforeApplicationShutdown, Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckResult, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
@@ -16,9 +16,10 @@ import { TimeseriesService } from '../timeseries/timeseries.service.js';
 @ApiTags('health')
 @SkipThrottle()
 @Controller('health')
-export class HealthController {
+export class HealthController implements BeforeApplicationShutdown {
   private readonly maxIngestAgeMs: number;
   private readonly redisTimeoutMs: number;
+  private shuttingDown = false;
 
   constructor(
     private readonly health: HealthCheckService,
@@ -45,11 +46,17 @@ export class HealthController {
     summary: 'Readiness: Redis answers PING, the time-series backend is known, the last successful ingest is recent enough',
   })
   async ready(): Promise<HealthCheckResult> {
+    if (this.shuttingDown) throw new ServiceUnavailableException({ message: 'Not ready: shutting down', details: {} });
     try {
       return await this.health.check([() => this.checkRedis(), () => this.checkBackend(), () => this.checkIngest()]);
     } catch (err) {
       throw notReady(err);
     }
+  }
+
+  /** From SIGTERM on, load balancers are told to stop sending while in-flight work finishes. */
+  beforeApplicationShutdown(): void {
+    this.shuttingDown = true;
   }
 
   private async checkRedis() {

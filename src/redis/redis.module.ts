@@ -8,7 +8,7 @@ import { RedisClient } from './redis.types.js';
 
 /**
  * The one Redis connection of the app. The async factory connects and PINGs before anything
- * that depends on it is built; the client is QUIT on shutdown (enableShutdownHooks).
+ * that depends on it is built; the client is QUIT on shutdown (app.close(), on SIGTERM in main.ts).
  */
 @Global()
 @Module({
