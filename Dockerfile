@@ -17,5 +17,5 @@ COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
 USER node
 EXPOSE 3000
-# SIGTERM goes straight to node, which shuts down gracefully (enableShutdownHooks).
+# SIGTERM goes straight to node, which shuts down gracefully and exits 0 (see src/main.ts).
 CMD ["node", "dist/main.js"]
