@@ -71,6 +71,8 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
     expect(unknown.json()).toMatchObject({ statusCode: 400, message: ['property hours should not exist'] });
     const bogus = await app.inject({ method: 'POST', url: '/refresh?bogus=1', headers: AUTH });
     expect(bogus.json()).toMatchObject({ statusCode: 400, message: ['property bogus should not exist'] });
+    const stray = await app.inject({ method: 'POST', url: '/refresh', headers: AUTH, payload: { full: true } });
+    expect(stray.json()).toMatchObject({ statusCode: 400, message: ['property full should not exist'] });
     const badJson = await app.inject({ method: 'POST', url: '/refresh', headers: { ...AUTH, 'content-type': 'application/json' }, payload: '{"full":' });
     expect(badJson.statusCode).toBe(400);
     expect(badJson.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', requestId: expect.any(String) });

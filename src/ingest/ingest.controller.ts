@@ -1,4 +1,4 @@
-import { BadGatewayException, Controller, HttpCode, Post, Query, UseGuards } from '@nestjs/common';
+import { BadGatewayException, Body, Controller, HttpCode, Post, Query, UseGuards } from '@nestjs/common';
 import {
   ApiBadGatewayResponse,
   ApiBadRequestResponse,
@@ -12,7 +12,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { IngestReportDto, RefreshQueryDto } from './dto/ingest-report.dto.js';
+import { IngestReportDto, RefreshBodyDto, RefreshQueryDto } from './dto/ingest-report.dto.js';
 import { StrictThrottle } from '../throttle/throttle.constants.js';
 import { IngestService } from './ingest.service.js';
 import { RefreshTokenGuard } from './refresh-token.guard.js';
@@ -41,7 +41,8 @@ export class IngestController {
   @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'Disabled: REFRESH_TOKEN is not set on the server' })
   @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited (THROTTLE_REFRESH_LIMIT); see Retry-After' })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
-  async refresh(@Query() query: RefreshQueryDto): Promise<IngestReportDto> {
+  // The body is validated too (it must be empty or {}), so stray fields get a 400 naming them.
+  async refresh(@Query() query: RefreshQueryDto, @Body() _body: RefreshBodyDto): Promise<IngestReportDto> {
     try {
       return await this.ingest.run({ full: query.full === true });
     } catch (err) {
