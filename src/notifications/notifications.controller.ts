@@ -54,7 +54,7 @@ export class NotificationsController {
       'The same JSON objects are sent as text frames over the WebSocket at /ws/notifications. Try it: `curl -N http://localhost:3000/events`.',
   })
   @ApiProduces('text/event-stream')
-  @ApiExtraModels(IngestEventDto, HeartbeatEventDto, StatusEventDto)
+  @ApiExtraModels(IngestEventDto, HeartbeatEventDto, StatusEventDto, ErrorResponseDto)
   @ApiOkResponse({
     description: 'An endless event stream; the schema is that of the JSON in each `data:` line',
     content: {
@@ -68,7 +68,8 @@ export class NotificationsController {
     },
   })
   @ApiServiceUnavailableResponse({
-    type: ErrorResponseDto,
+    // Spelled out: @ApiProduces would otherwise label the JSON error as text/event-stream.
+    content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } } },
     description: 'NOTIFY_MAX_CLIENTS clients are already connected to this instance',
     headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
   })
