@@ -204,6 +204,11 @@ describe('notification client cap (e2e)', () => {
     }
     // The slot is freed when the client goes: a new one is accepted.
     await waitFor(() => app.get(NotificationsService).clientCount === 0, 'slot released');
+    // HEAD answers with the headers and takes no slot.
+    const head = await app.inject({ method: 'HEAD', url: '/events' });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    expect(app.get(NotificationsService).clientCount).toBe(0);
     const again = await WsClient.open(port);
     await waitFor(() => app.get(NotificationsService).clientCount === 1, 'new client accepted');
     expect(again.closeCode).toBeUndefined();

@@ -17,6 +17,13 @@ import { formatSse, SSE_RETRY_MS } from './sse.js';
 
 const FULL_RETRY_AFTER_SECONDS = 5;
 
+const SSE_HEADERS = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache, no-transform',
+  Connection: 'keep-alive',
+  'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
+};
+
 const EXAMPLE = [
   'retry: 3000',
   '',
@@ -74,18 +81,19 @@ export class NotificationsController {
     headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
   })
   events(@Res() reply: FastifyReply): void {
+    // Fastify answers HEAD with the GET handler: headers only, no stream, no slot taken.
+    if (reply.request.method === 'HEAD') {
+      reply.hijack();
+      reply.raw.writeHead(200, SSE_HEADERS).end();
+      return;
+    }
     const slot = this.notifications.connect('sse');
     if (!slot) {
       throw new RetryLaterException('Too many notification clients on this instance; try again later', FULL_RETRY_AFTER_SECONDS);
     }
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
-    });
+    res.writeHead(200, SSE_HEADERS);
     res.socket?.setNoDelay(true);
     res.write(`retry: ${SSE_RETRY_MS}\n\n`);
     const subscription = slot.notifications.subscribe({
