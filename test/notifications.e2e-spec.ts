@@ -141,6 +141,18 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     expect(seqs(wsClient)).toEqual(all);
   }, 60_000);
 
+  it('drops a WebSocket client that does not answer pings', async () => {
+    const droppedBefore = notificationsOfB().stats.dropped;
+    const mute = await WsClient.open(port, { autoPong: false });
+    clients.push(mute);
+    // Two heartbeats ping it, the third finds neither answered and drops it.
+    await waitFor(() => mute.closeCode, 'the server to drop the silent client');
+    expect(mute.closeCode).toBe(1006); // terminated, no close frame
+    await waitFor(() => notificationsOfB().stats.dropped === droppedBefore + 1, 'the drop counted');
+    expect(notificationsOfB().stats).toEqual({ sse: 1, ws: 1, dropped: droppedBefore + 1 });
+    expect(mute.ofType('heartbeat').length).toBeGreaterThanOrEqual(2);
+  });
+
   it('ignores malformed messages on the channel', async () => {
     const from = sseClient.received.length;
     await redis.publish(`${prefix}:events`, 'not json');

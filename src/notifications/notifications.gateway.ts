@@ -5,12 +5,14 @@ import { NotificationsService } from './notifications.service.js';
 /** Close codes (RFC 6455 / IANA registry). */
 const GOING_AWAY = 1001;
 const TRY_AGAIN_LATER = 1013;
+const MAX_UNANSWERED_PINGS = 2;
 
 /**
  * WebSocket at /ws/notifications (on the HTTP server's port, through WsAdapter): every
  * notification as a JSON text frame. Clients are not expected to send anything; frames over
- * 4 KiB close the connection. A protocol ping goes out with each heartbeat, and a client that
- * has not answered the previous one is dropped as dead.
+ * 4 KiB close the connection. A protocol ping goes out with each heartbeat; a client that has
+ * answered none of the last two is dropped as dead (one is forgiven: an event-loop stall on
+ * either side must not cost a live client its connection).
  */
 @WebSocketGateway({ path: '/ws/notifications', maxPayload: 4096 })
 export class NotificationsGateway implements OnGatewayConnection<WebSocket> {
@@ -22,9 +24,9 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket> {
       ws.close(TRY_AGAIN_LATER, 'Too many notification clients; try again later');
       return;
     }
-    let answeredPing = true;
+    let unansweredPings = 0;
     ws.on('pong', () => {
-      answeredPing = true;
+      unansweredPings = 0;
     });
     const drop = (reason: string) => {
       this.notifications.recordDrop('ws', reason);
@@ -35,8 +37,8 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket> {
         if (ws.readyState !== ws.OPEN) return;
         if (this.notifications.isBacklogged(ws.bufferedAmount)) return drop(`${ws.bufferedAmount} bytes unsent`);
         if (n.type === 'heartbeat') {
-          if (!answeredPing) return drop('no pong since the last heartbeat');
-          answeredPing = false;
+          if (unansweredPings >= MAX_UNANSWERED_PINGS) return drop(`no pong to the last ${unansweredPings} pings`);
+          unansweredPings++;
           ws.ping();
         }
         ws.send(n.data);

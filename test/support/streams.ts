@@ -1,7 +1,7 @@
 import { IncomingMessage, request } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { WebSocket } from 'ws';
+import { ClientOptions, WebSocket } from 'ws';
 
 /** Polls `check` until it returns a truthy value; fails after `timeoutMs` with `what`. */
 export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
@@ -94,8 +94,8 @@ export class WsClient extends Collector {
     ws.on('error', () => undefined);
   }
 
-  static async open(port: number): Promise<WsClient> {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications`);
+  static async open(port: number, options?: ClientOptions): Promise<WsClient> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications`, options);
     const client = new WsClient(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
