@@ -3,6 +3,7 @@ import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { validateEnv } from './config/env.validation.js';
 import { IngestModule } from './ingest/ingest.module.js';
+import { NotificationsModule } from './notifications/notifications.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { SummaryModule } from './summary/summary.module.js';
 
@@ -21,6 +22,7 @@ export class AppModule {
         RedisModule,
         SummaryModule,
         IngestModule,
+        NotificationsModule,
       ],
     };
   }

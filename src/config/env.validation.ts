@@ -129,6 +129,18 @@ export class EnvironmentVariables {
   /** Nest log levels up to this one are printed. */
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+
+  /** Live notifications (GET /events, WS /ws/notifications): a heartbeat is sent this often. */
+  @Transform(toInt) @IsInt() @Min(50)
+  NOTIFY_HEARTBEAT_MS = 15000;
+
+  /** Most SSE + WebSocket notification clients one instance serves; more get 503 / close code 1013. */
+  @Transform(toInt) @IsInt() @Min(1)
+  NOTIFY_MAX_CLIENTS = 1000;
+
+  /** A notification client whose unsent output exceeds this many bytes is too slow and is disconnected. */
+  @Transform(toInt) @IsInt() @Min(1024)
+  NOTIFY_MAX_BUFFER_BYTES = 1024 * 1024;
 }
 
 export type Env = EnvironmentVariables;

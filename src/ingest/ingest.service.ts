@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
+import { NotificationsService } from '../notifications/notifications.service.js';
 import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
 import { SummaryService } from '../summary/summary.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
@@ -30,6 +31,7 @@ export class IngestService implements OnModuleInit {
     private readonly timeseries: TimeseriesService,
     private readonly summary: SummaryService,
     private readonly keys: RedisKeys,
+    private readonly notifications: NotificationsService,
     config: ConfigService<Env, true>,
   ) {
     this.retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
@@ -101,7 +103,9 @@ export class IngestService implements OnModuleInit {
       );
       if (parsed.invalid) this.logger.warn(`skipped ${parsed.invalid} invalid record(s): ${parsed.invalidReasons.join('; ')}`);
       for (const err of [...price.errors, ...sentiment.errors]) this.logger.warn(`samples rejected by Redis: ${err}`);
-      await this.summary.refreshCache();
+      const summary = await this.summary.refreshCache();
+      // Only runs that changed the data are news; publishing never throws.
+      if (report.stored > 0) await this.notifications.publishIngest(report, summary);
       return report;
     } catch (err) {
       this.logger.error(`ingest failed after ${Date.now() - started} ms: ${(err as Error).message}`);

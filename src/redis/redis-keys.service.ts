@@ -25,4 +25,9 @@ export class RedisKeys {
   cache(name?: string): string {
     return name ? `${this.prefix}:cache:${name}` : `${this.prefix}:cache`;
   }
+
+  /** Pub/sub channel of live notifications (ingest events), shared by every instance. */
+  events(): string {
+    return `${this.prefix}:events`;
+  }
 }
