@@ -7,8 +7,9 @@ import { RedisKeys } from './redis-keys.service.js';
 import { RedisClient } from './redis.types.js';
 
 /**
- * The one Redis connection of the app. The async factory connects and PINGs before anything
- * that depends on it is built; the client is QUIT on shutdown (enableShutdownHooks).
+ * The one Redis connection of the app (a single server, or a Redis Cluster when
+ * REDIS_CLUSTER_NODES is set). The async factory connects and PINGs before anything that
+ * depends on it is built; the client is QUIT on shutdown (enableShutdownHooks).
  */
 @Global()
 @Module({
@@ -49,5 +50,6 @@ function configSettings(config: ConfigService<Env, true>) {
     REDIS_RETRY_MAX_MS: get('REDIS_RETRY_MAX_MS'),
     REDIS_STARTUP_WAIT_MS: get('REDIS_STARTUP_WAIT_MS'),
     REDIS_PROTOCOL: get('REDIS_PROTOCOL'),
+    REDIS_CLUSTER_NODES: get('REDIS_CLUSTER_NODES'),
   };
 }
