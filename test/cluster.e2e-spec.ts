@@ -10,6 +10,7 @@ import { Cluster, Redis } from 'ioredis';
 import { createApp } from '../src/app.factory.js';
 import { sameSlotKey } from '../src/redis/key-slot.js';
 import { REDIS_CLIENT } from '../src/redis/redis.constants.js';
+import { duplicateClient } from '../src/redis/redis.factory.js';
 import { RedisClient } from '../src/redis/redis.types.js';
 import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
 import { metaKey } from '../src/timeseries/portable.backend.js';
@@ -185,6 +186,11 @@ describe('Redis Cluster, 3 masters (e2e)', () => {
       expect(stats[port]).not.toHaveProperty('MOVED');
       expect(stats[port]).not.toHaveProperty('ASK');
     }
+    // Scripts are cached per node: the first EVALSHA on each series' master answered NOSCRIPT
+    // and the EVAL fallback went to that same master (or MOVED would show above).
+    for (const metric of ['price', 'sentiment']) {
+      expect(stats[await ownerOf(series(metric))].NOSCRIPT).toBeGreaterThanOrEqual(1);
+    }
   });
 
   it('routes the native backend\'s TS.* commands (unknown to ioredis) to the master owning the key', async () => {
@@ -205,9 +211,36 @@ describe('Redis Cluster, 3 masters (e2e)', () => {
     expect(stats).toEqual(expected);
   });
 
+  it('pub/sub: a duplicate of the app client in subscriber mode gets a PUBLISH sent through any master', async () => {
+    const client = app!.get<RedisClient>(REDIS_CLIENT);
+    const subscriber = await duplicateClient(client);
+    try {
+      expect(subscriber).toBeInstanceOf(Cluster);
+      const channel = `${prefix}:events`;
+      const received = new Promise<string>((resolve) => subscriber.once('message', (_channel: string, message: string) => resolve(message)));
+      await subscriber.subscribe(channel);
+      // Classic PUBLISH is broadcast over the cluster bus, whichever node gets it.
+      for (const redis of nodes.values()) await redis.publish(channel, 'ingested');
+      expect(await received).toBe('ingested');
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
   it('test cleanup reaches every master', async () => {
     await deleteKeys(app!.get<RedisClient>(REDIS_CLIENT), prefix);
     for (const redis of nodes.values()) expect(await redis.dbsize()).toBe(0);
+  });
+
+  it('refuses to start with a wrong password, in one line naming the seed nodes', async () => {
+    await expect(
+      createApp({
+        REDIS_CLUSTER_NODES: cluster.seeds,
+        REDIS_URL: 'redis://:wrong-password@unused.invalid:6379',
+        REDIS_STARTUP_WAIT_MS: '500',
+        LOG_LEVEL: 'fatal',
+      }),
+    ).rejects.toThrow(/^Redis Cluster \(127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+\) is not reachable after 500 ms \([^\n]*WRONGPASS[^\n]*\)$/);
   });
 
   it('QUITs every node connection on shutdown', async () => {

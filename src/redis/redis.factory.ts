@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { Env } from '../config/env.validation.js';
 import { redactRedisUrl } from './redis-url.js';
-import { RedisClient } from './redis.types.js';
+import { isCluster, RedisClient } from './redis.types.js';
 
 export type RedisConnectionSettings = Pick<
   Env,
@@ -127,5 +127,23 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
     throw new Error(`${target} did not answer PING: ${(err as Error).message}`);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * A second client with the same target and settings, connected (e.g. a pub/sub subscriber: a
+ * client in subscriber mode cannot run other commands). On a cluster it is a Cluster too, which
+ * subscribes on one node and re-subscribes elsewhere on failover; classic PUBLISH reaches
+ * subscribers on every node. The caller owns it: listen for 'error', quit it on shutdown.
+ */
+export async function duplicateClient(redis: RedisClient): Promise<RedisClient> {
+  // Redis#duplicate and Cluster#duplicate have different signatures: a union cannot call it.
+  const copy: RedisClient = isCluster(redis) ? redis.duplicate() : redis.duplicate();
+  try {
+    await copy.connect(); // lazyConnect, like the original; resolves once ready
+    return copy;
+  } catch (err) {
+    copy.disconnect();
+    throw err;
   }
 }
