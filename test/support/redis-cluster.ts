@@ -32,6 +32,8 @@ interface Node {
 export class LocalRedisCluster {
   private readonly nodes: Node[] = [];
   private dir = '';
+  /** Last resort if the test process exits without stop() (e.g. a crash): no orphan servers. */
+  private readonly killOnExit = () => this.nodes.forEach((n) => n.process.kill('SIGKILL'));
 
   private constructor(readonly password: string | undefined) {}
 
@@ -62,6 +64,7 @@ export class LocalRedisCluster {
   }
 
   async stop(): Promise<void> {
+    process.removeListener('exit', this.killOnExit);
     await Promise.all(
       this.nodes.map(async ({ process: child }) => {
         if (child.exitCode !== null || child.signalCode !== null) return;
@@ -77,6 +80,7 @@ export class LocalRedisCluster {
 
   private async boot(masters: number): Promise<void> {
     this.dir = await mkdtemp(join(tmpdir(), 'ibl-cluster-'));
+    process.once('exit', this.killOnExit);
     const taken = new Set<number>();
     const pick = async () => {
       let port: number;
