@@ -7,7 +7,8 @@ import { RedisKeys } from './redis-keys.service.js';
 import { RedisClient } from './redis.types.js';
 
 /**
- * The Redis connections of the app: the one client for commands, and a subscriber for pub/sub
+ * The Redis connections of the app (a single server, or a Redis Cluster when
+ * REDIS_CLUSTER_NODES is set): the one client for commands, and a subscriber for pub/sub
  * (a subscribed connection can run nothing else). Async factories connect and PING before
  * anything that depends on them is built; both are QUIT on shutdown (enableShutdownHooks).
  * ioredis re-subscribes the subscriber's channels by itself after a reconnect (autoResubscribe).
@@ -64,5 +65,6 @@ function configSettings(config: ConfigService<Env, true>) {
     REDIS_RETRY_MAX_MS: get('REDIS_RETRY_MAX_MS'),
     REDIS_STARTUP_WAIT_MS: get('REDIS_STARTUP_WAIT_MS'),
     REDIS_PROTOCOL: get('REDIS_PROTOCOL'),
+    REDIS_CLUSTER_NODES: get('REDIS_CLUSTER_NODES'),
   };
 }
