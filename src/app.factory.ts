@@ -3,6 +3,7 @@ import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { WsAdapter } from '@nestjs/platform-ws';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
@@ -81,6 +82,8 @@ export async function configureApp(app: NestFastifyApplication): Promise<void> {
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
   );
   app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost), metrics));
+  // WebSocket gateways (/ws/notifications) on the HTTP server's port, with the plain `ws` library.
+  app.useWebSocketAdapter(new WsAdapter(app));
   // No app.enableShutdownHooks(): main.ts handles SIGTERM/SIGINT itself so the exit code is 0.
   const doc = new DocumentBuilder()
     .setTitle('is-bitcoin-lit')

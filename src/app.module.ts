@@ -5,6 +5,7 @@ import { LoggerModule } from './common/logger.module.js';
 import { validateEnv } from './config/env.validation.js';
 import { HealthModule } from './health/health.module.js';
 import { IngestModule } from './ingest/ingest.module.js';
+import { NotificationsModule } from './notifications/notifications.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { SummaryModule } from './summary/summary.module.js';
@@ -28,6 +29,7 @@ export class AppModule {
         ThrottleModule,
         SummaryModule,
         IngestModule,
+        NotificationsModule,
         HealthModule,
       ],
     };

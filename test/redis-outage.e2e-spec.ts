@@ -2,8 +2,8 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { AUTH, bootApp } from './support/app.js';
-import { expectedSummary } from './support/expected.js';
-import { RedisServerProcess } from './support/redis-server.js';
+import { expectedSummary } from './support/expected-summary.js';
+import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 import { report, until } from './support/wait.js';
 
@@ -30,7 +30,7 @@ const FAST_REDIS = {
  * started again on the same port while the scheduler ingests every second.
  */
 describe('Redis outage while serving (e2e, private redis-server killed and restarted)', () => {
-  let server: RedisServerProcess;
+  let server: FaultRedisServer;
   let upstream: FakeUpstream;
   let app: NestFastifyApplication;
   let beforeOutage: { body: string };
@@ -41,7 +41,7 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
     (await app.get(TimeseriesService).range({ key: `${PREFIX}:${metric}:mean:30s`, from: 0, to: Date.now() })).length;
 
   beforeAll(async () => {
-    server = await new RedisServerProcess(true).start();
+    server = await new FaultRedisServer(true).start();
     upstream = await new FakeUpstream(firstHalf).start();
     app = await bootApp({
       ...FAST_REDIS,
@@ -167,11 +167,11 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
 });
 
 describe('Redis down at startup (e2e)', () => {
-  let server: RedisServerProcess;
+  let server: FaultRedisServer;
   let app: NestFastifyApplication | undefined;
 
   beforeAll(async () => {
-    server = await new RedisServerProcess(false).start();
+    server = await new FaultRedisServer(false).start();
     await server.kill('SIGKILL'); // a port where Redis will come up later
   });
   afterAll(async () => {

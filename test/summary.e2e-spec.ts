@@ -5,9 +5,10 @@ import { SummaryService } from '../src/summary/summary.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { AUTH, bootApp } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
-import { expectedSummary } from './support/expected.js';
+import { expectedSummary } from './support/expected-summary.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
+const HOUR = 3_600_000;
 const fixture = loadFixture();
 
 describe('core loop: ingest → time series → cached summary (e2e, real Redis)', () => {
@@ -267,6 +268,58 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
       ],
       sentiment_direction: 'rising',
       price_direction: 'falling',
+    });
+  });
+});
+
+describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('now');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(fixture).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, SUMMARY_ANCHOR: 'now' });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('answers 503 when the stored data is older than the window ending now', async () => {
+    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
+    const res = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().message).toBe('No samples in the last 3 hour(s) yet');
+  });
+
+  it('summarises the hours ending at the current time', async () => {
+    const hourStart = Math.floor(Date.now() / HOUR) * HOUR;
+    const at = (t: number, price: string, mean: number) => ({ timestamp: t / 1000, btc_price: price, mean });
+    upstream.mode = {
+      kind: 'json',
+      body: [
+        at(hourStart - 3 * HOUR + 1000, '1', 0.9), // before the window
+        at(hourStart - 2 * HOUR + 1000, '100', 0.1),
+        at(hourStart - 2 * HOUR + 2000, '200', 0.3),
+        at(hourStart - HOUR + 1000, '150', 0.2),
+        at(hourStart, '120', 0.4),
+      ],
+    };
+    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 10 });
+    const body = (await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+    expect(body).toEqual({
+      hourly_average_of_averages: [
+        { price: 150, sentiment: 0.2, time: new Date(hourStart - 2 * HOUR).toISOString() },
+        { price: 150, sentiment: 0.2, time: new Date(hourStart - HOUR).toISOString() },
+        { price: 120, sentiment: 0.4, time: new Date(hourStart).toISOString() },
+      ],
+      price_direction: 'falling',
+      sentiment_direction: 'rising',
     });
   });
 });

@@ -382,8 +382,16 @@ describe('portable backend storage layout (e2e, real Redis)', () => {
     expect(clusterSlot(metaKey(k))).toBe(clusterSlot(k));
   });
 
-  it('refuses keys with braces (they would split series and metadata across slots)', async () => {
-    await expect(portable.ensureSeries(`${prefix}:{tag}`, { retentionMs: 0, labels: {} })).rejects.toThrow(/braces/);
+  it('keeps metadata in the slot of a key with its own hash tag', async () => {
+    const k = `{${prefix}}:tagged`;
+    await portable.ensureSeries(k, { retentionMs: 0, labels: {} });
+    expect(metaKey(k)).toBe(`${k}:meta`);
+    expect(await redis.exists(metaKey(k))).toBe(1);
+    expect(clusterSlot(metaKey(k))).toBe(clusterSlot(k));
+  });
+
+  it('refuses keys with braces but no hash tag (no companion key could share their slot)', async () => {
+    await expect(portable.ensureSeries(`${prefix}:{}:x`, { retentionMs: 0, labels: {} })).rejects.toThrow(/braces/);
   });
 
   it('deletes samples beyond retention when adding', async () => {

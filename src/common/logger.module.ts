@@ -22,16 +22,19 @@ const PINO_LEVEL = { fatal: 'fatal', error: 'error', warn: 'warn', log: 'info', 
           level: PINO_LEVEL[config.get('LOG_LEVEL', { infer: true })],
           genReqId: (req) => requestIdOf(req),
           redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '***' },
-          // One line per request at info, warn for 4xx, error for 5xx; health probes and scrapes only at debug.
+          // One line per request: info, warn for 502-504 (Redis or upstream away: expected, and
+          // the reason is logged where it happened), error for other 5xx; probes and scrapes at debug.
           customLogLevel: (req, res, err) => {
+            if (res.statusCode >= 502 && res.statusCode <= 504) return 'warn';
             if (err || res.statusCode >= 500) return 'error';
-            if (res.statusCode >= 400) return 'warn';
             return /^\/(health|metrics)\b/.test(req.url ?? '') ? 'debug' : 'info';
           },
           serializers: {
             // The URL's path only: query strings are user input of any size.
             req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
             res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+            // pino-http makes up an Error (with a stack) for every 5xx; the status says it all.
+            err: (err: { type?: string; message?: string }) => ({ type: err.type, message: err.message }),
           },
         },
       }),

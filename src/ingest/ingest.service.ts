@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
+import { NotificationsService } from '../notifications/notifications.service.js';
 import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
 import { SummaryService } from '../summary/summary.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
@@ -35,6 +36,7 @@ export class IngestService implements OnModuleInit {
     private readonly timeseries: TimeseriesService,
     private readonly summary: SummaryService,
     private readonly keys: RedisKeys,
+    private readonly notifications: NotificationsService,
     private readonly metrics: MetricsService,
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     config: ConfigService<Env, true>,
@@ -138,7 +140,9 @@ export class IngestService implements OnModuleInit {
       );
       if (parsed.invalid) this.logger.warn(`skipped ${parsed.invalid} invalid record(s): ${parsed.invalidReasons.join('; ')}`);
       for (const err of [...price.errors, ...sentiment.errors]) this.logger.warn(`samples rejected by Redis: ${err}`);
-      await this.summary.refreshCache();
+      const summary = await this.summary.refreshCache();
+      // Only runs that changed the data are news; publishing never throws.
+      if (report.stored > 0) await this.notifications.publishIngest(report, summary);
       return report;
     } catch (err) {
       const outcome = outcomeOf(err);

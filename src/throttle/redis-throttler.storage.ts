@@ -54,7 +54,8 @@ export class RedisThrottlerStorage {
   async increment(key: string, ttl: number, limit: number, blockDuration: number, throttlerName: string): Promise<ThrottleRecord> {
     const base = this.keys.throttle(`${throttlerName}:${key}`);
     try {
-      const reply = (await INCREMENT.run(this.redis, [`${base}:hits`, `${base}:block`], [
+      // Both keys in one cluster slot: the script touches them together.
+      const reply = (await INCREMENT.run(this.redis, [this.keys.sameSlot(base, 'hits'), this.keys.sameSlot(base, 'block')], [
         String(Math.max(1, Math.round(ttl))),
         String(limit),
         String(Math.max(1, Math.round(blockDuration))),

@@ -38,6 +38,7 @@ export class ThrottleGuard implements CanActivate {
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return true; // WebSocket messages: the upgrade request was counted
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(SKIP_THROTTLE, targets)) return true;
     const limits: Limit[] = [];

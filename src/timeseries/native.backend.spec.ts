@@ -1,3 +1,4 @@
+import type { Command } from 'ioredis';
 import type { RedisClient } from '../redis/redis.types.js';
 import { classifyMaddReplies, NativeTimeseriesBackend } from './native.backend.js';
 import { NotATimeSeriesError } from './wire.js';
@@ -31,12 +32,20 @@ class StubRedis {
     return reply;
   }
 
+  /** What the backend uses (callOnKey): the command's key is declared for cluster routing. */
+  sendCommand(command: Command): Promise<unknown> {
+    expect(command.getKeys()).toEqual([command.args[0]]);
+    this.call(String(command.name), ...(command.args as Args)).then(command.resolve, command.reject);
+    return command.promise;
+  }
+
   multi() {
     const queued: Args[] = [];
     this.transactions.push(queued);
     const chain = {
-      call: (...args: Args) => {
-        queued.push(args);
+      sendCommand: (command: Command) => {
+        expect(command.getKeys()).toEqual([command.args[0]]);
+        queued.push([command.name, ...(command.args as Args)]);
         return chain;
       },
       exec: async () => this.execReply,

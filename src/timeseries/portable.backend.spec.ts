@@ -26,8 +26,12 @@ describe('metaKey', () => {
     expect(metaKey('app:price:mean:30s')).toBe('{app:price:mean:30s}:meta');
   });
 
-  it('refuses keys with braces', () => {
-    expect(() => metaKey('app:{btc}:price')).toThrow(/braces/);
+  it('keeps the hash tag of a key that has one', () => {
+    expect(metaKey('{app}:price:mean:30s')).toBe('{app}:price:mean:30s:meta');
+  });
+
+  it('refuses keys with braces but no hash tag', () => {
+    expect(() => metaKey('app:{}:price')).toThrow(/braces/);
     expect(() => metaKey('a}b')).toThrow(/braces/);
   });
 });

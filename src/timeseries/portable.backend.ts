@@ -8,8 +8,10 @@
  * - `{key}:meta`: hash with `retention`, `duplicatePolicy` ("first") and `labels` (JSON array of
  *   [name, value] pairs, in the order given). The series exists iff this hash exists.
  * Cluster: a key without braces hashes on its whole name, and `{key}:meta` hashes on the tag
- * content, i.e. the same name, so both keys share a slot and one script may touch both. Keys
- * containing braces would break that, so they are refused. Every script declares both in KEYS.
+ * content, i.e. the same name, so both keys share a slot and one script may touch both. A key
+ * that has a hash tag itself (`{app}:price`) gets `{app}:price:meta`, same tag; braces without
+ * a tag are refused (sameSlotKey). Every script declares both in KEYS, so ioredis routes it to
+ * the slot's node, and EVALSHA's NOSCRIPT (scripts are cached per node) falls back to EVAL there.
  *
  * Semantics mirrored from RedisTimeSeries (src/module.c, src/tsdb.c, src/compaction.c):
  * - TS.MADD per sample: refused with "TSDB: Timestamp is older than retention" when
@@ -30,6 +32,7 @@
  * - twa needs samples outside the bucket and the range; it is not implemented here and throws.
  */
 import { LuaScript } from '../redis/lua-script.js';
+import { sameSlotKey } from '../redis/key-slot.js';
 import type { RedisClient } from '../redis/redis.types.js';
 import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
 import type {
@@ -50,10 +53,7 @@ import {
 
 /** Metadata key of a series; shares the series' cluster slot (see the header comment). */
 export function metaKey(key: string): string {
-  if (/[{}]/.test(key)) {
-    throw new RangeError(`Portable time series keys must not contain braces: "${key}"`);
-  }
-  return `{${key}}:meta`;
+  return sameSlotKey(key, 'meta');
 }
 
 /** Lua: what KEYS[1] / KEYS[2] hold. 'series', 'missing' or 'foreign' (something else). */

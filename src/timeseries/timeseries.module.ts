@@ -21,7 +21,8 @@ async function createBackend(redis: RedisClient, config: ConfigService<Env, true
     logger.warn('Time-series backend: unknown until Redis answers (auto; started degraded)');
     return new DeferredTimeseriesBackend(redis, (kind) => logger.log(`Time-series backend: ${kind} (detected)`));
   }
-  const detected = await detectBackend(redis);
+  // A forced portable backend needs no module, so no probe (on a cluster the probe asks every master).
+  const detected = wanted === 'portable' ? 'portable' : await detectBackend(redis);
   if (wanted === 'native' && detected !== 'native') {
     throw new Error('TIMESERIES_BACKEND=native but this Redis has no TS.* commands (use Redis 8 / Redis Stack, or TIMESERIES_BACKEND=portable)');
   }

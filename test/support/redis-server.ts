@@ -1,101 +1,74 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { waitFor } from './streams.js';
 
-/** A port nothing listens on right now (bound and released at once). */
+/** A free loopback port (probed by binding port 0). */
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
+  const { port } = server.address() as { port: number };
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
 
-/** One PING over a raw socket: true when a Redis answers +PONG. */
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
-    socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
- * A private `redis-server` child process on 127.0.0.1 and a free port, for fault injection:
- * tests kill it and start it again on the same port. With `persist`, every write is appended
- * to an AOF (fsync always) in a temp dir, so data written before a kill is there after the
- * restart, as on a production Redis with persistence.
+ * A throwaway redis-server child process on its own port and temp directory, for tests that
+ * take Redis away and bring it back: `stop()` shuts it down saving its data (clients see the
+ * connection drop), `start()` again reuses the port and the data; `destroy()` kills it and
+ * deletes the directory.
  */
 export class RedisServerProcess {
-  port = 0;
-  private child: ChildProcess | null = null;
-  private readonly dir = mkdtempSync(join(tmpdir(), 'ibl-redis-'));
+  private child?: ChildProcess;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'notify-redis-'));
 
-  constructor(private readonly persist: boolean) {}
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<RedisServerProcess> {
+    const server = new RedisServerProcess(await freePort());
+    await server.start();
+    return server;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  get running(): boolean {
-    return this.child !== null;
-  }
-
-  async start(): Promise<this> {
-    for (let attempt = 0; attempt < 5 && !this.child; attempt++) {
-      if (this.port === 0 || attempt > 0) this.port = await freePort();
-      await this.spawnAndWait().catch(() => undefined);
+  async start(): Promise<void> {
+    this.child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--shutdown-on-sigterm', 'save', '--appendonly', 'no', '--protected-mode', 'no'],
+      { stdio: 'ignore' },
+    );
+    const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => 20, maxRetriesPerRequest: 0 });
+    probe.on('error', () => undefined);
+    try {
+      await waitFor(() => probe.ping().then(() => true, () => false), `redis-server on port ${this.port}`);
+    } finally {
+      probe.disconnect();
     }
-    if (!this.child) throw new Error('redis-server did not start');
-    return this;
   }
 
-  /** Starts again on the same port (after kill). */
-  async restart(): Promise<void> {
-    await this.spawnAndWait();
-  }
-
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    this.child = null;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(signal);
+  /** SIGTERM: every connection drops, the data set is saved for the next start(). */
+  async stop(): Promise<void> {
+    const exited = this.exited();
+    this.child?.kill('SIGTERM');
     await exited;
   }
 
-  async stop(): Promise<void> {
-    await this.kill('SIGKILL');
+  async destroy(): Promise<void> {
+    const exited = this.exited();
+    this.child?.kill('SIGKILL');
+    await exited;
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private async spawnAndWait(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning'];
-    args.push(...(this.persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
-    let exited = false;
-    child.once('exit', () => {
-      exited = true;
-    });
-    for (let i = 0; i < 100; i++) {
-      if (exited) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
-      if (await ping(this.port)) {
-        this.child = child;
-        return;
-      }
-      await sleep(50);
-    }
-    child.kill('SIGKILL');
-    throw new Error('redis-server did not answer PING within 5 s');
+  private exited(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => child.once('exit', () => resolve()));
   }
 }

@@ -1,4 +1,4 @@
-import { RawRecord } from './upstream.js';
+import type { RawRecord } from './upstream.js';
 
 const HOUR = 3_600_000;
 
