@@ -129,6 +129,14 @@ export class EnvironmentVariables {
   /** Nest log levels up to this one are printed. */
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+
+  /**
+   * Lease of the ingest lock (`<prefix>:lock:ingest`) that makes N instances do one scheduled
+   * run per tick between them. Renewed every third of it while a run lasts, so it only bounds
+   * how long a crashed holder blocks the others.
+   */
+  @Transform(toInt) @IsInt() @Min(1000)
+  INGEST_LOCK_TTL_MS = 15000;
 }
 
 export type Env = EnvironmentVariables;

@@ -25,4 +25,9 @@ export class RedisKeys {
   cache(name?: string): string {
     return name ? `${this.prefix}:cache:${name}` : `${this.prefix}:cache`;
   }
+
+  /** Lease lock `name`, e.g. `<prefix>:lock:ingest` (held by one instance per ingest tick). */
+  lock(name: string): string {
+    return `${this.prefix}:lock:${name}`;
+  }
 }
