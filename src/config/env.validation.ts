@@ -137,6 +137,14 @@ export class EnvironmentVariables {
    */
   @Transform(toInt) @IsInt() @Min(1000)
   INGEST_LOCK_TTL_MS = 15000;
+
+  /**
+   * In-process copy of the shared Redis cache: an entry read from Redis is served from memory
+   * for this long, so a response can lag a change made in Redis by another instance by at most
+   * this much (this instance's own writes show at once). 0 = read Redis on every request.
+   */
+  @Transform(toInt) @IsInt() @Min(0) @Max(60000)
+  CACHE_L1_TTL_MS = 1000;
 }
 
 export type Env = EnvironmentVariables;
