@@ -1,0 +1,30 @@
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { NestFactory } from '@nestjs/core';
+import { Redis } from 'ioredis';
+const d = (p) => import(new URL(`../dist/${p}`, import.meta.url).href);
+const { AppModule } = await d('app.module.js');
+const { IngestService } = await d('ingest/ingest.service.js');
+const { SentimentSourceService } = await d('ingest/sentiment-source.service.js');
+const { TimeseriesService } = await d('timeseries/timeseries.service.js');
+const { SummaryService } = await d('summary/summary.service.js');
+const prefix = `bench:incr${process.pid}`;
+const ctx = await NestFactory.createApplicationContext(AppModule.forRoot({ REDIS_KEY_PREFIX: prefix, INGEST_SCHEDULE_ENABLED: 'false', INGEST_ON_STARTUP: 'false', SENTIMENT_API_URL: 'http://127.0.0.1:9/x' }), { logger: ['error'] });
+const fixture = JSON.parse(readFileSync(new URL('../test/fixtures/senticrypt-v1-2021-07-07.json', import.meta.url), 'utf8'));
+let text = JSON.stringify(fixture);
+const src = ctx.get(SentimentSourceService); src.fetchText = async () => text;
+const t = {}; const wrap = (obj, name, label) => { const f = obj[name].bind(obj); obj[name] = async (...a) => { const t0 = performance.now(); try { return await f(...a); } finally { (t[label] ??= []).push(performance.now() - t0); } }; };
+wrap(src, 'fetch', 'fetch+decode'); wrap(ctx.get(TimeseriesService), 'add', 'add'); wrap(ctx.get(TimeseriesService), 'latest', 'latest'); wrap(ctx.get(SummaryService), 'refreshCache', 'refreshCache');
+const ingest = ctx.get(IngestService);
+await ingest.onModuleInit(); await ingest.run();
+for (const k in t) t[k] = [];
+const total = [];
+let last = fixture.at(-1);
+for (let i = 0; i < 40; i++) {
+  last = { ...last, timestamp: last.timestamp + 30 }; fixture.push(last); text = JSON.stringify(fixture);
+  const t0 = performance.now(); await ingest.run(); total.push(performance.now() - t0);
+}
+const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1].toFixed(2);
+console.log('total', med(total), Object.entries(t).map(([k, v]) => `${k} ${med(v)}`).join(', '));
+await ctx.close();
+const r = new Redis(); for (const pat of [`${prefix}*`, `{${prefix}*`]) { let c = '0'; do { const [nx, ks] = await r.scan(c, 'MATCH', pat, 'COUNT', 1000); c = nx; if (ks.length) await r.unlink(...ks); } while (c !== '0'); } await r.quit();
