@@ -3,7 +3,7 @@
  * Error texts are RedisTimeSeries' own (src/module.c), without the "ERR " prefix the server
  * may put in front of them.
  */
-import { AGGREGATIONS, type AddOutcome, type RangeQuery, type Sample, type SeriesOptions } from './timeseries.types.js';
+import { AGGREGATIONS, type AddOutcome, type CompactionRule, type RangeQuery, type Sample, type SeriesOptions } from './timeseries.types.js';
 
 export const TSDB_ERRORS = {
   invalidValue: 'TSDB: invalid value',
@@ -73,6 +73,53 @@ export function assertRangeQuery(query: RangeQuery): void {
       throw new RangeError(`bucketMs must be a positive integer, got ${bucketMs}`);
     }
   }
+}
+
+/** A compaction rule into `destKey` exists with another aggregation or bucket. */
+export class RuleConflictError extends Error {
+  constructor(source: string, wanted: CompactionRule, existing: CompactionRule) {
+    super(
+      `Compaction rule ${source} → ${wanted.destKey} exists as ${existing.aggregation} ${existing.bucketMs} ms, not ${wanted.aggregation} ${wanted.bucketMs} ms (delete it with TS.DELETERULE, or the destination key, to change it)`,
+    );
+    this.name = 'RuleConflictError';
+  }
+}
+
+/**
+ * Rules we can create: an aggregation both backends compact the same way (not twa, which the
+ * portable backend does not implement), a positive integer bucket, distinct keys.
+ */
+export function assertRule(source: string, rule: CompactionRule): void {
+  if (source === rule.destKey) throw new RangeError('A compaction rule needs distinct source and destination keys');
+  if (rule.aggregation === 'twa' || !(AGGREGATIONS as readonly string[]).includes(rule.aggregation)) {
+    throw new RangeError(`Unsupported compaction aggregation ${rule.aggregation}`);
+  }
+  if (!Number.isSafeInteger(rule.bucketMs) || rule.bucketMs <= 0) {
+    throw new RangeError(`bucketMs must be a positive integer, got ${rule.bucketMs}`);
+  }
+}
+
+/**
+ * Redis Cluster hash tag of a key: the text between the first '{' and the next '}', when that
+ * is non-empty; keys sharing it share a slot.
+ */
+export function hashTag(key: string): string | null {
+  const open = key.indexOf('{');
+  if (open < 0) return null;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : null;
+}
+
+/**
+ * A key in the same cluster slot as `base`: `base` already has a hash tag, so appending keeps
+ * it; otherwise the whole base becomes the tag (`{base}:suffix` hashes exactly like `base`).
+ * Compaction destinations need this: TS.CREATERULE and the compaction writes touch both keys,
+ * which in a cluster must live on one shard.
+ */
+export function sameSlotKey(base: string, suffix: string): string {
+  if (hashTag(base) !== null) return `${base}:${suffix}`;
+  if (/[{}]/.test(base)) throw new RangeError(`Key "${base}" has braces but no hash tag; cannot derive a key in its slot`);
+  return `{${base}}:${suffix}`;
 }
 
 export function errorMessage(err: unknown): string {
