@@ -129,6 +129,20 @@ export class EnvironmentVariables {
   /** Nest log levels up to this one are printed. */
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+
+  // --- History (GET /series…) and compactions -------------------------------------------
+
+  /** RETENTION of the hourly compactions (TS.CREATERULE … 3600000) in ms; 0 keeps everything. Default 2 years. */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_HOURLY_RETENTION_MS = 2 * 365 * 24 * 3600 * 1000;
+
+  /** RETENTION of the daily compactions (TS.CREATERULE … 86400000) in ms; 0 keeps everything (the default). */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_DAILY_RETENTION_MS = 0;
+
+  /** Largest number of buckets one history query may return per series; more is a 400. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  SERIES_MAX_POINTS = 5000;
 }
 
 export type Env = EnvironmentVariables;

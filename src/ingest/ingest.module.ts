@@ -1,5 +1,6 @@
 import { HttpModule } from '@nestjs/axios';
 import { Module } from '@nestjs/common';
+import { HistoryModule } from '../history/history.module.js';
 import { SummaryModule } from '../summary/summary.module.js';
 import { TimeseriesModule } from '../timeseries/timeseries.module.js';
 import { IngestController } from './ingest.controller.js';
@@ -8,7 +9,7 @@ import { IngestService } from './ingest.service.js';
 import { SentimentSourceService } from './sentiment-source.service.js';
 
 @Module({
-  imports: [HttpModule, TimeseriesModule, SummaryModule],
+  imports: [HttpModule, TimeseriesModule, SummaryModule, HistoryModule],
   controllers: [IngestController],
   providers: [SentimentSourceService, IngestService, IngestScheduler],
   exports: [IngestService],
