@@ -145,6 +145,14 @@ describe('history queries (e2e, real Redis)', () => {
     }
   });
 
+  it('gives the README example: daily max price of the fixture days', async () => {
+    const res = await get('/series/price?from=2021-07-06&to=2021-07-08&bucket=1d&aggregation=max');
+    expect(res.json()).toEqual([
+      { time: '2021-07-06T00:00:00.000Z', value: 34244.56 },
+      { time: '2021-07-07T00:00:00.000Z', value: 35059.42 },
+    ]);
+  });
+
   it('labels a bucket cut by `from` with its start and counts only samples in range', async () => {
     const from = Date.parse('2021-07-07T10:20:00Z');
     const to = Date.parse('2021-07-07T14:10:00Z');
