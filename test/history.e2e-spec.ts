@@ -241,6 +241,20 @@ describe('history queries (e2e, real Redis)', () => {
     expect(list.find((s) => s.key === `{${prefix}:sentiment:mean:30s}:count:1d`)).toMatchObject({ totalSamples: 1, retentionMs: 0 });
   });
 
+  it('documents the history endpoints in Swagger and serves the dashboard as HTML at /', async () => {
+    const doc = (await get('/docs-json')).json() as { paths: Record<string, unknown> };
+    expect(doc.paths['/']).toBeUndefined();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/series', '/series/combined', '/series/{metric}']));
+    const params = (doc.paths['/series/{metric}'] as { get: { parameters: Array<{ name: string; schema: Record<string, unknown> }> } }).get.parameters;
+    expect(params.find((p) => p.name === 'metric')?.schema.enum).toEqual(['price', 'sentiment']);
+    expect(params.find((p) => p.name === 'aggregation')?.schema).toMatchObject({ enum: expect.arrayContaining(['avg', 'std.p', 'twa']), example: 'avg' });
+    expect(params.find((p) => p.name === 'bucket')?.schema).toMatchObject({ example: '1h' });
+    const page = await get('/');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.body).toContain("new EventSource('/events')");
+  });
+
   it('a restart keeps the rules and their complete_from marks as they are', async () => {
     const second = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
     try {

@@ -1,9 +1,10 @@
-import type { Aggregation } from '../../timeseries/timeseries.types.js';
+import { ApiProperty } from '@nestjs/swagger';
+import { AGGREGATIONS, type Aggregation } from '../../timeseries/timeseries.types.js';
 
 export class CompactionRuleDto {
   /** @example "{is-bitcoin-lit:price:mean:30s}:sum:1h" */
   destKey!: string;
-  /** @example "sum" */
+  @ApiProperty({ enum: AGGREGATIONS, example: 'sum' })
   aggregation!: Aggregation;
   /** @example 3600000 */
   bucketMs!: number;

@@ -1,3 +1,4 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, Matches } from 'class-validator';
 import { AGGREGATIONS, type Aggregation } from '../../timeseries/timeseries.types.js';
 import { BUCKET_PATTERN, TIME_HINT, TIME_PATTERN } from '../history-query.js';
@@ -31,6 +32,7 @@ export class SeriesQueryDto {
    * Aggregation per bucket, as RedisTimeSeries names them (twa only with the RedisTimeSeries module). Default avg.
    * @example "avg"
    */
+  @ApiPropertyOptional({ enum: AGGREGATIONS, example: 'avg' })
   @IsOptional()
   @IsIn(AGGREGATIONS, { message: `aggregation must be one of: ${AGGREGATIONS.join(', ')}` })
   aggregation?: Aggregation;
