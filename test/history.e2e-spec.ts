@@ -314,4 +314,21 @@ describe('history over data stored before the compaction rules existed (e2e, rea
     expect(after.headers['x-series-source']).toBe('1h+raw');
     expectSeries(after.json(), expected('price', FIRST, LATEST, HOUR, 'avg'), 'avg');
   });
+
+  it('a compaction whose mark was lost is trusted only after the newest bucket at the next startup', async () => {
+    const ts = app.get(TimeseriesService);
+    const dest = `{${prefix}:price:mean:30s}:sum:1h`;
+    const info = await ts.info(dest);
+    const { complete_from: _dropped, ...labels } = info!.labels;
+    await ts.ensureSeries(dest, { retentionMs: info!.retentionMs, labels });
+    const restarted = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    try {
+      expect((await restarted.get(TimeseriesService).info(dest))?.labels.complete_from).toBe(String(Math.floor(LATEST / HOUR) * HOUR + HOUR));
+      const res = await restarted.inject({ method: 'GET', url: `/series/price?from=${FIRST}&to=${LATEST}&bucket=1h&aggregation=avg` });
+      expect(res.headers['x-series-source']).toBe('raw');
+      expectSeries(res.json(), expected('price', FIRST, LATEST, HOUR, 'avg'), 'avg');
+    } finally {
+      await restarted.close();
+    }
+  });
 });
