@@ -133,16 +133,22 @@ describe('history queries (e2e, real Redis)', () => {
     }
   });
 
-  it('uses the daily compaction for a closed day and the raw series for the open one', async () => {
+  it('uses the daily compaction for a closed day, hourly for the closed hours of the open day, raw for the rest', async () => {
     const from = Date.parse('2021-07-06T00:00:00Z');
     const to = Date.parse('2021-07-08T00:00:00Z') - 1;
     for (const aggregation of ['sum', 'count', 'avg', 'max', 'first', 'last'] as const) {
       const res = await get(`/series/sentiment?from=2021-07-06&to=${to}&bucket=1d&aggregation=${aggregation}`);
-      expect(res.headers['x-series-source']).toBe('1d+raw');
+      expect(res.headers['x-series-source']).toBe('1d+1h+raw');
       const wanted = expected('sentiment', from, to, DAY, aggregation);
       expect(wanted.map((w) => w.time)).toEqual(['2021-07-06T00:00:00.000Z', '2021-07-07T00:00:00.000Z']);
       expectSeries(res.json(), wanted, aggregation);
     }
+  });
+
+  it('answers a closed day from the daily compaction alone', async () => {
+    const res = await get('/series/price?from=2021-07-06&to=2021-07-06T23:59:59.999Z&bucket=1d&aggregation=count');
+    expect(res.headers['x-series-source']).toBe('1d');
+    expect(res.json()).toEqual([{ time: '2021-07-06T00:00:00.000Z', value: records.filter((r) => r.t < Date.parse('2021-07-07')).length }]);
   });
 
   it('gives the README example: daily max price of the fixture days', async () => {

@@ -42,18 +42,26 @@ describe('planQuery', () => {
     { bucketMs: D, complete: { from: Math.ceil(from / D) * D, to: Math.floor(to / D) * D } },
   ];
 
-  it('uses the coarsest tier dividing the bucket, raw for the cut edges and the open bucket', () => {
-    expect(planQuery({ from: 0, to: 3 * D + 5, bucketMs: D, aggregation: 'sum' }, tiers(0, 3 * D))).toEqual({
-      tierMs: D,
-      compacted: { from: 0, to: 3 * D - 1 },
-      raw: [{ from: 3 * D, to: 3 * D + 5 }],
+  it('reads whole days from the daily tier, whole hours around them hourly, the rest raw', () => {
+    expect(planQuery({ from: H / 2, to: 3 * D + 5 * H + 5, bucketMs: D, aggregation: 'sum' }, tiers(0, 3 * D + 5 * H))).toEqual({
+      rawBucketMs: H,
+      pieces: [
+        { tierMs: null, from: H / 2, to: H - 1 },
+        { tierMs: H, from: H, to: D - 1 },
+        { tierMs: D, from: D, to: 3 * D - 1 },
+        { tierMs: H, from: 3 * D, to: 3 * D + 5 * H - 1 },
+        { tierMs: null, from: 3 * D + 5 * H, to: 3 * D + 5 * H + 5 },
+      ],
     });
+  });
+
+  it('uses only tiers whose bucket divides the requested one', () => {
     expect(planQuery({ from: H / 2, to: 5 * H, bucketMs: 2 * H, aggregation: 'avg' }, tiers(0, 4 * H))).toEqual({
-      tierMs: H,
-      compacted: { from: H, to: 4 * H - 1 },
-      raw: [
-        { from: H / 2, to: H - 1 },
-        { from: 4 * H, to: 5 * H },
+      rawBucketMs: H,
+      pieces: [
+        { tierMs: null, from: H / 2, to: H - 1 },
+        { tierMs: H, from: H, to: 4 * H - 1 },
+        { tierMs: null, from: 4 * H, to: 5 * H },
       ],
     });
   });
@@ -68,11 +76,11 @@ describe('planQuery', () => {
 
   it('does not use buckets before complete_from', () => {
     expect(planQuery({ from: 0, to: 10 * H - 1, bucketMs: H, aggregation: 'count' }, [{ bucketMs: H, complete: { from: 6 * H, to: 9 * H } }])).toEqual({
-      tierMs: H,
-      compacted: { from: 6 * H, to: 9 * H - 1 },
-      raw: [
-        { from: 0, to: 6 * H - 1 },
-        { from: 9 * H, to: 10 * H - 1 },
+      rawBucketMs: H,
+      pieces: [
+        { tierMs: null, from: 0, to: 6 * H - 1 },
+        { tierMs: H, from: 6 * H, to: 9 * H - 1 },
+        { tierMs: null, from: 9 * H, to: 10 * H - 1 },
       ],
     });
   });

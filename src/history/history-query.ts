@@ -66,41 +66,58 @@ export interface TierCoverage {
   complete: { from: number; to: number } | null;
 }
 
+/** One part of a query: read from the compaction of tierMs, or from the raw series (null). */
+export interface Piece {
+  tierMs: number | null;
+  /** Inclusive. */
+  from: number;
+  /** Inclusive. */
+  to: number;
+}
+
 export interface Plan {
-  /** Bucket size of the compaction used. */
-  tierMs: number;
-  /** Inclusive range answered by the compacted series (whole tier buckets). */
-  compacted: { from: number; to: number };
-  /** Inclusive ranges answered by the raw series (aggregated per tier bucket). */
-  raw: Array<{ from: number; to: number }>;
+  /** Adjacent, in time order, covering [from, to] of the query. */
+  pieces: Piece[];
+  /** Raw pieces are aggregated per this bucket (the finest tier used), then folded like compactions. */
+  rawBucketMs: number;
 }
 
 const ceilTo = (t: number, step: number) => Math.ceil(t / step) * step;
 const floorTo = (t: number, step: number) => Math.floor(t / step) * step;
 
 /**
- * The coarsest compaction that answers the query exactly, or null for raw only. A tier fits
- * when its bucket divides the requested one (so each of its buckets lies in one requested
- * bucket, epoch-aligned on both sides) and at least one of its complete buckets lies wholly in
- * [from, to]; the cut edges of the range and buckets not compacted yet (the open bucket,
- * samples from before the rule) come from the raw series.
+ * How to answer a query exactly from the compactions, or null for raw only. Only tiers whose
+ * bucket divides the requested one fit (each of their buckets lies in one requested bucket,
+ * epoch-aligned on both sides). The coarsest fitting tier answers the complete buckets that lie
+ * wholly in the range; what is left on either side goes to the next finer tier, and so on; the
+ * rest (cut edges, the open bucket, buckets before complete_from) comes from the raw series.
  */
 export function planQuery(
   query: { from: number; to: number; bucketMs: number; aggregation: Aggregation },
   tiers: TierCoverage[],
 ): Plan | null {
   if (!COMPONENTS[query.aggregation]) return null;
-  for (const tier of [...tiers].sort((a, b) => b.bucketMs - a.bucketMs)) {
-    if (query.bucketMs % tier.bucketMs !== 0 || !tier.complete) continue;
-    const from = Math.max(ceilTo(query.from, tier.bucketMs), ceilTo(tier.complete.from, tier.bucketMs));
-    const end = Math.min(floorTo(query.to + 1, tier.bucketMs), floorTo(tier.complete.to, tier.bucketMs));
-    if (from >= end) continue;
-    const raw: Plan['raw'] = [];
-    if (query.from < from) raw.push({ from: query.from, to: from - 1 });
-    if (end <= query.to) raw.push({ from: end, to: query.to });
-    return { tierMs: tier.bucketMs, compacted: { from, to: end - 1 }, raw };
+  const fitting = tiers.filter((t) => query.bucketMs % t.bucketMs === 0 && t.complete).sort((a, b) => b.bucketMs - a.bucketMs);
+  const pieces = split(query.from, query.to, fitting);
+  if (pieces.every((p) => p.tierMs === null)) return null;
+  return { pieces, rawBucketMs: fitting[fitting.length - 1].bucketMs };
+}
+
+function split(from: number, to: number, tiers: TierCoverage[]): Piece[] {
+  for (let i = 0; i < tiers.length; i++) {
+    const { bucketMs, complete } = tiers[i];
+    if (!complete) continue;
+    const start = Math.max(ceilTo(from, bucketMs), ceilTo(complete.from, bucketMs));
+    const end = Math.min(floorTo(to + 1, bucketMs), floorTo(complete.to, bucketMs));
+    if (start >= end) continue;
+    const finer = tiers.slice(i + 1);
+    return [
+      ...(from < start ? split(from, start - 1, finer) : []),
+      { tierMs: bucketMs, from: start, to: end - 1 },
+      ...(end <= to ? split(end, to, finer) : []),
+    ];
   }
-  return null;
+  return [{ tierMs: null, from, to }];
 }
 
 /** Per tier bucket, the values of the needed compactions. */

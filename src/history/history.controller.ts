@@ -18,7 +18,7 @@ import { HistoryService } from './history.service.js';
 
 const SOURCE_HEADER = {
   'X-Series-Source': {
-    description: 'How the answer was computed: raw, or a compaction tier (1h, 1d) plus raw for the edges and the open bucket (e.g. 1d+raw)',
+    description: 'How the answer was computed: the compaction tiers used, coarsest first, and raw for cut edges and the open bucket (e.g. 1d+1h+raw, or raw)',
     schema: { type: 'string' },
   },
 };

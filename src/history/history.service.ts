@@ -29,7 +29,7 @@ export interface ResolvedQuery {
 
 export interface SeriesResult {
   samples: Sample[];
-  /** How it was answered, e.g. `raw` or `1d+raw` (compaction tier, then raw edges). */
+  /** How it was answered: the compaction tiers used, coarsest first, and `raw` (e.g. `1d+1h+raw`). */
   source: string;
 }
 
@@ -90,22 +90,28 @@ export class HistoryService {
       const samples = await this.timeseries.range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } });
       return { samples, source: 'raw' };
     }
-    const tier = this.compactions.tiers.find((t) => t.bucketMs === plan.tierMs);
-    if (!tier) throw new Error(`No compaction tier of ${plan.tierMs} ms`);
     const partials: Partials = new Map();
     await Promise.all(
-      components.flatMap((component) => [
-        this.timeseries
-          .range({ key: this.compactions.key(metric, component, tier), ...plan.compacted })
-          .then((samples) => addPartials(partials, component, samples)),
-        ...plan.raw.map((range) =>
+      plan.pieces.flatMap(({ tierMs, from, to }) => {
+        const tier = tierMs === null ? null : this.compactions.tiers.find((t) => t.bucketMs === tierMs);
+        if (tier === undefined) throw new Error(`No compaction tier of ${tierMs} ms`);
+        return components.map((component) =>
           this.timeseries
-            .range({ key: raw, ...range, aggregation: { type: component, bucketMs: plan.tierMs } })
+            .range(
+              tier
+                ? { key: this.compactions.key(metric, component, tier), from, to }
+                : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
+            )
             .then((samples) => addPartials(partials, component, samples)),
-        ),
-      ]),
+        );
+      }),
     );
-    return { samples: foldPartials(partials, q.bucketMs, q.aggregation), source: plan.raw.length ? `${tier.name}+raw` : tier.name };
+    const used = this.compactions.tiers
+      .filter((t) => plan.pieces.some((p) => p.tierMs === t.bucketMs))
+      .sort((a, b) => b.bucketMs - a.bucketMs)
+      .map((t) => t.name);
+    if (plan.pieces.some((p) => p.tierMs === null)) used.push('raw');
+    return { samples: foldPartials(partials, q.bucketMs, q.aggregation), source: used.join('+') };
   }
 
   /** Every series the service keeps (raw and compactions), with TS.INFO. */
