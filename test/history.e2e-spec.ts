@@ -304,7 +304,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
   it('marks the compactions complete only after the bucket of the newest sample at rule creation', async () => {
     const newest = Math.max(...firstHalf.map((r) => Math.trunc((r.timestamp as number) * 1000)));
     const list = (await get('/series')).json() as Array<Record<string, any>>;
-    const hourly = list.find((s) => s.key === `{${prefix}:price:mean:30s}:avg:1h` || s.key === `{${prefix}:price:mean:30s}:sum:1h`);
+    const hourly = list.find((s) => s.key === `{${prefix}:price:mean:30s}:sum:1h`);
     expect(hourly?.labels.complete_from).toBe(String(Math.floor(newest / HOUR) * HOUR + HOUR));
   });
 
