@@ -2,6 +2,8 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { validateEnv } from './config/env.validation.js';
+import { DashboardModule } from './dashboard/dashboard.module.js';
+import { HistoryModule } from './history/history.module.js';
 import { IngestModule } from './ingest/ingest.module.js';
 import { NotificationsModule } from './notifications/notifications.module.js';
 import { RedisModule } from './redis/redis.module.js';
@@ -23,6 +25,8 @@ export class AppModule {
         SummaryModule,
         IngestModule,
         NotificationsModule,
+        HistoryModule,
+        DashboardModule,
       ],
     };
   }

@@ -158,6 +158,20 @@ export class EnvironmentVariables {
   @Transform(toList) @IsArray() @ArrayUnique()
   @Matches(HOST_PORT, { each: true, message: 'REDIS_CLUSTER_NODES must be a comma-separated list of host:port' })
   REDIS_CLUSTER_NODES: string[] = [];
+
+  // --- History (GET /series…) and compactions -------------------------------------------
+
+  /** RETENTION of the hourly compactions (TS.CREATERULE … 3600000) in ms; 0 keeps everything. Default 2 years. */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_HOURLY_RETENTION_MS = 2 * 365 * 24 * 3600 * 1000;
+
+  /** RETENTION of the daily compactions (TS.CREATERULE … 86400000) in ms; 0 keeps everything (the default). */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_DAILY_RETENTION_MS = 0;
+
+  /** Largest number of buckets one history query may return per series; more is a 400. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  SERIES_MAX_POINTS = 5000;
 }
 
 export type Env = EnvironmentVariables;
