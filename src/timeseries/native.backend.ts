@@ -136,11 +136,10 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
   async ensureRule(source: string, rule: CompactionRule): Promise<EnsuredRule> {
     assertRule(source, rule);
     if (await this.hasRule(source, rule)) return { created: false, sourceLatestAtCreation: null };
-    const results = await this.redis
-      .multi()
-      .call('TS.GET', source)
-      .call('TS.CREATERULE', source, rule.destKey, 'AGGREGATION', rule.aggregation, String(rule.bucketMs))
-      .exec();
+    const tx = this.redis.multi();
+    queueOnKey(tx, 'TS.GET', source);
+    queueOnKey(tx, 'TS.CREATERULE', source, rule.destKey, 'AGGREGATION', rule.aggregation, String(rule.bucketMs));
+    const results = await tx.exec();
     if (!results || results.length !== 2) throw new Error(`MULTI for rule ${source} → ${rule.destKey} was not executed`);
     const [[getErr, getReply], [createErr]] = results;
     if (createErr) {
