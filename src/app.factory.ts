@@ -1,6 +1,7 @@
 import { INestApplication, LogLevel, ValidationPipe } from '@nestjs/common';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { WsAdapter } from '@nestjs/platform-ws';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
@@ -31,6 +32,8 @@ export function configureApp(app: INestApplication): void {
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
   );
   app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost)));
+  // WebSocket gateways (/ws/notifications) on the HTTP server's port, with the plain `ws` library.
+  app.useWebSocketAdapter(new WsAdapter(app));
   app.enableShutdownHooks();
   const doc = new DocumentBuilder()
     .setTitle('is-bitcoin-lit')

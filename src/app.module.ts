@@ -2,7 +2,10 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { validateEnv } from './config/env.validation.js';
+import { DashboardModule } from './dashboard/dashboard.module.js';
+import { HistoryModule } from './history/history.module.js';
 import { IngestModule } from './ingest/ingest.module.js';
+import { NotificationsModule } from './notifications/notifications.module.js';
 import { RedisModule } from './redis/redis.module.js';
 import { SummaryModule } from './summary/summary.module.js';
 
@@ -21,6 +24,9 @@ export class AppModule {
         RedisModule,
         SummaryModule,
         IngestModule,
+        NotificationsModule,
+        HistoryModule,
+        DashboardModule,
       ],
     };
   }

@@ -5,29 +5,11 @@ import { SummaryService } from '../src/summary/summary.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { bootApp } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
-import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
+import { expectedSummary } from './support/expected-summary.js';
+import { FakeUpstream, loadFixture } from './support/upstream.js';
 
 const HOUR = 3_600_000;
 const fixture = loadFixture();
-
-/** Expected summary computed from the raw records, independently of the service's code. */
-function expectedSummary(records: RawRecord[], hours = 3) {
-  const ms = records.map((r) => ({ t: Math.trunc((r.timestamp as number) * 1000), p: Number(r.btc_price), s: r.mean as number }));
-  const latest = Math.max(...ms.map((r) => r.t));
-  const from = Math.floor(latest / HOUR) * HOUR - (hours - 1) * HOUR;
-  const buckets = new Map<number, { p: number; s: number; n: number }>();
-  for (const r of ms.filter((r) => r.t >= from && r.t <= latest).sort((a, b) => a.t - b.t)) {
-    const start = Math.floor(r.t / HOUR) * HOUR;
-    const b = buckets.get(start) ?? { p: 0, s: 0, n: 0 };
-    b.p += r.p;
-    b.s += r.s;
-    b.n += 1;
-    buckets.set(start, b);
-  }
-  return [...buckets.entries()]
-    .sort(([a], [b]) => a - b)
-    .map(([start, b]) => ({ time: new Date(start).toISOString(), price: b.p / b.n, sentiment: b.s / b.n }));
-}
 
 describe('core loop: ingest → time series → cached summary (e2e, real Redis)', () => {
   const prefix = uniquePrefix('core');
@@ -285,6 +267,58 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
       ],
       sentiment_direction: 'rising',
       price_direction: 'falling',
+    });
+  });
+});
+
+describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('now');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(fixture).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, SUMMARY_ANCHOR: 'now' });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('answers 503 when the stored data is older than the window ending now', async () => {
+    expect((await app.inject({ method: 'POST', url: '/refresh' })).statusCode).toBe(200);
+    const res = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json().message).toBe('No samples in the last 3 hour(s) yet');
+  });
+
+  it('summarises the hours ending at the current time', async () => {
+    const hourStart = Math.floor(Date.now() / HOUR) * HOUR;
+    const at = (t: number, price: string, mean: number) => ({ timestamp: t / 1000, btc_price: price, mean });
+    upstream.mode = {
+      kind: 'json',
+      body: [
+        at(hourStart - 3 * HOUR + 1000, '1', 0.9), // before the window
+        at(hourStart - 2 * HOUR + 1000, '100', 0.1),
+        at(hourStart - 2 * HOUR + 2000, '200', 0.3),
+        at(hourStart - HOUR + 1000, '150', 0.2),
+        at(hourStart, '120', 0.4),
+      ],
+    };
+    expect((await app.inject({ method: 'POST', url: '/refresh' })).json()).toMatchObject({ stored: 10 });
+    const body = (await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+    expect(body).toEqual({
+      hourly_average_of_averages: [
+        { price: 150, sentiment: 0.2, time: new Date(hourStart - 2 * HOUR).toISOString() },
+        { price: 150, sentiment: 0.2, time: new Date(hourStart - HOUR).toISOString() },
+        { price: 120, sentiment: 0.4, time: new Date(hourStart).toISOString() },
+      ],
+      price_direction: 'falling',
+      sentiment_direction: 'rising',
     });
   });
 });

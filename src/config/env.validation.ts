@@ -1,5 +1,7 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import {
+  ArrayUnique,
+  IsArray,
   IsBoolean,
   IsIn,
   IsInt,
@@ -21,6 +23,11 @@ const toBool = ({ value }: { value: unknown }) => {
 };
 const toInt = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+const toList = ({ value }: { value: unknown }) =>
+  typeof value === 'string' ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : value;
+
+/** host:port with a host name, IPv4 or [IPv6] address and a port 1-65535. */
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])$/;
 
 /**
  * Every setting the service reads, with its default. Documented in .env.example; a bad value
@@ -130,6 +137,41 @@ export class EnvironmentVariables {
   @IsIn(['fatal', 'error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
 
+  /** Live notifications (GET /events, WS /ws/notifications): a heartbeat is sent this often. */
+  @Transform(toInt) @IsInt() @Min(50)
+  NOTIFY_HEARTBEAT_MS = 15000;
+
+  /** Most SSE + WebSocket notification clients one instance serves; more get 503 / close code 1013. */
+  @Transform(toInt) @IsInt() @Min(1)
+  NOTIFY_MAX_CLIENTS = 1000;
+
+  /** A notification client whose unsent output exceeds this many bytes is too slow and is disconnected. */
+  @Transform(toInt) @IsInt() @Min(1024)
+  NOTIFY_MAX_BUFFER_BYTES = 1024 * 1024;
+
+  /**
+   * Redis Cluster seed nodes, comma-separated host:port ("10.0.0.1:7000,10.0.0.2:7000"); the
+   * rest of the cluster is discovered from them. Empty: one Redis server at REDIS_URL. When
+   * set, REDIS_URL only supplies the username, password and TLS (rediss://) for every node,
+   * and must not select a DB (a cluster has only DB 0).
+   */
+  @Transform(toList) @IsArray() @ArrayUnique()
+  @Matches(HOST_PORT, { each: true, message: 'REDIS_CLUSTER_NODES must be a comma-separated list of host:port' })
+  REDIS_CLUSTER_NODES: string[] = [];
+
+  // --- History (GET /series…) and compactions -------------------------------------------
+
+  /** RETENTION of the hourly compactions (TS.CREATERULE … 3600000) in ms; 0 keeps everything. Default 2 years. */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_HOURLY_RETENTION_MS = 2 * 365 * 24 * 3600 * 1000;
+
+  /** RETENTION of the daily compactions (TS.CREATERULE … 86400000) in ms; 0 keeps everything (the default). */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_DAILY_RETENTION_MS = 0;
+
+  /** Largest number of buckets one history query may return per series; more is a 400. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  SERIES_MAX_POINTS = 5000;
   /**
    * Lease of the ingest lock (`<prefix>:lock:ingest`) that makes N instances do one scheduled
    * run per tick between them. Renewed every third of it while a run lasts, so it only bounds
@@ -169,8 +211,24 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   const cleaned = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== ''));
   const env = plainToInstance(EnvironmentVariables, cleaned, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
-  if (errors.length > 0) {
-    throw new Error(`Invalid configuration:\n  ${describe(errors)}`);
+  const problems = errors.length > 0 ? [describe(errors)] : [];
+  if (env.REDIS_CLUSTER_NODES?.length > 0 && /^rediss?:\/\/[^\s]+$/.test(env.REDIS_URL)) {
+    const db = redisUrlDb(env.REDIS_URL);
+    if (db !== 0) problems.push(`REDIS_URL: selects DB ${db}, but a Redis Cluster (REDIS_CLUSTER_NODES) has only DB 0`);
+  }
+  if (problems.length > 0) {
+    throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   return env;
+}
+
+/** The DB index a redis:// URL selects (path `/N` or `?db=N`, as ioredis reads it); 0 by default. */
+function redisUrlDb(url: string): number | string {
+  try {
+    const u = new URL(url);
+    const raw = u.pathname.replace(/^\//, '') || (u.searchParams.get('db') ?? '');
+    return raw === '' ? 0 : /^\d+$/.test(raw) ? Number(raw) : raw;
+  } catch {
+    return 0; // an unparseable URL is reported by its own rule
+  }
 }

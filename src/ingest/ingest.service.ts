@@ -1,6 +1,8 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
+import { NotificationsService } from '../notifications/notifications.service.js';
+import { CompactionService } from '../history/compaction.service.js';
 import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
 import { SummaryService } from '../summary/summary.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
@@ -30,12 +32,17 @@ export class IngestService implements OnModuleInit {
     private readonly timeseries: TimeseriesService,
     private readonly summary: SummaryService,
     private readonly keys: RedisKeys,
+    private readonly notifications: NotificationsService,
+    private readonly compactions: CompactionService,
     config: ConfigService<Env, true>,
   ) {
     this.retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
   }
 
-  /** TS.CREATE both series (DUPLICATE_POLICY FIRST, labels, retention) before anything is served. */
+  /**
+   * TS.CREATE both series (DUPLICATE_POLICY FIRST, labels, retention), then their compaction
+   * rules, before anything is served or ingested (rules only see samples added after them).
+   */
   async onModuleInit(): Promise<void> {
     for (const metric of METRICS) {
       await this.timeseries.ensureSeries(this.keys.series(metric), {
@@ -43,6 +50,7 @@ export class IngestService implements OnModuleInit {
         labels: { metric, source: 'senticrypt', app: 'is-bitcoin-lit' },
       });
     }
+    await this.compactions.ensureAll();
   }
 
   /** Epoch ms of the last run that completed, or null. */
@@ -101,7 +109,9 @@ export class IngestService implements OnModuleInit {
       );
       if (parsed.invalid) this.logger.warn(`skipped ${parsed.invalid} invalid record(s): ${parsed.invalidReasons.join('; ')}`);
       for (const err of [...price.errors, ...sentiment.errors]) this.logger.warn(`samples rejected by Redis: ${err}`);
-      await this.summary.refreshCache();
+      const summary = await this.summary.refreshCache();
+      // Only runs that changed the data are news; publishing never throws.
+      if (report.stored > 0) await this.notifications.publishIngest(report, summary);
       return report;
     } catch (err) {
       this.logger.error(`ingest failed after ${Date.now() - started} ms: ${(err as Error).message}`);

@@ -1,6 +1,6 @@
 // Replies that mean "Redis cannot serve right now", not "the command is wrong".
 const TRANSIENT_REPLY = /^(LOADING|READONLY|OOM|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS)\b/;
-const CONNECTION = /Connection is closed|Command timed out|Stream isn't writeable|connect ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|Reached the max retries|None of startup nodes is available|Failed to refresh slots cache/i;
+const CONNECTION = /Connection is closed|Command timed out|Stream isn't writeable|connect ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|Reached the max retries|None of startup nodes is available|Failed to refresh slots cache|Cluster isn't ready|Too many Cluster redirections/i;
 
 /** True when an error comes from Redis being unreachable or temporarily unable to serve. */
 export function isRedisUnavailableError(err: unknown): boolean {

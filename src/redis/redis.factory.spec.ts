@@ -1,6 +1,6 @@
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
-import { connectRedis, reconnectDelay } from './redis.factory.js';
+import { clusterOptions, connectRedis, describeTarget, parseClusterNode, reconnectDelay } from './redis.factory.js';
 import { redactRedisUrl } from './redis-url.js';
 
 describe('redis connection helpers', () => {
@@ -41,5 +41,63 @@ describe('redis connection helpers', () => {
         logger,
       ),
     ).rejects.toThrow(/^Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0 is not reachable after 300 ms \(.*ECONNREFUSED.*\)$/);
+  });
+
+  const settings = {
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    REDIS_CONNECT_TIMEOUT_MS: 200,
+    REDIS_COMMAND_TIMEOUT_MS: 1500,
+    REDIS_MAX_RETRIES_PER_REQUEST: 0,
+    REDIS_RETRY_BASE_MS: 20,
+    REDIS_RETRY_MAX_MS: 50,
+    REDIS_STARTUP_WAIT_MS: 300,
+    REDIS_PROTOCOL: 3 as const,
+  };
+
+  describe('Redis Cluster', () => {
+    it('parses seed nodes, IPv6 included', () => {
+      expect(parseClusterNode('redis-1:7000')).toEqual({ host: 'redis-1', port: 7000 });
+      expect(parseClusterNode('[::1]:7001')).toEqual({ host: '::1', port: 7001 });
+    });
+
+    it('gives every node the timeouts, protocol and the credentials and TLS of REDIS_URL; the cluster owns reconnects', () => {
+      const options = clusterOptions({ ...settings, REDIS_URL: 'rediss://app%40x:p%3Ass@ignored:6380' }, 'svc');
+      expect(options).toMatchObject({ lazyConnect: true, enableOfflineQueue: false, scaleReads: 'master', slotsRefreshTimeout: 1500 });
+      expect(options.redisOptions).toEqual({
+        connectionName: 'svc',
+        protocol: 3,
+        connectTimeout: 200,
+        commandTimeout: 1500,
+        maxRetriesPerRequest: 0,
+        username: 'app@x',
+        password: 'p:ss',
+        tls: {},
+      });
+      const delay = options.clusterRetryStrategy?.(1);
+      expect(delay).toBeGreaterThanOrEqual(10);
+      expect(delay).toBeLessThanOrEqual(20);
+    });
+
+    it('sends no credentials or TLS when REDIS_URL has none', () => {
+      const { redisOptions } = clusterOptions(settings, 'svc');
+      expect(redisOptions).not.toHaveProperty('password');
+      expect(redisOptions).not.toHaveProperty('username');
+      expect(redisOptions).not.toHaveProperty('tls');
+    });
+
+    it('names the seed nodes, never the password', () => {
+      expect(describeTarget({ ...settings, REDIS_URL: 'redis://:pw@h:1', REDIS_CLUSTER_NODES: ['a:7000', 'b:7001'] })).toBe(
+        'Redis Cluster (a:7000, b:7001)',
+      );
+      expect(describeTarget({ ...settings, REDIS_URL: 'redis://:pw@h:1', REDIS_CLUSTER_NODES: [] })).toBe('Redis at redis://:***@h:1');
+    });
+
+    it('gives up after the startup wait with one line naming the seed nodes', async () => {
+      const logger = new Logger('test');
+      jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
+      await expect(
+        connectRedis({ ...settings, REDIS_URL: 'redis://:hunter2@x:1', REDIS_CLUSTER_NODES: ['127.0.0.1:1'] }, 'test', logger),
+      ).rejects.toThrow(/^Redis Cluster \(127\.0\.0\.1:1\) is not reachable after 300 ms \((?!.*hunter2).*\)$/);
+    });
   });
 });

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { Redis, RedisOptions } from 'ioredis';
+import { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { Env } from '../config/env.validation.js';
 import { redactRedisUrl } from './redis-url.js';
-import { RedisClient } from './redis.types.js';
+import { isCluster, RedisClient } from './redis.types.js';
 
 export type RedisConnectionSettings = Pick<
   Env,
@@ -14,7 +14,8 @@ export type RedisConnectionSettings = Pick<
   | 'REDIS_RETRY_MAX_MS'
   | 'REDIS_STARTUP_WAIT_MS'
   | 'REDIS_PROTOCOL'
->;
+> &
+  Partial<Pick<Env, 'REDIS_CLUSTER_NODES'>>;
 
 /** Exponential backoff with full jitter on top of the base, capped; never gives up. */
 export function reconnectDelay(attempt: number, baseMs: number, maxMs: number): number {
@@ -36,25 +37,78 @@ export function redisOptions(s: RedisConnectionSettings, name: string): RedisOpt
   };
 }
 
+/** "host:port" → ioredis startup node; IPv6 addresses come in brackets ("[::1]:7000"). */
+export function parseClusterNode(hostPort: string): { host: string; port: number } {
+  const colon = hostPort.lastIndexOf(':');
+  return { host: hostPort.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(hostPort.slice(colon + 1)) };
+}
+
+/**
+ * Options of a Cluster client with the same behaviour as the single-server client: every node
+ * gets the same timeouts, protocol and the credentials/TLS of REDIS_URL; the cluster as a whole
+ * reconnects with the same backoff and, like the single client, rejects commands while it is
+ * not ready instead of queueing them.
+ */
+export function clusterOptions(s: RedisConnectionSettings, name: string): ClusterOptions {
+  const url = new URL(s.REDIS_URL);
+  // The cluster owns reconnects and the offline queue of its node connections (ioredis refuses
+  // both in redisOptions), so they are set on the cluster instead.
+  const { retryStrategy: _retry, enableOfflineQueue: _queue, lazyConnect: _lazy, ...nodeOptions } = redisOptions(s, name);
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    clusterRetryStrategy: (times) => reconnectDelay(times, s.REDIS_RETRY_BASE_MS, s.REDIS_RETRY_MAX_MS),
+    // Asking a node for the slot map is a command like any other: same deadline.
+    slotsRefreshTimeout: Math.max(s.REDIS_COMMAND_TIMEOUT_MS, 1000),
+    // Reads stay on masters: a replica may lag, and the ingest report reads what it just wrote.
+    scaleReads: 'master',
+    redisOptions: {
+      ...nodeOptions,
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+    },
+  };
+}
+
+/** Where the client connects, safe to log: the URL without password, or the cluster seed nodes. */
+export function describeTarget(s: RedisConnectionSettings): string {
+  const nodes = s.REDIS_CLUSTER_NODES ?? [];
+  return nodes.length > 0 ? `Redis Cluster (${nodes.join(', ')})` : `Redis at ${redactRedisUrl(s.REDIS_URL)}`;
+}
+
+/** A client for the configured target, not yet connected. */
+export function createRedisClient(s: RedisConnectionSettings, name: string): RedisClient {
+  const nodes = s.REDIS_CLUSTER_NODES ?? [];
+  return nodes.length > 0
+    ? new Cluster(nodes.map(parseClusterNode), clusterOptions(s, name))
+    : new Redis(s.REDIS_URL, redisOptions(s, name));
+}
+
 /**
  * Connects and PINGs before the app serves. Waits (the client retries with backoff) up to
- * REDIS_STARTUP_WAIT_MS, then fails with one line naming the URL without its password.
+ * REDIS_STARTUP_WAIT_MS, then fails with one line naming the URL without its password, or the
+ * cluster's seed nodes.
  */
 export async function connectRedis(s: RedisConnectionSettings, name: string, logger: Logger): Promise<RedisClient> {
-  const safeUrl = redactRedisUrl(s.REDIS_URL);
-  const client = new Redis(s.REDIS_URL, redisOptions(s, name));
+  const target = describeTarget(s);
+  const client = createRedisClient(s, name);
   let lastError = 'no answer';
   let lastLogged = 0;
-  client.on('error', (err: Error) => {
-    lastError = err.message;
+  const onError = (err: Error) => {
+    // A cluster wraps the node's reason ("Failed to refresh slots cache." + lastNodeError).
+    const cause = (err as Error & { lastNodeError?: Error }).lastNodeError;
+    lastError = cause ? `${err.message} ${cause.message}` : err.message;
     // Reconnect loops emit an error per attempt; one line every 10 s is enough.
     if (Date.now() - lastLogged > 10_000) {
       lastLogged = Date.now();
-      logger.warn(`Redis ${safeUrl}: ${err.message}`);
+      logger.warn(`${target}: ${lastError}`);
     }
-  });
+  };
+  client.on('error', onError);
+  client.on('node error', onError); // cluster only: a node failed (e.g. refused the connection)
   const ready = new Promise<void>((resolve) => client.once('ready', () => resolve()));
-  client.connect().catch(() => undefined); // failures are retried by retryStrategy; we wait for 'ready'
+  client.connect().catch(() => undefined); // failures are retried by the retry strategy; we wait for 'ready'
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), s.REDIS_STARTUP_WAIT_MS);
@@ -62,16 +116,34 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
   try {
     const outcome = await Promise.race([ready, timedOut]);
     if (outcome === 'timeout') {
-      throw new Error(`Redis at ${safeUrl} is not reachable after ${s.REDIS_STARTUP_WAIT_MS} ms (${lastError})`);
+      throw new Error(`${target} is not reachable after ${s.REDIS_STARTUP_WAIT_MS} ms (${lastError})`);
     }
     await client.ping();
-    logger.log(`Connected to Redis at ${safeUrl}`);
+    logger.log(`Connected to ${target}`);
     return client;
   } catch (err) {
     client.disconnect();
-    if (err instanceof Error && err.message.startsWith('Redis at ')) throw err;
-    throw new Error(`Redis at ${safeUrl} did not answer PING: ${(err as Error).message}`);
+    if (err instanceof Error && err.message.startsWith(target)) throw err;
+    throw new Error(`${target} did not answer PING: ${(err as Error).message}`);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * A second client with the same target and settings, connected (e.g. a pub/sub subscriber: a
+ * client in subscriber mode cannot run other commands). On a cluster it is a Cluster too, which
+ * subscribes on one node and re-subscribes elsewhere on failover; classic PUBLISH reaches
+ * subscribers on every node. The caller owns it: listen for 'error', quit it on shutdown.
+ */
+export async function duplicateClient(redis: RedisClient): Promise<RedisClient> {
+  // Redis#duplicate and Cluster#duplicate have different signatures: a union cannot call it.
+  const copy: RedisClient = isCluster(redis) ? redis.duplicate() : redis.duplicate();
+  try {
+    await copy.connect(); // lazyConnect, like the original; resolves once ready
+    return copy;
+  } catch (err) {
+    copy.disconnect();
+    throw err;
   }
 }

@@ -1,14 +1,17 @@
 import { Global, Inject, Logger, Module, OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
-import { REDIS_CLIENT } from './redis.constants.js';
+import { REDIS_CLIENT, REDIS_SUBSCRIBER } from './redis.constants.js';
 import { connectRedis } from './redis.factory.js';
 import { RedisKeys } from './redis-keys.service.js';
 import { RedisClient } from './redis.types.js';
 
 /**
- * The one Redis connection of the app. The async factory connects and PINGs before anything
- * that depends on it is built; the client is QUIT on shutdown (enableShutdownHooks).
+ * The Redis connections of the app (a single server, or a Redis Cluster when
+ * REDIS_CLUSTER_NODES is set): the one client for commands, and a subscriber for pub/sub
+ * (a subscribed connection can run nothing else). Async factories connect and PING before
+ * anything that depends on them is built; both are QUIT on shutdown (enableShutdownHooks).
+ * ioredis re-subscribes the subscriber's channels by itself after a reconnect (autoResubscribe).
  */
 @Global()
 @Module({
@@ -19,21 +22,34 @@ import { RedisClient } from './redis.types.js';
       useFactory: (config: ConfigService<Env, true>) =>
         connectRedis(configSettings(config), 'is-bitcoin-lit', new Logger('Redis')),
     },
+    {
+      provide: REDIS_SUBSCRIBER,
+      inject: [ConfigService],
+      useFactory: (config: ConfigService<Env, true>) =>
+        connectRedis(configSettings(config), 'is-bitcoin-lit:subscriber', new Logger('RedisSubscriber')),
+    },
     RedisKeys,
   ],
-  exports: [REDIS_CLIENT, RedisKeys],
+  exports: [REDIS_CLIENT, REDIS_SUBSCRIBER, RedisKeys],
 })
 export class RedisModule implements OnApplicationShutdown {
   private readonly logger = new Logger('Redis');
 
-  constructor(@Inject(REDIS_CLIENT) private readonly redis: RedisClient) {}
+  constructor(
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
+  ) {}
 
   async onApplicationShutdown(): Promise<void> {
+    await Promise.all([this.close(this.redis, 'Redis connection'), this.close(this.subscriber, 'Redis subscriber connection')]);
+  }
+
+  private async close(client: RedisClient, what: string): Promise<void> {
     try {
-      await this.redis.quit();
-      this.logger.log('Redis connection closed');
+      await client.quit();
+      this.logger.log(`${what} closed`);
     } catch {
-      this.redis.disconnect(); // already down: drop the socket and stop reconnecting
+      client.disconnect(); // already down: drop the socket and stop reconnecting
     }
   }
 }
@@ -49,5 +65,6 @@ function configSettings(config: ConfigService<Env, true>) {
     REDIS_RETRY_MAX_MS: get('REDIS_RETRY_MAX_MS'),
     REDIS_STARTUP_WAIT_MS: get('REDIS_STARTUP_WAIT_MS'),
     REDIS_PROTOCOL: get('REDIS_PROTOCOL'),
+    REDIS_CLUSTER_NODES: get('REDIS_CLUSTER_NODES'),
   };
 }

@@ -80,13 +80,24 @@ export class SummaryService {
     );
   }
 
-  /** Recomputes the summary and stores it where the cache interceptor looks (after ingest). */
-  async refreshCache(): Promise<void> {
+  /**
+   * Recomputes the summary and stores it where the cache interceptor looks (after ingest).
+   * Returns it (for the ingest notification), or null when it could not be computed.
+   */
+  async refreshCache(): Promise<SummaryResponseDto | null> {
+    let summary: SummaryResponseDto;
     try {
-      await this.cache.set(this.keys.cache(), await this.compute(), this.ttlSeconds);
+      summary = await this.compute();
+    } catch (err) {
+      this.logger.warn(`could not compute the summary: ${(err as Error).message}`);
+      return null;
+    }
+    try {
+      await this.cache.set(this.keys.cache(), summary, this.ttlSeconds);
     } catch (err) {
       this.logger.warn(`could not prime the summary cache: ${(err as Error).message}`);
     }
+    return summary;
   }
 
   /** The window's end: the newest stored sample (default; the v1 feed is frozen) or now. */

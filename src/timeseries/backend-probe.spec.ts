@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import type { RedisClient } from '../redis/redis.types.js';
 import { detectBackend } from './backend-probe.js';
 
@@ -43,5 +44,26 @@ describe('detectBackend', () => {
 
   it('says native if the probe key somehow exists', async () => {
     expect(await detectBackend(stub(['totalSamples', 0]).redis)).toBe('native');
+  });
+
+  describe('on a Redis Cluster', () => {
+    /** A Cluster whose masters answer TS.INFO with the given replies. */
+    function cluster(...replies: Error[]) {
+      const masters = replies.map((reply, i) => ({ ...stub(reply).redis, options: { host: '10.0.0.1', port: 7000 + i } }));
+      return Object.assign(Object.create(Cluster.prototype) as Cluster, { nodes: () => masters });
+    }
+    const unknown = new Error("ERR unknown command 'TS.INFO', with args beginning with: 'x'");
+    const missing = new Error('ERR TSDB: the key does not exist');
+
+    it('asks every master; MOVED from a master that has the command counts as native', async () => {
+      expect(await detectBackend(cluster(missing, new Error('MOVED 1234 10.0.0.1:7000'), missing))).toBe('native');
+      expect(await detectBackend(cluster(unknown, unknown, unknown))).toBe('portable');
+    });
+
+    it('fails when the masters disagree, naming each', async () => {
+      await expect(detectBackend(cluster(missing, unknown))).rejects.toThrow(
+        'Redis Cluster masters disagree about the RedisTimeSeries module (10.0.0.1:7000=native, 10.0.0.1:7001=portable): load it on every node, or set TIMESERIES_BACKEND=portable',
+      );
+    });
   });
 });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisClient } from '../redis/redis.types.js';
+import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from '../redis/redis.types.js';
 import type { BackendKind } from './timeseries.types.js';
 import { errorMessage } from './wire.js';
 
@@ -7,8 +8,24 @@ import { errorMessage } from './wire.js';
  * Whether the server has the RedisTimeSeries commands: TS.INFO on a key that cannot exist
  * answers "TSDB: the key does not exist" with the module and "unknown command" without it.
  * Any other answer (NOPERM, connection loss, …) is thrown: it says nothing about the module.
+ *
+ * On a Redis Cluster every master is asked directly (a series may land on any of them), and
+ * they must agree. A master that has the module but not the probe key's slot answers MOVED:
+ * Redis looks the command up before it checks the slot, so MOVED also proves the command.
  */
 export async function detectBackend(redis: RedisClient): Promise<BackendKind> {
+  if (!isCluster(redis)) return probe(redis, false);
+  const masters = redis.nodes('master');
+  if (masters.length === 0) throw new Error('Redis Cluster has no master node to probe');
+  const kinds = await Promise.all(masters.map((node) => probe(node, true)));
+  if (kinds.every((k) => k === kinds[0])) return kinds[0];
+  const list = masters.map((node, i) => `${node.options.host}:${node.options.port}=${kinds[i]}`).join(', ');
+  throw new Error(
+    `Redis Cluster masters disagree about the RedisTimeSeries module (${list}): load it on every node, or set TIMESERIES_BACKEND=portable`,
+  );
+}
+
+async function probe(redis: RedisClient | Redis, clusterNode: boolean): Promise<BackendKind> {
   const probeKey = `__timeseries_probe__:${randomUUID()}`;
   try {
     await redis.call('TS.INFO', probeKey);
@@ -17,6 +34,7 @@ export async function detectBackend(redis: RedisClient): Promise<BackendKind> {
     const message = errorMessage(err);
     if (/unknown command/i.test(message)) return 'portable';
     if (/TSDB: (the )?key does not exist/i.test(message)) return 'native';
+    if (clusterNode && /^(MOVED|ASK) /.test(message)) return 'native';
     throw err;
   }
 }

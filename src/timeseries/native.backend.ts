@@ -2,10 +2,13 @@
  * TimeseriesBackend on the RedisTimeSeries module (Redis 8 / Redis Stack): the TS.* commands
  * themselves, replies parsed by reply-parser so RESP2 and RESP3 clients give the same numbers.
  */
-import type { RedisClient } from '../redis/redis.types.js';
+import { callOnKey, queueOnKey } from '../redis/keyed-command.js';
+import { isCluster, type RedisClient } from '../redis/redis.types.js';
 import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
 import type {
   AddOutcome,
+  CompactionRule,
+  EnsuredRule,
   RangeQuery,
   Sample,
   SeriesInfo,
@@ -13,7 +16,9 @@ import type {
   TimeseriesBackend,
 } from './timeseries.types.js';
 import {
+  assertRule,
   assertRangeQuery,
+  RuleConflictError,
   assertSeriesOptions,
   errorMessage,
   errorReason,
@@ -29,7 +34,8 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
   constructor(private readonly redis: RedisClient) {
     // ioredis' "resp3" reply mapping decodes RESP3 doubles digit by digit, which is not exact
     // (0.1 comes back as 0.10000000000000002); the default "legacy" mapping keeps their text.
-    if (redis.options?.replyMapping === 'resp3') {
+    const replyMapping = isCluster(redis) ? redis.options?.redisOptions?.replyMapping : redis.options?.replyMapping;
+    if (replyMapping === 'resp3') {
       throw new Error('NativeTimeseriesBackend needs an ioredis client with replyMapping "legacy" for exact doubles');
     }
   }
@@ -39,7 +45,7 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
     const policy = ['RETENTION', String(options.retentionMs), 'DUPLICATE_POLICY', 'FIRST'];
     const labels = Object.entries(options.labels).flat();
     try {
-      await this.redis.call('TS.CREATE', key, ...policy, ...(labels.length > 0 ? ['LABELS', ...labels] : []));
+      await callOnKey(this.redis, 'TS.CREATE', key, ...policy, ...(labels.length > 0 ? ['LABELS', ...labels] : []));
       return;
     } catch (err) {
       // TS.CREATE answers "TSDB: key already exists" for any existing key, whatever its type.
@@ -47,7 +53,7 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
     }
     try {
       // LABELS is always sent: with no pairs it removes every existing label (TS.ALTER docs).
-      await this.redis.call('TS.ALTER', key, ...policy, 'LABELS', ...labels);
+      await callOnKey(this.redis, 'TS.ALTER', key, ...policy, 'LABELS', ...labels);
     } catch (err) {
       if (/WRONGTYPE|not a TSDB key/i.test(errorMessage(err))) {
         throw new NotATimeSeriesError(key, errorReason(err));
@@ -69,12 +75,13 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
 
     const from = sent.reduce((min, s) => Math.min(min, s.timestamp), Infinity);
     const to = sent.reduce((max, s) => Math.max(max, s.timestamp), -Infinity);
-    const madd = sent.flatMap((s) => [key, String(s.timestamp), formatValue(s.value)]);
-    const results = await this.redis
-      .multi()
-      .call('TS.RANGE', key, String(from), String(to))
-      .call('TS.MADD', ...madd)
-      .exec();
+    // TS.MADD key ts value [key ts value …]: every triple names this one key, so the whole
+    // transaction stays in the key's cluster slot. (The first key is queueOnKey's argument.)
+    const madd = sent.flatMap((s) => [key, String(s.timestamp), formatValue(s.value)]).slice(1);
+    const tx = this.redis.multi();
+    queueOnKey(tx, 'TS.RANGE', key, String(from), String(to));
+    queueOnKey(tx, 'TS.MADD', key, ...madd);
+    const results = await tx.exec();
     if (!results || results.length !== 2) throw new Error(`MULTI for ${key} was not executed`);
     const [[rangeErr, rangeReply], [maddErr, maddReply]] = results;
     if (maddErr) throw maddErr;
@@ -91,10 +98,10 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
 
   async range(query: RangeQuery): Promise<Sample[]> {
     assertRangeQuery(query);
-    const args = [query.key, String(query.from), String(query.to)];
+    const args = [String(query.from), String(query.to)];
     if (query.aggregation) args.push('AGGREGATION', query.aggregation.type, String(query.aggregation.bucketMs));
     try {
-      return parseSamples(await this.redis.call('TS.RANGE', ...args));
+      return parseSamples(await callOnKey(this.redis, 'TS.RANGE', query.key, ...args));
     } catch (err) {
       // Contract: a series that does not exist has no samples.
       if (isKeyMissingError(err)) return [];
@@ -104,7 +111,7 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
 
   async latest(key: string): Promise<Sample | null> {
     try {
-      return parseSample(await this.redis.call('TS.GET', key));
+      return parseSample(await callOnKey(this.redis, 'TS.GET', key));
     } catch (err) {
       if (isKeyMissingError(err)) return null;
       throw err;
@@ -113,11 +120,47 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
 
   async info(key: string): Promise<SeriesInfo | null> {
     try {
-      return parseInfo(key, await this.redis.call('TS.INFO', key));
+      return parseInfo(key, await callOnKey(this.redis, 'TS.INFO', key));
     } catch (err) {
       if (isKeyMissingError(err)) return null;
       throw err;
     }
+  }
+
+  /**
+   * TS.INFO tells whether the rule exists; if not, MULTI / TS.GET / TS.CREATERULE / EXEC reads
+   * the source's newest sample in the same atomic step that creates the rule, so the caller
+   * knows exactly which buckets the rule has not seen. No alignTimestamp: buckets are
+   * epoch-aligned like TS.RANGE's.
+   */
+  async ensureRule(source: string, rule: CompactionRule): Promise<EnsuredRule> {
+    assertRule(source, rule);
+    if (await this.hasRule(source, rule)) return { created: false, sourceLatestAtCreation: null };
+    const tx = this.redis.multi();
+    queueOnKey(tx, 'TS.GET', source);
+    queueOnKey(tx, 'TS.CREATERULE', source, rule.destKey, 'AGGREGATION', rule.aggregation, String(rule.bucketMs));
+    const results = await tx.exec();
+    if (!results || results.length !== 2) throw new Error(`MULTI for rule ${source} → ${rule.destKey} was not executed`);
+    const [[getErr, getReply], [createErr]] = results;
+    if (createErr) {
+      // Another instance created it between our TS.INFO and the MULTI: fine if it is the same rule.
+      if (await this.hasRule(source, rule)) return { created: false, sourceLatestAtCreation: null };
+      throw createErr;
+    }
+    if (getErr) throw getErr;
+    return { created: true, sourceLatestAtCreation: parseSample(getReply) };
+  }
+
+  /** Whether source already compacts into rule.destKey; a different rule into it is a conflict. */
+  private async hasRule(source: string, rule: CompactionRule): Promise<boolean> {
+    const info = await this.info(source);
+    if (!info) throw new Error(`Cannot create a compaction rule: source series "${source}" does not exist`);
+    const existing = info.rules.find((r) => r.destKey === rule.destKey);
+    if (!existing) return false;
+    if (existing.aggregation !== rule.aggregation || existing.bucketMs !== rule.bucketMs) {
+      throw new RuleConflictError(source, rule, existing);
+    }
+    return true;
   }
 }
 

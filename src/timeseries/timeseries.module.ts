@@ -14,7 +14,8 @@ import { TimeseriesBackend } from './timeseries.types.js';
 async function createBackend(redis: RedisClient, config: ConfigService<Env, true>): Promise<TimeseriesBackend> {
   const logger = new Logger('Timeseries');
   const wanted = config.get('TIMESERIES_BACKEND', { infer: true });
-  const detected = await detectBackend(redis);
+  // A forced portable backend needs no module, so no probe (on a cluster the probe asks every master).
+  const detected = wanted === 'portable' ? 'portable' : await detectBackend(redis);
   if (wanted === 'native' && detected !== 'native') {
     throw new Error('TIMESERIES_BACKEND=native but this Redis has no TS.* commands (use Redis 8 / Redis Stack, or TIMESERIES_BACKEND=portable)');
   }

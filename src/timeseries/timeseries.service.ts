@@ -2,7 +2,17 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { TIMESERIES_BACKEND } from './timeseries.constants.js';
-import { AddOutcome, BackendKind, RangeQuery, Sample, SeriesInfo, SeriesOptions, TimeseriesBackend } from './timeseries.types.js';
+import {
+  AddOutcome,
+  BackendKind,
+  CompactionRule,
+  EnsuredRule,
+  RangeQuery,
+  Sample,
+  SeriesInfo,
+  SeriesOptions,
+  TimeseriesBackend,
+} from './timeseries.types.js';
 
 export interface AddReport {
   stored: number;
@@ -74,5 +84,9 @@ export class TimeseriesService {
 
   info(key: string): Promise<SeriesInfo | null> {
     return this.backend.info(key);
+  }
+
+  ensureRule(source: string, rule: CompactionRule): Promise<EnsuredRule> {
+    return this.backend.ensureRule(source, rule);
   }
 }

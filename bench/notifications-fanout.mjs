@@ -1,0 +1,113 @@
+// Fan-out benchmark for live notifications: N SSE + N WebSocket clients on one instance, one
+// POST /refresh, time until every client has the ingest event; the server's RSS; then SIGTERM
+// with every client still connected, and how long the server takes to exit.
+// Usage: npm run build && node bench/notifications-fanout.mjs [clientsPerTransport=500]
+// Needs Redis at REDIS_URL (default redis://127.0.0.1:6379); uses its own key prefix and
+// deletes its keys afterwards. Linux (reads RSS from /proc).
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
+
+const perTransport = Number(process.argv[2] ?? 500);
+const prefix = `bench:notify:${process.pid}`;
+const port = await new Promise((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  });
+});
+const fixture = new URL('../test/fixtures/senticrypt-v1-2021-07-07.json', import.meta.url).pathname;
+const server = spawn(process.execPath, ['dist/main.js'], {
+  env: {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    REDIS_KEY_PREFIX: prefix,
+    LOG_LEVEL: 'warn',
+    SENTIMENT_API_URL: `file://${fixture}`,
+    INGEST_ON_STARTUP: 'false',
+    INGEST_SCHEDULE_ENABLED: 'false',
+    NOTIFY_MAX_CLIENTS: String(2 * perTransport),
+  },
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
+const exited = new Promise((r) => server.once('exit', r));
+const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1]);
+const httpStatus = (path, method = 'GET') =>
+  new Promise((resolve) =>
+    request({ host: '127.0.0.1', port, path, method }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    })
+      .on('error', () => resolve(0))
+      .end(),
+  );
+
+try {
+  for (let i = 0; (await httpStatus('/docs-json')) !== 200; i++) {
+    if (i > 300) throw new Error('server did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const idle = rssKiB();
+  let received = 0;
+  let closedByServer = 0;
+  let allReceived;
+  const all = new Promise((r) => (allReceived = r));
+  const got = () => ++received === 2 * perTransport && allReceived();
+  for (let i = 0; i < perTransport; i++) {
+    await new Promise((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: '/events', agent: false }, (res) => {
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => {
+          buf += c;
+          if (buf.includes('event: ingest')) (buf = ''), got();
+        });
+        res.on('end', () => closedByServer++);
+        resolve();
+      })
+        .on('error', reject)
+        .end();
+    });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications`);
+    ws.on('message', (d) => String(d).startsWith('{"type":"ingest"') && got());
+    ws.on('close', () => closedByServer++);
+    await new Promise((r) => ws.once('open', r));
+  }
+  const connected = rssKiB();
+  const t0 = performance.now();
+  await httpStatus('/refresh', 'POST');
+  const refreshMs = performance.now() - t0;
+  await all;
+  const allReceivedMs = performance.now() - t0;
+  const afterEvent = rssKiB();
+  const t1 = performance.now();
+  server.kill('SIGTERM');
+  await exited;
+  const shutdownMs = performance.now() - t1;
+  await new Promise((r) => setTimeout(r, 200));
+  console.log(
+    JSON.stringify({
+      clients: 2 * perTransport,
+      refreshMs: Math.round(refreshMs),
+      allReceivedMs: Math.round(allReceivedMs),
+      serverRssKiB: { idle, connected, afterEvent },
+      shutdownMs: Math.round(shutdownMs),
+      clientsClosedByShutdown: closedByServer,
+    }),
+  );
+} finally {
+  if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length) await redis.unlink(...keys);
+  } while (cursor !== '0');
+  await redis.quit();
+  process.exit(0);
+}

@@ -1,0 +1,117 @@
+import { Controller, Get, Res } from '@nestjs/common';
+import {
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+  getSchemaPath,
+} from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { RetryLaterException } from '../common/errors.js';
+import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
+import { NotificationsService } from './notifications.service.js';
+import { formatSse, SSE_RETRY_MS } from './sse.js';
+
+const FULL_RETRY_AFTER_SECONDS = 5;
+
+const SSE_HEADERS = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache, no-transform',
+  Connection: 'keep-alive',
+  'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
+};
+
+const EXAMPLE = [
+  'retry: 3000',
+  '',
+  'id: 1',
+  'event: heartbeat',
+  'data: {"type":"heartbeat","time":"2026-11-22T14:00:15.000Z"}',
+  '',
+  'id: 2',
+  'event: ingest',
+  'data: {"type":"ingest","latestSampleTime":"2021-07-07T17:30:18.000Z","stored":4948,"report":{…},"summary":{…}}',
+  '',
+  'id: 3',
+  'event: status',
+  'data: {"type":"status","redis":"down"}',
+  '',
+].join('\n');
+
+@ApiTags('notifications')
+@Controller()
+export class NotificationsController {
+  constructor(private readonly notifications: NotificationsService) {}
+
+  /**
+   * Written straight to the raw response (not `@Sse()`) so each write can first check how much
+   * output the client has not taken yet, and drop it when that is over the limit.
+   */
+  @Get('events')
+  @ApiOperation({
+    summary: 'Live notifications (Server-Sent Events)',
+    description:
+      'A text/event-stream that stays open. `event: ingest` after every ingest run on any instance that stored samples (IngestEventDto); ' +
+      '`event: heartbeat` every NOTIFY_HEARTBEAT_MS (HeartbeatEventDto); `event: status` when this instance loses or regains its Redis subscription ' +
+      '(StatusEventDto; after `down`, ingest events may have been missed). Every message has an `id:` (a sequence number of the instance, not replayable) ' +
+      'and one line of JSON in `data:` whose `type` matches the event name. Clients that do not keep up (more than NOTIFY_MAX_BUFFER_BYTES unsent) are disconnected. ' +
+      'The same JSON objects are sent as text frames over the WebSocket at /ws/notifications. Try it: `curl -N http://localhost:3000/events`.',
+  })
+  @ApiProduces('text/event-stream')
+  @ApiExtraModels(IngestEventDto, HeartbeatEventDto, StatusEventDto, ErrorResponseDto)
+  @ApiOkResponse({
+    description: 'An endless event stream; the schema is that of the JSON in each `data:` line',
+    content: {
+      'text/event-stream': {
+        schema: {
+          oneOf: [getSchemaPath(IngestEventDto), getSchemaPath(HeartbeatEventDto), getSchemaPath(StatusEventDto)].map(($ref) => ({ $ref })),
+          discriminator: { propertyName: 'type' },
+        },
+        example: EXAMPLE,
+      },
+    },
+  })
+  @ApiServiceUnavailableResponse({
+    // Spelled out: @ApiProduces would otherwise label the JSON error as text/event-stream.
+    content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } } },
+    description: 'NOTIFY_MAX_CLIENTS clients are already connected to this instance',
+    headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+  })
+  events(@Res() reply: FastifyReply): void {
+    // Fastify answers HEAD with the GET handler: headers only, no stream, no slot taken.
+    if (reply.request.method === 'HEAD') {
+      reply.hijack();
+      reply.raw.writeHead(200, SSE_HEADERS).end();
+      return;
+    }
+    const slot = this.notifications.connect('sse');
+    if (!slot) {
+      throw new RetryLaterException('Too many notification clients on this instance; try again later', FULL_RETRY_AFTER_SECONDS);
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, SSE_HEADERS);
+    res.socket?.setNoDelay(true);
+    res.write(`retry: ${SSE_RETRY_MS}\n\n`);
+    const subscription = slot.notifications.subscribe({
+      next: (n) => {
+        if (res.destroyed || res.writableEnded) return;
+        // writableLength counts what Node holds for this socket beyond the kernel's buffers.
+        if (this.notifications.isBacklogged(res.writableLength)) {
+          this.notifications.recordDrop('sse', `${res.writableLength} bytes unsent`);
+          res.destroy();
+          return;
+        }
+        res.write(formatSse(n));
+      },
+      complete: () => res.end(),
+    });
+    res.once('close', () => {
+      subscription.unsubscribe();
+      slot.release();
+    });
+  }
+}

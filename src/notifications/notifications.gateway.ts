@@ -1,0 +1,53 @@
+import { OnGatewayConnection, WebSocketGateway } from '@nestjs/websockets';
+import type { WebSocket } from 'ws';
+import { NotificationsService } from './notifications.service.js';
+
+/** Close codes (RFC 6455 / IANA registry). */
+const GOING_AWAY = 1001;
+const TRY_AGAIN_LATER = 1013;
+const MAX_UNANSWERED_PINGS = 2;
+
+/**
+ * WebSocket at /ws/notifications (on the HTTP server's port, through WsAdapter): every
+ * notification as a JSON text frame. Clients are not expected to send anything; frames over
+ * 4 KiB close the connection. A protocol ping goes out with each heartbeat; a client that has
+ * answered none of the last two is dropped as dead (one is forgiven: an event-loop stall on
+ * either side must not cost a live client its connection).
+ */
+@WebSocketGateway({ path: '/ws/notifications', maxPayload: 4096 })
+export class NotificationsGateway implements OnGatewayConnection<WebSocket> {
+  constructor(private readonly notifications: NotificationsService) {}
+
+  handleConnection(ws: WebSocket): void {
+    const slot = this.notifications.connect('ws');
+    if (!slot) {
+      ws.close(TRY_AGAIN_LATER, 'Too many notification clients; try again later');
+      return;
+    }
+    let unansweredPings = 0;
+    ws.on('pong', () => {
+      unansweredPings = 0;
+    });
+    const drop = (reason: string) => {
+      this.notifications.recordDrop('ws', reason);
+      ws.terminate();
+    };
+    const subscription = slot.notifications.subscribe({
+      next: (n) => {
+        if (ws.readyState !== ws.OPEN) return;
+        if (this.notifications.isBacklogged(ws.bufferedAmount)) return drop(`${ws.bufferedAmount} bytes unsent`);
+        if (n.type === 'heartbeat') {
+          if (unansweredPings >= MAX_UNANSWERED_PINGS) return drop(`no pong to the last ${unansweredPings} pings`);
+          unansweredPings++;
+          ws.ping();
+        }
+        ws.send(n.data);
+      },
+      complete: () => ws.close(GOING_AWAY, 'Server shutting down'),
+    });
+    ws.once('close', () => {
+      subscription.unsubscribe();
+      slot.release();
+    });
+  }
+}

@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { NotificationsController } from './notifications.controller.js';
+import { NotificationsGateway } from './notifications.gateway.js';
+import { NotificationsService } from './notifications.service.js';
+
+/** Live notifications: Redis pub/sub between instances, SSE at /events, WebSocket at /ws/notifications. */
+@Module({
+  controllers: [NotificationsController],
+  providers: [NotificationsService, NotificationsGateway],
+  exports: [NotificationsService],
+})
+export class NotificationsModule {}

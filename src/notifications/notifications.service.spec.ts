@@ -1,0 +1,124 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { EventEmitter } from 'node:events';
+import { Env } from '../config/env.validation.js';
+import { IngestReportDto } from '../ingest/dto/ingest-report.dto.js';
+import { RedisKeys } from '../redis/redis-keys.service.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { Notification, NotificationsService } from './notifications.service.js';
+import { formatSse } from './sse.js';
+
+const settings: Partial<Env> = {
+  REDIS_KEY_PREFIX: 'app',
+  NOTIFY_HEARTBEAT_MS: 60_000,
+  NOTIFY_MAX_CLIENTS: 2,
+  NOTIFY_MAX_BUFFER_BYTES: 1000,
+};
+const config = { get: (k: keyof Env) => settings[k] } as unknown as ConfigService<Env, true>;
+
+/** A subscriber stand-in: an EventEmitter that records SUBSCRIBE. */
+function fakeSubscriber() {
+  const sub = new EventEmitter() as EventEmitter & { subscribe: jest.Mock };
+  sub.subscribe = jest.fn(async () => 1);
+  return sub;
+}
+
+const report = { stored: 2, latestSampleTime: '2021-07-07T17:30:48.000Z' } as IngestReportDto;
+
+describe('NotificationsService', () => {
+  let publish: jest.Mock<(channel: string, message: string) => Promise<number>>;
+  let sub: ReturnType<typeof fakeSubscriber>;
+  let service: NotificationsService;
+
+  beforeEach(async () => {
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    publish = jest.fn(async () => 1);
+    sub = fakeSubscriber();
+    service = new NotificationsService({ publish } as unknown as RedisClient, sub as unknown as RedisClient, new RedisKeys(config), config);
+    await service.onModuleInit();
+  });
+  afterEach(() => service.beforeApplicationShutdown());
+
+  const collect = () => {
+    const slot = service.connect('sse');
+    if (!slot) throw new Error('no slot');
+    const got: Notification[] = [];
+    slot.notifications.subscribe((n) => got.push(n));
+    return { slot, got };
+  };
+
+  it('subscribes to <prefix>:events and publishes ingest events there', async () => {
+    expect(sub.subscribe).toHaveBeenCalledWith('app:events');
+    await service.publishIngest(report, null);
+    expect(publish).toHaveBeenCalledWith('app:events', JSON.stringify({ type: 'ingest', latestSampleTime: report.latestSampleTime, stored: 2, report, summary: null }));
+  });
+
+  it('never fails the caller when PUBLISH fails', async () => {
+    publish.mockRejectedValueOnce(new Error("Stream isn't writeable"));
+    await expect(service.publishIngest(report, null)).resolves.toBeUndefined();
+  });
+
+  it('fans a channel message out to every client with increasing ids, as one line of JSON', () => {
+    const one = collect();
+    const two = collect();
+    sub.emit('message', 'app:events', JSON.stringify({ type: 'ingest', latestSampleTime: 't', stored: 2, report: { a: '1\n2' }, summary: null }, null, 2));
+    sub.emit('message', 'other', JSON.stringify({ type: 'ingest', latestSampleTime: 't', stored: 1, report: {} }));
+    expect(one.got).toHaveLength(1);
+    expect(two.got).toEqual(one.got);
+    expect(one.got[0].data).not.toContain('\n');
+    expect(formatSse(one.got[0])).toBe(
+      `id: ${one.got[0].id}\nevent: ingest\ndata: {"type":"ingest","latestSampleTime":"t","stored":2,"report":{"a":"1\\n2"},"summary":null}\n\n`,
+    );
+  });
+
+  it.each([['not json'], ['null'], ['{"type":"heartbeat","time":"x"}'], ['{"type":"ingest","stored":"2"}']])('ignores a malformed message %s', (msg) => {
+    const { got } = collect();
+    sub.emit('message', 'app:events', msg);
+    expect(got).toEqual([]);
+  });
+
+  it('caps clients and frees a slot once, however often it is released', () => {
+    const a = service.connect('sse');
+    const b = service.connect('ws');
+    expect(service.connect('sse')).toBeNull();
+    expect(service.stats).toEqual({ sse: 1, ws: 1, dropped: 0 });
+    a?.release();
+    a?.release();
+    expect(service.clientCount).toBe(1);
+    expect(service.connect('sse')).not.toBeNull();
+    b?.release();
+  });
+
+  it('reports the subscription going down and up once each, and tells late clients it is down', () => {
+    const { got } = collect();
+    sub.emit('close');
+    sub.emit('close'); // every failed reconnect attempt closes again
+    const late = collect();
+    sub.emit('ready');
+    const types = (ns: Notification[]) => ns.map((n) => JSON.parse(n.data));
+    expect(types(got)).toEqual([
+      { type: 'status', redis: 'down' },
+      { type: 'status', redis: 'up' },
+    ]);
+    expect(types(late.got)).toEqual([
+      { type: 'status', redis: 'down' },
+      { type: 'status', redis: 'up' },
+    ]);
+  });
+
+  it('treats more than NOTIFY_MAX_BUFFER_BYTES unsent as backlogged', () => {
+    expect(service.isBacklogged(1000)).toBe(false);
+    expect(service.isBacklogged(1001)).toBe(true);
+  });
+
+  it('ends every stream on shutdown and refuses new clients', () => {
+    const slot = service.connect('ws');
+    let completed = false;
+    slot?.notifications.subscribe({ complete: () => (completed = true) });
+    service.beforeApplicationShutdown();
+    expect(completed).toBe(true);
+    expect(service.connect('ws')).toBeNull();
+  });
+});

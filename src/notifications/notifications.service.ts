@@ -1,0 +1,172 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { concat, Observable, of, Subject } from 'rxjs';
+import { Env } from '../config/env.validation.js';
+import { IngestReportDto } from '../ingest/dto/ingest-report.dto.js';
+import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../redis/redis.constants.js';
+import { RedisKeys } from '../redis/redis-keys.service.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { SummaryResponseDto } from '../summary/dto/summary-response.dto.js';
+import { IngestEventDto, NotificationEvent } from './dto/notification-event.dto.js';
+
+/** One event as it goes out to every client of this instance, serialized once. */
+export interface Notification {
+  /** Sequence number on this instance (the SSE `id:`). */
+  id: number;
+  type: NotificationEvent['type'];
+  /** The event as one line of JSON: SSE `data:` and WebSocket text frame. */
+  data: string;
+}
+
+/** A connected client's place in the fan-out. */
+export interface ClientSlot {
+  /** What the client should be sent; completes when the service shuts down. */
+  readonly notifications: Observable<Notification>;
+  /** Frees the slot (idempotent); call when the client is gone. */
+  release(): void;
+}
+
+export type Transport = 'sse' | 'ws';
+
+/**
+ * Live notifications. Ingest events are PUBLISHed on `<prefix>:events`; every instance
+ * SUBSCRIBEs with its own subscriber connection and fans each message out in process (one
+ * rxjs Subject) to its SSE and WebSocket clients, together with local heartbeats and Redis
+ * status changes. Transports only write; how slow a client may get is decided with
+ * `isBacklogged`, how many may connect with `connect`.
+ */
+@Injectable()
+export class NotificationsService implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger = new Logger(NotificationsService.name);
+  private readonly channel: string;
+  private readonly heartbeatMs: number;
+  private readonly maxClients: number;
+  private readonly maxBufferBytes: number;
+  private readonly hub = new Subject<Notification>();
+  private readonly counts: Record<Transport, number> = { sse: 0, ws: 0 };
+  private seq = 0;
+  private droppedClients = 0;
+  private subscribed = true;
+  private stopped = false;
+  private heartbeat?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
+    keys: RedisKeys,
+    config: ConfigService<Env, true>,
+  ) {
+    this.channel = keys.events();
+    this.heartbeatMs = config.get('NOTIFY_HEARTBEAT_MS', { infer: true });
+    this.maxClients = config.get('NOTIFY_MAX_CLIENTS', { infer: true });
+    this.maxBufferBytes = config.get('NOTIFY_MAX_BUFFER_BYTES', { infer: true });
+  }
+
+  async onModuleInit(): Promise<void> {
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.channel) this.relay(message);
+    });
+    // 'close' fires on every lost connection (and every failed reconnect attempt), 'ready'
+    // once reconnected; ioredis then re-subscribes by itself (autoResubscribe).
+    this.subscriber.on('close', () => this.setSubscribed(false));
+    this.subscriber.on('ready', () => this.setSubscribed(true));
+    await this.subscriber.subscribe(this.channel);
+    this.heartbeat = setInterval(() => this.emit({ type: 'heartbeat', time: new Date().toISOString() }), this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  /** Ends every stream, so the HTTP server can close (an open SSE response is never idle). */
+  beforeApplicationShutdown(): void {
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    this.hub.complete();
+  }
+
+  /**
+   * Tells the clients of every instance about an ingest run. Never throws: a lost
+   * notification must not fail the ingest that caused it.
+   */
+  async publishIngest(report: IngestReportDto, summary: SummaryResponseDto | null): Promise<void> {
+    if (report.latestSampleTime === null) return;
+    const event: IngestEventDto = { type: 'ingest', latestSampleTime: report.latestSampleTime, stored: report.stored, report, summary };
+    try {
+      await this.redis.publish(this.channel, JSON.stringify(event));
+    } catch (err) {
+      this.logger.warn(`could not publish the ingest event: ${(err as Error).message}`);
+    }
+  }
+
+  /** A slot in the fan-out, or null when NOTIFY_MAX_CLIENTS clients are connected. */
+  connect(transport: Transport): ClientSlot | null {
+    if (this.stopped || this.clientCount >= this.maxClients) return null;
+    this.counts[transport]++;
+    let released = false;
+    // A client arriving during an outage learns at once that events may be missed.
+    const initial = this.subscribed ? [] : [this.envelope({ type: 'status', redis: 'down' })];
+    return {
+      notifications: concat(of(...initial), this.hub),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.counts[transport]--;
+      },
+    };
+  }
+
+  /** True when a client's unsent output is over NOTIFY_MAX_BUFFER_BYTES: it must be dropped. */
+  isBacklogged(bufferedBytes: number): boolean {
+    return bufferedBytes > this.maxBufferBytes;
+  }
+
+  /** Logs and counts a client dropped for being too slow or dead. */
+  recordDrop(transport: Transport, reason: string): void {
+    this.droppedClients++;
+    this.logger.warn(`dropped a ${transport} notification client: ${reason}`);
+  }
+
+  /** Clients connected to this instance now (both transports). */
+  get clientCount(): number {
+    return this.counts.sse + this.counts.ws;
+  }
+
+  get stats(): { sse: number; ws: number; dropped: number } {
+    return { ...this.counts, dropped: this.droppedClients };
+  }
+
+  private relay(message: string): void {
+    let event: unknown;
+    try {
+      event = JSON.parse(message);
+    } catch {
+      event = undefined;
+    }
+    if (!isIngestEvent(event)) {
+      this.logger.warn(`ignored a malformed message on ${this.channel}`);
+      return;
+    }
+    this.emit(event);
+  }
+
+  private setSubscribed(up: boolean): void {
+    if (this.stopped || up === this.subscribed) return;
+    this.subscribed = up;
+    if (up) this.logger.log('Redis subscription restored; notifications resume');
+    else this.logger.warn('Redis subscription lost; ingest notifications are missed until it is back');
+    this.emit({ type: 'status', redis: up ? 'up' : 'down' });
+  }
+
+  private emit(event: NotificationEvent): void {
+    if (!this.stopped) this.hub.next(this.envelope(event));
+  }
+
+  private envelope(event: NotificationEvent): Notification {
+    // Re-serialized, so data is always one line whatever the publisher sent.
+    return { id: ++this.seq, type: event.type, data: JSON.stringify(event) };
+  }
+}
+
+function isIngestEvent(value: unknown): value is IngestEventDto {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return v.type === 'ingest' && typeof v.latestSampleTime === 'string' && typeof v.stored === 'number' && typeof v.report === 'object';
+}

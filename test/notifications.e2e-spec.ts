@@ -1,0 +1,291 @@
+import { connect, Socket } from 'node:net';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { NotificationsService } from '../src/notifications/notifications.service.js';
+import { bootApp } from './support/app.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { RedisServerProcess } from './support/redis-server.js';
+import { listen, SseClient, waitFor, WsClient } from './support/streams.js';
+import { FakeUpstream, loadFixture } from './support/upstream.js';
+
+const fixture = loadFixture();
+const newest = new Date(Math.max(...fixture.map((r) => Math.trunc((r.timestamp as number) * 1000)))).toISOString();
+
+describe('live notifications across instances (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('notify');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let a: NestFastifyApplication; // ingests
+  let b: NestFastifyApplication; // streams
+  let port: number;
+  const clients: { close(): void }[] = [];
+  const sse = async () => {
+    const c = await SseClient.open(port);
+    clients.push(c);
+    return c;
+  };
+  const ws = async () => {
+    const c = await WsClient.open(port);
+    clients.push(c);
+    return c;
+  };
+  const notificationsOfB = () => b.get(NotificationsService);
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(fixture).start();
+    const env = { REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url };
+    a = await bootApp(env);
+    b = await bootApp({ ...env, NOTIFY_HEARTBEAT_MS: '200', NOTIFY_MAX_BUFFER_BYTES: '65536' });
+    port = await listen(b);
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await a?.close();
+    await b?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  let sseClient: SseClient;
+  let wsClient: WsClient;
+
+  it('delivers an ingest on instance A to SSE and WebSocket clients of instance B, with counts and the fresh summary', async () => {
+    sseClient = await sse();
+    wsClient = await ws();
+    expect(sseClient.response.statusCode).toBe(200);
+    expect(sseClient.response.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    expect(sseClient.response.headers['cache-control']).toBe('no-cache, no-transform');
+    await waitFor(() => notificationsOfB().clientCount === 2, 'both clients registered on B');
+
+    const refresh = await a.inject({ method: 'POST', url: '/refresh' });
+    expect(refresh.statusCode).toBe(200);
+    const report = refresh.json();
+    expect(report.stored).toBe(4948);
+
+    const onSse = await sseClient.next((m) => m.event === 'ingest', 'ingest event over SSE');
+    const onWs = await wsClient.next((m) => m.data.type === 'ingest', 'ingest event over WebSocket');
+    const summary = (await b.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+    expect(summary.hourly_average_of_averages).toHaveLength(3);
+    const expected = { type: 'ingest', latestSampleTime: newest, stored: 4948, report, summary };
+    expect(report.latestSampleTime).toBe(newest);
+    expect(onSse.data).toEqual(expected);
+    expect(onSse.id).toMatch(/^\d+$/);
+    expect(onWs.data).toEqual(expected);
+  });
+
+  it('sends nothing for an ingest that stores nothing, and the next one that stores something', async () => {
+    const fromSse = sseClient.ofType('ingest').length;
+    const fromWs = wsClient.ofType('ingest').length;
+    const noop = (await a.inject({ method: 'POST', url: '/refresh' })).json();
+    expect(noop.stored).toBe(0);
+
+    // One record newer than the fixture: pub/sub keeps the publisher's order, so had the no-op
+    // run published, its event would arrive before this one.
+    const last = fixture[fixture.length - 1];
+    upstream.mode = { kind: 'json', body: [...fixture, { ...last, timestamp: (last.timestamp as number) + 30, btc_price: '34000.5' }] };
+    const one = (await a.inject({ method: 'POST', url: '/refresh' })).json();
+    expect(one.stored).toBe(2);
+    await waitFor(() => sseClient.ofType('ingest').length > fromSse && wsClient.ofType('ingest').length > fromWs, 'the next ingest event');
+    for (const c of [sseClient, wsClient]) {
+      const events = c.ofType('ingest');
+      expect(events.map((e) => e.data.stored)).toEqual([4948, 2]);
+      expect(events[1].data.report).toEqual(one);
+    }
+  });
+
+  it('sends heartbeats on both transports', async () => {
+    const beat = await sseClient.next((m) => m.event === 'heartbeat', 'SSE heartbeat');
+    expect(Object.keys(beat.data).sort()).toEqual(['time', 'type']);
+    expect(new Date(beat.data.time as string).toISOString()).toBe(beat.data.time);
+    const wsBeat = await wsClient.next((m) => m.data.type === 'heartbeat', 'WebSocket heartbeat');
+    expect(wsBeat.data).toEqual({ type: 'heartbeat', time: expect.any(String) });
+    // Each SSE message has its own increasing id.
+    const ids = sseClient.received.map((m) => Number(m.id));
+    expect(ids.every((id, i) => i === 0 || id > ids[i - 1])).toBe(true);
+  });
+
+  it('drops a client that stops reading without holding up the others', async () => {
+    // A raw TCP client that sends the request and never reads the response.
+    const slow: Socket = connect({ host: '127.0.0.1', port });
+    clients.push({ close: () => slow.destroy() });
+    await new Promise<void>((resolve) => slow.once('connect', () => resolve()));
+    slow.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`);
+    slow.pause();
+    await waitFor(() => notificationsOfB().clientCount === 3, 'the slow client registered');
+    const droppedBefore = notificationsOfB().stats.dropped;
+
+    // Big events fill the kernel's socket buffers first; then Node's own buffer grows past
+    // NOTIFY_MAX_BUFFER_BYTES and the client is dropped. Bounded: at most 40 MB are sent.
+    const padding = 'x'.repeat(256 * 1024);
+    let sent = 0;
+    while (notificationsOfB().clientCount === 3 && sent < 160) {
+      sent++;
+      const event = { type: 'ingest', latestSampleTime: '2021-07-07T17:30:48.000Z', stored: 0, report: { padding }, summary: null, seq: sent };
+      await redis.publish(`${prefix}:events`, JSON.stringify(event));
+      await sseClient.next((m) => m.data.seq === sent, `big event ${sent} over SSE`);
+      await wsClient.next((m) => m.data.seq === sent, `big event ${sent} over WebSocket`);
+    }
+    expect(notificationsOfB().clientCount).toBe(2);
+    expect(notificationsOfB().stats).toEqual({ sse: 1, ws: 1, dropped: droppedBefore + 1 });
+    // The server closed that connection: reading what it holds ends in EOF.
+    const closed = new Promise<void>((resolve) => slow.once('close', () => resolve()));
+    slow.on('error', () => undefined).resume();
+    await closed;
+    // The others got every event, in order.
+    const seqs = (c: SseClient | WsClient) => c.received.filter((m) => typeof m.data.seq === 'number').map((m) => m.data.seq);
+    const all = Array.from({ length: sent }, (_, i) => i + 1);
+    expect(seqs(sseClient)).toEqual(all);
+    expect(seqs(wsClient)).toEqual(all);
+  }, 60_000);
+
+  it('drops a WebSocket client that does not answer pings', async () => {
+    const droppedBefore = notificationsOfB().stats.dropped;
+    const mute = await WsClient.open(port, { autoPong: false });
+    clients.push(mute);
+    // Two heartbeats ping it, the third finds neither answered and drops it.
+    await waitFor(() => mute.closeCode, 'the server to drop the silent client');
+    expect(mute.closeCode).toBe(1006); // terminated, no close frame
+    await waitFor(() => notificationsOfB().stats.dropped === droppedBefore + 1, 'the drop counted');
+    expect(notificationsOfB().stats).toEqual({ sse: 1, ws: 1, dropped: droppedBefore + 1 });
+    expect(mute.ofType('heartbeat').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('ignores malformed messages on the channel', async () => {
+    const from = sseClient.received.length;
+    await redis.publish(`${prefix}:events`, 'not json');
+    await redis.publish(`${prefix}:events`, JSON.stringify({ type: 'status', redis: 'down' }));
+    await redis.publish(`${prefix}:events`, JSON.stringify({ type: 'ingest', latestSampleTime: 'x', stored: 1, report: {}, summary: null, marker: 'ok' }));
+    await sseClient.next((m) => m.data.marker === 'ok', 'the well-formed event');
+    expect(sseClient.received.slice(from).filter((m) => m.event !== 'heartbeat').map((m) => m.data.marker)).toEqual(['ok']);
+  });
+
+  it('documents /events in Swagger as text/event-stream with the event schemas', async () => {
+    const doc = (await b.inject({ method: 'GET', url: '/docs-json' })).json();
+    const op = doc.paths['/events'].get;
+    expect(Object.keys(op.responses['200'].content)).toEqual(['text/event-stream']);
+    expect(op.responses['200'].content['text/event-stream'].schema.oneOf).toEqual([
+      { $ref: '#/components/schemas/IngestEventDto' },
+      { $ref: '#/components/schemas/HeartbeatEventDto' },
+      { $ref: '#/components/schemas/StatusEventDto' },
+    ]);
+    expect(Object.keys(op.responses['503'].content)).toEqual(['application/json']);
+    expect(op.responses['503'].content['application/json'].schema.$ref).toBe('#/components/schemas/ErrorResponseDto');
+    const schemas = doc.components.schemas;
+    expect(Object.keys(schemas.IngestEventDto.properties).sort()).toEqual(['latestSampleTime', 'report', 'stored', 'summary', 'type']);
+    expect(schemas.StatusEventDto.properties.redis.enum).toEqual(['down', 'up']);
+  });
+});
+
+describe('notification client cap (e2e)', () => {
+  const prefix = uniquePrefix('notify-cap');
+  let redis: Redis;
+  let app: NestFastifyApplication;
+  let port: number;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', NOTIFY_MAX_CLIENTS: '1' });
+    port = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('refuses clients over NOTIFY_MAX_CLIENTS: 503 JSON for SSE, close code 1013 for WebSocket', async () => {
+    const first = await SseClient.open(port);
+    try {
+      await waitFor(() => app.get(NotificationsService).clientCount === 1, 'first client registered');
+      const res = await app.inject({ method: 'GET', url: '/events' });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.json()).toEqual({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: 'Too many notification clients on this instance; try again later',
+      });
+      const refused = await WsClient.open(port);
+      await waitFor(() => refused.closeCode, 'WebSocket closed');
+      expect(refused.closeCode).toBe(1013);
+    } finally {
+      first.close();
+    }
+    // The slot is freed when the client goes: a new one is accepted.
+    await waitFor(() => app.get(NotificationsService).clientCount === 0, 'slot released');
+    // HEAD answers with the headers and takes no slot.
+    const head = await app.inject({ method: 'HEAD', url: '/events' });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    expect(app.get(NotificationsService).clientCount).toBe(0);
+    const again = await WsClient.open(port);
+    await waitFor(() => app.get(NotificationsService).clientCount === 1, 'new client accepted');
+    expect(again.closeCode).toBeUndefined();
+    again.close();
+  });
+});
+
+describe('notifications when Redis goes away (e2e, own redis-server)', () => {
+  let server: RedisServerProcess;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  let port: number;
+  const clients: { close(): void }[] = [];
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    upstream = await new FakeUpstream(fixture).start();
+    app = await bootApp({
+      REDIS_URL: server.url,
+      REDIS_KEY_PREFIX: uniquePrefix('notify-loss'),
+      SENTIMENT_API_URL: upstream.url,
+      REDIS_RETRY_BASE_MS: '20',
+      REDIS_RETRY_MAX_MS: '100',
+      LOG_LEVEL: 'fatal', // the outage is expected; its warnings would only be noise here
+    });
+    port = await listen(app);
+  });
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await app?.close();
+    await upstream?.stop();
+    await server?.destroy();
+  });
+
+  it('tells SSE and WebSocket clients when the subscription is lost and restored, then resumes', async () => {
+    const sseClient = await SseClient.open(port);
+    const wsClient = await WsClient.open(port);
+    clients.push(sseClient, wsClient);
+    await waitFor(() => app.get(NotificationsService).clientCount === 2, 'both clients registered');
+
+    await server.stop();
+    for (const c of [sseClient, wsClient]) {
+      expect((await c.next((m) => m.data.type === 'status', 'status down')).data).toEqual({ type: 'status', redis: 'down' });
+    }
+    // A client connecting during the outage hears about it first thing.
+    const late = await SseClient.open(port);
+    clients.push(late);
+    expect(late.received[0]?.data ?? (await late.next(() => true, 'first message')).data).toEqual({ type: 'status', redis: 'down' });
+
+    await server.start(); // same port, same data
+    for (const c of [sseClient, wsClient, late]) {
+      const up = await c.next((m) => m.data.type === 'status' && m.data.redis === 'up', 'status up');
+      expect(up.data).toEqual({ type: 'status', redis: 'up' });
+    }
+    expect(sseClient.ofType('status').map((m) => m.data.redis)).toEqual(['down', 'up']);
+
+    // The subscription is back (ioredis re-subscribed): an ingest is delivered again.
+    const report = await waitFor(async () => {
+      const res = await app.inject({ method: 'POST', url: '/refresh' });
+      return res.statusCode === 200 ? res.json() : null;
+    }, 'an ingest once the main connection is back');
+    expect(report.stored).toBe(4948);
+    for (const c of [sseClient, wsClient, late]) {
+      const event = await c.next((m) => m.data.type === 'ingest', 'ingest after the outage');
+      expect(event.data).toMatchObject({ type: 'ingest', stored: 4948, latestSampleTime: newest });
+    }
+  });
+});

@@ -1,0 +1,110 @@
+import { IncomingMessage, request } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { ClientOptions, WebSocket } from 'ws';
+
+/** Polls `check` until it returns a truthy value; fails after `timeoutMs` with `what`. */
+export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Listens on a free loopback port and returns it. */
+export async function listen(app: NestFastifyApplication): Promise<number> {
+  await app.listen(0, '127.0.0.1');
+  return (app.getHttpServer().address() as AddressInfo).port;
+}
+
+export interface Received {
+  id?: string;
+  event?: string;
+  data: Record<string, unknown>;
+}
+
+/** Collects what a stream received and lets a test wait for a message. */
+abstract class Collector {
+  readonly received: Received[] = [];
+
+  /** The first message at or after `from` matching `match`. */
+  next(match: (m: Received) => boolean, what: string, from = 0): Promise<Received> {
+    return waitFor(() => this.received.slice(from).find(match), what);
+  }
+
+  ofType(type: string): Received[] {
+    return this.received.filter((m) => m.data.type === type);
+  }
+}
+
+/** An EventSource-like reader of GET /events over plain node:http. */
+export class SseClient extends Collector {
+  response!: IncomingMessage;
+  private buffer = '';
+
+  static async open(port: number): Promise<SseClient> {
+    const client = new SseClient();
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/events', headers: { accept: 'text/event-stream' } }, (res) => {
+        client.response = res;
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => client.feed(chunk));
+        res.on('error', () => undefined); // a server-side close mid-stream is fine here
+        resolve();
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    return client;
+  }
+
+  close(): void {
+    this.response?.destroy();
+  }
+
+  private feed(chunk: string): void {
+    this.buffer += chunk;
+    let end: number;
+    while ((end = this.buffer.indexOf('\n\n')) >= 0) {
+      const block = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(end + 2);
+      const fields: Record<string, string> = {};
+      for (const line of block.split('\n')) {
+        const i = line.indexOf(': ');
+        if (i > 0) fields[line.slice(0, i)] = line.slice(i + 2);
+      }
+      if (fields.data !== undefined) this.received.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data) });
+    }
+  }
+}
+
+/** A client of the WebSocket at /ws/notifications. */
+export class WsClient extends Collector {
+  closeCode?: number;
+
+  private constructor(readonly ws: WebSocket) {
+    super();
+    ws.on('message', (data) => this.received.push({ data: JSON.parse(String(data)) }));
+    ws.on('close', (code) => {
+      this.closeCode = code;
+    });
+    ws.on('error', () => undefined);
+  }
+
+  static async open(port: number, options?: ClientOptions): Promise<WsClient> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications`, options);
+    const client = new WsClient(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return client;
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
