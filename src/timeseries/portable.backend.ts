@@ -187,7 +187,7 @@ return 'OK'
  * cannot exist yet; repeats within the call are caught by `seen`), and stored samples are
  * written in multi-member ZADDs, flushed before anything reads the source back (a rule
  * aggregating a finished bucket, the dirty buckets, retention) and in slices far below Lua's
- * unpack() limit.
+ * unpack() limit; the rules sharing a bucket size aggregate from one scan of the source.
  */
 const ADD = `${COMMON}
 local n = #ARGV / 2
@@ -214,11 +214,27 @@ local function write_dest(r, ts, value)
   redis.call('ZADD', r.dest, int(ts), int(ts) .. ':' .. value_text(value))
 end
 local pending = {}
+-- Accumulators of source ranges already scanned in this call: the rules of one tier (sum, min,
+-- max, …) close the same bucket together and need one scan between them. Dropped whenever
+-- the source changes.
+local scans = {}
 local function flush()
+  if #pending == 0 then return end
   for i = 1, #pending, 1000 do
     redis.call('ZADD', KEYS[1], unpack(pending, i, math.min(i + 999, #pending)))
   end
-  pending = {}
+  pending, scans = {}, {}
+end
+local function source_aggregate(from, to, agg)
+  local k = int(from) .. ':' .. int(to)
+  local a = scans[k]
+  if a == nil then
+    a = acc_new()
+    each_sample(KEYS[1], from, to, function(_, v) acc_add(a, tonumber(v)) end)
+    scans[k] = a
+  end
+  if a.count == 0 then return nil end
+  return acc_value(a, agg)
 end
 local function compact(ts, before)
   for _, r in ipairs(rules) do
@@ -229,7 +245,7 @@ local function compact(ts, before)
         if r.ctx == nil then r.ctx = ts end
       elseif b > r.cur then
         flush()
-        local v = aggregate(KEYS[1], r.ctx, r.cur + r.bucket - 1, r.agg)
+        local v = source_aggregate(r.ctx, r.cur + r.bucket - 1, r.agg)
         if v ~= nil then write_dest(r, r.cur, v) end
         r.cur, r.ctx = b, b
       end
@@ -264,7 +280,7 @@ end
 flush()
 for _, r in ipairs(rules) do
   for b in pairs(r.dirty) do
-    local v = aggregate(KEYS[1], b, b + r.bucket - 1, r.agg)
+    local v = source_aggregate(b, b + r.bucket - 1, r.agg)
     if v ~= nil then write_dest(r, b, v) end
   end
   redis.call('HSET', r.meta, 'cur', int(r.cur))
