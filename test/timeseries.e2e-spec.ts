@@ -387,6 +387,25 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
       expect((await backend.range({ key: dests.count, from: 0, to: T0 + 100_000 })).map((s) => s.value)).toEqual([4, 2, 3]);
     });
 
+    it('in one call: closes a bucket, takes a late sample into a closed one, closes the next from the updated source', async () => {
+      const { source, dests } = await withRules('onecall', ['sum', 'count', 'max']);
+      await backend.addMany(source, DATA);
+      expect(
+        await backend.addMany(source, [
+          { timestamp: T0 + 5000, value: 1 }, // closes T0+3000
+          { timestamp: T0 + 3500, value: 20 }, // late into T0+3000, just written
+          { timestamp: T0 + 50, value: 100 }, // late into T0
+          { timestamp: T0 + 50, value: 5 }, // duplicate within the call
+          { timestamp: T0 + 5500, value: 2 },
+          { timestamp: T0 + 6000, value: 0 }, // closes T0+5000
+        ]),
+      ).toEqual(['stored', 'stored', 'stored', 'duplicate', 'stored', 'stored'].map((status) => ({ status })));
+      const written = async (agg: string) => (await backend.range({ key: dests[agg], from: 0, to: T0 + 100_000 })).map((s) => s.value);
+      expect(await written('sum')).toEqual([104.75, -2.5, 28, 3]);
+      expect(await written('count')).toEqual([4, 2, 3, 2]);
+      expect(await written('max')).toEqual([100, 0.5, 20, 2]);
+    });
+
     it('does not back-fill: samples stored before the rule are not compacted', async () => {
       const source = key('nobackfill');
       const dest = sameSlotKey(source, 'count:1s');

@@ -5,6 +5,7 @@ import { from, lastValueFrom, Observable } from 'rxjs';
 import { Env } from '../config/env.validation.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { CACHE_KEY_METADATA } from './cache.constants.js';
+import { CACHE_FAST_PATH_METADATA, CacheFastPath } from './cache.fast-path.js';
 import { CacheService } from './cache.service.js';
 
 /**
@@ -25,6 +26,7 @@ export class RedisCacheInterceptor implements NestInterceptor {
     private readonly reflector: Reflector,
     private readonly adapterHost: HttpAdapterHost,
     config: ConfigService<Env, true>,
+    private readonly fastPath: CacheFastPath,
   ) {
     this.ttlSeconds = config.get('CACHE_TTL_SECONDS', { infer: true });
   }
@@ -37,6 +39,10 @@ export class RedisCacheInterceptor implements NestInterceptor {
     const name = this.reflector.get<string | undefined>(CACHE_KEY_METADATA, context.getHandler());
     const key = this.keys.cache(name ?? `url:${adapter.getRequestUrl(request)}`);
     const response = http.getResponse();
+    // Lets CacheFastPath answer later hits of this URL from memory, before Nest (opt-in per handler).
+    if (this.reflector.get<boolean | undefined>(CACHE_FAST_PATH_METADATA, context.getHandler())) {
+      this.fastPath.learn(adapter.getRequestUrl(request), key);
+    }
     return from(this.serve(key, next, (hit) => adapter.setHeader(response, 'X-Cache', hit ? 'HIT' : 'MISS')));
   }
 

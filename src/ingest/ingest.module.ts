@@ -1,5 +1,6 @@
 import { HttpModule } from '@nestjs/axios';
 import { Module } from '@nestjs/common';
+import { LockModule } from '../lock/lock.module.js';
 import { NotificationsModule } from '../notifications/notifications.module.js';
 import { HistoryModule } from '../history/history.module.js';
 import { SummaryModule } from '../summary/summary.module.js';
@@ -10,7 +11,7 @@ import { IngestService } from './ingest.service.js';
 import { SentimentSourceService } from './sentiment-source.service.js';
 
 @Module({
-  imports: [HttpModule, TimeseriesModule, SummaryModule, NotificationsModule, HistoryModule],
+  imports: [HttpModule, TimeseriesModule, SummaryModule, NotificationsModule, HistoryModule, LockModule],
   controllers: [IngestController],
   providers: [SentimentSourceService, IngestService, IngestScheduler],
   exports: [IngestService],

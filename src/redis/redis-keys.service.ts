@@ -52,4 +52,9 @@ export class RedisKeys {
   sameSlot(key: string, suffix: string): string {
     return sameSlotKey(key, suffix);
   }
+
+  /** Lease lock `name`, e.g. `<prefix>:lock:ingest` (held by one instance per ingest tick). */
+  lock(name: string): string {
+    return `${this.prefix}:lock:${name}`;
+  }
 }

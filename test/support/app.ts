@@ -13,6 +13,8 @@ export async function bootApp(env: Record<string, string>): Promise<NestFastifyA
     INGEST_ON_STARTUP: 'false',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
     SENTIMENT_API_RETRY_BASE_MS: '10',
+    // Tests change Redis behind the app's back (delete the cache key…) and expect it seen at once.
+    CACHE_L1_TTL_MS: '0',
     ...env,
   });
   await app.init();
