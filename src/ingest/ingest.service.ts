@@ -44,6 +44,10 @@ export class IngestService implements OnModuleInit {
    * rules, before anything is served or ingested (rules only see samples added after them).
    */
   async onModuleInit(): Promise<void> {
+    await this.ensureStorage();
+  }
+
+  private async ensureStorage(): Promise<void> {
     for (const metric of METRICS) {
       await this.timeseries.ensureSeries(this.keys.series(metric), {
         retentionMs: this.retentionMs,
@@ -79,6 +83,9 @@ export class IngestService implements OnModuleInit {
       const { payload, attempts } = await this.source.fetch();
       const parsed = parsePayload(payload);
       const latestStored = await this.latestCommonTimestamp();
+      // No data: the first run, or Redis lost the series (restart without persistence, failover,
+      // FLUSHALL). Re-create them and their rules, or every sample would be rejected until restart.
+      if (latestStored === null) await this.ensureStorage();
       const fresh =
         options.full || latestStored === null ? parsed.records : parsed.records.filter((r) => r.timestamp > latestStored);
       const [price, sentiment] = await Promise.all([
