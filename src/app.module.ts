@@ -4,6 +4,8 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from './common/logger.module.js';
 import { validateEnv } from './config/env.validation.js';
 import { HealthModule } from './health/health.module.js';
+import { DashboardModule } from './dashboard/dashboard.module.js';
+import { HistoryModule } from './history/history.module.js';
 import { IngestModule } from './ingest/ingest.module.js';
 import { NotificationsModule } from './notifications/notifications.module.js';
 import { RedisModule } from './redis/redis.module.js';
@@ -31,6 +33,8 @@ export class AppModule {
         IngestModule,
         NotificationsModule,
         HealthModule,
+        HistoryModule,
+        DashboardModule,
       ],
     };
   }

@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AddressInfo, connect } from 'node:net';
 import { Redis } from 'ioredis';
@@ -5,6 +6,9 @@ import { AUTH, bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 import { report } from './support/wait.js';
+
+// Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
+jest.setTimeout(30_000);
 
 const CASES = 300;
 const SEED = 0x1b17c0;

@@ -1,9 +1,13 @@
+import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { AUTH, bootApp, postRefresh, TEST_REFRESH_TOKEN } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 import { until } from './support/wait.js';
+
+// Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
+jest.setTimeout(30_000);
 
 const fixture = loadFixture();
 

@@ -248,6 +248,16 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
     expect(report).toMatchObject({ fetched: 100, skipped: 10, stored: 180, duplicates: 0 });
   });
 
+  it('re-creates the series when Redis has lost them, instead of rejecting every sample', async () => {
+    await deleteKeys(redis, prefix); // as after a restart without persistence
+    upstream.mode = { kind: 'json', body: fixture.slice(0, 50) };
+    const report = (await post('/refresh')).json();
+    expect(report).toMatchObject({ fetched: 50, stored: 100, rejected: 0 });
+    const info = await app.get(TimeseriesService).info(`${prefix}:price:mean:30s`);
+    expect(info).toMatchObject({ totalSamples: 50, labels: { metric: 'price', source: 'senticrypt', app: 'is-bitcoin-lit' } });
+    expect(info?.duplicatePolicy.toLowerCase()).toBe('first');
+  });
+
   it('negative sentiment is compared as a number (the original compared strings)', async () => {
     const base = Date.UTC(2030, 0, 1, 10, 0, 0) / 1000;
     upstream.mode = {

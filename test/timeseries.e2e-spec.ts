@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { detectBackend } from '../src/timeseries/backend-probe.js';
 import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
 import { metaKey, PortableTimeseriesBackend } from '../src/timeseries/portable.backend.js';
+import { sameSlotKey } from '../src/redis/key-slot.js';
 import type { Aggregation, Sample, TimeseriesBackend } from '../src/timeseries/timeseries.types.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 
@@ -114,6 +115,8 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
       retentionMs: 3_600_000,
       duplicatePolicy: 'first',
       labels: { metric: 'price', unit: 'usd' },
+      sourceKey: null,
+      rules: [],
     });
     expect(await backend.latest(k)).toBeNull();
     expect(await backend.range({ key: k, from: 0, to: T0 })).toEqual([]);
@@ -315,10 +318,108 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
       retentionMs: 60_000,
       duplicatePolicy: 'first',
       labels: { metric: 'price', source: 'test' },
+      sourceKey: null,
+      rules: [],
     });
     await backend.ensureSeries(k, { retentionMs: 60_000, labels: {} });
     expect((await backend.info(k))?.labels).toEqual({});
     expect(await backend.latest(k)).toEqual({ timestamp: T0, value: 1 });
+  });
+
+  describe('compaction rules', () => {
+    const ruleOf = (dest: string, aggregation: Aggregation = 'sum', bucketMs = BUCKET) => ({ destKey: dest, aggregation, bucketMs });
+    /** A source with rules into fresh destinations, in the source's slot. */
+    async function withRules(name: string, aggregations: Aggregation[]) {
+      const source = key(name);
+      await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
+      const dests: Record<string, string> = {};
+      for (const aggregation of aggregations) {
+        dests[aggregation] = sameSlotKey(source, `${aggregation}:1s`);
+        await backend.ensureSeries(dests[aggregation], { retentionMs: 0, labels: { aggregation } });
+        expect(await backend.ensureRule(source, ruleOf(dests[aggregation], aggregation))).toEqual({ created: true, sourceLatestAtCreation: null });
+      }
+      return { source, dests };
+    }
+
+    it('creates a rule once, shows it in info on both sides, and refuses a different one', async () => {
+      const { source, dests } = await withRules('rule', ['sum']);
+      expect(await backend.ensureRule(source, ruleOf(dests.sum))).toEqual({ created: false, sourceLatestAtCreation: null });
+      expect(await backend.info(source)).toMatchObject({ sourceKey: null, rules: [{ destKey: dests.sum, aggregation: 'sum', bucketMs: BUCKET }] });
+      expect(await backend.info(dests.sum)).toMatchObject({ sourceKey: source, rules: [], labels: { aggregation: 'sum' } });
+      await expect(backend.ensureRule(source, ruleOf(dests.sum, 'max'))).rejects.toThrow(/exists as sum 1000 ms, not max 1000 ms/);
+      await expect(backend.ensureRule(source, ruleOf(sameSlotKey(source, 'missing')))).rejects.toThrow(/does not exist/);
+    });
+
+    it('writes a bucket when a later bucket starts; the open bucket is not written yet', async () => {
+      const aggs: Aggregation[] = ['sum', 'count', 'min', 'max', 'first', 'last', 'avg', 'std.p'];
+      const { source, dests } = await withRules('compact', aggs);
+      await backend.addMany(source, DATA);
+      for (const agg of aggs) {
+        const written = await backend.range({ key: dests[agg], from: 0, to: T0 + 100_000 });
+        // Buckets T0 and T0+1000 are closed; T0+3000 (the newest sample's) is still open.
+        expect(written.map((s) => s.timestamp)).toEqual([T0, T0 + 1000]);
+        written.forEach((s, i) => expect(s.value).toBeCloseTo(reference(BUCKETS[i][1])[agg as keyof Expected], 12));
+      }
+      // A sample in a later bucket closes T0+3000.
+      await backend.addMany(source, [{ timestamp: T0 + 5000, value: 1 }]);
+      expect(await backend.range({ key: dests.sum, from: 0, to: T0 + 100_000 })).toEqual([
+        { timestamp: T0, value: 4.75 },
+        { timestamp: T0 + 1000, value: -2.5 },
+        { timestamp: T0 + 3000, value: 8 },
+      ]);
+    });
+
+    it('recomputes a closed bucket from the source when a sample arrives late, and ignores duplicates', async () => {
+      const { source, dests } = await withRules('late', ['sum', 'first', 'count']);
+      await backend.addMany(source, DATA);
+      expect(await backend.addMany(source, [{ timestamp: T0 + 50, value: 100 }, { timestamp: T0 + 100, value: 7 }])).toEqual([
+        { status: 'stored' },
+        { status: 'duplicate' },
+      ]);
+      // Late into the open bucket: its aggregate is re-read before it is written.
+      await backend.addMany(source, [{ timestamp: T0 + 3100, value: 1 }, { timestamp: T0 + 4000, value: 0 }]);
+      expect(await backend.range({ key: dests.sum, from: 0, to: T0 + 100_000 })).toEqual([
+        { timestamp: T0, value: 104.75 },
+        { timestamp: T0 + 1000, value: -2.5 },
+        { timestamp: T0 + 3000, value: 9 },
+      ]);
+      expect((await backend.range({ key: dests.first, from: 0, to: T0 + 100_000 }))[0]).toEqual({ timestamp: T0, value: 100 });
+      expect((await backend.range({ key: dests.count, from: 0, to: T0 + 100_000 })).map((s) => s.value)).toEqual([4, 2, 3]);
+    });
+
+    it('in one call: closes a bucket, takes a late sample into a closed one, closes the next from the updated source', async () => {
+      const { source, dests } = await withRules('onecall', ['sum', 'count', 'max']);
+      await backend.addMany(source, DATA);
+      expect(
+        await backend.addMany(source, [
+          { timestamp: T0 + 5000, value: 1 }, // closes T0+3000
+          { timestamp: T0 + 3500, value: 20 }, // late into T0+3000, just written
+          { timestamp: T0 + 50, value: 100 }, // late into T0
+          { timestamp: T0 + 50, value: 5 }, // duplicate within the call
+          { timestamp: T0 + 5500, value: 2 },
+          { timestamp: T0 + 6000, value: 0 }, // closes T0+5000
+        ]),
+      ).toEqual(['stored', 'stored', 'stored', 'duplicate', 'stored', 'stored'].map((status) => ({ status })));
+      const written = async (agg: string) => (await backend.range({ key: dests[agg], from: 0, to: T0 + 100_000 })).map((s) => s.value);
+      expect(await written('sum')).toEqual([104.75, -2.5, 28, 3]);
+      expect(await written('count')).toEqual([4, 2, 3, 2]);
+      expect(await written('max')).toEqual([100, 0.5, 20, 2]);
+    });
+
+    it('does not back-fill: samples stored before the rule are not compacted', async () => {
+      const source = key('nobackfill');
+      const dest = sameSlotKey(source, 'count:1s');
+      await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
+      await backend.ensureSeries(dest, { retentionMs: 0, labels: {} });
+      await backend.addMany(source, DATA.slice(0, 4)); // T0+100 … T0+1000
+      expect(await backend.ensureRule(source, ruleOf(dest, 'count'))).toEqual({
+        created: true,
+        sourceLatestAtCreation: { timestamp: T0 + 1000, value: -3 },
+      });
+      await backend.addMany(source, DATA.slice(4)); // T0+1500, T0+3200, T0+3999
+      // Bucket T0 never gets written; bucket T0+1000 only counts what came after the rule.
+      expect(await backend.range({ key: dest, from: 0, to: T0 + 100_000 })).toEqual([{ timestamp: T0 + 1000, value: 1 }]);
+    });
   });
 
   it('refuses to ensure a series over a key holding another type', async () => {
@@ -394,6 +495,26 @@ describe('portable backend storage layout (e2e, real Redis)', () => {
     await expect(portable.ensureSeries(`${prefix}:{}:x`, { retentionMs: 0, labels: {} })).rejects.toThrow(/braces/);
   });
 
+  it('refuses keys with braces that form no hash tag (they would split series and metadata across slots)', async () => {
+    await expect(portable.ensureSeries(`${prefix}:{}x`, { retentionMs: 0, labels: {} })).rejects.toThrow(/braces/);
+  });
+
+  it('keeps a compaction destination and its metadata in the source slot, rule state in the metadata', async () => {
+    const source = `${prefix}:slot`;
+    const dest = sameSlotKey(source, 'sum:1h');
+    expect(dest).toBe(`{${source}}:sum:1h`);
+    await portable.ensureSeries(source, { retentionMs: 0, labels: {} });
+    await portable.ensureSeries(dest, { retentionMs: 0, labels: {} });
+    await portable.ensureRule(source, { destKey: dest, aggregation: 'sum', bucketMs: 3_600_000 });
+    await portable.addMany(source, [{ timestamp: T0, value: 1 }]);
+    expect(metaKey(dest)).toBe(`${dest}:meta`);
+    for (const k of [metaKey(source), dest, metaKey(dest)]) expect(clusterSlot(k)).toBe(clusterSlot(source));
+    expect(await redis.hgetall(metaKey(dest))).toMatchObject({ source, cur: String(T0 - (T0 % 3_600_000)), ctxFrom: String(T0) });
+    await expect(
+      portable.ensureRule(source, { destKey: `${prefix}:elsewhere`, aggregation: 'sum', bucketMs: 1000 }),
+    ).rejects.toThrow(/must share the cluster slot/);
+  });
+
   it('deletes samples beyond retention when adding', async () => {
     const k = `${prefix}:trim`;
     await portable.ensureSeries(k, { retentionMs: 10, labels: {} });
@@ -456,5 +577,51 @@ describe('portable backend storage layout (e2e, real Redis)', () => {
         expect(await portable.range({ key: keys.portable, ...query })).toEqual(expected);
       }
     }
+  });
+});
+
+/**
+ * Only with the RedisTimeSeries module: compactions kept by the portable add script equal the
+ * module's own TS.CREATERULE destinations for the same inserts (in order, late, duplicates).
+ */
+(serverKind === 'native' ? describe : describe.skip)('portable compaction parity with native (e2e, module required)', () => {
+  let redis: Redis;
+  const aggregations: Aggregation[] = ['sum', 'count', 'min', 'max', 'first', 'last', 'avg', 'range', 'std.p'];
+  const bucketMs = 1000;
+  const dests: Record<'native' | 'portable', Record<string, string>> = { native: {}, portable: {} };
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    const backends = { native: new NativeTimeseriesBackend(redis), portable: new PortableTimeseriesBackend(redis) };
+    const value = (i: number) => Math.cos(i) * 100 + AWKWARD[i % AWKWARD.length] / 3;
+    const inOrder = Array.from({ length: 40 }, (_, i) => ({ timestamp: T0 + i * 173, value: value(i) }));
+    const late = [
+      { timestamp: T0 + 5, value: 1.25 }, // new sample in a closed bucket
+      { timestamp: T0 + 173, value: 9 }, // duplicate (FIRST keeps the old value)
+      { timestamp: T0 + 39 * 173 - 1, value: -4 }, // late into the open bucket
+      { timestamp: T0 + 9000, value: 2 }, // closes the open bucket
+    ];
+    for (const [name, backend] of Object.entries(backends) as Array<['native' | 'portable', TimeseriesBackend]>) {
+      const source = `${prefix}:cparity:${name}`;
+      await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
+      for (const aggregation of aggregations) {
+        const dest = sameSlotKey(source, aggregation);
+        dests[name][aggregation] = dest;
+        await backend.ensureSeries(dest, { retentionMs: 0, labels: {} });
+        await backend.ensureRule(source, { destKey: dest, aggregation, bucketMs });
+      }
+      await backend.addMany(source, inOrder.slice(0, 20));
+      await backend.addMany(source, inOrder.slice(20));
+      await backend.addMany(source, late);
+    }
+  });
+  afterAll(() => redis.disconnect());
+
+  it.each(aggregations)('%s destinations hold the same buckets', async (aggregation) => {
+    const expected = await new NativeTimeseriesBackend(redis).range({ key: dests.native[aggregation], from: 0, to: T0 + 100_000 });
+    expect(expected.length).toBeGreaterThan(5);
+    const actual = await new PortableTimeseriesBackend(redis).range({ key: dests.portable[aggregation], from: 0, to: T0 + 100_000 });
+    expect(actual.map((s) => s.timestamp)).toEqual(expected.map((s) => s.timestamp));
+    actual.forEach((s, i) => expect(s.value).toBeCloseTo(expected[i].value, 9));
   });
 });

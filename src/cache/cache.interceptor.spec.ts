@@ -5,6 +5,7 @@ import { HttpAdapterHost, Reflector } from '@nestjs/core';
 import { lastValueFrom, of, throwError } from 'rxjs';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
+import { CacheFastPath } from './cache.fast-path.js';
 import { RedisCacheInterceptor } from './cache.interceptor.js';
 import { CacheEntry, CacheService } from './cache.service.js';
 
@@ -39,6 +40,7 @@ describe('RedisCacheInterceptor stale serving', () => {
     } as unknown as HttpAdapterHost,
     { cache: { inc: ({ result }: { result: string }) => counted.push(result) } } as unknown as MetricsService,
     { get: () => 60 } as unknown as ConfigService<never, true>,
+    { learn: () => undefined } as unknown as CacheFastPath,
   );
   const context = { switchToHttp: () => ({ getRequest: () => ({}), getResponse: () => ({}) }), getHandler: () => () => undefined } as unknown as ExecutionContext;
   const run = (handler: CallHandler) => lastValueFrom(interceptor.intercept(context, handler));

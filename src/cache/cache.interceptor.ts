@@ -7,6 +7,7 @@ import { RedisKeys } from '../redis/redis-keys.service.js';
 import { CACHE_KEY_METADATA } from './cache.constants.js';
 import { CacheResult, MetricsService } from '../metrics/metrics.service.js';
 import { isRedisUnavailableError } from '../redis/redis-errors.js';
+import { CACHE_FAST_PATH_METADATA, CacheFastPath } from './cache.fast-path.js';
 import { CacheEntry, CacheService } from './cache.service.js';
 
 /**
@@ -33,6 +34,7 @@ export class RedisCacheInterceptor implements NestInterceptor {
     private readonly adapterHost: HttpAdapterHost,
     private readonly metrics: MetricsService,
     config: ConfigService<Env, true>,
+    private readonly fastPath: CacheFastPath,
   ) {
     this.ttlSeconds = config.get('CACHE_TTL_SECONDS', { infer: true });
   }
@@ -48,6 +50,10 @@ export class RedisCacheInterceptor implements NestInterceptor {
     if (name !== undefined && adapter.getRequestUrl(request).includes('?')) return next.handle();
     const key = this.keys.cache(name ?? `url:${adapter.getRequestUrl(request)}`);
     const response = http.getResponse();
+    // Lets CacheFastPath answer later hits of this URL from memory, before Nest (opt-in per handler).
+    if (this.reflector.get<boolean | undefined>(CACHE_FAST_PATH_METADATA, context.getHandler())) {
+      this.fastPath.learn(adapter.getRequestUrl(request), key);
+    }
     const mark = (result: CacheResult, storedAt?: number) => {
       adapter.setHeader(response, 'X-Cache', result.toUpperCase());
       if (storedAt !== undefined) adapter.setHeader(response, 'Age', String(Math.max(0, Math.floor((Date.now() - storedAt) / 1000))));

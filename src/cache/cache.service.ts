@@ -1,4 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 
@@ -8,12 +10,80 @@ export interface CacheEntry<T> {
   storedAt: number;
 }
 
-/** JSON values in Redis with a TTL, shared by every instance. Keys come from RedisKeys. */
+interface L1Slot {
+  read: Promise<CacheEntry<unknown> | null>;
+  /** The entry once `read` has resolved to one. */
+  entry?: CacheEntry<unknown>;
+  /** JSON of entry.value, made once, for the fast path. */
+  body?: string;
+  until: number;
+}
+
+/** Most keys kept in memory (GET handlers keyed on their URL could otherwise grow it without bound). */
+const L1_MAX_KEYS = 1000;
+
+/**
+ * JSON values in Redis with a TTL, shared by every instance. Keys come from RedisKeys.
+ *
+ * In front of Redis, an in-process copy (L1): a read of a key within CACHE_L1_TTL_MS of the
+ * last Redis read of it is answered from memory, and concurrent reads share one Redis GET.
+ * Measured: under load, the per-request Redis round trip (and the Redis server's CPU on the
+ * same machine) was most of the cost of a cached GET. Redis stays the source of truth: this
+ * process's own writes (ingest priming, a computed miss) update the copy at once, and a change
+ * made in Redis by another instance (or by hand) is seen within CACHE_L1_TTL_MS. Only entries
+ * found in Redis are kept; a miss is never remembered. CACHE_L1_TTL_MS=0 turns it off.
+ */
 @Injectable()
 export class CacheService {
-  constructor(@Inject(REDIS_CLIENT) private readonly redis: RedisClient) {}
+  private readonly l1Ms: number;
+  private readonly l1 = new Map<string, L1Slot>();
 
-  async get<T>(key: string): Promise<CacheEntry<T> | null> {
+  constructor(
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    config: ConfigService<Env, true>,
+  ) {
+    this.l1Ms = config.get('CACHE_L1_TTL_MS', { infer: true });
+  }
+
+  /**
+   * JSON of the value held in memory for `key`, if fresh; never touches Redis (for
+   * CacheFastPath, which answers without entering Nest). Serialized once per entry.
+   */
+  peekJson(key: string): string | undefined {
+    const held = this.l1.get(key);
+    if (!held?.entry || held.until <= Date.now()) return undefined;
+    return (held.body ??= JSON.stringify(held.entry.value));
+  }
+
+  get<T>(key: string): Promise<CacheEntry<T> | null> {
+    if (this.l1Ms === 0) return this.read<T>(key);
+    const held = this.l1.get(key);
+    if (held && held.until > Date.now()) return held.read as Promise<CacheEntry<T> | null>;
+    const read = this.read<T>(key);
+    const slot = this.remember(key, read);
+    // Forget a miss or a failed read (unless a newer read or write has replaced it meanwhile).
+    const forget = () => {
+      if (this.l1.get(key) === slot) this.l1.delete(key);
+    };
+    read.then((entry) => (entry === null ? forget() : (slot.entry = entry)), forget);
+    return read;
+  }
+
+  async set<T>(key: string, value: T, ttlSeconds: number, storedAt = Date.now()): Promise<void> {
+    const entry: CacheEntry<T> = { value, storedAt };
+    await this.redis.set(key, JSON.stringify(entry), 'EX', ttlSeconds);
+    if (this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
+  }
+
+  private remember(key: string, read: Promise<CacheEntry<unknown> | null>): L1Slot {
+    this.l1.delete(key); // re-inserted last: the Map's order is then oldest-first for eviction
+    if (this.l1.size >= L1_MAX_KEYS) this.l1.delete(this.l1.keys().next().value as string);
+    const slot: L1Slot = { read, until: Date.now() + this.l1Ms };
+    this.l1.set(key, slot);
+    return slot;
+  }
+
+  private async read<T>(key: string): Promise<CacheEntry<T> | null> {
     const raw = await this.redis.get(key);
     if (raw === null) return null;
     try {
@@ -22,10 +92,5 @@ export class CacheService {
     } catch {
       return null; // not ours or corrupted: a miss, overwritten on the next set
     }
-  }
-
-  async set<T>(key: string, value: T, ttlSeconds: number, storedAt = Date.now()): Promise<void> {
-    const entry: CacheEntry<T> = { value, storedAt };
-    await this.redis.set(key, JSON.stringify(entry), 'EX', ttlSeconds);
   }
 }

@@ -162,6 +162,35 @@ export class EnvironmentVariables {
   @Matches(HOST_PORT, { each: true, message: 'REDIS_CLUSTER_NODES must be a comma-separated list of host:port' })
   REDIS_CLUSTER_NODES: string[] = [];
 
+  // --- History (GET /series…) and compactions -------------------------------------------
+
+  /** RETENTION of the hourly compactions (TS.CREATERULE … 3600000) in ms; 0 keeps everything. Default 2 years. */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_HOURLY_RETENTION_MS = 2 * 365 * 24 * 3600 * 1000;
+
+  /** RETENTION of the daily compactions (TS.CREATERULE … 86400000) in ms; 0 keeps everything (the default). */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_DAILY_RETENTION_MS = 0;
+
+  /** Largest number of buckets one history query may return per series; more is a 400. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  SERIES_MAX_POINTS = 5000;
+  /**
+   * Lease of the ingest lock (`<prefix>:lock:ingest`) that makes N instances do one scheduled
+   * run per tick between them. Renewed every third of it while a run lasts, so it only bounds
+   * how long a crashed holder blocks the others.
+   */
+  @Transform(toInt) @IsInt() @Min(1000)
+  INGEST_LOCK_TTL_MS = 15000;
+
+  /**
+   * In-process copy of the shared Redis cache: an entry read from Redis is served from memory
+   * for this long, so a response can lag a change made in Redis by another instance by at most
+   * this much (this instance's own writes show at once). 0 = read Redis on every request.
+   */
+  @Transform(toInt) @IsInt() @Min(0) @Max(60000)
+  CACHE_L1_TTL_MS = 1000;
+
   // --- Reliability, security and operations -------------------------------------------------
 
   /** Redis down at startup: `wait` up to REDIS_STARTUP_WAIT_MS then exit non-zero; `degraded` starts anyway, not ready until Redis answers. */

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { NotificationsService } from '../notifications/notifications.service.js';
+import { CompactionService } from '../history/compaction.service.js';
 import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
 import { SummaryService } from '../summary/summary.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
@@ -39,6 +40,7 @@ export class IngestService implements OnModuleInit {
     private readonly notifications: NotificationsService,
     private readonly metrics: MetricsService,
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    private readonly compactions: CompactionService,
     config: ConfigService<Env, true>,
   ) {
     this.retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
@@ -46,29 +48,27 @@ export class IngestService implements OnModuleInit {
   }
 
   /**
-   * TS.CREATE both series (DUPLICATE_POLICY FIRST, labels, retention) before anything is served.
+   * TS.CREATE both series (DUPLICATE_POLICY FIRST, labels, retention), then their compaction
+   * rules, before anything is served or ingested (rules only see samples added after them).
    * Started degraded (no Redis yet), the first ingest run does it instead.
    */
   async onModuleInit(): Promise<void> {
     try {
-      await this.ensureSeries();
+      await this.ensureStorage();
     } catch (err) {
       if (!this.degradedStart || !isRedisUnavailableError(err)) throw err;
       this.logger.warn(`series not created yet (Redis unavailable); the first ingest run will: ${(err as Error).message}`);
     }
   }
 
-  /**
-   * Idempotent; also run before every ingest, because a Redis that restarted without
-   * persistence comes back empty and TS.MADD would create the series with default settings.
-   */
-  private async ensureSeries(): Promise<void> {
+  private async ensureStorage(): Promise<void> {
     for (const metric of METRICS) {
       await this.timeseries.ensureSeries(this.keys.series(metric), {
         retentionMs: this.retentionMs,
         labels: { metric, source: 'senticrypt', app: 'is-bitcoin-lit' },
       });
     }
+    await this.compactions.ensureAll();
   }
 
   /** Epoch ms of the last successful run of ANY instance (stored in Redis), or null. */
@@ -106,8 +106,10 @@ export class IngestService implements OnModuleInit {
       // Fetch and validate first: a bad upstream fails the run before anything is written.
       const { payload, attempts } = await this.source.fetch();
       const parsed = parsePayload(payload);
-      await this.ensureSeries();
       const latestStored = await this.latestCommonTimestamp();
+      // No data: the first run, or Redis lost the series (restart without persistence, failover,
+      // FLUSHALL). Re-create them and their rules, or every sample would be rejected until restart.
+      if (latestStored === null) await this.ensureStorage();
       const fresh =
         options.full || latestStored === null ? parsed.records : parsed.records.filter((r) => r.timestamp > latestStored);
       const [price, sentiment] = await Promise.all([

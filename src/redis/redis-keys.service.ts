@@ -26,6 +26,15 @@ export class RedisKeys {
     return `${this.prefix}:${metric}:mean:30s`;
   }
 
+  /**
+   * Compaction of a metric's raw series, e.g. `{is-bitcoin-lit:price:mean:30s}:sum:1h`: the
+   * raw key as hash tag keeps it in the raw series' cluster slot, which TS.CREATERULE and the
+   * compaction writes need (both keys on one shard).
+   */
+  compaction(metric: Metric, aggregation: string, bucket: string): string {
+    return sameSlotKey(this.series(metric), `${aggregation}:${bucket}`);
+  }
+
   /** Cache entry `name` (the summary lives at the bare `<prefix>:cache`, as in the original). */
   cache(name?: string): string {
     return name ? `${this.prefix}:cache:${name}` : `${this.prefix}:cache`;
@@ -52,5 +61,10 @@ export class RedisKeys {
   /** Rate-limit counter of one client for one throttler. */
   throttle(name: string): string {
     return `${this.prefix}:throttle:${name}`;
+  }
+
+  /** Lease lock `name`, e.g. `<prefix>:lock:ingest` (held by one instance per ingest tick). */
+  lock(name: string): string {
+    return `${this.prefix}:lock:${name}`;
   }
 }

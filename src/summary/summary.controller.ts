@@ -1,6 +1,7 @@
 import { Controller, Get, Query, UseInterceptors } from '@nestjs/common';
 import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { CacheKey } from '../cache/cache.constants.js';
+import { ServeFromMemory } from '../cache/cache.fast-path.js';
 import { RedisCacheInterceptor } from '../cache/cache.interceptor.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { NoQueryDto, SummaryResponseDto } from './dto/summary-response.dto.js';
@@ -14,6 +15,7 @@ export class SummaryController {
 
   @Get('is-bitcoin-lit')
   @CacheKey('') // the bare `<prefix>:cache` key, as in the original app
+  @ServeFromMemory() // public route: hits may be answered before Nest's pipeline
   @ApiOperation({
     summary: 'Is Bitcoin lit?',
     description:

@@ -2,7 +2,17 @@ import type { RedisClient } from '../redis/redis.types.js';
 import { detectBackend } from './backend-probe.js';
 import { NativeTimeseriesBackend } from './native.backend.js';
 import { PortableTimeseriesBackend } from './portable.backend.js';
-import type { AddOutcome, BackendKind, RangeQuery, Sample, SeriesInfo, SeriesOptions, TimeseriesBackend } from './timeseries.types.js';
+import type {
+  AddOutcome,
+  BackendKind,
+  CompactionRule,
+  EnsuredRule,
+  RangeQuery,
+  Sample,
+  SeriesInfo,
+  SeriesOptions,
+  TimeseriesBackend,
+} from './timeseries.types.js';
 
 export function backendOf(kind: BackendKind, redis: RedisClient): TimeseriesBackend {
   return kind === 'native' ? new NativeTimeseriesBackend(redis) : new PortableTimeseriesBackend(redis);
@@ -48,6 +58,9 @@ export class DeferredTimeseriesBackend implements TimeseriesBackend {
 
   async ensureSeries(key: string, options: SeriesOptions): Promise<void> {
     return (await this.backend()).ensureSeries(key, options);
+  }
+  async ensureRule(source: string, rule: CompactionRule): Promise<EnsuredRule> {
+    return (await this.backend()).ensureRule(source, rule);
   }
   async addMany(key: string, samples: Sample[]): Promise<AddOutcome[]> {
     return (await this.backend()).addMany(key, samples);

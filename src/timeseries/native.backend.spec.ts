@@ -1,7 +1,7 @@
 import type { Command } from 'ioredis';
 import type { RedisClient } from '../redis/redis.types.js';
 import { classifyMaddReplies, NativeTimeseriesBackend } from './native.backend.js';
-import { NotATimeSeriesError } from './wire.js';
+import { NotATimeSeriesError, RuleConflictError } from './wire.js';
 
 type Args = Array<string | number>;
 
@@ -296,6 +296,8 @@ describe('NativeTimeseriesBackend', () => {
         retentionMs: 0,
         duplicatePolicy: 'first',
         labels: { a: '1' },
+        sourceKey: null,
+        rules: [],
       });
       expect(redis.calls).toEqual([['TS.INFO', 's']]);
     });
@@ -304,6 +306,59 @@ describe('NativeTimeseriesBackend', () => {
       const redis = new StubRedis().answer(replyError('ERR TSDB: the key does not exist'));
       expect(await new NativeTimeseriesBackend(redis.asClient()).info('s')).toBeNull();
     });
+  });
+});
+
+describe('NativeTimeseriesBackend.ensureRule', () => {
+  const rule = { destKey: '{s}:sum:1h', aggregation: 'sum' as const, bucketMs: 3_600_000 };
+  const info = (rules: unknown[]) => [
+    'totalSamples', 2, 'firstTimestamp', 1000, 'lastTimestamp', 2000, 'retentionTime', 0,
+    'duplicatePolicy', 'first', 'labels', [], 'sourceKey', null, 'rules', rules,
+  ];
+
+  it('creates the rule in a MULTI with TS.GET, so the newest sample at creation is exact', async () => {
+    const redis = new StubRedis().answer(info([])).answerExec([
+      [null, [2000, '7.5']],
+      [null, 'OK'],
+    ]);
+    expect(await new NativeTimeseriesBackend(redis.asClient()).ensureRule('s', rule)).toEqual({
+      created: true,
+      sourceLatestAtCreation: { timestamp: 2000, value: 7.5 },
+    });
+    expect(redis.calls).toEqual([['TS.INFO', 's']]);
+    expect(redis.transactions).toEqual([[
+      ['TS.GET', 's'],
+      ['TS.CREATERULE', 's', '{s}:sum:1h', 'AGGREGATION', 'sum', '3600000'],
+    ]]);
+  });
+
+  it('leaves an identical rule alone and refuses a different one into the same destination', async () => {
+    const redis = new StubRedis()
+      .answer(info([['{s}:sum:1h', 3_600_000, 'SUM', 0]]))
+      .answer(info([['{s}:sum:1h', 60_000, 'SUM', 0]]));
+    const backend = new NativeTimeseriesBackend(redis.asClient());
+    expect(await backend.ensureRule('s', rule)).toEqual({ created: false, sourceLatestAtCreation: null });
+    await expect(backend.ensureRule('s', rule)).rejects.toBeInstanceOf(RuleConflictError);
+    expect(redis.transactions).toEqual([]);
+  });
+
+  it('accepts losing a creation race to the same rule, and rethrows other TS.CREATERULE errors', async () => {
+    const raced = new StubRedis()
+      .answer(info([]))
+      .answerExec([[null, []], [replyError('ERR TSDB: the destination key already has a src rule'), null]])
+      .answer(info([['{s}:sum:1h', 3_600_000, 'sum']]));
+    expect(await new NativeTimeseriesBackend(raced.asClient()).ensureRule('s', rule)).toEqual({ created: false, sourceLatestAtCreation: null });
+
+    const failing = new StubRedis()
+      .answer(info([]))
+      .answerExec([[null, []], [replyError('ERR TSDB: the key does not exist'), null]])
+      .answer(info([]));
+    await expect(new NativeTimeseriesBackend(failing.asClient()).ensureRule('s', rule)).rejects.toThrow('the key does not exist');
+  });
+
+  it('fails clearly when the source is missing', async () => {
+    const redis = new StubRedis().answer(replyError('ERR TSDB: the key does not exist'));
+    await expect(new NativeTimeseriesBackend(redis.asClient()).ensureRule('s', rule)).rejects.toThrow(/source series "s" does not exist/);
   });
 });
 

@@ -7,6 +7,8 @@ import { isCluster, type RedisClient } from '../redis/redis.types.js';
 import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
 import type {
   AddOutcome,
+  CompactionRule,
+  EnsuredRule,
   RangeQuery,
   Sample,
   SeriesInfo,
@@ -14,7 +16,9 @@ import type {
   TimeseriesBackend,
 } from './timeseries.types.js';
 import {
+  assertRule,
   assertRangeQuery,
+  RuleConflictError,
   assertSeriesOptions,
   errorMessage,
   errorReason,
@@ -121,6 +125,42 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
       if (isKeyMissingError(err)) return null;
       throw err;
     }
+  }
+
+  /**
+   * TS.INFO tells whether the rule exists; if not, MULTI / TS.GET / TS.CREATERULE / EXEC reads
+   * the source's newest sample in the same atomic step that creates the rule, so the caller
+   * knows exactly which buckets the rule has not seen. No alignTimestamp: buckets are
+   * epoch-aligned like TS.RANGE's.
+   */
+  async ensureRule(source: string, rule: CompactionRule): Promise<EnsuredRule> {
+    assertRule(source, rule);
+    if (await this.hasRule(source, rule)) return { created: false, sourceLatestAtCreation: null };
+    const tx = this.redis.multi();
+    queueOnKey(tx, 'TS.GET', source);
+    queueOnKey(tx, 'TS.CREATERULE', source, rule.destKey, 'AGGREGATION', rule.aggregation, String(rule.bucketMs));
+    const results = await tx.exec();
+    if (!results || results.length !== 2) throw new Error(`MULTI for rule ${source} → ${rule.destKey} was not executed`);
+    const [[getErr, getReply], [createErr]] = results;
+    if (createErr) {
+      // Another instance created it between our TS.INFO and the MULTI: fine if it is the same rule.
+      if (await this.hasRule(source, rule)) return { created: false, sourceLatestAtCreation: null };
+      throw createErr;
+    }
+    if (getErr) throw getErr;
+    return { created: true, sourceLatestAtCreation: parseSample(getReply) };
+  }
+
+  /** Whether source already compacts into rule.destKey; a different rule into it is a conflict. */
+  private async hasRule(source: string, rule: CompactionRule): Promise<boolean> {
+    const info = await this.info(source);
+    if (!info) throw new Error(`Cannot create a compaction rule: source series "${source}" does not exist`);
+    const existing = info.rules.find((r) => r.destKey === rule.destKey);
+    if (!existing) return false;
+    if (existing.aggregation !== rule.aggregation || existing.bucketMs !== rule.bucketMs) {
+      throw new RuleConflictError(source, rule, existing);
+    }
+    return true;
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RedisClient } from '../redis/redis.types.js';
 import { metaKey, PortableTimeseriesBackend } from './portable.backend.js';
-import { NotATimeSeriesError } from './wire.js';
+import { NotATimeSeriesError, RuleConflictError } from './wire.js';
 
 type Args = Array<string | number>;
 
@@ -32,7 +32,19 @@ describe('metaKey', () => {
 
   it('refuses keys with braces but no hash tag', () => {
     expect(() => metaKey('app:{}:price')).toThrow(/braces/);
+  });
+
+  it('keeps the hash tag of a tagged key (compaction destinations): key:meta', () => {
+    expect(metaKey('{app:price:mean:30s}:sum:1h')).toBe('{app:price:mean:30s}:sum:1h:meta');
+    expect(metaKey('app:{btc}:price')).toBe('app:{btc}:price:meta');
+  });
+
+  it('refuses braces that form no hash tag, and tagged keys that could collide with metadata keys', () => {
     expect(() => metaKey('a}b')).toThrow(/braces/);
+    expect(() => metaKey('a{}b')).toThrow(/braces/);
+    expect(() => metaKey('{app}')).toThrow(/reserved/);
+    expect(() => metaKey('{app}:meta')).toThrow(/reserved/);
+    expect(() => metaKey('{app}:x:meta')).toThrow(/reserved/);
   });
 });
 
@@ -116,5 +128,34 @@ describe('PortableTimeseriesBackend', () => {
       new PortableTimeseriesBackend(redis).ensureSeries('k', { retentionMs: 10, labels: { a: '1' } }),
     ).rejects.toBeInstanceOf(NotATimeSeriesError);
     expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '10', '[["a","1"]]']);
+  });
+});
+
+describe('PortableTimeseriesBackend.ensureRule', () => {
+  const rule = { destKey: '{src}:sum:1h', aggregation: 'sum' as const, bucketMs: 3_600_000 };
+
+  it('sends source, destination and their metadata keys, and reports the newest sample at creation', async () => {
+    const { calls, redis } = stub([1, '1000', '2.5']);
+    expect(await new PortableTimeseriesBackend(redis).ensureRule('src', rule)).toEqual({
+      created: true,
+      sourceLatestAtCreation: { timestamp: 1000, value: 2.5 },
+    });
+    expect(calls[0].args.slice(1)).toEqual([4, 'src', '{src}:meta', '{src}:sum:1h', '{src}:sum:1h:meta', 'sum', '3600000']);
+  });
+
+  it('maps "exists" and "conflict" replies', async () => {
+    const { redis } = stub([0], [-1, 'max', '60000']);
+    const backend = new PortableTimeseriesBackend(redis);
+    expect(await backend.ensureRule('src', rule)).toEqual({ created: false, sourceLatestAtCreation: null });
+    await expect(backend.ensureRule('src', rule)).rejects.toBeInstanceOf(RuleConflictError);
+  });
+
+  it('refuses a destination outside the source slot, twa and equal keys, without calling Redis', async () => {
+    const { calls, redis } = stub();
+    const backend = new PortableTimeseriesBackend(redis);
+    await expect(backend.ensureRule('src', { ...rule, destKey: 'other' })).rejects.toThrow(/cluster slot/);
+    await expect(backend.ensureRule('src', { ...rule, aggregation: 'twa' })).rejects.toThrow(/twa/);
+    await expect(backend.ensureRule('src', { ...rule, destKey: 'src' })).rejects.toThrow(/distinct/);
+    expect(calls).toEqual([]);
   });
 });

@@ -5,13 +5,16 @@
  * Layout of one series:
  * - `key`: sorted set, score = timestamp, member = "<timestamp>:<value text as sent by JS>".
  *   The value text is stored verbatim so it reads back as the exact same double.
- * - `{key}:meta`: hash with `retention`, `duplicatePolicy` ("first") and `labels` (JSON array of
- *   [name, value] pairs, in the order given). The series exists iff this hash exists.
+ * - `{key}:meta` (`key:meta` for a key with a hash tag): hash with `retention`,
+ *   `duplicatePolicy` ("first"), `labels` (JSON array of [name, value] pairs, in the order
+ *   given), and for compactions `rules` (source: JSON [{dest, meta, agg, bucket}]), `source`,
+ *   `cur` / `ctxFrom` (destination: the rule's open bucket and the first timestamp its running
+ *   aggregate covers, the state the module keeps in memory). The series exists iff it exists.
  * Cluster: a key without braces hashes on its whole name, and `{key}:meta` hashes on the tag
- * content, i.e. the same name, so both keys share a slot and one script may touch both. A key
- * that has a hash tag itself (`{app}:price`) gets `{app}:price:meta`, same tag; braces without
- * a tag are refused (sameSlotKey). Every script declares both in KEYS, so ioredis routes it to
- * the slot's node, and EVALSHA's NOSCRIPT (scripts are cached per node) falls back to EVAL there.
+ * content, i.e. the same name, so both keys share a slot and one script may touch both; a
+ * tagged key and `key:meta` share the tag. Braces that form no tag are refused. Every script
+ * declares the series' keys in KEYS; the add script also writes the compaction destinations
+ * it finds in the metadata, which ensureRule only accepts in the source's slot (same hash tag).
  *
  * Semantics mirrored from RedisTimeSeries (src/module.c, src/tsdb.c, src/compaction.c):
  * - TS.MADD per sample: refused with "TSDB: Timestamp is older than retention" when
@@ -30,13 +33,17 @@
  *   var·n/(n-1), 0 for n = 1; std = sqrt(var)). Lua's `^` is C pow(), as in the module.
  *   Not mirrored: the module's long-double path when a sum overflows DBL_MAX.
  * - twa needs samples outside the bucket and the range; it is not implemented here and throws.
+ * - Compaction rules (TS.CREATERULE, epoch-aligned, no back-fill): see the ADD script.
  */
-import { LuaScript } from '../redis/lua-script.js';
-import { sameSlotKey } from '../redis/key-slot.js';
+import { createHash } from 'node:crypto';
+import { hashTag, sameSlotKey } from '../redis/key-slot.js';
 import type { RedisClient } from '../redis/redis.types.js';
 import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
 import type {
   AddOutcome,
+  Aggregation,
+  CompactionRule,
+  EnsuredRule,
   RangeQuery,
   Sample,
   SeriesInfo,
@@ -45,22 +52,35 @@ import type {
 } from './timeseries.types.js';
 import {
   assertRangeQuery,
+  assertRule,
   assertSeriesOptions,
+  errorMessage,
+  RuleConflictError,
   formatValue,
   NotATimeSeriesError,
   sampleRejection,
 } from './wire.js';
 
-/** Metadata key of a series; shares the series' cluster slot (see the header comment). */
+/**
+ * Metadata key of a series, in the series' cluster slot (see the header comment). A key with a
+ * hash tag (a compaction destination such as `{source}:sum:1h`) keeps it: `<key>:meta`. Keys
+ * that could collide with a metadata key (`{x}`, `…:meta` with a tag) or that have braces
+ * without forming a tag are refused.
+ */
 export function metaKey(key: string): string {
+  // A tagged key could otherwise collide with another series' metadata key.
+  if (hashTag(key) !== null && (key.endsWith(':meta') || /^\{[^{}]*\}$/.test(key))) {
+    throw new RangeError(`Portable time series key "${key}" is reserved for series metadata`);
+  }
   return sameSlotKey(key, 'meta');
 }
 
-/** Lua: what KEYS[1] / KEYS[2] hold. 'series', 'missing' or 'foreign' (something else). */
-const SERIES_STATE = `
-local function series_state()
-  local meta = redis.call('TYPE', KEYS[2])['ok']
-  local data = redis.call('TYPE', KEYS[1])['ok']
+/** Lua helpers shared by the scripts. */
+const COMMON = `
+-- What a series' data / metadata keys hold: 'series', 'missing' or 'foreign' (something else).
+local function state_of(data_key, meta_key)
+  local meta = redis.call('TYPE', meta_key)['ok']
+  local data = redis.call('TYPE', data_key)['ok']
   if meta == 'none' then
     if data == 'none' then return 'missing' end
     return 'foreign'
@@ -68,26 +88,108 @@ local function series_state()
   if meta ~= 'hash' or (data ~= 'none' and data ~= 'zset') then return 'foreign' end
   return 'series'
 end
+local function series_state() return state_of(KEYS[1], KEYS[2]) end
 local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
--- Highest timestamp stored, or nil for an empty series.
-local function newest()
-  local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+-- Highest timestamp stored in a series, or nil when it is empty.
+local function newest_of(key)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if top[2] then return tonumber(top[2]) end
   return nil
 end
+local function newest() return newest_of(KEYS[1]) end
 local function int(x) return string.format('%.0f', x) end
+
+-- Visit the samples of a series with from <= ts <= to in timestamp order, a page at a time
+-- (timestamps are unique, so an exclusive lower bound on the last one seen continues the scan).
+local function each_sample(key, from, to, visit)
+  local min, max = int(from), int(to)
+  while true do
+    local page = redis.call('ZRANGEBYSCORE', key, min, max, 'LIMIT', 0, 1000)
+    for j = 1, #page do
+      local member = page[j]
+      local colon = string.find(member, ':', 1, true)
+      visit(string.sub(member, 1, colon - 1), string.sub(member, colon + 1))
+    end
+    if #page < 1000 then return end
+    local tail = page[#page]
+    min = '(' .. string.sub(tail, 1, string.find(tail, ':', 1, true) - 1)
+  end
+end
+
+-- One bucket's accumulator, fed in timestamp order, with the module's formulas.
+local DBL_MAX = 1.7976931348623157e308
+local AGGREGATORS = { avg = true, sum = true, min = true, max = true, range = true, count = true,
+  first = true, last = true, ['var.p'] = true, ['var.s'] = true, ['std.p'] = true, ['std.s'] = true }
+local function acc_new()
+  return { count = 0, sum = 0, sum2 = 0, min = DBL_MAX, max = -DBL_MAX }
+end
+local function acc_add(a, v)
+  a.count = a.count + 1
+  a.sum = a.sum + v
+  a.sum2 = a.sum2 + v * v
+  if v < a.min then a.min = v end
+  if v > a.max then a.max = v end
+  if a.first == nil then a.first = v end
+  a.last = v
+end
+local function acc_value(a, agg)
+  local count, sum = a.count, a.sum
+  local function variance()
+    return (a.sum2 - 2 * sum * sum / count + (sum / count) ^ 2 * count) / count
+  end
+  local function sample_variance()
+    if count == 1 then return 0 end
+    return variance() * count / (count - 1)
+  end
+  if agg == 'avg' then return sum / count
+  elseif agg == 'sum' then return sum
+  elseif agg == 'min' then return a.min
+  elseif agg == 'max' then return a.max
+  elseif agg == 'range' then return a.max - a.min
+  elseif agg == 'count' then return count
+  elseif agg == 'first' then return a.first
+  elseif agg == 'last' then return a.last
+  elseif agg == 'var.p' then return variance()
+  elseif agg == 'var.s' then return sample_variance()
+  elseif agg == 'std.p' then return math.sqrt(variance())
+  else return math.sqrt(sample_variance()) -- std.s
+  end
+end
+-- The aggregate of a series' samples in [from, to], or nil when there are none.
+local function aggregate(key, from, to, agg)
+  local a = acc_new()
+  each_sample(key, from, to, function(_, value_text) acc_add(a, tonumber(value_text)) end)
+  if a.count == 0 then return nil end
+  return acc_value(a, agg)
+end
+local function value_text(v) return string.format('%.17g', v) end
 `;
 
 /** ARGV: retention, labels JSON. Returns 'OK' or 'foreign'. */
-const ENSURE = `${SERIES_STATE}
+const ENSURE = `${COMMON}
 local state = series_state()
 if state == 'foreign' then return 'foreign' end
 redis.call('HSET', KEYS[2], 'retention', ARGV[1], 'duplicatePolicy', 'first', 'labels', ARGV[2])
 return 'OK'
 `;
 
-/** ARGV: ts1, value1, ts2, value2, … (already validated). Returns 's' / 'd' / rejection text per sample. */
-const ADD = `${SERIES_STATE}
+/**
+ * ARGV: ts1, value1, ts2, value2, … (already validated). Returns 's' / 'd' / rejection text per
+ * sample. Compaction rules (listed in the source's metadata, destinations in the same slot)
+ * follow RedisTimeSeries: a sample newer than the newest appends to the rule's open bucket
+ * and, when it starts a later bucket, writes the open bucket's aggregate (of the samples the
+ * rule has seen: from ctxFrom) to the destination; any other stored or duplicate sample takes
+ * the upsert path: in the open bucket the rule re-reads that bucket from the source, in an
+ * older bucket the destination's bucket is recomputed from the source (once per bucket, at
+ * the end: the same final value as recomputing after each sample).
+ * Measured (npm run bench): a lookup per sample was most of the cost of a backfill, so only a
+ * sample at or below the newest timestamp stored before this call is looked up (a newer one
+ * cannot exist yet; repeats within the call are caught by `seen`), and stored samples are
+ * written in multi-member ZADDs, flushed before anything reads the source back (a rule
+ * aggregating a finished bucket, the dirty buckets, retention) and in slices far below Lua's
+ * unpack() limit; the rules sharing a bucket size aggregate from one scan of the source.
+ */
+const ADD = `${COMMON}
 local n = #ARGV / 2
 local out = {}
 if series_state() ~= 'series' then
@@ -95,18 +197,98 @@ if series_state() ~= 'series' then
   return out
 end
 local retention = tonumber(redis.call('HGET', KEYS[2], 'retention')) or 0
+local rules = {}
+for _, r in ipairs(cjson.decode(redis.call('HGET', KEYS[2], 'rules') or '[]')) do
+  -- A destination deleted since (its metadata gone) is skipped, as the module does.
+  if redis.call('EXISTS', r.meta) == 1 then
+    local st = redis.call('HMGET', r.meta, 'cur', 'ctxFrom')
+    r.bucket = tonumber(r.bucket)
+    r.cur = tonumber(st[1]) or -1
+    r.ctx = tonumber(st[2])
+    r.dirty = {}
+    rules[#rules + 1] = r
+  end
+end
+local function write_dest(r, ts, value)
+  redis.call('ZREMRANGEBYSCORE', r.dest, int(ts), int(ts))
+  redis.call('ZADD', r.dest, int(ts), int(ts) .. ':' .. value_text(value))
+end
+local pending = {}
+-- Accumulators of source ranges already scanned in this call: the rules of one tier (sum, min,
+-- max, …) close the same bucket together and need one scan between them. Dropped whenever
+-- the source changes.
+local scans = {}
+local function flush()
+  if #pending == 0 then return end
+  for i = 1, #pending, 1000 do
+    redis.call('ZADD', KEYS[1], unpack(pending, i, math.min(i + 999, #pending)))
+  end
+  pending, scans = {}, {}
+end
+local function source_aggregate(from, to, agg)
+  local k = int(from) .. ':' .. int(to)
+  local a = scans[k]
+  if a == nil then
+    a = acc_new()
+    each_sample(KEYS[1], from, to, function(_, v) acc_add(a, tonumber(v)) end)
+    scans[k] = a
+  end
+  if a.count == 0 then return nil end
+  return acc_value(a, agg)
+end
+local function compact(ts, before)
+  for _, r in ipairs(rules) do
+    local b = ts - math.fmod(ts, r.bucket)
+    if before == nil or ts > before then
+      if r.cur == -1 then
+        r.cur = b
+        if r.ctx == nil then r.ctx = ts end
+      elseif b > r.cur then
+        flush()
+        local v = source_aggregate(r.ctx, r.cur + r.bucket - 1, r.agg)
+        if v ~= nil then write_dest(r, r.cur, v) end
+        r.cur, r.ctx = b, b
+      end
+    elseif ts >= before - math.fmod(before, r.bucket) then
+      r.ctx = before - math.fmod(before, r.bucket)
+    else
+      r.dirty[b] = true
+    end
+  end
+end
+
 local last = newest()
+local top = last
+local seen = {}
 for i = 1, n do
-  local ts_text, value_text = ARGV[2 * i - 1], ARGV[2 * i]
+  local ts_text, v_text = ARGV[2 * i - 1], ARGV[2 * i]
   local ts = tonumber(ts_text)
   if retention > 0 and last ~= nil and ts < last and last - ts > retention then
     out[i] = 'TSDB: Timestamp is older than retention'
-  elseif #redis.call('ZRANGEBYSCORE', KEYS[1], ts_text, ts_text, 'LIMIT', 0, 1) > 0 then
+  elseif seen[ts] or (top ~= nil and ts <= top and #redis.call('ZRANGEBYSCORE', KEYS[1], ts_text, ts_text, 'LIMIT', 0, 1) > 0) then
     out[i] = 'd'
+    compact(ts, last)
   else
-    redis.call('ZADD', KEYS[1], ts_text, ts_text .. ':' .. value_text)
+    seen[ts] = true
+    pending[#pending + 1] = ts_text
+    pending[#pending + 1] = ts_text .. ':' .. v_text
     out[i] = 's'
+    compact(ts, last)
     if last == nil or ts > last then last = ts end
+  end
+end
+flush()
+for _, r in ipairs(rules) do
+  for b in pairs(r.dirty) do
+    local v = source_aggregate(b, b + r.bucket - 1, r.agg)
+    if v ~= nil then write_dest(r, b, v) end
+  end
+  redis.call('HSET', r.meta, 'cur', int(r.cur))
+  if r.ctx ~= nil then redis.call('HSET', r.meta, 'ctxFrom', int(r.ctx)) end
+  local dest_retention = tonumber(redis.call('HGET', r.meta, 'retention')) or 0
+  local dest_last = newest_of(r.dest)
+  if dest_retention > 0 and dest_last ~= nil and dest_last > dest_retention then
+    redis.call('ZREMRANGEBYSCORE', r.dest, '-inf', '(' .. int(dest_last - dest_retention))
   end
 end
 if retention > 0 and last ~= nil and last > retention then
@@ -119,16 +301,13 @@ return out
  * ARGV: from, to, aggregator ('' for raw samples), bucket ms. Returns nil for a missing series,
  * else [[ts, value text], …]; aggregated values are formatted with %.17g (exact round trip).
  */
-const RANGE = `${SERIES_STATE}
+const RANGE = `${COMMON}
 local state = series_state()
 if state == 'missing' then return false end
 if state == 'foreign' then return redis.error_reply(WRONGTYPE) end
 local from, to = tonumber(ARGV[1]), tonumber(ARGV[2])
 local agg, bucket = ARGV[3], tonumber(ARGV[4])
-local AGGREGATORS = { [''] = true, avg = true, sum = true, min = true, max = true, range = true,
-  count = true, first = true, last = true, ['var.p'] = true, ['var.s'] = true,
-  ['std.p'] = true, ['std.s'] = true }
-if not AGGREGATORS[agg] then return redis.error_reply('ERR unsupported aggregation ' .. agg) end
+if agg ~= '' and not AGGREGATORS[agg] then return redis.error_reply('ERR unsupported aggregation ' .. agg) end
 local last = newest()
 if last == nil then return {} end
 local retention = tonumber(redis.call('HGET', KEYS[2], 'retention')) or 0
@@ -137,83 +316,29 @@ if retention > 0 and last > retention then
 end
 if from > to then return {} end
 
--- Visit samples in timestamp order, a page at a time (timestamps are unique, so an exclusive
--- lower bound on the last one seen continues the scan).
-local function each_sample(visit)
-  local min, max = int(from), int(to)
-  while true do
-    local page = redis.call('ZRANGEBYSCORE', KEYS[1], min, max, 'LIMIT', 0, 1000)
-    for j = 1, #page do
-      local member = page[j]
-      local colon = string.find(member, ':', 1, true)
-      visit(string.sub(member, 1, colon - 1), string.sub(member, colon + 1))
-    end
-    if #page < 1000 then return end
-    local tail = page[#page]
-    min = '(' .. string.sub(tail, 1, string.find(tail, ':', 1, true) - 1)
-  end
-end
-
 local out = {}
 if agg == '' then
-  each_sample(function(ts_text, value_text) out[#out + 1] = { ts_text, value_text } end)
+  each_sample(KEYS[1], from, to, function(ts_text, value_text) out[#out + 1] = { ts_text, value_text } end)
   return out
 end
 
-local DBL_MAX = 1.7976931348623157e308
-local bucket_start, count, sum, sum2, minv, maxv, first, lastv
-local function reset()
-  count, sum, sum2, minv, maxv, first, lastv = 0, 0, 0, DBL_MAX, -DBL_MAX, nil, nil
-end
-local function add(v)
-  count = count + 1
-  sum = sum + v
-  sum2 = sum2 + v * v
-  if v < minv then minv = v end
-  if v > maxv then maxv = v end
-  if first == nil then first = v end
-  lastv = v
-end
-local function variance()
-  return (sum2 - 2 * sum * sum / count + (sum / count) ^ 2 * count) / count
-end
-local function sample_variance()
-  if count == 1 then return 0 end
-  return variance() * count / (count - 1)
-end
-local function finalize()
-  local value
-  if agg == 'avg' then value = sum / count
-  elseif agg == 'sum' then value = sum
-  elseif agg == 'min' then value = minv
-  elseif agg == 'max' then value = maxv
-  elseif agg == 'range' then value = maxv - minv
-  elseif agg == 'count' then value = count
-  elseif agg == 'first' then value = first
-  elseif agg == 'last' then value = lastv
-  elseif agg == 'var.p' then value = variance()
-  elseif agg == 'var.s' then value = sample_variance()
-  elseif agg == 'std.p' then value = math.sqrt(variance())
-  else value = math.sqrt(sample_variance()) -- std.s
-  end
-  out[#out + 1] = { int(bucket_start), string.format('%.17g', value) }
-end
-each_sample(function(ts_text, value_text)
+local bucket_start, acc
+each_sample(KEYS[1], from, to, function(ts_text, v_text)
   local ts = tonumber(ts_text)
   local start = ts - math.fmod(ts, bucket)
   if start ~= bucket_start then
-    if bucket_start ~= nil then finalize() end
+    if bucket_start ~= nil then out[#out + 1] = { int(bucket_start), value_text(acc_value(acc, agg)) } end
     bucket_start = start
-    reset()
+    acc = acc_new()
   end
-  add(tonumber(value_text))
+  acc_add(acc, tonumber(v_text))
 end)
-if bucket_start ~= nil then finalize() end
+if bucket_start ~= nil then out[#out + 1] = { int(bucket_start), value_text(acc_value(acc, agg)) } end
 return out
 `;
 
 /** Returns nil for a missing series, [] when empty, else [ts text, value text] of the newest sample. */
-const LATEST = `${SERIES_STATE}
+const LATEST = `${COMMON}
 local state = series_state()
 if state == 'missing' then return false end
 if state == 'foreign' then return redis.error_reply(WRONGTYPE) end
@@ -224,11 +349,11 @@ return { string.sub(top[1], 1, colon - 1), string.sub(top[1], colon + 1) }
 `;
 
 /** Returns nil for a missing series, else a TS.INFO-shaped flat array (RESP2 layout). */
-const INFO = `${SERIES_STATE}
+const INFO = `${COMMON}
 local state = series_state()
 if state == 'missing' then return false end
 if state == 'foreign' then return redis.error_reply(WRONGTYPE) end
-local fields = redis.call('HMGET', KEYS[2], 'retention', 'duplicatePolicy', 'labels')
+local fields = redis.call('HMGET', KEYS[2], 'retention', 'duplicatePolicy', 'labels', 'source', 'rules')
 local retention = tonumber(fields[1]) or 0
 local total, first, last = 0, 0, 0
 local top = newest()
@@ -241,13 +366,69 @@ if top ~= nil then
   local head = redis.call('ZRANGEBYSCORE', KEYS[1], int(min), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   first = tonumber(head[2])
 end
+local rules = {}
+for _, r in ipairs(cjson.decode(fields[5] or '[]')) do
+  rules[#rules + 1] = { r.dest, tonumber(r.bucket), r.agg }
+end
 return {
   'totalSamples', total, 'firstTimestamp', first, 'lastTimestamp', last,
   'retentionTime', retention, 'duplicatePolicy', fields[2] or false,
-  'labels', cjson.decode(fields[3] or '[]'),
+  'labels', cjson.decode(fields[3] or '[]'), 'sourceKey', fields[4] or false, 'rules', rules,
 }
 `;
 
+/**
+ * KEYS: source, its meta, dest, its meta. ARGV: aggregator, bucket ms. Returns {0} when the
+ * same rule exists, {1, ts, value} / {1} when created (the source's newest sample at that
+ * moment, if any), {-1, agg, bucket} when another rule into dest exists; errors like the module.
+ */
+const ENSURE_RULE = `${COMMON}
+for _, k in ipairs({ 1, 3 }) do
+  local st = state_of(KEYS[k], KEYS[k + 1])
+  if st == 'missing' then return redis.error_reply('ERR TSDB: the key does not exist') end
+  if st == 'foreign' then return redis.error_reply(WRONGTYPE) end
+end
+local agg, bucket = ARGV[1], tonumber(ARGV[2])
+local rules = cjson.decode(redis.call('HGET', KEYS[2], 'rules') or '[]')
+for _, r in ipairs(rules) do
+  if r.dest == KEYS[3] then
+    if r.agg == agg and tonumber(r.bucket) == bucket then return { 0 } end
+    return { -1, r.agg, tostring(r.bucket) }
+  end
+end
+if redis.call('HEXISTS', KEYS[4], 'source') == 1 then
+  return redis.error_reply('ERR TSDB: the destination key already has a src rule')
+end
+if redis.call('HEXISTS', KEYS[2], 'source') == 1 then
+  return redis.error_reply('ERR TSDB: the source key already has a source rule')
+end
+rules[#rules + 1] = { dest = KEYS[3], meta = KEYS[4], agg = agg, bucket = ARGV[2] }
+redis.call('HSET', KEYS[2], 'rules', cjson.encode(rules))
+redis.call('HSET', KEYS[4], 'source', KEYS[1])
+redis.call('HDEL', KEYS[4], 'cur', 'ctxFrom')
+local top = redis.call('ZRANGE', KEYS[1], -1, -1)
+if not top[1] then return { 1 } end
+local colon = string.find(top[1], ':', 1, true)
+return { 1, string.sub(top[1], 1, colon - 1), string.sub(top[1], colon + 1) }
+`;
+
+/** A Lua script run with EVALSHA, loaded with EVAL when the server does not have it yet. */
+class LuaScript {
+  private readonly sha: string;
+
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(redis: RedisClient, keys: string[], args: string[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!errorMessage(err).startsWith('NOSCRIPT')) throw err;
+      return redis.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
 
 const SCRIPTS = {
   ensure: new LuaScript(ENSURE),
@@ -255,6 +436,7 @@ const SCRIPTS = {
   range: new LuaScript(RANGE),
   latest: new LuaScript(LATEST),
   info: new LuaScript(INFO),
+  ensureRule: new LuaScript(ENSURE_RULE),
 };
 
 export class PortableTimeseriesBackend implements TimeseriesBackend {
@@ -310,5 +492,29 @@ export class PortableTimeseriesBackend implements TimeseriesBackend {
   async info(key: string): Promise<SeriesInfo | null> {
     const reply = await SCRIPTS.info.run(this.redis, [key, metaKey(key)], []);
     return reply === null ? null : parseInfo(key, reply);
+  }
+
+  async ensureRule(source: string, rule: CompactionRule): Promise<EnsuredRule> {
+    assertRule(source, rule);
+    // The add script writes the destination while it runs on the source's slot.
+    if ((hashTag(rule.destKey) ?? rule.destKey) !== (hashTag(source) ?? source)) {
+      throw new RangeError(`Compaction destination "${rule.destKey}" must share the cluster slot of "${source}" (use sameSlotKey)`);
+    }
+    const reply = await SCRIPTS.ensureRule.run(
+      this.redis,
+      [source, metaKey(source), rule.destKey, metaKey(rule.destKey)],
+      [rule.aggregation, String(rule.bucketMs)],
+    );
+    if (!Array.isArray(reply)) throw new Error(`Unexpected ensure-rule script reply for ${source}`);
+    const [status, ...rest] = reply as unknown[];
+    if (Number(status) === -1) {
+      throw new RuleConflictError(source, rule, {
+        destKey: rule.destKey,
+        aggregation: String(rest[0]) as Aggregation,
+        bucketMs: Number(rest[1]),
+      });
+    }
+    if (Number(status) === 0) return { created: false, sourceLatestAtCreation: null };
+    return { created: true, sourceLatestAtCreation: rest.length === 2 ? parseSample(rest) : null };
   }
 }

@@ -1,6 +1,7 @@
 import {
   parseDouble,
   parseInfo,
+  parseRules,
   parseLabels,
   parseMapEntries,
   parseSample,
@@ -152,6 +153,8 @@ describe('parseInfo', () => {
     retentionMs: 60000,
     duplicatePolicy: 'first',
     labels: { room: 'kitchen' },
+    sourceKey: null,
+    rules: [],
   };
 
   it('parses the RESP2 flat array (as in the TS.INFO docs)', () => {
@@ -194,6 +197,24 @@ describe('parseInfo', () => {
     const base = ['totalSamples', 0, 'firstTimestamp', 0, 'lastTimestamp', 0, 'retentionTime', 0, 'labels', []];
     expect(parseInfo('k', [...base, 'duplicatePolicy', null]).duplicatePolicy).toBe('none');
     expect(parseInfo('k', [...base, 'duplicatePolicy', 'FIRST']).duplicatePolicy).toBe('first');
+  });
+
+  it('parses compaction rules in the RESP2 list form (3 or 4 items) and the RESP3 map forms', () => {
+    const rules = [
+      { destKey: 'd1', bucketMs: 3_600_000, aggregation: 'sum' },
+      { destKey: 'd2', bucketMs: 86_400_000, aggregation: 'std.p' },
+    ];
+    expect(parseRules([['d1', 3_600_000, 'SUM'], ['d2', 86_400_000, 'std.p', 0]])).toEqual(rules);
+    expect(parseRules({ d1: [3_600_000, 'sum', 0], d2: [86_400_000, 'STD.P', 0] })).toEqual(rules);
+    expect(parseRules(['d1', [3_600_000, 'sum', 0], 'd2', ['86400000', 'std.p', 0]])).toEqual(rules);
+    expect(parseRules(new Map([['d1', [3_600_000, 'sum']]]))).toEqual(rules.slice(0, 1));
+    expect(parseRules(null)).toEqual([]);
+    expect(() => parseRules([['d1', 1000, 'median']])).toThrow(/median/);
+  });
+
+  it('reads the source key of a compaction', () => {
+    const base = ['totalSamples', 0, 'firstTimestamp', 0, 'lastTimestamp', 0, 'retentionTime', 0, 'labels', []];
+    expect(parseInfo('k', [...base, 'sourceKey', 'src', 'rules', []])).toMatchObject({ sourceKey: 'src', rules: [] });
   });
 
   it('refuses a reply without the counters', () => {

@@ -9,7 +9,7 @@
  * - RESP3 with `replyMapping: "resp3"`: doubles as JS numbers, maps as plain objects.
  * Timestamps are always integers (RESP integers, or strings when a Lua script returns them).
  */
-import type { Sample, SeriesInfo } from './timeseries.types.js';
+import { AGGREGATIONS, type Aggregation, type CompactionRule, type Sample, type SeriesInfo } from './timeseries.types.js';
 
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
@@ -125,7 +125,35 @@ export function parseInfo(key: string, reply: unknown): SeriesInfo {
     duplicatePolicy:
       policy === null || policy === undefined ? 'none' : (asText(policy) ?? String(policy)).toLowerCase(),
     labels: parseLabels(fields.get('labels')),
+    sourceKey: nullableText(fields.get('sourceKey')),
+    rules: parseRules(fields.get('rules')),
   };
+}
+
+/**
+ * TS.INFO `rules`: RESP2 gives [[destKey, bucketDuration, aggregator, alignment?], …]
+ * (alignment since RedisTimeSeries 1.8); RESP3 a map destKey → [bucketDuration, aggregator,
+ * alignment?] (an object, a Map, or flattened [k, v, k, v] with the legacy mapping).
+ */
+export function parseRules(reply: unknown): CompactionRule[] {
+  if (reply === null || reply === undefined) return [];
+  const listForm = Array.isArray(reply) && reply.every((e) => Array.isArray(e));
+  const entries: Array<[unknown, unknown[]]> = listForm
+    ? (reply as unknown[][]).map((e) => [e[0], e.slice(1)])
+    : parseMapEntries(reply).map(([k, v]) => {
+        if (!Array.isArray(v)) throw new TypeError(`TS.INFO rule for ${k} is not an array`);
+        return [k, v];
+      });
+  return entries.map(([dest, [bucket, aggregation]]) => {
+    const type = (asText(aggregation) ?? '').toLowerCase();
+    if (!(AGGREGATIONS as readonly string[]).includes(type)) throw new TypeError(`Unknown rule aggregation ${describe(aggregation)}`);
+    return { destKey: keyText(dest), bucketMs: parseTimestamp(bucket), aggregation: type as Aggregation };
+  });
+}
+
+function nullableText(x: unknown): string | null {
+  if (x === null || x === undefined) return null;
+  return keyText(x);
 }
 
 function keyText(x: unknown): string {

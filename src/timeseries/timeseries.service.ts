@@ -3,7 +3,17 @@ import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { DeferredTimeseriesBackend } from './deferred.backend.js';
 import { TIMESERIES_BACKEND } from './timeseries.constants.js';
-import { BackendKind, RangeQuery, Sample, SeriesInfo, SeriesOptions, TimeseriesBackend } from './timeseries.types.js';
+import {
+  AddOutcome,
+  BackendKind,
+  CompactionRule,
+  EnsuredRule,
+  RangeQuery,
+  Sample,
+  SeriesInfo,
+  SeriesOptions,
+  TimeseriesBackend,
+} from './timeseries.types.js';
 
 export interface AddReport {
   stored: number;
@@ -12,6 +22,9 @@ export interface AddReport {
   /** Distinct server error texts of rejected samples (bounded, for the report). */
   errors: string[];
 }
+
+/** TS.MADD chunks sent before waiting for the first reply. */
+const ADD_PIPELINE = 4;
 
 /** What the rest of the app uses: the chosen backend plus chunking and counting. */
 @Injectable()
@@ -38,11 +51,15 @@ export class TimeseriesService {
     return this.backend.ensureSeries(key, options);
   }
 
-  /** TS.MADD in chunks of TIMESERIES_MADD_CHUNK samples; counts every sample's outcome. */
+  /**
+   * TS.MADD in chunks of TIMESERIES_MADD_CHUNK samples; counts every sample's outcome. Up to
+   * ADD_PIPELINE chunks are in flight at once (measured: sequential chunks left Redis idle while
+   * the next one was built and sent). One connection runs commands in the order sent, so the
+   * chunks are applied in order, exactly as one after the other.
+   */
   async add(key: string, samples: Sample[]): Promise<AddReport> {
     const report: AddReport = { stored: 0, duplicates: 0, rejected: 0, errors: [] };
-    for (let i = 0; i < samples.length; i += this.chunkSize) {
-      const outcomes = await this.backend.addMany(key, samples.slice(i, i + this.chunkSize));
+    const count = (outcomes: AddOutcome[]) => {
       for (const o of outcomes) {
         if (o.status === 'stored') report.stored++;
         else if (o.status === 'duplicate') report.duplicates++;
@@ -51,7 +68,15 @@ export class TimeseriesService {
           if (report.errors.length < 5 && !report.errors.includes(o.reason)) report.errors.push(o.reason);
         }
       }
+    };
+    const inFlight: Promise<AddOutcome[]>[] = [];
+    for (let i = 0; i < samples.length; i += this.chunkSize) {
+      const chunk = this.backend.addMany(key, samples.slice(i, i + this.chunkSize));
+      chunk.catch(() => undefined); // if an earlier chunk fails first, this one's failure is not unhandled
+      inFlight.push(chunk);
+      if (inFlight.length >= ADD_PIPELINE) count(await inFlight.shift()!);
     }
+    for (const chunk of inFlight) count(await chunk);
     return report;
   }
 
@@ -65,5 +90,9 @@ export class TimeseriesService {
 
   info(key: string): Promise<SeriesInfo | null> {
     return this.backend.info(key);
+  }
+
+  ensureRule(source: string, rule: CompactionRule): Promise<EnsuredRule> {
+    return this.backend.ensureRule(source, rule);
   }
 }

@@ -59,6 +59,13 @@ export interface RangeQuery {
   aggregation?: { type: Aggregation; bucketMs: number };
 }
 
+/** A compaction rule of a source series (TS.CREATERULE source destKey AGGREGATION aggregation bucketMs). */
+export interface CompactionRule {
+  destKey: string;
+  aggregation: Aggregation;
+  bucketMs: number;
+}
+
 export interface SeriesInfo {
   key: string;
   totalSamples: number;
@@ -67,6 +74,22 @@ export interface SeriesInfo {
   retentionMs: number;
   duplicatePolicy: string;
   labels: Record<string, string>;
+  /** The series this one is a compaction of, or null. */
+  sourceKey: string | null;
+  /** Compaction rules with this series as the source, in creation order. */
+  rules: CompactionRule[];
+}
+
+/** What ensureRule did. */
+export interface EnsuredRule {
+  /** False when the same rule already existed (nothing changed). */
+  created: boolean;
+  /**
+   * The source's newest sample at the moment the rule was created, read atomically with the
+   * creation (null when the source was empty or the rule already existed). Rules do not
+   * back-fill: buckets up to this sample's bucket are not (fully) in the destination.
+   */
+  sourceLatestAtCreation: Sample | null;
 }
 
 export interface TimeseriesBackend {
@@ -87,4 +110,13 @@ export interface TimeseriesBackend {
   latest(key: string): Promise<Sample | null>;
   /** TS.INFO, or null when the series does not exist. */
   info(key: string): Promise<SeriesInfo | null>;
+  /**
+   * TS.CREATERULE source dest AGGREGATION type bucketMs (epoch-aligned buckets), idempotent:
+   * an identical existing rule is left alone; a different rule into the same destination is an
+   * error. Both series must exist. From then on, every sample added to the source is aggregated
+   * into dest; a bucket is written when a sample of a later bucket arrives, and a sample
+   * inserted into an older bucket (out of order, or a duplicate) recomputes that bucket from
+   * the source (RedisTimeSeries' upsert path). Samples present before the rule are not compacted.
+   */
+  ensureRule(source: string, rule: CompactionRule): Promise<EnsuredRule>;
 }

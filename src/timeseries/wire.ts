@@ -3,7 +3,7 @@
  * Error texts are RedisTimeSeries' own (src/module.c), without the "ERR " prefix the server
  * may put in front of them.
  */
-import { AGGREGATIONS, type AddOutcome, type RangeQuery, type Sample, type SeriesOptions } from './timeseries.types.js';
+import { AGGREGATIONS, type AddOutcome, type CompactionRule, type RangeQuery, type Sample, type SeriesOptions } from './timeseries.types.js';
 
 export const TSDB_ERRORS = {
   invalidValue: 'TSDB: invalid value',
@@ -72,6 +72,30 @@ export function assertRangeQuery(query: RangeQuery): void {
     if (!Number.isSafeInteger(bucketMs) || bucketMs <= 0) {
       throw new RangeError(`bucketMs must be a positive integer, got ${bucketMs}`);
     }
+  }
+}
+
+/** A compaction rule into `destKey` exists with another aggregation or bucket. */
+export class RuleConflictError extends Error {
+  constructor(source: string, wanted: CompactionRule, existing: CompactionRule) {
+    super(
+      `Compaction rule ${source} → ${wanted.destKey} exists as ${existing.aggregation} ${existing.bucketMs} ms, not ${wanted.aggregation} ${wanted.bucketMs} ms (delete it with TS.DELETERULE, or the destination key, to change it)`,
+    );
+    this.name = 'RuleConflictError';
+  }
+}
+
+/**
+ * Rules we can create: an aggregation both backends compact the same way (not twa, which the
+ * portable backend does not implement), a positive integer bucket, distinct keys.
+ */
+export function assertRule(source: string, rule: CompactionRule): void {
+  if (source === rule.destKey) throw new RangeError('A compaction rule needs distinct source and destination keys');
+  if (rule.aggregation === 'twa' || !(AGGREGATIONS as readonly string[]).includes(rule.aggregation)) {
+    throw new RangeError(`Unsupported compaction aggregation ${rule.aggregation}`);
+  }
+  if (!Number.isSafeInteger(rule.bucketMs) || rule.bucketMs <= 0) {
+    throw new RangeError(`bucketMs must be a positive integer, got ${rule.bucketMs}`);
   }
 }
 

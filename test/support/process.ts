@@ -1,6 +1,6 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { cpSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -14,6 +14,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export async function buildApp(): Promise<{ main: string; cleanup: () => void }> {
   const outDir = join(ROOT, '.e2e-build', randomBytes(4).toString('hex'));
   await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', outDir], { cwd: ROOT });
+  // What nest-cli.json copies as assets (non-TypeScript files under src/, e.g. the dashboard page).
+  cpSync(join(ROOT, 'src'), outDir, { recursive: true, filter: (src) => !/\.ts$/.test(src) });
   return { main: join(outDir, 'main.js'), cleanup: () => rmSync(outDir, { recursive: true, force: true }) };
 }
 

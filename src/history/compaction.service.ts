@@ -1,0 +1,112 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
+import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
+import { TimeseriesService } from '../timeseries/timeseries.service.js';
+import { COMPACTED, Compacted, DAY_MS, HOUR_MS, TierCoverage } from './history-query.js';
+
+export interface Tier {
+  /** Key suffix and label value: `1h`, `1d`. */
+  name: string;
+  bucketMs: number;
+  retentionMs: number;
+}
+
+/**
+ * Label on each compaction: epoch ms from which its buckets are complete. Rules do not
+ * back-fill, so buckets up to the one holding the source's newest sample at rule creation miss
+ * samples; queries read those from the raw series instead.
+ */
+export const COMPLETE_FROM_LABEL = 'complete_from';
+
+/**
+ * Hourly and daily compactions (sum, count, min, max, first, last) of both raw series, created
+ * idempotently at startup, and what each one can answer.
+ */
+@Injectable()
+export class CompactionService {
+  private readonly logger = new Logger(CompactionService.name);
+  readonly tiers: Tier[];
+
+  constructor(
+    private readonly timeseries: TimeseriesService,
+    private readonly keys: RedisKeys,
+    config: ConfigService<Env, true>,
+  ) {
+    this.tiers = [
+      { name: '1h', bucketMs: HOUR_MS, retentionMs: config.get('TIMESERIES_HOURLY_RETENTION_MS', { infer: true }) },
+      { name: '1d', bucketMs: DAY_MS, retentionMs: config.get('TIMESERIES_DAILY_RETENTION_MS', { infer: true }) },
+    ];
+  }
+
+  key(metric: Metric, aggregation: Compacted, tier: Tier): string {
+    return this.keys.compaction(metric, aggregation, tier.name);
+  }
+
+  /** Creates (or checks) every compaction series and rule; the raw series must exist. */
+  async ensureAll(): Promise<void> {
+    let created = 0;
+    for (const metric of METRICS) {
+      for (const tier of this.tiers) {
+        for (const aggregation of COMPACTED) {
+          if (await this.ensure(metric, aggregation, tier)) created++;
+        }
+      }
+    }
+    if (created > 0) this.logger.log(`created ${created} compaction rule(s)`);
+  }
+
+  private async ensure(metric: Metric, aggregation: Compacted, tier: Tier): Promise<boolean> {
+    const source = this.keys.series(metric);
+    const dest = this.key(metric, aggregation, tier);
+    const labels = { metric, source: 'senticrypt', app: 'is-bitcoin-lit', aggregation, bucket: tier.name };
+    const known = (await this.timeseries.info(dest))?.labels[COMPLETE_FROM_LABEL];
+    const withMark = (mark: string | undefined) => (mark === undefined ? labels : { ...labels, [COMPLETE_FROM_LABEL]: mark });
+    // The destination must exist before TS.CREATERULE; keep its mark while bringing settings up to date.
+    await this.timeseries.ensureSeries(dest, { retentionMs: tier.retentionMs, labels: withMark(known) });
+    const rule = await this.timeseries.ensureRule(source, { destKey: dest, aggregation, bucketMs: tier.bucketMs });
+    let mark = known;
+    if (rule.created) {
+      const latest = rule.sourceLatestAtCreation;
+      mark = String(latest ? bucketEnd(latest.timestamp, tier.bucketMs) : 0);
+    } else if (mark === undefined) {
+      // The rule exists but its mark was never written (stopped in between): assume it missed
+      // everything up to the source's current newest bucket.
+      const latest = await this.timeseries.latest(source);
+      mark = String(latest ? bucketEnd(latest.timestamp, tier.bucketMs) : 0);
+    }
+    if (mark !== known) await this.timeseries.ensureSeries(dest, { retentionMs: tier.retentionMs, labels: withMark(mark) });
+    return rule.created;
+  }
+
+  /**
+   * For each tier, the buckets complete in all the given compactions: from the latest
+   * complete_from mark (and the compactions' own retention) up to the source's open bucket,
+   * which the rule writes only when a later sample arrives.
+   */
+  async coverage(metric: Metric, components: readonly Compacted[]): Promise<TierCoverage[]> {
+    const sourceLatest = await this.timeseries.latest(this.keys.series(metric));
+    return Promise.all(
+      this.tiers.map(async (tier): Promise<TierCoverage> => {
+        if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
+        const infos = await Promise.all(components.map((c) => this.timeseries.info(this.key(metric, c, tier))));
+        let from = 0;
+        for (const info of infos) {
+          const mark = info?.labels[COMPLETE_FROM_LABEL];
+          if (!info || mark === undefined || !/^\d+$/.test(mark)) return { bucketMs: tier.bucketMs, complete: null };
+          from = Math.max(from, Number(mark));
+          if (info.retentionMs > 0 && info.lastTimestamp > info.retentionMs) {
+            from = Math.max(from, info.lastTimestamp - info.retentionMs);
+          }
+        }
+        const to = sourceLatest.timestamp - (sourceLatest.timestamp % tier.bucketMs);
+        return { bucketMs: tier.bucketMs, complete: from < to ? { from, to } : null };
+      }),
+    );
+  }
+}
+
+/** Start of the bucket after the one holding `timestamp`. */
+function bucketEnd(timestamp: number, bucketMs: number): number {
+  return timestamp - (timestamp % bucketMs) + bucketMs;
+}

@@ -1,0 +1,41 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { AGGREGATIONS, type Aggregation } from '../../timeseries/timeseries.types.js';
+
+export class CompactionRuleDto {
+  /** @example "{is-bitcoin-lit:price:mean:30s}:sum:1h" */
+  destKey!: string;
+  @ApiProperty({ enum: AGGREGATIONS, example: 'sum' })
+  aggregation!: Aggregation;
+  /** @example 3600000 */
+  bucketMs!: number;
+}
+
+export class SeriesInfoDto {
+  /** @example "is-bitcoin-lit:price:mean:30s" */
+  key!: string;
+  /** @example "price" */
+  metric!: 'price' | 'sentiment';
+  /**
+   * Labels; compactions carry `aggregation`, `bucket` and `complete_from` (epoch ms from which their buckets are complete).
+   * @example { "metric": "price", "source": "senticrypt", "app": "is-bitcoin-lit" }
+   */
+  labels!: Record<string, string>;
+  /** RETENTION in ms (0 = forever). @example 2592000000 */
+  retentionMs!: number;
+  /** @example "first" */
+  duplicatePolicy!: string;
+  /** Samples within retention. @example 2474 */
+  totalSamples!: number;
+  /** Epoch ms of the oldest sample (0 when empty). @example 1625592618000 */
+  firstTimestamp!: number;
+  /** Epoch ms of the newest sample (0 when empty). @example 1625679018000 */
+  lastTimestamp!: number;
+  /** @example "2021-07-06T17:30:18.000Z" */
+  firstTime!: string | null;
+  /** @example "2021-07-07T17:30:18.000Z" */
+  lastTime!: string | null;
+  /** The raw series a compaction is computed from; null for a raw series. @example null */
+  sourceKey!: string | null;
+  /** Compaction rules fed by this series. */
+  rules!: CompactionRuleDto[];
+}

@@ -1,0 +1,39 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsOptional, Matches } from 'class-validator';
+import { AGGREGATIONS, type Aggregation } from '../../timeseries/timeseries.types.js';
+import { BUCKET_PATTERN, TIME_HINT, TIME_PATTERN } from '../history-query.js';
+
+export class SeriesQueryDto {
+  /**
+   * Start of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: 24 h before `to`.
+   * @example "2021-07-06T17:00:00Z"
+   */
+  @IsOptional()
+  @Matches(TIME_PATTERN, { message: `from must be ${TIME_HINT}` })
+  from?: string;
+
+  /**
+   * End of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: the newest stored sample.
+   * @example "2021-07-07T17:30:00Z"
+   */
+  @IsOptional()
+  @Matches(TIME_PATTERN, { message: `to must be ${TIME_HINT}` })
+  to?: string;
+
+  /**
+   * Bucket size: a positive integer and a unit (ms, s, m, h, d). Buckets are epoch-aligned UTC and labelled by their start. Default 1h.
+   * @example "1h"
+   */
+  @IsOptional()
+  @Matches(BUCKET_PATTERN, { message: 'bucket must be a positive integer and a unit (ms, s, m, h, d), e.g. 30s, 5m, 1h, 1d' })
+  bucket?: string;
+
+  /**
+   * Aggregation per bucket, as RedisTimeSeries names them (twa only with the RedisTimeSeries module). Default avg.
+   * @example "avg"
+   */
+  @ApiPropertyOptional({ enum: AGGREGATIONS, example: 'avg' })
+  @IsOptional()
+  @IsIn(AGGREGATIONS, { message: `aggregation must be one of: ${AGGREGATIONS.join(', ')}` })
+  aggregation?: Aggregation;
+}

@@ -1,0 +1,84 @@
+import { BadRequestException, Controller, Get, Param, Query, Res } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { METRICS, Metric } from '../redis/redis-keys.service.js';
+import { SeriesInfoDto } from './dto/series-info.dto.js';
+import { CombinedPointDto, SeriesPointDto } from './dto/series-point.dto.js';
+import { SeriesQueryDto } from './dto/series-query.dto.js';
+import { HistoryService } from './history.service.js';
+
+const SOURCE_HEADER = {
+  'X-Series-Source': {
+    description: 'How the answer was computed: the compaction tiers used, coarsest first, and raw for cut edges and the open bucket (e.g. 1d+1h+raw, or raw)',
+    schema: { type: 'string' },
+  },
+};
+
+@ApiTags('history')
+@ApiExtraModels(SeriesPointDto)
+@Controller('series')
+export class HistoryController {
+  constructor(private readonly history: HistoryService) {}
+
+  @Get()
+  @ApiOperation({
+    summary: 'List the series',
+    description: 'The raw 30 s series and their hourly/daily compactions, with labels, retention, compaction rules, first/last timestamps and sample counts (TS.INFO).',
+  })
+  @ApiOkResponse({ type: [SeriesInfoDto] })
+  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  list(): Promise<SeriesInfoDto[]> {
+    return this.history.list();
+  }
+
+  @Get('combined')
+  @ApiOperation({
+    summary: 'Price and sentiment history, aligned by bucket',
+    description: 'Both metrics over the same buckets (see GET /series/{metric}); a metric without samples in a bucket is null.',
+  })
+  @ApiOkResponse({ type: [CombinedPointDto], headers: SOURCE_HEADER })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
+  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  async combined(@Query() query: SeriesQueryDto, @Res({ passthrough: true }) reply: FastifyReply): Promise<CombinedPointDto[]> {
+    const q = await this.history.resolve(query);
+    const [price, sentiment] = await Promise.all([this.history.series('price', q), this.history.series('sentiment', q)]);
+    reply.header('X-Series-Source', `price=${price.source}, sentiment=${sentiment.source}`);
+    const rows = new Map<number, CombinedPointDto>();
+    const row = (t: number) => rows.get(t) ?? rows.set(t, { time: new Date(t).toISOString(), price: null, sentiment: null }).get(t)!;
+    for (const s of price.samples) row(s.timestamp).price = s.value;
+    for (const s of sentiment.samples) row(s.timestamp).sentiment = s.value;
+    return [...rows.entries()].sort(([a], [b]) => a - b).map(([, r]) => r);
+  }
+
+  @Get(':metric')
+  @ApiOperation({
+    summary: 'History of one metric',
+    description:
+      'Epoch-aligned buckets over [from, to] with a RedisTimeSeries aggregation, oldest first, empty buckets left out: the answer TS.RANGE … AGGREGATION gives on the raw series. Long ranges are read from the hourly/daily compactions where those hold the exact answer (sum, count, min, max, first, last, range, and avg as sum/count), and from the raw series for the rest.',
+  })
+  @ApiParam({ name: 'metric', enum: METRICS })
+  @ApiOkResponse({ type: [SeriesPointDto], headers: SOURCE_HEADER })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Unknown metric, bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
+  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  async metric(
+    @Param('metric') metric: string,
+    @Query() query: SeriesQueryDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<SeriesPointDto[]> {
+    if (!(METRICS as readonly string[]).includes(metric)) {
+      throw new BadRequestException(`metric must be one of: ${METRICS.join(', ')} (got "${metric}")`);
+    }
+    const result = await this.history.series(metric as Metric, await this.history.resolve(query));
+    reply.header('X-Series-Source', result.source);
+    return result.samples.map((s) => ({ time: new Date(s.timestamp).toISOString(), value: s.value }));
+  }
+}

@@ -1,0 +1,153 @@
+import { BadRequestException, Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
+import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
+import { TimeseriesService } from '../timeseries/timeseries.service.js';
+import { Aggregation, Sample, SeriesInfo } from '../timeseries/timeseries.types.js';
+import { CompactionService } from './compaction.service.js';
+import { SeriesInfoDto } from './dto/series-info.dto.js';
+import { SeriesQueryDto } from './dto/series-query.dto.js';
+import {
+  addPartials,
+  COMPACTED,
+  COMPONENTS,
+  DAY_MS,
+  foldPartials,
+  maxBuckets,
+  Partials,
+  parseBucket,
+  parseTime,
+  planQuery,
+} from './history-query.js';
+
+export interface ResolvedQuery {
+  from: number;
+  to: number;
+  bucketMs: number;
+  aggregation: Aggregation;
+}
+
+export interface SeriesResult {
+  samples: Sample[];
+  /** How it was answered: the compaction tiers used, coarsest first, and `raw` (e.g. `1d+1h+raw`). */
+  source: string;
+}
+
+/** GET /series…: validated history queries, answered from compactions where they are exact. */
+@Injectable()
+export class HistoryService {
+  private readonly maxPoints: number;
+
+  constructor(
+    private readonly timeseries: TimeseriesService,
+    private readonly compactions: CompactionService,
+    private readonly keys: RedisKeys,
+    config: ConfigService<Env, true>,
+  ) {
+    this.maxPoints = config.get('SERIES_MAX_POINTS', { infer: true });
+  }
+
+  /**
+   * Defaults: `to` = the newest sample of either series (now when there is none), `from` =
+   * 24 h before `to`, bucket 1h, avg. Every problem is a 400 that names the parameter.
+   */
+  async resolve(query: SeriesQueryDto): Promise<ResolvedQuery> {
+    const parse = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (err) {
+        throw new BadRequestException((err as Error).message);
+      }
+    };
+    const aggregation = query.aggregation ?? 'avg';
+    if (aggregation === 'twa' && this.timeseries.kind === 'portable') {
+      throw new BadRequestException('aggregation twa is not supported by the portable time-series backend (this Redis has no RedisTimeSeries module)');
+    }
+    const bucketMs = parse(() => parseBucket(query.bucket ?? '1h'));
+    const to = query.to !== undefined ? parse(() => parseTime(query.to as string, 'to')) : await this.latestTimestamp();
+    const from = query.from !== undefined ? parse(() => parseTime(query.from as string, 'from')) : Math.max(0, to - DAY_MS);
+    if (from > to) {
+      throw new BadRequestException(`from (${new Date(from).toISOString()}) must not be after to (${new Date(to).toISOString()})`);
+    }
+    const points = maxBuckets(from, to, bucketMs);
+    if (points > this.maxPoints) {
+      throw new BadRequestException(
+        `this query could return ${points} points per series, more than SERIES_MAX_POINTS (${this.maxPoints}); use a larger bucket or a shorter range`,
+      );
+    }
+    return { from, to, bucketMs, aggregation };
+  }
+
+  /**
+   * The same buckets TS.RANGE … AGGREGATION would give on the raw series, taken from the
+   * coarsest compaction that holds them exactly plus the raw series for the rest.
+   */
+  async series(metric: Metric, q: ResolvedQuery): Promise<SeriesResult> {
+    const raw = this.keys.series(metric);
+    const components = COMPONENTS[q.aggregation];
+    const plan = components ? planQuery(q, await this.compactions.coverage(metric, components)) : null;
+    if (!components || !plan) {
+      const samples = await this.timeseries.range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } });
+      return { samples, source: 'raw' };
+    }
+    const partials: Partials = new Map();
+    await Promise.all(
+      plan.pieces.flatMap(({ tierMs, from, to }) => {
+        const tier = tierMs === null ? null : this.compactions.tiers.find((t) => t.bucketMs === tierMs);
+        if (tier === undefined) throw new Error(`No compaction tier of ${tierMs} ms`);
+        return components.map((component) =>
+          this.timeseries
+            .range(
+              tier
+                ? { key: this.compactions.key(metric, component, tier), from, to }
+                : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
+            )
+            .then((samples) => addPartials(partials, component, samples)),
+        );
+      }),
+    );
+    const used = this.compactions.tiers
+      .filter((t) => plan.pieces.some((p) => p.tierMs === t.bucketMs))
+      .sort((a, b) => b.bucketMs - a.bucketMs)
+      .map((t) => t.name);
+    if (plan.pieces.some((p) => p.tierMs === null)) used.push('raw');
+    return { samples: foldPartials(partials, q.bucketMs, q.aggregation), source: used.join('+') };
+  }
+
+  /** Every series the service keeps (raw and compactions), with TS.INFO. */
+  async list(): Promise<SeriesInfoDto[]> {
+    const entries: Array<{ metric: Metric; key: string }> = [];
+    for (const metric of METRICS) {
+      entries.push({ metric, key: this.keys.series(metric) });
+      for (const tier of this.compactions.tiers) {
+        for (const aggregation of COMPACTED) entries.push({ metric, key: this.compactions.key(metric, aggregation, tier) });
+      }
+    }
+    const infos = await Promise.all(entries.map((e) => this.timeseries.info(e.key)));
+    return entries.flatMap((e, i) => (infos[i] ? [toDto(e.metric, infos[i])] : []));
+  }
+
+  private async latestTimestamp(): Promise<number> {
+    const latest = await Promise.all(METRICS.map((m) => this.timeseries.latest(this.keys.series(m))));
+    const stamps = latest.flatMap((s) => (s ? [s.timestamp] : []));
+    return stamps.length ? Math.max(...stamps) : Date.now();
+  }
+}
+
+function toDto(metric: Metric, info: SeriesInfo): SeriesInfoDto {
+  const iso = (t: number) => (info.totalSamples > 0 ? new Date(t).toISOString() : null);
+  return {
+    key: info.key,
+    metric,
+    labels: info.labels,
+    retentionMs: info.retentionMs,
+    duplicatePolicy: info.duplicatePolicy,
+    totalSamples: info.totalSamples,
+    firstTimestamp: info.firstTimestamp,
+    lastTimestamp: info.lastTimestamp,
+    firstTime: iso(info.firstTimestamp),
+    lastTime: iso(info.lastTimestamp),
+    sourceKey: info.sourceKey,
+    rules: info.rules.map((r) => ({ destKey: r.destKey, aggregation: r.aggregation, bucketMs: r.bucketMs })),
+  };
+}

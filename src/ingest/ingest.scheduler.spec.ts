@@ -1,0 +1,87 @@
+import { jest } from '@jest/globals';
+import { ConfigService } from '@nestjs/config';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { Env } from '../config/env.validation.js';
+import { AcquireResult, Lease, LeaseLockService } from '../lock/lease-lock.service.js';
+import { RedisKeys } from '../redis/redis-keys.service.js';
+import { IngestScheduler } from './ingest.scheduler.js';
+import { IngestService } from './ingest.service.js';
+
+const INTERVAL = 30_000;
+const LEASE_TTL = 15_000;
+const settings: Record<string, unknown> = {
+  INGEST_SCHEDULE_ENABLED: true,
+  INGEST_ON_STARTUP: false,
+  INGEST_INTERVAL_MS: INTERVAL,
+  INGEST_LOCK_TTL_MS: LEASE_TTL,
+  REDIS_KEY_PREFIX: 'p',
+};
+const config = { get: (k: string) => settings[k] } as unknown as ConfigService<Env, true>;
+
+function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown> = async () => ({})) {
+  const lease: Lease = { key: 'p:lock:ingest', token: 't', acquiredAt: Date.now() };
+  const lock = {
+    instanceId: 'me',
+    tryAcquire: jest.fn(acquire),
+    renew: jest.fn(async () => true),
+    release: jest.fn(async () => true),
+    keepAlive: jest.fn(() => stop),
+  };
+  const stop = jest.fn();
+  const ingest = { run: jest.fn(run), inFlight: null };
+  const scheduler = new IngestScheduler(
+    ingest as unknown as IngestService,
+    new SchedulerRegistry(),
+    lock as unknown as LeaseLockService,
+    new RedisKeys(config),
+    config,
+  );
+  const tick = () => (scheduler as unknown as { runUnderLease(): Promise<number> }).runUnderLease();
+  return { lease, lock, ingest, stop, tick };
+}
+
+describe('IngestScheduler under the lease', () => {
+  it('takes the lease, runs once while renewing it, then keeps it to the end of the tick', async () => {
+    const s = setup(async () => ({ lease: s.lease }));
+    expect(await s.tick()).toBe(INTERVAL);
+    expect(s.lock.tryAcquire).toHaveBeenCalledWith('p:lock:ingest', LEASE_TTL);
+    expect(s.ingest.run).toHaveBeenCalledTimes(1);
+    expect(s.lock.keepAlive).toHaveBeenCalledWith(s.lease, LEASE_TTL, expect.any(Function));
+    expect(s.stop).toHaveBeenCalledTimes(1);
+    expect(s.lock.release).not.toHaveBeenCalled();
+    const [lease, rest] = s.lock.renew.mock.calls[0] as unknown as [Lease, number];
+    expect(lease).toBe(s.lease);
+    expect(rest).toBeGreaterThan(INTERVAL - 1000);
+    expect(rest).toBeLessThanOrEqual(INTERVAL);
+  });
+
+  it('releases the lease when the run outlasted the tick, and after a failed run holds it all the same', async () => {
+    const late = setup(async () => ({ lease: { ...late.lease, acquiredAt: Date.now() - INTERVAL - 1 } }));
+    expect(await late.tick()).toBe(INTERVAL);
+    expect(late.lock.release).toHaveBeenCalledTimes(1);
+    expect(late.lock.renew).not.toHaveBeenCalled();
+
+    const failing = setup(async () => ({ lease: failing.lease }), async () => Promise.reject(new Error('upstream down')));
+    expect(await failing.tick()).toBe(INTERVAL);
+    expect(failing.stop).toHaveBeenCalledTimes(1);
+    expect(failing.lock.renew).toHaveBeenCalledTimes(1);
+  });
+
+  it.each([
+    [1234, 1234],
+    [0, 10],
+    [null, INTERVAL],
+    [INTERVAL + 5000, INTERVAL],
+  ])('skips the tick when the lease is held (ends in %p ms) and tries again after %p ms', async (retryInMs, next) => {
+    const s = setup(async () => ({ lease: null, retryInMs }));
+    expect(await s.tick()).toBe(next);
+    expect(s.ingest.run).not.toHaveBeenCalled();
+    expect(s.lock.keepAlive).not.toHaveBeenCalled();
+  });
+
+  it('skips the tick when Redis cannot be asked for the lease', async () => {
+    const s = setup(async () => Promise.reject(new Error('Connection is closed.')));
+    expect(await s.tick()).toBe(INTERVAL);
+    expect(s.ingest.run).not.toHaveBeenCalled();
+  });
+});

@@ -1,0 +1,340 @@
+/**
+ * History queries (GET /series…) against the real Redis, after ingesting the recorded fixture
+ * through a loopback upstream. Expected buckets are computed here from the fixture records,
+ * independently of the service; compacted answers are also compared with the raw series'.
+ */
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { detectBackend } from '../src/timeseries/backend-probe.js';
+import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
+import { PortableTimeseriesBackend } from '../src/timeseries/portable.backend.js';
+import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
+import type { Aggregation } from '../src/timeseries/timeseries.types.js';
+import { AUTH, bootApp } from './support/app.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const fixture = loadFixture();
+
+type Metric = 'price' | 'sentiment';
+const records = fixture
+  .map((r) => ({ t: Math.trunc((r.timestamp as number) * 1000), price: Number(r.btc_price), sentiment: r.mean as number }))
+  .sort((a, b) => a.t - b.t);
+const FIRST = records[0].t;
+const LATEST = records[records.length - 1].t;
+
+/** Textbook aggregates of the fixture's samples in [from, to], per epoch-aligned bucket, in time order. */
+function expected(metric: Metric, from: number, to: number, bucketMs: number, aggregation: Aggregation, source: RawRecord[] = fixture) {
+  const rows = source
+    .map((r) => ({ t: Math.trunc((r.timestamp as number) * 1000), v: metric === 'price' ? Number(r.btc_price) : (r.mean as number) }))
+    .filter((r) => r.t >= from && r.t <= to)
+    .sort((a, b) => a.t - b.t);
+  const buckets = new Map<number, number[]>();
+  for (const r of rows) {
+    const start = Math.floor(r.t / bucketMs) * bucketMs;
+    buckets.set(start, [...(buckets.get(start) ?? []), r.v]);
+  }
+  return [...buckets.entries()].map(([start, values]) => {
+    const n = values.length;
+    const sum = values.reduce((a, v) => a + v, 0);
+    const mean = sum / n;
+    const value: Record<string, number> = {
+      avg: mean,
+      sum,
+      count: n,
+      min: Math.min(...values),
+      max: Math.max(...values),
+      first: values[0],
+      last: values[n - 1],
+      range: Math.max(...values) - Math.min(...values),
+      'std.p': Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / n),
+    };
+    return { time: new Date(start).toISOString(), value: value[aggregation] };
+  });
+}
+
+/**
+ * Same buckets; values bit-equal for order-free aggregations; sums and averages within a
+ * relative 1e-12 (sums of hourly sums round differently from one running sum); std.p within
+ * 1e-9 (RedisTimeSeries' one-pass variance Σx² - (Σx)²/n cancels digits for prices near 34000,
+ * the textbook reference here is two-pass).
+ */
+function expectSeries(actual: Array<{ time: string; value: number }>, wanted: Array<{ time: string; value: number }>, aggregation: string) {
+  expect(actual.map((p) => p.time)).toEqual(wanted.map((p) => p.time));
+  const relative = aggregation.startsWith('std') || aggregation.startsWith('var') ? 1e-9 : 1e-12;
+  actual.forEach((p, i) => {
+    if (['count', 'min', 'max', 'first', 'last', 'range'].includes(aggregation)) expect(p.value).toBe(wanted[i].value);
+    else expect(Math.abs(p.value - wanted[i].value)).toBeLessThanOrEqual(relative * Math.abs(wanted[i].value) + 1e-15);
+  });
+}
+
+const iso = (t: number) => new Date(t).toISOString();
+
+describe('history queries (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('history');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  const get = (url: string) => app.inject({ method: 'GET', url });
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(fixture).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 2 * 2474 });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('knows the fixture span', () => {
+    expect(iso(FIRST)).toBe('2021-07-06T17:30:26.345Z');
+    expect(iso(LATEST)).toBe('2021-07-07T17:30:18.370Z');
+  });
+
+  it.each([
+    ['price', '1h', 'avg', '1h+raw'],
+    ['sentiment', '1h', 'avg', '1h+raw'],
+    ['price', '3h', 'max', '1h+raw'],
+    ['sentiment', '1d', 'sum', '1h+raw'],
+    ['price', '2h', 'range', '1h+raw'],
+    ['price', '6h', 'first', '1h+raw'],
+    ['sentiment', '4h', 'last', '1h+raw'],
+    ['sentiment', '1h', 'count', '1h+raw'],
+    ['price', '30m', 'min', 'raw'],
+    ['sentiment', '5m', 'avg', 'raw'],
+    ['price', '2h', 'std.p', 'raw'],
+  ] as const)('%s bucket=%s aggregation=%s over the whole fixture equals the fixture (%s)', async (metric, bucket, aggregation, source) => {
+    const bucketMs = { '5m': 300_000, '30m': 1_800_000, '1h': HOUR, '2h': 2 * HOUR, '3h': 3 * HOUR, '4h': 4 * HOUR, '6h': 6 * HOUR, '1d': DAY }[bucket];
+    const res = await get(`/series/${metric}?from=${FIRST}&to=${iso(LATEST)}&bucket=${bucket}&aggregation=${aggregation}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-series-source']).toBe(source);
+    const wanted = expected(metric, FIRST, LATEST, bucketMs, aggregation);
+    expect(wanted.length).toBeGreaterThan(1);
+    expectSeries(res.json(), wanted, aggregation);
+  });
+
+  it('answers closed whole hours from the hourly compaction alone, bit-equal to the raw series', async () => {
+    const from = Date.parse('2021-07-06T18:00:00Z');
+    const to = Date.parse('2021-07-07T17:00:00Z') - 1;
+    const ts = app.get(TimeseriesService);
+    for (const aggregation of ['avg', 'sum', 'count', 'min', 'max', 'first', 'last', 'range'] as const) {
+      const res = await get(`/series/price?from=${iso(from)}&to=${to}&bucket=1h&aggregation=${aggregation}`);
+      expect(res.headers['x-series-source']).toBe('1h');
+      const raw = await ts.range({ key: `${prefix}:price:mean:30s`, from, to, aggregation: { type: aggregation, bucketMs: HOUR } });
+      expect(raw).toHaveLength(23);
+      expect(res.json()).toEqual(raw.map((s) => ({ time: iso(s.timestamp), value: s.value })));
+    }
+  });
+
+  it('uses the daily compaction for a closed day, hourly for the closed hours of the open day, raw for the rest', async () => {
+    const from = Date.parse('2021-07-06T00:00:00Z');
+    const to = Date.parse('2021-07-08T00:00:00Z') - 1;
+    for (const aggregation of ['sum', 'count', 'avg', 'max', 'first', 'last'] as const) {
+      const res = await get(`/series/sentiment?from=2021-07-06&to=${to}&bucket=1d&aggregation=${aggregation}`);
+      expect(res.headers['x-series-source']).toBe('1d+1h+raw');
+      const wanted = expected('sentiment', from, to, DAY, aggregation);
+      expect(wanted.map((w) => w.time)).toEqual(['2021-07-06T00:00:00.000Z', '2021-07-07T00:00:00.000Z']);
+      expectSeries(res.json(), wanted, aggregation);
+    }
+  });
+
+  it('answers a closed day from the daily compaction alone', async () => {
+    const res = await get('/series/price?from=2021-07-06&to=2021-07-06T23:59:59.999Z&bucket=1d&aggregation=count');
+    expect(res.headers['x-series-source']).toBe('1d');
+    expect(res.json()).toEqual([{ time: '2021-07-06T00:00:00.000Z', value: records.filter((r) => r.t < Date.parse('2021-07-07')).length }]);
+  });
+
+  it('gives the README example: daily max price of the fixture days', async () => {
+    const res = await get('/series/price?from=2021-07-06&to=2021-07-08&bucket=1d&aggregation=max');
+    expect(res.json()).toEqual([
+      { time: '2021-07-06T00:00:00.000Z', value: 34244.56 },
+      { time: '2021-07-07T00:00:00.000Z', value: 35059.42 },
+    ]);
+  });
+
+  it('labels a bucket cut by `from` with its start and counts only samples in range', async () => {
+    const from = Date.parse('2021-07-07T10:20:00Z');
+    const to = Date.parse('2021-07-07T14:10:00Z');
+    const res = await get(`/series/price?from=${iso(from)}&to=${iso(to)}&bucket=1h&aggregation=count`);
+    expect(res.headers['x-series-source']).toBe('1h+raw');
+    const body = res.json();
+    expect(body[0].time).toBe('2021-07-07T10:00:00.000Z');
+    expectSeries(body, expected('price', from, to, HOUR, 'count'), 'count');
+  });
+
+  it('defaults to the last 24 h before the newest sample, hourly averages', async () => {
+    const res = await get('/series/price');
+    expect(res.statusCode).toBe(200);
+    const wanted = expected('price', LATEST - DAY, LATEST, HOUR, 'avg');
+    expect(wanted).toHaveLength(25);
+    expectSeries(res.json(), wanted, 'avg');
+  });
+
+  it('GET /series/combined aligns both metrics by bucket', async () => {
+    const res = await get(`/series/combined?from=${FIRST}&to=${LATEST}&bucket=1h&aggregation=avg`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-series-source']).toBe('price=1h+raw, sentiment=1h+raw');
+    const body = res.json();
+    const price = expected('price', FIRST, LATEST, HOUR, 'avg');
+    const sentiment = expected('sentiment', FIRST, LATEST, HOUR, 'avg');
+    expectSeries(body.map((r: { time: string; price: number }) => ({ time: r.time, value: r.price })), price, 'avg');
+    expectSeries(body.map((r: { time: string; sentiment: number }) => ({ time: r.time, value: r.sentiment })), sentiment, 'avg');
+  });
+
+  it.each([
+    ['from=2021-07-07T12:00:00Z&to=2021-07-07T11:00:00Z', /^from \(2021-07-07T12:00:00.000Z\) must not be after to \(2021-07-07T11:00:00.000Z\)$/],
+    ['aggregation=median', /^aggregation must be one of: avg, sum, min, max, range, count, first, last, std.p, std.s, var.p, var.s, twa$/],
+    ['bucket=1ms&from=2021-07-06&to=2021-07-07', /^this query could return 86400001 points per series, more than SERIES_MAX_POINTS \(5000\)/],
+    ['bucket=5x', /^bucket must be a positive integer and a unit/],
+    ['bucket=0h', /^bucket must be a positive integer and a unit/],
+    ['from=yesterday', /^from must be an ISO-8601 time with a zone/],
+    ['to=2021-07-07T12:00:00', /^to must be an ISO-8601 time with a zone/],
+    ['from=2021-02-30', /^from is not a valid time: 2021-02-30$/],
+    ['limit=5', /^property limit should not exist$/],
+  ])('400 for %s, saying why', async (query, message) => {
+    for (const path of ['/series/price', '/series/combined']) {
+      const res = await get(`${path}?${query}`);
+      expect(res.statusCode).toBe(400);
+      const body = res.json();
+      expect(body).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+      expect([body.message].flat().join('\n')).toMatch(message);
+    }
+  });
+
+  it('400 for an unknown metric', async () => {
+    const res = await get('/series/gold');
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toBe('metric must be one of: price, sentiment (got "gold")');
+  });
+
+  it('GET /series lists the raw series and their compactions with TS.INFO', async () => {
+    const res = await get('/series');
+    expect(res.statusCode).toBe(200);
+    const list = res.json() as Array<Record<string, unknown>>;
+    expect(list).toHaveLength(2 * (1 + 2 * 6));
+    const raw = list.find((s) => s.key === `${prefix}:price:mean:30s`);
+    expect(raw).toMatchObject({
+      metric: 'price',
+      totalSamples: 2474,
+      firstTimestamp: FIRST,
+      lastTimestamp: LATEST,
+      firstTime: iso(FIRST),
+      lastTime: iso(LATEST),
+      retentionMs: 30 * DAY,
+      sourceKey: null,
+      labels: { metric: 'price', source: 'senticrypt', app: 'is-bitcoin-lit' },
+    });
+    expect(raw?.rules).toHaveLength(12);
+    expect(raw?.rules).toContainEqual({ destKey: `{${prefix}:price:mean:30s}:sum:1h`, aggregation: 'sum', bucketMs: HOUR });
+    const hourlySum = list.find((s) => s.key === `{${prefix}:price:mean:30s}:sum:1h`);
+    expect(hourlySum).toMatchObject({
+      sourceKey: `${prefix}:price:mean:30s`,
+      rules: [],
+      retentionMs: 2 * 365 * DAY,
+      labels: { metric: 'price', aggregation: 'sum', bucket: '1h', complete_from: '0' },
+      // 25 hours touched; the open one (17:00 on 07-07) is not written yet.
+      totalSamples: 24,
+      firstTime: '2021-07-06T17:00:00.000Z',
+      lastTime: '2021-07-07T16:00:00.000Z',
+    });
+    expect(list.find((s) => s.key === `{${prefix}:sentiment:mean:30s}:count:1d`)).toMatchObject({ totalSamples: 1, retentionMs: 0 });
+  });
+
+  it('documents the history endpoints in Swagger and serves the dashboard as HTML at /', async () => {
+    const doc = (await get('/docs-json')).json() as { paths: Record<string, unknown> };
+    expect(doc.paths['/']).toBeUndefined();
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/series', '/series/combined', '/series/{metric}']));
+    const params = (doc.paths['/series/{metric}'] as { get: { parameters: Array<{ name: string; schema: Record<string, unknown> }> } }).get.parameters;
+    expect(params.find((p) => p.name === 'metric')?.schema.enum).toEqual(['price', 'sentiment']);
+    expect(params.find((p) => p.name === 'aggregation')?.schema).toMatchObject({ enum: expect.arrayContaining(['avg', 'std.p', 'twa']), example: 'avg' });
+    expect(params.find((p) => p.name === 'bucket')?.schema).toMatchObject({ example: '1h' });
+    const page = await get('/');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.body).toContain("new EventSource('/events')");
+  });
+
+  it('a restart keeps the rules and their complete_from marks as they are', async () => {
+    const second = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    try {
+      const list = (await second.inject({ method: 'GET', url: '/series' })).json() as Array<Record<string, any>>;
+      expect(list.find((s) => s.key === `${prefix}:price:mean:30s`)?.rules).toHaveLength(12);
+      expect(list.filter((s) => s.sourceKey).every((s) => s.labels.complete_from === '0')).toBe(true);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe('history over data stored before the compaction rules existed (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('history-old');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  const get = (url: string) => app.inject({ method: 'GET', url });
+  const firstHalf = fixture.slice(0, 1500);
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    // The raw series as an older version of the service left them: data, no rules.
+    const backend = (await detectBackend(redis)) === 'native' ? new NativeTimeseriesBackend(redis) : new PortableTimeseriesBackend(redis);
+    for (const metric of ['price', 'sentiment'] as const) {
+      const key = `${prefix}:${metric}:mean:30s`;
+      await backend.ensureSeries(key, { retentionMs: 0, labels: {} });
+      await backend.addMany(key, firstHalf.map((r) => ({ timestamp: Math.trunc((r.timestamp as number) * 1000), value: metric === 'price' ? Number(r.btc_price) : (r.mean as number) })));
+    }
+    upstream = await new FakeUpstream(fixture).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('marks the compactions complete only after the bucket of the newest sample at rule creation', async () => {
+    const newest = Math.max(...firstHalf.map((r) => Math.trunc((r.timestamp as number) * 1000)));
+    const list = (await get('/series')).json() as Array<Record<string, any>>;
+    const hourly = list.find((s) => s.key === `{${prefix}:price:mean:30s}:sum:1h`);
+    expect(hourly?.labels.complete_from).toBe(String(Math.floor(newest / HOUR) * HOUR + HOUR));
+  });
+
+  it('answers from the raw series until compactions cover the range, with the same values', async () => {
+    const url = `/series/price?from=${FIRST}&to=${LATEST}&bucket=1h&aggregation=avg`;
+    const before = await get(url);
+    expect(before.headers['x-series-source']).toBe('raw');
+    expectSeries(before.json(), expected('price', FIRST, LATEST, HOUR, 'avg', firstHalf), 'avg');
+
+    // The rest of the day arrives: hours after the mark come from the compaction, older ones stay raw.
+    await app.inject({ method: 'POST', url: '/refresh', headers: AUTH });
+    const after = await get(url);
+    expect(after.headers['x-series-source']).toBe('1h+raw');
+    expectSeries(after.json(), expected('price', FIRST, LATEST, HOUR, 'avg'), 'avg');
+  });
+
+  it('a compaction whose mark was lost is trusted only after the newest bucket at the next startup', async () => {
+    const ts = app.get(TimeseriesService);
+    const dest = `{${prefix}:price:mean:30s}:sum:1h`;
+    const info = await ts.info(dest);
+    const { complete_from: _dropped, ...labels } = info!.labels;
+    await ts.ensureSeries(dest, { retentionMs: info!.retentionMs, labels });
+    const restarted = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    try {
+      expect((await restarted.get(TimeseriesService).info(dest))?.labels.complete_from).toBe(String(Math.floor(LATEST / HOUR) * HOUR + HOUR));
+      const res = await restarted.inject({ method: 'GET', url: `/series/price?from=${FIRST}&to=${LATEST}&bucket=1h&aggregation=avg` });
+      expect(res.headers['x-series-source']).toBe('raw');
+      expectSeries(res.json(), expected('price', FIRST, LATEST, HOUR, 'avg'), 'avg');
+    } finally {
+      await restarted.close();
+    }
+  });
+});

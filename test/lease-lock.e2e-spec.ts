@@ -1,0 +1,85 @@
+import { Redis } from 'ioredis';
+import { LeaseLockService } from '../src/lock/lease-lock.service.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('LeaseLockService (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('lease');
+  let redis: Redis;
+  let a: LeaseLockService;
+  let b: LeaseLockService;
+  let n = 0;
+  const key = () => `${prefix}:lock:${++n}`;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    // Two services on one client stand for two instances: what tells them apart is the token.
+    a = new LeaseLockService(redis);
+    b = new LeaseLockService(redis);
+  });
+  afterAll(async () => {
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('gives the lease to one taker, stores its token with the TTL, and tells the others when it ends', async () => {
+    const k = key();
+    const first = await a.tryAcquire(k, 10_000);
+    expect(first.lease).not.toBeNull();
+    expect(first.lease!.token.startsWith(`${a.instanceId}:`)).toBe(true);
+    expect(await redis.get(k)).toBe(first.lease!.token);
+    const pttl = await redis.pttl(k);
+    expect(pttl).toBeGreaterThan(9000);
+    expect(pttl).toBeLessThanOrEqual(10_000);
+
+    const second = await b.tryAcquire(k, 10_000);
+    expect(second.lease).toBeNull();
+    expect(second).toMatchObject({ retryInMs: expect.any(Number) });
+    expect((second as { retryInMs: number }).retryInMs).toBeLessThanOrEqual(10_000);
+    // Even the same process cannot take it twice: every acquisition is a new token.
+    expect((await a.tryAcquire(k, 10_000)).lease).toBeNull();
+  });
+
+  it('lets only the owner renew and release', async () => {
+    const k = key();
+    const { lease } = await a.tryAcquire(k, 10_000);
+    const forged = { ...lease!, token: `${b.instanceId}:000000000000` };
+    expect(await b.renew(forged, 60_000)).toBe(false);
+    expect(await b.release(forged)).toBe(false);
+    expect(await redis.get(k)).toBe(lease!.token);
+    expect(await redis.pttl(k)).toBeLessThanOrEqual(10_000);
+
+    expect(await a.renew(lease!, 60_000)).toBe(true);
+    expect(await redis.pttl(k)).toBeGreaterThan(10_000);
+    expect(await a.release(lease!)).toBe(true);
+    expect(await redis.exists(k)).toBe(0);
+    expect((await b.tryAcquire(k, 10_000)).lease).not.toBeNull();
+  });
+
+  it("does not let a holder whose lease expired touch the next holder's lease", async () => {
+    const k = key();
+    const { lease: old } = await a.tryAcquire(k, 10_000);
+    await redis.pexpire(k, 1); // as if the holder stalled past its lease
+    await sleep(20);
+    const { lease: next } = await b.tryAcquire(k, 10_000);
+    expect(next).not.toBeNull();
+    expect(await a.renew(old!, 60_000)).toBe(false);
+    expect(await a.release(old!)).toBe(false);
+    expect(await redis.get(k)).toBe(next!.token);
+  });
+
+  it('keeps a lease alive past its TTL while asked to, and reports it lost when taken', async () => {
+    const k = key();
+    const { lease } = await a.tryAcquire(k, 300);
+    const lost: string[] = [];
+    const stop = a.keepAlive(lease!, 300, (reason) => lost.push(reason));
+    await sleep(900);
+    expect(await redis.get(k)).toBe(lease!.token);
+    await redis.set(k, 'someone-else', 'PX', 10_000);
+    await sleep(250);
+    stop();
+    expect(lost).toEqual(['taken by another holder or expired']);
+    expect(await redis.get(k)).toBe('someone-else');
+  });
+});
