@@ -26,6 +26,9 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { NestFactory } from '@nestjs/core';
+
+/** POST /refresh needs a bearer token (REFRESH_TOKEN); the bench's service gets this one. */
+const BENCH_TOKEN = 'bench-refresh-token-0123456789';
 import { Redis } from 'ioredis';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -158,6 +161,8 @@ async function main() {
         REDIS_KEY_PREFIX: `${prefix}:svc`,
         SENTIMENT_API_URL: `http://127.0.0.1:${upstream.address().port}/v1/bitcoin.json`,
         LOG_LEVEL: 'warn',
+        REFRESH_TOKEN: BENCH_TOKEN,
+        THROTTLE_LIMIT: '0', // measures throughput, not the per-client rate limit
       },
     });
     children.push(service);
@@ -165,7 +170,7 @@ async function main() {
     await waitFor('the service to serve the summary', async () => (await httpGet(url)).status === 200);
     // A plain POST /refresh joins the startup run in progress: once it answers, the whole
     // payload is stored and the cache primed (a GET during that run may see part of it).
-    await new Promise((resolve, reject) => request(`http://127.0.0.1:${port}/refresh`, { method: 'POST', agent }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
+    await new Promise((resolve, reject) => request(`http://127.0.0.1:${port}/refresh`, { method: 'POST', agent, headers: { authorization: `Bearer ${BENCH_TOKEN}` } }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
     const body = (await httpGet(url)).body;
 
     // --- cached GET: service, then the bare server with the same bytes ---------------------

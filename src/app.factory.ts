@@ -1,10 +1,16 @@
-import { INestApplication, LogLevel, ValidationPipe } from '@nestjs/common';
+import helmet from '@fastify/helmet';
+import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
+import { requestIdOf } from './common/request-id.js';
+import { Env } from './config/env.validation.js';
+import { MetricsService } from './metrics/metrics.service.js';
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -16,29 +22,74 @@ export function logLevels(level = process.env.LOG_LEVEL ?? 'log'): LogLevel[] {
 
 /**
  * Builds the configured application (used by main.ts and by the e2e tests, so both run the
- * same pipes, filters, Swagger and shutdown hooks).
+ * same pipes, filters, security headers, metrics and Swagger).
  */
 export async function createApp(env: Record<string, string> = {}): Promise<NestFastifyApplication> {
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(env), new FastifyAdapter({ bodyLimit: 64 * 1024 }), {
+  // TRUST_PROXY is needed by the adapter, before config is validated: read it the same way.
+  const trustProxy = /^(true|1|yes|on)$/i.test((env.TRUST_PROXY ?? process.env.TRUST_PROXY ?? '').trim());
+  const adapter = new FastifyAdapter({
+    bodyLimit: 64 * 1024,
+    trustProxy,
+    genReqId: requestIdOf,
+    // The default 'reqId' label and Fastify's own request logging stay off: pino-http logs requests.
+    logger: false,
+  });
+  // useLogger() below replaces Nest's process-wide static logger; start each app from a console
+  // logger at its own LOG_LEVEL (tests boot several apps in one process). Startup messages are
+  // buffered until the JSON logger is up; a failed startup prints only main.ts's one line.
+  NestLogger.overrideLogger(new ConsoleLogger({ logLevels: logLevels(env.LOG_LEVEL) }));
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(env), adapter, {
     logger: logLevels(env.LOG_LEVEL),
+    bufferLogs: true,
+    autoFlushLogs: false, // a failed startup is reported by main.ts in one line, not a stack trace
     abortOnError: false,
   });
-  configureApp(app);
+  app.useLogger(app.get(Logger));
+  app.flushLogs(); // autoFlushLogs is off, so the buffered startup lines are written here
+  await configureApp(app);
   return app;
 }
 
-export function configureApp(app: INestApplication): void {
+export async function configureApp(app: NestFastifyApplication): Promise<void> {
+  const config = app.get(ConfigService<Env, true>);
+  const metrics = app.get(MetricsService);
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onRequest', async (request, reply) => {
+    reply.header('X-Request-Id', request.id);
+  });
+  fastify.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  await app.register(helmet, {
+    // Swagger UI (/docs) needs inline styles/scripts and data: images; everything else is JSON.
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:', 'validator.swagger.io'],
+        scriptSrc: ["'self'", "'unsafe-inline'"],
+      },
+    },
+  });
+  const origins = config
+    .get('CORS_ORIGINS', { infer: true })
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600 });
   app.useGlobalPipes(
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
   );
-  app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost)));
+  app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost), metrics));
   // WebSocket gateways (/ws/notifications) on the HTTP server's port, with the plain `ws` library.
   app.useWebSocketAdapter(new WsAdapter(app));
-  app.enableShutdownHooks();
+  // No app.enableShutdownHooks(): main.ts handles SIGTERM/SIGINT itself so the exit code is 0.
   const doc = new DocumentBuilder()
     .setTitle('is-bitcoin-lit')
     .setDescription('Bitcoin price and market sentiment as time series on Redis: hourly summary, ingest.')
     .setVersion('0.1.0')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'REFRESH_TOKEN, for POST /refresh' })
     .build();
   SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
 }

@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { createApp } from './app.factory.js';
 import { Env } from './config/env.validation.js';
@@ -9,7 +9,36 @@ async function main(): Promise<void> {
   const port = config.get('PORT', { infer: true });
   const host = config.get('HOST', { infer: true });
   await app.listen(port, host);
-  new Logger('Bootstrap').log(`Listening on http://${host}:${port} (Swagger UI at /docs)`);
+  new Logger('Bootstrap').log(`Listening on ${await app.getUrl()} (Swagger UI at /docs)`);
+  exitOnSignals(app, config.get('SHUTDOWN_TIMEOUT_MS', { infer: true }));
+}
+
+/**
+ * SIGTERM/SIGINT: stop the schedule, let the ingest run in progress and in-flight requests
+ * finish, close the HTTP server, QUIT Redis, then exit 0 (Nest's own signal hooks re-raise the
+ * signal, which exits 143). After SHUTDOWN_TIMEOUT_MS it gives up and exits 1.
+ */
+function exitOnSignals(app: INestApplication, timeoutMs: number): void {
+  const logger = new Logger('Shutdown');
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) return;
+    closing = true;
+    logger.log(`${signal}: shutting down gracefully`);
+    setTimeout(() => {
+      process.stderr.write(`is-bitcoin-lit: shutdown took longer than ${timeoutMs} ms; exiting\n`);
+      process.exit(1);
+    }, timeoutMs).unref();
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`is-bitcoin-lit: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
 }
 
 main().catch((err: unknown) => {

@@ -3,7 +3,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { CacheService } from '../src/cache/cache.service.js';
 import { SummaryService } from '../src/summary/summary.service.js';
-import { bootApp } from './support/app.js';
+import { AUTH, bootApp } from './support/app.js';
 import { waitUntil } from './support/instances.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
@@ -33,7 +33,7 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   });
 
   it('serves the Redis entry, then repeats it from memory with the same bytes and X-Cache: HIT, without entering Nest', async () => {
-    expect((await app.inject({ method: 'POST', url: '/refresh' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
     const first = await get();
     expect(first.headers['x-cache']).toBe('HIT');
     expect(first.json()).toEqual(await inRedis());
@@ -62,7 +62,7 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
     expect((await get()).body).toBe(before);
 
     upstream.mode = { kind: 'json', body: fixture };
-    expect((await app.inject({ method: 'POST', url: '/refresh' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
     const after = await get();
     expect(after.headers['x-cache']).toBe('HIT');
     expect(after.json()).toEqual(await inRedis());

@@ -10,7 +10,7 @@ import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
 import { PortableTimeseriesBackend } from '../src/timeseries/portable.backend.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import type { Aggregation } from '../src/timeseries/timeseries.types.js';
-import { bootApp } from './support/app.js';
+import { AUTH, bootApp } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 
@@ -83,7 +83,7 @@ describe('history queries (e2e, real Redis)', () => {
     redis = new Redis(REDIS_URL);
     upstream = await new FakeUpstream(fixture).start();
     app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
-    expect((await app.inject({ method: 'POST', url: '/refresh' })).json()).toMatchObject({ stored: 2 * 2474 });
+    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 2 * 2474 });
   });
 
   afterAll(async () => {
@@ -315,7 +315,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
     expectSeries(before.json(), expected('price', FIRST, LATEST, HOUR, 'avg', firstHalf), 'avg');
 
     // The rest of the day arrives: hours after the mark come from the compaction, older ones stay raw.
-    await app.inject({ method: 'POST', url: '/refresh' });
+    await app.inject({ method: 'POST', url: '/refresh', headers: AUTH });
     const after = await get(url);
     expect(after.headers['x-series-source']).toBe('1h+raw');
     expectSeries(after.json(), expected('price', FIRST, LATEST, HOUR, 'avg'), 'avg');

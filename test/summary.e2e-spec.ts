@@ -3,7 +3,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
-import { bootApp } from './support/app.js';
+import { AUTH, bootApp } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { expectedSummary } from './support/expected-summary.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
@@ -18,7 +18,7 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
   let app: NestFastifyApplication;
 
   const get = (url: string) => app.inject({ method: 'GET', url });
-  const post = (url: string) => app.inject({ method: 'POST', url });
+  const post = (url: string) => app.inject({ method: 'POST', url, headers: AUTH });
   const series = (metric: string) => `${prefix}:${metric}:mean:30s`;
   const sampleCount = async (metric: string) =>
     (await app.get(TimeseriesService).range({ key: series(metric), from: 0, to: Date.now() })).length;
@@ -44,6 +44,7 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
       statusCode: 503,
       error: 'Service Unavailable',
       message: 'No samples stored yet; the first ingest has not completed',
+      requestId: res.headers['x-request-id'],
     });
   });
 
@@ -204,7 +205,7 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
   let redis: Redis;
   let upstream: FakeUpstream;
   let app: NestFastifyApplication;
-  const post = (url: string) => app.inject({ method: 'POST', url });
+  const post = (url: string) => app.inject({ method: 'POST', url, headers: AUTH });
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
@@ -300,7 +301,7 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
   });
 
   it('answers 503 when the stored data is older than the window ending now', async () => {
-    expect((await app.inject({ method: 'POST', url: '/refresh' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
     const res = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
     expect(res.statusCode).toBe(503);
     expect(res.json().message).toBe('No samples in the last 3 hour(s) yet');
@@ -319,7 +320,7 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
         at(hourStart, '120', 0.4),
       ],
     };
-    expect((await app.inject({ method: 'POST', url: '/refresh' })).json()).toMatchObject({ stored: 10 });
+    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 10 });
     const body = (await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
     expect(body).toEqual({
       hourly_average_of_averages: [

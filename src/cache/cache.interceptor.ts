@@ -5,26 +5,34 @@ import { from, lastValueFrom, Observable } from 'rxjs';
 import { Env } from '../config/env.validation.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { CACHE_KEY_METADATA } from './cache.constants.js';
+import { CacheResult, MetricsService } from '../metrics/metrics.service.js';
+import { isRedisUnavailableError } from '../redis/redis-errors.js';
 import { CACHE_FAST_PATH_METADATA, CacheFastPath } from './cache.fast-path.js';
-import { CacheService } from './cache.service.js';
+import { CacheEntry, CacheService } from './cache.service.js';
 
 /**
  * Redis-backed response cache for GET handlers (shared by every instance), with an
- * `X-Cache: HIT|MISS` header and single-flight: concurrent misses for one key in this process
- * run the handler once. Nest's stock CacheInterceptor does neither, and its Redis store would
- * bring a second Redis client; this one uses the app's client and key builder.
+ * `X-Cache: HIT|MISS|STALE` header and single-flight: concurrent misses for one key in this
+ * process run the handler once. Nest's stock CacheInterceptor does neither, and its Redis store
+ * would bring a second Redis client; this one uses the app's client and key builder.
+ *
+ * Stale is better than nothing: the last good value of each key is also kept in process
+ * memory, and when Redis is unavailable it is served with `X-Cache: STALE` instead of a 503.
+ * `Age` (seconds since the value was computed) is sent on HIT and STALE.
  */
 @Injectable()
 export class RedisCacheInterceptor implements NestInterceptor {
   private readonly logger = new Logger('Cache');
   private readonly ttlSeconds: number;
   private readonly inflight = new Map<string, Promise<unknown>>();
+  private readonly lastGood = new Map<string, CacheEntry<unknown>>();
 
   constructor(
     private readonly cache: CacheService,
     private readonly keys: RedisKeys,
     private readonly reflector: Reflector,
     private readonly adapterHost: HttpAdapterHost,
+    private readonly metrics: MetricsService,
     config: ConfigService<Env, true>,
     private readonly fastPath: CacheFastPath,
   ) {
@@ -37,29 +45,54 @@ export class RedisCacheInterceptor implements NestInterceptor {
     const request = http.getRequest();
     if (adapter.getRequestMethod(request) !== 'GET') return next.handle();
     const name = this.reflector.get<string | undefined>(CACHE_KEY_METADATA, context.getHandler());
+    // A named entry does not depend on the query, so a query can only be invalid input: let the
+    // handler's validation answer it (a cache hit here would skip validation).
+    if (name !== undefined && adapter.getRequestUrl(request).includes('?')) return next.handle();
     const key = this.keys.cache(name ?? `url:${adapter.getRequestUrl(request)}`);
     const response = http.getResponse();
     // Lets CacheFastPath answer later hits of this URL from memory, before Nest (opt-in per handler).
     if (this.reflector.get<boolean | undefined>(CACHE_FAST_PATH_METADATA, context.getHandler())) {
       this.fastPath.learn(adapter.getRequestUrl(request), key);
     }
-    return from(this.serve(key, next, (hit) => adapter.setHeader(response, 'X-Cache', hit ? 'HIT' : 'MISS')));
+    const mark = (result: CacheResult, storedAt?: number) => {
+      adapter.setHeader(response, 'X-Cache', result.toUpperCase());
+      if (storedAt !== undefined) adapter.setHeader(response, 'Age', String(Math.max(0, Math.floor((Date.now() - storedAt) / 1000))));
+      this.metrics.cache.inc({ result });
+    };
+    return from(this.serve(key, next, mark));
   }
 
-  private async serve(key: string, next: CallHandler, mark: (hit: boolean) => void): Promise<unknown> {
+  private async serve(key: string, next: CallHandler, mark: (result: CacheResult, storedAt?: number) => void): Promise<unknown> {
     const cached = await this.cache.get(key).catch((err: Error) => {
       this.logger.warn(`cache read failed for ${key}: ${err.message}`);
       return null;
     });
     if (cached) {
-      mark(true);
+      this.remember(key, cached);
+      mark('hit', cached.storedAt);
       return cached.value;
     }
-    mark(false);
+    try {
+      const value = await this.compute(key, next);
+      mark('miss');
+      return value;
+    } catch (err) {
+      const stale = this.lastGood.get(key);
+      if (!stale || !isRedisUnavailableError(err)) throw err;
+      this.logger.warn(`serving the last good value of ${key} (Redis unavailable: ${(err as Error).message})`);
+      mark('stale', stale.storedAt);
+      return stale.value;
+    }
+  }
+
+  /** Runs the handler once for concurrent misses of one key, stores and remembers the result. */
+  private async compute(key: string, next: CallHandler): Promise<unknown> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
     const computation = lastValueFrom(next.handle()).then(async (value) => {
-      await this.cache.set(key, value, this.ttlSeconds).catch((err: Error) => {
+      const storedAt = Date.now();
+      this.remember(key, { value, storedAt });
+      await this.cache.set(key, value, this.ttlSeconds, storedAt).catch((err: Error) => {
         this.logger.warn(`cache write failed for ${key}: ${err.message}`);
       });
       return value;
@@ -70,5 +103,10 @@ export class RedisCacheInterceptor implements NestInterceptor {
     } finally {
       this.inflight.delete(key);
     }
+  }
+
+  private remember(key: string, entry: CacheEntry<unknown>): void {
+    const known = this.lastGood.get(key);
+    if (!known || known.storedAt <= entry.storedAt) this.lastGood.set(key, entry);
   }
 }

@@ -2,19 +2,24 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logge
 import { HttpAdapterHost } from '@nestjs/core';
 import { isRedisUnavailableError } from '../redis/redis-errors.js';
 import { ErrorResponseDto } from './error-response.dto.js';
-import { RetryLaterException } from './errors.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { RetryLaterException, TooManyRequestsException } from './errors.js';
 
 const REDIS_RETRY_AFTER_SECONDS = 5;
 
 /**
- * Every error response is `{statusCode, error, message}` JSON. Redis outages become a 503 with
- * Retry-After; anything unexpected a 500 whose details go to the log, never to the client.
+ * Every error response is `{statusCode, error, message, requestId}` JSON. Redis outages become a
+ * 503 with Retry-After; anything unexpected a 500 whose details go to the log, never to the
+ * client (no stack trace, Redis reply text or internal path).
  */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('Http');
 
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly metrics?: MetricsService,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const { httpAdapter } = this.adapterHost;
@@ -29,9 +34,14 @@ export class AllExceptionsFilter implements ExceptionFilter {
       const message =
         typeof res === 'string' ? res : ((res as { message?: string | string[] }).message ?? exception.message);
       body = { statusCode: status, error: statusText(status), message };
-      if (exception instanceof RetryLaterException) retryAfter = exception.retryAfterSeconds;
+      const details = typeof res === 'object' ? (res as { details?: Record<string, unknown> }).details : undefined;
+      if (details) body.details = details;
+      if (exception instanceof RetryLaterException || exception instanceof TooManyRequestsException) {
+        retryAfter = exception.retryAfterSeconds;
+      }
     } else if (isRedisUnavailableError(exception)) {
       this.logger.warn(`Redis unavailable: ${(exception as Error).message}`);
+      this.metrics?.redisErrors.inc({ kind: 'command' });
       body = { statusCode: 503, error: statusText(503), message: 'The data store is temporarily unavailable; try again shortly' };
       retryAfter = REDIS_RETRY_AFTER_SECONDS;
     } else if (isClientError(exception)) {
@@ -42,6 +52,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
       this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
       body = { statusCode: 500, error: statusText(500), message: 'Internal server error' };
     }
+    const requestId = (ctx.getRequest() as { id?: unknown } | undefined)?.id;
+    if (typeof requestId === 'string') body.requestId = requestId;
     if (retryAfter !== undefined) httpAdapter.setHeader(response, 'Retry-After', String(retryAfter));
     httpAdapter.reply(response, body, body.statusCode);
   }

@@ -8,4 +8,13 @@ export class ErrorResponseDto {
 
   /** @example "No samples stored yet; the first ingest has not completed" */
   message!: string | string[];
+
+  /**
+   * The request id (also in the X-Request-Id response header and on every log line of the request).
+   * @example "9f1c2d4e-0b7a-4c51-8e0e-3b2f6a1d7c90"
+   */
+  requestId?: string;
+
+  /** Per-check results of a failed readiness probe. */
+  details?: Record<string, unknown>;
 }

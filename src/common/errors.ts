@@ -1,4 +1,4 @@
-import { HttpStatus, ServiceUnavailableException } from '@nestjs/common';
+import { HttpException, HttpStatus, ServiceUnavailableException } from '@nestjs/common';
 
 /** A 503 that tells the client when to come back (`Retry-After`, seconds). */
 export class RetryLaterException extends ServiceUnavailableException {
@@ -11,3 +11,13 @@ export class RetryLaterException extends ServiceUnavailableException {
 }
 
 export const RETRYABLE_STATUS = HttpStatus.SERVICE_UNAVAILABLE;
+
+/** A 429 that tells the client when to come back (`Retry-After`, seconds). */
+export class TooManyRequestsException extends HttpException {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, HttpStatus.TOO_MANY_REQUESTS);
+  }
+}

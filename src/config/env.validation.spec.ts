@@ -64,4 +64,22 @@ describe('validateEnv', () => {
       expect(validateEnv({ REDIS_URL: 'redis://x:6379/2' }).REDIS_URL).toBe('redis://x:6379/2'); // fine without a cluster
     });
   });
+
+  it('defaults the operations settings: wait for Redis, refresh disabled, rate limits on', () => {
+    expect(validateEnv({})).toMatchObject({
+      REDIS_STARTUP_MODE: 'wait',
+      REFRESH_TOKEN: '',
+      THROTTLE_LIMIT: 300,
+      THROTTLE_REFRESH_LIMIT: 5,
+      HEALTH_INGEST_MAX_AGE_MS: 900000,
+      CORS_ORIGINS: '',
+      TRUST_PROXY: false,
+    });
+  });
+
+  it('rejects a short REFRESH_TOKEN without echoing it', () => {
+    expect(() => validateEnv({ REFRESH_TOKEN: 'hunter2' })).toThrow('REFRESH_TOKEN="***": REFRESH_TOKEN must be at least 16 characters');
+    expect(() => validateEnv({ REFRESH_TOKEN: 'hunter2' })).not.toThrow(/hunter2/);
+    expect(() => validateEnv({ REDIS_STARTUP_MODE: 'later' })).toThrow(/REDIS_STARTUP_MODE="later"/);
+  });
 });

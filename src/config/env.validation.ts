@@ -6,10 +6,13 @@ import {
   IsIn,
   IsInt,
   IsNotEmpty,
+  IsOptional,
   IsString,
   Matches,
   Max,
   Min,
+  MinLength,
+  ValidateIf,
   validateSync,
   ValidationError,
 } from 'class-validator';
@@ -187,6 +190,53 @@ export class EnvironmentVariables {
    */
   @Transform(toInt) @IsInt() @Min(0) @Max(60000)
   CACHE_L1_TTL_MS = 1000;
+
+  // --- Reliability, security and operations -------------------------------------------------
+
+  /** Redis down at startup: `wait` up to REDIS_STARTUP_WAIT_MS then exit non-zero; `degraded` starts anyway, not ready until Redis answers. */
+  @IsIn(['wait', 'degraded'])
+  REDIS_STARTUP_MODE: 'wait' | 'degraded' = 'wait';
+
+  /** Readiness fails when the last successful ingest (any instance) is older than this (ms); 0 turns the check off. */
+  @Transform(toInt) @IsInt() @Min(0)
+  HEALTH_INGEST_MAX_AGE_MS = 15 * 60 * 1000;
+
+  /** Readiness gives a Redis PING this long before reporting it down (ms). */
+  @Transform(toInt) @IsInt() @Min(10)
+  HEALTH_REDIS_TIMEOUT_MS = 1000;
+
+  /** Bearer token required by POST /refresh; unset disables the endpoint (403). At least 16 characters. */
+  @ValidateIf((o: EnvironmentVariables) => o.REFRESH_TOKEN !== '')
+  @IsString() @MinLength(16, { message: 'REFRESH_TOKEN must be at least 16 characters' })
+  REFRESH_TOKEN = '';
+
+  /** Rate limit window (ms), shared by all instances through Redis. */
+  @Transform(toInt) @IsInt() @Min(1000)
+  THROTTLE_TTL_MS = 60_000;
+
+  /** Requests per client IP per window on every route except health and metrics; 0 turns rate limiting off. */
+  @Transform(toInt) @IsInt() @Min(0)
+  THROTTLE_LIMIT = 300;
+
+  /** Stricter limit for POST /refresh, per client IP per window. */
+  @Transform(toInt) @IsInt() @Min(1)
+  THROTTLE_REFRESH_LIMIT = 5;
+
+  /** Trust X-Forwarded-For (set when behind a load balancer / ingress, so limits apply per real client). */
+  @Transform(toBool) @IsBoolean()
+  TRUST_PROXY = false;
+
+  /** Comma-separated origins allowed by CORS (`*` for any); empty disables CORS. */
+  @IsOptional() @IsString()
+  CORS_ORIGINS = '';
+
+  /** On SIGTERM: how long the in-flight ingest run and requests may take before the process gives up and exits 1 (ms). */
+  @Transform(toInt) @IsInt() @Min(1000)
+  SHUTDOWN_TIMEOUT_MS = 25_000;
+
+  /** Serve Prometheus metrics at /metrics. */
+  @Transform(toBool) @IsBoolean()
+  METRICS_ENABLED = true;
 }
 
 export type Env = EnvironmentVariables;
@@ -194,13 +244,17 @@ export type Env = EnvironmentVariables;
 // When the type is wrong, range messages are noise: report the type check alone.
 const TYPE_CHECKS = ['isInt', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
 
+// Never echo these in an error message (it ends up in logs).
+const SECRETS = ['REFRESH_TOKEN'];
+
 function describe(errors: ValidationError[]): string {
   return errors
     .map((e) => {
       const constraints = e.constraints ?? {};
       const typeCheck = TYPE_CHECKS.find((name) => name in constraints);
       const msgs = typeCheck ? constraints[typeCheck] : Object.values(constraints).join('; ');
-      return `${e.property}=${JSON.stringify(e.value)}: ${msgs}`;
+      const shown = SECRETS.includes(e.property) ? '"***"' : JSON.stringify(e.value);
+      return `${e.property}=${shown}: ${msgs}`;
     })
     .join('\n  ');
 }

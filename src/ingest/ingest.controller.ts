@@ -1,8 +1,21 @@
-import { BadGatewayException, Controller, HttpCode, Post, Query } from '@nestjs/common';
-import { ApiBadGatewayResponse, ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { BadGatewayException, Body, Controller, HttpCode, Post, Query, UseGuards } from '@nestjs/common';
+import {
+  ApiBadGatewayResponse,
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiForbiddenResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { IngestReportDto, RefreshQueryDto } from './dto/ingest-report.dto.js';
+import { IngestReportDto, RefreshBodyDto, RefreshQueryDto } from './dto/ingest-report.dto.js';
+import { StrictThrottle } from '../throttle/throttle.constants.js';
 import { IngestService } from './ingest.service.js';
+import { RefreshTokenGuard } from './refresh-token.guard.js';
 import { PayloadError } from './senticrypt-record.js';
 import { PermanentUpstreamError, TransientUpstreamError } from './sentiment-source.service.js';
 
@@ -13,6 +26,9 @@ export class IngestController {
 
   @Post('refresh')
   @HttpCode(200)
+  @UseGuards(RefreshTokenGuard)
+  @StrictThrottle()
+  @ApiBearerAuth()
   @ApiOperation({
     summary: 'Ingest now',
     description:
@@ -21,8 +37,12 @@ export class IngestController {
   @ApiOkResponse({ type: IngestReportDto })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Malformed query' })
   @ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'The upstream failed or sent an unusable payload; nothing stored was changed' })
+  @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing or wrong bearer token' })
+  @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'Disabled: REFRESH_TOKEN is not set on the server' })
+  @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited (THROTTLE_REFRESH_LIMIT); see Retry-After' })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
-  async refresh(@Query() query: RefreshQueryDto): Promise<IngestReportDto> {
+  // The body is validated too (it must be empty or {}), so stray fields get a 400 naming them.
+  async refresh(@Query() query: RefreshQueryDto, @Body() _body: RefreshBodyDto): Promise<IngestReportDto> {
     try {
       return await this.ingest.run({ full: query.full === true });
     } catch (err) {

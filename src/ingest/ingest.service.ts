@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { NotificationsService } from '../notifications/notifications.service.js';
@@ -8,8 +8,12 @@ import { SummaryService } from '../summary/summary.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 import { Sample } from '../timeseries/timeseries.types.js';
 import { IngestReportDto } from './dto/ingest-report.dto.js';
-import { parsePayload, SentimentRecord } from './senticrypt-record.js';
-import { SentimentSourceService } from './sentiment-source.service.js';
+import { IngestOutcome, MetricsService } from '../metrics/metrics.service.js';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { isRedisUnavailableError, RedisNotConnectedError } from '../redis/redis-errors.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { parsePayload, PayloadError, SentimentRecord } from './senticrypt-record.js';
+import { PermanentUpstreamError, SentimentSourceService, TransientUpstreamError } from './sentiment-source.service.js';
 
 export interface IngestOptions {
   /** Re-send everything the upstream serves, not only what is newer than the stored data. */
@@ -26,6 +30,7 @@ export class IngestService implements OnModuleInit {
   private readonly retentionMs: number;
   private running: Promise<IngestReportDto> | null = null;
   private lastSuccessAt: number | null = null;
+  private readonly degradedStart: boolean;
 
   constructor(
     private readonly source: SentimentSourceService,
@@ -33,18 +38,27 @@ export class IngestService implements OnModuleInit {
     private readonly summary: SummaryService,
     private readonly keys: RedisKeys,
     private readonly notifications: NotificationsService,
+    private readonly metrics: MetricsService,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     private readonly compactions: CompactionService,
     config: ConfigService<Env, true>,
   ) {
     this.retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
+    this.degradedStart = config.get('REDIS_STARTUP_MODE', { infer: true }) === 'degraded';
   }
 
   /**
    * TS.CREATE both series (DUPLICATE_POLICY FIRST, labels, retention), then their compaction
    * rules, before anything is served or ingested (rules only see samples added after them).
+   * Started degraded (no Redis yet), the first ingest run does it instead.
    */
   async onModuleInit(): Promise<void> {
-    await this.ensureStorage();
+    try {
+      await this.ensureStorage();
+    } catch (err) {
+      if (!this.degradedStart || !isRedisUnavailableError(err)) throw err;
+      this.logger.warn(`series not created yet (Redis unavailable); the first ingest run will: ${(err as Error).message}`);
+    }
   }
 
   private async ensureStorage(): Promise<void> {
@@ -55,6 +69,13 @@ export class IngestService implements OnModuleInit {
       });
     }
     await this.compactions.ensureAll();
+  }
+
+  /** Epoch ms of the last successful run of ANY instance (stored in Redis), or null. */
+  async lastSuccessShared(): Promise<number | null> {
+    const raw = await this.redis.get(this.keys.ingestLastSuccess());
+    const n = raw === null ? NaN : Number(raw);
+    return Number.isFinite(n) ? n : null;
   }
 
   /** Epoch ms of the last run that completed, or null. */
@@ -80,6 +101,9 @@ export class IngestService implements OnModuleInit {
   private async execute(options: IngestOptions): Promise<IngestReportDto> {
     const started = Date.now();
     try {
+      // No point calling the upstream for data we cannot store; the next run catches up.
+      if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
+      // Fetch and validate first: a bad upstream fails the run before anything is written.
       const { payload, attempts } = await this.source.fetch();
       const parsed = parsePayload(payload);
       const latestStored = await this.latestCommonTimestamp();
@@ -111,6 +135,8 @@ export class IngestService implements OnModuleInit {
         latestSampleTime: Number.isFinite(newest) ? new Date(newest).toISOString() : null,
       };
       this.lastSuccessAt = Date.now();
+      await this.redis.set(this.keys.ingestLastSuccess(), String(this.lastSuccessAt));
+      this.countSuccess(report);
       this.logger.log(
         `ingest ok: fetched=${report.fetched} invalid=${report.invalid} skipped=${report.skipped} stored=${report.stored} duplicates=${report.duplicates} rejected=${report.rejected} in ${report.durationMs} ms`,
       );
@@ -121,8 +147,22 @@ export class IngestService implements OnModuleInit {
       if (report.stored > 0) await this.notifications.publishIngest(report, summary);
       return report;
     } catch (err) {
-      this.logger.error(`ingest failed after ${Date.now() - started} ms: ${(err as Error).message}`);
+      const outcome = outcomeOf(err);
+      this.metrics.ingestRuns.inc({ outcome });
+      this.logger.error(`ingest failed (${outcome}) after ${Date.now() - started} ms: ${(err as Error).message}`);
       throw err;
+    }
+  }
+
+  private countSuccess(report: IngestReportDto): void {
+    this.metrics.ingestRuns.inc({ outcome: 'success' });
+    this.metrics.lastIngestSuccess.set(Math.floor((this.lastSuccessAt ?? 0) / 1000));
+    this.metrics.invalidRecords.inc(report.invalid);
+    for (const metric of METRICS) {
+      const c = report.series[metric];
+      this.metrics.samples.inc({ series: metric, outcome: 'stored' }, c.stored);
+      this.metrics.samples.inc({ series: metric, outcome: 'duplicate' }, c.duplicates);
+      this.metrics.samples.inc({ series: metric, outcome: 'rejected' }, c.rejected);
     }
   }
 
@@ -135,6 +175,13 @@ export class IngestService implements OnModuleInit {
     if (latest.some((s) => s === null)) return null;
     return Math.min(...latest.map((s) => (s as Sample).timestamp));
   }
+}
+
+function outcomeOf(err: unknown): IngestOutcome {
+  if (err instanceof TransientUpstreamError || err instanceof PermanentUpstreamError) return 'upstream_error';
+  if (err instanceof PayloadError) return 'payload_error';
+  if (isRedisUnavailableError(err)) return 'redis_error';
+  return 'error';
 }
 
 function samplesOf(records: SentimentRecord[], metric: Metric): Sample[] {

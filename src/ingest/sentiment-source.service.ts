@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { firstValueFrom } from 'rxjs';
 import { Env } from '../config/env.validation.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { PayloadError } from './senticrypt-record.js';
 
 /** An upstream failure worth retrying (network, timeout, 5xx, 429). */
@@ -37,6 +38,7 @@ export class SentimentSourceService {
 
   constructor(
     private readonly http: HttpService,
+    private readonly metrics: MetricsService,
     config: ConfigService<Env, true>,
   ) {
     this.url = config.get('SENTIMENT_API_URL', { infer: true });
@@ -48,11 +50,18 @@ export class SentimentSourceService {
 
   async fetch(): Promise<FetchResult> {
     for (let attempt = 1; ; attempt++) {
+      const timer = this.metrics.upstreamDuration.startTimer();
       try {
         const text = await this.fetchText();
-        return { payload: decodeJson(text), attempts: attempt };
+        const payload = decodeJson(text);
+        timer({ outcome: 'ok' });
+        return { payload, attempts: attempt };
       } catch (err) {
-        if (!(err instanceof TransientUpstreamError) || attempt > this.retries) throw err;
+        timer({ outcome: err instanceof TransientUpstreamError ? 'transient_error' : 'permanent_error' });
+        if (!(err instanceof TransientUpstreamError) || attempt > this.retries) {
+          if (err instanceof Error) err.message = `${err.message} (attempt ${attempt} of ${this.retries + 1})`;
+          throw err;
+        }
         const delay = backoff(attempt, this.retryBaseMs);
         this.logger.warn(`Upstream attempt ${attempt} failed (${err.message}); retrying in ${delay} ms`);
         await sleep(delay);

@@ -19,8 +19,9 @@ const config = { get: (k: keyof Env) => settings[k] } as unknown as ConfigServic
 
 /** A subscriber stand-in: an EventEmitter that records SUBSCRIBE. */
 function fakeSubscriber() {
-  const sub = new EventEmitter() as EventEmitter & { subscribe: jest.Mock };
+  const sub = new EventEmitter() as EventEmitter & { subscribe: jest.Mock; status: string };
   sub.subscribe = jest.fn(async () => 1);
+  sub.status = 'ready'; // connected: the service subscribes at once
   return sub;
 }
 

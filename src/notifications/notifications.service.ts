@@ -70,7 +70,16 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     // once reconnected; ioredis then re-subscribes by itself (autoResubscribe).
     this.subscriber.on('close', () => this.setSubscribed(false));
     this.subscriber.on('ready', () => this.setSubscribed(true));
-    await this.subscriber.subscribe(this.channel);
+    if (this.subscriber.status === 'ready') {
+      await this.subscriber.subscribe(this.channel);
+    } else {
+      // Started without Redis (REDIS_STARTUP_MODE=degraded): subscribe once it connects; from
+      // then on ioredis re-subscribes after every reconnect by itself.
+      this.setSubscribed(false);
+      this.subscriber.once('ready', () => {
+        this.subscriber.subscribe(this.channel).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
+      });
+    }
     this.heartbeat = setInterval(() => this.emit({ type: 'heartbeat', time: new Date().toISOString() }), this.heartbeatMs);
     this.heartbeat.unref();
   }

@@ -5,7 +5,15 @@ const CONNECTION = /Connection is closed|Command timed out|Stream isn't writeabl
 /** True when an error comes from Redis being unreachable or temporarily unable to serve. */
 export function isRedisUnavailableError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (err.name === 'MaxRetriesPerRequestError') return true;
+  if (err.name === 'MaxRetriesPerRequestError' || err instanceof RedisNotConnectedError) return true;
   if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
   return CONNECTION.test(err.message);
+}
+
+/** Thrown before work that needs Redis when the client is not connected (fail before side effects). */
+export class RedisNotConnectedError extends Error {
+  override readonly name = 'RedisNotConnectedError';
+  constructor(status: string) {
+    super(`Redis is not connected (${status})`);
+  }
 }

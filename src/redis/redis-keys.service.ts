@@ -53,6 +53,16 @@ export class RedisKeys {
     return sameSlotKey(key, suffix);
   }
 
+  /** Epoch ms of the last successful ingest by any instance (readiness reads it). */
+  ingestLastSuccess(): string {
+    return `${this.prefix}:ingest:last-success`;
+  }
+
+  /** Rate-limit counter of one client for one throttler. */
+  throttle(name: string): string {
+    return `${this.prefix}:throttle:${name}`;
+  }
+
   /** Lease lock `name`, e.g. `<prefix>:lock:ingest` (held by one instance per ingest tick). */
   lock(name: string): string {
     return `${this.prefix}:lock:${name}`;

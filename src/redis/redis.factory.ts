@@ -15,7 +15,7 @@ export type RedisConnectionSettings = Pick<
   | 'REDIS_STARTUP_WAIT_MS'
   | 'REDIS_PROTOCOL'
 > &
-  Partial<Pick<Env, 'REDIS_CLUSTER_NODES'>>;
+  Partial<Pick<Env, 'REDIS_CLUSTER_NODES' | 'REDIS_STARTUP_MODE'>>;
 
 /** Exponential backoff with full jitter on top of the base, capped; never gives up. */
 export function reconnectDelay(attempt: number, baseMs: number, maxMs: number): number {
@@ -89,6 +89,8 @@ export function createRedisClient(s: RedisConnectionSettings, name: string): Red
  * Connects and PINGs before the app serves. Waits (the client retries with backoff) up to
  * REDIS_STARTUP_WAIT_MS, then fails with one line naming the URL without its password, or the
  * cluster's seed nodes.
+ * REDIS_STARTUP_MODE=degraded returns at once instead: the client keeps reconnecting in the
+ * background, requests get 503 and readiness stays red until Redis answers.
  */
 export async function connectRedis(s: RedisConnectionSettings, name: string, logger: Logger): Promise<RedisClient> {
   const target = describeTarget(s);
@@ -109,6 +111,11 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
   client.on('node error', onError); // cluster only: a node failed (e.g. refused the connection)
   const ready = new Promise<void>((resolve) => client.once('ready', () => resolve()));
   client.connect().catch(() => undefined); // failures are retried by the retry strategy; we wait for 'ready'
+  if (s.REDIS_STARTUP_MODE === 'degraded') {
+    void ready.then(() => logger.log(`Connected to ${target}`));
+    logger.warn(`REDIS_STARTUP_MODE=degraded: serving without waiting for ${target}`);
+    return client;
+  }
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), s.REDIS_STARTUP_WAIT_MS);

@@ -10,7 +10,7 @@ import { RedisClient } from './redis.types.js';
  * The Redis connections of the app (a single server, or a Redis Cluster when
  * REDIS_CLUSTER_NODES is set): the one client for commands, and a subscriber for pub/sub
  * (a subscribed connection can run nothing else). Async factories connect and PING before
- * anything that depends on them is built; both are QUIT on shutdown (enableShutdownHooks).
+ * anything that depends on them is built; both are QUIT on shutdown (app.close(), on SIGTERM in main.ts).
  * ioredis re-subscribes the subscriber's channels by itself after a reconnect (autoResubscribe).
  */
 @Global()
@@ -66,5 +66,6 @@ function configSettings(config: ConfigService<Env, true>) {
     REDIS_STARTUP_WAIT_MS: get('REDIS_STARTUP_WAIT_MS'),
     REDIS_PROTOCOL: get('REDIS_PROTOCOL'),
     REDIS_CLUSTER_NODES: get('REDIS_CLUSTER_NODES'),
+    REDIS_STARTUP_MODE: get('REDIS_STARTUP_MODE'),
   };
 }

@@ -1,10 +1,10 @@
-import { Controller, Get, UseInterceptors } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, Query, UseInterceptors } from '@nestjs/common';
+import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { CacheKey } from '../cache/cache.constants.js';
 import { ServeFromMemory } from '../cache/cache.fast-path.js';
 import { RedisCacheInterceptor } from '../cache/cache.interceptor.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { SummaryResponseDto } from './dto/summary-response.dto.js';
+import { NoQueryDto, SummaryResponseDto } from './dto/summary-response.dto.js';
 import { SummaryService } from './summary.service.js';
 
 @ApiTags('summary')
@@ -23,14 +23,22 @@ export class SummaryController {
   })
   @ApiOkResponse({
     type: SummaryResponseDto,
-    headers: { 'X-Cache': { description: 'HIT when served from the Redis cache, MISS when computed', schema: { type: 'string', enum: ['HIT', 'MISS'] } } },
+    headers: {
+      'X-Cache': {
+        description: 'HIT when served from the Redis cache, MISS when computed, STALE when Redis is unavailable and the last good summary of this instance is served',
+        schema: { type: 'string', enum: ['HIT', 'MISS', 'STALE'] },
+      },
+      Age: { description: 'Seconds since the summary was computed (on HIT and STALE)', schema: { type: 'integer' } },
+    },
   })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Any query parameter (the endpoint takes none)' })
   @ApiServiceUnavailableResponse({
     type: ErrorResponseDto,
     description: 'No data yet, or Redis is unavailable',
     headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
   })
-  isBitcoinLit(): Promise<SummaryResponseDto> {
+  // The query is validated (and must be empty) so a typo gets a 400 naming the field.
+  isBitcoinLit(@Query() _query: NoQueryDto): Promise<SummaryResponseDto> {
     return this.summary.compute();
   }
 }

@@ -4,8 +4,7 @@ import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { detectBackend } from './backend-probe.js';
-import { NativeTimeseriesBackend } from './native.backend.js';
-import { PortableTimeseriesBackend } from './portable.backend.js';
+import { backendOf, DeferredTimeseriesBackend } from './deferred.backend.js';
 import { TIMESERIES_BACKEND } from './timeseries.constants.js';
 import { TimeseriesService } from './timeseries.service.js';
 import { TimeseriesBackend } from './timeseries.types.js';
@@ -14,6 +13,14 @@ import { TimeseriesBackend } from './timeseries.types.js';
 async function createBackend(redis: RedisClient, config: ConfigService<Env, true>): Promise<TimeseriesBackend> {
   const logger = new Logger('Timeseries');
   const wanted = config.get('TIMESERIES_BACKEND', { infer: true });
+  if (wanted !== 'auto' && redis.status !== 'ready') {
+    logger.log(`Time-series backend: ${wanted} (configured; Redis not connected yet)`);
+    return backendOf(wanted, redis);
+  }
+  if (redis.status !== 'ready') {
+    logger.warn('Time-series backend: unknown until Redis answers (auto; started degraded)');
+    return new DeferredTimeseriesBackend(redis, (kind) => logger.log(`Time-series backend: ${kind} (detected)`));
+  }
   // A forced portable backend needs no module, so no probe (on a cluster the probe asks every master).
   const detected = wanted === 'portable' ? 'portable' : await detectBackend(redis);
   if (wanted === 'native' && detected !== 'native') {
@@ -21,7 +28,7 @@ async function createBackend(redis: RedisClient, config: ConfigService<Env, true
   }
   const kind = wanted === 'auto' ? detected : wanted;
   logger.log(`Time-series backend: ${kind} (${wanted === 'auto' ? 'detected' : 'configured'})`);
-  return kind === 'native' ? new NativeTimeseriesBackend(redis) : new PortableTimeseriesBackend(redis);
+  return backendOf(kind, redis);
 }
 
 @Module({

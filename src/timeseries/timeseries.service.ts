@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
+import { DeferredTimeseriesBackend } from './deferred.backend.js';
 import { TIMESERIES_BACKEND } from './timeseries.constants.js';
 import {
   AddOutcome,
@@ -39,6 +40,11 @@ export class TimeseriesService {
 
   get kind(): BackendKind {
     return this.backend.kind;
+  }
+
+  /** False only while a deferred `auto` backend has not probed Redis yet (degraded start). */
+  get kindKnown(): boolean {
+    return !(this.backend instanceof DeferredTimeseriesBackend) || this.backend.known;
   }
 
   ensureSeries(key: string, options: SeriesOptions): Promise<void> {

@@ -2,9 +2,14 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createApp } from '../../src/app.factory.js';
 import { REDIS_URL } from './redis.js';
 
+/** The REFRESH_TOKEN every test app is booted with (POST /refresh needs it). */
+export const TEST_REFRESH_TOKEN = 'test-refresh-token-0123456789';
+export const AUTH = { authorization: `Bearer ${TEST_REFRESH_TOKEN}` };
+
 /**
  * Boots the real app (same factory as main.ts) against the real Redis, under its own key
- * prefix, with the schedule off unless a test turns it on.
+ * prefix, with the schedule off unless a test turns it on. Rate limits are high enough not to
+ * get in the way unless a test lowers them.
  */
 export async function bootApp(env: Record<string, string>): Promise<NestFastifyApplication> {
   const app = await createApp({
@@ -13,6 +18,9 @@ export async function bootApp(env: Record<string, string>): Promise<NestFastifyA
     INGEST_ON_STARTUP: 'false',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
     SENTIMENT_API_RETRY_BASE_MS: '10',
+    REFRESH_TOKEN: TEST_REFRESH_TOKEN,
+    THROTTLE_LIMIT: '100000',
+    THROTTLE_REFRESH_LIMIT: '100000',
     // Tests change Redis behind the app's back (delete the cache key…) and expect it seen at once.
     CACHE_L1_TTL_MS: '0',
     ...env,
@@ -20,4 +28,9 @@ export async function bootApp(env: Record<string, string>): Promise<NestFastifyA
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   return app;
+}
+
+/** POST /refresh as an authorised caller. */
+export function postRefresh(app: NestFastifyApplication, url = '/refresh') {
+  return app.inject({ method: 'POST', url, headers: AUTH });
 }

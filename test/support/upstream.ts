@@ -13,7 +13,8 @@ export type UpstreamMode =
   | { kind: 'json'; body: unknown }
   | { kind: 'status'; status: number; body?: string }
   | { kind: 'raw'; body: string; contentType?: string }
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  | { kind: 'slow'; body: unknown; delayMs: number };
 
 /**
  * A real HTTP server on 127.0.0.1 standing in for the SentiCrypt API; tests switch what it
@@ -37,6 +38,11 @@ export class FakeUpstream {
       this.calls++;
       const mode = this.mode;
       if (mode.kind === 'hang') return; // never answers: the client must time out
+      if (mode.kind === 'slow') {
+        const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(mode.body)), mode.delayMs);
+        res.on('close', () => clearTimeout(timer));
+        return;
+      }
       if (mode.kind === 'status') {
         res.writeHead(mode.status, { 'content-type': 'text/plain' }).end(mode.body ?? 'error');
       } else if (mode.kind === 'raw') {

@@ -48,3 +48,6 @@ export class RefreshQueryDto {
   @IsBoolean({ message: 'full must be true or false' })
   full?: boolean;
 }
+
+/** POST /refresh takes its options in the query; a body may only be empty or `{}`. */
+export class RefreshBodyDto {}

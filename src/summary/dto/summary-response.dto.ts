@@ -36,3 +36,6 @@ export class SummaryResponseDto {
    */
   price_direction!: Direction;
 }
+
+/** GET /is-bitcoin-lit takes no parameters; any given is rejected with its name. */
+export class NoQueryDto {}

@@ -1,0 +1,72 @@
+import { CallHandler, ExecutionContext, Logger } from '@nestjs/common';
+import { jest } from '@jest/globals';
+import { ConfigService } from '@nestjs/config';
+import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import { lastValueFrom, of, throwError } from 'rxjs';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { RedisKeys } from '../redis/redis-keys.service.js';
+import { CacheFastPath } from './cache.fast-path.js';
+import { RedisCacheInterceptor } from './cache.interceptor.js';
+import { CacheEntry, CacheService } from './cache.service.js';
+
+/** A CacheService whose Redis can be "down" (rejecting like ioredis without a connection). */
+class FakeCache {
+  down = false;
+  store = new Map<string, CacheEntry<unknown>>();
+  async get(key: string) {
+    if (this.down) throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
+    return this.store.get(key) ?? null;
+  }
+  async set(key: string, value: unknown, _ttl: number, storedAt = Date.now()) {
+    if (this.down) throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
+    this.store.set(key, { value, storedAt });
+  }
+}
+
+describe('RedisCacheInterceptor stale serving', () => {
+  const headers: Record<string, string> = {};
+  const cache = new FakeCache();
+  const counted: string[] = [];
+  const interceptor = new RedisCacheInterceptor(
+    cache as unknown as CacheService,
+    { cache: (name?: string) => `p:cache${name ? `:${name}` : ''}` } as unknown as RedisKeys,
+    { get: () => 'summary' } as unknown as Reflector,
+    {
+      httpAdapter: {
+        getRequestMethod: () => 'GET',
+        getRequestUrl: () => '/is-bitcoin-lit',
+        setHeader: (_res: unknown, k: string, v: string) => (headers[k] = v),
+      },
+    } as unknown as HttpAdapterHost,
+    { cache: { inc: ({ result }: { result: string }) => counted.push(result) } } as unknown as MetricsService,
+    { get: () => 60 } as unknown as ConfigService<never, true>,
+    { learn: () => undefined } as unknown as CacheFastPath,
+  );
+  const context = { switchToHttp: () => ({ getRequest: () => ({}), getResponse: () => ({}) }), getHandler: () => () => undefined } as unknown as ExecutionContext;
+  const run = (handler: CallHandler) => lastValueFrom(interceptor.intercept(context, handler));
+  const redisDown = { handle: () => throwError(() => new Error('Connection is closed.')) };
+
+  beforeAll(() => {
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  it('without a last good value, a Redis failure propagates (the filter makes it a 503)', async () => {
+    cache.down = true;
+    await expect(run(redisDown)).rejects.toThrow('Connection is closed.');
+  });
+
+  it('serves the last good value with X-Cache: STALE and its Age while Redis is down', async () => {
+    cache.down = false;
+    expect(await run({ handle: () => of({ answer: 1 }) })).toEqual({ answer: 1 });
+    expect(headers['X-Cache']).toBe('MISS');
+    cache.down = true;
+    expect(await run(redisDown)).toEqual({ answer: 1 });
+    expect(headers).toMatchObject({ 'X-Cache': 'STALE', Age: '0' });
+    expect(counted).toEqual(['miss', 'stale']);
+  });
+
+  it('does not hide errors that are not Redis outages', async () => {
+    cache.down = true;
+    await expect(run({ handle: () => throwError(() => new Error('bug')) })).rejects.toThrow('bug');
+  });
+});

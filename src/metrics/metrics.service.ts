@@ -1,0 +1,83 @@
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { RedisClient } from '../redis/redis.types.js';
+
+export type IngestOutcome = 'success' | 'upstream_error' | 'payload_error' | 'redis_error' | 'error';
+export type CacheResult = 'hit' | 'miss' | 'stale';
+
+/**
+ * Prometheus metrics of this process. Its own Registry (not prom-client's global one), so
+ * several apps in one process (the e2e tests) do not collide.
+ */
+@Injectable()
+export class MetricsService implements OnModuleInit {
+  readonly registry = new Registry();
+
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method, route pattern and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly ingestRuns = new Counter({
+    name: 'ingest_runs_total',
+    help: 'Ingest runs by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly samples = new Counter({
+    name: 'ingest_samples_total',
+    help: 'Samples sent to Redis by series and outcome (stored, duplicate, rejected)',
+    labelNames: ['series', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly invalidRecords = new Counter({
+    name: 'ingest_invalid_records_total',
+    help: 'Upstream records that failed validation and were skipped',
+    registers: [this.registry],
+  });
+
+  readonly upstreamDuration = new Histogram({
+    name: 'upstream_request_duration_seconds',
+    help: 'Duration of each upstream call (one per attempt) by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly cache = new Counter({
+    name: 'cache_requests_total',
+    help: 'Cached GET responses by result: hit, miss (computed), stale (last good value served while Redis failed)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly redisErrors = new Counter({
+    name: 'redis_errors_total',
+    help: 'Redis connection errors (client error events) and commands that failed because Redis was unavailable',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly lastIngestSuccess = new Gauge({
+    name: 'ingest_last_success_timestamp_seconds',
+    help: 'Unix time of the last successful ingest run in this process (0 = none yet)',
+    registers: [this.registry],
+  });
+
+  constructor(@Inject(REDIS_CLIENT) private readonly redis: RedisClient) {}
+
+  onModuleInit(): void {
+    collectDefaultMetrics({ register: this.registry });
+    this.redis.on('error', () => this.redisErrors.inc({ kind: 'connection' }));
+  }
+
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

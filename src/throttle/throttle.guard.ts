@@ -1,0 +1,67 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Reflector } from '@nestjs/core';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { TooManyRequestsException } from '../common/errors.js';
+import { Env } from '../config/env.validation.js';
+import { RedisThrottlerStorage } from './redis-throttler.storage.js';
+import { SKIP_THROTTLE, STRICT_THROTTLE } from './throttle.constants.js';
+
+interface Limit {
+  name: string;
+  limit: number;
+}
+
+/**
+ * Fixed-window rate limit per client IP (the proxy's X-Forwarded-For client when TRUST_PROXY),
+ * counted in Redis so it holds across instances: `default` (THROTTLE_LIMIT) on every route but
+ * those marked @SkipThrottle, plus `refresh` (THROTTLE_REFRESH_LIMIT) on @StrictThrottle ones.
+ * Over the limit: 429 with Retry-After. Same headers as @nestjs/throttler (X-RateLimit-*).
+ *
+ * Why not @nestjs/throttler itself: it is CommonJS and require()s the ESM-only Nest 12, which
+ * Node 20 runs but Jest on Node 20 cannot load, so it could not be tested here.
+ */
+@Injectable()
+export class ThrottleGuard implements CanActivate {
+  private readonly ttlMs: number;
+  private readonly defaultLimit: number;
+  private readonly refreshLimit: number;
+
+  constructor(
+    private readonly storage: RedisThrottlerStorage,
+    private readonly reflector: Reflector,
+    config: ConfigService<Env, true>,
+  ) {
+    this.ttlMs = config.get('THROTTLE_TTL_MS', { infer: true });
+    this.defaultLimit = config.get('THROTTLE_LIMIT', { infer: true });
+    this.refreshLimit = config.get('THROTTLE_REFRESH_LIMIT', { infer: true });
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (context.getType() !== 'http') return true; // WebSocket messages: the upgrade request was counted
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(SKIP_THROTTLE, targets)) return true;
+    const limits: Limit[] = [];
+    if (this.defaultLimit > 0) limits.push({ name: 'default', limit: this.defaultLimit });
+    if (this.reflector.getAllAndOverride<boolean>(STRICT_THROTTLE, targets)) limits.push({ name: 'refresh', limit: this.refreshLimit });
+    if (limits.length === 0) return true;
+
+    const http = context.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    // Per route, so heavy traffic to one endpoint does not eat another's budget.
+    const route = `${request.method}:${request.routeOptions.url ?? 'unmatched'}`;
+    for (const { name, limit } of limits) {
+      const record = await this.storage.increment(`${route}:${request.ip}`, this.ttlMs, limit, this.ttlMs, name);
+      if (record.isBlocked) {
+        const seconds = Math.max(1, record.timeToBlockExpire);
+        throw new TooManyRequestsException(`Too many requests; retry in ${seconds} s`, seconds);
+      }
+      const suffix = name === 'default' ? '' : `-${name}`;
+      void reply.header(`X-RateLimit-Limit${suffix}`, limit);
+      void reply.header(`X-RateLimit-Remaining${suffix}`, Math.max(0, limit - record.totalHits));
+      void reply.header(`X-RateLimit-Reset${suffix}`, record.timeToExpire);
+    }
+    return true;
+  }
+}

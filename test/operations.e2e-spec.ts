@@ -1,0 +1,242 @@
+import { jest } from '@jest/globals';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { AUTH, bootApp, postRefresh, TEST_REFRESH_TOKEN } from './support/app.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { FakeUpstream, loadFixture } from './support/upstream.js';
+import { until } from './support/wait.js';
+
+// Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
+jest.setTimeout(30_000);
+
+const fixture = loadFixture();
+
+describe('operations: health, metrics, request ids, upstream faults (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('ops');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  const get = (url: string, headers: Record<string, string> = {}) => app.inject({ method: 'GET', url, headers });
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(fixture).start();
+    app = await bootApp({
+      REDIS_KEY_PREFIX: prefix,
+      SENTIMENT_API_URL: upstream.url,
+      SENTIMENT_API_TIMEOUT_MS: '200',
+      HEALTH_INGEST_MAX_AGE_MS: '60000',
+      LOG_LEVEL: 'fatal',
+    });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('is live but not ready before the first successful ingest, ready after it', async () => {
+    expect((await get('/health/live')).json()).toEqual({ status: 'ok', info: {}, error: {}, details: {} });
+    const before = await get('/health/ready');
+    expect(before.statusCode).toBe(503);
+    expect(before.json()).toMatchObject({ message: 'Not ready: ingest', details: { ingest: { status: 'down', message: 'no successful ingest yet' } } });
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    const after = await get('/health/ready');
+    expect(after.statusCode).toBe(200);
+    expect(after.json().info).toMatchObject({ redis: { status: 'up' }, timeseries: { status: 'up' }, ingest: { status: 'up', ageSeconds: 0 } });
+    // Shared through Redis, so replicas without the schedule are ready too.
+    expect(Number(await redis.get(`${prefix}:ingest:last-success`))).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('returns the request id in a header, reusing a well-formed incoming one', async () => {
+    const own = await get('/is-bitcoin-lit', { 'x-request-id': 'trace-abc_123' });
+    expect(own.headers['x-request-id']).toBe('trace-abc_123');
+    const bad = await get('/nope', { 'x-request-id': 'has spaces and "quotes"' });
+    expect(bad.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(bad.json().requestId).toBe(bad.headers['x-request-id']);
+  });
+
+  it('sends security headers', async () => {
+    const res = await get('/is-bitcoin-lit');
+    expect(res.headers).toMatchObject({
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'SAMEORIGIN',
+      'strict-transport-security': expect.stringContaining('max-age='),
+      'content-security-policy': expect.stringContaining("default-src 'self'"),
+    });
+    expect(res.headers['x-powered-by']).toBeUndefined();
+    expect(res.headers['access-control-allow-origin']).toBeUndefined(); // CORS off by default
+  });
+
+  it('rejects unknown or malformed input with a 400 naming the field', async () => {
+    const unknown = await get('/is-bitcoin-lit?hours=3');
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json()).toMatchObject({ statusCode: 400, message: ['property hours should not exist'] });
+    const bogus = await app.inject({ method: 'POST', url: '/refresh?bogus=1', headers: AUTH });
+    expect(bogus.json()).toMatchObject({ statusCode: 400, message: ['property bogus should not exist'] });
+    const stray = await app.inject({ method: 'POST', url: '/refresh', headers: AUTH, payload: { full: true } });
+    expect(stray.json()).toMatchObject({ statusCode: 400, message: ['property full should not exist'] });
+    const badJson = await app.inject({ method: 'POST', url: '/refresh', headers: { ...AUTH, 'content-type': 'application/json' }, payload: '{"full":' });
+    expect(badJson.statusCode).toBe(400);
+    expect(badJson.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', requestId: expect.any(String) });
+  });
+
+  it('serves the cached summary with its Age', async () => {
+    await postRefresh(app); // primes the cache
+    const res = await get('/is-bitcoin-lit');
+    expect(res.headers['x-cache']).toBe('HIT');
+    expect(res.headers.age).toMatch(/^\d+$/);
+  });
+
+  describe('upstream faults', () => {
+    let before: string;
+    let stored: number;
+    const count = async () => Number(await redis.zcard(`${prefix}:price:mean:30s`));
+    beforeAll(async () => {
+      before = (await get('/is-bitcoin-lit')).body;
+      stored = await count();
+    });
+    afterEach(() => {
+      upstream.mode = { kind: 'json', body: fixture };
+    });
+
+    it('a hanging upstream times out per call, is retried with backoff, then 502 with what happened', async () => {
+      upstream.mode = { kind: 'hang' };
+      upstream.calls = 0;
+      const res = await postRefresh(app);
+      expect(res.statusCode).toBe(502);
+      expect(res.json().message).toBe('Ingest failed: upstream timed out (attempt 3 of 3)');
+      expect(upstream.calls).toBe(3);
+      expect(await count()).toBe(stored);
+      expect((await get('/is-bitcoin-lit')).body).toBe(before);
+    });
+
+    it('a JSON object is a permanent failure: one call, nothing stored changed', async () => {
+      upstream.mode = { kind: 'json', body: { message: 'rate limited' } };
+      upstream.calls = 0;
+      const res = await postRefresh(app);
+      expect(res.json().message).toBe('Ingest failed: upstream payload is not a JSON array (got object)');
+      expect(upstream.calls).toBe(1);
+      expect(await count()).toBe(stored);
+    });
+
+    it('an array with some bad records stores the good ones and reports the rest', async () => {
+      const next = { ...fixture[0], timestamp: 1625700000.5, btc_price: '34000.5', mean: 0.1 };
+      upstream.mode = { kind: 'json', body: [...fixture, next, { ...next, timestamp: 1625700030, btc_price: 'n/a' }, 'junk'] };
+      const res = await postRefresh(app);
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({
+        invalid: 2,
+        invalidReasons: ['#2475: btc_price is not a number', '#2476: record is not an object'],
+        stored: 2,
+        skipped: 2474,
+      });
+      expect(await count()).toBe(stored + 1);
+    });
+
+    it('metrics count every outcome', async () => {
+      const res = await get('/metrics');
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/plain/);
+      const m = res.body;
+      const value = (re: RegExp) => Number(re.exec(m)?.[1]);
+      expect(value(/^ingest_runs_total\{outcome="success"\} (\d+)$/m)).toBe(3);
+      expect(value(/^ingest_runs_total\{outcome="upstream_error"\} (\d+)$/m)).toBe(1);
+      expect(value(/^ingest_runs_total\{outcome="payload_error"\} (\d+)$/m)).toBe(1);
+      expect(value(/^ingest_samples_total\{series="price",outcome="stored"\} (\d+)$/m)).toBe(2475);
+      expect(value(/^ingest_invalid_records_total (\d+)$/m)).toBe(2);
+      expect(value(/^upstream_request_duration_seconds_count\{outcome="transient_error"\} (\d+)$/m)).toBe(3);
+      expect(value(/^cache_requests_total\{result="hit"\} (\d+)$/m)).toBeGreaterThan(0);
+      expect(value(/^ingest_last_success_timestamp_seconds (\d+)$/m)).toBeGreaterThan(Date.now() / 1000 - 60);
+      expect(m).toMatch(/^http_request_duration_seconds_count\{method="GET",route="\/is-bitcoin-lit",status="200"\} \d+$/m);
+      expect(m).toMatch(/^http_request_duration_seconds_count\{method="POST",route="\/refresh",status="502"\} 2$/m);
+      expect(m).toMatch(/^process_cpu_seconds_total /m);
+    });
+  });
+});
+
+describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('sec');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const apps: NestFastifyApplication[] = [];
+  const boot = async (env: Record<string, string>) => {
+    const app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, LOG_LEVEL: 'fatal', ...env });
+    apps.push(app);
+    return app;
+  };
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(fixture).start();
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('POST /refresh needs the bearer token; wrong or missing is 401 and calls nothing upstream', async () => {
+    const app = await boot({});
+    upstream.calls = 0;
+    for (const authorization of [undefined, 'Bearer wrong-token-wrong-token', `Basic ${TEST_REFRESH_TOKEN}`, `Bearer ${TEST_REFRESH_TOKEN}x`]) {
+      const res = await app.inject({ method: 'POST', url: '/refresh', headers: authorization ? { authorization } : {} });
+      expect(res.statusCode).toBe(401);
+      expect(res.json()).toMatchObject({ statusCode: 401, message: 'Missing or invalid bearer token (Authorization: Bearer <REFRESH_TOKEN>)' });
+    }
+    expect(upstream.calls).toBe(0);
+    expect((await postRefresh(app)).statusCode).toBe(200);
+  });
+
+  it('without REFRESH_TOKEN the endpoint is disabled with a 403', async () => {
+    const app = await boot({ REFRESH_TOKEN: '' });
+    const res = await postRefresh(app);
+    expect(res.statusCode).toBe(403);
+    expect(res.json().message).toBe('POST /refresh is disabled on this server (REFRESH_TOKEN is not set)');
+  });
+
+  it('rate limits per client across instances (counted in Redis): 429 with Retry-After; health is exempt', async () => {
+    const limits = { THROTTLE_LIMIT: '5', THROTTLE_TTL_MS: '60000', REDIS_KEY_PREFIX: `${prefix}:rl` };
+    const [a, b] = [await boot(limits), await boot(limits)];
+    const statuses: number[] = [];
+    for (const app of [a, b, a, b, a, b]) statuses.push((await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).statusCode);
+    expect(statuses.slice(0, 5)).not.toContain(429);
+    const limited = await b.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    expect(statuses[5]).toBe(429);
+    expect(limited.statusCode).toBe(429);
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expect(limited.json()).toMatchObject({ statusCode: 429, error: 'Too Many Requests', message: expect.stringMatching(/^Too many requests; retry in \d+ s$/) });
+    expect((await a.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    await deleteKeys(redis, `${prefix}:rl`);
+  });
+
+  it('POST /refresh has its own, stricter limit', async () => {
+    const app = await boot({ THROTTLE_REFRESH_LIMIT: '2', REDIS_KEY_PREFIX: `${prefix}:rr` });
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await postRefresh(app)).statusCode);
+    expect(statuses).toEqual([200, 200, 429]);
+    expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    await deleteKeys(redis, `${prefix}:rr`);
+  });
+
+  it('CORS answers configured origins only', async () => {
+    const app = await boot({ CORS_ORIGINS: 'https://dash.example' });
+    const preflight = (origin: string) =>
+      app.inject({ method: 'OPTIONS', url: '/is-bitcoin-lit', headers: { origin, 'access-control-request-method': 'GET' } });
+    expect((await preflight('https://dash.example')).headers['access-control-allow-origin']).toBe('https://dash.example');
+    expect((await preflight('https://evil.example')).headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('readiness goes red when the last successful ingest is older than HEALTH_INGEST_MAX_AGE_MS', async () => {
+    const app = await boot({ HEALTH_INGEST_MAX_AGE_MS: '1', REDIS_KEY_PREFIX: `${prefix}:age` });
+    await postRefresh(app);
+    const res = await until('ingest to age', async () => {
+      const r = await app.inject({ method: 'GET', url: '/health/ready' });
+      return r.statusCode === 503 && r;
+    });
+    expect(res.json().details.ingest).toMatchObject({ status: 'down', message: 'older than 1 ms' });
+    await deleteKeys(redis, `${prefix}:age`);
+  });
+});

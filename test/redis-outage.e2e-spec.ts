@@ -1,0 +1,215 @@
+import { jest } from '@jest/globals';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
+import { AUTH, bootApp } from './support/app.js';
+import { expectedSummary } from './support/expected-summary.js';
+import { FaultRedisServer } from './support/fault-redis.js';
+import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
+import { report, until } from './support/wait.js';
+
+// Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
+jest.setTimeout(30_000);
+
+const fixture = loadFixture()
+  .slice()
+  .sort((a, b) => (a.timestamp as number) - (b.timestamp as number));
+const firstHalf = fixture.slice(0, 1200);
+const PREFIX = 'outage';
+
+/** Settings that make the outage short to test: fast command timeout and reconnect backoff. */
+const FAST_REDIS = {
+  REDIS_KEY_PREFIX: PREFIX,
+  REDIS_COMMAND_TIMEOUT_MS: '500',
+  REDIS_CONNECT_TIMEOUT_MS: '500',
+  REDIS_RETRY_BASE_MS: '50',
+  REDIS_RETRY_MAX_MS: '500',
+  HEALTH_REDIS_TIMEOUT_MS: '300',
+  LOG_LEVEL: 'fatal', // the errors these tests cause on purpose would only be noise
+};
+
+/**
+ * Redis goes away while the service runs: a private redis-server (AOF, fsync always, so what
+ * was written survives the kill like on a production Redis with persistence) is SIGKILLed and
+ * started again on the same port while the scheduler ingests every second.
+ */
+describe('Redis outage while serving (e2e, private redis-server killed and restarted)', () => {
+  let server: FaultRedisServer;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  let beforeOutage: { body: string };
+
+  const get = (url: string) => app.inject({ method: 'GET', url });
+  const metric = async (line: RegExp) => Number(line.exec((await get('/metrics')).body)?.[1] ?? 0);
+  const count = async (metric: string) =>
+    (await app.get(TimeseriesService).range({ key: `${PREFIX}:${metric}:mean:30s`, from: 0, to: Date.now() })).length;
+
+  beforeAll(async () => {
+    server = await new FaultRedisServer(true).start();
+    upstream = await new FakeUpstream(firstHalf).start();
+    app = await bootApp({
+      ...FAST_REDIS,
+      REDIS_URL: server.url,
+      SENTIMENT_API_URL: upstream.url,
+      SENTIMENT_API_RETRIES: '0',
+      INGEST_SCHEDULE_ENABLED: 'true',
+      INGEST_ON_STARTUP: 'true',
+      INGEST_INTERVAL_MS: '1000',
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await server?.stop();
+  });
+
+  it('is ready and serves the summary once the first scheduled ingest stored the data', async () => {
+    await until('first ingest', async () => (await count('price')) === firstHalf.length);
+    const ready = await until('readiness', async () => {
+      const r = await get('/health/ready');
+      return r.statusCode === 200 && r;
+    });
+    expect(ready.json()).toMatchObject({
+      status: 'ok',
+      info: { redis: { status: 'up' }, timeseries: { status: 'up', backend: 'portable' }, ingest: { status: 'up' } },
+    });
+    const res = await get('/is-bitcoin-lit');
+    expect(res.statusCode).toBe(200);
+    expect(res.json().hourly_average_of_averages).toEqual(expectedSummary(firstHalf));
+    beforeOutage = { body: res.body };
+  });
+
+  describe('while Redis is down', () => {
+    beforeAll(async () => {
+      upstream.mode = { kind: 'json', body: fixture }; // the upstream moves on during the outage
+      await server.kill('SIGKILL');
+    });
+
+    it('readiness goes red with the reason, liveness stays green', async () => {
+      const ready = await get('/health/ready');
+      expect(ready.statusCode).toBe(503);
+      expect(ready.json()).toMatchObject({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: expect.stringMatching(/^Not ready: redis/),
+        details: { redis: { status: 'down' } },
+        requestId: ready.headers['x-request-id'],
+      });
+      const live = await get('/health/live');
+      expect(live.statusCode).toBe(200);
+      expect(live.json()).toMatchObject({ status: 'ok' });
+    });
+
+    it('serves the last good summary, marked STALE with its Age', async () => {
+      const res = await get('/is-bitcoin-lit');
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['x-cache']).toBe('STALE');
+      expect(Number(res.headers.age)).toBeGreaterThanOrEqual(0);
+      expect(res.body).toBe(beforeOutage.body);
+    });
+
+    it('answers what needs Redis with a fast, clear JSON 503: no hang, no stack, no Redis text', async () => {
+      const latencies: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const started = performance.now();
+        const res = await app.inject({ method: 'POST', url: '/refresh', headers: AUTH });
+        latencies.push(performance.now() - started);
+        expect(res.statusCode).toBe(503);
+        expect(res.headers['retry-after']).toBe('5');
+        expect(res.json()).toEqual({
+          statusCode: 503,
+          error: 'Service Unavailable',
+          message: 'The data store is temporarily unavailable; try again shortly',
+          requestId: res.headers['x-request-id'],
+        });
+      }
+      latencies.sort((a, b) => a - b);
+      report('503 latency during outage (ms, p50/max of 20)', [latencies[10].toFixed(2), latencies[19].toFixed(2)]);
+    });
+
+    it('ingest fails cleanly (counted as redis_error, upstream not called) and metrics still answer', async () => {
+      // The 20 refreshes above; scheduled ticks skip while they cannot take the ingest lease.
+      upstream.calls = 0;
+      expect(await metric(/^ingest_runs_total\{outcome="redis_error"\} (\d+)/m)).toBeGreaterThanOrEqual(20);
+      // Counted per failed reconnect attempt (the first comes after the first backoff delay).
+      await until('a failed reconnect', async () => (await metric(/^redis_errors_total\{kind="connection"\} (\d+)/m)) > 0);
+      expect(await metric(/^cache_requests_total\{result="stale"\} (\d+)/m)).toBeGreaterThan(0);
+      expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(503);
+      expect(upstream.calls).toBe(0);
+    });
+  });
+
+  describe('after Redis comes back', () => {
+    let restartedAt: number;
+    beforeAll(async () => {
+      await server.restart();
+      restartedAt = performance.now();
+    });
+
+    it('reconnects by itself and is ready again within seconds', async () => {
+      await until('readiness after restart', async () => (await get('/health/ready')).statusCode === 200, 20_000, 25);
+      report('readiness recovery after Redis restart (ms)', Math.round(performance.now() - restartedAt));
+    });
+
+    it('the next scheduled run stores everything missed: nothing lost, nothing doubled', async () => {
+      await until('catch-up ingest', async () => (await count('price')) === fixture.length, 20_000);
+      report('catch-up after Redis restart (ms)', Math.round(performance.now() - restartedAt));
+      expect(await count('sentiment')).toBe(fixture.length);
+      const redis = new Redis(server.url);
+      try {
+        // Same samples as the upstream serves, each exactly once.
+        const stamps = await redis.zrange(`${PREFIX}:price:mean:30s`, '0', '-1', 'WITHSCORES');
+        const stored = stamps.filter((_, i) => i % 2 === 1).map(Number);
+        expect(stored).toEqual(fixture.map((r: RawRecord) => Math.trunc((r.timestamp as number) * 1000)));
+      } finally {
+        redis.disconnect();
+      }
+      const summary = await until('fresh summary', async () => {
+        const r = await get('/is-bitcoin-lit');
+        return r.statusCode === 200 && r.headers['x-cache'] !== 'STALE' && r.json().hourly_average_of_averages[2]?.time === expectedSummary(fixture)[2].time && r;
+      });
+      expect(summary.json().hourly_average_of_averages).toEqual(expectedSummary(fixture));
+    });
+  });
+});
+
+describe('Redis down at startup (e2e)', () => {
+  let server: FaultRedisServer;
+  let app: NestFastifyApplication | undefined;
+
+  beforeAll(async () => {
+    server = await new FaultRedisServer(false).start();
+    await server.kill('SIGKILL'); // a port where Redis will come up later
+  });
+  afterAll(async () => {
+    await app?.close();
+    await server?.stop();
+  });
+
+  it('REDIS_STARTUP_MODE=wait (default) gives up after REDIS_STARTUP_WAIT_MS with one line', async () => {
+    await expect(bootApp({ ...FAST_REDIS, REDIS_URL: server.url, REDIS_STARTUP_WAIT_MS: '300', LOG_LEVEL: 'fatal' })).rejects.toThrow(
+      new RegExp(`^Redis at redis://127\\.0\\.0\\.1:${server.port}/? is not reachable after 300 ms \\([^\\n]*\\)$`),
+    );
+  });
+
+  it('REDIS_STARTUP_MODE=degraded starts, is live but not ready, answers 503, and becomes ready when Redis comes', async () => {
+    app = await bootApp({ ...FAST_REDIS, REDIS_URL: server.url, REDIS_STARTUP_MODE: 'degraded', HEALTH_INGEST_MAX_AGE_MS: '0', LOG_LEVEL: 'fatal' });
+    expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    const ready = await app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().details).toMatchObject({ redis: { status: 'down' }, timeseries: { status: 'down', message: 'backend not probed yet' } });
+    const summary = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    expect(summary.statusCode).toBe(503); // nothing good served yet by this instance: no stale copy
+    expect(summary.json()).toMatchObject({ statusCode: 503, message: 'The data store is temporarily unavailable; try again shortly' });
+
+    await server.restart();
+    // The backend is probed on first use; readiness then sees Redis up and the backend known.
+    await until('summary attempt after Redis came', async () => (await app!.inject({ method: 'GET', url: '/is-bitcoin-lit' })).statusCode === 503 && app!.get(TimeseriesService).kindKnown);
+    const after = await until('ready', async () => {
+      const r = await app!.inject({ method: 'GET', url: '/health/ready' });
+      return r.statusCode === 200 && r;
+    });
+    expect(after.json().info).toMatchObject({ redis: { status: 'up' }, timeseries: { backend: 'portable' } });
+  });
+});

@@ -1,0 +1,93 @@
+import { Redis } from 'ioredis';
+import { TEST_REFRESH_TOKEN } from './support/app.js';
+import { AppProcess, buildApp } from './support/process.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { freePort } from './support/redis-server.js';
+import { FakeUpstream, loadFixture } from './support/upstream.js';
+import { until } from './support/wait.js';
+
+const fixture = loadFixture();
+
+/** The real process (`node main.js`) receives the signals and reports its exit code. */
+describe('process lifecycle (e2e, real node process)', () => {
+  let build: Awaited<ReturnType<typeof buildApp>>;
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const prefix = uniquePrefix('shutdown');
+  const running: AppProcess[] = [];
+  const start = (env: Record<string, string>) => {
+    const p = new AppProcess(build.main, {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      SENTIMENT_API_URL: upstream.url,
+      REFRESH_TOKEN: TEST_REFRESH_TOKEN,
+      LOG_LEVEL: 'log',
+      ...env,
+    });
+    running.push(p);
+    return p;
+  };
+
+  beforeAll(async () => {
+    build = await buildApp();
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(fixture).start();
+  }, 120_000);
+  afterAll(async () => {
+    for (const p of running) await p.stop();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis?.quit();
+    build?.cleanup();
+  });
+
+  it('SIGTERM during an ingest run and under request load: requests finish, the run completes, Redis is quit, exit 0', async () => {
+    upstream.mode = { kind: 'slow', body: fixture, delayMs: 1500 };
+    upstream.calls = 0;
+    const app = start({ INGEST_ON_STARTUP: 'true', INGEST_SCHEDULE_ENABLED: 'true' });
+    const base = await until('listening', async () => app.url, 30_000);
+    await until('ingest run in progress', async () => upstream.calls >= 1);
+
+    // In flight at SIGTERM: a refresh that joins the running ingest, and a burst of reads.
+    const refresh = fetch(`${base}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
+    const reads = Array.from({ length: 50 }, (_, i) => fetch(`${base}/${i % 2 ? 'health/live' : 'metrics'}`).then((r) => r.status));
+    await new Promise((r) => setTimeout(r, 100));
+    app.kill('SIGTERM');
+    await until('readiness red while shutting down', async () => {
+      const r = await fetch(`${base}/health/ready`).catch(() => null);
+      return r !== null && r.status === 503;
+    });
+
+    const res = await refresh;
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ fetched: 2474, stored: 4948, rejected: 0 });
+    // Every read gets an answer: 200, or, if it reached the server after SIGTERM, the 503 that
+    // tells a load balancer to go elsewhere (never a reset connection).
+    const statuses = await Promise.all(reads);
+    expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+    expect(statuses).toContain(200);
+    expect(await app.exited).toEqual({ code: 0, signal: null });
+    // The run completed: every sample is there (none half-written), and the log says so.
+    expect(await redis.zcard(`${prefix}:price:mean:30s`)).toBe(2474);
+    expect(await redis.zcard(`${prefix}:sentiment:mean:30s`)).toBe(2474);
+    const messages = app.lines.map((l) => String(l.msg));
+    expect(messages).toEqual(expect.arrayContaining(['SIGTERM: shutting down gracefully', 'Redis connection closed']));
+    expect(messages.findIndex((m) => m.startsWith('ingest ok'))).toBeLessThan(messages.indexOf('Redis connection closed'));
+    // JSON lines with a level; request lines carry the request id.
+    expect(app.lines.every((l) => !l.unparsed && typeof l.level === 'number')).toBe(true);
+    const requestLines = app.lines.filter((l) => l.req);
+    expect(requestLines.length).toBeGreaterThan(0);
+    expect(requestLines.every((l) => typeof (l.req as { id?: unknown }).id === 'string')).toBe(true);
+    expect(JSON.stringify(app.lines)).not.toContain(TEST_REFRESH_TOKEN);
+  }, 60_000);
+
+  it('Redis down at startup (REDIS_STARTUP_MODE=wait): exits 1 with one line naming the reason', async () => {
+    const port = await freePort();
+    const app = start({ REDIS_URL: `redis://:secret-pass@127.0.0.1:${port}`, REDIS_STARTUP_WAIT_MS: '500', LOG_LEVEL: 'log' });
+    expect(await app.exited).toEqual({ code: 1, signal: null });
+    expect(app.stderr).toBe(`is-bitcoin-lit failed to start: Redis at redis://:***@127.0.0.1:${port} is not reachable after 500 ms (connect ECONNREFUSED 127.0.0.1:${port})\n`);
+    expect(JSON.stringify(app.lines)).not.toContain('secret-pass');
+  }, 30_000);
+});

@@ -1,0 +1,94 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './redis-server.js';
+
+/** One PING over a raw socket: true when a Redis answers +PONG. */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
+    socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A private `redis-server` child process (SIGKILLed rather than shut down, unlike
+ * RedisServerProcess in redis-server.ts) on 127.0.0.1 and a free port, for fault injection:
+ * tests kill it and start it again on the same port. With `persist`, every write is appended
+ * to an AOF (fsync always) in a temp dir, so data written before a kill is there after the
+ * restart, as on a production Redis with persistence.
+ */
+export class FaultRedisServer {
+  port = 0;
+  private child: ChildProcess | null = null;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'ibl-redis-'));
+
+  constructor(private readonly persist: boolean) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.child !== null;
+  }
+
+  async start(): Promise<this> {
+    for (let attempt = 0; attempt < 5 && !this.child; attempt++) {
+      if (this.port === 0 || attempt > 0) this.port = await freePort();
+      await this.spawnAndWait().catch(() => undefined);
+    }
+    if (!this.child) throw new Error('redis-server did not start');
+    return this;
+  }
+
+  /** Starts again on the same port (after kill). */
+  async restart(): Promise<void> {
+    await this.spawnAndWait();
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = null;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async spawnAndWait(): Promise<void> {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning'];
+    args.push(...(this.persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    let exited = false;
+    child.once('exit', () => {
+      exited = true;
+    });
+    for (let i = 0; i < 100; i++) {
+      if (exited) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
+      if (await ping(this.port)) {
+        this.child = child;
+        return;
+      }
+      await sleep(50);
+    }
+    child.kill('SIGKILL');
+    throw new Error('redis-server did not answer PING within 5 s');
+  }
+}
