@@ -49,10 +49,11 @@ export class CacheService {
    * JSON of the value held in memory for `key`, if fresh; never touches Redis (for
    * CacheFastPath, which answers without entering Nest). Serialized once per entry.
    */
-  peekJson(key: string): string | undefined {
+  peekJson(key: string): { body: string; storedAt: number } | undefined {
     const held = this.l1.get(key);
     if (!held?.entry || held.until <= Date.now()) return undefined;
-    return (held.body ??= JSON.stringify(held.entry.value));
+    held.body ??= JSON.stringify(held.entry.value);
+    return { body: held.body, storedAt: held.entry.storedAt };
   }
 
   get<T>(key: string): Promise<CacheEntry<T> | null> {
