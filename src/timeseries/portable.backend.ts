@@ -35,8 +35,8 @@
  * - twa needs samples outside the bucket and the range; it is not implemented here and throws.
  * - Compaction rules (TS.CREATERULE, epoch-aligned, no back-fill): see the ADD script.
  */
-import { createHash } from 'node:crypto';
 import { hashTag, sameSlotKey } from '../redis/key-slot.js';
+import { LuaScript } from '../redis/lua-script.js';
 import type { RedisClient } from '../redis/redis.types.js';
 import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
 import type {
@@ -54,7 +54,6 @@ import {
   assertRangeQuery,
   assertRule,
   assertSeriesOptions,
-  errorMessage,
   RuleConflictError,
   formatValue,
   NotATimeSeriesError,
@@ -411,24 +410,6 @@ if not top[1] then return { 1 } end
 local colon = string.find(top[1], ':', 1, true)
 return { 1, string.sub(top[1], 1, colon - 1), string.sub(top[1], colon + 1) }
 `;
-
-/** A Lua script run with EVALSHA, loaded with EVAL when the server does not have it yet. */
-class LuaScript {
-  private readonly sha: string;
-
-  constructor(private readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(redis: RedisClient, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!errorMessage(err).startsWith('NOSCRIPT')) throw err;
-      return redis.eval(this.source, keys.length, ...keys, ...args);
-    }
-  }
-}
 
 const SCRIPTS = {
   ensure: new LuaScript(ENSURE),
