@@ -3,9 +3,9 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { CacheService } from '../src/cache/cache.service.js';
 import { SummaryService } from '../src/summary/summary.service.js';
-import { AUTH, bootApp } from './support/app.js';
+import { AUTH, bootApp, startTestApp, stopTestApp } from './support/app.js';
 import { waitUntil } from './support/instances.js';
-import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
 const fixture = loadFixture().sort((a, b) => (a.timestamp as number) - (b.timestamp as number));
@@ -20,17 +20,10 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   const inRedis = async () => JSON.parse((await redis.get(cacheKey)) as string).value;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(fixture.slice(0, 1500)).start();
     // A long L1 TTL, so "still the old copy" below does not depend on timing.
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, CACHE_L1_TTL_MS: '60000' });
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture.slice(0, 1500), { CACHE_L1_TTL_MS: '60000' }));
   });
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('serves the Redis entry, then repeats it from memory with the same bytes and X-Cache: HIT, without entering Nest', async () => {
     expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);

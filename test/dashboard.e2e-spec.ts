@@ -9,8 +9,8 @@ import { AddressInfo } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import playwright, { type Browser, type Page } from 'playwright-core';
-import { AUTH, bootApp } from './support/app.js';
-import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { AUTH, startTestApp } from './support/app.js';
+import { deleteKeys, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 
 // Page-side globals inside page.evaluate / waitForFunction callbacks (the project has no DOM lib).
@@ -51,9 +51,7 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
   };
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(earlier).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    ({ redis, upstream, app } = await startTestApp(prefix, earlier));
     await app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
     expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 2 * earlier.length });

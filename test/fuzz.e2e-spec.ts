@@ -2,8 +2,8 @@ import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AddressInfo, connect } from 'node:net';
 import { Redis } from 'ioredis';
-import { AUTH, bootApp, postRefresh } from './support/app.js';
-import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { AUTH, postRefresh, startTestApp, stopTestApp } from './support/app.js';
+import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 import { report } from './support/wait.js';
 
@@ -101,19 +101,12 @@ describe('request fuzzer (e2e, real HTTP, real Redis)', () => {
   let port: number;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(loadFixture()).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, LOG_LEVEL: 'fatal' });
+    ({ redis, upstream, app } = await startTestApp(prefix, loadFixture(), { LOG_LEVEL: 'fatal' }));
     await app.listen(0, '127.0.0.1');
     port = (app.getHttpServer().address() as AddressInfo).port;
     expect((await postRefresh(app)).statusCode).toBe(200); // data exists: a 503 would be a finding
   });
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it(`answers ${CASES} generated malformed requests with statuses below 500 and stays healthy`, async () => {
     const cases = generate(SEED, CASES);

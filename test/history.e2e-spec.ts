@@ -10,8 +10,8 @@ import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
 import { PortableTimeseriesBackend } from '../src/timeseries/portable.backend.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import type { Aggregation } from '../src/timeseries/timeseries.types.js';
-import { AUTH, bootApp } from './support/app.js';
-import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { AUTH, bootApp, startTestApp, stopTestApp } from './support/app.js';
+import { REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 
 const HOUR = 3_600_000;
@@ -80,18 +80,11 @@ describe('history queries (e2e, real Redis)', () => {
   const get = (url: string) => app.inject({ method: 'GET', url });
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(fixture).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture));
     expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 2 * 2474 });
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('knows the fixture span', () => {
     expect(iso(FIRST)).toBe('2021-07-06T17:30:26.345Z');
@@ -294,12 +287,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
     app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('marks the compactions complete only after the bucket of the newest sample at rule creation', async () => {
     const newest = Math.max(...firstHalf.map((r) => Math.trunc((r.timestamp as number) * 1000)));

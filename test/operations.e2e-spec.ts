@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
-import { AUTH, bootApp, postRefresh, TEST_REFRESH_TOKEN } from './support/app.js';
+import { AUTH, bootApp, postRefresh, startTestApp, stopTestApp, TEST_REFRESH_TOKEN } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 import { until } from './support/wait.js';
@@ -19,22 +19,13 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
   const get = (url: string, headers: Record<string, string> = {}) => app.inject({ method: 'GET', url, headers });
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(fixture).start();
-    app = await bootApp({
-      REDIS_KEY_PREFIX: prefix,
-      SENTIMENT_API_URL: upstream.url,
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture, {
       SENTIMENT_API_TIMEOUT_MS: '200',
       HEALTH_INGEST_MAX_AGE_MS: '60000',
       LOG_LEVEL: 'fatal',
-    });
+    }));
   });
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('is live but not ready before the first successful ingest, ready after it', async () => {
     expect((await get('/health/live')).json()).toEqual({ status: 'ok', info: {}, error: {}, details: {} });

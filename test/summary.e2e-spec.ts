@@ -3,8 +3,8 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
-import { AUTH, bootApp } from './support/app.js';
-import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { AUTH, startTestApp, stopTestApp } from './support/app.js';
+import { deleteKeys, uniquePrefix } from './support/redis.js';
 import { expectedSummary } from './support/expected-summary.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
@@ -24,17 +24,10 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
     (await app.get(TimeseriesService).range({ key: series(metric), from: 0, to: Date.now() })).length;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(fixture).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture));
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('answers 503 with Retry-After and a JSON error before any data exists', async () => {
     const res = await get('/is-bitcoin-lit');
@@ -208,16 +201,9 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
   const post = (url: string) => app.inject({ method: 'POST', url, headers: AUTH });
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream([]).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    ({ redis, upstream, app } = await startTestApp(prefix, []));
   });
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('skips and counts bad records, stores the good ones of the same payload', async () => {
     const good = fixture.slice(0, 10);
@@ -289,16 +275,9 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
   let app: NestFastifyApplication;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(fixture).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, SUMMARY_ANCHOR: 'now' });
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture, { SUMMARY_ANCHOR: 'now' }));
   });
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('answers 503 when the stored data is older than the window ending now', async () => {
     expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);

@@ -1,6 +1,8 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createApp } from '../../src/app.factory.js';
-import { REDIS_URL } from './redis.js';
+import { Redis } from 'ioredis';
+import { deleteKeys, REDIS_URL } from './redis.js';
+import { FakeUpstream } from './upstream.js';
 
 /** The REFRESH_TOKEN every test app is booted with (POST /refresh needs it). */
 export const TEST_REFRESH_TOKEN = 'test-refresh-token-0123456789';
@@ -33,4 +35,36 @@ export async function bootApp(env: Record<string, string>): Promise<NestFastifyA
 /** POST /refresh as an authorised caller. */
 export function postRefresh(app: NestFastifyApplication, url = '/refresh') {
   return app.inject({ method: 'POST', url, headers: AUTH });
+}
+
+export interface TestApp {
+  redis: Redis;
+  upstream: FakeUpstream;
+  app: NestFastifyApplication;
+}
+
+/**
+ * The usual e2e setup: a Redis client for assertions, a loopback upstream serving `payload`,
+ * and the app booted against both under `prefix`. Undone by stopTestApp.
+ */
+export async function startTestApp(prefix: string, payload: unknown, env: Record<string, string> = {}): Promise<TestApp> {
+  const redis = new Redis(REDIS_URL);
+  const upstream = await new FakeUpstream(payload).start();
+  try {
+    const app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, ...env });
+    return { redis, upstream, app };
+  } catch (err) {
+    await stopTestApp(prefix, { redis, upstream });
+    throw err;
+  }
+}
+
+/** Closes what startTestApp opened (any part may be missing) and deletes the prefix's keys. */
+export async function stopTestApp(prefix: string, t: Partial<TestApp>): Promise<void> {
+  await t.app?.close();
+  await t.upstream?.stop();
+  if (t.redis) {
+    await deleteKeys(t.redis, prefix);
+    await t.redis.quit();
+  }
 }
