@@ -1,17 +1,36 @@
+import { createServer, type Server } from 'node:http';
 import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { FastifyServerFactory } from 'fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
 import { requestIdOf } from './common/request-id.js';
-import { securityHeaders } from './common/security-headers.js';
+import { API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './common/security-headers.js';
 import { Env } from './config/env.validation.js';
 import { MetricsService } from './metrics/metrics.service.js';
+
+/**
+ * The HTTP server: CacheFastPath first, then Fastify's handler. Configured as Fastify configures
+ * the server it creates itself (fastify/lib/server.js), so its timeouts still apply.
+ */
+function serverWithFastPath(fastPath: () => CacheFastPath | undefined): FastifyServerFactory<Server> {
+  return (handler, options) => {
+    const server = createServer((req, res) => {
+      if (!fastPath()?.serve(req, res)) handler(req, res);
+    });
+    server.keepAliveTimeout = options.keepAliveTimeout as number;
+    server.requestTimeout = options.requestTimeout as number;
+    server.setTimeout(options.connectionTimeout as number);
+    if ((options.maxRequestsPerSocket as number) > 0) server.maxRequestsPerSocket = options.maxRequestsPerSocket as number;
+    return server;
+  };
+}
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
@@ -28,21 +47,32 @@ export function logLevels(level = process.env.LOG_LEVEL ?? 'log'): LogLevel[] {
 export async function createApp(env: Record<string, string> = {}): Promise<NestFastifyApplication> {
   // TRUST_PROXY is needed by the adapter, before config is validated: read it the same way.
   const trustProxy = /^(true|1|yes|on)$/i.test((env.TRUST_PROXY ?? process.env.TRUST_PROXY ?? '').trim());
+  // Created before the app, so the server below reaches CacheFastPath through this variable.
+  let fastPath: CacheFastPath | undefined;
   const adapter = new FastifyAdapter({
     bodyLimit: 64 * 1024,
     trustProxy,
     genReqId: requestIdOf,
     // The default 'reqId' label and Fastify's own request logging stay off: pino-http logs requests.
     logger: false,
+    // Cached GETs are answered in front of Fastify; every other request goes to its handler.
+    serverFactory: serverWithFastPath(() => fastPath),
   });
-  // The first hook of every request, added before Nest registers its middleware: security
-  // headers (helmet's, computed once), the request id, then cache hits from memory.
-  const security = securityHeaders();
-  let fastPath: CacheFastPath | undefined;
-  adapter.getInstance().addHook('onRequest', (request, reply, done) => {
-    reply.headers(security);
+  // The first hook of every request Fastify handles, added before Nest registers its
+  // middleware: the API security headers (helmet's, computed once) and the request id. HTML
+  // pages get helmet's full set on top (onSend, once the content type is known), which replaces
+  // the API set's CSP and X-Frame-Options.
+  const pageSecurity = securityHeaders(PAGE_HELMET_OPTIONS);
+  const fastify = adapter.getInstance();
+  fastify.addHook('onRequest', (request, reply, done) => {
+    reply.headers(API_SECURITY_HEADERS);
     reply.header('X-Request-Id', request.id);
-    if (!fastPath?.serve(request, reply)) done();
+    done();
+  });
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('text/html')) reply.headers(pageSecurity);
+    done(null, payload);
   });
   // useLogger() below replaces Nest's process-wide static logger; start each app from a console
   // logger at its own LOG_LEVEL (tests boot several apps in one process). Startup messages are

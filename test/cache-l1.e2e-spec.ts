@@ -1,7 +1,9 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { AddressInfo } from 'node:net';
 import { CacheService } from '../src/cache/cache.service.js';
+import { API_SECURITY_HEADERS } from '../src/common/security-headers.js';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { AUTH, bootApp, startTestApp, stopTestApp } from './support/app.js';
 import { waitUntil } from './support/instances.js';
@@ -9,6 +11,23 @@ import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
 const fixture = loadFixture().sort((a, b) => (a.timestamp as number) - (b.timestamp as number));
+
+/** Listens on a free loopback port (the fast path sits in front of Fastify: app.inject skips it). */
+async function listen(app: NestFastifyApplication): Promise<string> {
+  await app.listen(0, '127.0.0.1');
+  return `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+}
+
+/** The samples of /metrics, by series name with its labels. */
+async function scrape(base: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .filter((line) => line && !line.startsWith('#'))
+      .map((line) => [line.slice(0, line.lastIndexOf(' ')), Number(line.slice(line.lastIndexOf(' ') + 1))]),
+  );
+}
 
 describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   const prefix = uniquePrefix('l1');
@@ -25,27 +44,61 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   });
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
-  it('serves the Redis entry, then repeats it from memory with the same bytes and X-Cache: HIT, without entering Nest', async () => {
+  it('serves the Redis entry, then repeats it from memory over HTTP with the same bytes, in front of Fastify and Nest', async () => {
     expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
-    const first = await get();
-    expect(first.headers['x-cache']).toBe('HIT');
-    expect(first.json()).toEqual(await inRedis());
+    const base = await listen(app);
+    const first = await fetch(`${base}/is-bitcoin-lit`);
+    const firstBody = await first.text();
+    expect(first.headers.get('x-cache')).toBe('HIT');
+    expect(JSON.parse(firstBody)).toEqual(await inRedis());
+    const before = await scrape(base);
 
-    // The interceptor reads through CacheService.get; the fast path peeks before Nest.
+    // The interceptor reads through CacheService.get; the fast path peeks before Fastify.
     const cache = app.get(CacheService);
     const viaNest = jest.spyOn(cache, 'get');
     const viaFastPath = jest.spyOn(cache, 'peekJson');
     try {
-      const again = await get();
-      expect(again.statusCode).toBe(200);
-      expect(again.headers['x-cache']).toBe('HIT');
-      expect(again.headers['content-type']).toBe('application/json; charset=utf-8');
-      expect(again.body).toBe(first.body);
+      const again = await fetch(`${base}/is-bitcoin-lit`, { headers: { 'x-request-id': 'trace-fast-1' } });
+      expect(again.status).toBe(200);
+      expect(await again.text()).toBe(firstBody);
+      expect(Object.fromEntries(again.headers)).toMatchObject({
+        'x-cache': 'HIT',
+        age: expect.stringMatching(/^\d+$/),
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': String(Buffer.byteLength(firstBody)),
+        'x-request-id': 'trace-fast-1',
+        ...API_SECURITY_HEADERS,
+      });
+      const own = await fetch(`${base}/is-bitcoin-lit`);
+      await own.text();
+      expect(own.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
       expect(viaNest).not.toHaveBeenCalled();
       expect(viaFastPath).toHaveBeenCalledWith(cacheKey);
     } finally {
       viaNest.mockRestore();
       viaFastPath.mockRestore();
+    }
+    // Counted like any other request: two cache hits, two GET 200s of the route.
+    const after = await scrape(base);
+    const hits = 'cache_requests_total{result="hit"}';
+    const requests = 'http_request_duration_seconds_count{method="GET",route="/is-bitcoin-lit",status="200"}';
+    expect(after[hits] - before[hits]).toBe(2);
+    expect(after[requests] - before[requests]).toBe(2);
+  });
+
+  it('leaves cross-origin requests to Fastify, which adds the CORS headers (still a hit from memory)', async () => {
+    const cors = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, CACHE_L1_TTL_MS: '60000', CORS_ORIGINS: 'https://dash.example' });
+    try {
+      const base = await listen(cors);
+      await (await fetch(`${base}/is-bitcoin-lit`)).text(); // learned by the fast path
+      const viaNest = jest.spyOn(cors.get(CacheService), 'get');
+      const res = await fetch(`${base}/is-bitcoin-lit`, { headers: { origin: 'https://dash.example' } });
+      await res.text();
+      expect(res.headers.get('x-cache')).toBe('HIT');
+      expect(res.headers.get('access-control-allow-origin')).toBe('https://dash.example');
+      expect(viaNest).toHaveBeenCalled();
+    } finally {
+      await cors.close();
     }
   });
 

@@ -48,16 +48,33 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
     expect(bad.json().requestId).toBe(bad.headers['x-request-id']);
   });
 
-  it('sends security headers', async () => {
-    const res = await get('/is-bitcoin-lit');
-    expect(res.headers).toMatchObject({
-      'x-content-type-options': 'nosniff',
-      'x-frame-options': 'SAMEORIGIN',
-      'strict-transport-security': expect.stringContaining('max-age='),
-      'content-security-policy': expect.stringContaining("default-src 'self'"),
-    });
-    expect(res.headers['x-powered-by']).toBeUndefined();
-    expect(res.headers['access-control-allow-origin']).toBeUndefined(); // CORS off by default
+  it('sends the API security headers on data and helmet\'s full set on HTML pages', async () => {
+    for (const url of ['/is-bitcoin-lit', '/nope', '/metrics', '/docs-json']) {
+      const res = await get(url);
+      expect({ url, ...res.headers }).toMatchObject({
+        url,
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'DENY',
+        'strict-transport-security': 'max-age=31536000; includeSubDomains',
+        'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+      });
+      expect(res.headers['referrer-policy']).toBeUndefined();
+      expect(res.headers['x-powered-by']).toBeUndefined();
+      expect(res.headers['access-control-allow-origin']).toBeUndefined(); // CORS off by default
+    }
+    for (const url of ['/', '/docs']) {
+      const res = await get(url);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect({ url, ...res.headers }).toMatchObject({
+        url,
+        'x-content-type-options': 'nosniff',
+        'x-frame-options': 'SAMEORIGIN',
+        'strict-transport-security': 'max-age=31536000; includeSubDomains',
+        'referrer-policy': 'no-referrer',
+        'cross-origin-opener-policy': 'same-origin',
+        'content-security-policy': expect.stringContaining("script-src 'self' 'unsafe-inline'"),
+      });
+    }
   });
 
   it('rejects unknown or malformed input with a 400 naming the field', async () => {

@@ -1,6 +1,7 @@
 import { CallHandler, ExecutionContext, Injectable, Logger, NestInterceptor } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost, Reflector } from '@nestjs/core';
+import type { FastifyRequest } from 'fastify';
 import { from, lastValueFrom, Observable } from 'rxjs';
 import { Env } from '../config/env.validation.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
@@ -52,7 +53,7 @@ export class RedisCacheInterceptor implements NestInterceptor {
     const response = http.getResponse();
     // Lets CacheFastPath answer later hits of this URL from memory, before Nest (opt-in per handler).
     if (this.reflector.get<boolean | undefined>(CACHE_FAST_PATH_METADATA, context.getHandler())) {
-      this.fastPath.learn(adapter.getRequestUrl(request), key);
+      this.fastPath.learn(adapter.getRequestUrl(request), key, (request as FastifyRequest).routeOptions?.url ?? 'unmatched');
     }
     const mark = (result: CacheResult, storedAt?: number) => {
       adapter.setHeader(response, 'X-Cache', result.toUpperCase());

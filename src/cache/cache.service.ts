@@ -14,8 +14,8 @@ interface L1Slot {
   read: Promise<CacheEntry<unknown> | null>;
   /** The entry once `read` has resolved to one. */
   entry?: CacheEntry<unknown>;
-  /** JSON of entry.value, made once, for the fast path. */
-  body?: string;
+  /** JSON of entry.value and its length in bytes, made once, for the fast path. */
+  json?: { body: string; bytes: string; storedAt: number };
   until: number;
 }
 
@@ -49,11 +49,14 @@ export class CacheService {
    * JSON of the value held in memory for `key`, if fresh; never touches Redis (for
    * CacheFastPath, which answers without entering Nest). Serialized once per entry.
    */
-  peekJson(key: string): { body: string; storedAt: number } | undefined {
+  peekJson(key: string): { body: string; bytes: string; storedAt: number } | undefined {
     const held = this.l1.get(key);
     if (!held?.entry || held.until <= Date.now()) return undefined;
-    held.body ??= JSON.stringify(held.entry.value);
-    return { body: held.body, storedAt: held.entry.storedAt };
+    if (held.json === undefined) {
+      const body = JSON.stringify(held.entry.value);
+      held.json = { body, bytes: String(Buffer.byteLength(body)), storedAt: held.entry.storedAt };
+    }
+    return held.json;
   }
 
   get<T>(key: string): Promise<CacheEntry<T> | null> {

@@ -15,9 +15,14 @@ const ids = new WeakMap<IncomingMessage, string>();
 export function requestIdOf(req: IncomingMessage): string {
   let id = ids.get(req);
   if (id === undefined) {
-    const given = req.headers[REQUEST_ID_HEADER];
-    id = typeof given === 'string' && ACCEPTED.test(given) ? given : randomUUID();
+    id = requestIdFrom(req);
     ids.set(req, id);
   }
   return id;
+}
+
+/** The caller's X-Request-Id when well formed, otherwise a new UUID (not memoised). */
+export function requestIdFrom(req: IncomingMessage): string {
+  const given = req.headers[REQUEST_ID_HEADER];
+  return typeof given === 'string' && ACCEPTED.test(given) ? given : randomUUID();
 }

@@ -1,8 +1,8 @@
-import { securityHeaders } from './security-headers.js';
+import { API_HELMET_OPTIONS, API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './security-headers.js';
 
 describe('securityHeaders', () => {
-  it("computes helmet's headers for our policy once, lower-cased", () => {
-    const headers = securityHeaders();
+  it("computes helmet's full set for pages, lower-cased, with a CSP that lets Swagger UI and the dashboard run", () => {
+    const headers = securityHeaders(PAGE_HELMET_OPTIONS);
     expect(headers).toMatchObject({
       'x-content-type-options': 'nosniff',
       'x-frame-options': 'SAMEORIGIN',
@@ -14,6 +14,16 @@ describe('securityHeaders', () => {
     expect(headers['content-security-policy']).toContain("script-src 'self' 'unsafe-inline'");
     expect(headers['content-security-policy']).toContain("img-src 'self' data: validator.swagger.io");
     expect(headers).not.toHaveProperty('x-powered-by');
+  });
+
+  it('gives API responses the OWASP REST set and nothing that only matters to rendered pages', () => {
+    expect(securityHeaders(API_HELMET_OPTIONS)).toEqual({
+      'content-security-policy': "default-src 'none';frame-ancestors 'none'",
+      'strict-transport-security': 'max-age=31536000; includeSubDomains',
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY',
+    });
+    expect(API_SECURITY_HEADERS).toEqual(securityHeaders(API_HELMET_OPTIONS));
   });
 
   it('follows the options it is given', () => {
