@@ -41,6 +41,7 @@ const BACKFILL = Number(process.env.BENCH_BACKFILL ?? 1_000_000);
 const CONNECTIONS = 64;
 const MISS_RUNS = 2000;
 const INGEST_ROUNDS = 10;
+const INCREMENTAL_IN_A_ROW = 100;
 const prefix = `bench:${randomBytes(4).toString('hex')}`;
 const fixturePath = join(root, 'test/fixtures/senticrypt-v1-2021-07-07.json');
 const autocannonBin = join(root, 'node_modules/autocannon/autocannon.js');
@@ -286,11 +287,23 @@ async function main() {
         if (incremental.result.stored !== 2) throw new Error(`incremental run stored ${incremental.result.stored}`);
         ingestMs.incremental.push(incremental.ms);
       }
+      // The same incremental run 100 times in a row, one more record each time: how much of
+      // the figure above is code that the heavier runs around it left cold.
+      const consecutive = Array.from({ length: INCREMENTAL_IN_A_ROW }, (_, i) =>
+        JSON.stringify([...fixture, { ...newest, timestamp: newest.timestamp + 60 * (i + 1) }]),
+      );
+      ingestMs.incrementalInARow = [];
+      for (const text of consecutive) {
+        payloadText = text;
+        const run = await timed(() => ingest.run());
+        if (run.result.stored !== 2) throw new Error(`incremental run stored ${run.result.stored}`);
+        ingestMs.incrementalInARow.push(run.ms);
+      }
       results.ingest = Object.fromEntries(
         Object.entries(ingestMs).map(([k, v]) => [k, { median: median(v), min: Math.min(...v), max: Math.max(...v), runs: v }]),
       );
 
-        // Cache miss: SummaryService.compute() in-process (what a GET runs when neither the
+      // Cache miss: SummaryService.compute() in-process (what a GET runs when neither the
       // in-process copy nor Redis has the summary: anchor + two aggregated ranges over 24 h of
       // data). Not over HTTP: the service's in-process copy would hide a deleted Redis key.
       console.error('bench: cache-miss computations …');
@@ -341,6 +354,7 @@ function report(r) {
     ['ingest 24 h payload, re-run', `${fmt(r.ingest.rerun.median, 1)} ms`, `median of ${INGEST_ROUNDS}, max ${fmt(r.ingest.rerun.max, 1)}`, '≤ 60 ms', r.ingest.rerun.median <= 60],
     ['ingest 24 h payload, re-run full=true', `${fmt(r.ingest.rerunFull.median, 1)} ms`, `median of ${INGEST_ROUNDS}, max ${fmt(r.ingest.rerunFull.max, 1)}`, '≤ 60 ms', r.ingest.rerunFull.median <= 60],
     ['ingest incremental, 1 new record', `${fmt(r.ingest.incremental.median, 1)} ms`, `median of ${INGEST_ROUNDS}, max ${fmt(r.ingest.incremental.max, 1)}`, '≤ 5 ms', r.ingest.incremental.median <= 5],
+    ['ingest incremental, 100 in a row', `${fmt(r.ingest.incrementalInARow.median, 1)} ms`, `median of ${INCREMENTAL_IN_A_ROW}, max ${fmt(r.ingest.incrementalInARow.max, 1)}`, '', null],
     [`backfill (${r.backend} backend)`, `${int(r.backfill.perSecond)} samples/s`, `${int(r.backfill.samples)} samples in ${fmt(r.backfill.ms / 1000)} s`, '≥ 150,000/s', r.backfill.perSecond >= 150_000],
     ['service peak RSS (VmHWM)', `${fmt(r.serviceRssMb, 1)} MB`, '', '≤ 150 MB', r.serviceRssMb <= 150],
   ];
