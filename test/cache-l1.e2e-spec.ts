@@ -89,6 +89,7 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   it('leaves cross-origin requests to Fastify, which adds the CORS headers (still a hit from memory)', async () => {
     const cors = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, CACHE_L1_TTL_MS: '60000', CORS_ORIGINS: 'https://dash.example' });
     try {
+      expect((await cors.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
       const base = await listen(cors);
       await (await fetch(`${base}/is-bitcoin-lit`)).text(); // learned by the fast path
       const viaNest = jest.spyOn(cors.get(CacheService), 'get');
@@ -99,6 +100,20 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
       expect(viaNest).toHaveBeenCalled();
     } finally {
       await cors.close();
+    }
+  });
+
+  it('answers HEAD from the cache as well, without computing the summary', async () => {
+    const compute = jest.spyOn(app.get(SummaryService), 'compute');
+    try {
+      const head = await app.inject({ method: 'HEAD', url: '/is-bitcoin-lit' });
+      expect(head.statusCode).toBe(200);
+      expect(head.headers['x-cache']).toBe('HIT');
+      expect(head.headers['content-length']).toBe(String(Buffer.byteLength((await get()).body)));
+      expect(head.body).toBe('');
+      expect(compute).not.toHaveBeenCalled();
+    } finally {
+      compute.mockRestore();
     }
   });
 

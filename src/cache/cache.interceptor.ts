@@ -44,7 +44,9 @@ export class RedisCacheInterceptor implements NestInterceptor {
     const http = context.switchToHttp();
     const adapter = this.adapterHost.httpAdapter;
     const request = http.getRequest();
-    if (adapter.getRequestMethod(request) !== 'GET') return next.handle();
+    // HEAD runs the GET handler (Fastify drops the body): answer it from the cache too.
+    const method = adapter.getRequestMethod(request);
+    if (method !== 'GET' && method !== 'HEAD') return next.handle();
     const name = this.reflector.get<string | undefined>(CACHE_KEY_METADATA, context.getHandler());
     // A named entry does not depend on the query, so a query can only be invalid input: let the
     // handler's validation answer it (a cache hit here would skip validation).
