@@ -69,11 +69,17 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
     await redis.quit();
   });
 
+  // Whatever the page logs as an error (a failed request, a script error, a CSP violation) fails the test.
+  let consoleErrors: string[];
   beforeEach(async () => {
+    consoleErrors = [];
     page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
+    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+    page.on('pageerror', (err) => consoleErrors.push(err.message));
   });
   afterEach(async () => {
     await page?.close();
+    expect(consoleErrors).toEqual([]);
   });
 
   it('shows the directions and one chart point per hour of the last 24 h', async () => {
@@ -156,6 +162,10 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(await res.text()).toContain('<title>Is Bitcoin lit?</title>');
     expect((await fetch(`${base}/docs`)).status).toBe(200);
+    // Swagger UI renders under the page CSP (its scripts and styles are allowed, nothing is blocked).
+    await page.goto(`${base}/docs`);
+    await page.waitForSelector('.opblock', { timeout: 15_000 });
+    expect(await page.locator('.opblock').count()).toBeGreaterThanOrEqual(8);
     const doc = (await (await fetch(`${base}/docs-json`)).json()) as { paths: Record<string, unknown> };
     expect(doc.paths['/']).toBeUndefined();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/series', '/series/combined', '/series/{metric}']));
