@@ -524,6 +524,30 @@ describe('portable backend storage layout (e2e, real Redis)', () => {
     ]);
     expect(await redis.zcard(k)).toBe(1);
   });
+  it('trims a compaction destination to its own retention when it gets a sample, and keeps its rule state current', async () => {
+    const source = `${prefix}:dest-trim`;
+    const dest = sameSlotKey(source, 'count:1s');
+    await portable.ensureSeries(source, { retentionMs: 0, labels: {} });
+    await portable.ensureSeries(dest, { retentionMs: 2500, labels: {} });
+    await portable.ensureRule(source, { destKey: dest, aggregation: 'count', bucketMs: 1000 });
+    const buckets = async () => (await redis.zrange(dest, '0', '-1')).map((m) => Number(m.split(':')[0]) - T0);
+    // One sample a call, each in a later 1 s bucket: each call writes the bucket before it.
+    for (let i = 0; i <= 5; i++) await portable.addMany(source, [{ timestamp: T0 + 100 + 1000 * i, value: i }]);
+    // Newest written bucket T0+4000; retention 2500 keeps T0+1500 and later.
+    expect(await buckets()).toEqual([2000, 3000, 4000]);
+    expect(await redis.hmget(metaKey(dest), 'cur', 'ctxFrom')).toEqual([String(T0 + 5000), String(T0 + 5000)]);
+    // A sample in the open bucket writes nothing to the destination and leaves the state as it is.
+    await portable.addMany(source, [{ timestamp: T0 + 5200, value: 9 }]);
+    expect(await buckets()).toEqual([2000, 3000, 4000]);
+    expect(await redis.hmget(metaKey(dest), 'cur', 'ctxFrom')).toEqual([String(T0 + 5000), String(T0 + 5000)]);
+    await portable.addMany(source, [{ timestamp: T0 + 6100, value: 1 }]);
+    expect(await buckets()).toEqual([3000, 4000, 5000]);
+    expect(await portable.range({ key: dest, from: 0, to: T0 + 100_000 })).toEqual([
+      { timestamp: T0 + 3000, value: 1 },
+      { timestamp: T0 + 4000, value: 1 },
+      { timestamp: T0 + 5000, value: 2 },
+    ]);
+  });
 });
 
 /**
