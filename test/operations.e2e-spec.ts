@@ -141,6 +141,12 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
         skipped: 2474,
       });
       expect(await count()).toBe(stored + 1);
+
+      // The next poll repeats the feed: a bad record now behind the stored data is not reported
+      // (nor counted in ingest_invalid_records_total) again; the stored ones are just skipped.
+      upstream.mode = { kind: 'json', body: [...fixture, next, { ...fixture[7], btc_price: 'n/a' }, 'junk'] };
+      const again = await postRefresh(app);
+      expect(again.json()).toMatchObject({ fetched: 2477, invalid: 1, invalidReasons: ['#2476: record is not an object'], stored: 0, skipped: 2476 });
     });
 
     it('metrics count every outcome', async () => {
@@ -149,11 +155,11 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
       expect(res.headers['content-type']).toMatch(/^text\/plain/);
       const m = res.body;
       const value = (re: RegExp) => Number(re.exec(m)?.[1]);
-      expect(value(/^ingest_runs_total\{outcome="success"\} (\d+)$/m)).toBe(3);
+      expect(value(/^ingest_runs_total\{outcome="success"\} (\d+)$/m)).toBe(4);
       expect(value(/^ingest_runs_total\{outcome="upstream_error"\} (\d+)$/m)).toBe(1);
       expect(value(/^ingest_runs_total\{outcome="payload_error"\} (\d+)$/m)).toBe(1);
       expect(value(/^ingest_samples_total\{series="price",outcome="stored"\} (\d+)$/m)).toBe(2475);
-      expect(value(/^ingest_invalid_records_total (\d+)$/m)).toBe(2);
+      expect(value(/^ingest_invalid_records_total (\d+)$/m)).toBe(3); // 2 + the junk that has no timestamp
       expect(value(/^upstream_request_duration_seconds_count\{outcome="transient_error"\} (\d+)$/m)).toBe(3);
       expect(value(/^cache_requests_total\{result="hit"\} (\d+)$/m)).toBeGreaterThan(0);
       expect(value(/^ingest_last_success_timestamp_seconds (\d+)$/m)).toBeGreaterThan(Date.now() / 1000 - 60);

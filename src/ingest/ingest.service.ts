@@ -105,13 +105,12 @@ export class IngestService implements OnModuleInit {
       if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
       // Fetch and validate first: a bad upstream fails the run before anything is written.
       const { payload, attempts } = await this.source.fetch();
-      const parsed = parsePayload(payload);
       const latestStored = await this.latestCommonTimestamp();
+      const parsed = parsePayload(payload, options.full ? null : latestStored);
       // No data: the first run, or Redis lost the series (restart without persistence, failover,
       // FLUSHALL). Re-create them and their rules, or every sample would be rejected until restart.
       if (latestStored === null) await this.ensureStorage();
-      const fresh =
-        options.full || latestStored === null ? parsed.records : parsed.records.filter((r) => r.timestamp > latestStored);
+      const fresh = parsed.records;
       const [price, sentiment] = await Promise.all([
         this.timeseries.add(this.keys.series('price'), samplesOf(fresh, 'price')),
         this.timeseries.add(this.keys.series('sentiment'), samplesOf(fresh, 'sentiment')),
@@ -121,10 +120,10 @@ export class IngestService implements OnModuleInit {
         startedAt: new Date(started).toISOString(),
         durationMs: Date.now() - started,
         attempts,
-        fetched: parsed.records.length + parsed.invalid,
+        fetched: parsed.records.length + parsed.skipped + parsed.invalid,
         invalid: parsed.invalid,
         invalidReasons: parsed.invalidReasons,
-        skipped: parsed.records.length - fresh.length,
+        skipped: parsed.skipped,
         stored: price.stored + sentiment.stored,
         duplicates: price.duplicates + sentiment.duplicates,
         rejected: price.rejected + sentiment.rejected,

@@ -42,6 +42,20 @@ describe('parsePayload', () => {
     expect(r.invalidReasons).toEqual(['#1: mean has the wrong type (string)']);
   });
 
+  it('only counts records not newer than what is stored, without checking them further', () => {
+    const stored = 1625592626345; // good's timestamp in ms
+    const older = { ...good, timestamp: good.timestamp - 30, btc_price: 'n/a' }; // bad, but already behind us
+    const newer = { ...good, timestamp: good.timestamp + 30 };
+    const newerBad = { ...good, timestamp: good.timestamp + 60, mean: null };
+    const r = parsePayload([older, good, newer, newerBad, 'junk'], stored);
+    expect(r.records).toEqual([{ timestamp: 1625592656345, price: 33885.23, sentiment: 0.2 }]);
+    expect(r.skipped).toBe(2);
+    expect(r.invalid).toBe(2);
+    expect(r.invalidReasons).toEqual(['#3: mean is missing', '#4: record is not an object']);
+    // Without a stored timestamp (first run, full=true) everything is checked.
+    expect(parsePayload([older, good, newer, newerBad, 'junk'])).toMatchObject({ skipped: 0, invalid: 3 });
+  });
+
   it.each([[{}, 'object'], [null, 'null'], ['[]', 'string'], [42, 'number']])('fails the run when the payload is %j', (payload, kind) => {
     expect(() => parsePayload(payload)).toThrow(new PayloadError(`upstream payload is not a JSON array (got ${kind})`));
   });

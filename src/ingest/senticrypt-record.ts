@@ -7,7 +7,10 @@ export interface SentimentRecord {
 }
 
 export interface ParsedPayload {
+  /** The valid records to send (newer than `newerThan`, when given). */
   records: SentimentRecord[];
+  /** Records with a valid timestamp not newer than `newerThan`: not sent, not checked further. */
+  skipped: number;
   /** Records that failed validation, never stored. */
   invalid: number;
   /** A few reasons, for the report and the log. */
@@ -28,14 +31,23 @@ function finite(value: unknown, field: string, allowString: boolean): number | s
   return `${field} has the wrong type (${typeof value})`;
 }
 
-/** Returns the record, or why it is rejected. */
-export function validateRecord(raw: unknown): SentimentRecord | string {
+/** The record's epoch ms timestamp, or why it is rejected. */
+function timestampOf(raw: unknown): number | string {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'record is not an object';
-  const r = raw as Record<string, unknown>;
-  const ts = finite(r.timestamp, 'timestamp', false);
+  const ts = finite((raw as Record<string, unknown>).timestamp, 'timestamp', false);
   if (typeof ts === 'string') return ts;
   const timestamp = Math.trunc(ts * 1000);
   if (timestamp <= 0 || !Number.isSafeInteger(timestamp)) return 'timestamp is out of range';
+  return timestamp;
+}
+
+/** Returns the record, or why it is rejected. */
+export function validateRecord(raw: unknown): SentimentRecord | string {
+  const timestamp = timestampOf(raw);
+  return typeof timestamp === 'string' ? timestamp : validateFields(raw as Record<string, unknown>, timestamp);
+}
+
+function validateFields(r: Record<string, unknown>, timestamp: number): SentimentRecord | string {
   const price = finite(r.btc_price, 'btc_price', true);
   if (typeof price === 'string') return price;
   if (price <= 0) return 'btc_price is not positive';
@@ -44,15 +56,26 @@ export function validateRecord(raw: unknown): SentimentRecord | string {
   return { timestamp, price, sentiment };
 }
 
-/** Validates a decoded payload; throws if it is not an array (a failed run, nothing stored). */
-export function parsePayload(payload: unknown): ParsedPayload {
+/**
+ * Validates a decoded payload; throws if it is not an array (a failed run, nothing stored).
+ * Records with a valid timestamp not newer than `newerThan` (epoch ms: what is stored already)
+ * are only counted as skipped. The feed repeats the last 24 h on every poll, so a bad record
+ * is reported (and counted in metrics, and logged) while it could still be stored, not again
+ * on every poll for a day; and the records already stored are not validated again.
+ */
+export function parsePayload(payload: unknown, newerThan: number | null = null): ParsedPayload {
   if (!Array.isArray(payload)) {
     const kind = payload === null ? 'null' : typeof payload;
     throw new PayloadError(`upstream payload is not a JSON array (got ${kind})`);
   }
-  const result: ParsedPayload = { records: [], invalid: 0, invalidReasons: [] };
+  const result: ParsedPayload = { records: [], skipped: 0, invalid: 0, invalidReasons: [] };
   payload.forEach((raw, index) => {
-    const r = validateRecord(raw);
+    const timestamp = timestampOf(raw);
+    if (typeof timestamp === 'number' && newerThan !== null && timestamp <= newerThan) {
+      result.skipped++;
+      return;
+    }
+    const r = typeof timestamp === 'string' ? timestamp : validateFields(raw as Record<string, unknown>, timestamp);
     if (typeof r === 'string') {
       result.invalid++;
       if (result.invalidReasons.length < 5) result.invalidReasons.push(`#${index}: ${r}`);

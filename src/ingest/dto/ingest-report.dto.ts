@@ -19,11 +19,11 @@ export class IngestReportDto {
   attempts!: number;
   /** Records in the upstream payload. @example 2474 */
   fetched!: number;
-  /** Records that failed validation and were skipped (never stored). @example 0 */
+  /** Records newer than the stored data (all of them on the first run or with full=true) that failed validation, so were not stored. @example 0 */
   invalid!: number;
   /** Up to five reasons for invalid records. @example [] */
   invalidReasons!: string[];
-  /** Valid records not newer than the latest stored sample, so not sent again. @example 0 */
+  /** Records not newer than the latest stored sample, so not sent again (nor validated beyond their timestamp). @example 0 */
   skipped!: number;
   /** Samples stored over both series. @example 4948 */
   stored!: number;
