@@ -12,7 +12,7 @@ import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
 import { requestIdOf } from './common/request-id.js';
 import { API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './common/security-headers.js';
-import { Env } from './config/env.validation.js';
+import { Env, validateEnv } from './config/env.validation.js';
 import { MetricsService } from './metrics/metrics.service.js';
 
 /**
@@ -45,8 +45,8 @@ export function logLevels(level = process.env.LOG_LEVEL ?? 'log'): LogLevel[] {
  * same pipes, filters, security headers, metrics and Swagger).
  */
 export async function createApp(env: Record<string, string> = {}): Promise<NestFastifyApplication> {
-  // TRUST_PROXY is needed by the adapter, before config is validated: read it the same way.
-  const trustProxy = /^(true|1|yes|on)$/i.test((env.TRUST_PROXY ?? process.env.TRUST_PROXY ?? '').trim());
+  // The adapter needs TRUST_PROXY before Nest (and ConfigModule) exist: validated the same way.
+  const { TRUST_PROXY: trustProxy } = validateEnv({ ...process.env, ...env });
   // Created before the app, so the server below reaches CacheFastPath through this variable.
   let fastPath: CacheFastPath | undefined;
   const adapter = new FastifyAdapter({

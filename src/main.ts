@@ -1,9 +1,13 @@
+import { existsSync } from 'node:fs';
 import { INestApplication, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { createApp } from './app.factory.js';
 import { Env } from './config/env.validation.js';
 
 async function main(): Promise<void> {
+  // .env under the real environment (which wins), before anything reads either: createApp sets
+  // up Fastify (TRUST_PROXY) and the logger (LOG_LEVEL) before ConfigModule would load .env.
+  if (existsSync('.env')) process.loadEnvFile('.env');
   const app = await createApp();
   const config = app.get(ConfigService<Env, true>);
   const port = config.get('PORT', { infer: true });

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { TEST_REFRESH_TOKEN } from './support/app.js';
 import { AppProcess, buildApp } from './support/process.js';
@@ -15,17 +18,21 @@ describe('process lifecycle (e2e, real node process)', () => {
   let upstream: FakeUpstream;
   const prefix = uniquePrefix('shutdown');
   const running: AppProcess[] = [];
-  const start = (env: Record<string, string>) => {
-    const p = new AppProcess(build.main, {
-      HOST: '127.0.0.1',
-      PORT: '0',
-      REDIS_URL,
-      REDIS_KEY_PREFIX: prefix,
-      SENTIMENT_API_URL: upstream.url,
-      REFRESH_TOKEN: TEST_REFRESH_TOKEN,
-      LOG_LEVEL: 'log',
-      ...env,
-    });
+  const start = (env: Record<string, string>, cwd?: string) => {
+    const p = new AppProcess(
+      build.main,
+      {
+        HOST: '127.0.0.1',
+        PORT: '0',
+        REDIS_URL,
+        REDIS_KEY_PREFIX: prefix,
+        SENTIMENT_API_URL: upstream.url,
+        REFRESH_TOKEN: TEST_REFRESH_TOKEN,
+        LOG_LEVEL: 'log',
+        ...env,
+      },
+      cwd,
+    );
     running.push(p);
     return p;
   };
@@ -90,4 +97,22 @@ describe('process lifecycle (e2e, real node process)', () => {
     expect(app.stderr).toBe(`is-bitcoin-lit failed to start: Redis at redis://:***@127.0.0.1:${port} is not reachable after 500 ms (connect ECONNREFUSED 127.0.0.1:${port})\n`);
     expect(JSON.stringify(app.lines)).not.toContain('secret-pass');
   }, 30_000);
+
+  it('reads .env from its working directory, under the real environment: TRUST_PROXY there puts each forwarded client in its own rate limit', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'is-bitcoin-lit-env-'));
+    try {
+      // LOG_LEVEL=error here would hide the "Listening on" line: the environment's 'log' wins.
+      writeFileSync(join(dir, '.env'), 'TRUST_PROXY=true\nTHROTTLE_LIMIT=1\nLOG_LEVEL=error\n');
+      const app = start({ INGEST_ON_STARTUP: 'false', INGEST_SCHEDULE_ENABLED: 'false' }, dir);
+      const base = await until('listening', async () => app.url, 30_000);
+      const from = async (ip: string) => (await fetch(`${base}/series`, { headers: { 'x-forwarded-for': ip } })).status;
+      expect(await from('203.0.113.1')).not.toBe(429);
+      expect(await from('203.0.113.1')).toBe(429); // THROTTLE_LIMIT=1, from .env
+      expect(await from('203.0.113.2')).not.toBe(429); // another client: the proxy header is trusted
+      app.kill('SIGTERM');
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

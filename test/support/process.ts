@@ -26,8 +26,8 @@ export class AppProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly child: ChildProcess;
 
-  constructor(main: string, env: Record<string, string>) {
-    this.child = spawn(process.execPath, [main], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(main: string, env: Record<string, string>, cwd = ROOT) {
+    this.child = spawn(process.execPath, [main], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let buffered = '';
     this.child.stdout!.on('data', (d: Buffer) => {
       buffered += d.toString();
