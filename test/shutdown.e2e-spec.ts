@@ -81,7 +81,9 @@ describe('process lifecycle (e2e, real node process)', () => {
     expect(await redis.zcard(`${prefix}:sentiment:mean:30s`)).toBe(2474);
     const messages = app.lines.map((l) => String(l.msg));
     expect(messages).toEqual(expect.arrayContaining(['SIGTERM: shutting down gracefully', 'Redis connection closed']));
-    expect(messages.findIndex((m) => m.startsWith('ingest ok'))).toBeLessThan(messages.indexOf('Redis connection closed'));
+    const ingestOk = messages.findIndex((m) => m.startsWith('ingest ok'));
+    expect(ingestOk).toBeGreaterThanOrEqual(0);
+    expect(ingestOk).toBeLessThan(messages.indexOf('Redis connection closed'));
     // JSON lines with a level; request lines carry the request id.
     expect(app.lines.every((l) => !l.unparsed && typeof l.level === 'number')).toBe(true);
     const requestLines = app.lines.filter((l) => l.req);
