@@ -181,6 +181,18 @@ describe('history queries (e2e, real Redis)', () => {
     expectSeries(body.map((r: { time: string; sentiment: number }) => ({ time: r.time, value: r.sentiment })), sentiment, 'avg');
   });
 
+  it('twa: a 400 saying why where the backend cannot compute it (portable), the series where it can', async () => {
+    for (const path of ['/series/price', '/series/combined']) {
+      const res = await get(`${path}?aggregation=twa`);
+      if (app.get(TimeseriesService).kind === 'portable') {
+        expect(res.statusCode).toBe(400);
+        expect(res.json()).toMatchObject({ statusCode: 400, message: expect.stringMatching(/^aggregation twa is not supported by the portable/) });
+      } else {
+        expect(res.statusCode).toBe(200);
+      }
+    }
+  });
+
   it.each([
     ['from=2021-07-07T12:00:00Z&to=2021-07-07T11:00:00Z', /^from \(2021-07-07T12:00:00.000Z\) must not be after to \(2021-07-07T11:00:00.000Z\)$/],
     ['aggregation=median', /^aggregation must be one of: avg, sum, min, max, range, count, first, last, std.p, std.s, var.p, var.s, twa$/],

@@ -4,6 +4,7 @@ import { Env } from '../config/env.validation.js';
 import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 import { Aggregation, Sample, SeriesInfo } from '../timeseries/timeseries.types.js';
+import { UnsupportedAggregationError } from '../timeseries/wire.js';
 import { CompactionService } from './compaction.service.js';
 import { SeriesInfoDto } from './dto/series-info.dto.js';
 import { SeriesQueryDto } from './dto/series-query.dto.js';
@@ -60,9 +61,6 @@ export class HistoryService {
       }
     };
     const aggregation = query.aggregation ?? 'avg';
-    if (aggregation === 'twa' && this.timeseries.kind === 'portable') {
-      throw new BadRequestException('aggregation twa is not supported by the portable time-series backend (this Redis has no RedisTimeSeries module)');
-    }
     const bucketMs = parse(() => parseBucket(query.bucket ?? '1h'));
     const to = query.to !== undefined ? parse(() => parseTime(query.to as string, 'to')) : await this.latestTimestamp();
     const from = query.from !== undefined ? parse(() => parseTime(query.from as string, 'from')) : Math.max(0, to - DAY_MS);
@@ -87,7 +85,12 @@ export class HistoryService {
     const components = COMPONENTS[q.aggregation];
     const plan = components ? planQuery(q, await this.compactions.coverage(metric, components)) : null;
     if (!components || !plan) {
-      const samples = await this.timeseries.range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } });
+      const samples = await this.timeseries
+        .range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } })
+        .catch((err: unknown) => {
+          // The backend decides (twa on the portable one), also when it is not known yet.
+          throw err instanceof UnsupportedAggregationError ? new BadRequestException(err.message) : err;
+        });
       return { samples, source: 'raw' };
     }
     const partials: Partials = new Map();

@@ -57,6 +57,7 @@ import {
   RuleConflictError,
   formatValue,
   NotATimeSeriesError,
+  UnsupportedAggregationError,
   sampleRejection,
 } from './wire.js';
 
@@ -464,7 +465,9 @@ export class PortableTimeseriesBackend implements TimeseriesBackend {
     assertRangeQuery(query);
     const { type, bucketMs } = query.aggregation ?? { type: '', bucketMs: 0 };
     if (type === 'twa') {
-      throw new Error('The twa aggregation is not supported by the portable time-series backend');
+      throw new UnsupportedAggregationError(
+        'aggregation twa is not supported by the portable time-series backend (this Redis has no RedisTimeSeries module)',
+      );
     }
     const reply = await SCRIPTS.range.run(
       this.redis,

@@ -14,6 +14,11 @@ export const TSDB_ERRORS = {
   notATsdbKey: 'TSDB: the key is not a TSDB key',
 } as const;
 
+/** An aggregation this backend cannot compute (the portable backend and twa). */
+export class UnsupportedAggregationError extends Error {
+  override readonly name = 'UnsupportedAggregationError';
+}
+
 /** The key exists but holds something other than a time series. */
 export class NotATimeSeriesError extends Error {
   constructor(
