@@ -82,4 +82,25 @@ describe('LeaseLockService (e2e, real Redis)', () => {
     expect(lost).toEqual(['taken by another holder or expired']);
     expect(await redis.get(k)).toBe('someone-else');
   });
+
+  it('does not report a lease lost when a renewal that was in flight at stop finds it released', async () => {
+    const k = key();
+    const slow = new LeaseLockService(redis);
+    const renew = slow.renew.bind(slow);
+    let renewals = 0;
+    slow.renew = async (lease, ttlMs) => {
+      renewals++;
+      await sleep(60); // still in flight when the holder stops and releases
+      return renew(lease, ttlMs);
+    };
+    const { lease } = await slow.tryAcquire(k, 30);
+    const lost: string[] = [];
+    const stop = slow.keepAlive(lease!, 30, (reason) => lost.push(reason));
+    await sleep(15); // the first renewal (every 10 ms) has started
+    stop();
+    expect(await slow.release(lease!)).toBe(true);
+    await sleep(120);
+    expect(renewals).toBeGreaterThanOrEqual(1);
+    expect(lost).toEqual([]);
+  });
 });

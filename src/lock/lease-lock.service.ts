@@ -78,6 +78,11 @@ export class LeaseLockService {
       clearInterval(timer);
       onLost(reason);
     };
-    return () => clearInterval(timer);
+    // Stopped means done: a renewal still in flight (the lease may be released meanwhile) must
+    // not report it lost.
+    return () => {
+      lost = true;
+      clearInterval(timer);
+    };
   }
 }
