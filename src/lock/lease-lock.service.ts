@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { LuaScript } from '../redis/lua-script.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 
@@ -16,10 +17,10 @@ export type AcquireResult = { lease: Lease } | { lease: null; /** ms until the c
 
 // Renew and release compare the token and act in one step, so a holder whose lease has already
 // expired (and been taken by someone else) can never extend or delete the new holder's lease.
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+const RENEW = new LuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`);
+const RELEASE = new LuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`);
 
 /**
  * Redis lease locks for work that one instance of many should do: `SET key token NX PX ttl`
@@ -45,12 +46,12 @@ export class LeaseLockService {
 
   /** Sets the lease to end `ttlMs` from now; false if it is no longer ours. */
   async renew(lease: Lease, ttlMs: number): Promise<boolean> {
-    return (await this.redis.eval(RENEW, 1, lease.key, lease.token, String(ttlMs))) === 1;
+    return (await RENEW.run(this.redis, [lease.key], [lease.token, String(ttlMs)])) === 1;
   }
 
   /** Ends the lease now; false if it was no longer ours. */
   async release(lease: Lease): Promise<boolean> {
-    return (await this.redis.eval(RELEASE, 1, lease.key, lease.token)) === 1;
+    return (await RELEASE.run(this.redis, [lease.key], [lease.token])) === 1;
   }
 
   /**
