@@ -10,8 +10,6 @@ export class RetryLaterException extends ServiceUnavailableException {
   }
 }
 
-export const RETRYABLE_STATUS = HttpStatus.SERVICE_UNAVAILABLE;
-
 /** A 429 that tells the client when to come back (`Retry-After`, seconds). */
 export class TooManyRequestsException extends HttpException {
   constructor(

@@ -3,12 +3,12 @@ import { ConfigService } from '@nestjs/config';
 import { CacheService } from '../cache/cache.service.js';
 import { RetryLaterException } from '../common/errors.js';
 import { Env } from '../config/env.validation.js';
+import { HOUR_MS } from '../history/history-query.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 import { Sample } from '../timeseries/timeseries.types.js';
 import { Direction, HourlyAverageDto, SummaryResponseDto } from './dto/summary-response.dto.js';
 
-export const HOUR_MS = 3_600_000;
 
 export function direction(first: number, last: number): Direction {
   if (last > first) return 'rising';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isCluster, type RedisClient } from '../redis/redis.types.js';
 import type { BackendKind } from './timeseries.types.js';
-import { errorMessage } from './wire.js';
+import { errorMessage, isKeyMissingError } from './wire.js';
 
 /**
  * Whether the server has the RedisTimeSeries commands: TS.INFO on a key that cannot exist
@@ -33,7 +33,7 @@ async function probe(redis: RedisClient | Redis, clusterNode: boolean): Promise<
   } catch (err) {
     const message = errorMessage(err);
     if (/unknown command/i.test(message)) return 'portable';
-    if (/TSDB: (the )?key does not exist/i.test(message)) return 'native';
+    if (isKeyMissingError(err)) return 'native';
     if (clusterNode && /^(MOVED|ASK) /.test(message)) return 'native';
     throw err;
   }

@@ -36,12 +36,6 @@ export interface SeriesOptions {
   labels: Record<string, string>;
 }
 
-export interface SeriesSample {
-  key: string;
-  timestamp: number;
-  value: number;
-}
-
 /** Outcome of one sample of a TS.MADD call, in the order the samples were given. */
 export type AddOutcome =
   | { status: 'stored' }
