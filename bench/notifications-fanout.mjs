@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 
 const perTransport = Number(process.argv[2] ?? 500);
+const token = 'bench-refresh-token-0123456789'; // POST /refresh needs REFRESH_TOKEN
 const prefix = `bench:notify:${process.pid}`;
 const port = await new Promise((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => {
@@ -31,14 +32,15 @@ const server = spawn(process.execPath, ['dist/main.js'], {
     INGEST_ON_STARTUP: 'false',
     INGEST_SCHEDULE_ENABLED: 'false',
     NOTIFY_MAX_CLIENTS: String(2 * perTransport),
+    REFRESH_TOKEN: token,
   },
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const exited = new Promise((r) => server.once('exit', r));
 const rssKiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1]);
-const httpStatus = (path, method = 'GET') =>
+const httpStatus = (path, method = 'GET', headers = {}) =>
   new Promise((resolve) =>
-    request({ host: '127.0.0.1', port, path, method }, (res) => {
+    request({ host: '127.0.0.1', port, path, method, headers }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode));
     })
@@ -79,7 +81,8 @@ try {
   }
   const connected = rssKiB();
   const t0 = performance.now();
-  await httpStatus('/refresh', 'POST');
+  const refreshed = await httpStatus('/refresh', 'POST', { authorization: `Bearer ${token}` });
+  if (refreshed !== 200) throw new Error(`POST /refresh answered ${refreshed}`);
   const refreshMs = performance.now() - t0;
   await all;
   const allReceivedMs = performance.now() - t0;
@@ -99,15 +102,21 @@ try {
       clientsClosedByShutdown: closedByServer,
     }),
   );
+} catch (err) {
+  console.error(`notifications-fanout failed: ${err.stack ?? err}`);
+  process.exitCode = 1;
 } finally {
   if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  // Plain keys and the hash-tagged ones (`{prefix…}`: compactions, metadata, rate limits).
+  for (const pattern of [`${prefix}*`, `{${prefix}*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  }
   await redis.quit();
-  process.exit(0);
+  process.exit(process.exitCode ?? 0);
 }
