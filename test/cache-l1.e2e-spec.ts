@@ -5,7 +5,7 @@ import { AddressInfo } from 'node:net';
 import { CacheService } from '../src/cache/cache.service.js';
 import { API_SECURITY_HEADERS } from '../src/common/security-headers.js';
 import { SummaryService } from '../src/summary/summary.service.js';
-import { AUTH, bootApp, startTestApp, stopTestApp } from './support/app.js';
+import { bootApp, startTestApp, stopTestApp, postRefresh } from './support/app.js';
 import { waitUntil } from './support/instances.js';
 import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
@@ -45,7 +45,7 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('serves the Redis entry, then repeats it from memory over HTTP with the same bytes, in front of Fastify and Nest', async () => {
-    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
+    expect((await postRefresh(app)).statusCode).toBe(200);
     const base = await listen(app);
     const first = await fetch(`${base}/is-bitcoin-lit`);
     const firstBody = await first.text();
@@ -89,7 +89,7 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   it('leaves cross-origin requests to Fastify, which adds the CORS headers (still a hit from memory)', async () => {
     const cors = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, CACHE_L1_TTL_MS: '60000', CORS_ORIGINS: 'https://dash.example' });
     try {
-      expect((await cors.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
+      expect((await postRefresh(cors)).statusCode).toBe(200);
       const base = await listen(cors);
       await (await fetch(`${base}/is-bitcoin-lit`)).text(); // learned by the fast path
       const viaNest = jest.spyOn(cors.get(CacheService), 'get');
@@ -123,7 +123,7 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
     expect((await get()).body).toBe(before);
 
     upstream.mode = { kind: 'json', body: fixture };
-    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
+    expect((await postRefresh(app)).statusCode).toBe(200);
     const after = await get();
     expect(after.headers['x-cache']).toBe('HIT');
     expect(after.json()).toEqual(await inRedis());

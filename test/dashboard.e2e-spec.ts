@@ -9,7 +9,7 @@ import { AddressInfo } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import playwright, { type Browser, type Page } from 'playwright-core';
-import { AUTH, startTestApp } from './support/app.js';
+import { startTestApp, postRefresh } from './support/app.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 
@@ -54,7 +54,7 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
     ({ redis, upstream, app } = await startTestApp(prefix, earlier));
     await app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
-    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 2 * earlier.length });
+    expect((await postRefresh(app)).json()).toMatchObject({ stored: 2 * earlier.length });
     browser = await playwright.chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -140,7 +140,7 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
     await page.evaluate(() => (window.marker = true));
 
     upstream.mode = { kind: 'json', body: fixture };
-    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 2 * (fixture.length - earlier.length) });
+    expect((await postRefresh(app)).json()).toMatchObject({ stored: 2 * (fixture.length - earlier.length) });
     const after = await summary();
     const lastHour = after.hourly_average_of_averages.at(-1);
     expect(lastHour.time).toBe('2021-07-07T17:00:00.000Z');

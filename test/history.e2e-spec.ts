@@ -10,7 +10,7 @@ import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
 import { PortableTimeseriesBackend } from '../src/timeseries/portable.backend.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import type { Aggregation } from '../src/timeseries/timeseries.types.js';
-import { AUTH, bootApp, startTestApp, stopTestApp } from './support/app.js';
+import { bootApp, startTestApp, stopTestApp, postRefresh } from './support/app.js';
 import { REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 
@@ -81,7 +81,7 @@ describe('history queries (e2e, real Redis)', () => {
 
   beforeAll(async () => {
     ({ redis, upstream, app } = await startTestApp(prefix, fixture));
-    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 2 * 2474 });
+    expect((await postRefresh(app)).json()).toMatchObject({ stored: 2 * 2474 });
   });
 
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
@@ -315,7 +315,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
     expectSeries(before.json(), expected('price', FIRST, LATEST, HOUR, 'avg', firstHalf), 'avg');
 
     // The rest of the day arrives: hours after the mark come from the compaction, older ones stay raw.
-    await app.inject({ method: 'POST', url: '/refresh', headers: AUTH });
+    await postRefresh(app);
     const after = await get(url);
     expect(after.headers['x-series-source']).toBe('1h+raw');
     expectSeries(after.json(), expected('price', FIRST, LATEST, HOUR, 'avg'), 'avg');

@@ -2,7 +2,7 @@ import { connect, Socket } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
-import { AUTH, bootApp } from './support/app.js';
+import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { RedisServerProcess } from './support/redis-server.js';
 import { listen, SseClient, waitFor, WsClient } from './support/streams.js';
@@ -60,7 +60,7 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     expect(sseClient.response.headers['cache-control']).toBe('no-cache, no-transform');
     await waitFor(() => notificationsOfB().clientCount === 2, 'both clients registered on B');
 
-    const refresh = await a.inject({ method: 'POST', url: '/refresh', headers: AUTH });
+    const refresh = await postRefresh(a);
     expect(refresh.statusCode).toBe(200);
     const report = refresh.json();
     expect(report.stored).toBe(4948);
@@ -79,14 +79,14 @@ describe('live notifications across instances (e2e, real Redis)', () => {
   it('sends nothing for an ingest that stores nothing, and the next one that stores something', async () => {
     const fromSse = sseClient.ofType('ingest').length;
     const fromWs = wsClient.ofType('ingest').length;
-    const noop = (await a.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json();
+    const noop = (await postRefresh(a)).json();
     expect(noop.stored).toBe(0);
 
     // One record newer than the fixture: pub/sub keeps the publisher's order, so had the no-op
     // run published, its event would arrive before this one.
     const last = fixture[fixture.length - 1];
     upstream.mode = { kind: 'json', body: [...fixture, { ...last, timestamp: (last.timestamp as number) + 30, btc_price: '34000.5' }] };
-    const one = (await a.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json();
+    const one = (await postRefresh(a)).json();
     expect(one.stored).toBe(2);
     await waitFor(() => sseClient.ofType('ingest').length > fromSse && wsClient.ofType('ingest').length > fromWs, 'the next ingest event');
     for (const c of [sseClient, wsClient]) {
@@ -280,7 +280,7 @@ describe('notifications when Redis goes away (e2e, own redis-server)', () => {
 
     // The subscription is back (ioredis re-subscribed): an ingest is delivered again.
     const report = await waitFor(async () => {
-      const res = await app.inject({ method: 'POST', url: '/refresh', headers: AUTH });
+      const res = await postRefresh(app);
       return res.statusCode === 200 ? res.json() : null;
     }, 'an ingest once the main connection is back');
     expect(report.stored).toBe(4948);

@@ -2,7 +2,7 @@ import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
-import { AUTH, bootApp } from './support/app.js';
+import { bootApp, postRefresh } from './support/app.js';
 import { expectedSummary } from './support/expected-summary.js';
 import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
@@ -113,7 +113,7 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
       const latencies: number[] = [];
       for (let i = 0; i < 20; i++) {
         const started = performance.now();
-        const res = await app.inject({ method: 'POST', url: '/refresh', headers: AUTH });
+        const res = await postRefresh(app);
         latencies.push(performance.now() - started);
         expect(res.statusCode).toBe(503);
         expect(res.headers['retry-after']).toBe('5');
@@ -135,7 +135,7 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
       // Counted per failed reconnect attempt (the first comes after the first backoff delay).
       await until('a failed reconnect', async () => (await metric(/^redis_errors_total\{kind="connection"\} (\d+)/m)) > 0);
       expect(await metric(/^cache_requests_total\{result="stale"\} (\d+)/m)).toBeGreaterThan(0);
-      expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(503);
+      expect((await postRefresh(app)).statusCode).toBe(503);
       expect(upstream.calls).toBe(0);
     });
   });

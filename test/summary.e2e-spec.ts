@@ -3,9 +3,9 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
-import { AUTH, startTestApp, stopTestApp } from './support/app.js';
+import { postRefresh, startTestApp, stopTestApp } from './support/app.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
-import { expectedSummary } from './support/expected-summary.js';
+import { expectedSummary, expectSummaryBody } from './support/expected-summary.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
 const HOUR = 3_600_000;
@@ -18,7 +18,7 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
   let app: NestFastifyApplication;
 
   const get = (url: string) => app.inject({ method: 'GET', url });
-  const post = (url: string) => app.inject({ method: 'POST', url, headers: AUTH });
+  const post = (url: string) => postRefresh(app, url);
   const series = (metric: string) => `${prefix}:${metric}:mean:30s`;
   const sampleCount = async (metric: string) =>
     (await app.get(TimeseriesService).range({ key: series(metric), from: 0, to: Date.now() })).length;
@@ -94,14 +94,7 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
       '2021-07-07T16:00:00.000Z',
       '2021-07-07T17:00:00.000Z',
     ]);
-    body.hourly_average_of_averages.forEach((h: { price: number; sentiment: number }, i: number) => {
-      expect(typeof h.price).toBe('number');
-      expect(h.price).toBeCloseTo(expected[i].price, 8);
-      expect(h.sentiment).toBeCloseTo(expected[i].sentiment, 10);
-    });
-    const dir = (a: number, b: number) => (b > a ? 'rising' : b < a ? 'falling' : 'flat');
-    expect(body.price_direction).toBe(dir(expected[0].price, expected[2].price));
-    expect(body.sentiment_direction).toBe(dir(expected[0].sentiment, expected[2].sentiment));
+    expectSummaryBody(body, fixture);
   });
 
   it('serves the summary through the Redis cache: MISS, then HIT, key present under the prefix with the TTL', async () => {
@@ -198,7 +191,7 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
   let redis: Redis;
   let upstream: FakeUpstream;
   let app: NestFastifyApplication;
-  const post = (url: string) => app.inject({ method: 'POST', url, headers: AUTH });
+  const post = (url: string) => postRefresh(app, url);
 
   beforeAll(async () => {
     ({ redis, upstream, app } = await startTestApp(prefix, []));
@@ -280,7 +273,7 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
   it('answers 503 when the stored data is older than the window ending now', async () => {
-    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).statusCode).toBe(200);
+    expect((await postRefresh(app)).statusCode).toBe(200);
     const res = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
     expect(res.statusCode).toBe(503);
     expect(res.json().message).toBe('No samples in the last 3 hour(s) yet');
@@ -299,7 +292,7 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
         at(hourStart, '120', 0.4),
       ],
     };
-    expect((await app.inject({ method: 'POST', url: '/refresh', headers: AUTH })).json()).toMatchObject({ stored: 10 });
+    expect((await postRefresh(app)).json()).toMatchObject({ stored: 10 });
     const body = (await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
     expect(body).toEqual({
       hourly_average_of_averages: [
