@@ -80,14 +80,17 @@ export class CompactionService {
   }
 
   /**
-   * For each tier, the buckets complete in all the given compactions: from the latest
-   * complete_from mark (and the compactions' own retention) up to the source's open bucket,
-   * which the rule writes only when a later sample arrives.
+   * For each tier whose bucket divides `bucketMs` (only those can answer such a query), the
+   * buckets complete in all the given compactions: from the latest complete_from mark (and the
+   * compactions' own retention) up to the source's open bucket, which the rule writes only when
+   * a later sample arrives. No tier fits (a 30 s or 90 min bucket): no Redis call at all.
    */
-  async coverage(metric: Metric, components: readonly Compacted[]): Promise<TierCoverage[]> {
+  async coverage(metric: Metric, components: readonly Compacted[], bucketMs: number): Promise<TierCoverage[]> {
+    const fitting = this.tiers.filter((tier) => bucketMs % tier.bucketMs === 0);
+    if (fitting.length === 0) return [];
     const sourceLatest = await this.timeseries.latest(this.keys.series(metric));
     return Promise.all(
-      this.tiers.map(async (tier): Promise<TierCoverage> => {
+      fitting.map(async (tier): Promise<TierCoverage> => {
         if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
         const infos = await Promise.all(components.map((c) => this.timeseries.info(this.key(metric, c, tier))));
         let from = 0;

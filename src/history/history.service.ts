@@ -83,7 +83,7 @@ export class HistoryService {
   async series(metric: Metric, q: ResolvedQuery): Promise<SeriesResult> {
     const raw = this.keys.series(metric);
     const components = COMPONENTS[q.aggregation];
-    const plan = components ? planQuery(q, await this.compactions.coverage(metric, components)) : null;
+    const plan = components ? planQuery(q, await this.compactions.coverage(metric, components, q.bucketMs)) : null;
     if (!components || !plan) {
       const samples = await this.timeseries
         .range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } })
