@@ -35,7 +35,9 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
     expect((await postRefresh(app)).statusCode).toBe(200);
     const after = await get('/health/ready');
     expect(after.statusCode).toBe(200);
-    expect(after.json().info).toMatchObject({ redis: { status: 'up' }, timeseries: { status: 'up' }, ingest: { status: 'up', ageSeconds: 0 } });
+    expect(after.json().info).toMatchObject({ redis: { status: 'up' }, timeseries: { status: 'up' }, ingest: { status: 'up' } });
+    // Rounded seconds since that ingest: 0, or 1 on a machine slow enough to take 0.5 s here.
+    expect(after.json().info.ingest.ageSeconds).toBeLessThanOrEqual(1);
     // Shared through Redis, so replicas without the schedule are ready too.
     expect(Number(await redis.get(`${prefix}:ingest:last-success`))).toBeGreaterThan(Date.now() - 60_000);
   });
