@@ -16,6 +16,9 @@ describe('parseTime', () => {
     expect(() => parseTime('now', 'to')).toThrow(/^to must be/);
     expect(() => parseTime('2021-02-30', 'from')).toThrow('from is not a valid time: 2021-02-30');
     expect(() => parseTime('2021-13-01T00:00:00Z', 'from')).toThrow(/not a valid time/);
+    expect(() => parseTime('2021-02-30T10:00:00+05:00', 'from')).toThrow('from is not a valid time: 2021-02-30T10:00:00+05:00');
+    // A real day stays valid whatever the offset does to the UTC date.
+    expect(parseTime('2021-03-01T01:00:00+05:00', 'from')).toBe(Date.UTC(2021, 1, 28, 20));
   });
 });
 

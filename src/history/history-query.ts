@@ -22,9 +22,15 @@ export function parseTime(text: string, field: string): number {
   if (!TIME_PATTERN.test(text)) throw new RangeError(`${field} must be ${TIME_HINT}`);
   const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
   if (!Number.isSafeInteger(ms) || ms < 0) throw new RangeError(`${field} is not a valid time: ${text}`);
-  // Date.parse rolls 2021-02-30 over to March; a real date reads back the same day.
-  const day = /^(\d{4}-\d{2}-\d{2})(?:$|T.*Z$)/.exec(text)?.[1];
-  if (day && new Date(ms).toISOString().slice(0, 10) !== day) throw new RangeError(`${field} is not a valid time: ${text}`);
+  // Date.parse rolls 2021-02-30 over to March (whatever the zone); a real calendar day reads
+  // back the same.
+  const date = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
+  if (date) {
+    const [, y, m, d] = date;
+    if (new Date(Date.UTC(Number(y), Number(m) - 1, Number(d))).toISOString().slice(0, 10) !== `${y}-${m}-${d}`) {
+      throw new RangeError(`${field} is not a valid time: ${text}`);
+    }
+  }
   return ms;
 }
 
