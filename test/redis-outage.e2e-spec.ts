@@ -202,6 +202,8 @@ describe('Redis down at startup (e2e)', () => {
     const summary = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
     expect(summary.statusCode).toBe(503); // nothing good served yet by this instance: no stale copy
     expect(summary.json()).toMatchObject({ statusCode: 503, message: 'The data store is temporarily unavailable; try again shortly' });
+    // Not a 500 while the backend is unknown (twa is for the backend to refuse, once it answers).
+    expect((await app.inject({ method: 'GET', url: '/series/price?aggregation=twa' })).statusCode).toBe(503);
 
     await server.restart();
     // The backend is probed on first use; readiness then sees Redis up and the backend known.
