@@ -10,6 +10,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
+import { deleteKeys } from './delete-keys.mjs';
 
 const perTransport = Number(process.argv[2] ?? 500);
 const token = 'bench-refresh-token-0123456789'; // POST /refresh needs REFRESH_TOKEN
@@ -108,15 +109,7 @@ try {
 } finally {
   if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  // Plain keys and the hash-tagged ones (`{prefix…}`: compactions, metadata, rate limits).
-  for (const pattern of [`${prefix}*`, `{${prefix}*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  }
+  await deleteKeys(redis, prefix);
   await redis.quit();
   process.exit(process.exitCode ?? 0);
 }

@@ -28,10 +28,11 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { NestFactory } from '@nestjs/core';
+import { Redis } from 'ioredis';
+import { deleteKeys } from './delete-keys.mjs';
 
 /** POST /refresh needs a bearer token (REFRESH_TOKEN); the bench's service gets this one. */
 const BENCH_TOKEN = 'bench-refresh-token-0123456789';
-import { Redis } from 'ioredis';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -127,17 +128,6 @@ function cpuMs(pid) {
 function peakRssMb(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) / 1024;
-}
-
-async function deleteKeys(redis, keyPrefix) {
-  for (const pattern of [`${keyPrefix}*`, `{${keyPrefix}*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
