@@ -124,13 +124,35 @@ export class EnvironmentVariables {
   @Transform(toBool) @IsBoolean()
   INGEST_ON_STARTUP = true;
 
+  /** Pause between runs of a source that serves only daily indices (senticrypt-v2, fear-greed). */
+  @Transform(toInt) @IsInt() @Min(1000)
+  INGEST_DAILY_INTERVAL_MS = 10 * 60 * 1000;
+
+  /**
+   * Hours of history fetched when a source's series are empty (first start, Redis lost the data)
+   * or have a gap, where the provider keeps history; 0 turns backfill off.
+   */
+  @Transform(toInt) @IsInt() @Min(0) @Max(24 * 30)
+  BACKFILL_HOURS = 24;
+
+  /** The summary flags price as stale when its newest sample is older than this (ms). */
+  @Transform(toInt) @IsInt() @Min(1000)
+  PRICE_STALE_AFTER_MS = 10 * 60 * 1000;
+
+  /** The summary flags sentiment as stale when its newest sample is older than this (ms); daily indices lag up to a day. */
+  @Transform(toInt) @IsInt() @Min(1000)
+  SENTIMENT_STALE_AFTER_MS = 48 * 3600 * 1000;
+
   /** Hourly buckets in the summary. */
   @Transform(toInt) @IsInt() @Min(1) @Max(168)
   SUMMARY_HOURS = 3;
 
-  /** End of the summary window: the latest stored sample, or the current time. */
-  @IsIn(['latest', 'now'])
-  SUMMARY_ANCHOR: 'latest' | 'now' = 'latest';
+  /**
+   * End of the summary window: the latest stored sample, the current time, or `auto`: the
+   * latest sample when both metrics come from the frozen SentiCrypt v1 feed, else now.
+   */
+  @IsIn(['auto', 'latest', 'now'])
+  SUMMARY_ANCHOR: 'auto' | 'latest' | 'now' = 'auto';
 
   /** Seconds a computed summary stays in the shared Redis cache. */
   @Transform(toInt) @IsInt() @Min(1)
