@@ -31,6 +31,21 @@ describe('SourceRegistry', () => {
     expect(r.active().map((p) => p.id)).toEqual(['coinbase', 'senticrypt-v2']);
   });
 
+  it.each([
+    ['bitstamp', 'fear-greed', 'index 0..100'],
+    ['kraken', 'senticrypt-v2', 'score -1..1'],
+  ])('builds %s + %s', (price, sentiment, unit) => {
+    const r = registry({ PRICE_SOURCE: price, SENTIMENT_SOURCE: sentiment });
+    expect(r.forMetric('price').provider.id).toBe(price);
+    expect(r.forMetric('sentiment').provider.id).toBe(sentiment);
+    expect(r.forMetric('sentiment').spec.unit).toBe(unit);
+    expect(r.active()).toHaveLength(2);
+  });
+
+  it('kraken says how far back its backfill reaches', () => {
+    expect(registry({ PRICE_SOURCE: 'kraken' }).forMetric('price').provider.backfillReachMs).toBe(12 * 3600 * 1000);
+  });
+
   it('explicit choices win over the v1 upgrade default', () => {
     const r = registry({ SENTIMENT_API_URL: 'file:///tmp/replay.json', PRICE_SOURCE: 'coinbase' });
     expect(r.active().map((p) => p.id)).toEqual(['coinbase', 'senticrypt-v1']);
