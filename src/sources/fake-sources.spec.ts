@@ -18,6 +18,9 @@ describe('FakeSources (test support)', () => {
     expect(`${env.SENTICRYPT_V2_API_URL}/all.json`).toBe(`${fake.origin}${PATHS.senticryptV2}`);
     expect(`${env.FEAR_GREED_API_URL}/fng/`).toBe(`${fake.origin}${PATHS.fearGreed}`);
     expect(env.SENTIMENT_API_URL).toBe(`${fake.origin}${PATHS.senticryptV1}`);
+    // Explicit sources: SENTIMENT_API_URL alone would mean senticrypt-v1 for both.
+    expect([env.PRICE_SOURCE, env.SENTIMENT_SOURCE]).toEqual(['coinbase', 'senticrypt-v2']);
+    expect(fake.env({ price: 'kraken' }).PRICE_SOURCE).toBe('kraken');
   });
 
   it('Coinbase: 400 without a User-Agent; candles filtered by start/end, newest first; > 300 buckets is a 400', async () => {

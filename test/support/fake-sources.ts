@@ -6,7 +6,8 @@
  *
  *   const fake = await new FakeSources().start();          // recorded fixtures
  *   const fake = await new FakeSources(liveData(now)).start(); // the 24 h before `now`
- *   bootApp({ ...fake.env(), PRICE_SOURCE: 'coinbase', SENTIMENT_SOURCE: 'senticrypt-v2' });
+ *   bootApp({ ...fake.env() });                             // coinbase + senticrypt-v2
+ *   bootApp({ ...fake.env({ price: 'kraken', sentiment: 'fear-greed' }) });
  */
 import { HttpService } from '@nestjs/axios';
 import axios from 'axios';
@@ -248,10 +249,16 @@ export class FakeSources {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
-  /** Base URLs for every source, pointing here (merge into the app's env). */
-  env(): Record<string, string> {
+  /**
+   * Base URLs for every source pointing here, and the sources to use, given explicitly
+   * (default the live coinbase + senticrypt-v2): SENTIMENT_API_URL is set too, and set alone it
+   * would select senticrypt-v1 for both metrics (the upgrade path). Merge into the app's env.
+   */
+  env(sources: { price?: string; sentiment?: string } = {}): Record<string, string> {
     const o = this.origin;
     return {
+      PRICE_SOURCE: sources.price ?? 'coinbase',
+      SENTIMENT_SOURCE: sources.sentiment ?? 'senticrypt-v2',
       COINBASE_API_URL: `${o}/coinbase`,
       BITSTAMP_API_URL: `${o}/bitstamp/api/v2`,
       KRAKEN_API_URL: `${o}/kraken/0/public`,
