@@ -7,7 +7,7 @@
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, positiveField } from '../decimal.js';
-import { arrayOf, assertMostlyValid, batchOf, emptyTally, objectOf, SKIP, tally } from '../records.js';
+import { arrayOf, assertMostlyValid, batchOf, emptyTally, keepRange, objectOf, SKIP, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { PayloadError, tagSource } from '../source.errors.js';
 import type { MetricSpec, PollContext, SourceBatch, SourceProvider } from '../source.types.js';
@@ -72,7 +72,7 @@ export class BitstampProvider implements SourceProvider {
         await tally<Sample>(rows, candle, t, t.fetched);
       }
       assertMostlyValid(t);
-      t.values = t.values.filter((s) => s.timestamp >= from && s.timestamp <= to);
+      keepRange(t, from, to);
       return batchOf('price', t, attempts);
     });
   }

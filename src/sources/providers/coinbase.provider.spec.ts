@@ -100,6 +100,13 @@ describe('coinbase provider', () => {
       expect(batch).toMatchObject({ fetched: 1440, invalid: 0, attempts: 5 });
     });
 
+    it('counts candles outside the asked range as skipped, and leaves them out', async () => {
+      fake.override(PATHS.coinbaseCandles, { body: fake.data.coinbaseCandles }); // ignores start/end
+      const batch = await provider.backfill(1781887200000, 1781887380000);
+      expect(batch).toMatchObject({ fetched: 4, skipped: 1, invalid: 0 });
+      expect(batch.samples.price?.map((s) => s.timestamp)).toEqual([1781887260000, 1781887320000, 1781887380000]);
+    });
+
     it('keeps good candles and reports a bad one', async () => {
       fake.data.coinbaseCandles = [[1781887380, 1, 2, 3, 'x', 5], ...fake.data.coinbaseCandles.slice(1), [1781887080]];
       const batch = await provider.backfill(1781887080000, 1781887380000);

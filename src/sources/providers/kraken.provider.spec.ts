@@ -63,7 +63,7 @@ describe('kraken provider', () => {
       { timestamp: 1729209660000, value: 68420.5 },
       { timestamp: 1729209720000, value: 68415.9 },
     ]);
-    expect(batch).toMatchObject({ fetched: 3, invalid: 0 });
+    expect(batch).toMatchObject({ fetched: 4, skipped: 1, invalid: 0 }); // the open candle: counted, not sent
     expect(fake.calls(PATHS.krakenOhlc)[0].query).toEqual({ pair: 'XBTUSD', interval: '1', since: '1729209540' });
   });
 

@@ -9,7 +9,7 @@
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, positiveField } from '../decimal.js';
-import { arrayOf, assertMostlyValid, batchOf, objectOf, tally } from '../records.js';
+import { arrayOf, assertMostlyValid, batchOf, keepRange, objectOf, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { PayloadError, PermanentUpstreamError, tagSource, TransientUpstreamError } from '../source.errors.js';
 import type { MetricSpec, SourceBatch, SourceProvider } from '../source.types.js';
@@ -81,10 +81,14 @@ export class KrakenProvider implements SourceProvider {
         maxBytes: KRAKEN_LIMITS.ohlcBytes,
       });
       const rows = arrayOf(singlePair(data), KRAKEN_LIMITS.ohlcRows, 'OHLC payload');
-      const closed = rows.slice(0, -1); // the newest row is the candle still open
+      const closed = rows.slice(0, -1); // the newest row is the candle still open: counted, not sent
       const t = await tally<Sample>(closed, candle);
       assertMostlyValid(t);
-      t.values = t.values.filter((s) => s.timestamp >= from && s.timestamp <= to);
+      if (rows.length > 0) {
+        t.fetched++;
+        t.skipped++;
+      }
+      keepRange(t, from, to);
       return batchOf('price', t, attempts);
     });
   }
