@@ -63,7 +63,7 @@ export class BitstampProvider implements SourceProvider {
       let attempts = 0;
       for (const [start, count] of ohlcWindows(from, to)) {
         const q = new URLSearchParams({ step: '60', limit: String(count), start: String(start / 1000) });
-        const got = await this.http.getJson(`${this.options.baseUrl}/ohlc/btcusd/?${q}`, { maxBytes: BITSTAMP_LIMITS.ohlcBytes });
+        const got = await this.http.getJson(`${this.options.baseUrl}/ohlc/btcusd/?${q.toString()}`, { maxBytes: BITSTAMP_LIMITS.ohlcBytes });
         attempts += got.attempts;
         const body = objectOf(got.data);
         const inner = body.data === undefined ? undefined : objectOf(body.data, 'ohlc payload data');

@@ -69,7 +69,7 @@ export class CoinbaseProvider implements SourceProvider {
       let attempts = 0;
       for (const [start, end] of windows) {
         const q = new URLSearchParams({ granularity: '60', start: new Date(start).toISOString(), end: new Date(end).toISOString() });
-        const got = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/candles?${q}`, { maxBytes: COINBASE_LIMITS.candleBytes });
+        const got = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/candles?${q.toString()}`, { maxBytes: COINBASE_LIMITS.candleBytes });
         attempts += got.attempts;
         const rows = arrayOf(got.data, COINBASE_LIMITS.candleRows, 'candles payload');
         await tally<Sample>(rows, candle, t, t.fetched);
