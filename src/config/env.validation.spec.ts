@@ -97,7 +97,7 @@ describe('validateEnv', () => {
     });
 
     it('a bad alias value fails naming the variable that was set', () => {
-      expect(() => validateEnv({ SENTIMENT_API_RETRIES: '99' })).toThrow(/^Invalid configuration:\n  SENTIMENT_API_RETRIES=99: [^\n]*$/);
+      expect(() => validateEnv({ SENTIMENT_API_RETRIES: '99' })).toThrow(/^Invalid configuration:\n {2}SENTIMENT_API_RETRIES=99: [^\n]*$/);
     });
   });
 

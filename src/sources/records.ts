@@ -112,7 +112,9 @@ export function batchOf(metric: MetricName, t: Tally<Sample>, attempts: number):
   };
 }
 
-/** Keeps the samples with from <= timestamp <= to. */
-export function inRange(samples: Sample[], from: number, to: number): Sample[] {
-  return samples.filter((s) => s.timestamp >= from && s.timestamp <= to);
+/** Keeps the samples with from <= timestamp <= to; the others are counted as skipped. */
+export function keepRange(t: Tally<Sample>, from: number, to: number): void {
+  const kept = t.values.filter((s) => s.timestamp >= from && s.timestamp <= to);
+  t.skipped += t.values.length - kept.length;
+  t.values = kept;
 }

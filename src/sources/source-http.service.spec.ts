@@ -6,6 +6,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from './source.errors.js';
 import { retryAfterMs, SourceHttpClient, SourceHttpOptions } from './source-http.service.js';
@@ -162,6 +163,13 @@ describe('SourceHttpClient', () => {
     expect(err).toBeInstanceOf(PermanentUpstreamError);
     expect((err as Error).message).toBe('upstream payload is too large (attempt 1 of 3)');
     expect(up.calls).toHaveLength(1);
+  });
+
+  it('counts the size cap after decompression (a small gzip that inflates past the cap is refused)', async () => {
+    const bomb = gzipSync(Buffer.from(JSON.stringify('x'.repeat(1024 * 1024))));
+    expect(bomb.length).toBeLessThan(8 * 1024);
+    const up = await start((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(bomb));
+    await expect(client().getJson(up.url, { maxBytes: 64 * 1024 })).rejects.toThrow('upstream payload is too large');
   });
 
   it('times out a call that never answers, and retries it', async () => {

@@ -21,6 +21,36 @@ function registry(raw: Record<string, string>): SourceRegistry {
 }
 
 describe('SourceRegistry', () => {
+  it('defaults to the live sources: coinbase for price, senticrypt-v2 for sentiment', () => {
+    const r = registry({});
+    expect(r.forMetric('price')).toMatchObject({ provider: { id: 'coinbase' }, spec: { metric: 'price', unit: 'USD', cadence: 'tick' } });
+    expect(r.forMetric('sentiment')).toMatchObject({
+      provider: { id: 'senticrypt-v2' },
+      spec: { metric: 'sentiment', unit: 'score -1..1', cadence: 'daily' },
+    });
+    expect(r.active().map((p) => p.id)).toEqual(['coinbase', 'senticrypt-v2']);
+  });
+
+  it.each([
+    ['bitstamp', 'fear-greed', 'index 0..100'],
+    ['kraken', 'senticrypt-v2', 'score -1..1'],
+  ])('builds %s + %s', (price, sentiment, unit) => {
+    const r = registry({ PRICE_SOURCE: price, SENTIMENT_SOURCE: sentiment });
+    expect(r.forMetric('price').provider.id).toBe(price);
+    expect(r.forMetric('sentiment').provider.id).toBe(sentiment);
+    expect(r.forMetric('sentiment').spec.unit).toBe(unit);
+    expect(r.active()).toHaveLength(2);
+  });
+
+  it('kraken says how far back its backfill reaches', () => {
+    expect(registry({ PRICE_SOURCE: 'kraken' }).forMetric('price').provider.backfillReachMs).toBe(12 * 3600 * 1000);
+  });
+
+  it('explicit choices win over the v1 upgrade default', () => {
+    const r = registry({ SENTIMENT_API_URL: 'file:///tmp/replay.json', PRICE_SOURCE: 'coinbase' });
+    expect(r.active().map((p) => p.id)).toEqual(['coinbase', 'senticrypt-v1']);
+  });
+
   it('upgrade path: SENTIMENT_API_URL alone → one senticrypt-v1 provider serving both metrics', () => {
     const r = registry({ SENTIMENT_API_URL: 'file:///tmp/replay.json' });
     expect(r.forMetric('price').provider.id).toBe('senticrypt-v1');

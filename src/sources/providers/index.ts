@@ -2,7 +2,12 @@
 import type { Env } from '../../config/env.validation.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import type { SourceId, SourceProvider } from '../source.types.js';
+import { BitstampProvider } from './bitstamp.provider.js';
+import { CoinbaseProvider } from './coinbase.provider.js';
+import { FearGreedProvider } from './fear-greed.provider.js';
+import { KrakenProvider } from './kraken.provider.js';
 import { SenticryptV1Provider } from './senticrypt-v1.provider.js';
+import { SenticryptV2Provider } from './senticrypt-v2.provider.js';
 
 export type ProviderConfig = Pick<
   Env,
@@ -24,7 +29,15 @@ export function createProvider(id: SourceId, http: SourceHttpClient, config: Pro
   switch (id) {
     case 'senticrypt-v1':
       return new SenticryptV1Provider(http, { url: config.SENTIMENT_API_URL, maxBytes: config.SENTIMENT_API_MAX_BYTES });
-    default:
-      throw new Error(`source ${id} is not implemented yet`);
+    case 'coinbase':
+      return new CoinbaseProvider(http, { baseUrl: baseUrl(config.COINBASE_API_URL) });
+    case 'senticrypt-v2':
+      return new SenticryptV2Provider(http, { baseUrl: baseUrl(config.SENTICRYPT_V2_API_URL) });
+    case 'bitstamp':
+      return new BitstampProvider(http, { baseUrl: baseUrl(config.BITSTAMP_API_URL) });
+    case 'kraken':
+      return new KrakenProvider(http, { baseUrl: baseUrl(config.KRAKEN_API_URL) });
+    case 'fear-greed':
+      return new FearGreedProvider(http, { baseUrl: baseUrl(config.FEAR_GREED_API_URL) });
   }
 }

@@ -1,11 +1,12 @@
 import { HttpService } from '@nestjs/axios';
 import axios from 'axios';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PayloadError } from '../source.errors.js';
-import type { SourceProvider } from '../source.types.js';
 import { SourceHttpClient } from '../source-http.service.js';
 import { parseSenticryptV1, SENTICRYPT_V1_MAX_RECORDS, SenticryptV1Provider } from './senticrypt-v1.provider.js';
 
@@ -31,7 +32,7 @@ describe('senticrypt-v1 provider', () => {
       ['price', 'USD'],
       ['sentiment', 'score -1..1'],
     ]);
-    expect((provider as SourceProvider).backfill).toBeUndefined();
+    expect('backfill' in provider).toBe(false); // the feed is its own 24 h: poll({ since: null }) is the backfill
   });
 
   it('replays the recorded day from a file:// URL: every snapshot, ms timestamps, oldest first', async () => {
@@ -61,6 +62,38 @@ describe('senticrypt-v1 provider', () => {
   it('tags a failure with the source id', async () => {
     const missing = new SenticryptV1Provider(http, { url: `file://${fileURLToPath(FIXTURE)}.missing`, maxBytes: 1024 });
     await expect(missing.poll({ since: null })).rejects.toMatchObject({ source: 'senticrypt-v1', attempts: 1 });
+  });
+});
+
+describe('senticrypt-v1 against hostile payloads over HTTP (issue #11.3)', () => {
+  let server: Server;
+  let body = '';
+  let url = '';
+
+  beforeAll(async () => {
+    server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/bitcoin.json`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const emptyArrays = (bytes: number) => `[${'[],'.repeat(Math.floor(bytes / 3))}[]]`;
+
+  it('refuses [[],[],…] over the 4 MiB default cap without decoding it', async () => {
+    body = emptyArrays(5 * 1024 * 1024);
+    const p = new SenticryptV1Provider(http, { url, maxBytes: 4 * 1024 * 1024 });
+    await expect(p.poll({ since: null })).rejects.toThrow('upstream payload is too large (attempt 1 of 1)');
+  });
+
+  it('fails [[],[],…] under the cap as a payload error (too many records), not a success', async () => {
+    body = emptyArrays(1024 * 1024); // 349,526 records
+    const p = new SenticryptV1Provider(http, { url, maxBytes: 4 * 1024 * 1024 });
+    const err = await p.poll({ since: null }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PayloadError);
+    expect((err as Error).message).toBe('upstream payload has 349526 records, more than the 25000 this source ever sends');
   });
 });
 

@@ -1,0 +1,100 @@
+/**
+ * Bitstamp, BTC/USD (no key; 8,000 requests per 10 minutes per IP). Every field is a string.
+ * - poll: GET /ticker/btcusd/ → `last` at `timestamp` (epoch seconds).
+ * - backfill: GET /ohlc/btcusd/?step=60&limit=1000&start=<s> → `{"data":{"ohlc":[{timestamp,
+ *   close,…}]}}`, oldest first, minutes without trades as flat candles. A sample is the close at
+ *   the candle's time; 24 h is 2 calls.
+ */
+import type { Sample } from '../../timeseries/timeseries.types.js';
+import { epochSecondsField, positiveField } from '../decimal.js';
+import { arrayOf, assertMostlyValid, batchOf, emptyTally, keepRange, objectOf, SKIP, tally } from '../records.js';
+import type { SourceHttpClient } from '../source-http.service.js';
+import { PayloadError, tagSource } from '../source.errors.js';
+import type { MetricSpec, PollContext, SourceBatch, SourceProvider } from '../source.types.js';
+
+export const BITSTAMP_LIMITS = {
+  /** The ticker is ~350 bytes. */
+  tickerBytes: 16 * 1024,
+  /** 1,000 rows of ~150 bytes is ~150 KB. */
+  ohlcBytes: 512 * 1024,
+  /** Bitstamp's own maximum `limit`. */
+  ohlcRows: 1000,
+  /** Calls per backfill at most (~7 days of minutes); a longer range keeps its newest part. */
+  maxWindows: 10,
+} as const;
+
+const MINUTE = 60_000;
+const STRINGS = { strings: true, numbers: true } as const;
+
+export interface BitstampOptions {
+  baseUrl: string;
+}
+
+export class BitstampProvider implements SourceProvider {
+  readonly id = 'bitstamp' as const;
+  readonly metrics: readonly MetricSpec[] = [{ metric: 'price', unit: 'USD', cadence: 'tick' }];
+
+  constructor(
+    private readonly http: SourceHttpClient,
+    private readonly options: BitstampOptions,
+  ) {}
+
+  /** The last trade price at the ticker's timestamp; `skipped` when that is not newer than `since`. */
+  poll(context: PollContext): Promise<SourceBatch> {
+    return tagSource(this.id, async () => {
+      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/ticker/btcusd/`, { maxBytes: BITSTAMP_LIMITS.tickerBytes });
+      const ticker = objectOf(data);
+      const t = await tally<Sample>([ticker], () => {
+        const timestamp = epochSecondsField(ticker.timestamp, 'timestamp', STRINGS);
+        if (typeof timestamp === 'string') return timestamp;
+        if (context.since !== null && timestamp <= context.since) return SKIP;
+        const value = positiveField(ticker.last, 'last', STRINGS);
+        return typeof value === 'string' ? value : { timestamp, value };
+      });
+      assertMostlyValid(t);
+      return batchOf('price', t, attempts);
+    });
+  }
+
+  /** 1-minute closes with from <= time <= to, in windows of 1,000 minutes, oldest first. */
+  backfill(from: number, to: number): Promise<SourceBatch> {
+    return tagSource(this.id, async () => {
+      const t = emptyTally<Sample>();
+      let attempts = 0;
+      for (const [start, count] of ohlcWindows(from, to)) {
+        const q = new URLSearchParams({ step: '60', limit: String(count), start: String(start / 1000) });
+        const got = await this.http.getJson(`${this.options.baseUrl}/ohlc/btcusd/?${q.toString()}`, { maxBytes: BITSTAMP_LIMITS.ohlcBytes });
+        attempts += got.attempts;
+        const body = objectOf(got.data);
+        const inner = body.data === undefined ? undefined : objectOf(body.data, 'ohlc payload data');
+        if (inner === undefined) throw new PayloadError('ohlc payload has no data');
+        const rows = arrayOf(inner.ohlc, BITSTAMP_LIMITS.ohlcRows, 'ohlc payload');
+        await tally<Sample>(rows, candle, t, t.fetched);
+      }
+      assertMostlyValid(t);
+      keepRange(t, from, to);
+      return batchOf('price', t, attempts);
+    });
+  }
+}
+
+function candle(raw: unknown): Sample | string {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'candle is not an object';
+  const r = raw as Record<string, unknown>;
+  const timestamp = epochSecondsField(r.timestamp, 'timestamp', STRINGS);
+  if (typeof timestamp === 'string') return timestamp;
+  const value = positiveField(r.close, 'close', STRINGS);
+  return typeof value === 'string' ? value : { timestamp, value };
+}
+
+/** [start ms, minutes] windows covering from..to in whole minutes, oldest first, at most maxWindows (the newest). */
+export function ohlcWindows(from: number, to: number): Array<[number, number]> {
+  const first = Math.ceil(from / MINUTE) * MINUTE;
+  const last = Math.floor(to / MINUTE) * MINUTE;
+  if (!(first <= last)) return [];
+  const span = BITSTAMP_LIMITS.ohlcRows * MINUTE;
+  const earliest = Math.max(first, last - BITSTAMP_LIMITS.maxWindows * span + MINUTE);
+  const out: Array<[number, number]> = [];
+  for (let start = earliest; start <= last; start += span) out.push([start, Math.min(BITSTAMP_LIMITS.ohlcRows, (last - start) / MINUTE + 1)]);
+  return out;
+}
