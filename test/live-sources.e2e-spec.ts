@@ -1,0 +1,255 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import { SeriesRepository } from '../src/series/series.repository.js';
+import type { MetricName } from '../src/sources/source.types.js';
+import { bootApp, postRefresh } from './support/app.js';
+import { fearGreedAt, FakeSources, liveData, PATHS, priceAt, sentimentAt } from './support/fake-sources.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const MINUTE = 60_000;
+
+interface SourceOutcome {
+  source: string;
+  ok: boolean;
+  error: string | null;
+  report: {
+    stored: number;
+    backfill: { from: string; to: string; stored: number; error: string | null } | null;
+    series: Record<string, { stored: number; duplicates: number }>;
+  } | null;
+}
+
+/** Every sample of a metric's series, read through the series store (the same on both backends). */
+async function samplesOf(app: NestFastifyApplication, metric: MetricName) {
+  return app.get(SeriesRepository).range(metric, { from: 0, to: Date.now() + DAY });
+}
+
+/** The hourly average the summary must give: the mean of the samples stored in that hour. */
+function hourlyMean(samples: Array<{ timestamp: number; value: number }>, hourStart: number): number | null {
+  const inHour = samples.filter((s) => s.timestamp >= hourStart && s.timestamp < hourStart + HOUR).map((s) => s.value);
+  return inHour.length ? inHour.reduce((a, b) => a + b, 0) / inHour.length : null;
+}
+
+describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, loopback providers)', () => {
+  const prefix = uniquePrefix('live');
+  const now = Date.now();
+  let fake: FakeSources;
+  let redis: Redis;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    fake = await new FakeSources(liveData(now)).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, ...fake.env() });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await fake?.stop();
+    await deleteKeys(redis, prefix);
+    redis.disconnect();
+  });
+
+  it('backfills the last 24 h of price from candles and the sentiment history, then polls, saying who it is', async () => {
+    const res = await postRefresh(app);
+    expect(res.statusCode).toBe(200);
+    const body = res.json() as { stored: number; sources: SourceOutcome[] };
+    const [coinbase, senticrypt] = ['coinbase', 'senticrypt-v2'].map((id) => body.sources.find((s) => s.source === id));
+    expect(coinbase).toMatchObject({ ok: true, error: null });
+    expect(senticrypt).toMatchObject({ ok: true, error: null });
+
+    // Price: every 1-minute candle close in the backfill window, plus the ticker's trade.
+    const window = coinbase!.report!.backfill!;
+    expect(window.error).toBeNull();
+    const [from, to] = [Date.parse(window.from), Date.parse(window.to)];
+    expect(to - from).toBe(DAY);
+    const minutes: number[] = [];
+    for (let t = Math.ceil(from / MINUTE) * MINUTE; t <= Math.min(to, Math.floor(now / MINUTE) * MINUTE); t += MINUTE) minutes.push(t);
+    const tickerTime = now - 1500;
+    const price = await samplesOf(app, 'price');
+    expect(price).toEqual(
+      [...minutes.map((t) => ({ timestamp: t, value: priceAt(t) })), { timestamp: tickerTime, value: Number(priceAt(tickerTime).toFixed(2)) }].sort(
+        (a, b) => a.timestamp - b.timestamp,
+      ),
+    );
+    expect(window.stored).toBe(minutes.length);
+    expect(coinbase!.report!.stored).toBe(minutes.length + 1);
+    // 24 h of candles at ≤ 299 minutes a call: 5 calls.
+    expect(fake.calls(PATHS.coinbaseCandles)).toHaveLength(5);
+
+    // Sentiment: one value per UTC day (00:00) from the day before the window on, today's included.
+    const sentiment = await samplesOf(app, 'sentiment');
+    const firstDay = Math.floor((now - DAY) / DAY) * DAY - DAY;
+    const days: number[] = [];
+    for (let d = firstDay; d <= now; d += DAY) days.push(d);
+    expect(sentiment).toEqual(days.map((d) => ({ timestamp: d, value: sentimentAt(d) })));
+
+    // Every provider call said who we are (Coinbase answers 400 to a call without User-Agent).
+    expect(fake.requests.length).toBeGreaterThan(0);
+    for (const r of fake.requests) expect(r.headers['user-agent']).toMatch(/^is-bitcoin-lit\/\S+ /);
+  });
+
+  it('answers about now: the last three hours, each metric with its source, unit, newest sample and freshness', async () => {
+    const res = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    const price = await samplesOf(app, 'price');
+    const hourNow = Math.floor(now / HOUR) * HOUR;
+    const hours = [hourNow - 2 * HOUR, hourNow - HOUR, hourNow];
+    expect(body.hourly_average_of_averages.map((h: { time: string }) => h.time)).toEqual(hours.map((h) => new Date(h).toISOString()));
+    body.hourly_average_of_averages.forEach((h: { price: number; sentiment: number }, i: number) => {
+      expect(h.price).toBeCloseTo(hourlyMean(price, hours[i])!, 8);
+      // A daily index: the level in effect during the hour (its UTC day's value), not missing.
+      expect(h.sentiment).toBe(sentimentAt(Math.floor(hours[i] / DAY) * DAY));
+    });
+    expect(Date.parse(body.as_of)).toBeGreaterThanOrEqual(now);
+    expect(body.metrics).toEqual({
+      price: { source: 'coinbase', unit: 'USD', latest_sample_time: new Date(now - 1500).toISOString(), stale: false },
+      sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', latest_sample_time: new Date(Math.floor(now / DAY) * DAY).toISOString(), stale: false },
+    });
+  });
+
+  it('polls again without backfilling or storing a sample twice', async () => {
+    const before = { price: (await samplesOf(app, 'price')).length, sentiment: (await samplesOf(app, 'sentiment')).length };
+    const candleCalls = fake.calls(PATHS.coinbaseCandles).length;
+    const body = (await postRefresh(app)).json() as { stored: number; sources: SourceOutcome[] };
+    expect(body.sources.every((s) => s.ok && s.report!.backfill === null)).toBe(true);
+    // The ticker's trade and today's index are stored already: skipped, not re-sent.
+    expect(body.stored).toBe(0);
+    expect(fake.calls(PATHS.coinbaseCandles)).toHaveLength(candleCalls);
+    expect({ price: (await samplesOf(app, 'price')).length, sentiment: (await samplesOf(app, 'sentiment')).length }).toEqual(before);
+
+    // A new trade is one new sample.
+    const trade = Date.now();
+    fake.data.coinbaseTicker = { ...fake.data.coinbaseTicker, price: '70123.45', time: new Date(trade).toISOString() };
+    const next = (await postRefresh(app)).json() as { stored: number };
+    expect(next.stored).toBe(1);
+    expect((await samplesOf(app, 'price')).at(-1)).toEqual({ timestamp: trade, value: 70123.45 });
+  });
+
+  it('keeps serving price when the sentiment source is down, and says which one failed', async () => {
+    fake.override(PATHS.senticryptV2, { status: 503, raw: 'upstream maintenance page' });
+    try {
+      const res = await postRefresh(app);
+      expect(res.statusCode).toBe(200);
+      const body = res.json() as { sources: SourceOutcome[] };
+      const failed = body.sources.find((s) => s.source === 'senticrypt-v2')!;
+      expect(failed).toMatchObject({ ok: false, report: null });
+      expect(failed.error).toMatch(/503/);
+      expect(failed.error).not.toMatch(/maintenance/);
+      expect(body.sources.find((s) => s.source === 'coinbase')).toMatchObject({ ok: true });
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toMatch(/source_runs_total\{source="senticrypt-v2",outcome="upstream_error"\} [1-9]/);
+      expect(metrics).toMatch(/source_runs_total\{source="coinbase",outcome="success"\} [1-9]/);
+      const ready = (await app.inject({ method: 'GET', url: '/health/ready' })).json();
+      expect(Object.keys(ready.info.ingest.sources).sort()).toEqual(['coinbase', 'senticrypt-v2']);
+    } finally {
+      fake.clearOverrides();
+    }
+  });
+
+  it('is a 502 naming each source when every source fails', async () => {
+    fake.override(PATHS.senticryptV2, { status: 500 });
+    fake.override(PATHS.coinbaseTicker, { status: 404 });
+    try {
+      const res = await postRefresh(app);
+      expect(res.statusCode).toBe(502);
+      expect(res.json().message).toMatch(/coinbase: .*404.*; senticrypt-v2: .*500/);
+    } finally {
+      fake.clearOverrides();
+    }
+  });
+
+  it('refuses a redirect to another origin: a failed run that never fetches the other page nor quotes it', async () => {
+    let hits = 0;
+    const internal: Server = createServer((_req, res) => {
+      hits++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"secret":"internal admin page"}');
+    });
+    await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve));
+    fake.override(PATHS.coinbaseTicker, { redirect: `http://127.0.0.1:${(internal.address() as AddressInfo).port}/internal/admin` });
+    try {
+      const body = (await postRefresh(app)).json() as { sources: SourceOutcome[] };
+      const coinbase = body.sources.find((s) => s.source === 'coinbase')!;
+      expect(coinbase.ok).toBe(false);
+      expect(coinbase.error).toMatch(/redirect/i);
+      expect(coinbase.error).not.toMatch(/secret|admin page/);
+      expect(hits).toBe(0);
+    } finally {
+      fake.clearOverrides();
+      internal.closeAllConnections();
+      await new Promise<void>((resolve) => internal.close(() => resolve()));
+    }
+  });
+});
+
+describe('Live sources: kraken + fear-greed, freshness flags (e2e)', () => {
+  const prefix = uniquePrefix('live-kraken');
+  const now = Date.now();
+  let fake: FakeSources;
+  let redis: Redis;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    fake = await new FakeSources(liveData(now)).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, PRICE_STALE_AFTER_MS: '1000', ...fake.env({ price: 'kraken', sentiment: 'fear-greed' }) });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await fake?.stop();
+    await deleteKeys(redis, prefix);
+    redis.disconnect();
+  });
+
+  it('backfills only the 12 h Kraken keeps, stores the 0..100 index under its own key, and flags what is stale', async () => {
+    const body = (await postRefresh(app)).json() as { sources: SourceOutcome[] };
+    const kraken = body.sources.find((s) => s.source === 'kraken')!;
+    expect(kraken.ok).toBe(true);
+    const window = kraken.report!.backfill!;
+    expect(Date.parse(window.to) - Date.parse(window.from)).toBe(12 * HOUR);
+    const price = await samplesOf(app, 'price');
+    // No candle older than the reach, and none that was still open.
+    expect(price[0].timestamp).toBeGreaterThanOrEqual(Date.parse(window.from));
+    expect(price.filter((s) => s.timestamp >= Math.floor(now / MINUTE) * MINUTE && s.timestamp !== price.at(-1)!.timestamp)).toEqual([]);
+
+    const summary = (await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+    for (const h of summary.hourly_average_of_averages) {
+      expect(h.sentiment).toBe(fearGreedAt(Math.floor(Date.parse(h.time) / DAY) * DAY));
+    }
+    // Kraken's ticker has no time: the sample is the poll's, so fresh; with a 1 s limit it is
+    // stale by the time a later summary is computed, which the flag must say.
+    expect(summary.metrics.sentiment).toMatchObject({ source: 'fear-greed', unit: 'index 0..100', stale: false });
+    await new Promise((r) => setTimeout(r, 1100));
+    await redis.unlink(`${prefix}:cache`);
+    const later = (await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+    expect(later.metrics.price).toMatchObject({ source: 'kraken', stale: true });
+    expect(later.metrics.sentiment.stale).toBe(false);
+
+    const keys = (await app.inject({ method: 'GET', url: '/series' })).json() as Array<{ key: string; source: string; unit: string }>;
+    expect(keys.find((s) => s.key === `${prefix}:sentiment:fear-greed`)).toMatchObject({ source: 'fear-greed', unit: 'index 0..100' });
+    expect(keys.find((s) => s.key === `${prefix}:price:kraken`)).toMatchObject({ source: 'kraken', unit: 'USD' });
+  });
+
+  it('serves the one metric that has data (documented shape) and a 503 only when neither has any', async () => {
+    const empty = await bootApp({ REDIS_KEY_PREFIX: `${prefix}:empty`, ...fake.env({ price: 'kraken', sentiment: 'fear-greed' }) });
+    try {
+      expect((await empty.inject({ method: 'GET', url: '/is-bitcoin-lit' })).statusCode).toBe(503);
+      fake.override(PATHS.fearGreed, { status: 451 });
+      expect((await postRefresh(empty)).statusCode).toBe(200);
+      const body = (await empty.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+      expect(body.hourly_average_of_averages.length).toBeGreaterThan(0);
+      expect(body.hourly_average_of_averages.every((h: { price: number | null; sentiment: null }) => typeof h.price === 'number' && h.sentiment === null)).toBe(true);
+      expect(body.sentiment_direction).toBeNull();
+      expect(body.price_direction).toMatch(/^(rising|falling|flat)$/);
+      expect(body.metrics.sentiment).toEqual({ source: 'fear-greed', unit: 'index 0..100', latest_sample_time: null, stale: true });
+    } finally {
+      fake.clearOverrides();
+      await empty.close();
+      await deleteKeys(redis, `${prefix}:empty`);
+    }
+  });
+});
