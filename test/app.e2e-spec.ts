@@ -55,10 +55,14 @@ describe('Swagger (e2e)', () => {
 
     const schemas = doc.components.schemas;
     expect(Object.keys(schemas.SummaryResponseDto.properties).sort()).toEqual([
+      'as_of',
       'hourly_average_of_averages',
+      'metrics',
       'price_direction',
       'sentiment_direction',
     ]);
+    expect(Object.keys(schemas.MetricFreshnessDto.properties).sort()).toEqual(['latest_sample_time', 'source', 'stale', 'unit']);
+    expect(schemas.HourlyAverageDto.properties.sentiment).toMatchObject({ type: 'number', nullable: true });
     expect(schemas.HourlyAverageDto.properties.price).toMatchObject({ type: 'number', example: 33812.57 });
     expect(schemas.HourlyAverageDto.properties.time).toMatchObject({ type: 'string', example: '2021-07-07T15:00:00.000Z' });
     expect(schemas.IngestReportDto.properties.stored).toMatchObject({ type: 'number', example: 4948 });

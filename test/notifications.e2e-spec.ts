@@ -69,7 +69,8 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     const onWs = await wsClient.next((m) => m.data.type === 'ingest', 'ingest event over WebSocket');
     const summary = (await b.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
     expect(summary.hourly_average_of_averages).toHaveLength(3);
-    const expected = { type: 'ingest', latestSampleTime: newest, stored: 4948, report, summary };
+    // The event carries the source's own report (POST /refresh lists it under sources).
+    const expected = { type: 'ingest', source: 'senticrypt-v1', latestSampleTime: newest, stored: 4948, report: report.sources[0].report, summary };
     expect(report.latestSampleTime).toBe(newest);
     expect(onSse.data).toEqual(expected);
     expect(onSse.id).toMatch(/^\d+$/);
@@ -92,7 +93,7 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     for (const c of [sseClient, wsClient]) {
       const events = c.ofType('ingest');
       expect(events.map((e) => e.data.stored)).toEqual([4948, 2]);
-      expect(events[1].data.report).toEqual(one);
+      expect(events[1].data.report).toEqual(one.sources[0].report);
     }
   });
 
@@ -174,7 +175,7 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     expect(Object.keys(op.responses['503'].content)).toEqual(['application/json']);
     expect(op.responses['503'].content['application/json'].schema.$ref).toBe('#/components/schemas/ErrorResponseDto');
     const schemas = doc.components.schemas;
-    expect(Object.keys(schemas.IngestEventDto.properties).sort()).toEqual(['latestSampleTime', 'report', 'stored', 'summary', 'type']);
+    expect(Object.keys(schemas.IngestEventDto.properties).sort()).toEqual(['latestSampleTime', 'report', 'source', 'stored', 'summary', 'type']);
     expect(schemas.StatusEventDto.properties.redis.enum).toEqual(['down', 'up']);
   });
 });
