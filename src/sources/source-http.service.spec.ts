@@ -161,7 +161,7 @@ describe('SourceHttpClient', () => {
     const up = await start((_req, res) => json(res, 'x'.repeat(5000)));
     const err = await client().getJson(up.url, { maxBytes: 1024 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentUpstreamError);
-    expect((err as Error).message).toBe('upstream payload is too large (attempt 1 of 3)');
+    expect((err as Error).message).toBe('upstream payload is too large (over 1024 bytes) (attempt 1 of 3)');
     expect(up.calls).toHaveLength(1);
   });
 

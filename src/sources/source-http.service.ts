@@ -113,7 +113,7 @@ export class SourceHttpClient {
           headers: { Accept: 'application/json', 'User-Agent': this.options.userAgent },
         });
       } catch (err) {
-        throw classify(err);
+        throw classify(err, options.maxBytes);
       }
       const status = res.status;
       if (status >= 200 && status < 300) return typeof res.data === 'string' ? res.data : '';
@@ -162,10 +162,10 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
   return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
 }
 
-function classify(err: unknown): SourceError {
+function classify(err: unknown, maxBytes: number): SourceError {
   const e = err as AxiosError;
   const message = typeof e?.message === 'string' ? e.message : '';
-  if (/maxContentLength/i.test(message)) return new PermanentUpstreamError('upstream payload is too large');
+  if (/maxContentLength/i.test(message)) return new PermanentUpstreamError(tooLarge(maxBytes));
   if (e?.code === 'ECONNABORTED' || e?.code === 'ETIMEDOUT' || e?.code === 'ERR_CANCELED' || /timeout|aborted/i.test(message)) {
     return new TransientUpstreamError('upstream timed out');
   }
@@ -184,7 +184,7 @@ async function readCapped(url: string, maxBytes: number): Promise<string> {
     const file = await open(path, 'r');
     try {
       const { size } = await file.stat();
-      if (size > maxBytes) throw new PermanentUpstreamError('upstream payload is too large');
+      if (size > maxBytes) throw new PermanentUpstreamError(tooLarge(maxBytes));
       return await file.readFile('utf8');
     } finally {
       await file.close();
@@ -194,6 +194,8 @@ async function readCapped(url: string, maxBytes: number): Promise<string> {
     throw new PermanentUpstreamError(`cannot read ${url}: ${(err as NodeJS.ErrnoException).code ?? 'read error'}`);
   }
 }
+
+const tooLarge = (maxBytes: number) => `upstream payload is too large (over ${maxBytes} bytes)`;
 
 function decodeJson(text: string): unknown {
   try {

@@ -85,7 +85,7 @@ describe('senticrypt-v1 against hostile payloads over HTTP (issue #11.3)', () =>
   it('refuses [[],[],…] over the 4 MiB default cap without decoding it', async () => {
     body = emptyArrays(5 * 1024 * 1024);
     const p = new SenticryptV1Provider(http, { url, maxBytes: 4 * 1024 * 1024 });
-    await expect(p.poll({ since: null })).rejects.toThrow('upstream payload is too large (attempt 1 of 1)');
+    await expect(p.poll({ since: null })).rejects.toThrow('upstream payload is too large (over 4194304 bytes) (attempt 1 of 1)');
   });
 
   it('fails [[],[],…] under the cap as a payload error (too many records), not a success', async () => {
