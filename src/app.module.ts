@@ -23,7 +23,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        ConfigModule.forRoot({ isGlobal: true, cache: true, validate: (raw) => validateEnv({ ...raw, ...env }) }),
+        withoutEnvLeak(() => ConfigModule.forRoot({ isGlobal: true, cache: true, validate: (raw) => validateEnv({ ...raw, ...env }) })),
         LoggerModule,
         ScheduleModule.forRoot(),
         RedisModule,
@@ -37,5 +37,21 @@ export class AppModule {
         DashboardModule,
       ],
     };
+  }
+}
+
+/**
+ * ConfigModule copies every validated setting, defaults and `env` overrides included, into
+ * process.env. Another app booted later in this process (the tests boot several) would then
+ * take those as explicitly set, e.g. PRICE_SOURCE=coinbase defeating the SENTIMENT_API_URL-only
+ * upgrade path. The service reads its settings from ConfigService, never from process.env, so
+ * what ConfigModule added is taken back out.
+ */
+async function withoutEnvLeak<T>(load: () => Promise<T>): Promise<T> {
+  const before = new Set(Object.keys(process.env));
+  try {
+    return await load();
+  } finally {
+    for (const key of Object.keys(process.env)) if (!before.has(key)) delete process.env[key];
   }
 }

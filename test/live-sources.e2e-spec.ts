@@ -163,6 +163,18 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     }
   });
 
+  it('leaves no setting behind for the next app: one booted with only SENTIMENT_API_URL is on v1 for both (upgrade path)', async () => {
+    const upgraded = await bootApp({ REDIS_KEY_PREFIX: `${prefix}:v1`, SENTIMENT_API_URL: `${fake.origin}${PATHS.senticryptV1}` });
+    try {
+      const body = (await postRefresh(upgraded)).json() as { sources: SourceOutcome[] };
+      expect(body.sources.map((s) => s.source)).toEqual(['senticrypt-v1']);
+      expect(process.env.PRICE_SOURCE).toBeUndefined();
+    } finally {
+      await upgraded.close();
+      await deleteKeys(redis, `${prefix}:v1`);
+    }
+  });
+
   it('refuses a redirect to another origin: a failed run that never fetches the other page nor quotes it', async () => {
     let hits = 0;
     const internal: Server = createServer((_req, res) => {

@@ -125,7 +125,7 @@ export class SentimentIngestService {
       await this.series.recordSuccess(source, at);
       this.countSuccess(source, at, report, defs);
       this.logger.log(
-        `ingest ${source} ok: fetched=${report.fetched} invalid=${report.invalid} skipped=${report.skipped} stored=${report.stored} duplicates=${report.duplicates} rejected=${report.rejected} in ${report.durationMs} ms`,
+        `ingest ok: source=${source} fetched=${report.fetched} invalid=${report.invalid} skipped=${report.skipped} stored=${report.stored} duplicates=${report.duplicates} rejected=${report.rejected} in ${report.durationMs} ms`,
       );
       if (batch.invalid) this.logger.warn(`${source}: skipped ${batch.invalid} invalid record(s): ${batch.invalidReasons.join('; ')}`);
       for (const err of Object.values(stored).flatMap((r) => r.errors)) this.logger.warn(`${source}: samples rejected by Redis: ${err}`);
@@ -135,7 +135,7 @@ export class SentimentIngestService {
       const outcome = outcomeOf(err);
       this.metrics.ingestRuns.inc({ outcome });
       this.metrics.sourceRuns.inc({ source, outcome });
-      this.logger.error(`ingest ${source} failed (${outcome}) after ${Date.now() - started} ms: ${(err as Error).message}`);
+      this.logger.error(`ingest failed (${outcome}): source=${source} after ${Date.now() - started} ms: ${(err as Error).message}`);
       throw err;
     }
   }
