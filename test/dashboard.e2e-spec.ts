@@ -29,11 +29,50 @@ const ms = (r: RawRecord) => Math.trunc((r.timestamp as number) * 1000);
 /** The feed as it was before 15:00 on the last day; the full fixture is the "new ingest". */
 const earlier = fixture.filter((r) => ms(r) < Date.parse('2021-07-07T15:00:00Z'));
 
+/** The page's date format (UTC): "7 Jul 2021 14:59 UTC". */
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+function utc(t: number): string {
+  const d = new Date(t);
+  const hhmm = d.toISOString().slice(11, 16);
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${hhmm} UTC`;
+}
+/** The documented rule: both rising = lit, both falling = cold, anything else mixed. */
+function verdict(price: string, sentiment: string): 'lit' | 'cold' | 'mixed' {
+  if (price === 'rising' && sentiment === 'rising') return 'lit';
+  if (price === 'falling' && sentiment === 'falling') return 'cold';
+  return 'mixed';
+}
+const METRICS = ['price', 'sentiment'] as const;
+
 /** Hourly buckets holding samples in the 24 h before the newest one. */
 function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
   const latest = Math.max(...records.map(ms));
   return new Set(records.map(ms).filter((t) => t >= latest - rangeMs).map((t) => Math.floor(t / HOUR))).size;
 }
+
+/**
+ * Canned answers for the page's three data requests (summary, series listing, chart points),
+ * for the cases the recorded v1 fixture cannot produce: live data, a stale daily index on a
+ * 0–100 scale, a metric without data, a deployment whose summary predates `metrics`.
+ */
+interface Canned {
+  summary: unknown;
+  listing: { metric: string; last: number; labels: Record<string, string> }[];
+  points: { time: string; price: number | null; sentiment: number | null }[];
+}
+async function serveCanned(page: Page, canned: Canned): Promise<void> {
+  const listing = canned.listing.map((l) => ({
+    key: `canned:${l.metric}`, metric: l.metric, labels: l.labels, sourceKey: null, totalSamples: 10, lastTimestamp: l.last, rules: [],
+  }));
+  await page.route((u) => u.pathname === '/is-bitcoin-lit', (r) => r.fulfill({ json: canned.summary }));
+  await page.route((u) => u.pathname === '/series', (r) => r.fulfill({ json: listing }));
+  await page.route((u) => u.pathname === '/series/combined', (r) => r.fulfill({ json: canned.points }));
+}
+
+/** The browser's "now" in the canned tests (page.clock), and hourly times relative to it. */
+const NOW = Date.parse('2026-12-02T07:12:30.000Z');
+const iso = (t: number) => new Date(t).toISOString();
+const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: n }, (_, i) => Date.parse(start) + i * every * HOUR);
 
 (haveChromium ? describe : describe.skip)('dashboard in headless chromium (e2e)', () => {
   const prefix = uniquePrefix('dashboard');
@@ -99,7 +138,43 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
     expect(await page.textContent('#price-value')).toBe(
       new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 2 }).format(lastHour.price),
     );
-    expect(await page.textContent('#verdict')).toMatch(/lit|cold|Sort of/);
+
+    // The answer, by the rule, and said in the past tense: the fixture is from 2021.
+    const expected = verdict(s.price_direction, s.sentiment_direction);
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe(expected);
+    expect(await page.textContent('#verdict')).toBe({ lit: 'It was lit', cold: 'It was cold', mixed: 'Mixed signals' }[expected] + ' (stale data)');
+
+    // Per metric: source, unit, latest sample (from the summary's metrics when it has them,
+    // else from the series listing), its age in years, and the stale badge.
+    const listing = (await app.inject({ method: 'GET', url: '/series' })).json() as {
+      metric: string; sourceKey: string | null; labels: Record<string, string>; lastTimestamp: number;
+    }[];
+    for (const metric of METRICS) {
+      const described = s.metrics?.[metric];
+      const raw = listing.find((r) => r.metric === metric && !r.sourceKey)!;
+      const latest = described ? Date.parse(described.latest_sample_time) : raw.lastTimestamp;
+      expect(await page.textContent(`#${metric}-latest`)).toBe(utc(latest));
+      expect(await page.textContent(`#${metric}-age`)).toMatch(/^\d+ years ago$/);
+      expect(await page.textContent(`#${metric}-source`)).toBe(described ? described.source : raw.labels.source);
+      expect(await page.isVisible(`#${metric}-stale`)).toBe(true);
+      const unit = described?.unit ?? raw.labels.unit ?? { price: 'USD', sentiment: 'score' }[metric];
+      expect(await page.textContent(`#axis-${metric}`)).toBe(`${metric} (${unit})`);
+    }
+    expect(await page.textContent('#stale-banner')).toContain(`Stale data, not a live answer. Newest price sample: ${utc(Math.max(...earlier.map(ms)))}`);
+
+    // Dates on the time axis (the range is not today), and the full range above the chart.
+    const ticks = await page.locator('text.tick-time').evaluateAll((els) => els.map((e) => [...e.querySelectorAll('tspan')].map((t) => t.textContent)));
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    for (const [clock, day] of ticks) {
+      expect(clock).toMatch(/^\d\d:00$/);
+      expect(day).toMatch(/^[67] Jul 2021$/);
+    }
+    expect(await page.textContent('#range-caption')).toContain('6 Jul 2021 17:00 UTC – 7 Jul 2021 14:00 UTC');
+
+    // Connected to /events, but not "live": the data is five years old.
+    await page.waitForFunction(() => /connected|polling/.test(document.getElementById('status')?.textContent ?? ''));
+    expect(await page.textContent('#status')).not.toMatch(/\blive\b/);
+    expect(await page.getAttribute('#live-dot', 'class')).not.toMatch(/\blive\b/);
     await shot('dashboard-desktop');
   });
 
@@ -155,6 +230,199 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
     // Same document: nothing reloaded it.
     expect(await page.evaluate(() => window.marker)).toBe(true);
     await shot('dashboard-after-ingest');
+  });
+
+  /** Loads the page at the browser time NOW - 60 s, then holds the clock at NOW (+15 s, one age refresh). */
+  async function openAtNow(): Promise<void> {
+    await page.clock.install({ time: NOW - 60_000 });
+    await page.goto(`${base}/`);
+    await page.waitForSelector('svg[data-points]');
+    await page.clock.pauseAt(NOW);
+    await page.clock.runFor(15_000);
+  }
+  const text = async (selector: string) => (await page.textContent(selector))?.trim();
+  const tickLines = () => page.locator('text.tick-time').evaluateAll((els) => els.map((e) => [...e.querySelectorAll('tspan')].map((t) => t.textContent)));
+
+  it('live data: says lit, names the sources, ages in minutes that move on with the clock, today on the axis as HH:MM', async () => {
+    const hours = hoursFrom('2026-12-02T04:00:00Z', 4);
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 + 150 * i, sentiment: 0.1 + 0.02 * i, time: iso(t) })),
+        price_direction: 'rising',
+        sentiment_direction: 'rising',
+        as_of: iso(NOW - 30_000),
+        metrics: {
+          price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 3 * 60_000), stale: false },
+          sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', latest_sample_time: '2026-12-02T00:00:00.000Z', stale: false },
+        },
+      },
+      listing: [
+        { metric: 'price', last: NOW - 3 * 60_000, labels: { source: 'coinbase' } },
+        { metric: 'sentiment', last: Date.parse('2026-12-02T00:00:00Z'), labels: { source: 'senticrypt-v2' } },
+      ],
+      points: hoursFrom('2026-12-02T00:00:00Z', 8).map((t, i) => ({ time: iso(t), price: 90800 + 100 * i, sentiment: i === 0 ? 0.1 : null })),
+    });
+    await openAtNow();
+
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('lit');
+    expect(await text('#verdict')).toBe('Yes, it is lit');
+    expect(await text('#verdict-basis')).toBe('From 2 Dec 2026 04:00 UTC to 2 Dec 2026 07:12 UTC (45 seconds ago): price ▲ rising, sentiment ▲ rising.');
+    expect(await text('#price-value')).toBe('$91,450.00');
+    expect(await text('#sentiment-value')).toBe('0.160');
+    expect(await text('#price-source')).toBe('coinbase');
+    expect(await text('#sentiment-source')).toBe('senticrypt-v2');
+    expect(await text('#sentiment-unit')).toBe('score -1..1');
+    expect(await text('#price-latest')).toBe('2 Dec 2026 07:09 UTC');
+    expect(await text('#price-age')).toBe('3 minutes ago');
+    expect(await text('#sentiment-latest')).toBe('2 Dec 2026 00:00 UTC');
+    expect(await text('#sentiment-age')).toBe('7 hours ago');
+    for (const metric of METRICS) expect(await page.isVisible(`#${metric}-stale`)).toBe(false);
+    expect(await page.isVisible('#stale-banner')).toBe(false);
+    expect(await page.isVisible('#missing-banner')).toBe(false);
+    expect(await text('#axis-sentiment')).toBe('sentiment (score -1..1)');
+    // One sentiment point in range (a daily index): its axis still has five distinct ticks.
+    expect(await page.locator('circle.point.sentiment').count()).toBe(1);
+    expect(new Set(await page.locator('text.tick-sentiment').allTextContents()).size).toBe(5);
+
+    // Today only: HH:MM ticks, the date in the caption.
+    const ticks = await tickLines();
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    for (const lines of ticks) expect(lines).toEqual([expect.stringMatching(/^\d\d:00$/)]);
+    expect(await text('#range-caption')).toBe('Hourly averages, 2 Dec 2026 00:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago)');
+
+    // Connected and fresh: live.
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('live · '));
+    expect(await page.getAttribute('#live-dot', 'class')).toMatch(/\blive\b/);
+    await shot('dashboard-live');
+
+    // Five minutes later, same (cached) summary: the ages moved on.
+    await page.clock.fastForward('05:00');
+    expect(await text('#price-age')).toBe('8 minutes ago');
+    expect(await text('#sentiment-age')).toBe('7 hours ago');
+    expect(await text('#range-caption')).toContain('(17 minutes ago)');
+  });
+
+  it('stale daily fear-greed index: past tense, stale marker and banner, 0–100 scale, dated axis, not "live"', async () => {
+    const hours = hoursFrom('2026-12-02T04:00:00Z', 4);
+    const latestIndex = Date.parse('2026-11-29T00:00:00Z');
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 + 150 * i, sentiment: 42 + i, time: iso(t) })),
+        price_direction: 'rising',
+        sentiment_direction: 'rising',
+        as_of: iso(NOW - 30_000),
+        metrics: {
+          price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 20_000), stale: false },
+          sentiment: { source: 'fear-greed', unit: 'index 0-100', latest_sample_time: iso(latestIndex), stale: true },
+        },
+      },
+      listing: [
+        { metric: 'price', last: NOW - 20_000, labels: { source: 'coinbase' } },
+        { metric: 'sentiment', last: latestIndex, labels: { source: 'fear-greed' } },
+      ],
+      points: hoursFrom('2026-11-27T00:00:00Z', 43, 3).map((t) => ({
+        time: iso(t),
+        price: 90000 + (t % 7) * 10,
+        sentiment: { '2026-11-27T00:00:00.000Z': 30, '2026-11-28T00:00:00.000Z': 52, '2026-11-29T00:00:00.000Z': 45 }[iso(t)] ?? null,
+      })),
+    });
+    await openAtNow();
+
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('lit');
+    expect(await text('#verdict')).toBe('It was lit (stale data)');
+    expect(await page.isVisible('#sentiment-stale')).toBe(true);
+    expect(await page.isVisible('#price-stale')).toBe(false);
+    expect(await page.getAttribute('#sentiment-card', 'data-stale')).toBe('true');
+    expect(await text('#stale-banner')).toBe('Stale data, not a live answer. Newest sentiment sample: 29 Nov 2026 00:00 UTC (3 days ago).');
+    expect(await text('#sentiment-age')).toBe('3 days ago');
+    expect(await text('#price-age')).toBe('35 seconds ago');
+
+    // The 0–100 scale reads as such: "45", not "45.000"; axis titled with the unit, whole-number ticks.
+    expect(await text('#sentiment-value')).toBe('45');
+    expect(await text('#sentiment-unit')).toBe('index 0-100');
+    expect(await text('#axis-sentiment')).toBe('sentiment (index 0-100)');
+    expect(await text('#legend-sentiment')).toBe('sentiment (index 0-100, fear-greed)');
+    const sentimentTicks = await page.locator('text.tick-sentiment').allTextContents();
+    expect(sentimentTicks).toHaveLength(5);
+    for (const t of sentimentTicks) expect(t).toMatch(/^\d+$/);
+    expect(new Set(sentimentTicks).size).toBe(5);
+
+    // The range spans days: every tick is a date (this year, so without the year).
+    const ticks = await tickLines();
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    for (const lines of ticks) expect(lines).toEqual([expect.stringMatching(/^\d{1,2} (Nov|Dec)$/)]);
+    expect(await text('#range-caption')).toContain('27 Nov 2026 00:00 UTC – 2 Dec 2026 06:00 UTC');
+
+    // Connected to /events, yet not "live".
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('connected'));
+    expect(await text('#status')).toMatch(/^connected, but the data is stale · checked /);
+    expect(await page.getAttribute('#live-dot', 'class')).not.toMatch(/\blive\b/);
+    await shot('dashboard-stale-fear-greed');
+  });
+
+  it('one metric without data: shows the other and says which is missing', async () => {
+    const hours = hoursFrom('2026-12-02T04:00:00Z', 4);
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 - 100 * i, sentiment: null, time: iso(t) })),
+        price_direction: 'falling',
+        sentiment_direction: null,
+        as_of: iso(NOW - 30_000),
+        metrics: {
+          price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 60_000), stale: false },
+          sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', latest_sample_time: null, stale: false },
+        },
+      },
+      listing: [{ metric: 'price', last: NOW - 60_000, labels: { source: 'coinbase' } }],
+      points: hoursFrom('2026-12-01T08:00:00Z', 24).map((t, i) => ({ time: iso(t), price: 91000 + 10 * i, sentiment: null })),
+    });
+    await openAtNow();
+
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('unknown');
+    expect(await text('#verdict')).toBe('Can’t tell: no sentiment data');
+    expect(await text('#missing-banner')).toBe('No sentiment data in the summary: showing price only.');
+    expect(await text('#price-value')).toBe('$90,700.00');
+    expect(await page.getAttribute('#price-direction', 'data-direction')).toBe('falling');
+    expect(await text('#price-age')).toBe('1 minute ago');
+    expect(await text('#sentiment-value')).toBe('no data');
+    expect(await text('#sentiment-source')).toBe('senticrypt-v2');
+    expect(await text('#sentiment-latest')).toBe('no sample');
+    expect(await text('#sentiment-age')).toBe('unknown');
+    expect(await page.isVisible('#sentiment-stale')).toBe(false);
+    expect(await page.getAttribute('svg[data-points]', 'data-points')).toBe('24');
+    expect(await page.locator('circle.point.price').count()).toBe(24);
+    expect(await page.locator('circle.point.sentiment').count()).toBe(0);
+    expect(await text('#axis-sentiment')).toBe('no sentiment data in this range');
+    expect(await text('#axis-price')).toBe('price (USD)');
+    await shot('dashboard-no-sentiment');
+  });
+
+  it('a summary from before `metrics` (no as_of, no metrics): unknown source, age from the series listing, stale by the page’s own 36 h rule', async () => {
+    const hours = hoursFrom('2026-11-30T04:00:00Z', 3);
+    const last = Date.parse('2026-11-30T06:40:00Z');
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 90000 - 100 * i, sentiment: 0.2 - 0.01 * i, time: iso(t) })),
+        price_direction: 'falling',
+        sentiment_direction: 'falling',
+      },
+      listing: METRICS.map((metric) => ({ metric, last, labels: { metric } })),
+      points: hoursFrom('2026-11-29T07:00:00Z', 24).map((t, i) => ({ time: iso(t), price: 90000 + i, sentiment: 0.2 })),
+    });
+    await openAtNow();
+
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('cold');
+    expect(await text('#verdict')).toBe('It was cold (stale data)');
+    expect(await text('#verdict-basis')).toBe('From 30 Nov 2026 04:00 UTC to 30 Nov 2026 06:40 UTC (2 days ago): price ▼ falling, sentiment ▼ falling.');
+    for (const metric of METRICS) {
+      expect(await text(`#${metric}-source`)).toBe('unknown source');
+      expect(await text(`#${metric}-latest`)).toBe('30 Nov 2026 06:40 UTC');
+      expect(await text(`#${metric}-age`)).toBe('2 days ago');
+      expect(await page.isVisible(`#${metric}-stale`)).toBe(true);
+    }
+    expect(await text('#price-unit')).toBe('USD');
+    expect(await text('#sentiment-unit')).toBe('score');
+    expect(await text('#sentiment-value')).toBe('0.180');
   });
 
   it('keeps Swagger at /docs and serves the page as HTML', async () => {
