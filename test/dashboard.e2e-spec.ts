@@ -288,7 +288,7 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     const ticks = await tickLines();
     expect(ticks.length).toBeGreaterThanOrEqual(3);
     for (const lines of ticks) expect(lines).toEqual([expect.stringMatching(/^\d\d:00$/)]);
-    expect(await text('#range-caption')).toBe('Hourly averages, 2 Dec 2026 00:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago)');
+    expect(await text('#range-caption')).toBe('Hourly averages, 2 Dec 2026 00:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago).');
 
     // Connected and fresh: live.
     await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('live · '));
@@ -358,6 +358,18 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     expect(await text('#status')).toMatch(/^connected, but the data is stale · checked /);
     expect(await page.getAttribute('#live-dot', 'class')).not.toMatch(/\blive\b/);
     await shot('dashboard-stale-fear-greed');
+
+    // The last 24 h hold no index value (its latest is 3 days old): the chart says so and when it was.
+    await page.route((u) => u.pathname === '/series/combined', (r) =>
+      r.fulfill({ json: hoursFrom('2026-12-01T08:00:00Z', 24).map((t) => ({ time: iso(t), price: 91000, sentiment: null })) }),
+    );
+    await page.click('button[data-range="24h"]');
+    await page.waitForFunction(() => document.querySelector('svg[data-points]')?.getAttribute('data-points') === '24');
+    expect(await page.locator('circle.point.sentiment').count()).toBe(0);
+    expect(await text('#axis-sentiment')).toBe('no sentiment in this range');
+    expect(await text('#range-caption')).toBe(
+      'Hourly averages, 1 Dec 2026 08:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago). No sentiment sample in this range; the latest is from 29 Nov 2026 00:00 UTC (3 days ago).',
+    );
   });
 
   it('one metric without data: shows the other and says which is missing', async () => {
@@ -392,7 +404,8 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     expect(await page.getAttribute('svg[data-points]', 'data-points')).toBe('24');
     expect(await page.locator('circle.point.price').count()).toBe(24);
     expect(await page.locator('circle.point.sentiment').count()).toBe(0);
-    expect(await text('#axis-sentiment')).toBe('no sentiment data in this range');
+    expect(await text('#axis-sentiment')).toBe('no sentiment in this range');
+    expect(await text('#range-caption')).toBe('Hourly averages, 1 Dec 2026 08:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago). No sentiment sample in this range.');
     expect(await text('#axis-price')).toBe('price (USD)');
     await shot('dashboard-no-sentiment');
   });
