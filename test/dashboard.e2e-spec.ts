@@ -397,6 +397,8 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     expect(await page.getAttribute('#price-direction', 'data-direction')).toBe('falling');
     expect(await text('#price-age')).toBe('1 minute ago');
     expect(await text('#sentiment-value')).toBe('no data');
+    expect(await page.getAttribute('#sentiment-direction', 'data-direction')).toBe('');
+    expect(await text('#sentiment-direction')).toBe('–');
     expect(await text('#sentiment-source')).toBe('senticrypt-v2');
     expect(await text('#sentiment-latest')).toBe('no sample');
     expect(await text('#sentiment-age')).toBe('unknown');
