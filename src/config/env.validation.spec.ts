@@ -35,8 +35,70 @@ describe('validateEnv', () => {
     ['SENTIMENT_API_URL', 'ftp://x'],
     ['SUMMARY_ANCHOR', 'yesterday'],
     ['REDIS_PROTOCOL', '4'],
+    ['PRICE_SOURCE', 'senticrypt-v2'],
+    ['PRICE_SOURCE', 'binance'],
+    ['SENTIMENT_SOURCE', 'coinbase'],
+    ['COINBASE_API_URL', 'file:///tmp/x'],
+    ['KRAKEN_API_URL', 'api.kraken.com'],
+    ['UPSTREAM_TIMEOUT_MS', '5'],
+    ['UPSTREAM_RETRIES', '11'],
+    ['UPSTREAM_USER_AGENT', 'bad\nagent'],
+    ['SENTIMENT_API_MAX_BYTES', '10'],
   ])('fails naming %s=%s', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}=`));
+  });
+
+  describe('sources', () => {
+    it('defaults to the live sources: coinbase for price, senticrypt-v2 for sentiment', () => {
+      expect(validateEnv({})).toMatchObject({
+        PRICE_SOURCE: 'coinbase',
+        SENTIMENT_SOURCE: 'senticrypt-v2',
+        COINBASE_API_URL: 'https://api.exchange.coinbase.com',
+        BITSTAMP_API_URL: 'https://www.bitstamp.net/api/v2',
+        KRAKEN_API_URL: 'https://api.kraken.com/0/public',
+        SENTICRYPT_V2_API_URL: 'https://api.senticrypt.com/v2',
+        FEAR_GREED_API_URL: 'https://api.alternative.me',
+        UPSTREAM_TIMEOUT_MS: 10000,
+        UPSTREAM_RETRIES: 2,
+        UPSTREAM_RETRY_BASE_MS: 500,
+        UPSTREAM_RETRY_AFTER_MAX_MS: 10000,
+        SENTIMENT_API_MAX_BYTES: 4 * 1024 * 1024,
+      });
+      expect(validateEnv({}).UPSTREAM_USER_AGENT).toMatch(/^is-bitcoin-lit\/\d+\.\d+\.\d+ \(/);
+    });
+
+    it('upgrade safety: SENTIMENT_API_URL alone (every deployment before live sources) keeps v1 for both metrics', () => {
+      expect(validateEnv({ SENTIMENT_API_URL: 'http://127.0.0.1:9/v1/bitcoin.json' })).toMatchObject({
+        PRICE_SOURCE: 'senticrypt-v1',
+        SENTIMENT_SOURCE: 'senticrypt-v1',
+      });
+      expect(validateEnv({ SENTIMENT_API_URL: 'file:///data/replay.json' })).toMatchObject({
+        PRICE_SOURCE: 'senticrypt-v1',
+        SENTIMENT_SOURCE: 'senticrypt-v1',
+      });
+    });
+
+    it('an explicit choice wins over the upgrade default, per metric', () => {
+      expect(validateEnv({ SENTIMENT_API_URL: 'https://x/v1.json', PRICE_SOURCE: 'kraken' })).toMatchObject({
+        PRICE_SOURCE: 'kraken',
+        SENTIMENT_SOURCE: 'senticrypt-v1',
+      });
+      expect(validateEnv({ SENTIMENT_SOURCE: 'fear-greed' })).toMatchObject({ PRICE_SOURCE: 'coinbase', SENTIMENT_SOURCE: 'fear-greed' });
+    });
+
+    it('an empty SENTIMENT_API_URL means unset: live defaults', () => {
+      expect(validateEnv({ SENTIMENT_API_URL: '' })).toMatchObject({ PRICE_SOURCE: 'coinbase', SENTIMENT_SOURCE: 'senticrypt-v2' });
+    });
+
+    it('SENTIMENT_API_TIMEOUT_MS / _RETRIES / _RETRY_BASE_MS still work, as aliases of the UPSTREAM_* names', () => {
+      const env = validateEnv({ SENTIMENT_API_TIMEOUT_MS: '200', SENTIMENT_API_RETRIES: '0', SENTIMENT_API_RETRY_BASE_MS: '10' });
+      expect(env).toMatchObject({ UPSTREAM_TIMEOUT_MS: 200, UPSTREAM_RETRIES: 0, UPSTREAM_RETRY_BASE_MS: 10 });
+      expect(validateEnv({ SENTIMENT_API_RETRIES: '0', UPSTREAM_RETRIES: '3' }).UPSTREAM_RETRIES).toBe(3);
+    });
+
+    it('a bad alias value fails naming the variable that was set', () => {
+      expect(() => validateEnv({ SENTIMENT_API_RETRIES: '99' })).toThrow(/^Invalid configuration:\n  SENTIMENT_API_RETRIES=99: [^\n]*$/);
+    });
   });
 
   describe('REDIS_CLUSTER_NODES', () => {

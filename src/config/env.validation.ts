@@ -16,6 +16,15 @@ import {
   validateSync,
   ValidationError,
 } from 'class-validator';
+import {
+  DEFAULT_PRICE_SOURCE,
+  DEFAULT_SENTIMENT_SOURCE,
+  PRICE_SOURCE_IDS,
+  PriceSourceId,
+  SENTIMENT_SOURCE_IDS,
+  SentimentSourceId,
+} from '../sources/source-choices.js';
+import { DEFAULT_USER_AGENT } from '../sources/user-agent.js';
 
 const toBool = ({ value }: { value: unknown }) => {
   if (typeof value === 'boolean') return value;
@@ -28,6 +37,8 @@ const toInt = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
 const toList = ({ value }: { value: unknown }) =>
   typeof value === 'string' ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : value;
+
+const HTTP_URL = /^https?:\/\/\S+$/;
 
 /** host:port with a host name, IPv4 or [IPv6] address and a port 1-65535. */
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])$/;
@@ -92,25 +103,81 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1) @Max(100000)
   TIMESERIES_MADD_CHUNK = 1000;
 
-  /** SentiCrypt v1 feed (http://, https:// or file:// for replays). */
+  // --- Sources (src/sources; README "Sources") ------------------------------------------
+
+  /**
+   * Where price comes from: coinbase | bitstamp | kraken | senticrypt-v1. Default coinbase,
+   * but senticrypt-v1 when SENTIMENT_API_URL is set and this is not (upgrade safety).
+   */
+  @IsIn(PRICE_SOURCE_IDS)
+  PRICE_SOURCE: PriceSourceId = DEFAULT_PRICE_SOURCE;
+
+  /**
+   * Where sentiment comes from: senticrypt-v2 | fear-greed | senticrypt-v1. Default
+   * senticrypt-v2, but senticrypt-v1 when SENTIMENT_API_URL is set and this is not.
+   */
+  @IsIn(SENTIMENT_SOURCE_IDS)
+  SENTIMENT_SOURCE: SentimentSourceId = DEFAULT_SENTIMENT_SOURCE;
+
+  /** Coinbase Exchange base URL; /products/BTC-USD/ticker and /products/BTC-USD/candles are appended. */
+  @Matches(HTTP_URL, { message: 'COINBASE_API_URL must be an http:// or https:// URL' })
+  COINBASE_API_URL = 'https://api.exchange.coinbase.com';
+
+  /** Bitstamp API v2 base URL; /ticker/btcusd/ and /ohlc/btcusd/ are appended. */
+  @Matches(HTTP_URL, { message: 'BITSTAMP_API_URL must be an http:// or https:// URL' })
+  BITSTAMP_API_URL = 'https://www.bitstamp.net/api/v2';
+
+  /** Kraken public API base URL; /Ticker and /OHLC are appended. */
+  @Matches(HTTP_URL, { message: 'KRAKEN_API_URL must be an http:// or https:// URL' })
+  KRAKEN_API_URL = 'https://api.kraken.com/0/public';
+
+  /** SentiCrypt v2 base URL; /all.json is appended. */
+  @Matches(HTTP_URL, { message: 'SENTICRYPT_V2_API_URL must be an http:// or https:// URL' })
+  SENTICRYPT_V2_API_URL = 'https://api.senticrypt.com/v2';
+
+  /** alternative.me base URL; /fng/ is appended. */
+  @Matches(HTTP_URL, { message: 'FEAR_GREED_API_URL must be an http:// or https:// URL' })
+  FEAR_GREED_API_URL = 'https://api.alternative.me';
+
+  /** Per-call timeout of every upstream call, redirects and body included (alias: SENTIMENT_API_TIMEOUT_MS). */
+  @Transform(toInt) @IsInt() @Min(100)
+  UPSTREAM_TIMEOUT_MS = 10000;
+
+  /** Retries of a transient upstream failure (network error, timeout, 5xx, 408, 429); other failures are not retried (alias: SENTIMENT_API_RETRIES). */
+  @Transform(toInt) @IsInt() @Min(0) @Max(10)
+  UPSTREAM_RETRIES = 2;
+
+  /** First retry delay; doubled per retry, with jitter (alias: SENTIMENT_API_RETRY_BASE_MS). */
+  @Transform(toInt) @IsInt() @Min(0)
+  UPSTREAM_RETRY_BASE_MS = 500;
+
+  /** Longest Retry-After (429/503) the client waits before retrying; an upstream asking for more fails the run at once. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(300000)
+  UPSTREAM_RETRY_AFTER_MAX_MS = 10000;
+
+  /** User-Agent sent to every upstream; put a contact (URL or e-mail) in it for a public deployment. */
+  @IsString() @Matches(/^[\x21-\x7e][\x20-\x7e]{0,199}$/, { message: 'UPSTREAM_USER_AGENT must be 1-200 printable ASCII characters' })
+  UPSTREAM_USER_AGENT = DEFAULT_USER_AGENT;
+
+  /** SentiCrypt v1 feed (http://, https:// or file:// for replays). Setting it alone selects v1 for both metrics. */
   @Matches(/^(https?|file):\/\/\S+$/, { message: 'SENTIMENT_API_URL must be an http://, https:// or file:// URL' })
   SENTIMENT_API_URL = 'https://api.senticrypt.com/v1/bitcoin.json';
 
-  /** Per-call upstream timeout. */
+  /** Deprecated alias of UPSTREAM_TIMEOUT_MS (used when that is not set). */
   @Transform(toInt) @IsInt() @Min(100)
   SENTIMENT_API_TIMEOUT_MS = 10000;
 
-  /** Retries of a transient upstream failure (network error, timeout, 5xx, 429); 4xx and bad payloads are not retried. */
+  /** Deprecated alias of UPSTREAM_RETRIES (used when that is not set). */
   @Transform(toInt) @IsInt() @Min(0) @Max(10)
   SENTIMENT_API_RETRIES = 2;
 
-  /** First retry delay; doubled per retry, with jitter. */
+  /** Deprecated alias of UPSTREAM_RETRY_BASE_MS (used when that is not set). */
   @Transform(toInt) @IsInt() @Min(0)
   SENTIMENT_API_RETRY_BASE_MS = 500;
 
-  /** Largest upstream payload accepted, in bytes. */
+  /** Largest SentiCrypt v1 payload accepted, in bytes (the real feed is ~0.4 MB). */
   @Transform(toInt) @IsInt() @Min(1024)
-  SENTIMENT_API_MAX_BYTES = 50 * 1024 * 1024;
+  SENTIMENT_API_MAX_BYTES = 4 * 1024 * 1024;
 
   /** Run the ingest job on a schedule inside this process. */
   @Transform(toBool) @IsBoolean()
@@ -124,13 +191,35 @@ export class EnvironmentVariables {
   @Transform(toBool) @IsBoolean()
   INGEST_ON_STARTUP = true;
 
+  /** Pause between runs of a source that serves only daily indices (senticrypt-v2, fear-greed). */
+  @Transform(toInt) @IsInt() @Min(1000)
+  INGEST_DAILY_INTERVAL_MS = 10 * 60 * 1000;
+
+  /**
+   * Hours of history fetched when a source's series are empty (first start, Redis lost the data)
+   * or have a gap, where the provider keeps history; 0 turns backfill off.
+   */
+  @Transform(toInt) @IsInt() @Min(0) @Max(24 * 30)
+  BACKFILL_HOURS = 24;
+
+  /** The summary flags price as stale when its newest sample is older than this (ms). */
+  @Transform(toInt) @IsInt() @Min(1000)
+  PRICE_STALE_AFTER_MS = 10 * 60 * 1000;
+
+  /** The summary flags sentiment as stale when its newest sample is older than this (ms); daily indices lag up to a day. */
+  @Transform(toInt) @IsInt() @Min(1000)
+  SENTIMENT_STALE_AFTER_MS = 48 * 3600 * 1000;
+
   /** Hourly buckets in the summary. */
   @Transform(toInt) @IsInt() @Min(1) @Max(168)
   SUMMARY_HOURS = 3;
 
-  /** End of the summary window: the latest stored sample, or the current time. */
-  @IsIn(['latest', 'now'])
-  SUMMARY_ANCHOR: 'latest' | 'now' = 'latest';
+  /**
+   * End of the summary window: the latest stored sample, the current time, or `auto`: the
+   * latest sample when both metrics come from the frozen SentiCrypt v1 feed, else now.
+   */
+  @IsIn(['auto', 'latest', 'now'])
+  SUMMARY_ANCHOR: 'auto' | 'latest' | 'now' = 'auto';
 
   /** Seconds a computed summary stays in the shared Redis cache. */
   @Transform(toInt) @IsInt() @Min(1)
@@ -263,6 +352,7 @@ function describe(errors: ValidationError[]): string {
 export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables {
   // Empty strings mean "unset" (docker-compose often passes VAR= ), so defaults apply.
   const cleaned = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== ''));
+  applyUpgradeDefaults(cleaned);
   const env = plainToInstance(EnvironmentVariables, cleaned, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
   const problems = errors.length > 0 ? [describe(errors)] : [];
@@ -273,7 +363,32 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   if (problems.length > 0) {
     throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
+  // After validation, so a bad old value is reported under the name that was set.
+  for (const [current, old] of DEPRECATED_ALIASES) {
+    if (!(current in cleaned) && old in cleaned) env[current] = env[old];
+  }
   return env;
+}
+
+/** Old names still honoured: [new, old]. The new name wins when both are set. */
+type NumericAlias = 'SENTIMENT_API_TIMEOUT_MS' | 'SENTIMENT_API_RETRIES' | 'SENTIMENT_API_RETRY_BASE_MS';
+const DEPRECATED_ALIASES: ReadonlyArray<['UPSTREAM_TIMEOUT_MS' | 'UPSTREAM_RETRIES' | 'UPSTREAM_RETRY_BASE_MS', NumericAlias]> = [
+  ['UPSTREAM_TIMEOUT_MS', 'SENTIMENT_API_TIMEOUT_MS'],
+  ['UPSTREAM_RETRIES', 'SENTIMENT_API_RETRIES'],
+  ['UPSTREAM_RETRY_BASE_MS', 'SENTIMENT_API_RETRY_BASE_MS'],
+];
+
+/**
+ * Upgrade safety: every deployment before live sources set SENTIMENT_API_URL (the v1 feed) and
+ * nothing else, and must keep working exactly as before: v1 for both metrics. So an explicit
+ * SENTIMENT_API_URL makes senticrypt-v1 the default of any of PRICE_SOURCE / SENTIMENT_SOURCE
+ * not set. Without it the defaults are the live coinbase + senticrypt-v2.
+ */
+function applyUpgradeDefaults(env: Record<string, unknown>): void {
+  if ('SENTIMENT_API_URL' in env) {
+    if (!('PRICE_SOURCE' in env)) env.PRICE_SOURCE = 'senticrypt-v1';
+    if (!('SENTIMENT_SOURCE' in env)) env.SENTIMENT_SOURCE = 'senticrypt-v1';
+  }
 }
 
 /** The DB index a redis:// URL selects (path `/N` or `?db=N`, as ioredis reads it); 0 by default. */

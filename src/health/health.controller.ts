@@ -4,9 +4,10 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckResult, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { SkipThrottle } from '../throttle/throttle.constants.js';
 import { Env } from '../config/env.validation.js';
-import { IngestService } from '../ingest/ingest.service.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
+import { SeriesRepository } from '../series/series.repository.js';
+import { SourceId } from '../sources/source.types.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 
 /**
@@ -19,18 +20,26 @@ import { TimeseriesService } from '../timeseries/timeseries.service.js';
 export class HealthController implements BeforeApplicationShutdown {
   private readonly maxIngestAgeMs: number;
   private readonly redisTimeoutMs: number;
+  /** Each source's allowed age: HEALTH_INGEST_MAX_AGE_MS; for a daily-only source at least 3 of its intervals. */
+  private readonly maxAgeBySource: Map<SourceId, number>;
   private shuttingDown = false;
 
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicator: HealthIndicatorService,
     private readonly timeseries: TimeseriesService,
-    private readonly ingest: IngestService,
+    private readonly series: SeriesRepository,
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     config: ConfigService<Env, true>,
   ) {
     this.maxIngestAgeMs = config.get('HEALTH_INGEST_MAX_AGE_MS', { infer: true });
     this.redisTimeoutMs = config.get('HEALTH_REDIS_TIMEOUT_MS', { infer: true });
+    const dailyMs = config.get('INGEST_DAILY_INTERVAL_MS', { infer: true });
+    this.maxAgeBySource = new Map();
+    for (const def of series.catalog) {
+      const allowed = def.cadence === 'tick' ? this.maxIngestAgeMs : Math.max(this.maxIngestAgeMs, 3 * dailyMs);
+      this.maxAgeBySource.set(def.source, Math.min(this.maxAgeBySource.get(def.source) ?? Infinity, allowed));
+    }
   }
 
   @Get('live')
@@ -43,7 +52,8 @@ export class HealthController implements BeforeApplicationShutdown {
   @Get('ready')
   @HealthCheck({ swaggerDocumentation: true })
   @ApiOperation({
-    summary: 'Readiness: Redis answers PING, the time-series backend is known, the last successful ingest is recent enough',
+    summary:
+      'Readiness: Redis answers PING, the time-series backend is known, and at least one source ingested recently enough (each source is listed under ingest with its last success and age)',
   })
   async ready(): Promise<HealthCheckResult> {
     if (this.shuttingDown) throw new ServiceUnavailableException({ message: 'Not ready: shutting down', details: {} });
@@ -75,19 +85,39 @@ export class HealthController implements BeforeApplicationShutdown {
     return this.timeseries.kindKnown ? check.up({ backend: this.timeseries.kind }) : check.down({ message: 'backend not probed yet' });
   }
 
+  /**
+   * Ready while at least one source has ingested recently: one source failing never stops the
+   * other from being served. Each source is listed with its last success (any instance) and age.
+   */
   private async checkIngest() {
     const check = this.indicator.check('ingest');
     if (this.maxIngestAgeMs === 0) return check.up({ message: 'age check off (HEALTH_INGEST_MAX_AGE_MS=0)' });
-    let last: number | null;
-    try {
-      last = (await this.ingest.lastSuccessShared()) ?? this.ingest.lastSuccess;
-    } catch {
-      last = this.ingest.lastSuccess; // Redis away: the redis check already reports it
+    const now = Date.now();
+    const sources: Record<string, { lastSuccess: string | null; ageSeconds: number | null; ok: boolean }> = {};
+    for (const [source, maxAgeMs] of this.maxAgeBySource) {
+      let last: number | null = null;
+      try {
+        last = await this.series.lastSuccess(source);
+      } catch {
+        // Redis away: the redis check already reports it
+      }
+      const ageMs = last === null ? null : now - last;
+      sources[source] = {
+        lastSuccess: last === null ? null : new Date(last).toISOString(),
+        ageSeconds: ageMs === null ? null : Math.round(ageMs / 1000),
+        ok: ageMs !== null && ageMs <= maxAgeMs,
+      };
     }
-    if (last === null) return check.down({ message: 'no successful ingest yet' });
-    const ageMs = Date.now() - last;
-    const data = { lastSuccess: new Date(last).toISOString(), ageSeconds: Math.round(ageMs / 1000) };
-    return ageMs <= this.maxIngestAgeMs ? check.up(data) : check.down({ ...data, message: `older than ${this.maxIngestAgeMs} ms` });
+    // The newest success of any source at the top (as before several sources), each one below.
+    const newest = Object.values(sources).reduce<(typeof sources)[string] | null>(
+      (best, s) => (s.ageSeconds !== null && (best?.ageSeconds ?? Infinity) > s.ageSeconds ? s : best),
+      null,
+    );
+    const data = { lastSuccess: newest?.lastSuccess ?? null, ageSeconds: newest?.ageSeconds ?? null, sources };
+    if (Object.values(sources).some((s) => s.ok)) return check.up(data);
+    if (newest === null) return check.down({ message: 'no successful ingest yet', sources });
+    const allowed = [...new Set(this.maxAgeBySource.values())].join(' / ');
+    return check.down({ ...data, message: `older than ${allowed} ms` });
   }
 }
 

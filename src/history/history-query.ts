@@ -3,10 +3,11 @@
  * can answer a query exactly, and folding compacted partial aggregates into the requested
  * buckets. No I/O here, so it is unit-tested on its own.
  */
+import { COMPACTED, type Compacted, DAY_MS, HOUR_MS, type TierCoverage } from '../series/series.catalog.js';
 import type { Aggregation, Sample } from '../timeseries/timeseries.types.js';
 
-export const HOUR_MS = 3_600_000;
-export const DAY_MS = 24 * HOUR_MS;
+export { COMPACTED, DAY_MS, HOUR_MS };
+export type { Compacted, TierCoverage };
 
 /** ISO-8601 date (UTC midnight) or date-time with a zone, or epoch milliseconds. */
 export const TIME_PATTERN =
@@ -47,10 +48,6 @@ export function maxBuckets(from: number, to: number, bucketMs: number): number {
   return Math.floor(to / bucketMs) - Math.floor(from / bucketMs) + 1;
 }
 
-/** Aggregations the compactions keep; each combines exactly across finer buckets. */
-export const COMPACTED = ['sum', 'count', 'min', 'max', 'first', 'last'] as const;
-export type Compacted = (typeof COMPACTED)[number];
-
 /**
  * Which compactions answer an aggregation exactly. avg is not kept (an average of averages is
  * not the average) but sum/count is; range is max - min. var/std/twa need the raw samples.
@@ -65,12 +62,6 @@ export const COMPONENTS: Partial<Record<Aggregation, readonly Compacted[]>> = {
   first: ['first'],
   last: ['last'],
 };
-
-export interface TierCoverage {
-  bucketMs: number;
-  /** [from, to): closed buckets known to be complete in every needed compaction; null if none. */
-  complete: { from: number; to: number } | null;
-}
 
 /** One part of a query: read from the compaction of tierMs, or from the raw series (null). */
 export interface Piece {

@@ -10,7 +10,7 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { METRICS, Metric } from '../redis/redis-keys.service.js';
+import { METRIC_NAMES, MetricName } from '../sources/source.types.js';
 import { SeriesInfoDto } from './dto/series-info.dto.js';
 import { CombinedPointDto, SeriesPointDto } from './dto/series-point.dto.js';
 import { SeriesQueryDto } from './dto/series-query.dto.js';
@@ -32,7 +32,7 @@ export class HistoryController {
   @Get()
   @ApiOperation({
     summary: 'List the series',
-    description: 'The raw 30 s series and their hourly/daily compactions, with labels, retention, compaction rules, first/last timestamps and sample counts (TS.INFO).',
+    description: 'The raw series (one per metric, from its configured source) and their hourly/daily compactions, with labels, retention, compaction rules, first/last timestamps and sample counts (TS.INFO).',
   })
   @ApiOkResponse({ type: [SeriesInfoDto] })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
@@ -65,7 +65,7 @@ export class HistoryController {
     description:
       'Epoch-aligned buckets over [from, to] with a RedisTimeSeries aggregation, oldest first, empty buckets left out: the answer TS.RANGE … AGGREGATION gives on the raw series. Long ranges are read from the hourly/daily compactions where those hold the exact answer (sum, count, min, max, first, last, range, and avg as sum/count), and from the raw series for the rest.',
   })
-  @ApiParam({ name: 'metric', enum: METRICS })
+  @ApiParam({ name: 'metric', enum: METRIC_NAMES })
   @ApiOkResponse({ type: [SeriesPointDto], headers: SOURCE_HEADER })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Unknown metric, bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
@@ -74,10 +74,10 @@ export class HistoryController {
     @Query() query: SeriesQueryDto,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SeriesPointDto[]> {
-    if (!(METRICS as readonly string[]).includes(metric)) {
-      throw new BadRequestException(`metric must be one of: ${METRICS.join(', ')} (got "${metric}")`);
+    if (!(METRIC_NAMES as readonly string[]).includes(metric)) {
+      throw new BadRequestException(`metric must be one of: ${METRIC_NAMES.join(', ')} (got "${metric}")`);
     }
-    const result = await this.history.series(metric as Metric, await this.history.resolve(query));
+    const result = await this.history.series(metric as MetricName, await this.history.resolve(query));
     reply.header('X-Series-Source', result.source);
     return result.samples.map((s) => ({ time: new Date(s.timestamp).toISOString(), value: s.value }));
   }

@@ -1,13 +1,12 @@
 import { Module } from '@nestjs/common';
+import { SeriesModule } from '../series/series.module.js';
 import { TimeseriesModule } from '../timeseries/timeseries.module.js';
-import { CompactionService } from './compaction.service.js';
 import { HistoryController } from './history.controller.js';
 import { HistoryService } from './history.service.js';
 
 @Module({
-  imports: [TimeseriesModule],
+  imports: [TimeseriesModule, SeriesModule],
   controllers: [HistoryController],
-  providers: [CompactionService, HistoryService],
-  exports: [CompactionService],
+  providers: [HistoryService],
 })
 export class HistoryModule {}

@@ -1,11 +1,13 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
-import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
+import { CompactionService } from '../series/compaction.service.js';
+import { SeriesDef } from '../series/series.catalog.js';
+import { SeriesRepository } from '../series/series.repository.js';
+import { MetricName } from '../sources/source.types.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 import { Aggregation, Sample, SeriesInfo } from '../timeseries/timeseries.types.js';
 import { UnsupportedAggregationError } from '../timeseries/wire.js';
-import { CompactionService } from './compaction.service.js';
 import { SeriesInfoDto } from './dto/series-info.dto.js';
 import { SeriesQueryDto } from './dto/series-query.dto.js';
 import {
@@ -42,7 +44,7 @@ export class HistoryService {
   constructor(
     private readonly timeseries: TimeseriesService,
     private readonly compactions: CompactionService,
-    private readonly keys: RedisKeys,
+    private readonly repository: SeriesRepository,
     config: ConfigService<Env, true>,
   ) {
     this.maxPoints = config.get('SERIES_MAX_POINTS', { infer: true });
@@ -80,10 +82,11 @@ export class HistoryService {
    * The same buckets TS.RANGE … AGGREGATION would give on the raw series, taken from the
    * coarsest compaction that holds them exactly plus the raw series for the rest.
    */
-  async series(metric: Metric, q: ResolvedQuery): Promise<SeriesResult> {
-    const raw = this.keys.series(metric);
+  async series(metric: MetricName, q: ResolvedQuery): Promise<SeriesResult> {
+    const def = this.repository.def(metric);
+    const raw = def.key;
     const components = COMPONENTS[q.aggregation];
-    const plan = components ? planQuery(q, await this.compactions.coverage(metric, components, q.bucketMs)) : null;
+    const plan = components ? planQuery(q, await this.compactions.coverage(def, components, q.bucketMs)) : null;
     if (!components || !plan) {
       const samples = await this.timeseries
         .range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } })
@@ -102,7 +105,7 @@ export class HistoryService {
           this.timeseries
             .range(
               tier
-                ? { key: this.compactions.key(metric, component, tier), from, to }
+                ? { key: this.compactions.key(def, component, tier), from, to }
                 : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
             )
             .then((samples) => addPartials(partials, component, samples)),
@@ -119,29 +122,31 @@ export class HistoryService {
 
   /** Every series the service keeps (raw and compactions), with TS.INFO. */
   async list(): Promise<SeriesInfoDto[]> {
-    const entries: Array<{ metric: Metric; key: string }> = [];
-    for (const metric of METRICS) {
-      entries.push({ metric, key: this.keys.series(metric) });
+    const entries: Array<{ def: SeriesDef; key: string }> = [];
+    for (const def of this.repository.catalog) {
+      entries.push({ def, key: def.key });
       for (const tier of this.compactions.tiers) {
-        for (const aggregation of COMPACTED) entries.push({ metric, key: this.compactions.key(metric, aggregation, tier) });
+        for (const aggregation of COMPACTED) entries.push({ def, key: this.compactions.key(def, aggregation, tier) });
       }
     }
     const infos = await Promise.all(entries.map((e) => this.timeseries.info(e.key)));
-    return entries.flatMap((e, i) => (infos[i] ? [toDto(e.metric, infos[i])] : []));
+    return entries.flatMap((e, i) => (infos[i] ? [toDto(e.def, infos[i])] : []));
   }
 
   private async latestTimestamp(): Promise<number> {
-    const latest = await Promise.all(METRICS.map((m) => this.timeseries.latest(this.keys.series(m))));
+    const latest = await Promise.all(this.repository.catalog.map((d) => this.repository.latest(d.metric)));
     const stamps = latest.flatMap((s) => (s ? [s.timestamp] : []));
     return stamps.length ? Math.max(...stamps) : Date.now();
   }
 }
 
-function toDto(metric: Metric, info: SeriesInfo): SeriesInfoDto {
+function toDto(def: SeriesDef, info: SeriesInfo): SeriesInfoDto {
   const iso = (t: number) => (info.totalSamples > 0 ? new Date(t).toISOString() : null);
   return {
     key: info.key,
-    metric,
+    metric: def.metric,
+    source: def.source,
+    unit: def.unit,
     labels: info.labels,
     retentionMs: info.retentionMs,
     duplicatePolicy: info.duplicatePolicy,

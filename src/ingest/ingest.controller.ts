@@ -14,15 +14,14 @@ import {
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { IngestReportDto, RefreshBodyDto, RefreshQueryDto } from './dto/ingest-report.dto.js';
 import { StrictThrottle } from '../throttle/throttle.constants.js';
-import { IngestService } from './ingest.service.js';
+import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from '../sources/source.errors.js';
 import { RefreshTokenGuard } from './refresh-token.guard.js';
-import { PayloadError } from './senticrypt-record.js';
-import { PermanentUpstreamError, TransientUpstreamError } from './sentiment-source.service.js';
+import { AllSourcesFailedError, SentimentIngestService } from './sentiment-ingest.service.js';
 
 @ApiTags('ingest')
 @Controller()
 export class IngestController {
-  constructor(private readonly ingest: IngestService) {}
+  constructor(private readonly ingest: SentimentIngestService) {}
 
   @Post('refresh')
   @HttpCode(200)
@@ -32,11 +31,11 @@ export class IngestController {
   @ApiOperation({
     summary: 'Ingest now',
     description:
-      'Pulls the SentiCrypt feed, stores new price/sentiment samples and refreshes the cached summary. Returns what happened. A call during a scheduled run waits for that run and returns its report.',
+      'Polls every configured source (PRICE_SOURCE, SENTIMENT_SOURCE) at once, backfills a source whose series are empty or have a gap, stores new samples and refreshes the cached summary. Returns what happened, per source; one source failing never stops the other (its entry in `sources` says why). A call during a scheduled run of a source waits for that run and reports it.',
   })
   @ApiOkResponse({ type: IngestReportDto })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Malformed query' })
-  @ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'The upstream failed or sent an unusable payload; nothing stored was changed' })
+  @ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'Every source failed or sent an unusable payload; nothing stored was changed' })
   @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing or wrong bearer token' })
   @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'Disabled: REFRESH_TOKEN is not set on the server' })
   @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited (THROTTLE_REFRESH_LIMIT); see Retry-After' })
@@ -44,9 +43,14 @@ export class IngestController {
   // The body is validated too (it must be empty or {}), so stray fields get a 400 naming them.
   async refresh(@Query() query: RefreshQueryDto, @Body() _body: RefreshBodyDto): Promise<IngestReportDto> {
     try {
-      return await this.ingest.run({ full: query.full === true });
+      return await this.ingest.runAll({ full: query.full === true });
     } catch (err) {
-      if (err instanceof PayloadError || err instanceof PermanentUpstreamError || err instanceof TransientUpstreamError) {
+      if (
+        err instanceof PayloadError ||
+        err instanceof PermanentUpstreamError ||
+        err instanceof TransientUpstreamError ||
+        err instanceof AllSourcesFailedError
+      ) {
         throw new BadGatewayException(`Ingest failed: ${err.message}`);
       }
       throw err;

@@ -1,19 +1,17 @@
-import { HttpModule } from '@nestjs/axios';
 import { Module } from '@nestjs/common';
 import { LockModule } from '../lock/lock.module.js';
-import { NotificationsModule } from '../notifications/notifications.module.js';
-import { HistoryModule } from '../history/history.module.js';
-import { SummaryModule } from '../summary/summary.module.js';
-import { TimeseriesModule } from '../timeseries/timeseries.module.js';
+import { SeriesModule } from '../series/series.module.js';
+import { SourcesModule } from '../sources/sources.module.js';
 import { IngestController } from './ingest.controller.js';
+import { IngestEvents } from './ingest.events.js';
 import { IngestScheduler } from './ingest.scheduler.js';
-import { IngestService } from './ingest.service.js';
-import { SentimentSourceService } from './sentiment-source.service.js';
+import { SentimentIngestService } from './sentiment-ingest.service.js';
 
+/** Sources → ingest → series store; readers subscribe to IngestEvents. */
 @Module({
-  imports: [HttpModule, TimeseriesModule, SummaryModule, NotificationsModule, HistoryModule, LockModule],
+  imports: [SourcesModule, SeriesModule, LockModule],
   controllers: [IngestController],
-  providers: [SentimentSourceService, IngestService, IngestScheduler],
-  exports: [IngestService],
+  providers: [SentimentIngestService, IngestScheduler, IngestEvents],
+  exports: [IngestEvents],
 })
 export class IngestModule {}

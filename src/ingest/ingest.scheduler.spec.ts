@@ -5,7 +5,7 @@ import { Env } from '../config/env.validation.js';
 import { AcquireResult, Lease, LeaseLockService } from '../lock/lease-lock.service.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { IngestScheduler } from './ingest.scheduler.js';
-import { IngestService } from './ingest.service.js';
+import { SentimentIngestService } from './sentiment-ingest.service.js';
 
 const INTERVAL = 30_000;
 const LEASE_TTL = 15_000;
@@ -13,6 +13,7 @@ const settings: Record<string, unknown> = {
   INGEST_SCHEDULE_ENABLED: true,
   INGEST_ON_STARTUP: false,
   INGEST_INTERVAL_MS: INTERVAL,
+  INGEST_DAILY_INTERVAL_MS: 10 * INTERVAL,
   INGEST_LOCK_TTL_MS: LEASE_TTL,
   REDIS_KEY_PREFIX: 'p',
 };
@@ -28,24 +29,42 @@ function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown
     keepAlive: jest.fn(() => stop),
   };
   const stop = jest.fn();
-  const ingest = { run: jest.fn(run), inFlight: null };
+  const v1 = { id: 'senticrypt-v1', metrics: [{ metric: 'price', unit: 'USD', cadence: 'tick' }] };
+  const ingest = { run: jest.fn(run), inFlight: null, sources: [v1] };
   const scheduler = new IngestScheduler(
-    ingest as unknown as IngestService,
+    ingest as unknown as SentimentIngestService,
     new SchedulerRegistry(),
     lock as unknown as LeaseLockService,
     new RedisKeys(config),
     config,
   );
-  const tick = () => (scheduler as unknown as { runUnderLease(): Promise<number> }).runUnderLease();
+  const tick = () =>
+    (scheduler as unknown as { runUnderLease(s: unknown): Promise<number> }).runUnderLease(scheduler.schedules[0]);
   return { lease, lock, ingest, stop, tick };
 }
 
 describe('IngestScheduler under the lease', () => {
+  it('gives a daily-only source its own slower schedule and lease', () => {
+    const fng = { id: 'fear-greed', metrics: [{ metric: 'sentiment', unit: 'index 0..100', cadence: 'daily' }] };
+    const ingest = { sources: [fng], run: jest.fn(), inFlight: null };
+    const scheduler = new IngestScheduler(
+      ingest as unknown as SentimentIngestService,
+      new SchedulerRegistry(),
+      {} as LeaseLockService,
+      new RedisKeys(config),
+      config,
+    );
+    expect(scheduler.schedules).toEqual([
+      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null },
+    ]);
+  });
+
   it('takes the lease, runs once while renewing it, then keeps it to the end of the tick', async () => {
     const s = setup(async () => ({ lease: s.lease }));
     expect(await s.tick()).toBe(INTERVAL);
     expect(s.lock.tryAcquire).toHaveBeenCalledWith('p:lock:ingest', LEASE_TTL);
     expect(s.ingest.run).toHaveBeenCalledTimes(1);
+    expect(s.ingest.run).toHaveBeenCalledWith('senticrypt-v1');
     expect(s.lock.keepAlive).toHaveBeenCalledWith(s.lease, LEASE_TTL, expect.any(Function));
     expect(s.stop).toHaveBeenCalledTimes(1);
     expect(s.lock.release).not.toHaveBeenCalled();

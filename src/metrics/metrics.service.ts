@@ -24,8 +24,22 @@ export class MetricsService implements OnModuleInit {
 
   readonly ingestRuns = new Counter({
     name: 'ingest_runs_total',
-    help: 'Ingest runs by outcome',
+    help: 'Ingest runs (one per source run) by outcome',
     labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sourceRuns = new Counter({
+    name: 'source_runs_total',
+    help: 'Ingest runs of each source by outcome (success, upstream_error, payload_error, redis_error, error)',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sourceLastSuccess = new Gauge({
+    name: 'source_last_success_timestamp_seconds',
+    help: 'Unix time of the last successful run of each source in this process',
+    labelNames: ['source'] as const,
     registers: [this.registry],
   });
 

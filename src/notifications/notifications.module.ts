@@ -1,10 +1,12 @@
 import { Module } from '@nestjs/common';
+import { SummaryModule } from '../summary/summary.module.js';
 import { NotificationsController } from './notifications.controller.js';
 import { NotificationsGateway } from './notifications.gateway.js';
 import { NotificationsService } from './notifications.service.js';
 
 /** Live notifications: Redis pub/sub between instances, SSE at /events, WebSocket at /ws/notifications. */
 @Module({
+  imports: [SummaryModule],
   controllers: [NotificationsController],
   providers: [NotificationsService, NotificationsGateway],
   exports: [NotificationsService],

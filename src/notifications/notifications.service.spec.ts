@@ -3,7 +3,8 @@ import { Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { EventEmitter } from 'node:events';
 import { Env } from '../config/env.validation.js';
-import { IngestReportDto } from '../ingest/dto/ingest-report.dto.js';
+import { SourceReportDto } from '../ingest/dto/ingest-report.dto.js';
+import { SummaryEvents } from '../summary/summary.events.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { Notification, NotificationsService } from './notifications.service.js';
@@ -25,19 +26,28 @@ function fakeSubscriber() {
   return sub;
 }
 
-const report = { stored: 2, latestSampleTime: '2021-07-07T17:30:48.000Z' } as IngestReportDto;
+const report = { stored: 2, latestSampleTime: '2021-07-07T17:30:48.000Z' } as SourceReportDto;
+const refreshed = { cause: { source: 'senticrypt-v1' as const, report }, summary: null };
 
 describe('NotificationsService', () => {
   let publish: jest.Mock<(channel: string, message: string) => Promise<number>>;
   let sub: ReturnType<typeof fakeSubscriber>;
   let service: NotificationsService;
+  let summaryEvents: SummaryEvents;
 
   beforeEach(async () => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     publish = jest.fn(async () => 1);
     sub = fakeSubscriber();
-    service = new NotificationsService({ publish } as unknown as RedisClient, sub as unknown as RedisClient, new RedisKeys(config), config);
+    summaryEvents = new SummaryEvents();
+    service = new NotificationsService(
+      { publish } as unknown as RedisClient,
+      sub as unknown as RedisClient,
+      summaryEvents,
+      new RedisKeys(config),
+      config,
+    );
     await service.onModuleInit();
   });
   afterEach(() => service.beforeApplicationShutdown());
@@ -50,15 +60,20 @@ describe('NotificationsService', () => {
     return { slot, got };
   };
 
-  it('subscribes to <prefix>:events and publishes ingest events there', async () => {
+  it('subscribes to <prefix>:events and publishes there each summary refresh caused by a run that stored samples', async () => {
     expect(sub.subscribe).toHaveBeenCalledWith('app:events');
-    await service.publishIngest(report, null);
-    expect(publish).toHaveBeenCalledWith('app:events', JSON.stringify({ type: 'ingest', latestSampleTime: report.latestSampleTime, stored: 2, report, summary: null }));
+    await summaryEvents.emit(refreshed);
+    expect(publish).toHaveBeenCalledWith(
+      'app:events',
+      JSON.stringify({ type: 'ingest', source: 'senticrypt-v1', latestSampleTime: report.latestSampleTime, stored: 2, report, summary: null }),
+    );
+    await summaryEvents.emit({ ...refreshed, cause: { ...refreshed.cause, report: { ...report, stored: 0 } } });
+    expect(publish).toHaveBeenCalledTimes(1);
   });
 
   it('never fails the caller when PUBLISH fails', async () => {
     publish.mockRejectedValueOnce(new Error("Stream isn't writeable"));
-    await expect(service.publishIngest(report, null)).resolves.toBeUndefined();
+    await expect(service.publishIngest(refreshed)).resolves.toBeUndefined();
   });
 
   it('fans a channel message out to every client with increasing ids, as one line of JSON', () => {

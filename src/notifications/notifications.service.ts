@@ -2,11 +2,10 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } f
 import { ConfigService } from '@nestjs/config';
 import { concat, Observable, of, Subject } from 'rxjs';
 import { Env } from '../config/env.validation.js';
-import { IngestReportDto } from '../ingest/dto/ingest-report.dto.js';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
-import { SummaryResponseDto } from '../summary/dto/summary-response.dto.js';
+import { SummaryEvents, SummaryRefreshedEvent } from '../summary/summary.events.js';
 import { IngestEventDto, NotificationEvent } from './dto/notification-event.dto.js';
 
 /** One event as it goes out to every client of this instance, serialized once. */
@@ -53,6 +52,7 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
   constructor(
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
+    private readonly summaryEvents: SummaryEvents,
     keys: RedisKeys,
     config: ConfigService<Env, true>,
   ) {
@@ -63,6 +63,8 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
   }
 
   async onModuleInit(): Promise<void> {
+    // After each ingest run, once the summary is recomputed: runs that changed the data are news.
+    this.summaryEvents.on((event) => this.publishIngest(event));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.channel) this.relay(message);
     });
@@ -92,12 +94,13 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
   }
 
   /**
-   * Tells the clients of every instance about an ingest run. Never throws: a lost
-   * notification must not fail the ingest that caused it.
+   * Tells the clients of every instance about an ingest run that stored samples. Never throws:
+   * a lost notification must not fail the ingest that caused it.
    */
-  async publishIngest(report: IngestReportDto, summary: SummaryResponseDto | null): Promise<void> {
-    if (report.latestSampleTime === null) return;
-    const event: IngestEventDto = { type: 'ingest', latestSampleTime: report.latestSampleTime, stored: report.stored, report, summary };
+  async publishIngest({ cause, summary }: SummaryRefreshedEvent): Promise<void> {
+    const { source, report } = cause;
+    if (report.stored === 0 || report.latestSampleTime === null) return;
+    const event: IngestEventDto = { type: 'ingest', source, latestSampleTime: report.latestSampleTime, stored: report.stored, report, summary };
     try {
       await this.redis.publish(this.channel, JSON.stringify(event));
     } catch (err) {

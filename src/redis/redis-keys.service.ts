@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
+import type { MetricName, SourceId } from '../sources/source.types.js';
 import { sameSlotKey } from './key-slot.js';
 
-export type Metric = 'price' | 'sentiment';
-export const METRICS: readonly Metric[] = ['price', 'sentiment'];
+/** The original feed: its series, lease and last-success keys keep their original names. */
+const LEGACY_SOURCE: SourceId = 'senticrypt-v1';
 
 /**
  * Every Redis key name the service uses, built here and nowhere else, under REDIS_KEY_PREFIX.
@@ -22,17 +23,22 @@ export class RedisKeys {
     this.prefix = config.get('REDIS_KEY_PREFIX', { infer: true });
   }
 
-  series(metric: Metric): string {
-    return `${this.prefix}:${metric}:mean:30s`;
+  /**
+   * Raw series of one metric from one source: `<prefix>:price:coinbase`, or the original
+   * `<prefix>:price:mean:30s` for SentiCrypt v1 (upgrades keep their data). One key per source,
+   * so switching sources never mixes scales (fear-greed 0..100 vs senticrypt -1..1) in a series.
+   */
+  series(metric: MetricName, source: SourceId): string {
+    return source === LEGACY_SOURCE ? `${this.prefix}:${metric}:mean:30s` : `${this.prefix}:${metric}:${source}`;
   }
 
   /**
-   * Compaction of a metric's raw series, e.g. `{is-bitcoin-lit:price:mean:30s}:sum:1h`: the
-   * raw key as hash tag keeps it in the raw series' cluster slot, which TS.CREATERULE and the
-   * compaction writes need (both keys on one shard).
+   * Compaction of a raw series, e.g. `{is-bitcoin-lit:price:mean:30s}:sum:1h`: the raw key as
+   * hash tag keeps it in the raw series' cluster slot, which TS.CREATERULE and the compaction
+   * writes need (both keys on one shard).
    */
-  compaction(metric: Metric, aggregation: string, bucket: string): string {
-    return sameSlotKey(this.series(metric), `${aggregation}:${bucket}`);
+  compaction(seriesKey: string, aggregation: string, bucket: string): string {
+    return sameSlotKey(seriesKey, `${aggregation}:${bucket}`);
   }
 
   /** Cache entry `name` (the summary lives at the bare `<prefix>:cache`, as in the original). */
@@ -53,9 +59,14 @@ export class RedisKeys {
     return sameSlotKey(key, suffix);
   }
 
-  /** Epoch ms of the last successful ingest by any instance (readiness reads it). */
-  ingestLastSuccess(): string {
-    return `${this.prefix}:ingest:last-success`;
+  /** Epoch ms of the last successful run of one source by any instance (readiness reads it). */
+  ingestLastSuccess(source: SourceId): string {
+    return source === LEGACY_SOURCE ? `${this.prefix}:ingest:last-success` : `${this.prefix}:ingest:last-success:${source}`;
+  }
+
+  /** Lease of one source's scheduled runs (one instance polls a source per tick). */
+  ingestLock(source: SourceId): string {
+    return this.lock(source === LEGACY_SOURCE ? 'ingest' : `ingest:${source}`);
   }
 
   /** Rate-limit counter of one client for one throttler. */

@@ -19,7 +19,7 @@ export class SummaryController {
   @ApiOperation({
     summary: 'Is Bitcoin lit?',
     description:
-      'Hourly averages of BTC price and sentiment for the last SUMMARY_HOURS hours (epoch-aligned UTC hours ending at the latest sample), and whether each is rising, falling or flat (last hour vs first). Served from a Redis cache shared by all instances.',
+      'Hourly averages of BTC price and sentiment for the last SUMMARY_HOURS hours (epoch-aligned UTC hours ending now; at the newest sample for the frozen SentiCrypt v1 feed), and whether each is rising, falling or flat (last hour vs first). For a daily sentiment index, each hour has the level in effect during it. `metrics` says where each metric comes from, its newest sample and whether it is stale; a metric without data is null in the hours and its direction, and the other is still served. 503 only when neither has data in the window. Served from a Redis cache shared by all instances, recomputed after every ingest run.',
   })
   @ApiOkResponse({
     type: SummaryResponseDto,

@@ -1,13 +1,15 @@
 import { Module } from '@nestjs/common';
 import { CacheModule } from '../cache/cache.module.js';
-import { TimeseriesModule } from '../timeseries/timeseries.module.js';
+import { IngestModule } from '../ingest/ingest.module.js';
+import { SeriesModule } from '../series/series.module.js';
 import { SummaryController } from './summary.controller.js';
+import { SummaryEvents } from './summary.events.js';
 import { SummaryService } from './summary.service.js';
 
 @Module({
-  imports: [TimeseriesModule, CacheModule],
+  imports: [SeriesModule, CacheModule, IngestModule],
   controllers: [SummaryController],
-  providers: [SummaryService],
-  exports: [SummaryService],
+  providers: [SummaryService, SummaryEvents],
+  exports: [SummaryService, SummaryEvents],
 })
 export class SummaryModule {}

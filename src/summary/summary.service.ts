@@ -1,14 +1,19 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { CacheService } from '../cache/cache.service.js';
 import { RetryLaterException } from '../common/errors.js';
 import { Env } from '../config/env.validation.js';
-import { HOUR_MS } from '../history/history-query.js';
+import { IngestEvents, SourceIngestedEvent } from '../ingest/ingest.events.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
-import { TimeseriesService } from '../timeseries/timeseries.service.js';
+import { DAY_MS, HOUR_MS, SeriesDef } from '../series/series.catalog.js';
+import { SeriesRepository } from '../series/series.repository.js';
+import { METRIC_NAMES, MetricName } from '../sources/source.types.js';
 import { Sample } from '../timeseries/timeseries.types.js';
-import { Direction, HourlyAverageDto, SummaryResponseDto } from './dto/summary-response.dto.js';
+import { Direction, HourlyAverageDto, MetricFreshnessDto, SummaryResponseDto } from './dto/summary-response.dto.js';
+import { SummaryEvents } from './summary.events.js';
 
+/** A daily index's value stays in effect until the next one, for at most this long. */
+export const CARRY_MS = 3 * DAY_MS;
 
 export function direction(first: number, last: number): Direction {
   if (last > first) return 'rising';
@@ -21,68 +26,115 @@ export function windowStart(anchor: number, hours: number): number {
   return Math.floor(anchor / HOUR_MS) * HOUR_MS - (hours - 1) * HOUR_MS;
 }
 
-/** Joins the two hourly series on bucket time; an hour missing from either is left out. */
-export function buildSummary(price: Sample[], sentiment: Sample[]): SummaryResponseDto | null {
-  const sentimentAt = new Map(sentiment.map((s) => [s.timestamp, s.value]));
-  const hours: HourlyAverageDto[] = [];
-  for (const p of price) {
-    const s = sentimentAt.get(p.timestamp);
-    if (s !== undefined) hours.push({ price: p.value, sentiment: s, time: new Date(p.timestamp).toISOString() });
+/**
+ * The level in effect during each hour from `from` to the hour holding `to` (both epoch ms,
+ * `from` on the hour): the newest sample before the hour ends, if it is less than CARRY_MS
+ * older than the hour. `samples` oldest first. Computed at query time, so the stored series
+ * (and GET /series) keep only the source's own points.
+ */
+export function levelsInEffect(samples: Sample[], from: number, to: number): Sample[] {
+  const hours: Sample[] = [];
+  let i = 0;
+  let current: Sample | null = null;
+  for (let h = from; h <= to; h += HOUR_MS) {
+    while (i < samples.length && samples[i].timestamp < h + HOUR_MS) current = samples[i++];
+    if (current && h - current.timestamp < CARRY_MS) hours.push({ timestamp: h, value: current.value });
   }
-  if (hours.length === 0) return null;
-  const first = hours[0];
-  const last = hours[hours.length - 1];
+  return hours;
+}
+
+function directionOf(values: (number | null)[]): Direction | null {
+  const known = values.filter((v): v is number => v !== null);
+  return known.length === 0 ? null : direction(known[0], known[known.length - 1]);
+}
+
+/**
+ * Joins the two hourly series on bucket time: an hour appears when either metric has a value
+ * in it, the other is null there. Null when no hour has any value.
+ */
+export function buildSummary(
+  price: Sample[],
+  sentiment: Sample[],
+): Pick<SummaryResponseDto, 'hourly_average_of_averages' | 'price_direction' | 'sentiment_direction'> | null {
+  const rows = new Map<number, HourlyAverageDto>();
+  const row = (t: number) => {
+    let r = rows.get(t);
+    if (!r) rows.set(t, (r = { price: null, sentiment: null, time: new Date(t).toISOString() }));
+    return r;
+  };
+  for (const p of price) row(p.timestamp).price = p.value;
+  for (const s of sentiment) row(s.timestamp).sentiment = s.value;
+  if (rows.size === 0) return null;
+  const hours = [...rows.entries()].sort(([a], [b]) => a - b).map(([, r]) => r);
   return {
     hourly_average_of_averages: hours,
-    sentiment_direction: direction(first.sentiment, last.sentiment),
-    price_direction: direction(first.price, last.price),
+    sentiment_direction: directionOf(hours.map((h) => h.sentiment)),
+    price_direction: directionOf(hours.map((h) => h.price)),
   };
 }
 
-/** Hourly averages of price and sentiment (TS.RANGE … AGGREGATION avg 3600000) and their directions. */
+/**
+ * Hourly averages of price and sentiment (TS.RANGE … AGGREGATION avg 3600000; the level in
+ * effect for a daily index) and their directions, with each metric's source and freshness.
+ * Recomputed into the cache after every ingest run (subscribed to IngestEvents).
+ */
 @Injectable()
-export class SummaryService {
+export class SummaryService implements OnModuleInit {
   private readonly logger = new Logger(SummaryService.name);
   private readonly hours: number;
   private readonly anchorMode: 'latest' | 'now';
   private readonly ttlSeconds: number;
   private readonly retryAfterSeconds: number;
+  private readonly staleAfterMs: Record<MetricName, number>;
 
   constructor(
-    private readonly timeseries: TimeseriesService,
+    private readonly series: SeriesRepository,
     private readonly keys: RedisKeys,
     private readonly cache: CacheService,
+    private readonly ingestEvents: IngestEvents,
+    private readonly events: SummaryEvents,
     config: ConfigService<Env, true>,
   ) {
     this.hours = config.get('SUMMARY_HOURS', { infer: true });
-    this.anchorMode = config.get('SUMMARY_ANCHOR', { infer: true });
+    const anchor = config.get('SUMMARY_ANCHOR', { infer: true });
+    // The frozen v1 feed would have nothing in the last hours: anchor at its newest sample.
+    const frozen = series.catalog.every((d) => d.source === 'senticrypt-v1');
+    this.anchorMode = anchor === 'auto' ? (frozen ? 'latest' : 'now') : anchor;
     this.ttlSeconds = config.get('CACHE_TTL_SECONDS', { infer: true });
     this.retryAfterSeconds = Math.ceil(config.get('INGEST_INTERVAL_MS', { infer: true }) / 1000);
+    this.staleAfterMs = {
+      price: config.get('PRICE_STALE_AFTER_MS', { infer: true }),
+      sentiment: config.get('SENTIMENT_STALE_AFTER_MS', { infer: true }),
+    };
+  }
+
+  onModuleInit(): void {
+    this.ingestEvents.on((event) => this.onIngested(event));
   }
 
   async compute(): Promise<SummaryResponseDto> {
-    const anchor = await this.anchor();
+    const now = Date.now();
+    const defs = METRIC_NAMES.map((m) => this.series.def(m));
+    const latest = await Promise.all(defs.map((d) => this.series.latest(d.metric)));
+    const anchor = this.anchorMode === 'now' ? now : newest(latest);
     if (anchor !== null) {
       const from = windowStart(anchor, this.hours);
-      const aggregation = { type: 'avg' as const, bucketMs: HOUR_MS };
-      const [price, sentiment] = await Promise.all([
-        this.timeseries.range({ key: this.keys.series('price'), from, to: anchor, aggregation }),
-        this.timeseries.range({ key: this.keys.series('sentiment'), from, to: anchor, aggregation }),
-      ]);
+      const [price, sentiment] = await Promise.all(defs.map((d) => this.hourly(d, from, anchor)));
       const summary = buildSummary(price, sentiment);
-      if (summary) return summary;
+      if (summary) {
+        const metrics = Object.fromEntries(defs.map((d, i) => [d.metric, this.freshness(d, latest[i], now)]));
+        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: metrics as SummaryResponseDto['metrics'] };
+      }
     }
     throw new RetryLaterException(
-      this.anchorMode === 'now'
-        ? `No samples in the last ${this.hours} hour(s) yet`
-        : 'No samples stored yet; the first ingest has not completed',
+      this.anchorMode === 'now' ? `No samples in the last ${this.hours} hour(s) yet` : 'No samples stored yet; the first ingest has not completed',
       this.retryAfterSeconds,
     );
   }
 
   /**
-   * Recomputes the summary and stores it where the cache interceptor looks (after ingest).
-   * Returns it (for the ingest notification), or null when it could not be computed.
+   * Recomputes the summary and stores it where the cache interceptor looks.
+   * Returns it, or null when it could not be computed.
    */
   async refreshCache(): Promise<SummaryResponseDto | null> {
     let summary: SummaryResponseDto;
@@ -100,14 +152,31 @@ export class SummaryService {
     return summary;
   }
 
-  /** The window's end: the newest stored sample (default; the v1 feed is frozen) or now. */
-  private async anchor(): Promise<number | null> {
-    if (this.anchorMode === 'now') return Date.now();
-    const latest = await Promise.all([
-      this.timeseries.latest(this.keys.series('price')),
-      this.timeseries.latest(this.keys.series('sentiment')),
-    ]);
-    const stamps = latest.filter((s): s is Sample => s !== null).map((s) => s.timestamp);
-    return stamps.length ? Math.max(...stamps) : null;
+  private async onIngested(cause: SourceIngestedEvent): Promise<void> {
+    const summary = await this.refreshCache();
+    await this.events.emit({ summary, cause });
   }
+
+  /** Hourly values of one metric over [from, to]: averages for a per-poll feed, levels in effect for a daily index. */
+  private async hourly(def: SeriesDef, from: number, to: number): Promise<Sample[]> {
+    if (def.cadence === 'tick') {
+      return this.series.range(def.metric, { from, to, aggregation: { type: 'avg', bucketMs: HOUR_MS } });
+    }
+    const raw = await this.series.range(def.metric, { from: Math.max(0, from - CARRY_MS), to });
+    return levelsInEffect(raw, from, to);
+  }
+
+  private freshness(def: SeriesDef, latest: Sample | null, now: number): MetricFreshnessDto {
+    return {
+      source: def.source,
+      unit: def.unit,
+      latest_sample_time: latest ? new Date(latest.timestamp).toISOString() : null,
+      stale: latest === null || now - latest.timestamp > this.staleAfterMs[def.metric],
+    };
+  }
+}
+
+function newest(latest: (Sample | null)[]): number | null {
+  const stamps = latest.flatMap((s) => (s ? [s.timestamp] : []));
+  return stamps.length ? Math.max(...stamps) : null;
 }

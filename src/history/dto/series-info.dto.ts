@@ -15,6 +15,10 @@ export class SeriesInfoDto {
   key!: string;
   /** @example "price" */
   metric!: 'price' | 'sentiment';
+  /** The source that feeds it. @example "coinbase" */
+  source!: string;
+  /** Unit or scale of its values. @example "USD" */
+  unit!: string;
   /**
    * Labels; compactions carry `aggregation`, `bucket` and `complete_from` (epoch ms from which their buckets are complete).
    * @example { "metric": "price", "source": "senticrypt", "app": "is-bitcoin-lit" }

@@ -10,14 +10,45 @@ export class SeriesCountsDto {
   rejected!: number;
 }
 
-export class IngestReportDto {
-  /** @example "2026-11-22T14:00:00.000Z" */
+/** Samples per metric fed by a run (only the metrics its source feeds in this deployment). */
+export class SeriesCountsByMetricDto {
+  price?: SeriesCountsDto;
+  sentiment?: SeriesCountsDto;
+}
+
+/** The history a run fetched first because the series was empty or had a gap (see README "Sources"). */
+export class BackfillReportDto {
+  /** @example "2026-12-01T07:00:00.000Z" */
+  from!: string;
+  /** @example "2026-12-02T07:00:00.000Z" */
+  to!: string;
+  /** Upstream calls made. @example 5 */
+  attempts!: number;
+  /** Records in the upstream payloads. @example 1440 */
+  fetched!: number;
+  /** Records that failed validation. @example 0 */
+  invalid!: number;
+  /** Samples stored by the backfill (also counted in the run's totals). @example 1440 */
+  stored!: number;
+  /** @example 0 */
+  duplicates!: number;
+  /** @example 0 */
+  rejected!: number;
+  /** Why the backfill failed (the poll still ran), or null. @example null */
+  error!: string | null;
+}
+
+/** One source's run: fetch, validate, store. */
+export class SourceReportDto {
+  /** @example "coinbase" */
+  source!: string;
+  /** @example "2026-12-02T07:00:00.000Z" */
   startedAt!: string;
   /** @example 41 */
   durationMs!: number;
-  /** Upstream calls made (1 + retries). @example 1 */
+  /** Upstream calls made (retries and backfill included). @example 1 */
   attempts!: number;
-  /** Records in the upstream payload. @example 2474 */
+  /** Records in the upstream payload(s). @example 2474 */
   fetched!: number;
   /** Records newer than the stored data (all of them on the first run or with full=true) that failed validation, so were not stored. @example 0 */
   invalid!: number;
@@ -25,16 +56,59 @@ export class IngestReportDto {
   invalidReasons!: string[];
   /** Records not newer than the latest stored sample, so not sent again (nor validated beyond their timestamp). @example 0 */
   skipped!: number;
-  /** Samples stored over both series. @example 4948 */
+  /** Samples stored over the source's series. @example 4948 */
   stored!: number;
-  /** Samples already present over both series. @example 0 */
+  /** Samples already present. @example 0 */
   duplicates!: number;
-  /** Samples the server refused over both series. @example 0 */
+  /** Samples the server refused. @example 0 */
   rejected!: number;
-  /** Per series counts. */
-  series!: { price: SeriesCountsDto; sentiment: SeriesCountsDto };
+  /** Per metric counts. */
+  series!: SeriesCountsByMetricDto;
+  /** The backfill done before the poll, or null when none was needed. */
+  backfill!: BackfillReportDto | null;
+  /** Time of the newest stored sample of the source's series after this run (UTC), or null. @example "2021-07-07T17:30:18.000Z" */
+  latestSampleTime!: string | null;
+}
+
+/** How one source fared in a POST /refresh: its report, or why it failed. */
+export class SourceOutcomeDto {
+  /** @example "senticrypt-v2" */
+  source!: string;
+  /** @example true */
+  ok!: boolean;
+  /** Why the run failed (never the upstream's content), or null. @example null */
+  error!: string | null;
+  report!: SourceReportDto | null;
+}
+
+/** POST /refresh: every configured source, totals first (over the sources that succeeded). */
+export class IngestReportDto {
+  /** @example "2026-11-22T14:00:00.000Z" */
+  startedAt!: string;
+  /** @example 41 */
+  durationMs!: number;
+  /** Upstream calls made over every source (1 + retries each). @example 1 */
+  attempts!: number;
+  /** Records in the upstream payloads. @example 2474 */
+  fetched!: number;
+  /** Records newer than the stored data that failed validation, so were not stored. @example 0 */
+  invalid!: number;
+  /** Up to five reasons for invalid records. @example [] */
+  invalidReasons!: string[];
+  /** Records not newer than the latest stored sample, so not sent again. @example 0 */
+  skipped!: number;
+  /** Samples stored over every series. @example 4948 */
+  stored!: number;
+  /** Samples already present over every series. @example 0 */
+  duplicates!: number;
+  /** Samples the server refused over every series. @example 0 */
+  rejected!: number;
+  /** Per metric counts. */
+  series!: SeriesCountsByMetricDto;
   /** Time of the newest stored sample after this run (UTC), or null when none. @example "2021-07-07T17:30:18.000Z" */
   latestSampleTime!: string | null;
+  /** Each source's outcome; one failing never stops the others. */
+  sources!: SourceOutcomeDto[];
 }
 
 export class RefreshQueryDto {

@@ -1,19 +1,21 @@
-import { IngestReportDto } from '../../ingest/dto/ingest-report.dto.js';
+import { SourceReportDto } from '../../ingest/dto/ingest-report.dto.js';
 import { SummaryResponseDto } from '../../summary/dto/summary-response.dto.js';
 
 /**
- * Sent after every ingest run (on any instance) that stored at least one sample.
+ * Sent after every ingest run of a source (on any instance) that stored at least one sample.
  * SSE: `event: ingest`; WebSocket: a text frame with this JSON.
  */
 export class IngestEventDto {
   /** @example "ingest" */
   type!: 'ingest';
-  /** Time of the newest stored sample after the run (UTC). @example "2021-07-07T17:30:18.000Z" */
+  /** The source that was ingested. @example "coinbase" */
+  source!: string;
+  /** Time of the newest stored sample of the source's series after the run (UTC). @example "2021-07-07T17:30:18.000Z" */
   latestSampleTime!: string;
-  /** Samples stored by the run, over both series. @example 4948 */
+  /** Samples stored by the run. @example 4948 */
   stored!: number;
-  /** The full report of the run, as returned by POST /refresh. */
-  report!: IngestReportDto;
+  /** The source's report of the run, as in POST /refresh's `sources[].report`. */
+  report!: SourceReportDto;
   /** The fresh GET /is-bitcoin-lit body, or null when it could not be computed. */
   summary!: SummaryResponseDto | null;
 }

@@ -2,16 +2,19 @@ export type Direction = 'rising' | 'falling' | 'flat';
 
 export class HourlyAverageDto {
   /**
-   * Mean BTC price (USD) of the samples in this hour.
+   * Mean BTC price (in the price metric's unit, USD) of the samples in this hour; null when the
+   * price source has no sample in this hour.
    * @example 33812.57
    */
-  price!: number;
+  price!: number | null;
 
   /**
-   * Mean sentiment score (-1..1) of the samples in this hour.
+   * Sentiment in this hour, on the sentiment source's scale (see `metrics.sentiment.unit`): the
+   * mean of the samples in the hour for a per-poll feed, the level in effect during the hour for a
+   * daily index. Null when there is none.
    * @example 0.21
    */
-  sentiment!: number;
+  sentiment!: number | null;
 
   /**
    * Start of the hour (UTC, ISO-8601).
@@ -20,21 +23,48 @@ export class HourlyAverageDto {
   time!: string;
 }
 
+/** Where a metric comes from and how fresh it is. */
+export class MetricFreshnessDto {
+  /** @example "coinbase" */
+  source!: string;
+  /** Unit or scale of the values. @example "USD" */
+  unit!: string;
+  /** Time of the metric's newest stored sample (UTC), or null when there is none. @example "2026-12-02T07:11:30.000Z" */
+  latest_sample_time!: string | null;
+  /**
+   * True when the newest sample is older than PRICE_STALE_AFTER_MS / SENTIMENT_STALE_AFTER_MS
+   * (or there is none) at the time the summary was computed.
+   * @example false
+   */
+  stale!: boolean;
+}
+
+export class SummaryMetricsDto {
+  price!: MetricFreshnessDto;
+  sentiment!: MetricFreshnessDto;
+}
+
 export class SummaryResponseDto {
-  /** Hourly averages, oldest first; the last one may be a partial hour. */
+  /** Hourly averages, oldest first; the last one may be a partial hour. An hour appears when either metric has a value in it. */
   hourly_average_of_averages!: HourlyAverageDto[];
 
   /**
-   * Sentiment of the last hour compared with the first.
+   * Sentiment of the last hour compared with the first (hours with a value); null when there is no sentiment in the window.
    * @example "rising"
    */
-  sentiment_direction!: Direction;
+  sentiment_direction!: Direction | null;
 
   /**
-   * Price of the last hour compared with the first.
+   * Price of the last hour compared with the first (hours with a value); null when there is no price in the window.
    * @example "falling"
    */
-  price_direction!: Direction;
+  price_direction!: Direction | null;
+
+  /** End of the window (UTC): the time the summary was computed, or the newest sample for the frozen v1 feed. @example "2026-12-02T07:12:00.000Z" */
+  as_of!: string;
+
+  /** Per metric: its source, unit, newest sample and whether it is stale. */
+  metrics!: SummaryMetricsDto;
 }
 
 /** GET /is-bitcoin-lit takes no parameters; any given is rejected with its name. */

@@ -1,16 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
-import { METRICS, Metric, RedisKeys } from '../redis/redis-keys.service.js';
+import { RedisKeys } from '../redis/redis-keys.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
-import { COMPACTED, Compacted, DAY_MS, HOUR_MS, TierCoverage } from './history-query.js';
-
-export interface Tier {
-  /** Key suffix and label value: `1h`, `1d`. */
-  name: string;
-  bucketMs: number;
-  retentionMs: number;
-}
+import { COMPACTED, Compacted, compactionTiers, SeriesDef, Tier, TierCoverage } from './series.catalog.js';
 
 /**
  * Label on each compaction: epoch ms from which its buckets are complete. Rules do not
@@ -20,8 +13,8 @@ export interface Tier {
 export const COMPLETE_FROM_LABEL = 'complete_from';
 
 /**
- * Hourly and daily compactions (sum, count, min, max, first, last) of both raw series, created
- * idempotently at startup, and what each one can answer.
+ * Hourly and daily compactions (sum, count, min, max, first, last) of every raw series in the
+ * catalog, created idempotently with the series, and what each one can answer.
  */
 @Injectable()
 export class CompactionService {
@@ -33,33 +26,33 @@ export class CompactionService {
     private readonly keys: RedisKeys,
     config: ConfigService<Env, true>,
   ) {
-    this.tiers = [
-      { name: '1h', bucketMs: HOUR_MS, retentionMs: config.get('TIMESERIES_HOURLY_RETENTION_MS', { infer: true }) },
-      { name: '1d', bucketMs: DAY_MS, retentionMs: config.get('TIMESERIES_DAILY_RETENTION_MS', { infer: true }) },
-    ];
+    this.tiers = compactionTiers(
+      config.get('TIMESERIES_HOURLY_RETENTION_MS', { infer: true }),
+      config.get('TIMESERIES_DAILY_RETENTION_MS', { infer: true }),
+    );
   }
 
-  key(metric: Metric, aggregation: Compacted, tier: Tier): string {
-    return this.keys.compaction(metric, aggregation, tier.name);
+  key(series: SeriesDef, aggregation: Compacted, tier: Tier): string {
+    return this.keys.compaction(series.key, aggregation, tier.name);
   }
 
-  /** Creates (or checks) every compaction series and rule; the raw series must exist. */
-  async ensureAll(): Promise<void> {
+  /** Creates (or checks) every compaction series and rule of these raw series, which must exist. */
+  async ensureAll(defs: readonly SeriesDef[]): Promise<void> {
     let created = 0;
-    for (const metric of METRICS) {
+    for (const def of defs) {
       for (const tier of this.tiers) {
         for (const aggregation of COMPACTED) {
-          if (await this.ensure(metric, aggregation, tier)) created++;
+          if (await this.ensure(def, aggregation, tier)) created++;
         }
       }
     }
     if (created > 0) this.logger.log(`created ${created} compaction rule(s)`);
   }
 
-  private async ensure(metric: Metric, aggregation: Compacted, tier: Tier): Promise<boolean> {
-    const source = this.keys.series(metric);
-    const dest = this.key(metric, aggregation, tier);
-    const labels = { metric, source: 'senticrypt', app: 'is-bitcoin-lit', aggregation, bucket: tier.name };
+  private async ensure(def: SeriesDef, aggregation: Compacted, tier: Tier): Promise<boolean> {
+    const source = def.key;
+    const dest = this.key(def, aggregation, tier);
+    const labels = { ...def.labels, aggregation, bucket: tier.name };
     const known = (await this.timeseries.info(dest))?.labels[COMPLETE_FROM_LABEL];
     const withMark = (mark: string | undefined) => (mark === undefined ? labels : { ...labels, [COMPLETE_FROM_LABEL]: mark });
     // The destination must exist before TS.CREATERULE; keep its mark while bringing settings up to date.
@@ -85,14 +78,14 @@ export class CompactionService {
    * compactions' own retention) up to the source's open bucket, which the rule writes only when
    * a later sample arrives. No tier fits (a 30 s or 90 min bucket): no Redis call at all.
    */
-  async coverage(metric: Metric, components: readonly Compacted[], bucketMs: number): Promise<TierCoverage[]> {
+  async coverage(def: SeriesDef, components: readonly Compacted[], bucketMs: number): Promise<TierCoverage[]> {
     const fitting = this.tiers.filter((tier) => bucketMs % tier.bucketMs === 0);
     if (fitting.length === 0) return [];
-    const sourceLatest = await this.timeseries.latest(this.keys.series(metric));
+    const sourceLatest = await this.timeseries.latest(def.key);
     return Promise.all(
       fitting.map(async (tier): Promise<TierCoverage> => {
         if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
-        const infos = await Promise.all(components.map((c) => this.timeseries.info(this.key(metric, c, tier))));
+        const infos = await Promise.all(components.map((c) => this.timeseries.info(this.key(def, c, tier))));
         let from = 0;
         for (const info of infos) {
           const mark = info?.labels[COMPLETE_FROM_LABEL];

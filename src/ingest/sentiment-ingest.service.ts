@@ -1,0 +1,303 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
+import { IngestOutcome, MetricsService } from '../metrics/metrics.service.js';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { isRedisUnavailableError, RedisNotConnectedError } from '../redis/redis-errors.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { DAY_MS, SeriesDef } from '../series/series.catalog.js';
+import { SeriesRepository } from '../series/series.repository.js';
+import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from '../sources/source.errors.js';
+import { SourceRegistry } from '../sources/source.registry.js';
+import { SourceBatch, SourceId, SourceProvider } from '../sources/source.types.js';
+import { AddReport } from '../timeseries/timeseries.service.js';
+import { Sample } from '../timeseries/timeseries.types.js';
+import { BackfillReportDto, IngestReportDto, SeriesCountsByMetricDto, SourceOutcomeDto, SourceReportDto } from './dto/ingest-report.dto.js';
+import { IngestEvents } from './ingest.events.js';
+
+export interface IngestOptions {
+  /** Re-send everything the upstream serves, not only what is newer than the stored data. */
+  full?: boolean;
+}
+
+/** Every source of a POST /refresh failed; the message lists each one's reason. */
+export class AllSourcesFailedError extends Error {
+  override readonly name = 'AllSourcesFailedError';
+}
+
+interface Window {
+  from: number;
+  to: number;
+}
+
+/**
+ * Ingest, one source at a time: fetch (poll, and first a backfill when the source's series are
+ * empty or have a gap) → validate (the provider) → store with TS.MADD (DUPLICATE_POLICY FIRST,
+ * so re-sending is harmless) → emit one event that readers subscribe to. Runs of one source never
+ * overlap in one process: a call during a run waits for that run and gets its report. A failing
+ * source never stops another.
+ */
+@Injectable()
+export class SentimentIngestService {
+  private readonly logger = new Logger(SentimentIngestService.name);
+  private readonly running = new Map<SourceId, Promise<SourceReportDto>>();
+  /** Backfills that failed, retried on the source's next run (its poll has moved "newest" on). */
+  private readonly pendingBackfill = new Map<SourceId, Window>();
+  private readonly reachLogged = new Set<SourceId>();
+  private readonly backfillMs: number;
+  private readonly tickIntervalMs: number;
+
+  constructor(
+    private readonly registry: SourceRegistry,
+    private readonly series: SeriesRepository,
+    private readonly events: IngestEvents,
+    private readonly metrics: MetricsService,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    config: ConfigService<Env, true>,
+  ) {
+    this.backfillMs = config.get('BACKFILL_HOURS', { infer: true }) * 3_600_000;
+    this.tickIntervalMs = config.get('INGEST_INTERVAL_MS', { infer: true });
+  }
+
+  /** The sources this deployment reads (each once, whatever it feeds). */
+  get sources(): SourceProvider[] {
+    return this.registry.active();
+  }
+
+  /** Runs in progress (shutdown waits for them). */
+  get inFlight(): Promise<unknown> | null {
+    return this.running.size === 0 ? null : Promise.allSettled([...this.running.values()]);
+  }
+
+  /** POST /refresh: every source at once. Fails only when every source failed. */
+  async runAll(options: IngestOptions = {}): Promise<IngestReportDto> {
+    const started = Date.now();
+    const sources = this.sources;
+    const results = await Promise.allSettled(sources.map((p) => this.run(p.id, options)));
+    const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+    if (failures.length === results.length) {
+      // One source: its own error, as before. Several: Redis first (a 503), else all upstreams (a 502).
+      if (failures.length === 1) throw failures[0];
+      const redisDown = failures.find((e) => isRedisUnavailableError(e));
+      if (redisDown) throw redisDown;
+      throw new AllSourcesFailedError(failures.map((e, i) => `${sources[i].id}: ${e.message}`).join('; '));
+    }
+    const outcomes: SourceOutcomeDto[] = results.map((r, i) =>
+      r.status === 'fulfilled'
+        ? { source: sources[i].id, ok: true, error: null, report: r.value }
+        : { source: sources[i].id, ok: false, error: (r.reason as Error).message, report: null },
+    );
+    return combine(started, outcomes);
+  }
+
+  /** One source's run (the scheduler's tick). A plain run joins one in progress; a full run waits for it, then runs. */
+  async run(source: SourceId, options: IngestOptions = {}): Promise<SourceReportDto> {
+    const current = this.running.get(source);
+    if (current && !options.full) return current;
+    while (this.running.has(source)) await this.running.get(source)?.catch(() => undefined);
+    const provider = this.sources.find((p) => p.id === source);
+    if (!provider) throw new Error(`Source ${source} is not configured`);
+    const run = this.execute(provider, options).finally(() => this.running.delete(source));
+    this.running.set(source, run);
+    return run;
+  }
+
+  private async execute(provider: SourceProvider, options: IngestOptions): Promise<SourceReportDto> {
+    const started = Date.now();
+    const source = provider.id;
+    try {
+      // No point calling the upstream for data we cannot store; the next run catches up.
+      if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
+      const defs = this.series.ofSource(source);
+      const before = await Promise.all(defs.map((d) => this.series.latest(d.metric)));
+      // No data: the first run, or Redis lost the series (restart without persistence, failover,
+      // FLUSHALL). Re-create them and their rules, or every sample would be rejected until restart.
+      if (before.some((s) => s === null)) await this.series.ensureStorage();
+      // Newest timestamp present in EVERY series of the source: if a run stored one and not the
+      // other, the next run re-sends from the older one (harmless under DUPLICATE_POLICY FIRST).
+      const common = before.some((s) => s === null) ? null : Math.min(...before.map((s) => (s as Sample).timestamp));
+      const backfill = await this.backfillIfNeeded(provider, defs, common, started);
+      // Fetch and validate first: a bad upstream fails the run before the poll writes anything.
+      const batch = await provider.poll({ since: options.full ? null : common });
+      const stored = await this.store(defs, batch);
+      const report = this.report(source, started, defs, before, batch, stored, backfill);
+      const at = Date.now();
+      await this.series.recordSuccess(source, at);
+      this.countSuccess(source, at, report, defs);
+      this.logger.log(
+        `ingest ${source} ok: fetched=${report.fetched} invalid=${report.invalid} skipped=${report.skipped} stored=${report.stored} duplicates=${report.duplicates} rejected=${report.rejected} in ${report.durationMs} ms`,
+      );
+      if (batch.invalid) this.logger.warn(`${source}: skipped ${batch.invalid} invalid record(s): ${batch.invalidReasons.join('; ')}`);
+      for (const err of Object.values(stored).flatMap((r) => r.errors)) this.logger.warn(`${source}: samples rejected by Redis: ${err}`);
+      await this.events.emit({ source, report });
+      return report;
+    } catch (err) {
+      const outcome = outcomeOf(err);
+      this.metrics.ingestRuns.inc({ outcome });
+      this.metrics.sourceRuns.inc({ source, outcome });
+      this.logger.error(`ingest ${source} failed (${outcome}) after ${Date.now() - started} ms: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  /**
+   * History first when the source's series are empty (first start, or Redis lost the data) or
+   * have a gap (the service was down): the last BACKFILL_HOURS (as far as the provider reaches),
+   * so the summary and the dashboard mean something at once. A daily source gets whole days, from
+   * the day before the window, so the level in effect at the window's start is known. A failed
+   * backfill is reported and retried on the next run; the poll goes ahead either way.
+   */
+  private async backfillIfNeeded(
+    provider: SourceProvider,
+    defs: SeriesDef[],
+    newest: number | null,
+    now: number,
+  ): Promise<{ dto: BackfillReportDto; batch: SourceBatch | null; stored: Record<string, AddReport> } | null> {
+    if (!provider.backfill || this.backfillMs === 0) return null;
+    const window = this.pendingBackfill.get(provider.id) ?? this.backfillWindow(provider, defs, newest, now);
+    if (!window) return null;
+    window.to = now;
+    const dto: BackfillReportDto = {
+      from: new Date(window.from).toISOString(),
+      to: new Date(window.to).toISOString(),
+      attempts: 0,
+      fetched: 0,
+      invalid: 0,
+      stored: 0,
+      duplicates: 0,
+      rejected: 0,
+      error: null,
+    };
+    try {
+      const batch = await provider.backfill(window.from, window.to);
+      const stored = await this.store(defs, batch);
+      this.pendingBackfill.delete(provider.id);
+      Object.assign(dto, { attempts: batch.attempts, fetched: batch.fetched, invalid: batch.invalid }, totals(stored));
+      this.logger.log(`backfill ${provider.id} ${dto.from} → ${dto.to}: fetched=${dto.fetched} stored=${dto.stored} duplicates=${dto.duplicates}`);
+      return { dto, batch, stored };
+    } catch (err) {
+      if (isRedisUnavailableError(err)) throw err;
+      this.pendingBackfill.set(provider.id, window);
+      dto.error = (err as Error).message;
+      this.logger.warn(`backfill ${provider.id} failed (retried on the next run): ${dto.error}`);
+      return { dto, batch: null, stored: {} };
+    }
+  }
+
+  private backfillWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number): Window | null {
+    const daily = defs.every((d) => d.cadence === 'daily');
+    // A gap: more than a few missed polls (tick), or a missing day (daily).
+    const gapMs = daily ? 2 * DAY_MS : Math.max(3 * this.tickIntervalMs, 5 * 60_000);
+    if (newest !== null && now - newest <= gapMs) return null;
+    let from = now - this.backfillMs;
+    if (daily) from = from - (from % DAY_MS) - DAY_MS;
+    if (newest !== null) from = Math.max(from, newest + 1);
+    const reach = provider.backfillReachMs;
+    if (reach !== undefined && now - from > reach) {
+      if (!this.reachLogged.has(provider.id)) {
+        this.reachLogged.add(provider.id);
+        this.logger.warn(`${provider.id}: history reaches back only ${Math.round(reach / 3_600_000)} h; backfilling that much`);
+      }
+      from = now - reach;
+    }
+    return from < now ? { from, to: now } : null;
+  }
+
+  /** TS.MADD of the batch's samples of each series the source feeds (others are ignored). */
+  private async store(defs: SeriesDef[], batch: SourceBatch): Promise<Record<string, AddReport>> {
+    const reports = await Promise.all(defs.map((d) => this.series.add(d.metric, batch.samples[d.metric] ?? [])));
+    return Object.fromEntries(defs.map((d, i) => [d.metric, reports[i]]));
+  }
+
+  private report(
+    source: SourceId,
+    started: number,
+    defs: SeriesDef[],
+    before: (Sample | null)[],
+    batch: SourceBatch,
+    polled: Record<string, AddReport>,
+    backfill: { dto: BackfillReportDto; batch: SourceBatch | null; stored: Record<string, AddReport> } | null,
+  ): SourceReportDto {
+    const series: SeriesCountsByMetricDto = {};
+    let newest = -Infinity;
+    defs.forEach((d, i) => {
+      const a = polled[d.metric];
+      const b = backfill?.stored[d.metric];
+      series[d.metric] = {
+        stored: a.stored + (b?.stored ?? 0),
+        duplicates: a.duplicates + (b?.duplicates ?? 0),
+        rejected: a.rejected + (b?.rejected ?? 0),
+      };
+      const sent = [...(batch.samples[d.metric] ?? []), ...(backfill?.batch?.samples[d.metric] ?? [])];
+      const latest = sent.reduce((max, s) => Math.max(max, s.timestamp), before[i]?.timestamp ?? -Infinity);
+      newest = Math.max(newest, latest);
+    });
+    const counts = Object.values(series);
+    return {
+      source,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      attempts: batch.attempts + (backfill?.dto.attempts ?? 0),
+      fetched: batch.fetched + (backfill?.dto.fetched ?? 0),
+      invalid: batch.invalid + (backfill?.dto.invalid ?? 0),
+      invalidReasons: batch.invalidReasons,
+      skipped: batch.skipped,
+      stored: sum(counts.map((c) => c.stored)),
+      duplicates: sum(counts.map((c) => c.duplicates)),
+      rejected: sum(counts.map((c) => c.rejected)),
+      series,
+      backfill: backfill?.dto ?? null,
+      latestSampleTime: Number.isFinite(newest) ? new Date(newest).toISOString() : null,
+    };
+  }
+
+  private countSuccess(source: SourceId, at: number, report: SourceReportDto, defs: SeriesDef[]): void {
+    this.metrics.ingestRuns.inc({ outcome: 'success' });
+    this.metrics.sourceRuns.inc({ source, outcome: 'success' });
+    this.metrics.lastIngestSuccess.set(Math.floor(at / 1000));
+    this.metrics.sourceLastSuccess.set({ source }, Math.floor(at / 1000));
+    this.metrics.invalidRecords.inc(report.invalid);
+    for (const d of defs) {
+      const c = report.series[d.metric];
+      if (!c) continue;
+      this.metrics.samples.inc({ series: d.metric, outcome: 'stored' }, c.stored);
+      this.metrics.samples.inc({ series: d.metric, outcome: 'duplicate' }, c.duplicates);
+      this.metrics.samples.inc({ series: d.metric, outcome: 'rejected' }, c.rejected);
+    }
+  }
+}
+
+/** Totals of a POST /refresh over the sources that succeeded. */
+function combine(started: number, outcomes: SourceOutcomeDto[]): IngestReportDto {
+  const reports = outcomes.flatMap((o) => (o.report ? [o.report] : []));
+  const newest = reports.map((r) => r.latestSampleTime).filter((t): t is string => t !== null).sort().pop() ?? null;
+  return {
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    attempts: sum(reports.map((r) => r.attempts)),
+    fetched: sum(reports.map((r) => r.fetched)),
+    invalid: sum(reports.map((r) => r.invalid)),
+    invalidReasons: reports.flatMap((r) => r.invalidReasons).slice(0, 5),
+    skipped: sum(reports.map((r) => r.skipped)),
+    stored: sum(reports.map((r) => r.stored)),
+    duplicates: sum(reports.map((r) => r.duplicates)),
+    rejected: sum(reports.map((r) => r.rejected)),
+    series: Object.assign({}, ...reports.map((r) => r.series)) as SeriesCountsByMetricDto,
+    latestSampleTime: newest,
+    sources: outcomes,
+  };
+}
+
+function totals(stored: Record<string, AddReport>): { stored: number; duplicates: number; rejected: number } {
+  const all = Object.values(stored);
+  return { stored: sum(all.map((r) => r.stored)), duplicates: sum(all.map((r) => r.duplicates)), rejected: sum(all.map((r) => r.rejected)) };
+}
+
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+function outcomeOf(err: unknown): IngestOutcome {
+  if (err instanceof TransientUpstreamError || err instanceof PermanentUpstreamError) return 'upstream_error';
+  if (err instanceof PayloadError) return 'payload_error';
+  if (isRedisUnavailableError(err)) return 'redis_error';
+  return 'error';
+}

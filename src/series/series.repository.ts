@@ -1,0 +1,110 @@
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { isRedisUnavailableError } from '../redis/redis-errors.js';
+import { RedisKeys } from '../redis/redis-keys.service.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { SourceRegistry } from '../sources/source.registry.js';
+import { METRIC_NAMES, MetricName, SourceId } from '../sources/source.types.js';
+import { AddReport, TimeseriesService } from '../timeseries/timeseries.service.js';
+import { RangeQuery, Sample } from '../timeseries/timeseries.types.js';
+import { CompactionService } from './compaction.service.js';
+import { SeriesDef, seriesLabels } from './series.catalog.js';
+
+/**
+ * The series store: the catalog (one raw series per metric, fed by the configured source),
+ * its setup (TS.CREATE … DUPLICATE_POLICY FIRST and the compaction rules), writes, reads and
+ * the per-source "last success" marks. The only place that knows the series' keys.
+ */
+@Injectable()
+export class SeriesRepository implements OnModuleInit {
+  private readonly logger = new Logger(SeriesRepository.name);
+  readonly catalog: readonly SeriesDef[];
+  private readonly byMetric: ReadonlyMap<MetricName, SeriesDef>;
+  private readonly degradedStart: boolean;
+
+  constructor(
+    private readonly timeseries: TimeseriesService,
+    private readonly compactions: CompactionService,
+    private readonly keys: RedisKeys,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    registry: SourceRegistry,
+    config: ConfigService<Env, true>,
+  ) {
+    const retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
+    this.catalog = METRIC_NAMES.map((metric): SeriesDef => {
+      const { provider, spec } = registry.forMetric(metric);
+      return {
+        metric,
+        source: provider.id,
+        unit: spec.unit,
+        cadence: spec.cadence,
+        key: keys.series(metric, provider.id),
+        retentionMs,
+        labels: seriesLabels(metric, provider.id, spec.unit),
+      };
+    });
+    this.byMetric = new Map(this.catalog.map((d) => [d.metric, d]));
+    this.degradedStart = config.get('REDIS_STARTUP_MODE', { infer: true }) === 'degraded';
+  }
+
+  /**
+   * Creates the series and their compaction rules before anything is served or ingested (rules
+   * only see samples added after them). Started degraded (no Redis yet), ingest does it later.
+   */
+  async onModuleInit(): Promise<void> {
+    try {
+      await this.ensureStorage();
+    } catch (err) {
+      if (!this.degradedStart || !isRedisUnavailableError(err)) throw err;
+      this.logger.warn(`series not created yet (Redis unavailable); the first ingest run will: ${(err as Error).message}`);
+    }
+  }
+
+  /** TS.CREATE every series of the catalog (an existing one is brought up to date), then the rules. */
+  async ensureStorage(): Promise<void> {
+    for (const def of this.catalog) {
+      await this.timeseries.ensureSeries(def.key, { retentionMs: def.retentionMs, labels: def.labels });
+    }
+    await this.compactions.ensureAll(this.catalog);
+  }
+
+  def(metric: MetricName): SeriesDef {
+    const def = this.byMetric.get(metric);
+    if (!def) throw new Error(`No series for metric ${metric}`);
+    return def;
+  }
+
+  /** The series a source feeds in this deployment (v1 may feed both, or only one of them). */
+  ofSource(source: SourceId): SeriesDef[] {
+    return this.catalog.filter((d) => d.source === source);
+  }
+
+  /** The newest sample of a metric's series (TS.GET), or null when it is empty or missing. */
+  latest(metric: MetricName): Promise<Sample | null> {
+    return this.timeseries.latest(this.def(metric).key);
+  }
+
+  /** TS.RANGE on a metric's raw series. */
+  range(metric: MetricName, query: Omit<RangeQuery, 'key'>): Promise<Sample[]> {
+    return this.timeseries.range({ ...query, key: this.def(metric).key });
+  }
+
+  /** TS.MADD in chunks (DUPLICATE_POLICY FIRST: re-sending is harmless). */
+  add(metric: MetricName, samples: Sample[]): Promise<AddReport> {
+    return this.timeseries.add(this.def(metric).key, samples);
+  }
+
+  /** Marks a successful run of `source` (shared by every instance: readiness reads it). */
+  async recordSuccess(source: SourceId, at: number): Promise<void> {
+    await this.redis.set(this.keys.ingestLastSuccess(source), String(at));
+  }
+
+  /** Epoch ms of the last successful run of `source` by any instance, or null. */
+  async lastSuccess(source: SourceId): Promise<number | null> {
+    const raw = await this.redis.get(this.keys.ingestLastSuccess(source));
+    const n = raw === null ? NaN : Number(raw);
+    return Number.isFinite(n) ? n : null;
+  }
+}

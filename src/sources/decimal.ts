@@ -1,0 +1,88 @@
+/**
+ * Linear-time parsing of the numbers upstreams send as text (issue #11.2). The old v1 pattern
+ * `\d+\.?\d*` let the engine split one digit run two ways, which is quadratic on fifty thousand
+ * digits followed by a non-digit. Here the second digit run needs the dot, so each character is
+ * matched one way only; and a field is refused by length before any pattern runs.
+ */
+
+/** Longest decimal string accepted in any field (a price has ~15 characters). */
+export const MAX_DECIMAL_CHARS = 32;
+
+// Unambiguous: digits [. digits] | . digits, then an optional exponent. No blanks, no hex, not empty.
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** True when `s` is a plain decimal number. Linear in `s.length`; callers cap the length first. */
+export function isDecimalString(s: string): boolean {
+  return DECIMAL.test(s);
+}
+
+export interface NumberRules {
+  /** Accept a JSON number. */
+  numbers?: boolean;
+  /** Accept a decimal string (at most MAX_DECIMAL_CHARS characters). */
+  strings?: boolean;
+}
+
+/** The field's finite number, or why it is rejected (our wording, never the value itself). */
+export function numberField(value: unknown, field: string, rules: NumberRules): number | string {
+  if (typeof value === 'number' && rules.numbers) return Number.isFinite(value) ? value : `${field} is not finite`;
+  if (typeof value === 'string' && rules.strings) {
+    if (value.length > MAX_DECIMAL_CHARS) return `${field} is too long (${value.length} characters)`;
+    if (!isDecimalString(value)) return `${field} is not a number`;
+    const n = Number(value);
+    return Number.isFinite(n) ? n : `${field} is not finite`;
+  }
+  if (value === undefined || value === null) return `${field} is missing`;
+  return `${field} has the wrong type (${typeof value})`;
+}
+
+/** A positive finite number (a price), or why not. */
+export function positiveField(value: unknown, field: string, rules: NumberRules): number | string {
+  const n = numberField(value, field, rules);
+  if (typeof n === 'string') return n;
+  return n > 0 ? n : `${field} is not positive`;
+}
+
+/**
+ * Epoch seconds given as a JSON integer or a digit string (Bitstamp, alternative.me) → epoch ms,
+ * or why not. 1e12 s is year 33658: anything beyond is garbage.
+ */
+export function epochSecondsField(value: unknown, field: string, rules: NumberRules): number | string {
+  let s: number;
+  if (typeof value === 'number' && rules.numbers) {
+    s = value;
+  } else if (typeof value === 'string' && rules.strings) {
+    if (!/^\d{1,12}$/.test(value)) return value.length > 12 ? `${field} is too long` : `${field} is not whole seconds`;
+    s = Number(value);
+  } else {
+    return value === undefined || value === null ? `${field} is missing` : `${field} has the wrong type (${typeof value})`;
+  }
+  if (!Number.isInteger(s) || s <= 0 || s >= 1e12) return `${field} is out of range`;
+  return s * 1000;
+}
+
+// ISO-8601 UTC as Coinbase writes it: seconds, up to 9 fractional digits, Z or an offset.
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+
+/** ISO-8601 date-time → epoch ms (fraction beyond ms truncated), or why not. */
+export function isoTimeField(value: unknown, field: string): number | string {
+  if (typeof value !== 'string') return value === undefined || value === null ? `${field} is missing` : `${field} has the wrong type (${typeof value})`;
+  if (value.length > 40 || !ISO.test(value)) return `${field} is not an ISO-8601 time`;
+  // Date.parse reads at most milliseconds; cut the fraction to 3 digits so every engine agrees.
+  const ms = Date.parse(value.replace(/(\.\d{3})\d+/, '$1'));
+  return Number.isFinite(ms) && ms > 0 ? ms : `${field} is not a valid time`;
+}
+
+/** `YYYY-MM-DD` → epoch ms of 00:00 UTC that day, or why not (real calendar dates only). */
+export function utcDayField(value: unknown, field: string): number | string {
+  if (typeof value !== 'string') return value === undefined || value === null ? `${field} is missing` : `${field} has the wrong type (${typeof value})`;
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+  if (!m) return `${field} is not a YYYY-MM-DD date`;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const ms = Date.UTC(y, mo - 1, d);
+  const back = new Date(ms);
+  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || ms <= 0) {
+    return `${field} is not a valid date`;
+  }
+  return ms;
+}

@@ -1,0 +1,230 @@
+import { HttpService } from '@nestjs/axios';
+import { Logger } from '@nestjs/common';
+import axios from 'axios';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from './source.errors.js';
+import { retryAfterMs, SourceHttpClient, SourceHttpOptions } from './source-http.service.js';
+
+const SECRET = 'INTERNAL-PAGE-do-not-leak-0123456789';
+
+interface Loopback {
+  url: string;
+  calls: IncomingMessage[];
+  close(): Promise<void>;
+}
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse, call: number) => void): Promise<Loopback> {
+  const calls: IncomingMessage[] = [];
+  const server: Server = createServer((req, res) => {
+    calls.push(req);
+    handler(req, res, calls.length);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    calls,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const json = (res: ServerResponse, body: unknown, status = 200) =>
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+
+function client(overrides: Partial<SourceHttpOptions> = {}): SourceHttpClient {
+  return new SourceHttpClient(new HttpService(axios.create()), {
+    timeoutMs: 2000,
+    retries: 2,
+    retryBaseMs: 1,
+    retryAfterMaxMs: 5000,
+    userAgent: 'is-bitcoin-lit/test (+https://example.test/contact)',
+    maxRedirects: 3,
+    ...overrides,
+  });
+}
+
+const MAX = { maxBytes: 64 * 1024 };
+
+describe('SourceHttpClient', () => {
+  const servers: Loopback[] = [];
+  const start = async (handler: Parameters<typeof serve>[0]) => {
+    const s = await serve(handler);
+    servers.push(s);
+    return s;
+  };
+
+  beforeAll(() => Logger.overrideLogger(false));
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+
+  it('sends a descriptive User-Agent and Accept, and decodes the JSON', async () => {
+    const up = await start((_req, res) => json(res, { price: '63212.97' }));
+    const got = await client().getJson(`${up.url}/ticker?x=1`, MAX);
+    expect(got).toEqual({ data: { price: '63212.97' }, attempts: 1 });
+    expect(up.calls[0].headers['user-agent']).toBe('is-bitcoin-lit/test (+https://example.test/contact)');
+    expect(up.calls[0].headers.accept).toBe('application/json');
+    expect(up.calls[0].url).toBe('/ticker?x=1');
+  });
+
+  it('follows a same-origin redirect', async () => {
+    const up = await start((req, res) => {
+      if (req.url === '/old') res.writeHead(302, { location: '/new?y=2' }).end();
+      else json(res, [1, 2]);
+    });
+    await expect(client().getJson(`${up.url}/old`, MAX)).resolves.toEqual({ data: [1, 2], attempts: 1 });
+    expect(up.calls.map((c) => c.url)).toEqual(['/old', '/new?y=2']);
+  });
+
+  it('refuses a redirect to another origin, fails at once, and never quotes the page', async () => {
+    const internal = await start((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(`<html>${SECRET}</html>`));
+    const up = await start((_req, res) => res.writeHead(302, { location: `${internal.url}/internal/admin` }).end(SECRET));
+    const err = await client().getJson(`${up.url}/v1/bitcoin.json`, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentUpstreamError);
+    expect((err as Error).message).toMatch(/redirected to another origin/);
+    expect((err as Error).message).not.toContain(SECRET);
+    expect(internal.calls).toHaveLength(0);
+    expect(up.calls).toHaveLength(1); // permanent: not retried
+  });
+
+  it('treats another port or scheme on the same host as another origin', async () => {
+    const up = await start((_req, res) => res.writeHead(301, { location: 'https://127.0.0.1/x' }).end());
+    await expect(client().getJson(`${up.url}/x`, MAX)).rejects.toThrow(/another origin \(https:\/\/127\.0\.0\.1\)/);
+  });
+
+  it('gives up after a bounded number of same-origin redirects', async () => {
+    const up = await start((_req, res) => res.writeHead(307, { location: '/loop' }).end());
+    await expect(client({ maxRedirects: 2 }).getJson(`${up.url}/loop`, MAX)).rejects.toThrow(PermanentUpstreamError);
+    expect(up.calls).toHaveLength(3);
+  });
+
+  it('reports a non-JSON body without quoting it, and does not retry it', async () => {
+    const up = await start((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(`<html>${SECRET}</html>`));
+    const err = await client().getJson(up.url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PayloadError);
+    expect((err as Error).message).toMatch(/^upstream payload is not JSON/);
+    expect((err as Error).message).not.toContain(SECRET);
+    expect(up.calls).toHaveLength(1);
+  });
+
+  it('retries 5xx up to UPSTREAM_RETRIES, then fails as transient without quoting the body', async () => {
+    const up = await start((_req, res) => res.writeHead(503, { 'content-type': 'text/plain' }).end(SECRET));
+    const err = await client({ retries: 2 }).getJson(up.url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientUpstreamError);
+    expect((err as Error).message).toBe('upstream answered HTTP 503 (attempt 3 of 3)');
+    expect((err as TransientUpstreamError).attempts).toBe(3);
+    expect(up.calls).toHaveLength(3);
+  });
+
+  it('recovers when a retry succeeds, counting the attempts', async () => {
+    const up = await start((_req, res, call) => (call < 3 ? res.writeHead(502).end() : json(res, { ok: true })));
+    await expect(client().getJson(up.url, MAX)).resolves.toEqual({ data: { ok: true }, attempts: 3 });
+  });
+
+  it.each([400, 403, 404, 451])('does not retry HTTP %i', async (status) => {
+    const up = await start((_req, res) => res.writeHead(status).end(SECRET));
+    const err = await client().getJson(up.url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentUpstreamError);
+    expect((err as Error).message).toBe(`upstream answered HTTP ${status} (attempt 1 of 3)`);
+    expect(up.calls).toHaveLength(1);
+  });
+
+  it('honours a 429 Retry-After in seconds (0 here, where the backoff alone would wait a minute)', async () => {
+    const up = await start((_req, res, call) => (call === 1 ? res.writeHead(429, { 'retry-after': '0' }).end() : json(res, [])));
+    await expect(client({ retryBaseMs: 60_000 }).getJson(up.url, MAX)).resolves.toEqual({ data: [], attempts: 2 });
+  });
+
+  it('honours a Retry-After HTTP-date', async () => {
+    const past = new Date(Date.now() - 5000).toUTCString();
+    const up = await start((_req, res, call) => (call === 1 ? res.writeHead(503, { 'retry-after': past }).end() : json(res, [])));
+    await expect(client({ retryBaseMs: 60_000 }).getJson(up.url, MAX)).resolves.toEqual({ data: [], attempts: 2 });
+  });
+
+  it('fails at once when Retry-After is longer than UPSTREAM_RETRY_AFTER_MAX_MS', async () => {
+    const up = await start((_req, res) => res.writeHead(429, { 'retry-after': '120' }).end());
+    const err = await client({ retryAfterMaxMs: 10_000 }).getJson(up.url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientUpstreamError);
+    expect((err as Error).message).toMatch(/^upstream answered HTTP 429; not retried: Retry-After 120 s .* \(attempt 1 of 3\)$/);
+    expect(up.calls).toHaveLength(1);
+  });
+
+  it('refuses a body over the size cap, without retrying', async () => {
+    const up = await start((_req, res) => json(res, 'x'.repeat(5000)));
+    const err = await client().getJson(up.url, { maxBytes: 1024 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PermanentUpstreamError);
+    expect((err as Error).message).toBe('upstream payload is too large (attempt 1 of 3)');
+    expect(up.calls).toHaveLength(1);
+  });
+
+  it('times out a call that never answers, and retries it', async () => {
+    const up = await start(() => undefined); // never answers
+    const err = await client({ timeoutMs: 150, retries: 1 }).getJson(up.url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientUpstreamError);
+    expect((err as Error).message).toBe('upstream timed out (attempt 2 of 2)');
+    expect(up.calls).toHaveLength(2);
+  });
+
+  it('times out a body that trickles forever', async () => {
+    const up = await start((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('[');
+      const t = setInterval(() => res.write('1,'), 20);
+      res.on('close', () => clearInterval(t));
+    });
+    await expect(client({ timeoutMs: 200, retries: 0 }).getJson(up.url, MAX)).rejects.toThrow('upstream timed out (attempt 1 of 1)');
+  });
+
+  it('reports an unreachable upstream by error code only', async () => {
+    const up = await start(() => undefined);
+    const url = up.url;
+    await up.close();
+    servers.length = 0;
+    const err = await client({ retries: 0 }).getJson(url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientUpstreamError);
+    expect((err as Error).message).toBe('upstream unreachable (ECONNREFUSED) (attempt 1 of 1)');
+  });
+
+  describe('file:// replays', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'source-http-'));
+    const file = join(dir, 'payload.json');
+    writeFileSync(file, JSON.stringify([{ a: 1 }]));
+
+    it('reads a local file when the source allows it', async () => {
+      await expect(client().getJson(pathToFileURL(file).href, { ...MAX, allowFile: true })).resolves.toEqual({ data: [{ a: 1 }], attempts: 1 });
+    });
+
+    it('refuses file:// for a source that does not allow it', async () => {
+      await expect(client().getJson(pathToFileURL(file).href, MAX)).rejects.toThrow(PermanentUpstreamError);
+    });
+
+    it('refuses a missing or oversized file as permanent', async () => {
+      await expect(client().getJson(pathToFileURL(join(dir, 'none.json')).href, { ...MAX, allowFile: true })).rejects.toThrow(
+        /cannot read .*ENOENT/,
+      );
+      await expect(client().getJson(pathToFileURL(file).href, { maxBytes: 4, allowFile: true })).rejects.toThrow(/too large/);
+    });
+  });
+});
+
+describe('retryAfterMs', () => {
+  const now = Date.UTC(2026, 5, 19, 16, 0, 0);
+  it.each([
+    ['3', 3000],
+    [' 0 ', 0],
+    ['Fri, 19 Jun 2026 16:00:07 GMT', 7000],
+    ['Fri, 19 Jun 2026 15:59:00 GMT', 0],
+    ['soon', undefined],
+    ['-1', undefined],
+    [undefined, undefined],
+  ])('%j → %j ms', (value, expected) => {
+    expect(retryAfterMs(value, now)).toBe(expected);
+  });
+});

@@ -1,0 +1,210 @@
+import { HttpService } from '@nestjs/axios';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { AxiosError, AxiosResponse } from 'axios';
+import { open } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { PayloadError, PermanentUpstreamError, SourceError, TransientUpstreamError } from './source.errors.js';
+
+export const SOURCE_HTTP_OPTIONS = Symbol('SOURCE_HTTP_OPTIONS');
+
+export interface SourceHttpOptions {
+  /** Per-call timeout (ms): connect, redirects and the whole body. */
+  timeoutMs: number;
+  /** Retries of a transient failure. */
+  retries: number;
+  /** First backoff delay (ms), doubled per retry, with jitter. */
+  retryBaseMs: number;
+  /** Longest `Retry-After` (ms) the client waits; an upstream asking for more fails the run. */
+  retryAfterMaxMs: number;
+  /** Sent on every call. */
+  userAgent: string;
+  /** Same-origin redirects followed per call. */
+  maxRedirects: number;
+}
+
+export interface GetJsonOptions {
+  /** Largest body accepted (bytes, after decompression). */
+  maxBytes: number;
+  /** Allow file:// URLs (SentiCrypt v1 replays). */
+  allowFile?: boolean;
+}
+
+export interface FetchedJson {
+  data: unknown;
+  /** HTTP calls made, retries included. */
+  attempts: number;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * The one HTTP client every source uses (through @nestjs/axios): a timeout per call, retries
+ * with exponential backoff and jitter for transient failures only (network, timeout, 5xx, 408,
+ * 429 honouring `Retry-After`), a descriptive User-Agent, a size cap, same-origin redirects only,
+ * and error messages that never quote what the upstream sent. file:// URLs read a replay.
+ */
+@Injectable()
+export class SourceHttpClient {
+  private readonly logger = new Logger(SourceHttpClient.name);
+
+  constructor(
+    private readonly http: HttpService,
+    @Inject(SOURCE_HTTP_OPTIONS) readonly options: SourceHttpOptions,
+    @Optional() private readonly metrics?: MetricsService,
+  ) {}
+
+  /** GET `url` and decode it as JSON. Throws a SourceError subclass with `attempts` set. */
+  async getJson(url: string, options: GetJsonOptions): Promise<FetchedJson> {
+    const total = this.options.retries + 1;
+    for (let attempt = 1; ; attempt++) {
+      const timer = this.metrics?.upstreamDuration.startTimer();
+      let error: SourceError;
+      try {
+        const data = decodeJson(await this.fetchText(url, options));
+        timer?.({ outcome: 'ok' });
+        return { data, attempts: attempt };
+      } catch (err) {
+        error = err instanceof SourceError ? err : new TransientUpstreamError(`upstream call failed (${(err as Error).name})`);
+      }
+      timer?.({ outcome: error instanceof TransientUpstreamError ? 'transient_error' : 'permanent_error' });
+      const delay = error instanceof TransientUpstreamError && attempt < total ? this.retryDelay(error, attempt) : null;
+      if (typeof delay !== 'number') {
+        error.message = `${error.message}${typeof delay === 'string' ? `; ${delay}` : ''} (attempt ${attempt} of ${total})`;
+        error.attempts = attempt;
+        throw error;
+      }
+      this.logger.warn(`Upstream attempt ${attempt} failed (${error.message}); retrying in ${delay} ms`);
+      await sleep(delay);
+    }
+  }
+
+  /** Delay before the next attempt, or why there is none (Retry-After beyond the cap). */
+  private retryDelay(error: TransientUpstreamError, attempt: number): number | string {
+    if (error.retryAfterMs === undefined) return backoff(attempt, this.options.retryBaseMs);
+    if (error.retryAfterMs > this.options.retryAfterMaxMs) {
+      return `not retried: Retry-After ${Math.ceil(error.retryAfterMs / 1000)} s is longer than the ${this.options.retryAfterMaxMs} ms UPSTREAM_RETRY_AFTER_MAX_MS allows`;
+    }
+    return error.retryAfterMs;
+  }
+
+  private async fetchText(url: string, options: GetJsonOptions): Promise<string> {
+    if (url.startsWith('file://')) {
+      if (!options.allowFile) throw new PermanentUpstreamError('file:// URLs are not allowed for this source');
+      return readCapped(url, options.maxBytes);
+    }
+    const origin = new URL(url).origin;
+    const signal = AbortSignal.timeout(this.options.timeoutMs); // one budget for the call, redirects included
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      let res: AxiosResponse<unknown>;
+      try {
+        res = await this.http.axiosRef.request<unknown>({
+          url: current,
+          method: 'GET',
+          timeout: this.options.timeoutMs,
+          signal,
+          responseType: 'text',
+          transformResponse: (d: unknown) => d, // the raw text; decoded and reported by us
+          maxContentLength: options.maxBytes,
+          maxRedirects: 0, // redirects are ours to judge (same origin only)
+          validateStatus: () => true,
+          headers: { Accept: 'application/json', 'User-Agent': this.options.userAgent },
+        });
+      } catch (err) {
+        throw classify(err);
+      }
+      const status = res.status;
+      if (status >= 200 && status < 300) return typeof res.data === 'string' ? res.data : '';
+      if (REDIRECTS.has(status)) {
+        current = this.redirectTarget(res, status, current, origin, hop);
+        continue;
+      }
+      const msg = `upstream answered HTTP ${status}`;
+      if (status >= 500 || status === 429 || status === 408) {
+        throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterMs(header(res, 'retry-after')) });
+      }
+      throw new PermanentUpstreamError(msg);
+    }
+  }
+
+  private redirectTarget(res: AxiosResponse<unknown>, status: number, current: string, origin: string, hop: number): string {
+    const location = header(res, 'location');
+    if (location === undefined) throw new PermanentUpstreamError(`upstream answered HTTP ${status} without a Location`);
+    let next: URL;
+    try {
+      next = new URL(location, current);
+    } catch {
+      throw new PermanentUpstreamError(`upstream answered HTTP ${status} with an invalid Location`);
+    }
+    if (next.origin !== origin) {
+      throw new PermanentUpstreamError(`upstream redirected to another origin (${next.protocol}//${next.host}); not followed`);
+    }
+    if (hop >= this.options.maxRedirects) throw new PermanentUpstreamError(`upstream redirected more than ${this.options.maxRedirects} times`);
+    return next.href;
+  }
+}
+
+function header(res: AxiosResponse<unknown>, name: string): string | undefined {
+  const v: unknown = (res.headers as Record<string, unknown>)[name];
+  if (Array.isArray(v)) return typeof v[0] === 'string' ? v[0] : undefined;
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** `Retry-After` as ms from now: delay-seconds or an HTTP-date; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d{1,9}$/.test(v)) return Number(v) * 1000;
+  if (v.length > 64 || !/^[A-Za-z]/.test(v)) return undefined; // an HTTP-date starts with the day name
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
+}
+
+function classify(err: unknown): SourceError {
+  const e = err as AxiosError;
+  const message = typeof e?.message === 'string' ? e.message : '';
+  if (/maxContentLength/i.test(message)) return new PermanentUpstreamError('upstream payload is too large');
+  if (e?.code === 'ECONNABORTED' || e?.code === 'ETIMEDOUT' || e?.code === 'ERR_CANCELED' || /timeout|aborted/i.test(message)) {
+    return new TransientUpstreamError('upstream timed out');
+  }
+  // Only the error code: a message may carry text from the other side.
+  return new TransientUpstreamError(`upstream unreachable (${typeof e?.code === 'string' ? e.code : 'network error'})`);
+}
+
+async function readCapped(url: string, maxBytes: number): Promise<string> {
+  let path: string;
+  try {
+    path = fileURLToPath(url);
+  } catch {
+    throw new PermanentUpstreamError(`cannot read ${url}: not a local file URL`);
+  }
+  try {
+    const file = await open(path, 'r');
+    try {
+      const { size } = await file.stat();
+      if (size > maxBytes) throw new PermanentUpstreamError('upstream payload is too large');
+      return await file.readFile('utf8');
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    if (err instanceof SourceError) throw err;
+    throw new PermanentUpstreamError(`cannot read ${url}: ${(err as NodeJS.ErrnoException).code ?? 'read error'}`);
+  }
+}
+
+function decodeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    // Never quote the text: it may be any page (issue #11.1).
+    throw new PayloadError(`upstream payload is not JSON (${text.length} characters)`);
+  }
+}
+
+function backoff(attempt: number, baseMs: number): number {
+  const exp = baseMs * 2 ** (attempt - 1);
+  return Math.round(exp / 2 + Math.random() * (exp / 2));
+}
