@@ -11,7 +11,7 @@ describe('validateEnv', () => {
       INGEST_INTERVAL_MS: 30000,
       INGEST_SCHEDULE_ENABLED: true,
       SUMMARY_HOURS: 3,
-      SUMMARY_ANCHOR: 'latest',
+      SUMMARY_ANCHOR: 'auto',
       CACHE_TTL_SECONDS: 120,
       SENTIMENT_API_URL: 'https://api.senticrypt.com/v1/bitcoin.json',
     });

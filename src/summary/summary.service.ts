@@ -119,11 +119,11 @@ export class SummaryService implements OnModuleInit {
     const anchor = this.anchorMode === 'now' ? now : newest(latest);
     if (anchor !== null) {
       const from = windowStart(anchor, this.hours);
-      const [price, sentiment] = await Promise.all(defs.map((d) => this.hourly(d, from, anchor)));
-      const summary = buildSummary(price, sentiment);
+      const [priceHours, sentimentHours] = await Promise.all(defs.map((d) => this.hourly(d, from, anchor)));
+      const summary = buildSummary(priceHours, sentimentHours);
       if (summary) {
-        const metrics = Object.fromEntries(defs.map((d, i) => [d.metric, this.freshness(d, latest[i], now)]));
-        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: metrics as SummaryResponseDto['metrics'] };
+        const [price, sentiment] = defs.map((d, i) => this.freshness(d, latest[i], now));
+        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price, sentiment } };
       }
     }
     throw new RetryLaterException(
