@@ -9,7 +9,7 @@ import { AddressInfo } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import playwright, { type Browser, type Page } from 'playwright-core';
-import { startTestApp, postRefresh } from './support/app.js';
+import { startTestApp, stopTestApp, postRefresh, type TestApp } from './support/app.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 
@@ -237,11 +237,41 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     await shot('dashboard-after-ingest');
   });
 
+  it("follows the server's stale flag per metric: a sentiment threshold of 10 years leaves only price stale", async () => {
+    // A second app on the same fixture whose SENTIMENT_STALE_AFTER_MS covers 2021 (price keeps
+    // its 10 min): the page must show what the summary says, not judge by age itself.
+    const other: Partial<TestApp> = {};
+    const otherPrefix = uniquePrefix('dashboard-stale');
+    try {
+      Object.assign(other, await startTestApp(otherPrefix, earlier, { SENTIMENT_STALE_AFTER_MS: String(10 * 365 * 24 * HOUR) }));
+      const otherApp = other.app!;
+      await otherApp.listen(0, '127.0.0.1');
+      expect((await postRefresh(otherApp)).json()).toMatchObject({ stored: 2 * earlier.length });
+      const s = (await otherApp.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+      expect(s.metrics.price.stale).toBe(true);
+      expect(s.metrics.sentiment.stale).toBe(false);
+
+      await page.goto(`http://127.0.0.1:${(otherApp.getHttpServer().address() as AddressInfo).port}/`);
+      await page.waitForSelector('svg[data-points]');
+      await page.waitForFunction(() => document.getElementById('sentiment-age')?.textContent !== '–');
+      expect(await page.isVisible('#price-stale')).toBe(true);
+      expect(await page.isVisible('#sentiment-stale')).toBe(false);
+      expect(await page.textContent('#sentiment-age')).toMatch(/^\d+ years ago$/);
+      expect(await page.textContent('#stale-banner')).toMatch(
+        new RegExp(`^Stale data, not a live answer\\. Newest price sample: ${utc(Date.parse(s.metrics.price.latest_sample_time))} \\(\\d+ years ago\\)\\.$`),
+      );
+      expect(await page.textContent('#verdict')).toMatch(/\(stale data\)$/);
+    } finally {
+      await stopTestApp(otherPrefix, other);
+    }
+  });
+
   /** Loads the page at the browser time NOW - 60 s, then holds the clock at NOW (+15 s, one age refresh). */
   async function openAtNow(): Promise<void> {
     await page.clock.install({ time: NOW - 60_000 });
     await page.goto(`${base}/`);
     await page.waitForSelector('svg[data-points]');
+    await page.waitForSelector('#verdict:not([data-verdict=""])'); // the summary is in too
     await page.clock.pauseAt(NOW);
     await page.clock.runFor(15_000);
   }
