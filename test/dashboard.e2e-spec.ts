@@ -9,7 +9,7 @@ import { AddressInfo } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import playwright, { type Browser, type Page } from 'playwright-core';
-import { startTestApp, postRefresh } from './support/app.js';
+import { startTestApp, stopTestApp, postRefresh, type TestApp } from './support/app.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 
@@ -29,11 +29,50 @@ const ms = (r: RawRecord) => Math.trunc((r.timestamp as number) * 1000);
 /** The feed as it was before 15:00 on the last day; the full fixture is the "new ingest". */
 const earlier = fixture.filter((r) => ms(r) < Date.parse('2021-07-07T15:00:00Z'));
 
+/** The page's date format (UTC): "7 Jul 2021 14:59 UTC". */
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+function utc(t: number): string {
+  const d = new Date(t);
+  const hhmm = d.toISOString().slice(11, 16);
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${hhmm} UTC`;
+}
+/** The documented rule: both rising = lit, both falling = cold, anything else mixed. */
+function verdict(price: string, sentiment: string): 'lit' | 'cold' | 'mixed' {
+  if (price === 'rising' && sentiment === 'rising') return 'lit';
+  if (price === 'falling' && sentiment === 'falling') return 'cold';
+  return 'mixed';
+}
+const METRICS = ['price', 'sentiment'] as const;
+
 /** Hourly buckets holding samples in the 24 h before the newest one. */
 function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
   const latest = Math.max(...records.map(ms));
   return new Set(records.map(ms).filter((t) => t >= latest - rangeMs).map((t) => Math.floor(t / HOUR))).size;
 }
+
+/**
+ * Canned answers for the page's three data requests (summary, series listing, chart points),
+ * for the cases the recorded v1 fixture cannot produce: live data, a stale daily index on a
+ * 0–100 scale, a metric without data, a deployment whose summary predates `metrics`.
+ */
+interface Canned {
+  summary: unknown;
+  listing: { metric: string; last: number; labels: Record<string, string> }[];
+  points: { time: string; price: number | null; sentiment: number | null }[];
+}
+async function serveCanned(page: Page, canned: Canned): Promise<void> {
+  const listing = canned.listing.map((l) => ({
+    key: `canned:${l.metric}`, metric: l.metric, labels: l.labels, sourceKey: null, totalSamples: 10, lastTimestamp: l.last, rules: [],
+  }));
+  await page.route((u) => u.pathname === '/is-bitcoin-lit', (r) => r.fulfill({ json: canned.summary }));
+  await page.route((u) => u.pathname === '/series', (r) => r.fulfill({ json: listing }));
+  await page.route((u) => u.pathname === '/series/combined', (r) => r.fulfill({ json: canned.points }));
+}
+
+/** The browser's "now" in the canned tests (page.clock), and hourly times relative to it. */
+const NOW = Date.parse('2026-12-02T07:12:30.000Z');
+const iso = (t: number) => new Date(t).toISOString();
+const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: n }, (_, i) => Date.parse(start) + i * every * HOUR);
 
 (haveChromium ? describe : describe.skip)('dashboard in headless chromium (e2e)', () => {
   const prefix = uniquePrefix('dashboard');
@@ -99,7 +138,45 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
     expect(await page.textContent('#price-value')).toBe(
       new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 2 }).format(lastHour.price),
     );
-    expect(await page.textContent('#verdict')).toMatch(/lit|cold|Sort of/);
+
+    // The answer, by the rule, and said in the past tense: the fixture is from 2021.
+    const expected = verdict(s.price_direction, s.sentiment_direction);
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe(expected);
+    expect(await page.textContent('#verdict')).toBe({ lit: 'It was lit', cold: 'It was cold', mixed: 'Mixed signals' }[expected] + ' (stale data)');
+
+    // Per metric, from the summary's metrics: source, unit, latest sample, its age in years, and
+    // the stale badge (the v1 feed is frozen in 2021, so the summary flags both metrics stale).
+    expect(s.metrics).toBeDefined();
+    for (const metric of METRICS) {
+      const described = s.metrics[metric];
+      expect(described).toMatchObject({ source: 'senticrypt-v1', stale: true });
+      expect(await page.textContent(`#${metric}-source`)).toBe('senticrypt-v1');
+      expect(await page.textContent(`#${metric}-unit`)).toBe(described.unit);
+      expect(await page.textContent(`#axis-${metric}`)).toBe(`${metric} (${described.unit})`);
+      expect(await page.textContent(`#${metric}-latest`)).toBe(utc(Date.parse(described.latest_sample_time)));
+      expect(await page.textContent(`#${metric}-age`)).toMatch(/^\d+ years ago$/);
+      expect(await page.isVisible(`#${metric}-stale`)).toBe(true);
+    }
+    expect(await page.textContent('#sentiment-unit')).toBe('score -1..1');
+    expect(await page.textContent('#verdict-basis')).toContain(`to ${utc(Date.parse(s.as_of))} (`);
+    // v1 stores both metrics from the same records: one date for both.
+    expect(await page.textContent('#stale-banner')).toMatch(
+      new RegExp(`^Stale data, not a live answer\\. Newest price and sentiment samples: ${utc(Math.max(...earlier.map(ms)))} \\(\\d+ years ago\\)\\.$`),
+    );
+
+    // Dates on the time axis (the range is not today), and the full range above the chart.
+    const ticks = await page.locator('text.tick-time').evaluateAll((els) => els.map((e) => [...e.querySelectorAll('tspan')].map((t) => t.textContent)));
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    for (const [clock, day] of ticks) {
+      expect(clock).toMatch(/^\d\d:00$/);
+      expect(day).toMatch(/^[67] Jul 2021$/);
+    }
+    expect(await page.textContent('#range-caption')).toContain('6 Jul 2021 17:00 UTC – 7 Jul 2021 14:00 UTC');
+
+    // Connected to /events, but not "live": the data is five years old.
+    await page.waitForFunction(() => /connected|polling/.test(document.getElementById('status')?.textContent ?? ''));
+    expect(await page.textContent('#status')).not.toMatch(/\blive\b/);
+    expect(await page.getAttribute('#live-dot', 'class')).not.toMatch(/\blive\b/);
     await shot('dashboard-desktop');
   });
 
@@ -152,9 +229,250 @@ function hoursShown(records: RawRecord[], rangeMs = 24 * HOUR): number {
     });
     await page.waitForFunction((v) => document.getElementById('sentiment-value')?.textContent === v, lastHour.sentiment.toFixed(3), { timeout: 15_000 });
     expect(await page.getAttribute('#price-direction', 'data-direction')).toBe(after.price_direction);
+    // The freshness came along: the newest sample is now the full fixture's.
+    expect(after.metrics.price.latest_sample_time).toBe(new Date(Math.max(...fixture.map(ms))).toISOString());
+    await page.waitForFunction((t) => document.getElementById('price-latest')?.textContent === t, utc(Math.max(...fixture.map(ms))));
     // Same document: nothing reloaded it.
     expect(await page.evaluate(() => window.marker)).toBe(true);
     await shot('dashboard-after-ingest');
+  });
+
+  it("follows the server's stale flag per metric: a sentiment threshold of 10 years leaves only price stale", async () => {
+    // A second app on the same fixture whose SENTIMENT_STALE_AFTER_MS covers 2021 (price keeps
+    // its 10 min): the page must show what the summary says, not judge by age itself.
+    const other: Partial<TestApp> = {};
+    const otherPrefix = uniquePrefix('dashboard-stale');
+    try {
+      Object.assign(other, await startTestApp(otherPrefix, earlier, { SENTIMENT_STALE_AFTER_MS: String(10 * 365 * 24 * HOUR) }));
+      const otherApp = other.app!;
+      await otherApp.listen(0, '127.0.0.1');
+      expect((await postRefresh(otherApp)).json()).toMatchObject({ stored: 2 * earlier.length });
+      const s = (await otherApp.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();
+      expect(s.metrics.price.stale).toBe(true);
+      expect(s.metrics.sentiment.stale).toBe(false);
+
+      await page.goto(`http://127.0.0.1:${(otherApp.getHttpServer().address() as AddressInfo).port}/`);
+      await page.waitForSelector('svg[data-points]');
+      await page.waitForFunction(() => document.getElementById('sentiment-age')?.textContent !== '–');
+      expect(await page.isVisible('#price-stale')).toBe(true);
+      expect(await page.isVisible('#sentiment-stale')).toBe(false);
+      expect(await page.textContent('#sentiment-age')).toMatch(/^\d+ years ago$/);
+      expect(await page.textContent('#stale-banner')).toMatch(
+        new RegExp(`^Stale data, not a live answer\\. Newest price sample: ${utc(Date.parse(s.metrics.price.latest_sample_time))} \\(\\d+ years ago\\)\\.$`),
+      );
+      expect(await page.textContent('#verdict')).toMatch(/\(stale data\)$/);
+    } finally {
+      await stopTestApp(otherPrefix, other);
+    }
+  });
+
+  /** Loads the page at the browser time NOW - 60 s, then holds the clock at NOW (+15 s, one age refresh). */
+  async function openAtNow(): Promise<void> {
+    await page.clock.install({ time: NOW - 60_000 });
+    await page.goto(`${base}/`);
+    await page.waitForSelector('svg[data-points]');
+    await page.waitForSelector('#verdict:not([data-verdict=""])'); // the summary is in too
+    await page.clock.pauseAt(NOW);
+    await page.clock.runFor(15_000);
+  }
+  const text = async (selector: string) => (await page.textContent(selector))?.trim();
+  const tickLines = () => page.locator('text.tick-time').evaluateAll((els) => els.map((e) => [...e.querySelectorAll('tspan')].map((t) => t.textContent)));
+
+  it('live data: says lit, names the sources, ages in minutes that move on with the clock, today on the axis as HH:MM', async () => {
+    const hours = hoursFrom('2026-12-02T04:00:00Z', 4);
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 + 150 * i, sentiment: 0.1 + 0.02 * i, time: iso(t) })),
+        price_direction: 'rising',
+        sentiment_direction: 'rising',
+        as_of: iso(NOW - 30_000),
+        metrics: {
+          price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 3 * 60_000), stale: false },
+          sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', latest_sample_time: '2026-12-02T00:00:00.000Z', stale: false },
+        },
+      },
+      listing: [
+        { metric: 'price', last: NOW - 3 * 60_000, labels: { source: 'coinbase' } },
+        { metric: 'sentiment', last: Date.parse('2026-12-02T00:00:00Z'), labels: { source: 'senticrypt-v2' } },
+      ],
+      points: hoursFrom('2026-12-02T00:00:00Z', 8).map((t, i) => ({ time: iso(t), price: 90800 + 100 * i, sentiment: i === 0 ? 0.1 : null })),
+    });
+    await openAtNow();
+
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('lit');
+    expect(await text('#verdict')).toBe('Yes, it is lit');
+    expect(await text('#verdict-basis')).toBe('From 2 Dec 2026 04:00 UTC to 2 Dec 2026 07:12 UTC (45 seconds ago): price ▲ rising, sentiment ▲ rising.');
+    expect(await text('#price-value')).toBe('$91,450.00');
+    expect(await text('#sentiment-value')).toBe('0.160');
+    expect(await text('#price-source')).toBe('coinbase');
+    expect(await text('#sentiment-source')).toBe('senticrypt-v2');
+    expect(await text('#sentiment-unit')).toBe('score -1..1');
+    expect(await text('#price-latest')).toBe('2 Dec 2026 07:09 UTC');
+    expect(await text('#price-age')).toBe('3 minutes ago');
+    expect(await text('#sentiment-latest')).toBe('2 Dec 2026 00:00 UTC');
+    expect(await text('#sentiment-age')).toBe('7 hours ago');
+    for (const metric of METRICS) expect(await page.isVisible(`#${metric}-stale`)).toBe(false);
+    expect(await page.isVisible('#stale-banner')).toBe(false);
+    expect(await page.isVisible('#missing-banner')).toBe(false);
+    expect(await text('#axis-sentiment')).toBe('sentiment (score -1..1)');
+    // One sentiment point in range (a daily index): its axis still has five distinct ticks.
+    expect(await page.locator('circle.point.sentiment').count()).toBe(1);
+    expect(new Set(await page.locator('text.tick-sentiment').allTextContents()).size).toBe(5);
+
+    // Today only: HH:MM ticks, the date in the caption.
+    const ticks = await tickLines();
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    for (const lines of ticks) expect(lines).toEqual([expect.stringMatching(/^\d\d:00$/)]);
+    expect(await text('#range-caption')).toBe('Hourly averages, 2 Dec 2026 00:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago).');
+
+    // Connected and fresh: live.
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('live · '));
+    expect(await page.getAttribute('#live-dot', 'class')).toMatch(/\blive\b/);
+    await shot('dashboard-live');
+
+    // Five minutes later, same (cached) summary: the ages moved on.
+    await page.clock.fastForward('05:00');
+    expect(await text('#price-age')).toBe('8 minutes ago');
+    expect(await text('#sentiment-age')).toBe('7 hours ago');
+    expect(await text('#range-caption')).toContain('(17 minutes ago)');
+  });
+
+  it('stale daily fear-greed index: past tense, stale marker and banner, 0–100 scale, dated axis, not "live"', async () => {
+    const hours = hoursFrom('2026-12-02T04:00:00Z', 4);
+    const latestIndex = Date.parse('2026-11-29T00:00:00Z');
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 + 150 * i, sentiment: 42 + i, time: iso(t) })),
+        price_direction: 'rising',
+        sentiment_direction: 'rising',
+        as_of: iso(NOW - 30_000),
+        metrics: {
+          price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 20_000), stale: false },
+          sentiment: { source: 'fear-greed', unit: 'index 0-100', latest_sample_time: iso(latestIndex), stale: true },
+        },
+      },
+      listing: [
+        { metric: 'price', last: NOW - 20_000, labels: { source: 'coinbase' } },
+        { metric: 'sentiment', last: latestIndex, labels: { source: 'fear-greed' } },
+      ],
+      points: hoursFrom('2026-11-27T00:00:00Z', 43, 3).map((t) => ({
+        time: iso(t),
+        price: 90000 + (t % 7) * 10,
+        sentiment: { '2026-11-27T00:00:00.000Z': 30, '2026-11-28T00:00:00.000Z': 52, '2026-11-29T00:00:00.000Z': 45 }[iso(t)] ?? null,
+      })),
+    });
+    await openAtNow();
+
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('lit');
+    expect(await text('#verdict')).toBe('It was lit (stale data)');
+    expect(await page.isVisible('#sentiment-stale')).toBe(true);
+    expect(await page.isVisible('#price-stale')).toBe(false);
+    expect(await page.getAttribute('#sentiment-card', 'data-stale')).toBe('true');
+    expect(await text('#stale-banner')).toBe('Stale data, not a live answer. Newest sentiment sample: 29 Nov 2026 00:00 UTC (3 days ago).');
+    expect(await text('#sentiment-age')).toBe('3 days ago');
+    expect(await text('#price-age')).toBe('35 seconds ago');
+
+    // The 0–100 scale reads as such: "45", not "45.000"; axis titled with the unit, whole-number ticks.
+    expect(await text('#sentiment-value')).toBe('45');
+    expect(await text('#sentiment-unit')).toBe('index 0-100');
+    expect(await text('#axis-sentiment')).toBe('sentiment (index 0-100)');
+    expect(await text('#legend-sentiment')).toBe('sentiment (index 0-100, fear-greed)');
+    const sentimentTicks = await page.locator('text.tick-sentiment').allTextContents();
+    expect(sentimentTicks).toHaveLength(5);
+    for (const t of sentimentTicks) expect(t).toMatch(/^\d+$/);
+    expect(new Set(sentimentTicks).size).toBe(5);
+
+    // The range spans days: every tick is a date (this year, so without the year).
+    const ticks = await tickLines();
+    expect(ticks.length).toBeGreaterThanOrEqual(3);
+    for (const lines of ticks) expect(lines).toEqual([expect.stringMatching(/^\d{1,2} (Nov|Dec)$/)]);
+    expect(await text('#range-caption')).toContain('27 Nov 2026 00:00 UTC – 2 Dec 2026 06:00 UTC');
+
+    // Connected to /events, yet not "live".
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('connected'));
+    expect(await text('#status')).toMatch(/^connected, but the data is stale · checked /);
+    expect(await page.getAttribute('#live-dot', 'class')).not.toMatch(/\blive\b/);
+    await shot('dashboard-stale-fear-greed');
+
+    // The last 24 h hold no index value (its latest is 3 days old): the chart says so and when it was.
+    await page.route((u) => u.pathname === '/series/combined', (r) =>
+      r.fulfill({ json: hoursFrom('2026-12-01T08:00:00Z', 24).map((t) => ({ time: iso(t), price: 91000, sentiment: null })) }),
+    );
+    await page.click('button[data-range="24h"]');
+    await page.waitForFunction(() => document.querySelector('svg[data-points]')?.getAttribute('data-points') === '24');
+    expect(await page.locator('circle.point.sentiment').count()).toBe(0);
+    expect(await text('#axis-sentiment')).toBe('no sentiment in this range');
+    expect(await text('#range-caption')).toBe(
+      'Hourly averages, 1 Dec 2026 08:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago). No sentiment sample in this range; the latest is from 29 Nov 2026 00:00 UTC (3 days ago).',
+    );
+  });
+
+  it('one metric without data: shows the other and says which is missing', async () => {
+    const hours = hoursFrom('2026-12-02T04:00:00Z', 4);
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 - 100 * i, sentiment: null, time: iso(t) })),
+        price_direction: 'falling',
+        sentiment_direction: null,
+        as_of: iso(NOW - 30_000),
+        metrics: {
+          price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 60_000), stale: false },
+          sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', latest_sample_time: null, stale: false },
+        },
+      },
+      listing: [{ metric: 'price', last: NOW - 60_000, labels: { source: 'coinbase' } }],
+      points: hoursFrom('2026-12-01T08:00:00Z', 24).map((t, i) => ({ time: iso(t), price: 91000 + 10 * i, sentiment: null })),
+    });
+    await openAtNow();
+
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('unknown');
+    expect(await text('#verdict')).toBe('Can’t tell: no sentiment data');
+    expect(await text('#missing-banner')).toBe('No sentiment data in the summary: showing price only.');
+    expect(await text('#price-value')).toBe('$90,700.00');
+    expect(await page.getAttribute('#price-direction', 'data-direction')).toBe('falling');
+    expect(await text('#price-age')).toBe('1 minute ago');
+    expect(await text('#sentiment-value')).toBe('no data');
+    expect(await page.getAttribute('#sentiment-direction', 'data-direction')).toBe('');
+    expect(await text('#sentiment-direction')).toBe('–');
+    expect(await text('#sentiment-source')).toBe('senticrypt-v2');
+    expect(await text('#sentiment-latest')).toBe('no sample');
+    expect(await text('#sentiment-age')).toBe('unknown');
+    expect(await page.isVisible('#sentiment-stale')).toBe(false);
+    expect(await page.getAttribute('svg[data-points]', 'data-points')).toBe('24');
+    expect(await page.locator('circle.point.price').count()).toBe(24);
+    expect(await page.locator('circle.point.sentiment').count()).toBe(0);
+    expect(await text('#axis-sentiment')).toBe('no sentiment in this range');
+    expect(await text('#range-caption')).toBe('Hourly averages, 1 Dec 2026 08:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago). No sentiment sample in this range.');
+    expect(await text('#axis-price')).toBe('price (USD)');
+    await shot('dashboard-no-sentiment');
+  });
+
+  it('a summary from before `metrics` (no as_of, no metrics): unknown source, age from the series listing, stale by the page’s own 36 h rule', async () => {
+    const hours = hoursFrom('2026-11-30T04:00:00Z', 3);
+    const last = Date.parse('2026-11-30T06:40:00Z');
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 90000 - 100 * i, sentiment: 0.2 - 0.01 * i, time: iso(t) })),
+        price_direction: 'falling',
+        sentiment_direction: 'falling',
+      },
+      listing: METRICS.map((metric) => ({ metric, last, labels: { metric } })),
+      points: hoursFrom('2026-11-29T07:00:00Z', 24).map((t, i) => ({ time: iso(t), price: 90000 + i, sentiment: 0.2 })),
+    });
+    await openAtNow();
+
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('cold');
+    expect(await text('#verdict')).toBe('It was cold (stale data)');
+    expect(await text('#verdict-basis')).toBe('From 30 Nov 2026 04:00 UTC to 30 Nov 2026 06:40 UTC (2 days ago): price ▼ falling, sentiment ▼ falling.');
+    for (const metric of METRICS) {
+      expect(await text(`#${metric}-source`)).toBe('unknown source');
+      expect(await text(`#${metric}-latest`)).toBe('30 Nov 2026 06:40 UTC');
+      expect(await text(`#${metric}-age`)).toBe('2 days ago');
+      expect(await page.isVisible(`#${metric}-stale`)).toBe(true);
+    }
+    expect(await text('#price-unit')).toBe('USD');
+    expect(await text('#sentiment-unit')).toBe('score');
+    expect(await text('#sentiment-value')).toBe('0.180');
   });
 
   it('keeps Swagger at /docs and serves the page as HTML', async () => {
