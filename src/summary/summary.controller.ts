@@ -15,11 +15,11 @@ export class SummaryController {
 
   @Get('is-bitcoin-lit')
   @CacheKey('') // the bare `<prefix>:cache` key, as in the original app
-  @ServeFromMemory() // public route: hits may be answered before Nest's pipeline
+  @ServeFromMemory() // public route: hits may be answered before Nest's pipeline; not rate limited
   @ApiOperation({
     summary: 'Is Bitcoin lit?',
     description:
-      'Hourly averages of BTC price and sentiment for the last SUMMARY_HOURS hours (epoch-aligned UTC hours ending at the latest sample), and whether each is rising, falling or flat (last hour vs first). Served from a Redis cache shared by all instances.',
+      'Hourly averages of BTC price and sentiment for the last SUMMARY_HOURS hours (epoch-aligned UTC hours ending at the latest sample), and whether each is rising, falling or flat (last hour vs first). Served from a Redis cache shared by all instances (and from memory for up to CACHE_L1_TTL_MS). Not rate limited: every request gets the same cached answer, at no Redis cost per request, so THROTTLE_LIMIT does not apply and no X-RateLimit-* headers are sent.',
   })
   @ApiOkResponse({
     type: SummaryResponseDto,
