@@ -129,5 +129,8 @@ export async function configureApp(app: NestFastifyApplication): Promise<void> {
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'REFRESH_TOKEN, for POST /refresh' })
     .build();
-  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
+  // Off unless DOCS_ENABLED (see env.validation.ts): /docs and /docs-json are then plain 404s.
+  if (config.get('DOCS_ENABLED', { infer: true })) {
+    SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
+  }
 }

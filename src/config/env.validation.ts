@@ -234,9 +234,29 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000)
   SHUTDOWN_TIMEOUT_MS = 25_000;
 
-  /** Serve Prometheus metrics at /metrics. */
+  /** Serve Prometheus metrics at /metrics. `false` also stops the process collectors (event loop lag, GC…). */
   @Transform(toBool) @IsBoolean()
   METRICS_ENABLED = true;
+
+  /**
+   * Bearer token GET /metrics requires (`Authorization: Bearer <token>`, compared in constant
+   * time; 401 otherwise). Empty: /metrics answers anyone who reaches it. At least 16 characters.
+   */
+  @ValidateIf((o: EnvironmentVariables) => o.METRICS_TOKEN !== '')
+  @IsString() @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters' })
+  METRICS_TOKEN = '';
+
+  /** Serve /metrics on this port only (its own listener on HOST), not on PORT with the API; 0 = on PORT. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  METRICS_PORT = 0;
+
+  /**
+   * Serve Swagger UI at /docs and the OpenAPI document at /docs-json. Off by default: a public
+   * deployment does not need it, and it is the one page of third-party script (swagger-ui) the
+   * service would serve, under a CSP that has to allow inline scripts. Turn on for development.
+   */
+  @Transform(toBool) @IsBoolean()
+  DOCS_ENABLED = false;
 }
 
 export type Env = EnvironmentVariables;
@@ -245,7 +265,7 @@ export type Env = EnvironmentVariables;
 const TYPE_CHECKS = ['isInt', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
 
 // Never echo these in an error message (it ends up in logs).
-const SECRETS = ['REFRESH_TOKEN'];
+const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN'];
 
 function describe(errors: ValidationError[]): string {
   return errors
@@ -269,6 +289,9 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   if (env.REDIS_CLUSTER_NODES?.length > 0 && /^rediss?:\/\/[^\s]+$/.test(env.REDIS_URL)) {
     const db = redisUrlDb(env.REDIS_URL);
     if (db !== 0) problems.push(`REDIS_URL: selects DB ${db}, but a Redis Cluster (REDIS_CLUSTER_NODES) has only DB 0`);
+  }
+  if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+    problems.push(`METRICS_PORT=${env.METRICS_PORT}: must differ from PORT (0 serves /metrics on PORT)`);
   }
   if (problems.length > 0) {
     throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`);
