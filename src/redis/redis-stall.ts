@@ -97,7 +97,7 @@ const BREAKERS = new WeakMap<RedisClient, StallBreaker[]>();
 function install(connection: Redis, logger: StallLogger, name: string): StallBreaker {
   const original = connection.sendCommand.bind(connection) as SendCommand;
   const breaker = new StallBreaker(original, logger, name);
-  connection.sendCommand = breaker.sendCommand.bind(breaker) as Redis['sendCommand'];
+  connection.sendCommand = (command, stream) => breaker.sendCommand(command, stream);
   connection.on('ready', () => breaker.reset());
   return breaker;
 }
