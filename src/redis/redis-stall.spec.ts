@@ -84,6 +84,18 @@ describe('failFastOnStall', () => {
     expect(await get.promise).toBe('v');
   });
 
+  it('an error reply to the probe (BUSY, LOADING…) also ends the stall: Redis answers', async () => {
+    const first = send('get');
+    first.reject(new Error('Command timed out'));
+    await settled(first.promise);
+    await flush();
+    const busy = new Error('BUSY Redis is busy running a script');
+    busy.name = 'ReplyError';
+    connection.sent[1].reject(busy);
+    await flush();
+    expect(isRedisStalled(client)).toBe(false);
+  });
+
   it('a reconnect ends the stall (the stuck socket is gone)', async () => {
     const first = send('get');
     first.reject(new Error('Command timed out'));

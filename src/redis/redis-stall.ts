@@ -78,8 +78,11 @@ export class StallBreaker {
       },
       (err: unknown) => {
         this.probing = false;
+        if (!(err instanceof Error)) return;
+        // An error reply (BUSY, LOADING…) is still an answer: the connection flows; those commands fail on their own.
+        if (err.name === 'ReplyError') this.close('answers again');
         // Still stalled: ask again. Otherwise (connection closed…) 'ready' ends the stall.
-        if (err instanceof Error && err.message === TIMED_OUT) this.probe();
+        else if (err.message === TIMED_OUT) this.probe();
       },
     );
   }
