@@ -81,11 +81,15 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
     await expect(fetch(`${url}/metrics`)).rejects.toThrow();
   });
 
-  it('METRICS_ENABLED=false: /metrics is 404 and the process collectors do not run', async () => {
+  it('METRICS_ENABLED=false: /metrics is 404, the process collectors do not run and requests are not timed', async () => {
     const app = await boot({ METRICS_ENABLED: 'false' });
     expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(404);
-    const names = (await app.get(MetricsService).registry.getMetricsAsJSON()).map((m) => m.name);
+    expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    const metrics = await app.get(MetricsService).registry.getMetricsAsJSON();
+    const names = metrics.map((m) => m.name);
     expect(names).not.toContain('nodejs_eventloop_lag_seconds');
     expect(names).not.toContain('process_cpu_user_seconds_total');
+    const durations = metrics.find((m) => m.name === 'http_request_duration_seconds');
+    expect(durations?.values.filter((v) => v.value > 0)).toEqual([]);
   });
 });
