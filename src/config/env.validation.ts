@@ -234,7 +234,7 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000)
   SHUTDOWN_TIMEOUT_MS = 25_000;
 
-  /** Serve Prometheus metrics at /metrics. `false` also stops the process collectors (event loop lag, GC…). */
+  /** Serve Prometheus metrics at /metrics. `false` also stops the process collectors (event loop lag, GC…) and request timing. */
   @Transform(toBool) @IsBoolean()
   METRICS_ENABLED = true;
 
