@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
@@ -10,18 +11,22 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
+import { clientErrorHandler, rejectUnframedBody } from './common/http-framing.js';
 import { requestIdOf } from './common/request-id.js';
 import { API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './common/security-headers.js';
 import { Env, validateEnv } from './config/env.validation.js';
 import { MetricsService } from './metrics/metrics.service.js';
 
 /**
- * The HTTP server: CacheFastPath first, then Fastify's handler. Configured as Fastify configures
- * the server it creates itself (fastify/lib/server.js), so its timeouts still apply.
+ * The HTTP server: requests whose body cannot be delimited are answered 400 and the connection
+ * closed (RFC 9112 §6.1, http-framing.ts), then CacheFastPath, then Fastify's handler.
+ * Configured as Fastify configures the server it creates itself (fastify/lib/server.js), so its
+ * timeouts still apply.
  */
-function serverWithFastPath(fastPath: () => CacheFastPath | undefined): FastifyServerFactory<Server> {
+function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered: WeakSet<Duplex>): FastifyServerFactory<Server> {
   return (handler, options) => {
     const server = createServer((req, res) => {
+      if (rejectUnframedBody(req, res, answered)) return;
       if (!fastPath()?.serve(req, res)) handler(req, res);
     });
     server.keepAliveTimeout = options.keepAliveTimeout as number;
@@ -49,6 +54,8 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   const { TRUST_PROXY: trustProxy } = validateEnv({ ...process.env, ...env });
   // Created before the app, so the server below reaches CacheFastPath through this variable.
   let fastPath: CacheFastPath | undefined;
+  // Connections answered 400 in front of Fastify: the parser's error on their unread body is not answered again.
+  const answered = new WeakSet<Duplex>();
   const adapter = new FastifyAdapter({
     bodyLimit: 64 * 1024,
     trustProxy,
@@ -56,7 +63,8 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
     // The default 'reqId' label and Fastify's own request logging stay off: pino-http logs requests.
     logger: false,
     // Cached GETs are answered in front of Fastify; every other request goes to its handler.
-    serverFactory: serverWithFastPath(() => fastPath),
+    serverFactory: serverWithFastPath(() => fastPath, answered),
+    clientErrorHandler: clientErrorHandler(answered),
   });
   // The first hook of every request Fastify handles, added before Nest registers its
   // middleware: the API security headers (helmet's, computed once) and the request id. HTML
@@ -98,18 +106,21 @@ export async function configureApp(app: NestFastifyApplication): Promise<void> {
   // One child histogram per (method, route pattern, status), looked up by a string key: labelling
   // each observation cost ~15% of the cached summary's throughput. Bounded: routes are patterns
   // ('unmatched' for 404s), methods and statuses are few.
+  // Not timed at all with METRICS_ENABLED=false: nothing would ever read it.
   const durations = new Map<string, ReturnType<typeof metrics.httpDuration.labels>>();
-  fastify.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const key = `${request.method} ${reply.statusCode} ${route}`;
-    let histogram = durations.get(key);
-    if (!histogram) {
-      histogram = metrics.httpDuration.labels({ method: request.method, route, status: String(reply.statusCode) });
-      durations.set(key, histogram);
-    }
-    histogram.observe(reply.elapsedTime / 1000);
-    done();
-  });
+  if (config.get('METRICS_ENABLED', { infer: true })) {
+    fastify.addHook('onResponse', (request, reply, done) => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      const key = `${request.method} ${reply.statusCode} ${route}`;
+      let histogram = durations.get(key);
+      if (!histogram) {
+        histogram = metrics.httpDuration.labels({ method: request.method, route, status: String(reply.statusCode) });
+        durations.set(key, histogram);
+      }
+      histogram.observe(reply.elapsedTime / 1000);
+      done();
+    });
+  }
   const origins = config
     .get('CORS_ORIGINS', { infer: true })
     .split(',')
@@ -129,5 +140,8 @@ export async function configureApp(app: NestFastifyApplication): Promise<void> {
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'REFRESH_TOKEN, for POST /refresh' })
     .build();
-  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
+  // Off unless DOCS_ENABLED (see env.validation.ts): /docs and /docs-json are then plain 404s.
+  if (config.get('DOCS_ENABLED', { infer: true })) {
+    SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
+  }
 }

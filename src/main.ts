@@ -13,7 +13,8 @@ async function main(): Promise<void> {
   const port = config.get('PORT', { infer: true });
   const host = config.get('HOST', { infer: true });
   await app.listen(port, host);
-  new Logger('Bootstrap').log(`Listening on ${await app.getUrl()} (Swagger UI at /docs)`);
+  const docs = config.get('DOCS_ENABLED', { infer: true }) ? 'Swagger UI at /docs' : 'Swagger UI off: DOCS_ENABLED=false';
+  new Logger('Bootstrap').log(`Listening on ${await app.getUrl()} (${docs})`);
   exitOnSignals(app, config.get('SHUTDOWN_TIMEOUT_MS', { infer: true }));
 }
 

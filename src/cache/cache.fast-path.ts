@@ -1,19 +1,28 @@
-import { BeforeApplicationShutdown, Injectable, SetMetadata } from '@nestjs/common';
+import { applyDecorators, BeforeApplicationShutdown, Injectable, SetMetadata } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { API_SECURITY_HEADERS } from '../common/security-headers.js';
 import { requestIdFrom } from '../common/request-id.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { SkipThrottle } from '../throttle/throttle.constants.js';
 import { CacheService } from './cache.service.js';
 
 export const CACHE_FAST_PATH_METADATA = 'is-bitcoin-lit:cache-fast-path';
 
 /**
  * Opts a cached GET handler into CacheFastPath. Only for public routes: a request answered by
- * the fast path never reaches Fastify or Nest, so hooks, guards (rate limits), pipes, other
- * interceptors and request logging do not run for it.
+ * the fast path never reaches Fastify or Nest, so hooks, guards, pipes, other interceptors and
+ * request logging do not run for it.
+ *
+ * It also takes the route out of rate limiting (@SkipThrottle) on every path, so a client is
+ * treated the same whether its request is answered from memory or by Nest: a limit counted only
+ * on the requests that reach Nest bit at random (once the in-memory copy expired) and, since a
+ * 429 never refreshes the copy, kept biting for the rest of the window. Such a route costs no
+ * Redis per request (at most one cache read per CACHE_L1_TTL_MS and one computation per miss,
+ * single-flight, per instance), so there is nothing for a per-client limit to protect; counting
+ * every request in Redis would cost the round trip the fast path exists to avoid.
  */
-export const ServeFromMemory = () => SetMetadata(CACHE_FAST_PATH_METADATA, true);
+export const ServeFromMemory = () => applyDecorators(SetMetadata(CACHE_FAST_PATH_METADATA, true), SkipThrottle());
 
 /** URLs remembered (distinct query strings could otherwise grow the map without bound). */
 const MAX_URLS = 1000;

@@ -52,7 +52,7 @@ describe('RedisCacheInterceptor stale serving', () => {
 
   it('without a last good value, a Redis failure propagates (the filter makes it a 503)', async () => {
     cache.down = true;
-    await expect(run(redisDown)).rejects.toThrow('Connection is closed.');
+    await expect(run(redisDown)).rejects.toThrow("Stream isn't writeable");
   });
 
   it('serves the last good value with X-Cache: STALE and its Age while Redis is down', async () => {
@@ -65,8 +65,19 @@ describe('RedisCacheInterceptor stale serving', () => {
     expect(counted).toEqual(['miss', 'stale']);
   });
 
-  it('does not hide errors that are not Redis outages', async () => {
+  it('does not run the handler when Redis failed the cache read: stale at once, no second wait on Redis', async () => {
+    cache.down = false;
+    expect(await run({ handle: () => of({ answer: 1 }) })).toEqual({ answer: 1 });
     cache.down = true;
+    const handle = jest.fn(() => of({ answer: 2 }));
+    expect(await run({ handle })).toEqual({ answer: 1 });
+    expect(headers['X-Cache']).toBe('STALE');
+    expect(handle).not.toHaveBeenCalled();
+  });
+
+  it('does not hide errors that are not Redis outages', async () => {
+    cache.store.clear();
+    cache.down = false;
     await expect(run({ handle: () => throwError(() => new Error('bug')) })).rejects.toThrow('bug');
   });
 });

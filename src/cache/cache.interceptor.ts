@@ -66,8 +66,10 @@ export class RedisCacheInterceptor implements NestInterceptor {
   }
 
   private async serve(key: string, next: CallHandler, mark: (result: CacheResult, storedAt?: number) => void): Promise<unknown> {
+    let readError: unknown;
     const cached = await this.cache.get(key).catch((err: Error) => {
       this.logger.warn(`cache read failed for ${key}: ${err.message}`);
+      readError = err;
       return null;
     });
     if (cached) {
@@ -75,17 +77,26 @@ export class RedisCacheInterceptor implements NestInterceptor {
       mark('hit', cached.storedAt);
       return cached.value;
     }
+    // Redis did not answer the read (down, or a command timeout already spent): computing needs
+    // it too, so answer now (stale or 503) instead of paying another timeout on the handler.
+    if (isRedisUnavailableError(readError)) return this.stale(key, readError, mark);
     try {
       const value = await this.compute(key, next);
       mark('miss');
       return value;
     } catch (err) {
-      const stale = this.lastGood.get(key);
-      if (!stale || !isRedisUnavailableError(err)) throw err;
-      this.logger.warn(`serving the last good value of ${key} (Redis unavailable: ${(err as Error).message})`);
-      mark('stale', stale.storedAt);
-      return stale.value;
+      if (!isRedisUnavailableError(err)) throw err;
+      return this.stale(key, err, mark);
     }
+  }
+
+  /** The last good value of `key` while Redis is unavailable, or `err` again (a 503) without one. */
+  private stale(key: string, err: unknown, mark: (result: CacheResult, storedAt?: number) => void): unknown {
+    const stale = this.lastGood.get(key);
+    if (!stale) throw err;
+    this.logger.warn(`serving the last good value of ${key} (Redis unavailable: ${(err as Error).message})`);
+    mark('stale', stale.storedAt);
+    return stale.value;
   }
 
   /** Runs the handler once for concurrent misses of one key, stores and remembers the result. */

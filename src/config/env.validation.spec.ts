@@ -136,7 +136,18 @@ describe('validateEnv', () => {
       HEALTH_INGEST_MAX_AGE_MS: 900000,
       CORS_ORIGINS: '',
       TRUST_PROXY: false,
+      METRICS_ENABLED: true,
+      METRICS_TOKEN: '',
+      METRICS_PORT: 0,
+      DOCS_ENABLED: true,
     });
+  });
+
+  it('rejects a short METRICS_TOKEN without echoing it, and a METRICS_PORT equal to PORT', () => {
+    expect(() => validateEnv({ METRICS_TOKEN: 'scrape-me' })).toThrow('METRICS_TOKEN="***": METRICS_TOKEN must be at least 16 characters');
+    expect(() => validateEnv({ METRICS_TOKEN: 'scrape-me' })).not.toThrow(/scrape-me/);
+    expect(() => validateEnv({ PORT: '9100', METRICS_PORT: '9100' })).toThrow('METRICS_PORT=9100: must differ from PORT');
+    expect(validateEnv({ METRICS_PORT: '9100' }).METRICS_PORT).toBe(9100);
   });
 
   it('rejects a short REFRESH_TOKEN without echoing it', () => {

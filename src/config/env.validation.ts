@@ -303,7 +303,7 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000)
   THROTTLE_TTL_MS = 60_000;
 
-  /** Requests per client IP per window on every route except health and metrics; 0 turns rate limiting off. */
+  /** Requests per client IP per window on every route except health, metrics and the cached summary; 0 turns rate limiting off. */
   @Transform(toInt) @IsInt() @Min(0)
   THROTTLE_LIMIT = 300;
 
@@ -323,9 +323,29 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000)
   SHUTDOWN_TIMEOUT_MS = 25_000;
 
-  /** Serve Prometheus metrics at /metrics. */
+  /** Serve Prometheus metrics at /metrics. `false` also stops the process collectors (event loop lag, GC…) and request timing. */
   @Transform(toBool) @IsBoolean()
   METRICS_ENABLED = true;
+
+  /**
+   * Bearer token GET /metrics requires (`Authorization: Bearer <token>`, compared in constant
+   * time; 401 otherwise). Empty: /metrics answers anyone who reaches it. At least 16 characters.
+   */
+  @ValidateIf((o: EnvironmentVariables) => o.METRICS_TOKEN !== '')
+  @IsString() @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters' })
+  METRICS_TOKEN = '';
+
+  /** Serve /metrics on this port only (its own listener on HOST), not on PORT with the API; 0 = on PORT. */
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  METRICS_PORT = 0;
+
+  /**
+   * Serve Swagger UI at /docs and the OpenAPI document at /docs-json (a product feature, on by
+   * default). A public deployment that does not need it turns it off: it is the one page of
+   * third-party script (swagger-ui) the service serves, under a CSP that allows inline scripts.
+   */
+  @Transform(toBool) @IsBoolean()
+  DOCS_ENABLED = true;
 }
 
 export type Env = EnvironmentVariables;
@@ -334,7 +354,7 @@ export type Env = EnvironmentVariables;
 const TYPE_CHECKS = ['isInt', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
 
 // Never echo these in an error message (it ends up in logs).
-const SECRETS = ['REFRESH_TOKEN'];
+const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN'];
 
 function describe(errors: ValidationError[]): string {
   return errors
@@ -359,6 +379,9 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   if (env.REDIS_CLUSTER_NODES?.length > 0 && /^rediss?:\/\/[^\s]+$/.test(env.REDIS_URL)) {
     const db = redisUrlDb(env.REDIS_URL);
     if (db !== 0) problems.push(`REDIS_URL: selects DB ${db}, but a Redis Cluster (REDIS_CLUSTER_NODES) has only DB 0`);
+  }
+  if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+    problems.push(`METRICS_PORT=${env.METRICS_PORT}: must differ from PORT (0 serves /metrics on PORT)`);
   }
   if (problems.length > 0) {
     throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`);

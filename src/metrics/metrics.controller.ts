@@ -1,29 +1,43 @@
-import { Controller, Get, Header, NotFoundException } from '@nestjs/common';
+import { Controller, Get, Header, Headers, NotFoundException, Res, UnauthorizedException } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { ApiExcludeController } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { BearerToken } from '../common/bearer-token.js';
 import { SkipThrottle } from '../throttle/throttle.constants.js';
 import { Env } from '../config/env.validation.js';
 import { MetricsService } from './metrics.service.js';
 
-/** Prometheus scrape endpoint (text exposition format). Not rate limited, not in Swagger. */
+export const METRICS_UNAUTHORIZED = 'Missing or invalid bearer token (Authorization: Bearer <METRICS_TOKEN>)';
+
+/**
+ * Prometheus scrape endpoint (text exposition format) on the API port. Not rate limited, not in
+ * Swagger. 404 when METRICS_ENABLED=false or when METRICS_PORT moves it to its own listener
+ * (MetricsPortServer); 401 without `Authorization: Bearer <METRICS_TOKEN>` when that is set.
+ */
 @ApiExcludeController()
 @SkipThrottle()
 @Controller('metrics')
 export class MetricsController {
   private readonly enabled: boolean;
+  private readonly token: BearerToken;
 
   constructor(
     private readonly metrics: MetricsService,
     config: ConfigService<Env, true>,
   ) {
-    this.enabled = config.get('METRICS_ENABLED', { infer: true });
+    this.enabled = config.get('METRICS_ENABLED', { infer: true }) && config.get('METRICS_PORT', { infer: true }) === 0;
+    this.token = new BearerToken(config.get('METRICS_TOKEN', { infer: true }));
   }
 
   @Get()
   @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
   @Header('Cache-Control', 'no-store')
-  scrape(): Promise<string> {
-    if (!this.enabled) throw new NotFoundException('Metrics are disabled (METRICS_ENABLED=false)');
+  scrape(@Headers('authorization') authorization: string | undefined, @Res({ passthrough: true }) reply: FastifyReply): Promise<string> {
+    if (!this.enabled) throw new NotFoundException('Cannot GET /metrics');
+    if (this.token.configured && !this.token.matches(authorization)) {
+      void reply.header('WWW-Authenticate', 'Bearer');
+      throw new UnauthorizedException(METRICS_UNAUTHORIZED);
+    }
     return this.metrics.render();
   }
 }

@@ -1,5 +1,7 @@
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 
@@ -84,10 +86,20 @@ export class MetricsService implements OnModuleInit {
     registers: [this.registry],
   });
 
-  constructor(@Inject(REDIS_CLIENT) private readonly redis: RedisClient) {}
+  private readonly enabled: boolean;
+
+  constructor(
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    config: ConfigService<Env, true>,
+  ) {
+    this.enabled = config.get('METRICS_ENABLED', { infer: true });
+  }
 
   onModuleInit(): void {
-    collectDefaultMetrics({ register: this.registry });
+    // The process collectors (event loop lag histogram, GC observer…) cost something all the
+    // time; with nothing to serve them (METRICS_ENABLED=false) they are not started. The
+    // counters above stay: an increment is a few ns, and the code that counts need not ask.
+    if (this.enabled) collectDefaultMetrics({ register: this.registry });
     this.redis.on('error', () => this.redisErrors.inc({ kind: 'connection' }));
   }
 

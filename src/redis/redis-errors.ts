@@ -5,7 +5,7 @@ const CONNECTION = /Connection is closed|Command timed out|Stream isn't writeabl
 /** True when an error comes from Redis being unreachable or temporarily unable to serve. */
 export function isRedisUnavailableError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  if (err.name === 'MaxRetriesPerRequestError' || err instanceof RedisNotConnectedError) return true;
+  if (err.name === 'MaxRetriesPerRequestError' || err instanceof RedisNotConnectedError || err instanceof RedisStalledError) return true;
   if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
   return CONNECTION.test(err.message);
 }
@@ -15,5 +15,13 @@ export class RedisNotConnectedError extends Error {
   override readonly name = 'RedisNotConnectedError';
   constructor(status: string) {
     super(`Redis is not connected (${status})`);
+  }
+}
+
+/** A command refused without being sent: an earlier one timed out and Redis has not answered since (redis-stall.ts). */
+export class RedisStalledError extends Error {
+  override readonly name = 'RedisStalledError';
+  constructor() {
+    super('Redis is not answering (a command timed out); not sent');
   }
 }

@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from './redis.constants.js';
 import { connectRedis } from './redis.factory.js';
+import { failFastOnStall } from './redis-stall.js';
 import { RedisKeys } from './redis-keys.service.js';
 import { RedisClient } from './redis.types.js';
 
@@ -19,8 +20,13 @@ import { RedisClient } from './redis.types.js';
     {
       provide: REDIS_CLIENT,
       inject: [ConfigService],
-      useFactory: (config: ConfigService<Env, true>) =>
-        connectRedis(configSettings(config), 'is-bitcoin-lit', new Logger('Redis')),
+      useFactory: async (config: ConfigService<Env, true>) => {
+        const logger = new Logger('Redis');
+        const client = await connectRedis(configSettings(config), 'is-bitcoin-lit', logger);
+        // One command timeout per request while Redis stalls, not one per call (redis-stall.ts).
+        failFastOnStall(client, logger);
+        return client;
+      },
     },
     {
       provide: REDIS_SUBSCRIBER,

@@ -15,11 +15,11 @@ export class SummaryController {
 
   @Get('is-bitcoin-lit')
   @CacheKey('') // the bare `<prefix>:cache` key, as in the original app
-  @ServeFromMemory() // public route: hits may be answered before Nest's pipeline
+  @ServeFromMemory() // public route: hits may be answered before Nest's pipeline; not rate limited
   @ApiOperation({
     summary: 'Is Bitcoin lit?',
     description:
-      'Hourly averages of BTC price and sentiment for the last SUMMARY_HOURS hours (epoch-aligned UTC hours ending now; at the newest sample for the frozen SentiCrypt v1 feed), and whether each is rising, falling or flat (last hour vs first). For a daily sentiment index, each hour has the level in effect during it. `metrics` says where each metric comes from, its newest sample and whether it is stale; a metric without data is null in the hours and its direction, and the other is still served. 503 only when neither has data in the window. Served from a Redis cache shared by all instances, recomputed after every ingest run.',
+      'Hourly averages of BTC price and sentiment for the last SUMMARY_HOURS hours (epoch-aligned UTC hours ending now; at the newest sample for the frozen SentiCrypt v1 feed), and whether each is rising, falling or flat (last hour vs first). For a daily sentiment index, each hour has the level in effect during it. `metrics` says where each metric comes from, its newest sample and whether it is stale; a metric without data is null in the hours and its direction, and the other is still served. 503 only when neither has data in the window. Served from a Redis cache shared by all instances, recomputed after every ingest run (and from memory for up to CACHE_L1_TTL_MS). Not rate limited: every request gets the same cached answer, at no Redis cost per request, so THROTTLE_LIMIT does not apply and no X-RateLimit-* headers are sent.',
   })
   @ApiOkResponse({
     type: SummaryResponseDto,

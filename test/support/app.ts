@@ -25,6 +25,7 @@ export async function bootApp(env: Record<string, string>): Promise<NestFastifyA
     THROTTLE_REFRESH_LIMIT: '100000',
     // Tests change Redis behind the app's back (delete the cache key…) and expect it seen at once.
     CACHE_L1_TTL_MS: '0',
+    // Off by default (a public deployment does not need it); the tests read the OpenAPI document.
     ...env,
   });
   await app.init();

@@ -1,0 +1,74 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { requestIdFrom } from './request-id.js';
+import { API_SECURITY_HEADERS } from './security-headers.js';
+
+export const UNFRAMED_BODY_MESSAGE =
+  'Transfer-Encoding must end with chunked (RFC 9112 section 6.1): the request body length cannot be determined';
+
+/**
+ * True when the request's Transfer-Encoding does not end in `chunked` (`xchunked`, `gzip`,
+ * `chunked, gzip`…). RFC 9112 §6.1: the body length of such a request cannot be determined, so
+ * the server must answer 400 and close the connection. Node's parser lets it through as a
+ * request without a body, and whatever body follows would be parsed as the next request.
+ */
+export function hasUnframedBody(req: IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  if (te === undefined) return false;
+  const codings = te.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
+  return codings[codings.length - 1] !== 'chunked';
+}
+
+/**
+ * The HTTP server's first step for every request: answers one whose body cannot be delimited
+ * with a 400 (the API's JSON error shape) and `Connection: close`, and returns true; the
+ * connection ends once the answer is sent. Everything else returns false.
+ */
+export function rejectUnframedBody(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
+  if (!hasUnframedBody(req)) return false;
+  answered.add(req.socket);
+  const requestId = requestIdFrom(req);
+  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: UNFRAMED_BODY_MESSAGE, requestId });
+  res.writeHead(400, {
+    ...API_SECURITY_HEADERS,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': requestId,
+    connection: 'close', // Node then ends the socket after this response
+  });
+  res.end(body);
+  return true;
+}
+
+/**
+ * Fastify's clientErrorHandler (malformed requests Node's parser rejects: 400, 408 on a request
+ * timeout, 431 for oversized headers, as Fastify's default, in the API's JSON shape), except on
+ * a connection whose request was already answered by rejectUnframedBody: its unread body is
+ * what the parser tripped on, and the client must get one answer, not two.
+ */
+export function clientErrorHandler(answered: WeakSet<Duplex>) {
+  return (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    if (answered.has(socket)) {
+      // The 400 is on its way and Node closes the connection after it; read nothing more.
+      (socket as Socket).destroySoon();
+      return;
+    }
+    const [statusCode, error, message] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'Client Timeout']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'Request Header Fields Too Large', 'Exceeded maximum allowed HTTP header size']
+          : err.code === 'HPE_INVALID_TRANSFER_ENCODING'
+            ? [400, 'Bad Request', UNFRAMED_BODY_MESSAGE] // e.g. `chunked, gzip`, which Node's parser refuses itself
+            : [400, 'Bad Request', 'Client Error'];
+    if (socket.writable) {
+      const body = JSON.stringify({ statusCode, error, message });
+      socket.write(
+        `HTTP/1.1 ${statusCode} ${error}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(err);
+  };
+}

@@ -1,0 +1,91 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { BearerToken } from '../common/bearer-token.js';
+import { API_SECURITY_HEADERS } from '../common/security-headers.js';
+import { Env } from '../config/env.validation.js';
+import { METRICS_UNAUTHORIZED } from './metrics.controller.js';
+import { MetricsService } from './metrics.service.js';
+
+/**
+ * METRICS_PORT > 0: /metrics on its own listener (HOST:METRICS_PORT) instead of the API port,
+ * so it can stay off the public load balancer / ingress. A bare Node server: GET or HEAD
+ * /metrics only, METRICS_TOKEN still applies, errors in the API's JSON shape. Started with the
+ * app (a port already taken fails startup), closed on shutdown.
+ */
+@Injectable()
+export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Metrics');
+  private readonly port: number;
+  private readonly host: string;
+  private readonly enabled: boolean;
+  private readonly token: BearerToken;
+  private server: Server | null = null;
+
+  constructor(
+    private readonly metrics: MetricsService,
+    config: ConfigService<Env, true>,
+  ) {
+    this.port = config.get('METRICS_PORT', { infer: true });
+    this.host = config.get('HOST', { infer: true });
+    this.enabled = config.get('METRICS_ENABLED', { infer: true });
+    this.token = new BearerToken(config.get('METRICS_TOKEN', { infer: true }));
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.port === 0 || !this.enabled) return;
+    const server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    this.logger.log(`Metrics on http://${this.host}:${this.port}/metrics (not on the API port)`);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections(); // idle keep-alive scrapers would hold close() open
+    await closed;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/metrics') return error(res, 404, 'Not Found', `Cannot ${req.method ?? 'GET'} ${path}`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return error(res, 405, 'Method Not Allowed', 'Only GET and HEAD');
+    }
+    if (this.token.configured && !this.token.matches(req.headers.authorization)) {
+      res.setHeader('WWW-Authenticate', 'Bearer');
+      return error(res, 401, 'Unauthorized', METRICS_UNAUTHORIZED);
+    }
+    this.metrics.render().then(
+      (text) => {
+        res.writeHead(200, {
+          ...API_SECURITY_HEADERS,
+          'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+          'Cache-Control': 'no-store',
+          'Content-Length': Buffer.byteLength(text),
+        });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: unknown) => {
+        this.logger.error(`rendering metrics failed: ${err instanceof Error ? err.message : String(err)}`);
+        error(res, 500, 'Internal Server Error', 'Internal server error');
+      },
+    );
+  }
+}
+
+function error(res: ServerResponse, statusCode: number, text: string, message: string): void {
+  const body = JSON.stringify({ statusCode, error: text, message });
+  res.writeHead(statusCode, { ...API_SECURITY_HEADERS, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}

@@ -1,0 +1,95 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { MetricsService } from '../src/metrics/metrics.service.js';
+import { bootApp } from './support/app.js';
+import { freePort } from './support/redis-server.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+
+const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
+
+/**
+ * What an operator can close: /docs (DOCS_ENABLED, on by default), /metrics behind a
+ * bearer token (METRICS_TOKEN) and/or on its own port (METRICS_PORT), and METRICS_ENABLED=false
+ * collecting nothing.
+ */
+describe('docs and metrics exposure switches (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('exposure');
+  const apps: NestFastifyApplication[] = [];
+  let redis: Redis;
+
+  const boot = async (env: Record<string, string>) => {
+    const app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', ...env });
+    apps.push(app);
+    return app;
+  };
+
+  beforeAll(() => {
+    redis = new Redis(REDIS_URL);
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('serves Swagger UI and the OpenAPI document by default, and neither with DOCS_ENABLED=false', async () => {
+    const byDefault = await boot({ DOCS_ENABLED: '' }); // empty = unset: the default applies
+    expect((await byDefault.inject({ method: 'GET', url: '/docs' })).statusCode).toBe(200);
+    expect((await byDefault.inject({ method: 'GET', url: '/docs-json' })).json()).toHaveProperty('paths');
+    const off = await boot({ DOCS_ENABLED: 'false' });
+    for (const url of ['/docs', '/docs-json']) {
+      const res = await off.inject({ method: 'GET', url });
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toMatchObject({ statusCode: 404, error: 'Not Found' });
+    }
+  });
+
+  it('with METRICS_TOKEN, /metrics needs Authorization: Bearer <token>: 401 JSON without it or with a wrong one', async () => {
+    const app = await boot({ METRICS_TOKEN });
+    const scrape = (authorization?: string) =>
+      app.inject({ method: 'GET', url: '/metrics', headers: authorization ? { authorization } : {} });
+    for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcdef', `Basic ${METRICS_TOKEN}`, `Bearer ${METRICS_TOKEN}x`]) {
+      const res = await scrape(authorization);
+      expect(res.statusCode).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
+      expect(res.json()).toMatchObject({ statusCode: 401, message: 'Missing or invalid bearer token (Authorization: Bearer <METRICS_TOKEN>)' });
+      expect(res.body).not.toContain('http_request_duration_seconds');
+    }
+    const ok = await scrape(`Bearer ${METRICS_TOKEN}`);
+    expect(ok.statusCode).toBe(200);
+    expect(ok.body).toContain('http_request_duration_seconds');
+  });
+
+  it('with METRICS_PORT, /metrics is served on that port only (token still applies), and the port closes with the app', async () => {
+    const port = await freePort();
+    const app = await boot({ METRICS_PORT: String(port), METRICS_TOKEN, HOST: '127.0.0.1' });
+    expect((await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).statusCode).toBe(404);
+
+    const url = `http://127.0.0.1:${port}`;
+    const ok = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(await ok.text()).toContain('http_request_duration_seconds');
+    const denied = await fetch(`${url}/metrics`);
+    expect(denied.status).toBe(401);
+    expect(await denied.json()).toMatchObject({ statusCode: 401 });
+    expect((await fetch(`${url}/is-bitcoin-lit`)).status).toBe(404);
+    expect((await fetch(`${url}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(405);
+
+    await app.close();
+    apps.splice(apps.indexOf(app), 1);
+    await expect(fetch(`${url}/metrics`)).rejects.toThrow();
+  });
+
+  it('METRICS_ENABLED=false: /metrics is 404, the process collectors do not run and requests are not timed', async () => {
+    const app = await boot({ METRICS_ENABLED: 'false' });
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(404);
+    expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    const metrics = await app.get(MetricsService).registry.getMetricsAsJSON();
+    const names = metrics.map((m) => m.name);
+    expect(names).not.toContain('nodejs_eventloop_lag_seconds');
+    expect(names).not.toContain('process_cpu_user_seconds_total');
+    const durations = metrics.find((m) => m.name === 'http_request_duration_seconds');
+    expect(durations?.values.filter((v) => v.value > 0)).toEqual([]);
+  });
+});

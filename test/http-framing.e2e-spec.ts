@@ -1,0 +1,109 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { AddressInfo, connect } from 'node:net';
+import { startTestApp, stopTestApp, TEST_REFRESH_TOKEN } from './support/app.js';
+import { uniquePrefix } from './support/redis.js';
+import { FakeUpstream, loadFixture } from './support/upstream.js';
+
+interface Exchange {
+  /** Status codes of every response the server sent on the connection, in order. */
+  statuses: number[];
+  /** Whether the server closed the connection (rather than keeping it open for more). */
+  closedByServer: boolean;
+  raw: string;
+}
+
+/**
+ * Writes raw bytes on one keep-alive connection (and `afterFirstAnswer` once a first response
+ * has come, if the connection is still open) and collects what comes back until the server
+ * closes it, or until it has answered `expected` responses and stays open.
+ */
+function exchange(port: number, bytes: string, expected: number, afterFirstAnswer?: string): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let raw = '';
+    const statuses = () => [...raw.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    // A server that keeps the connection open after the expected answers has had its chance to close it.
+    let idle: NodeJS.Timeout | undefined;
+    const finish = (closedByServer: boolean) => {
+      clearTimeout(idle);
+      socket.destroy();
+      resolve({ statuses: statuses(), closedByServer, raw });
+    };
+    let later = afterFirstAnswer;
+    socket.on('data', (chunk) => {
+      raw += chunk.toString('latin1');
+      clearTimeout(idle);
+      if (later !== undefined && statuses().length > 0 && raw.includes('\r\n\r\n')) {
+        // The rest of the body arrives after the server has answered (a second TCP segment).
+        setTimeout(() => socket.writable && socket.write(later as string), 100);
+        later = undefined;
+      }
+      if (statuses().length >= expected) idle = setTimeout(() => finish(false), 1000);
+    });
+    socket.on('end', () => finish(true));
+    // Writing to a connection the server has closed fails: the answer is what matters.
+    socket.on('error', (err) => (statuses().length > 0 ? finish(true) : reject(err)));
+    socket.write(bytes);
+  });
+}
+
+/**
+ * RFC 9112 §6.1: a request whose Transfer-Encoding does not end in chunked has no determinable
+ * body length; the server must answer 400 and close the connection. Before, Fastify answered
+ * 415 and kept the connection, so the body's bytes were then read as a next request (Node's 400).
+ */
+describe('request framing (e2e, raw sockets)', () => {
+  const prefix = uniquePrefix('framing');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  let port: number;
+
+  beforeAll(async () => {
+    ({ redis, upstream, app } = await startTestApp(prefix, loadFixture().slice(0, 10)));
+    await app.listen(0, '127.0.0.1');
+    port = (app.getHttpServer().address() as AddressInfo).port;
+  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
+
+  it.each([
+    ['POST /refresh', 'xchunked'],
+    ['POST /refresh', 'chunked, gzip'],
+    ['POST /refresh', 'gzip'],
+    ['GET /is-bitcoin-lit', 'xchunked'],
+  ])('%s with Transfer-Encoding: %s gets one 400 and the connection closed', async (line, te) => {
+    const request = [
+      `${line} HTTP/1.1`,
+      'Host: 127.0.0.1',
+      `Authorization: Bearer ${TEST_REFRESH_TOKEN}`,
+      'Content-Type: application/json',
+      `Transfer-Encoding: ${te}`,
+      '',
+      // What a chunked body would look like: must not be read as another request.
+      '2\r\n{}\r\n0\r\n\r\n',
+    ].join('\r\n');
+    const { statuses, closedByServer, raw } = await exchange(port, request, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    expect(raw).toMatch(/\r\nconnection: close\r\n/i);
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      statusCode: 400,
+      error: 'Bad Request',
+      message: 'Transfer-Encoding must end with chunked (RFC 9112 section 6.1): the request body length cannot be determined',
+    });
+  });
+
+  it('a body that arrives after the answer is not read as a next request (one 400, then the connection closed)', async () => {
+    const head = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Transfer-Encoding: xchunked', '', ''].join('\r\n');
+    const { statuses, closedByServer } = await exchange(port, head, 2, '2\r\n{}\r\n0\r\n\r\n');
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+  });
+
+  it('a properly chunked request is served and the connection stays usable', async () => {
+    const chunked = ['GET /health/live HTTP/1.1', 'Host: 127.0.0.1', 'Transfer-Encoding: chunked', '', '0', '', ''].join('\r\n');
+    const plain = ['GET /health/live HTTP/1.1', 'Host: 127.0.0.1', '', ''].join('\r\n');
+    const { statuses, closedByServer } = await exchange(port, chunked + plain, 2);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [200, 200], closedByServer: false });
+  });
+});

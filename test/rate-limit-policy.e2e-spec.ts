@@ -1,0 +1,55 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { AddressInfo } from 'node:net';
+import { postRefresh, startTestApp, stopTestApp } from './support/app.js';
+import { uniquePrefix } from './support/redis.js';
+import { FakeUpstream, loadFixture } from './support/upstream.js';
+
+/**
+ * One policy for the cached summary: not rate limited, whichever path answers it — the
+ * in-memory fast path in front of Fastify, or Fastify and Nest (a request with an Origin header,
+ * a HEAD, an expired copy). Before, only the Nest path counted and limited, so one client got
+ * 200s from memory and then 429s until the window ended.
+ */
+describe('rate limits and the cached summary (e2e, real Redis, real HTTP)', () => {
+  const prefix = uniquePrefix('rlpolicy');
+  const LIMIT = 3;
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  let base: string;
+
+  beforeAll(async () => {
+    ({ redis, upstream, app } = await startTestApp(prefix, loadFixture().slice(0, 500), {
+      THROTTLE_LIMIT: String(LIMIT),
+      THROTTLE_TTL_MS: '60000',
+      CACHE_L1_TTL_MS: '60000', // the fast path holds a fresh copy throughout
+    }));
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    await app.listen(0, '127.0.0.1');
+    base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
+
+  it('answers GET /is-bitcoin-lit every time on every path, well past THROTTLE_LIMIT, without rate-limit headers', async () => {
+    const answers: Array<{ status: number; limited: boolean }> = [];
+    for (let i = 0; i < 4 * LIMIT; i++) {
+      // Alternately answered from memory and by Fastify/Nest (the fast path leaves Origin requests to Fastify).
+      const headers: Record<string, string> = i % 2 === 0 ? {} : { origin: 'https://other.example' };
+      const res = await fetch(`${base}/is-bitcoin-lit`, { headers });
+      await res.text();
+      answers.push({ status: res.status, limited: res.headers.has('x-ratelimit-limit') });
+    }
+    for (let i = 0; i < 2 * LIMIT; i++) {
+      const res = await app.inject({ method: i % 2 === 0 ? 'GET' : 'HEAD', url: '/is-bitcoin-lit' });
+      answers.push({ status: res.statusCode, limited: 'x-ratelimit-limit' in res.headers });
+    }
+    expect(answers).toEqual(Array.from({ length: 6 * LIMIT }, () => ({ status: 200, limited: false })));
+  });
+
+  it('still limits the same client on the other routes', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i <= LIMIT; i++) statuses.push((await fetch(`${base}/series`)).status);
+    expect(statuses).toEqual([...Array.from({ length: LIMIT }, () => 200), 429]);
+  });
+});

@@ -1,0 +1,140 @@
+import { jest } from '@jest/globals';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { AUTH, bootApp, postRefresh } from './support/app.js';
+import { FaultRedisServer } from './support/fault-redis.js';
+import { FakeUpstream, loadFixture } from './support/upstream.js';
+import { until } from './support/wait.js';
+
+jest.setTimeout(30_000);
+
+const PREFIX = 'stall';
+const COMMAND_TIMEOUT_MS = 1500;
+/**
+ * Longer than one command timeout and shorter than two: a request that pays one timeout is
+ * answered while Redis is still paused; one that pays two (or waits for Redis) only after.
+ */
+const PAUSE_MS = 2700;
+
+interface Answer {
+  url: string;
+  status: number;
+  cache?: string;
+  /** Whether Redis was still paused when the answer came. */
+  beforeRedisAnswered: boolean;
+}
+
+/**
+ * Redis stalls (a private redis-server paused with CLIENT PAUSE … ALL: connections stay open,
+ * commands get no reply, like DEBUG SLEEP or an overloaded server) while the service serves.
+ * Every route must answer — 503, or the stale summary — after at most one command timeout,
+ * whatever sequence of Redis calls it makes (rate-limit guard, cache read, summary, history).
+ */
+describe('Redis stall while serving (e2e, private redis-server paused)', () => {
+  let server: FaultRedisServer;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    server = await new FaultRedisServer(false).start();
+    upstream = await new FakeUpstream(loadFixture()).start();
+    admin = new Redis(server.url);
+    app = await bootApp({
+      REDIS_URL: server.url,
+      REDIS_KEY_PREFIX: PREFIX,
+      SENTIMENT_API_URL: upstream.url,
+      SENTIMENT_API_RETRIES: '0',
+      REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+      HEALTH_REDIS_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+      // Rate limiting on, so the guard's Redis call precedes the handler's on limited routes.
+      THROTTLE_LIMIT: '1000',
+      THROTTLE_REFRESH_LIMIT: '1000',
+      HEALTH_INGEST_MAX_AGE_MS: '0',
+      LOG_LEVEL: 'fatal',
+    });
+    expect((await postRefresh(app)).statusCode).toBe(200);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    admin?.disconnect();
+    await upstream?.stop();
+    await server?.stop();
+  });
+
+  /** Pauses Redis, sends the requests, and tells for each whether it was answered while Redis was still paused. */
+  async function duringPause(requests: Array<{ method?: 'GET' | 'POST'; url: string; headers?: Record<string, string> }>): Promise<Answer[]> {
+    const watcher = new Redis(server.url);
+    await watcher.ping();
+    try {
+      await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
+      let redisAnswered = false;
+      // Held by the pause like the app's commands: resolves when Redis answers again.
+      const resumed = watcher.ping().then(() => (redisAnswered = true));
+      const answers = await Promise.all(
+        requests.map(async ({ method = 'GET', url, headers }) => {
+          const res = await app.inject({ method, url, headers });
+          return { url, status: res.statusCode, cache: res.headers['x-cache'] as string | undefined, beforeRedisAnswered: !redisAnswered };
+        }),
+      );
+      await resumed;
+      return answers;
+    } finally {
+      watcher.disconnect();
+    }
+  }
+
+  it('answers every route with a 503 or the stale summary before Redis answers again, then recovers', async () => {
+    // A summary served before the stall: the instance's stale copy.
+    const before = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    expect(before.statusCode).toBe(200);
+
+    const answers = await duringPause([
+      { url: '/is-bitcoin-lit' },
+      { url: '/series/price' },
+      { url: '/series/combined?bucket=1d' },
+      { url: '/series' },
+      { url: '/health/ready' },
+      { method: 'POST', url: '/refresh', headers: AUTH },
+    ]);
+
+    expect(answers).toEqual([
+      { url: '/is-bitcoin-lit', status: 200, cache: 'STALE', beforeRedisAnswered: true },
+      { url: '/series/price', status: 503, beforeRedisAnswered: true },
+      { url: '/series/combined?bucket=1d', status: 503, beforeRedisAnswered: true },
+      { url: '/series', status: 503, beforeRedisAnswered: true },
+      { url: '/health/ready', status: 503, beforeRedisAnswered: true },
+      { url: '/refresh', status: 503, beforeRedisAnswered: true },
+    ]);
+
+    // Once Redis answers, so does the service (the stall did not stick).
+    await until('recovery', async () => (await app.inject({ method: 'GET', url: '/series/price' })).statusCode === 200);
+    const after = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    expect(after.statusCode).toBe(200);
+    expect(after.headers['x-cache']).not.toBe('STALE');
+    expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+  });
+
+  it('a request that arrives while a stall is already known pays no timeout at all', async () => {
+    const watcher = new Redis(server.url);
+    await watcher.ping();
+    try {
+      await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
+      let redisAnswered = false;
+      const resumed = watcher.ping().then(() => (redisAnswered = true));
+      // The first request pays the timeout and reveals the stall…
+      expect((await app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(503);
+      // …the next ones are answered without waiting on Redis again, still during the pause.
+      const next = await app.inject({ method: 'GET', url: '/series/sentiment' });
+      const answeredDuringPause = !redisAnswered;
+      expect({ status: next.statusCode, answeredDuringPause }).toEqual({ status: 503, answeredDuringPause: true });
+      expect(next.json()).toMatchObject({ statusCode: 503, message: 'The data store is temporarily unavailable; try again shortly' });
+      expect(next.headers['retry-after']).toBe('5');
+      await resumed;
+    } finally {
+      watcher.disconnect();
+    }
+    await until('recovery', async () => (await app.inject({ method: 'GET', url: '/series/sentiment' })).statusCode === 200);
+  });
+});
