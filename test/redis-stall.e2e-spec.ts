@@ -129,6 +129,10 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
       const next = await app.inject({ method: 'GET', url: '/series/sentiment' });
       const answeredDuringPause = !redisAnswered;
       expect({ status: next.statusCode, answeredDuringPause }).toEqual({ status: 503, answeredDuringPause: true });
+      // Ingest does not call the upstream for data it could not store.
+      const calls = upstream.calls;
+      expect((await postRefresh(app)).statusCode).toBe(503);
+      expect(upstream.calls).toBe(calls);
       expect(next.json()).toMatchObject({ statusCode: 503, message: 'The data store is temporarily unavailable; try again shortly' });
       expect(next.headers['retry-after']).toBe('5');
       await resumed;

@@ -3,7 +3,8 @@ import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { IngestOutcome, MetricsService } from '../metrics/metrics.service.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
-import { isRedisUnavailableError, RedisNotConnectedError } from '../redis/redis-errors.js';
+import { isRedisUnavailableError, RedisNotConnectedError, RedisStalledError } from '../redis/redis-errors.js';
+import { isRedisStalled } from '../redis/redis-stall.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { DAY_MS, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
@@ -108,6 +109,7 @@ export class SentimentIngestService {
     try {
       // No point calling the upstream for data we cannot store; the next run catches up.
       if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
+      if (isRedisStalled(this.redis)) throw new RedisStalledError();
       const defs = this.series.ofSource(source);
       const before = await Promise.all(defs.map((d) => this.series.latest(d.metric)));
       // No data: the first run, or Redis lost the series (restart without persistence, failover,
