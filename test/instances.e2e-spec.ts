@@ -1,9 +1,9 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
-import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { bootApp } from './support/app.js';
 import { ensureBuilt, Instance, sleep, waitUntil } from './support/instances.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { storedSamples } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
 const INTERVAL_MS = 1000;
@@ -24,8 +24,7 @@ describe('several instances share one Redis: one ingest per tick (e2e, 3 process
     const token = await redis.get(lockKey);
     return token === null ? null : Number(token.split(':').at(-3));
   };
-  const stored = (metric: string) =>
-    reader.get(TimeseriesService).range({ key: `${prefix}:${metric}:mean:30s`, from: 0, to: Date.now() });
+  const stored = (metric: string) => storedSamples(reader, `${prefix}:${metric}:mean:30s`);
   const logs = () => instances.map((i) => `--- instance ${i.pid}\n${i.output}`).join('\n');
 
   beforeAll(async () => {

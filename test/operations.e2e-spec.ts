@@ -3,6 +3,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { AUTH, bootApp, postRefresh, startTestApp, stopTestApp, TEST_REFRESH_TOKEN } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { sampleCount } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 import { until } from './support/wait.js';
 
@@ -102,7 +103,7 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
   describe('upstream faults', () => {
     let before: string;
     let stored: number;
-    const count = async () => Number(await redis.zcard(`${prefix}:price:mean:30s`));
+    const count = () => sampleCount(app, `${prefix}:price:mean:30s`);
     beforeAll(async () => {
       before = (await get('/is-bitcoin-lit')).body;
       stored = await count();

@@ -1,11 +1,11 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Redis } from 'ioredis';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { expectedSummary } from './support/expected-summary.js';
 import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
+import { sampleCount, storedSamples } from './support/series.js';
 import { report, until } from './support/wait.js';
 
 // Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
@@ -41,8 +41,7 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
 
   const get = (url: string) => app.inject({ method: 'GET', url });
   const metric = async (line: RegExp) => Number(line.exec((await get('/metrics')).body)?.[1] ?? 0);
-  const count = async (metric: string) =>
-    (await app.get(TimeseriesService).range({ key: `${PREFIX}:${metric}:mean:30s`, from: 0, to: Date.now() })).length;
+  const count = (metric: string) => sampleCount(app, `${PREFIX}:${metric}:mean:30s`);
 
   beforeAll(async () => {
     server = await new FaultRedisServer(true).start();
@@ -156,15 +155,9 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
       await until('catch-up ingest', async () => (await count('price')) === fixture.length, 20_000);
       report('catch-up after Redis restart (ms)', Math.round(performance.now() - restartedAt));
       expect(await count('sentiment')).toBe(fixture.length);
-      const redis = new Redis(server.url);
-      try {
-        // Same samples as the upstream serves, each exactly once.
-        const stamps = await redis.zrange(`${PREFIX}:price:mean:30s`, '0', '-1', 'WITHSCORES');
-        const stored = stamps.filter((_, i) => i % 2 === 1).map(Number);
-        expect(stored).toEqual(fixture.map((r: RawRecord) => Math.trunc((r.timestamp as number) * 1000)));
-      } finally {
-        redis.disconnect();
-      }
+      // Same samples as the upstream serves, each exactly once.
+      const stored = (await storedSamples(app, `${PREFIX}:price:mean:30s`)).map((s) => s.timestamp);
+      expect(stored).toEqual(fixture.map((r: RawRecord) => Math.trunc((r.timestamp as number) * 1000)));
       const summary = await until('fresh summary', async () => {
         const r = await get('/is-bitcoin-lit');
         return r.statusCode === 200 && r.headers['x-cache'] !== 'STALE' && r.json().hourly_average_of_averages[2]?.time === expectedSummary(fixture)[2].time && r;

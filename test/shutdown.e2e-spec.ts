@@ -6,6 +6,7 @@ import { TEST_REFRESH_TOKEN } from './support/app.js';
 import { AppProcess, buildApp } from './support/process.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { freePort } from './support/redis-server.js';
+import { sampleCount } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 import { until } from './support/wait.js';
 
@@ -77,8 +78,8 @@ describe('process lifecycle (e2e, real node process)', () => {
     expect(statuses).toContain(200);
     expect(await app.exited).toEqual({ code: 0, signal: null });
     // The run completed: every sample is there (none half-written), and the log says so.
-    expect(await redis.zcard(`${prefix}:price:mean:30s`)).toBe(2474);
-    expect(await redis.zcard(`${prefix}:sentiment:mean:30s`)).toBe(2474);
+    expect(await sampleCount(redis, `${prefix}:price:mean:30s`)).toBe(2474);
+    expect(await sampleCount(redis, `${prefix}:sentiment:mean:30s`)).toBe(2474);
     const messages = app.lines.map((l) => String(l.msg));
     expect(messages).toEqual(expect.arrayContaining(['SIGTERM: shutting down gracefully', 'Redis connection closed']));
     const ingestOk = messages.findIndex((m) => m.startsWith('ingest ok'));
