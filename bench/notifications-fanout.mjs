@@ -67,7 +67,10 @@ try {
         res.setEncoding('utf8');
         res.on('data', (c) => {
           buf += c;
-          if (buf.includes('event: ingest')) (buf = ''), got();
+          if (buf.includes('event: ingest')) {
+            buf = '';
+            got();
+          }
         });
         res.on('end', () => closedByServer++);
         resolve();
@@ -76,7 +79,8 @@ try {
         .end();
     });
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications`);
-    ws.on('message', (d) => String(d).startsWith('{"type":"ingest"') && got());
+    // ws' default binaryType ('nodebuffer') hands every message over as one Buffer.
+    ws.on('message', (/** @type {Buffer} */ d) => d.toString('utf8').startsWith('{"type":"ingest"') && got());
     ws.on('close', () => closedByServer++);
     await new Promise((r) => ws.once('open', r));
   }

@@ -49,7 +49,7 @@ export class AppProcess {
   /** The base URL from the "Listening on …" line. */
   get url(): string | undefined {
     for (const l of this.lines) {
-      const m = /^Listening on (http:\/\/[^ ]+)/.exec(String(l.msg ?? ''));
+      const m = /^Listening on (http:\/\/[^ ]+)/.exec(typeof l.msg === 'string' ? l.msg : '');
       if (m) return m[1];
     }
     return undefined;

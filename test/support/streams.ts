@@ -8,7 +8,7 @@ export async function waitFor<T>(check: () => T | Promise<T>, what: string, time
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value as NonNullable<T>;
+    if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -87,7 +87,8 @@ export class WsClient extends Collector {
 
   private constructor(readonly ws: WebSocket) {
     super();
-    ws.on('message', (data) => this.received.push({ data: JSON.parse(String(data)) }));
+    // ws' default binaryType ('nodebuffer') hands every message over as one Buffer.
+    ws.on('message', (data: Buffer) => this.received.push({ data: JSON.parse(data.toString('utf8')) }));
     ws.on('close', (code) => {
       this.closeCode = code;
     });
