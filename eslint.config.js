@@ -22,7 +22,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         // tsconfig.json covers src/, test/ and bench/*.ts; the bench scripts are plain .mjs.
-        projectService: { allowDefaultProject: ['bench/*.mjs', '*.js', 'test/support/*.cjs'] },
+        projectService: { allowDefaultProject: ['bench/*.mjs', '*.js', 'test/support/*.cjs', 'test/support/*.mjs'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },

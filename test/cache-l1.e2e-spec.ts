@@ -6,7 +6,7 @@ import { CacheService } from '../src/cache/cache.service.js';
 import { API_SECURITY_HEADERS } from '../src/common/security-headers.js';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { bootApp, startTestApp, stopTestApp, postRefresh } from './support/app.js';
-import { waitUntil } from './support/instances.js';
+import { waitFor } from './support/wait.js';
 import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
@@ -149,7 +149,7 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
     expect((await get()).headers['x-cache']).toBe('HIT');
     const other = { hourly_average_of_averages: [], sentiment_direction: 'flat', price_direction: 'flat' };
     await redis.set(cacheKey, JSON.stringify({ value: other, storedAt: Date.now() }), 'EX', 120);
-    const seen = await waitUntil('the new Redis entry', async () => {
+    const seen = await waitFor('the new Redis entry', async () => {
       const res = await get();
       return res.json().sentiment_direction === 'flat' ? res : null;
     });

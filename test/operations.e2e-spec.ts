@@ -5,7 +5,7 @@ import { AUTH, bootApp, postRefresh, startTestApp, stopTestApp, TEST_REFRESH_TOK
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { sampleCount } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-import { until } from './support/wait.js';
+import { waitFor } from './support/wait.js';
 
 // Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
 jest.setTimeout(30_000);
@@ -286,7 +286,7 @@ describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
   it('readiness goes red when the last successful ingest is older than HEALTH_INGEST_MAX_AGE_MS', async () => {
     const app = await boot({ HEALTH_INGEST_MAX_AGE_MS: '1', REDIS_KEY_PREFIX: `${prefix}:age` });
     await postRefresh(app);
-    const res = await until('ingest to age', async () => {
+    const res = await waitFor('ingest to age', async () => {
       const r = await app.inject({ method: 'GET', url: '/health/ready' });
       return r.statusCode === 503 && r;
     });
