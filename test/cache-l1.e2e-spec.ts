@@ -41,6 +41,8 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   beforeAll(async () => {
     // A long L1 TTL, so "still the old copy" below does not depend on timing.
     ({ redis, upstream, app } = await startTestApp(prefix, fixture.slice(0, 1500), { CACHE_L1_TTL_MS: '60000' }));
+    // Data and a cached summary for every test, also one run alone.
+    expect((await postRefresh(app)).statusCode).toBe(200);
   });
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 

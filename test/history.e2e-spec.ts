@@ -324,6 +324,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
   });
 
   it('a compaction whose mark was lost is trusted only after the newest bucket at the next startup', async () => {
+    await postRefresh(app); // the whole day stored (already, unless this test runs alone)
     const ts = app.get(TimeseriesService);
     const dest = `{${prefix}:price:mean:30s}:sum:1h`;
     const info = await ts.info(dest);
