@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# Build stage: full dependencies, compile TypeScript, then drop dev dependencies.
-FROM node:22-bookworm-slim AS build
+# Node 24, the current LTS (the suite runs on it in .ci/run). Build stage: full dependencies,
+# compile TypeScript, then drop dev dependencies.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -9,7 +10,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: only what runs, as the unprivileged `node` user.
-FROM node:22-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production PORT=3000 HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./

@@ -2,20 +2,36 @@
 // (`node --experimental-vm-modules`, see the `test` script) with ts-jest emitting ESM.
 // Unit specs live beside the code; e2e specs in test/ talk to the real Redis at REDIS_URL.
 // ts-jest runs the @nestjs/swagger plugin too, so tests see the same OpenAPI as the build.
+import vm from 'node:vm';
+
+/**
+ * Jest's own test for require() of ES modules (jest-runtime `supportsSyncEvaluate`): Node 24.9+
+ * with --experimental-vm-modules has SourceTextModule#hasAsyncGraph.
+ */
+const requireEsmInJest = typeof vm.SourceTextModule?.prototype.hasAsyncGraph === 'function';
+
 const common = {
   testEnvironment: 'node',
   rootDir: '.',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   // @fastify/static (Swagger UI) and light-my-request (app.inject) are CommonJS and require()
-  // the ESM-only content-disposition and cookie;
-  // Node runs that natively, Jest on Node 20 cannot, so Jest gets a CommonJS copy of it.
-  transformIgnorePatterns: ['/node_modules/(?!(content-disposition|cookie)/)'],
+  // the ESM-only content-disposition and cookie. Node runs that natively; Jest does too where
+  // it can evaluate ES modules synchronously (Node 24.9+), and there it loads them as ES modules
+  // whatever the transform, so a CommonJS copy would fail ("exports is not defined"). Below
+  // that (Node 20, 22), Jest's require() cannot load ES modules, so it gets a CommonJS copy.
+  ...(requireEsmInJest
+    ? {}
+    : { transformIgnorePatterns: ['/node_modules/(?!(content-disposition|cookie)/)'] }),
   transform: {
-    'node_modules/(content-disposition|cookie)/.+\\.js$': [
-      'ts-jest',
-      { useESM: false, isolatedModules: true, tsconfig: { allowJs: true, module: 'commonjs', moduleResolution: 'node10', ignoreDeprecations: '6.0' } },
-    ],
+    ...(requireEsmInJest
+      ? {}
+      : {
+          'node_modules/(content-disposition|cookie)/.+\\.js$': [
+            'ts-jest',
+            { useESM: false, isolatedModules: true, tsconfig: { allowJs: true, module: 'commonjs', moduleResolution: 'node10', ignoreDeprecations: '6.0' } },
+          ],
+        }),
     '^.+\\.ts$': [
       'ts-jest',
       {

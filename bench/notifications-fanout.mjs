@@ -7,20 +7,15 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
+import { freePort, sleep, waitFor } from '../test/support/shared.mjs';
 import { deleteKeys } from './delete-keys.mjs';
 
 const perTransport = Number(process.argv[2] ?? 500);
 const token = 'bench-refresh-token-0123456789'; // POST /refresh needs REFRESH_TOKEN
 const prefix = `bench:notify:${process.pid}`;
-const port = await new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
+const port = await freePort();
 const fixture = new URL('../test/fixtures/senticrypt-v1-2021-07-07.json', import.meta.url).pathname;
 const server = spawn(process.execPath, ['dist/main.js'], {
   env: {
@@ -50,10 +45,7 @@ const httpStatus = (path, method = 'GET', headers = {}) =>
   );
 
 try {
-  for (let i = 0; (await httpStatus('/docs-json')) !== 200; i++) {
-    if (i > 300) throw new Error('server did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor('the server to start', async () => (await httpStatus('/docs-json')) === 200, { timeoutMs: 30_000, intervalMs: 100 });
   const idle = rssKiB();
   let received = 0;
   let closedByServer = 0;
@@ -67,7 +59,10 @@ try {
         res.setEncoding('utf8');
         res.on('data', (c) => {
           buf += c;
-          if (buf.includes('event: ingest')) (buf = ''), got();
+          if (buf.includes('event: ingest')) {
+            buf = '';
+            got();
+          }
         });
         res.on('end', () => closedByServer++);
         resolve();
@@ -76,7 +71,8 @@ try {
         .end();
     });
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications`);
-    ws.on('message', (d) => String(d).startsWith('{"type":"ingest"') && got());
+    // ws' default binaryType ('nodebuffer') hands every message over as one Buffer.
+    ws.on('message', (/** @type {Buffer} */ d) => d.toString('utf8').startsWith('{"type":"ingest"') && got());
     ws.on('close', () => closedByServer++);
     await new Promise((r) => ws.once('open', r));
   }
@@ -92,7 +88,7 @@ try {
   server.kill('SIGTERM');
   await exited;
   const shutdownMs = performance.now() - t1;
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   console.log(
     JSON.stringify({
       clients: 2 * perTransport,

@@ -21,7 +21,6 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -29,6 +28,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { NestFactory } from '@nestjs/core';
 import { Redis } from 'ioredis';
+import { freePort, waitFor } from '../test/support/shared.mjs';
 import { deleteKeys } from './delete-keys.mjs';
 
 /** POST /refresh needs a bearer token (REFRESH_TOKEN); the bench's service gets this one. */
@@ -68,14 +68,6 @@ async function timed(fn) {
   return { ms: performance.now() - t0, result };
 }
 
-async function freePort() {
-  const server = createNetServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 function httpGet(url) {
   return new Promise((resolve, reject) => {
@@ -87,20 +79,6 @@ function httpGet(url) {
       .on('error', reject)
       .end();
   });
-}
-
-async function waitFor(what, fn, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** autocannon in its own process, 64 connections; returns requests/s and latency percentiles (ms). */
@@ -168,7 +146,7 @@ async function main() {
     });
     children.push(service);
     const url = `http://127.0.0.1:${port}/is-bitcoin-lit`;
-    await waitFor('the service to serve the summary', async () => (await httpGet(url)).status === 200);
+    await waitFor('the service to serve the summary', () => httpGet(url).then((r) => r.status === 200, () => false), { timeoutMs: 30_000, intervalMs: 100 });
     // A plain POST /refresh joins the startup run in progress: once it answers, the whole
     // payload is stored and the cache primed (a GET during that run may see part of it).
     await new Promise((resolve, reject) => request(`http://127.0.0.1:${port}/refresh`, { method: 'POST', agent, headers: { authorization: `Bearer ${BENCH_TOKEN}` } }, (res) => res.resume().on('end', resolve)).on('error', reject).end());

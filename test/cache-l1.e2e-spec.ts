@@ -6,7 +6,7 @@ import { CacheService } from '../src/cache/cache.service.js';
 import { API_SECURITY_HEADERS } from '../src/common/security-headers.js';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { bootApp, startTestApp, stopTestApp, postRefresh } from './support/app.js';
-import { waitUntil } from './support/instances.js';
+import { waitFor } from './support/wait.js';
 import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
@@ -41,6 +41,8 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
   beforeAll(async () => {
     // A long L1 TTL, so "still the old copy" below does not depend on timing.
     ({ redis, upstream, app } = await startTestApp(prefix, fixture.slice(0, 1500), { CACHE_L1_TTL_MS: '60000' }));
+    // Data and a cached summary for every test, also one run alone.
+    expect((await postRefresh(app)).statusCode).toBe(200);
   });
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
@@ -149,7 +151,7 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
     expect((await get()).headers['x-cache']).toBe('HIT');
     const other = { hourly_average_of_averages: [], sentiment_direction: 'flat', price_direction: 'flat' };
     await redis.set(cacheKey, JSON.stringify({ value: other, storedAt: Date.now() }), 'EX', 120);
-    const seen = await waitUntil('the new Redis entry', async () => {
+    const seen = await waitFor('the new Redis entry', async () => {
       const res = await get();
       return res.json().sentiment_direction === 'flat' ? res : null;
     });

@@ -56,7 +56,7 @@ describeCluster('Redis Cluster, 3 masters (e2e)', () => {
 
   const series = (metric: string) => `${prefix}:${metric}:mean:30s`;
   const anyNode = () => [...nodes.values()][0];
-  const slotOf = async (key: string) => anyNode().cluster('KEYSLOT', key) as Promise<number>;
+  const slotOf = async (key: string) => anyNode().cluster('KEYSLOT', key);
   const ownerOf = async (key: string) => {
     const slot = await slotOf(key);
     return owners.find((o) => slot >= o.from && slot <= o.to)!.port;
@@ -85,7 +85,7 @@ describeCluster('Redis Cluster, 3 masters (e2e)', () => {
       const ports = await Promise.all([series('price'), series('sentiment'), `${prefix}:cache`].map(ownerOf));
       if (new Set(ports).size === 3) break;
     }
-    const [tsInfo] = (await anyNode().command('INFO', 'TS.INFO')) as unknown[];
+    const [tsInfo] = await anyNode().command('INFO', 'TS.INFO');
     kind = tsInfo ? 'native' : 'portable';
     upstream = await new FakeUpstream(fixture).start();
     app = await bootApp({

@@ -19,6 +19,8 @@ const DAY = 24 * HOUR;
 const fixture = loadFixture();
 
 type Metric = 'price' | 'sentiment';
+/** The fields of a GET /series entry these tests read. */
+type SeriesListItem = { key: string; sourceKey: string | null; labels: Record<string, string>; rules: unknown[] };
 const records = fixture
   .map((r) => ({ t: Math.trunc((r.timestamp as number) * 1000), price: Number(r.btc_price), sentiment: r.mean as number }))
   .sort((a, b) => a.t - b.t);
@@ -222,7 +224,7 @@ describe('history queries (e2e, real Redis)', () => {
   it('GET /series lists the raw series and their compactions with TS.INFO', async () => {
     const res = await get('/series');
     expect(res.statusCode).toBe(200);
-    const list = res.json() as Array<Record<string, unknown>>;
+    const list = res.json<Array<Record<string, unknown>>>();
     expect(list).toHaveLength(2 * (1 + 2 * 6));
     const raw = list.find((s) => s.key === `${prefix}:price:mean:30s`);
     expect(raw).toMatchObject({
@@ -253,7 +255,7 @@ describe('history queries (e2e, real Redis)', () => {
   });
 
   it('documents the history endpoints in Swagger and serves the dashboard as HTML at /', async () => {
-    const doc = (await get('/docs-json')).json() as { paths: Record<string, unknown> };
+    const doc = (await get('/docs-json')).json<{ paths: Record<string, unknown> }>();
     expect(doc.paths['/']).toBeUndefined();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/series', '/series/combined', '/series/{metric}']));
     const params = (doc.paths['/series/{metric}'] as { get: { parameters: Array<{ name: string; schema: Record<string, unknown> }> } }).get.parameters;
@@ -269,7 +271,7 @@ describe('history queries (e2e, real Redis)', () => {
   it('a restart keeps the rules and their complete_from marks as they are', async () => {
     const second = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
     try {
-      const list = (await second.inject({ method: 'GET', url: '/series' })).json() as Array<Record<string, any>>;
+      const list = (await second.inject({ method: 'GET', url: '/series' })).json<SeriesListItem[]>();
       expect(list.find((s) => s.key === `${prefix}:price:mean:30s`)?.rules).toHaveLength(12);
       expect(list.filter((s) => s.sourceKey).every((s) => s.labels.complete_from === '0')).toBe(true);
     } finally {
@@ -303,7 +305,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
 
   it('marks the compactions complete only after the bucket of the newest sample at rule creation', async () => {
     const newest = Math.max(...firstHalf.map((r) => Math.trunc((r.timestamp as number) * 1000)));
-    const list = (await get('/series')).json() as Array<Record<string, any>>;
+    const list = (await get('/series')).json<SeriesListItem[]>();
     const hourly = list.find((s) => s.key === `{${prefix}:price:mean:30s}:sum:1h`);
     expect(hourly?.labels.complete_from).toBe(String(Math.floor(newest / HOUR) * HOUR + HOUR));
   });
@@ -322,6 +324,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
   });
 
   it('a compaction whose mark was lost is trusted only after the newest bucket at the next startup', async () => {
+    await postRefresh(app); // the whole day stored (already, unless this test runs alone)
     const ts = app.get(TimeseriesService);
     const dest = `{${prefix}:price:mean:30s}:sum:1h`;
     const info = await ts.info(dest);

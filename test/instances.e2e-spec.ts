@@ -1,10 +1,11 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
-import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { bootApp } from './support/app.js';
-import { ensureBuilt, Instance, sleep, waitUntil } from './support/instances.js';
+import { AppProcess, builtApp } from './support/process.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { storedSamples } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
+import { sleep, waitFor } from './support/wait.js';
 
 const INTERVAL_MS = 1000;
 const LEASE_MS = 1500;
@@ -18,23 +19,22 @@ describe('several instances share one Redis: one ingest per tick (e2e, 3 process
   let redis: Redis;
   let upstream: FakeUpstream;
   let reader: NestFastifyApplication;
-  let instances: Instance[] = [];
+  let instances: AppProcess[] = [];
 
   const holderPid = async () => {
     const token = await redis.get(lockKey);
     return token === null ? null : Number(token.split(':').at(-3));
   };
-  const stored = (metric: string) =>
-    reader.get(TimeseriesService).range({ key: `${prefix}:${metric}:mean:30s`, from: 0, to: Date.now() });
+  const stored = (metric: string) => storedSamples(reader, `${prefix}:${metric}:mean:30s`);
   const logs = () => instances.map((i) => `--- instance ${i.pid}\n${i.output}`).join('\n');
 
   beforeAll(async () => {
-    ensureBuilt();
     redis = new Redis(REDIS_URL);
+    const main = await builtApp();
     upstream = await new FakeUpstream(fixture.slice(0, EARLY)).start();
     instances = [0, 1, 2].map(
       () =>
-        new Instance({
+        new AppProcess(main, {
           PORT: '0',
           HOST: '127.0.0.1',
           REDIS_URL,
@@ -62,7 +62,7 @@ describe('several instances share one Redis: one ingest per tick (e2e, 3 process
   }, 30_000);
 
   it('makes one upstream call per tick between three instances, under a lease naming its holder', async () => {
-    await waitUntil('the first ingest', async () => (await stored('price')).length === EARLY);
+    await waitFor('the first ingest', async () => (await stored('price')).length === EARLY);
     const calls0 = upstream.calls;
     const t0 = Date.now();
     await sleep(5 * INTERVAL_MS);
@@ -71,7 +71,7 @@ describe('several instances share one Redis: one ingest per tick (e2e, 3 process
     // Each instance's timer fires every tick; without the lease this would be ~3 per tick.
     expect({ calls, ok: calls >= 2 && calls <= ticks + 1, ticks }).toEqual({ calls, ok: true, ticks });
     expect(instances.every((i) => i.alive)).toBe(true);
-    const token = await waitUntil('a lease holder', () => redis.get(lockKey));
+    const token = await waitFor('a lease holder', () => redis.get(lockKey));
     expect(token).toMatch(/^.+:\d+:[0-9a-f]{6}:[0-9a-f]{12}$/);
     expect(instances.map((i) => i.pid)).toContain(await holderPid());
     expect((await stored('sentiment')).length).toBe(EARLY);
@@ -80,7 +80,7 @@ describe('several instances share one Redis: one ingest per tick (e2e, 3 process
   it('keeps the lease while a run lasts; when the holder is killed mid-run another takes over and no sample is lost', async () => {
     upstream.mode = { kind: 'hang' };
     const before = upstream.calls;
-    await waitUntil('a run stuck on the upstream', () => upstream.calls > before);
+    await waitFor('a run stuck on the upstream', () => upstream.calls > before);
     const pid = await holderPid();
     const holder = instances.find((i) => i.pid === pid);
     expect(holder).toBeDefined();
@@ -90,15 +90,16 @@ describe('several instances share one Redis: one ingest per tick (e2e, 3 process
     expect(upstream.calls).toBe(before + 1);
     expect(await holderPid()).toBe(pid);
 
-    await holder!.kill('SIGKILL');
+    holder!.kill('SIGKILL');
+    await holder!.exited;
     upstream.mode = { kind: 'json', body: fixture }; // meanwhile the feed has grown to the full day
     const survivors = instances.filter((i) => i !== holder).map((i) => i.pid);
-    await waitUntil(
+    await waitFor(
       `a survivor to ingest the full day\n${logs()}`,
       async () => (await stored('price')).length === fixture.length && (await stored('sentiment')).length === fixture.length,
     );
     expect(upstream.calls).toBeGreaterThan(before + 1);
-    expect(survivors).toContain(await waitUntil('a new lease holder', () => holderPid()));
+    expect(survivors).toContain(await waitFor('a new lease holder', () => holderPid()));
 
     const ms = (t: unknown) => Math.trunc((t as number) * 1000);
     expect(await stored('price')).toEqual(fixture.map((r) => ({ timestamp: ms(r.timestamp), value: Number(r.btc_price) })));

@@ -1,8 +1,7 @@
 import { Redis } from 'ioredis';
 import { LeaseLockService } from '../src/lock/lease-lock.service.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep } from './support/wait.js';
 
 describe('LeaseLockService (e2e, real Redis)', () => {
   const prefix = uniquePrefix('lease');

@@ -5,8 +5,9 @@ import { NotificationsService } from '../src/notifications/notifications.service
 import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { RedisServerProcess } from './support/redis-server.js';
-import { listen, SseClient, waitFor, WsClient } from './support/streams.js';
+import { listen, SseClient, WsClient } from './support/streams.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
+import { waitFor } from './support/wait.js';
 
 const fixture = loadFixture();
 const newest = new Date(Math.max(...fixture.map((r) => Math.trunc((r.timestamp as number) * 1000)))).toISOString();
@@ -30,6 +31,8 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     return c;
   };
   const notificationsOfB = () => b.get(NotificationsService);
+  let sseClient: SseClient;
+  let wsClient: WsClient;
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
@@ -38,6 +41,10 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     a = await bootApp(env);
     b = await bootApp({ ...env, NOTIFY_HEARTBEAT_MS: '200', NOTIFY_MAX_BUFFER_BYTES: '65536' });
     port = await listen(b);
+    // Two clients of B that every test below reads (so each test can also run alone).
+    sseClient = await sse();
+    wsClient = await ws();
+    await waitFor('both clients registered on B', () => notificationsOfB().clientCount === 2);
   });
 
   afterAll(async () => {
@@ -49,16 +56,10 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     await redis.quit();
   });
 
-  let sseClient: SseClient;
-  let wsClient: WsClient;
-
   it('delivers an ingest on instance A to SSE and WebSocket clients of instance B, with counts and the fresh summary', async () => {
-    sseClient = await sse();
-    wsClient = await ws();
     expect(sseClient.response.statusCode).toBe(200);
     expect(sseClient.response.headers['content-type']).toBe('text/event-stream; charset=utf-8');
     expect(sseClient.response.headers['cache-control']).toBe('no-cache, no-transform');
-    await waitFor(() => notificationsOfB().clientCount === 2, 'both clients registered on B');
 
     const refresh = await postRefresh(a);
     expect(refresh.statusCode).toBe(200);
@@ -78,6 +79,13 @@ describe('live notifications across instances (e2e, real Redis)', () => {
   });
 
   it('sends nothing for an ingest that stores nothing, and the next one that stores something', async () => {
+    // The fixture stored (by the test above, or here when this test runs alone) and its event
+    // seen, so the events below are that one's and what this test causes.
+    const first = (await postRefresh(a)).json();
+    if (first.stored > 0) {
+      await sseClient.next((m) => m.event === 'ingest' && m.data.stored === first.stored, 'the fixture ingest over SSE');
+      await wsClient.next((m) => m.data.type === 'ingest' && m.data.stored === first.stored, 'the fixture ingest over WebSocket');
+    }
     const fromSse = sseClient.ofType('ingest').length;
     const fromWs = wsClient.ofType('ingest').length;
     const noop = (await postRefresh(a)).json();
@@ -89,7 +97,7 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     upstream.mode = { kind: 'json', body: [...fixture, { ...last, timestamp: (last.timestamp as number) + 30, btc_price: '34000.5' }] };
     const one = (await postRefresh(a)).json();
     expect(one.stored).toBe(2);
-    await waitFor(() => sseClient.ofType('ingest').length > fromSse && wsClient.ofType('ingest').length > fromWs, 'the next ingest event');
+    await waitFor('the next ingest event', () => sseClient.ofType('ingest').length > fromSse && wsClient.ofType('ingest').length > fromWs);
     for (const c of [sseClient, wsClient]) {
       const events = c.ofType('ingest');
       expect(events.map((e) => e.data.stored)).toEqual([4948, 2]);
@@ -115,7 +123,7 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     await new Promise<void>((resolve) => slow.once('connect', () => resolve()));
     slow.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`);
     slow.pause();
-    await waitFor(() => notificationsOfB().clientCount === 3, 'the slow client registered');
+    await waitFor('the slow client registered', () => notificationsOfB().clientCount === 3);
     const droppedBefore = notificationsOfB().stats.dropped;
 
     // Big events fill the kernel's socket buffers first; then Node's own buffer grows past
@@ -147,9 +155,9 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     const mute = await WsClient.open(port, { autoPong: false });
     clients.push(mute);
     // Two heartbeats ping it, the third finds neither answered and drops it.
-    await waitFor(() => mute.closeCode, 'the server to drop the silent client');
+    await waitFor('the server to drop the silent client', () => mute.closeCode);
     expect(mute.closeCode).toBe(1006); // terminated, no close frame
-    await waitFor(() => notificationsOfB().stats.dropped === droppedBefore + 1, 'the drop counted');
+    await waitFor('the drop counted', () => notificationsOfB().stats.dropped === droppedBefore + 1);
     expect(notificationsOfB().stats).toEqual({ sse: 1, ws: 1, dropped: droppedBefore + 1 });
     expect(mute.ofType('heartbeat').length).toBeGreaterThanOrEqual(2);
   });
@@ -200,7 +208,7 @@ describe('notification client cap (e2e)', () => {
   it('refuses clients over NOTIFY_MAX_CLIENTS: 503 JSON for SSE, close code 1013 for WebSocket', async () => {
     const first = await SseClient.open(port);
     try {
-      await waitFor(() => app.get(NotificationsService).clientCount === 1, 'first client registered');
+      await waitFor('first client registered', () => app.get(NotificationsService).clientCount === 1);
       const res = await app.inject({ method: 'GET', url: '/events' });
       expect(res.statusCode).toBe(503);
       expect(res.headers['retry-after']).toBe('5');
@@ -211,20 +219,20 @@ describe('notification client cap (e2e)', () => {
         requestId: res.headers['x-request-id'],
       });
       const refused = await WsClient.open(port);
-      await waitFor(() => refused.closeCode, 'WebSocket closed');
+      await waitFor('WebSocket closed', () => refused.closeCode);
       expect(refused.closeCode).toBe(1013);
     } finally {
       first.close();
     }
     // The slot is freed when the client goes: a new one is accepted.
-    await waitFor(() => app.get(NotificationsService).clientCount === 0, 'slot released');
+    await waitFor('slot released', () => app.get(NotificationsService).clientCount === 0);
     // HEAD answers with the headers and takes no slot.
     const head = await app.inject({ method: 'HEAD', url: '/events' });
     expect(head.statusCode).toBe(200);
     expect(head.headers['content-type']).toBe('text/event-stream; charset=utf-8');
     expect(app.get(NotificationsService).clientCount).toBe(0);
     const again = await WsClient.open(port);
-    await waitFor(() => app.get(NotificationsService).clientCount === 1, 'new client accepted');
+    await waitFor('new client accepted', () => app.get(NotificationsService).clientCount === 1);
     expect(again.closeCode).toBeUndefined();
     again.close();
   });
@@ -261,7 +269,7 @@ describe('notifications when Redis goes away (e2e, own redis-server)', () => {
     const sseClient = await SseClient.open(port);
     const wsClient = await WsClient.open(port);
     clients.push(sseClient, wsClient);
-    await waitFor(() => app.get(NotificationsService).clientCount === 2, 'both clients registered');
+    await waitFor('both clients registered', () => app.get(NotificationsService).clientCount === 2);
 
     await server.stop();
     for (const c of [sseClient, wsClient]) {
@@ -280,10 +288,10 @@ describe('notifications when Redis goes away (e2e, own redis-server)', () => {
     expect(sseClient.ofType('status').map((m) => m.data.redis)).toEqual(['down', 'up']);
 
     // The subscription is back (ioredis re-subscribed): an ingest is delivered again.
-    const report = await waitFor(async () => {
+    const report = await waitFor('an ingest once the main connection is back', async () => {
       const res = await postRefresh(app);
-      return res.statusCode === 200 ? res.json() : null;
-    }, 'an ingest once the main connection is back');
+      return res.statusCode === 200 ? res.json<{ stored: number }>() : null;
+    });
     expect(report.stored).toBe(4948);
     for (const c of [sseClient, wsClient, late]) {
       const event = await c.next((m) => m.data.type === 'ingest', 'ingest after the outage');

@@ -3,8 +3,9 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { AUTH, bootApp, postRefresh, startTestApp, stopTestApp, TEST_REFRESH_TOKEN } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { sampleCount } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-import { until } from './support/wait.js';
+import { waitFor } from './support/wait.js';
 
 // Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
 jest.setTimeout(30_000);
@@ -102,8 +103,11 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
   describe('upstream faults', () => {
     let before: string;
     let stored: number;
-    const count = async () => Number(await redis.zcard(`${prefix}:price:mean:30s`));
+    const count = () => sampleCount(app, `${prefix}:price:mean:30s`);
     beforeAll(async () => {
+      // The fixture is stored and the summary cached, whichever tests ran before (or none).
+      upstream.mode = { kind: 'json', body: fixture };
+      expect((await postRefresh(app)).statusCode).toBe(200);
       before = (await get('/is-bitcoin-lit')).body;
       stored = await count();
     });
@@ -152,21 +156,55 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
     });
 
     it('metrics count every outcome', async () => {
-      const res = await get('/metrics');
-      expect(res.statusCode).toBe(200);
-      expect(res.headers['content-type']).toMatch(/^text\/plain/);
-      const m = res.body;
-      const value = (re: RegExp) => Number(re.exec(m)?.[1]);
-      expect(value(/^ingest_runs_total\{outcome="success"\} (\d+)$/m)).toBe(4);
-      expect(value(/^ingest_runs_total\{outcome="upstream_error"\} (\d+)$/m)).toBe(1);
-      expect(value(/^ingest_runs_total\{outcome="payload_error"\} (\d+)$/m)).toBe(1);
-      expect(value(/^ingest_samples_total\{series="price",outcome="stored"\} (\d+)$/m)).toBe(2475);
-      expect(value(/^ingest_invalid_records_total (\d+)$/m)).toBe(3); // 2 + the junk that has no timestamp
-      expect(value(/^upstream_request_duration_seconds_count\{outcome="transient_error"\} (\d+)$/m)).toBe(3);
-      expect(value(/^cache_requests_total\{result="hit"\} (\d+)$/m)).toBeGreaterThan(0);
-      expect(value(/^ingest_last_success_timestamp_seconds (\d+)$/m)).toBeGreaterThan(Date.now() / 1000 - 60);
+      // Counters are per app and other tests add to them: this test checks what its own runs add.
+      const scrape = async () => {
+        const res = await get('/metrics');
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['content-type']).toMatch(/^text\/plain/);
+        return res.body;
+      };
+      const valueIn = (m: string, re: RegExp) => Number(re.exec(m)?.[1] ?? 0);
+      const counters = {
+        success: /^ingest_runs_total\{outcome="success"\} (\d+)$/m,
+        upstreamError: /^ingest_runs_total\{outcome="upstream_error"\} (\d+)$/m,
+        payloadError: /^ingest_runs_total\{outcome="payload_error"\} (\d+)$/m,
+        priceStored: /^ingest_samples_total\{series="price",outcome="stored"\} (\d+)$/m,
+        invalid: /^ingest_invalid_records_total (\d+)$/m,
+        transient: /^upstream_request_duration_seconds_count\{outcome="transient_error"\} (\d+)$/m,
+        refresh502: /^http_request_duration_seconds_count\{method="POST",route="\/refresh",status="502"\} (\d+)$/m,
+        cacheHit: /^cache_requests_total\{result="hit"\} (\d+)$/m,
+      };
+      const snapshot = (m: string) => Object.fromEntries(Object.entries(counters).map(([k, re]) => [k, valueIn(m, re)])) as Record<keyof typeof counters, number>;
+      const before = snapshot(await scrape());
+      const samplesBefore = await count();
+
+      // A success, a hanging upstream (3 timed-out calls), a payload that is not an array, and a
+      // success with one record that has no timestamp (invalid however old the data is).
+      const ok = await postRefresh(app);
+      upstream.mode = { kind: 'hang' };
+      const hung = await postRefresh(app);
+      upstream.mode = { kind: 'json', body: { message: 'rate limited' } };
+      const notArray = await postRefresh(app);
+      upstream.mode = { kind: 'json', body: [...fixture, 'junk'] };
+      const junk = await postRefresh(app);
+      expect([ok, hung, notArray, junk].map((r) => r.statusCode)).toEqual([200, 502, 502, 200]);
+      expect((await get('/is-bitcoin-lit')).headers['x-cache']).toBe('HIT');
+
+      const m = await scrape();
+      const after = snapshot(m);
+      const added = Object.fromEntries(Object.keys(counters).map((k) => [k, after[k as keyof typeof counters] - before[k as keyof typeof counters]]));
+      expect(added).toEqual({
+        success: 2,
+        upstreamError: 1,
+        payloadError: 1,
+        priceStored: (await count()) - samplesBefore,
+        invalid: 1,
+        transient: 3,
+        refresh502: 2,
+        cacheHit: 1,
+      });
+      expect(valueIn(m, /^ingest_last_success_timestamp_seconds (\d+)$/m)).toBeGreaterThan(Date.now() / 1000 - 60);
       expect(m).toMatch(/^http_request_duration_seconds_count\{method="GET",route="\/is-bitcoin-lit",status="200"\} \d+$/m);
-      expect(m).toMatch(/^http_request_duration_seconds_count\{method="POST",route="\/refresh",status="502"\} 2$/m);
       expect(m).toMatch(/^process_cpu_seconds_total /m);
     });
   });
@@ -249,7 +287,7 @@ describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
   it('readiness goes red when the last successful ingest is older than HEALTH_INGEST_MAX_AGE_MS', async () => {
     const app = await boot({ HEALTH_INGEST_MAX_AGE_MS: '1', REDIS_KEY_PREFIX: `${prefix}:age` });
     await postRefresh(app);
-    const res = await until('ingest to age', async () => {
+    const res = await waitFor('ingest to age', async () => {
       const r = await app.inject({ method: 'GET', url: '/health/ready' });
       return r.statusCode === 503 && r;
     });

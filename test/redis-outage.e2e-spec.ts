@@ -1,12 +1,12 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Redis } from 'ioredis';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { expectedSummary } from './support/expected-summary.js';
 import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
-import { report, until } from './support/wait.js';
+import { sampleCount, storedSamples } from './support/series.js';
+import { report, waitFor } from './support/wait.js';
 
 // Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
 jest.setTimeout(30_000);
@@ -41,8 +41,7 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
 
   const get = (url: string) => app.inject({ method: 'GET', url });
   const metric = async (line: RegExp) => Number(line.exec((await get('/metrics')).body)?.[1] ?? 0);
-  const count = async (metric: string) =>
-    (await app.get(TimeseriesService).range({ key: `${PREFIX}:${metric}:mean:30s`, from: 0, to: Date.now() })).length;
+  const count = (metric: string) => sampleCount(app, `${PREFIX}:${metric}:mean:30s`);
 
   beforeAll(async () => {
     server = await new FaultRedisServer(true).start();
@@ -65,8 +64,8 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
   });
 
   it('is ready and serves the summary once the first scheduled ingest stored the data', async () => {
-    await until('first ingest', async () => (await count('price')) === firstHalf.length);
-    const ready = await until('readiness', async () => {
+    await waitFor('first ingest', async () => (await count('price')) === firstHalf.length);
+    const ready = await waitFor('readiness', async () => {
       const r = await get('/health/ready');
       return r.statusCode === 200 && r;
     });
@@ -133,7 +132,7 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
       upstream.calls = 0;
       expect(await metric(/^ingest_runs_total\{outcome="redis_error"\} (\d+)/m)).toBeGreaterThanOrEqual(20);
       // Counted per failed reconnect attempt (the first comes after the first backoff delay).
-      await until('a failed reconnect', async () => (await metric(/^redis_errors_total\{kind="connection"\} (\d+)/m)) > 0);
+      await waitFor('a failed reconnect', async () => (await metric(/^redis_errors_total\{kind="connection"\} (\d+)/m)) > 0);
       expect(await metric(/^cache_requests_total\{result="stale"\} (\d+)/m)).toBeGreaterThan(0);
       expect((await postRefresh(app)).statusCode).toBe(503);
       expect(upstream.calls).toBe(0);
@@ -148,24 +147,18 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
     });
 
     it('reconnects by itself and is ready again within seconds', async () => {
-      await until('readiness after restart', async () => (await get('/health/ready')).statusCode === 200, 20_000, 25);
+      await waitFor('readiness after restart', async () => (await get('/health/ready')).statusCode === 200, { intervalMs: 25 });
       report('readiness recovery after Redis restart (ms)', Math.round(performance.now() - restartedAt));
     });
 
     it('the next scheduled run stores everything missed: nothing lost, nothing doubled', async () => {
-      await until('catch-up ingest', async () => (await count('price')) === fixture.length, 20_000);
+      await waitFor('catch-up ingest', async () => (await count('price')) === fixture.length);
       report('catch-up after Redis restart (ms)', Math.round(performance.now() - restartedAt));
       expect(await count('sentiment')).toBe(fixture.length);
-      const redis = new Redis(server.url);
-      try {
-        // Same samples as the upstream serves, each exactly once.
-        const stamps = await redis.zrange(`${PREFIX}:price:mean:30s`, '0', '-1', 'WITHSCORES');
-        const stored = stamps.filter((_, i) => i % 2 === 1).map(Number);
-        expect(stored).toEqual(fixture.map((r: RawRecord) => Math.trunc((r.timestamp as number) * 1000)));
-      } finally {
-        redis.disconnect();
-      }
-      const summary = await until('fresh summary', async () => {
+      // Same samples as the upstream serves, each exactly once.
+      const stored = (await storedSamples(app, `${PREFIX}:price:mean:30s`)).map((s) => s.timestamp);
+      expect(stored).toEqual(fixture.map((r: RawRecord) => Math.trunc((r.timestamp as number) * 1000)));
+      const summary = await waitFor('fresh summary', async () => {
         const r = await get('/is-bitcoin-lit');
         return r.statusCode === 200 && r.headers['x-cache'] !== 'STALE' && r.json().hourly_average_of_averages[2]?.time === expectedSummary(fixture)[2].time && r;
       });
@@ -207,8 +200,8 @@ describe('Redis down at startup (e2e)', () => {
 
     await server.restart();
     // The backend is probed on first use; readiness then sees Redis up and the backend known.
-    await until('summary attempt after Redis came', async () => (await app!.inject({ method: 'GET', url: '/is-bitcoin-lit' })).statusCode === 503 && app!.get(TimeseriesService).kindKnown);
-    const after = await until('ready', async () => {
+    await waitFor('summary attempt after Redis came', async () => (await app!.inject({ method: 'GET', url: '/is-bitcoin-lit' })).statusCode === 503 && app!.get(TimeseriesService).kindKnown);
+    const after = await waitFor('ready', async () => {
       const r = await app!.inject({ method: 'GET', url: '/health/ready' });
       return r.statusCode === 200 && r;
     });

@@ -3,24 +3,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { TEST_REFRESH_TOKEN } from './support/app.js';
-import { AppProcess, buildApp } from './support/process.js';
+import { AppProcess, builtApp } from './support/process.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
-import { freePort } from './support/redis-server.js';
+import { sampleCount } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-import { until } from './support/wait.js';
+import { freePort, sleep, waitFor } from './support/wait.js';
 
 const fixture = loadFixture();
 
 /** The real process (`node main.js`) receives the signals and reports its exit code. */
 describe('process lifecycle (e2e, real node process)', () => {
-  let build: Awaited<ReturnType<typeof buildApp>>;
+  let main: string;
   let redis: Redis;
   let upstream: FakeUpstream;
   const prefix = uniquePrefix('shutdown');
   const running: AppProcess[] = [];
   const start = (env: Record<string, string>, cwd?: string) => {
     const p = new AppProcess(
-      build.main,
+      main,
       {
         HOST: '127.0.0.1',
         PORT: '0',
@@ -38,8 +38,8 @@ describe('process lifecycle (e2e, real node process)', () => {
   };
 
   beforeAll(async () => {
-    build = await buildApp();
     redis = new Redis(REDIS_URL);
+    main = await builtApp();
     upstream = await new FakeUpstream(fixture).start();
   }, 120_000);
   afterAll(async () => {
@@ -47,22 +47,21 @@ describe('process lifecycle (e2e, real node process)', () => {
     await upstream?.stop();
     await deleteKeys(redis, prefix);
     await redis?.quit();
-    build?.cleanup();
   });
 
   it('SIGTERM during an ingest run and under request load: requests finish, the run completes, Redis is quit, exit 0', async () => {
     upstream.mode = { kind: 'slow', body: fixture, delayMs: 1500 };
     upstream.calls = 0;
     const app = start({ INGEST_ON_STARTUP: 'true', INGEST_SCHEDULE_ENABLED: 'true' });
-    const base = await until('listening', async () => app.url, 30_000);
-    await until('ingest run in progress', async () => upstream.calls >= 1);
+    const base = await app.ready();
+    await waitFor('ingest run in progress', async () => upstream.calls >= 1);
 
     // In flight at SIGTERM: a refresh that joins the running ingest, and a burst of reads.
     const refresh = fetch(`${base}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
     const reads = Array.from({ length: 50 }, (_, i) => fetch(`${base}/${i % 2 ? 'health/live' : 'metrics'}`).then((r) => r.status));
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     app.kill('SIGTERM');
-    await until('readiness red while shutting down', async () => {
+    await waitFor('readiness red while shutting down', async () => {
       const r = await fetch(`${base}/health/ready`).catch(() => null);
       return r !== null && r.status === 503;
     });
@@ -77,8 +76,8 @@ describe('process lifecycle (e2e, real node process)', () => {
     expect(statuses).toContain(200);
     expect(await app.exited).toEqual({ code: 0, signal: null });
     // The run completed: every sample is there (none half-written), and the log says so.
-    expect(await redis.zcard(`${prefix}:price:mean:30s`)).toBe(2474);
-    expect(await redis.zcard(`${prefix}:sentiment:mean:30s`)).toBe(2474);
+    expect(await sampleCount(redis, `${prefix}:price:mean:30s`)).toBe(2474);
+    expect(await sampleCount(redis, `${prefix}:sentiment:mean:30s`)).toBe(2474);
     const messages = app.lines.map((l) => String(l.msg));
     expect(messages).toEqual(expect.arrayContaining(['SIGTERM: shutting down gracefully', 'Redis connection closed']));
     const ingestOk = messages.findIndex((m) => m.startsWith('ingest ok'));
@@ -106,7 +105,7 @@ describe('process lifecycle (e2e, real node process)', () => {
       // LOG_LEVEL=error here would hide the "Listening on" line: the environment's 'log' wins.
       writeFileSync(join(dir, '.env'), 'TRUST_PROXY=true\nTHROTTLE_LIMIT=1\nLOG_LEVEL=error\n');
       const app = start({ INGEST_ON_STARTUP: 'false', INGEST_SCHEDULE_ENABLED: 'false' }, dir);
-      const base = await until('listening', async () => app.url, 30_000);
+      const base = await app.ready();
       const from = async (ip: string) => (await fetch(`${base}/series`, { headers: { 'x-forwarded-for': ip } })).status;
       expect(await from('203.0.113.1')).not.toBe(429);
       expect(await from('203.0.113.1')).toBe(429); // THROTTLE_LIMIT=1, from .env

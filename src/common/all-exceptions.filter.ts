@@ -52,7 +52,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
       body = { statusCode: 500, error: statusText(500), message: 'Internal server error' };
     }
-    const requestId = (ctx.getRequest() as { id?: unknown } | undefined)?.id;
+    const requestId = ctx.getRequest<{ id?: unknown } | undefined>()?.id;
     if (typeof requestId === 'string') body.requestId = requestId;
     if (retryAfter !== undefined) httpAdapter.setHeader(response, 'Retry-After', String(retryAfter));
     httpAdapter.reply(response, body, body.statusCode);

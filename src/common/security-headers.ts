@@ -57,7 +57,7 @@ export function securityHeaders(options: Readonly<HelmetOptions>): Record<string
   helmet(options)({} as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => {
     failed = err;
   });
-  if (failed) throw failed;
+  if (failed) throw failed instanceof Error ? failed : new Error('helmet failed', { cause: failed });
   return headers;
 }
 

@@ -115,12 +115,12 @@ describe('validateEnv', () => {
     });
 
     it.each(['redis-1', 'redis-1:0', 'redis-1:65536', 'redis://redis-1:7000', 'a:1,a:1'])('refuses %s', (value) => {
-      expect(() => validateEnv({ REDIS_CLUSTER_NODES: value })).toThrow(/^Invalid configuration:\n  REDIS_CLUSTER_NODES=/);
+      expect(() => validateEnv({ REDIS_CLUSTER_NODES: value })).toThrow(/^Invalid configuration:\n {2}REDIS_CLUSTER_NODES=/);
     });
 
     it('refuses a REDIS_URL that selects a DB other than 0 (a cluster has only DB 0)', () => {
       expect(() => validateEnv({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'redis://:pw@x:6379/2' })).toThrow(
-        /^Invalid configuration:\n  REDIS_URL: selects DB 2, but a Redis Cluster \(REDIS_CLUSTER_NODES\) has only DB 0$/,
+        /^Invalid configuration:\n {2}REDIS_URL: selects DB 2, but a Redis Cluster \(REDIS_CLUSTER_NODES\) has only DB 0$/,
       );
       expect(validateEnv({ REDIS_CLUSTER_NODES: 'a:7000', REDIS_URL: 'rediss://u:pw@x:6379/0' }).REDIS_URL).toBe('rediss://u:pw@x:6379/0');
       expect(validateEnv({ REDIS_URL: 'redis://x:6379/2' }).REDIS_URL).toBe('redis://x:6379/2'); // fine without a cluster

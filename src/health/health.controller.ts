@@ -124,7 +124,7 @@ export class HealthController implements BeforeApplicationShutdown {
 /** Terminus' 503 body, in our error shape: which checks failed and why, under `details`. */
 function notReady(err: unknown): unknown {
   if (!(err instanceof ServiceUnavailableException)) return err;
-  const result = (err as ServiceUnavailableException).getResponse?.() as Partial<HealthCheckResult> | undefined;
+  const result = err.getResponse?.() as Partial<HealthCheckResult> | undefined;
   const failed = Object.keys(result?.error ?? {});
   return new ServiceUnavailableException({
     message: `Not ready: ${failed.join(', ') || 'unknown'}`,

@@ -131,7 +131,7 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
   } catch (err) {
     client.disconnect();
     if (err instanceof Error && err.message.startsWith(target)) throw err;
-    throw new Error(`${target} did not answer PING: ${(err as Error).message}`);
+    throw new Error(`${target} did not answer PING: ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }

@@ -102,6 +102,8 @@ export function parseMapEntries(reply: unknown): Array<[string, unknown]> {
 export function parseLabels(reply: unknown): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const [name, value] of parseMapEntries(reply)) {
+    // Anything but text (a number in some RESP3 replies) is written as String() writes it.
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string
     labels[name] = value === null || value === undefined ? '' : (asText(value) ?? String(value));
   }
   return labels;
@@ -123,6 +125,7 @@ export function parseInfo(key: string, reply: unknown): SeriesInfo {
     retentionMs: integer('retentionTime'),
     // nil means "no per-key policy" (the server-wide default applies); RedisTimeSeries calls that 'none'.
     duplicatePolicy:
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- as for labels above
       policy === null || policy === undefined ? 'none' : (asText(policy) ?? String(policy)).toLowerCase(),
     labels: parseLabels(fields.get('labels')),
     sourceKey: nullableText(fields.get('sourceKey')),

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './redis-server.js';
+import { freePort, waitFor } from './wait.js';
 
 /** One PING over a raw socket: true when a Redis answers +PONG. */
 function ping(port: number): Promise<boolean> {
@@ -19,8 +19,6 @@ function ping(port: number): Promise<boolean> {
     socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * A private `redis-server` child process (SIGKILLed rather than shut down, unlike
@@ -80,15 +78,19 @@ export class FaultRedisServer {
     child.once('exit', () => {
       exited = true;
     });
-    for (let i = 0; i < 100; i++) {
-      if (exited) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
-      if (await ping(this.port)) {
-        this.child = child;
-        return;
-      }
-      await sleep(50);
+    try {
+      await waitFor(
+        `redis-server to answer PING on port ${this.port}`,
+        async () => {
+          if (exited) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
+          return ping(this.port);
+        },
+        { timeoutMs: 5000, intervalMs: 50 },
+      );
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
     }
-    child.kill('SIGKILL');
-    throw new Error('redis-server did not answer PING within 5 s');
+    this.child = child;
   }
 }

@@ -1,22 +1,12 @@
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { freePort, waitFor } from './wait.js';
 
 const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A port nothing listens on right now (the OS picks it), on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface Node {
   port: number;
@@ -137,13 +127,15 @@ export class LocalRedisCluster {
     );
   }
 
-  private async waitUntil(node: Node, what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if (node.process.exitCode !== null) throw new Error(`redis-server on port ${node.port} exited: ${node.output.trim()}`);
-      if (await check()) return;
-      await sleep(50);
+  /** waitFor, failing at once when the node has exited, with the node's output either way. */
+  private async waitUntil(node: Node, what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+    try {
+      await waitFor(`${what} on port ${node.port}`, async () => {
+        if (node.process.exitCode !== null) throw new Error(`redis-server on port ${node.port} exited`);
+        return check();
+      });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: ${node.output.trim().slice(-500)}`, { cause: err });
     }
-    throw new Error(`redis-server on port ${node.port}: no ${what} after ${timeoutMs} ms: ${node.output.trim().slice(-500)}`);
   }
 }

@@ -1,19 +1,9 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { waitFor } from './streams.js';
-
-/** A free loopback port (probed by binding port 0). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { freePort, waitFor } from './wait.js';
 
 /**
  * A throwaway redis-server child process on its own port and temp directory, for tests that
@@ -46,7 +36,7 @@ export class RedisServerProcess {
     const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => 20, maxRetriesPerRequest: 0 });
     probe.on('error', () => undefined);
     try {
-      await waitFor(() => probe.ping().then(() => true, () => false), `redis-server on port ${this.port}`);
+      await waitFor(`redis-server on port ${this.port}`, () => probe.ping().then(() => true, () => false));
     } finally {
       probe.disconnect();
     }

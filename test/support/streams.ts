@@ -2,17 +2,7 @@ import { IncomingMessage, request } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ClientOptions, WebSocket } from 'ws';
-
-/** Polls `check` until it returns a truthy value; fails after `timeoutMs` with `what`. */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { waitFor } from './wait.js';
 
 /** Listens on a free loopback port and returns it. */
 export async function listen(app: NestFastifyApplication): Promise<number> {
@@ -32,7 +22,7 @@ abstract class Collector {
 
   /** The first message at or after `from` matching `match`. */
   next(match: (m: Received) => boolean, what: string, from = 0): Promise<Received> {
-    return waitFor(() => this.received.slice(from).find(match), what);
+    return waitFor(what, () => this.received.slice(from).find(match));
   }
 
   ofType(type: string): Received[] {
@@ -87,7 +77,8 @@ export class WsClient extends Collector {
 
   private constructor(readonly ws: WebSocket) {
     super();
-    ws.on('message', (data) => this.received.push({ data: JSON.parse(String(data)) }));
+    // ws' default binaryType ('nodebuffer') hands every message over as one Buffer.
+    ws.on('message', (data: Buffer) => this.received.push({ data: JSON.parse(data.toString('utf8')) }));
     ws.on('close', (code) => {
       this.closeCode = code;
     });

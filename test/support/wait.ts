@@ -1,20 +1,9 @@
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` every `everyMs` until it returns a truthy value; fails after `timeoutMs`. */
-export async function until<T>(what: string, probe: () => Promise<T | false | null | undefined>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
-}
+/**
+ * Waiting in tests: `waitFor` (poll until truthy), `sleep`, `freePort`. One implementation,
+ * shared with bench/ (shared.mjs); never assert on how long something took.
+ */
+export { freePort, sleep, waitFor } from './shared.mjs';
+export type { WaitOptions } from './shared.mjs';
 
 /** Numbers worth reporting (recovery time, 503 latency…), printed when REPORT_NUMBERS=1; never asserted. */
 export function report(name: string, value: unknown): void {
