@@ -2,7 +2,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { MetricsService } from '../src/metrics/metrics.service.js';
 import { bootApp } from './support/app.js';
-import { freePort } from './support/redis-server.js';
+import { freePort } from './support/wait.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';

@@ -56,7 +56,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
   it('backfills the last 24 h of price from candles and the sentiment history, then polls, saying who it is', async () => {
     const res = await postRefresh(app);
     expect(res.statusCode).toBe(200);
-    const body = res.json() as { stored: number; sources: SourceOutcome[] };
+    const body = res.json<{ stored: number; sources: SourceOutcome[] }>();
     const [coinbase, senticrypt] = ['coinbase', 'senticrypt-v2'].map((id) => body.sources.find((s) => s.source === id));
     expect(coinbase).toMatchObject({ ok: true, error: null });
     expect(senticrypt).toMatchObject({ ok: true, error: null });
@@ -115,7 +115,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
   it('polls again without backfilling or storing a sample twice', async () => {
     const before = { price: (await samplesOf(app, 'price')).length, sentiment: (await samplesOf(app, 'sentiment')).length };
     const candleCalls = fake.calls(PATHS.coinbaseCandles).length;
-    const body = (await postRefresh(app)).json() as { stored: number; sources: SourceOutcome[] };
+    const body = (await postRefresh(app)).json<{ stored: number; sources: SourceOutcome[] }>();
     expect(body.sources.every((s) => s.ok && s.report!.backfill === null)).toBe(true);
     // The ticker's trade and today's index are stored already: skipped, not re-sent.
     expect(body.stored).toBe(0);
@@ -125,7 +125,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     // A new trade is one new sample.
     const trade = Date.now();
     fake.data.coinbaseTicker = { ...fake.data.coinbaseTicker, price: '70123.45', time: new Date(trade).toISOString() };
-    const next = (await postRefresh(app)).json() as { stored: number };
+    const next = (await postRefresh(app)).json<{ stored: number }>();
     expect(next.stored).toBe(1);
     expect((await samplesOf(app, 'price')).at(-1)).toEqual({ timestamp: trade, value: 70123.45 });
   });
@@ -135,7 +135,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     try {
       const res = await postRefresh(app);
       expect(res.statusCode).toBe(200);
-      const body = res.json() as { sources: SourceOutcome[] };
+      const body = res.json<{ sources: SourceOutcome[] }>();
       const failed = body.sources.find((s) => s.source === 'senticrypt-v2')!;
       expect(failed).toMatchObject({ ok: false, report: null });
       expect(failed.error).toMatch(/503/);
@@ -166,7 +166,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
   it('leaves no setting behind for the next app: one booted with only SENTIMENT_API_URL is on v1 for both (upgrade path)', async () => {
     const upgraded = await bootApp({ REDIS_KEY_PREFIX: `${prefix}:v1`, SENTIMENT_API_URL: `${fake.origin}${PATHS.senticryptV1}` });
     try {
-      const body = (await postRefresh(upgraded)).json() as { sources: SourceOutcome[] };
+      const body = (await postRefresh(upgraded)).json<{ sources: SourceOutcome[] }>();
       expect(body.sources.map((s) => s.source)).toEqual(['senticrypt-v1']);
       expect(process.env.PRICE_SOURCE).toBeUndefined();
     } finally {
@@ -184,7 +184,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve));
     fake.override(PATHS.coinbaseTicker, { redirect: `http://127.0.0.1:${(internal.address() as AddressInfo).port}/internal/admin` });
     try {
-      const body = (await postRefresh(app)).json() as { sources: SourceOutcome[] };
+      const body = (await postRefresh(app)).json<{ sources: SourceOutcome[] }>();
       const coinbase = body.sources.find((s) => s.source === 'coinbase')!;
       expect(coinbase.ok).toBe(false);
       expect(coinbase.error).toMatch(/redirect/i);
@@ -218,7 +218,7 @@ describe('Live sources: kraken + fear-greed, freshness flags (e2e)', () => {
   });
 
   it('backfills only the 12 h Kraken keeps, stores the 0..100 index under its own key, and flags what is stale', async () => {
-    const body = (await postRefresh(app)).json() as { sources: SourceOutcome[] };
+    const body = (await postRefresh(app)).json<{ sources: SourceOutcome[] }>();
     const kraken = body.sources.find((s) => s.source === 'kraken')!;
     expect(kraken.ok).toBe(true);
     const window = kraken.report!.backfill!;
@@ -241,7 +241,7 @@ describe('Live sources: kraken + fear-greed, freshness flags (e2e)', () => {
     expect(later.metrics.price).toMatchObject({ source: 'kraken', stale: true });
     expect(later.metrics.sentiment.stale).toBe(false);
 
-    const keys = (await app.inject({ method: 'GET', url: '/series' })).json() as Array<{ key: string; source: string; unit: string }>;
+    const keys = (await app.inject({ method: 'GET', url: '/series' })).json<Array<{ key: string; source: string; unit: string }>>();
     expect(keys.find((s) => s.key === `${prefix}:sentiment:fear-greed`)).toMatchObject({ source: 'fear-greed', unit: 'index 0..100' });
     expect(keys.find((s) => s.key === `${prefix}:price:kraken`)).toMatchObject({ source: 'kraken', unit: 'USD' });
   });

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { AUTH, bootApp, postRefresh } from './support/app.js';
 import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-import { until } from './support/wait.js';
+import { waitFor } from './support/wait.js';
 
 jest.setTimeout(30_000);
 
@@ -109,7 +109,7 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
     ]);
 
     // Once Redis answers, so does the service (the stall did not stick).
-    await until('recovery', async () => (await app.inject({ method: 'GET', url: '/series/price' })).statusCode === 200);
+    await waitFor('recovery', async () => (await app.inject({ method: 'GET', url: '/series/price' })).statusCode === 200);
     const after = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
     expect(after.statusCode).toBe(200);
     expect(after.headers['x-cache']).not.toBe('STALE');
@@ -139,6 +139,6 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
     } finally {
       watcher.disconnect();
     }
-    await until('recovery', async () => (await app.inject({ method: 'GET', url: '/series/sentiment' })).statusCode === 200);
+    await waitFor('recovery', async () => (await app.inject({ method: 'GET', url: '/series/sentiment' })).statusCode === 200);
   });
 });

@@ -81,7 +81,7 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     for (const s of this.schedules) {
       if (this.registry.doesExist('timeout', s.name)) this.registry.deleteTimeout(s.name);
     }
-    await Promise.all(this.schedules.map((s) => s.current));
+    await Promise.all(this.schedules.flatMap((s) => (s.current ? [s.current] : [])));
     await this.ingest.inFlight;
   }
 
