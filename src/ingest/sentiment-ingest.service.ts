@@ -8,7 +8,7 @@ import { isRedisStalled } from '../redis/redis-stall.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { DAY_MS, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
-import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from '../sources/source.errors.js';
+import { PayloadError, SourceError, TransientUpstreamError } from '../sources/source.errors.js';
 import { SourceRegistry } from '../sources/source.registry.js';
 import { SourceBatch, SourceId, SourceProvider } from '../sources/source.types.js';
 import { AddReport } from '../timeseries/timeseries.service.js';
@@ -31,6 +31,13 @@ interface Window {
   to: number;
 }
 
+/** A backfill's outcome: its samples, or why not and whether to retry it. */
+interface Backfill {
+  dto: BackfillReportDto;
+  batch: SourceBatch | null;
+  retry: boolean;
+}
+
 /**
  * Ingest, one source at a time: fetch (poll, and first a backfill when the source's series are
  * empty or have a gap) → validate (the provider) → store with TS.MADD (DUPLICATE_POLICY FIRST,
@@ -42,8 +49,6 @@ interface Window {
 export class SentimentIngestService {
   private readonly logger = new Logger(SentimentIngestService.name);
   private readonly running = new Map<SourceId, Promise<SourceReportDto>>();
-  /** Backfills that failed, retried on the source's next run (its poll has moved "newest" on). */
-  private readonly pendingBackfill = new Map<SourceId, Window>();
   private readonly reachLogged = new Set<SourceId>();
   private readonly backfillMs: number;
   private readonly tickIntervalMs: number;
@@ -77,16 +82,19 @@ export class SentimentIngestService {
     const results = await Promise.allSettled(sources.map((p) => this.run(p.id, options)));
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
     if (failures.length === results.length) {
-      // One source: its own error, as before. Several: Redis first (a 503), else all upstreams (a 502).
+      // One source: its own error, as before. Several: a bug first (a 500), then Redis (a 503),
+      // else every upstream failed (a 502 naming each).
       if (failures.length === 1) throw failures[0];
-      const redisDown = failures.find((e) => isRedisUnavailableError(e));
+      const bug = failures.find((e) => !(e instanceof SourceError) && !isRedisUnavailableError(e));
+      if (bug) throw bug;
+      const redisDown = failures.find((e) => !(e instanceof SourceError));
       if (redisDown) throw redisDown;
       throw new AllSourcesFailedError(failures.map((e, i) => `${sources[i].id}: ${e.message}`).join('; '));
     }
     const outcomes: SourceOutcomeDto[] = results.map((r, i) =>
       r.status === 'fulfilled'
         ? { source: sources[i].id, ok: true, error: null, report: r.value }
-        : { source: sources[i].id, ok: false, error: (r.reason as Error).message, report: null },
+        : { source: sources[i].id, ok: false, error: publicReason(r.reason), report: null },
     );
     return combine(started, outcomes);
   }
@@ -118,19 +126,23 @@ export class SentimentIngestService {
       // Newest timestamp present in EVERY series of the source: if a run stored one and not the
       // other, the next run re-sends from the older one (harmless under DUPLICATE_POLICY FIRST).
       const common = before.some((s) => s === null) ? null : Math.min(...before.map((s) => (s as Sample).timestamp));
-      const backfill = await this.backfillIfNeeded(provider, defs, common, started);
-      // Fetch and validate first: a bad upstream fails the run before the poll writes anything.
+      const window = await this.backfillWindow(provider, defs, common, started);
+      // Fetch and validate first: a bad upstream fails the run before anything is written.
       const batch = await provider.poll({ since: options.full ? null : common });
+      const backfill = window ? await this.fetchBackfill(provider, window) : null;
+      const backfilled = backfill?.batch ? await this.store(defs, backfill.batch) : {};
       const stored = await this.store(defs, batch);
-      const report = this.report(source, started, defs, before, batch, stored, backfill);
+      if (backfill) await this.settleBackfill(provider, backfill, window!, backfilled);
+      const report = this.report(source, started, defs, before, batch, stored, backfill, backfilled);
       const at = Date.now();
       await this.series.recordSuccess(source, at);
       this.countSuccess(source, at, report, defs);
       this.logger.log(
         `ingest ok: source=${source} fetched=${report.fetched} invalid=${report.invalid} skipped=${report.skipped} stored=${report.stored} duplicates=${report.duplicates} rejected=${report.rejected} in ${report.durationMs} ms`,
       );
-      if (batch.invalid) this.logger.warn(`${source}: skipped ${batch.invalid} invalid record(s): ${batch.invalidReasons.join('; ')}`);
-      for (const err of Object.values(stored).flatMap((r) => r.errors)) this.logger.warn(`${source}: samples rejected by Redis: ${err}`);
+      if (report.invalid) this.logger.warn(`${source}: skipped ${report.invalid} invalid record(s): ${report.invalidReasons.join('; ')}`);
+      const rejected = [...Object.values(stored), ...Object.values(backfilled)].flatMap((r) => r.errors);
+      for (const err of new Set(rejected)) this.logger.warn(`${source}: samples rejected by Redis: ${err}`);
       await this.events.emit({ source, report });
       return report;
     } catch (err) {
@@ -143,22 +155,42 @@ export class SentimentIngestService {
   }
 
   /**
-   * History first when the source's series are empty (first start, or Redis lost the data) or
-   * have a gap (the service was down): the last BACKFILL_HOURS (as far as the provider reaches),
-   * so the summary and the dashboard mean something at once. A daily source gets whole days, from
-   * the day before the window, so the level in effect at the window's start is known. A failed
-   * backfill is reported and retried on the next run; the poll goes ahead either way.
+   * The history to fetch before this run's poll, or null. A backfill that failed before (kept in
+   * Redis, so a restart or another instance taking the next tick retries it too), else one when
+   * the source's series are empty (first start, or Redis lost the data) or have a gap (the
+   * service was down): the last BACKFILL_HOURS, as far as the provider reaches, so the summary
+   * and the dashboard mean something at once. A daily source gets whole days, from the day before
+   * the window, so the level in effect at the window's start is known.
    */
-  private async backfillIfNeeded(
-    provider: SourceProvider,
-    defs: SeriesDef[],
-    newest: number | null,
-    now: number,
-  ): Promise<{ dto: BackfillReportDto; batch: SourceBatch | null; stored: Record<string, AddReport> } | null> {
+  async backfillWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number): Promise<Window | null> {
     if (!provider.backfill || this.backfillMs === 0) return null;
-    const window = this.pendingBackfill.get(provider.id) ?? this.backfillWindow(provider, defs, newest, now);
-    if (!window) return null;
-    window.to = now;
+    const daily = defs.every((d) => d.cadence === 'daily');
+    let earliest = now - this.backfillMs;
+    if (daily) earliest = earliest - (earliest % DAY_MS) - DAY_MS;
+    const reach = provider.backfillReachMs;
+    if (reach !== undefined && now - earliest > reach) {
+      if (!this.reachLogged.has(provider.id)) {
+        this.reachLogged.add(provider.id);
+        this.logger.warn(`${provider.id}: history reaches back only ${Math.round(reach / 3_600_000)} h; backfilling that much`);
+      }
+      earliest = now - reach;
+    }
+    const pending = await this.series.pendingBackfill(provider.id);
+    let from: number;
+    if (pending !== null) {
+      // Never more than a fresh backfill would ask for, however long the retries have failed.
+      from = Math.max(pending, earliest);
+    } else {
+      // A gap: more than a few missed polls (tick), or a missing day (daily).
+      const gapMs = daily ? 2 * DAY_MS : Math.max(3 * this.tickIntervalMs, 5 * 60_000);
+      if (newest !== null && now - newest <= gapMs) return null;
+      from = newest === null ? earliest : Math.max(earliest, newest + 1);
+    }
+    return from < now ? { from, to: now } : null;
+  }
+
+  /** The backfill's samples, or why it failed (an upstream failure does not fail the run: the poll is stored anyway). */
+  private async fetchBackfill(provider: SourceProvider, window: Window): Promise<Backfill> {
     const dto: BackfillReportDto = {
       from: new Date(window.from).toISOString(),
       to: new Date(window.to).toISOString(),
@@ -171,38 +203,36 @@ export class SentimentIngestService {
       error: null,
     };
     try {
-      const batch = await provider.backfill(window.from, window.to);
-      const stored = await this.store(defs, batch);
-      this.pendingBackfill.delete(provider.id);
-      Object.assign(dto, { attempts: batch.attempts, fetched: batch.fetched, invalid: batch.invalid }, totals(stored));
-      this.logger.log(`backfill ${provider.id} ${dto.from} → ${dto.to}: fetched=${dto.fetched} stored=${dto.stored} duplicates=${dto.duplicates}`);
-      return { dto, batch, stored };
+      const batch = await provider.backfill!(window.from, window.to);
+      Object.assign(dto, { attempts: batch.attempts, fetched: batch.fetched, invalid: batch.invalid });
+      return { dto, batch, retry: false };
     } catch (err) {
-      if (isRedisUnavailableError(err)) throw err;
-      this.pendingBackfill.set(provider.id, window);
-      dto.error = (err as Error).message;
-      this.logger.warn(`backfill ${provider.id} failed (retried on the next run): ${dto.error}`);
-      return { dto, batch: null, stored: {} };
+      // Only the upstream's failures are the backfill's: Redis or a bug fails the run.
+      if (!(err instanceof SourceError)) throw err;
+      dto.attempts = err.attempts ?? 0;
+      dto.error = err.message;
+      return { dto, batch: null, retry: err instanceof TransientUpstreamError };
     }
   }
 
-  private backfillWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number): Window | null {
-    const daily = defs.every((d) => d.cadence === 'daily');
-    // A gap: more than a few missed polls (tick), or a missing day (daily).
-    const gapMs = daily ? 2 * DAY_MS : Math.max(3 * this.tickIntervalMs, 5 * 60_000);
-    if (newest !== null && now - newest <= gapMs) return null;
-    let from = now - this.backfillMs;
-    if (daily) from = from - (from % DAY_MS) - DAY_MS;
-    if (newest !== null) from = Math.max(from, newest + 1);
-    const reach = provider.backfillReachMs;
-    if (reach !== undefined && now - from > reach) {
-      if (!this.reachLogged.has(provider.id)) {
-        this.reachLogged.add(provider.id);
-        this.logger.warn(`${provider.id}: history reaches back only ${Math.round(reach / 3_600_000)} h; backfilling that much`);
-      }
-      from = now - reach;
+  /**
+   * Stored: nothing left to do. Failed transiently (network, 5xx, 429): kept in Redis and
+   * retried on the source's next run. Failed for good (4xx, a redirect elsewhere, garbage): given
+   * up, said once; a later gap starts a new one.
+   */
+  private async settleBackfill(provider: SourceProvider, backfill: Backfill, window: Window, stored: Record<string, AddReport>): Promise<void> {
+    const { dto } = backfill;
+    if (backfill.batch) {
+      Object.assign(dto, totals(stored));
+      await this.series.clearPendingBackfill(provider.id);
+      this.logger.log(`backfill ${provider.id} ${dto.from} → ${dto.to}: fetched=${dto.fetched} stored=${dto.stored} duplicates=${dto.duplicates}`);
+    } else if (backfill.retry) {
+      await this.series.setPendingBackfill(provider.id, window.from, this.backfillMs);
+      this.logger.warn(`backfill ${provider.id} failed (retried on the next run): ${dto.error}`);
+    } else {
+      await this.series.clearPendingBackfill(provider.id);
+      this.logger.warn(`backfill ${provider.id} failed (not retried): ${dto.error}`);
     }
-    return from < now ? { from, to: now } : null;
   }
 
   /** TS.MADD of the batch's samples of each series the source feeds (others are ignored). */
@@ -218,13 +248,14 @@ export class SentimentIngestService {
     before: (Sample | null)[],
     batch: SourceBatch,
     polled: Record<string, AddReport>,
-    backfill: { dto: BackfillReportDto; batch: SourceBatch | null; stored: Record<string, AddReport> } | null,
+    backfill: Backfill | null,
+    backfilled: Record<string, AddReport>,
   ): SourceReportDto {
     const series: SeriesCountsByMetricDto = {};
     let newest = -Infinity;
     defs.forEach((d, i) => {
       const a = polled[d.metric];
-      const b = backfill?.stored[d.metric];
+      const b = backfilled[d.metric] as AddReport | undefined;
       series[d.metric] = {
         stored: a.stored + (b?.stored ?? 0),
         duplicates: a.duplicates + (b?.duplicates ?? 0),
@@ -242,7 +273,7 @@ export class SentimentIngestService {
       attempts: batch.attempts + (backfill?.dto.attempts ?? 0),
       fetched: batch.fetched + (backfill?.dto.fetched ?? 0),
       invalid: batch.invalid + (backfill?.dto.invalid ?? 0),
-      invalidReasons: batch.invalidReasons,
+      invalidReasons: [...batch.invalidReasons, ...(backfill?.batch?.invalidReasons ?? [])].slice(0, 5),
       skipped: batch.skipped,
       stored: sum(counts.map((c) => c.stored)),
       duplicates: sum(counts.map((c) => c.duplicates)),
@@ -297,9 +328,15 @@ function totals(stored: Record<string, AddReport>): { stored: number; duplicates
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
+/** What a client may read about a source's failure: our own upstream messages, never Redis' or a bug's text. */
+function publicReason(err: unknown): string {
+  if (err instanceof SourceError) return err.message;
+  return isRedisUnavailableError(err) ? 'the data store is unavailable' : 'internal error (see the service log)';
+}
+
 function outcomeOf(err: unknown): IngestOutcome {
-  if (err instanceof TransientUpstreamError || err instanceof PermanentUpstreamError) return 'upstream_error';
   if (err instanceof PayloadError) return 'payload_error';
+  if (err instanceof SourceError) return 'upstream_error';
   if (isRedisUnavailableError(err)) return 'redis_error';
   return 'error';
 }

@@ -64,6 +64,11 @@ export class RedisKeys {
     return source === LEGACY_SOURCE ? `${this.prefix}:ingest:last-success` : `${this.prefix}:ingest:last-success:${source}`;
   }
 
+  /** Start (epoch ms) of a source's backfill that failed and is retried on its next run. */
+  backfillPending(source: SourceId): string {
+    return `${this.prefix}:ingest:backfill-pending:${source}`;
+  }
+
   /** Lease of one source's scheduled runs (one instance polls a source per tick). */
   ingestLock(source: SourceId): string {
     return this.lock(source === LEGACY_SOURCE ? 'ingest' : `ingest:${source}`);

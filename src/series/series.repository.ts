@@ -101,6 +101,22 @@ export class SeriesRepository implements OnModuleInit {
     await this.redis.set(this.keys.ingestLastSuccess(source), String(at));
   }
 
+  /** Start of a backfill of `source` to retry (shared: whichever instance runs the source next retries it), or null. */
+  async pendingBackfill(source: SourceId): Promise<number | null> {
+    const raw = await this.redis.get(this.keys.backfillPending(source));
+    const n = raw === null ? NaN : Number(raw);
+    return Number.isFinite(n) ? n : null;
+  }
+
+  /** Remembers a failed backfill; past `ttlMs` it would be out of the backfill's reach anyway. */
+  async setPendingBackfill(source: SourceId, from: number, ttlMs: number): Promise<void> {
+    await this.redis.set(this.keys.backfillPending(source), String(from), 'PX', Math.max(1, ttlMs));
+  }
+
+  async clearPendingBackfill(source: SourceId): Promise<void> {
+    await this.redis.del(this.keys.backfillPending(source));
+  }
+
   /** Epoch ms of the last successful run of `source` by any instance, or null. */
   async lastSuccess(source: SourceId): Promise<number | null> {
     const raw = await this.redis.get(this.keys.ingestLastSuccess(source));

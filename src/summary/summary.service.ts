@@ -86,6 +86,8 @@ export class SummaryService implements OnModuleInit {
   private readonly ttlSeconds: number;
   private readonly retryAfterSeconds: number;
   private readonly staleAfterMs: Record<MetricName, number>;
+  /** The summary refresh in progress (refreshCache never rejects). */
+  private refreshing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly series: SeriesRepository,
@@ -153,8 +155,11 @@ export class SummaryService implements OnModuleInit {
   }
 
   private async onIngested(cause: SourceIngestedEvent): Promise<void> {
-    const summary = await this.refreshCache();
-    await this.events.emit({ summary, cause });
+    // One refresh at a time in this process: two sources finishing together must not leave the
+    // older computation in the cache (each one reads the data as it is when its turn comes).
+    const refresh = this.refreshing.then(() => this.refreshCache());
+    this.refreshing = refresh;
+    await this.events.emit({ summary: await refresh, cause });
   }
 
   /** Hourly values of one metric over [from, to]: averages for a per-poll feed, levels in effect for a daily index. */

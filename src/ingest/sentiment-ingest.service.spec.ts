@@ -1,0 +1,212 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Env } from '../config/env.validation.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { SeriesDef } from '../series/series.catalog.js';
+import { SeriesRepository } from '../series/series.repository.js';
+import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from '../sources/source.errors.js';
+import { SourceRegistry } from '../sources/source.registry.js';
+import { MetricName, SourceBatch, SourceId, SourceProvider } from '../sources/source.types.js';
+import { AddReport } from '../timeseries/timeseries.service.js';
+import { Sample } from '../timeseries/timeseries.types.js';
+import { IngestEvents } from './ingest.events.js';
+import { AllSourcesFailedError, SentimentIngestService } from './sentiment-ingest.service.js';
+
+const H = 3_600_000;
+const DAY = 24 * H;
+const NOW = Date.UTC(2026, 11, 2, 7, 12, 0);
+
+const settings: Partial<Record<keyof Env, unknown>> = { BACKFILL_HOURS: 24, INGEST_INTERVAL_MS: 30_000 };
+const config = { get: (k: keyof Env) => settings[k] } as unknown as ConfigService<Env, true>;
+
+const batchOf = (metric: MetricName, samples: Sample[]): SourceBatch => ({
+  samples: { [metric]: samples },
+  fetched: samples.length,
+  skipped: 0,
+  invalid: 0,
+  invalidReasons: [],
+  attempts: 1,
+});
+
+function provider(id: SourceId, metric: MetricName, cadence: 'tick' | 'daily', withBackfill = true) {
+  return {
+    id,
+    metrics: [{ metric, unit: 'u', cadence }],
+    poll: jest.fn(async (): Promise<SourceBatch> => batchOf(metric, [{ timestamp: NOW - 1000, value: 1 }])),
+    backfill: withBackfill ? jest.fn(async (from: number, to: number): Promise<SourceBatch> => batchOf(metric, [{ timestamp: from, value: 2 }, { timestamp: to, value: 3 }])) : undefined,
+  };
+}
+
+/** A series store in memory (the real one is covered by the e2e specs). */
+function memorySeries(defs: SeriesDef[]) {
+  const data = new Map<MetricName, Sample[]>();
+  const pending = new Map<SourceId, number>();
+  const added: Array<{ metric: MetricName; samples: Sample[] }> = [];
+  const store = {
+    catalog: defs,
+    ofSource: (source: SourceId) => defs.filter((d) => d.source === source),
+    latest: async (metric: MetricName) => data.get(metric)?.at(-1) ?? null,
+    ensureStorage: async () => undefined,
+    add: async (metric: MetricName, samples: Sample[]): Promise<AddReport> => {
+      added.push({ metric, samples });
+      const all = [...(data.get(metric) ?? []), ...samples].sort((a, b) => a.timestamp - b.timestamp);
+      data.set(metric, all);
+      return { stored: samples.length, duplicates: 0, rejected: 0, errors: [] };
+    },
+    recordSuccess: async () => undefined,
+    pendingBackfill: async (source: SourceId) => pending.get(source) ?? null,
+    setPendingBackfill: async (source: SourceId, from: number) => void pending.set(source, from),
+    clearPendingBackfill: async (source: SourceId) => void pending.delete(source),
+  };
+  return { store, data, pending, added };
+}
+
+const def = (metric: MetricName, source: SourceId, cadence: 'tick' | 'daily'): SeriesDef =>
+  ({ metric, source, cadence, unit: 'u', key: `${metric}:${source}`, retentionMs: 0, labels: {} });
+
+function setup(providers: ReturnType<typeof provider>[], defs: SeriesDef[]) {
+  const series = memorySeries(defs);
+  const registry = { active: () => providers as unknown as SourceProvider[] } as unknown as SourceRegistry;
+  const redis = { status: 'ready', on: () => undefined } as unknown as RedisClient;
+  const service = new SentimentIngestService(
+    registry,
+    series.store as unknown as SeriesRepository,
+    new IngestEvents(),
+    new MetricsService(redis, config),
+    redis,
+    config,
+  );
+  return { service, ...series };
+}
+
+describe('SentimentIngestService', () => {
+  beforeEach(() => {
+    jest.useFakeTimers({ now: NOW, doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    for (const level of ['log', 'warn', 'error'] as const) jest.spyOn(Logger.prototype, level).mockImplementation(() => undefined);
+  });
+  afterEach(() => jest.useRealTimers());
+
+  it('backfills the last 24 h of an empty tick series, then stores the poll', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    const report = await t.service.run('coinbase');
+    expect(coinbase.backfill).toHaveBeenCalledWith(NOW - DAY, NOW);
+    expect(coinbase.poll).toHaveBeenCalledWith({ since: null });
+    expect(report.backfill).toMatchObject({ from: new Date(NOW - DAY).toISOString(), to: new Date(NOW).toISOString(), stored: 2, error: null });
+    expect(report.stored).toBe(3);
+  });
+
+  it('gives a daily index whole days from the day before the window', async () => {
+    const fng = provider('fear-greed', 'sentiment', 'daily');
+    const t = setup([fng], [def('sentiment', 'fear-greed', 'daily')]);
+    await t.service.run('fear-greed');
+    const from = Math.floor((NOW - DAY) / DAY) * DAY - DAY;
+    expect(fng.backfill).toHaveBeenCalledWith(from, NOW);
+  });
+
+  it('fills only the gap after the newest sample, and nothing when there is no gap', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    t.data.set('price', [{ timestamp: NOW - 2 * H, value: 1 }]);
+    await t.service.run('coinbase');
+    expect(coinbase.backfill).toHaveBeenLastCalledWith(NOW - 2 * H + 1, NOW);
+    coinbase.backfill!.mockClear();
+    t.data.set('price', [{ timestamp: NOW - 60_000, value: 1 }]);
+    await t.service.run('coinbase');
+    expect(coinbase.backfill).not.toHaveBeenCalled();
+  });
+
+  it('stops at what the provider reaches (Kraken: 12 h)', async () => {
+    const kraken = { ...provider('kraken', 'price', 'tick'), backfillReachMs: 12 * H };
+    const t = setup([kraken], [def('price', 'kraken', 'tick')]);
+    await t.service.run('kraken');
+    expect(kraken.backfill).toHaveBeenCalledWith(NOW - 12 * H, NOW);
+  });
+
+  it('stores the poll when the backfill fails on the network, and retries the backfill (clamped) on the next run', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    coinbase.backfill!.mockRejectedValueOnce(Object.assign(new TransientUpstreamError('upstream unreachable (ECONNRESET)'), { attempts: 3 }));
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    const first = await t.service.run('coinbase');
+    expect(first.backfill).toMatchObject({ error: 'upstream unreachable (ECONNRESET)', attempts: 3, stored: 0 });
+    expect(first.stored).toBe(1);
+    expect(t.pending.get('coinbase')).toBe(NOW - DAY);
+
+    // Two days later the poll has kept "newest" fresh; the retry still happens, within 24 h.
+    jest.setSystemTime(NOW + 2 * DAY);
+    t.data.set('price', [{ timestamp: NOW + 2 * DAY - 1000, value: 1 }]);
+    const second = await t.service.run('coinbase');
+    expect(coinbase.backfill).toHaveBeenLastCalledWith(NOW + DAY, NOW + 2 * DAY);
+    expect(second.backfill?.error).toBeNull();
+    expect(t.pending.has('coinbase')).toBe(false);
+  });
+
+  it('gives up a backfill that failed for good (4xx, garbage), and says so', async () => {
+    for (const err of [new PermanentUpstreamError('upstream answered HTTP 404'), new PayloadError('candles payload is not an array')]) {
+      const coinbase = provider('coinbase', 'price', 'tick');
+      coinbase.backfill!.mockRejectedValueOnce(err);
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      const report = await t.service.run('coinbase');
+      expect(report.backfill?.error).toBe(err.message);
+      expect(t.pending.size).toBe(0);
+    }
+  });
+
+  it('writes nothing when the poll fails, not even the backfill it fetched', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    coinbase.poll.mockRejectedValueOnce(new TransientUpstreamError('upstream answered HTTP 503'));
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    await expect(t.service.run('coinbase')).rejects.toThrow('HTTP 503');
+    expect(t.added).toEqual([]);
+  });
+
+  it('a backfill failing on Redis (not the upstream) fails the run', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    coinbase.backfill!.mockRejectedValueOnce(new Error('Connection is closed.'));
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    await expect(t.service.run('coinbase')).rejects.toThrow('Connection is closed.');
+  });
+
+  describe('POST /refresh over several sources', () => {
+    const both = () => {
+      const coinbase = provider('coinbase', 'price', 'tick', false);
+      const v2 = provider('senticrypt-v2', 'sentiment', 'daily', false);
+      const t = setup([coinbase, v2], [def('price', 'coinbase', 'tick'), def('sentiment', 'senticrypt-v2', 'daily')]);
+      return { coinbase, v2, t };
+    };
+
+    it('reports a failed source without its internals and keeps the other', async () => {
+      const { v2, t } = both();
+      v2.poll.mockRejectedValueOnce(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'));
+      const report = await t.service.runAll();
+      expect(report.sources).toEqual([
+        expect.objectContaining({ source: 'coinbase', ok: true }),
+        { source: 'senticrypt-v2', ok: false, error: 'internal error (see the service log)', report: null },
+      ]);
+      expect(report.stored).toBe(1);
+    });
+
+    it('names each upstream when all fail (a 502), even one whose network error reads like a Redis one', async () => {
+      const { coinbase, v2, t } = both();
+      coinbase.poll.mockRejectedValueOnce(new TransientUpstreamError('upstream unreachable (ECONNREFUSED)'));
+      v2.poll.mockRejectedValueOnce(new PermanentUpstreamError('upstream answered HTTP 451'));
+      const err = await t.service.runAll().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AllSourcesFailedError);
+      expect((err as Error).message).toBe('coinbase: upstream unreachable (ECONNREFUSED); senticrypt-v2: upstream answered HTTP 451');
+    });
+
+    it('lets a bug (a 500) or Redis (a 503) through when all fail', async () => {
+      const bug = both();
+      bug.coinbase.poll.mockRejectedValueOnce(new TypeError('x is undefined'));
+      bug.v2.poll.mockRejectedValueOnce(new PermanentUpstreamError('upstream answered HTTP 404'));
+      await expect(bug.t.service.runAll()).rejects.toThrow(TypeError);
+
+      const redis = both();
+      redis.coinbase.poll.mockRejectedValueOnce(new Error('Command timed out'));
+      redis.v2.poll.mockRejectedValueOnce(new PermanentUpstreamError('upstream answered HTTP 404'));
+      await expect(redis.t.service.runAll()).rejects.toThrow('Command timed out');
+    });
+  });
+});
