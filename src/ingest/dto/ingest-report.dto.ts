@@ -38,10 +38,8 @@ export class BackfillReportDto {
   error!: string | null;
 }
 
-/** One source's run: fetch, validate, store. */
-export class SourceReportDto {
-  /** @example "coinbase" */
-  source!: string;
+/** What a run did: the counts shared by one source's report and POST /refresh's totals. */
+export class RunCountsDto {
   /** @example "2026-12-02T07:00:00.000Z" */
   startedAt!: string;
   /** @example 41 */
@@ -56,18 +54,24 @@ export class SourceReportDto {
   invalidReasons!: string[];
   /** Records not newer than the latest stored sample, so not sent again (nor validated beyond their timestamp). @example 0 */
   skipped!: number;
-  /** Samples stored over the source's series. @example 4948 */
+  /** Samples stored. @example 4948 */
   stored!: number;
-  /** Samples already present. @example 0 */
+  /** Samples already present (DUPLICATE_POLICY FIRST kept them). @example 0 */
   duplicates!: number;
   /** Samples the server refused. @example 0 */
   rejected!: number;
   /** Per metric counts. */
   series!: SeriesCountsByMetricDto;
-  /** The backfill done before the poll, or null when none was needed. */
-  backfill!: BackfillReportDto | null;
-  /** Time of the newest stored sample of the source's series after this run (UTC), or null. @example "2021-07-07T17:30:18.000Z" */
+  /** Time of the newest stored sample after this run (UTC), or null when none. @example "2021-07-07T17:30:18.000Z" */
   latestSampleTime!: string | null;
+}
+
+/** One source's run: fetch, validate, store. */
+export class SourceReportDto extends RunCountsDto {
+  /** @example "coinbase" */
+  source!: string;
+  /** The backfill done with this run, or null when none was needed. */
+  backfill!: BackfillReportDto | null;
 }
 
 /** How one source fared in a POST /refresh: its report, or why it failed. */
@@ -76,37 +80,13 @@ export class SourceOutcomeDto {
   source!: string;
   /** @example true */
   ok!: boolean;
-  /** Why the run failed (never the upstream's content), or null. @example null */
+  /** Why the run failed (our own words: a status, an error code; never the upstream's content), or null. @example null */
   error!: string | null;
   report!: SourceReportDto | null;
 }
 
-/** POST /refresh: every configured source, totals first (over the sources that succeeded). */
-export class IngestReportDto {
-  /** @example "2026-11-22T14:00:00.000Z" */
-  startedAt!: string;
-  /** @example 41 */
-  durationMs!: number;
-  /** Upstream calls made over every source (1 + retries each). @example 1 */
-  attempts!: number;
-  /** Records in the upstream payloads. @example 2474 */
-  fetched!: number;
-  /** Records newer than the stored data that failed validation, so were not stored. @example 0 */
-  invalid!: number;
-  /** Up to five reasons for invalid records. @example [] */
-  invalidReasons!: string[];
-  /** Records not newer than the latest stored sample, so not sent again. @example 0 */
-  skipped!: number;
-  /** Samples stored over every series. @example 4948 */
-  stored!: number;
-  /** Samples already present over every series. @example 0 */
-  duplicates!: number;
-  /** Samples the server refused over every series. @example 0 */
-  rejected!: number;
-  /** Per metric counts. */
-  series!: SeriesCountsByMetricDto;
-  /** Time of the newest stored sample after this run (UTC), or null when none. @example "2021-07-07T17:30:18.000Z" */
-  latestSampleTime!: string | null;
+/** POST /refresh: every configured source; the totals are over the sources that succeeded. */
+export class IngestReportDto extends RunCountsDto {
   /** Each source's outcome; one failing never stops the others. */
   sources!: SourceOutcomeDto[];
 }
