@@ -207,11 +207,12 @@ async function main() {
 
     // --- in-process: Nest application context over dist/ ----------------------------------
     const { AppModule } = await dist('app.module.js');
-    const { IngestService } = await dist('ingest/ingest.service.js');
+    const { SentimentIngestService } = await dist('ingest/sentiment-ingest.service.js');
+    const { SeriesRepository } = await dist('series/series.repository.js');
     const { SummaryService } = await dist('summary/summary.service.js');
     const { TimeseriesService } = await dist('timeseries/timeseries.service.js');
     const { RedisKeys } = await dist('redis/redis-keys.service.js');
-    const { SentimentSourceService } = await dist('ingest/sentiment-source.service.js');
+    const { SourceHttpClient } = await dist('sources/source-http.service.js');
     const ctxPrefix = `${prefix}:ctx`;
     const ctx = await NestFactory.createApplicationContext(
       AppModule.forRoot({
@@ -226,13 +227,15 @@ async function main() {
       { logger: ['error', 'warn'] },
     );
     try {
-      const ingest = ctx.get(IngestService);
+      // The v1 feed (SENTIMENT_API_URL set alone): one source for both series, as before.
+      const v1 = ctx.get(SentimentIngestService);
+      const ingest = { run: (options) => v1.run('senticrypt-v1', options), onModuleInit: () => ctx.get(SeriesRepository).ensureStorage() };
       const summary = ctx.get(SummaryService);
       const timeseries = ctx.get(TimeseriesService);
       const keys = ctx.get(RedisKeys);
       // The download, replaced by the payload text in memory; fetch() still decodes it.
       let payloadText = fixtureText;
-      ctx.get(SentimentSourceService).fetchText = async () => payloadText;
+      ctx.get(SourceHttpClient).fetchText = async () => payloadText;
       results.backend = timeseries.kind;
 
       // Ingest: a fresh prefix per round (first run into empty series), the same payload again
@@ -289,7 +292,7 @@ async function main() {
       await ingest.onModuleInit();
       const start = Date.UTC(2021, 5, 1);
       const samples = Array.from({ length: BACKFILL }, (_, i) => ({ timestamp: start + i * 1000, value: 30000 + (i % 1000) / 100 }));
-      const backfill = await timed(() => timeseries.add(keys.series('price'), samples));
+      const backfill = await timed(() => timeseries.add(keys.series('price', 'senticrypt-v1'), samples));
       if (backfill.result.stored !== BACKFILL) throw new Error(`backfill stored ${backfill.result.stored}`);
       results.backfill = { samples: BACKFILL, ms: backfill.ms, perSecond: BACKFILL / (backfill.ms / 1000) };
     } finally {
