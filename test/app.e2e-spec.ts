@@ -61,7 +61,7 @@ describe('Swagger (e2e)', () => {
       'price_direction',
       'sentiment_direction',
     ]);
-    expect(Object.keys(schemas.MetricFreshnessDto.properties).sort()).toEqual(['latest_sample_time', 'source', 'stale', 'unit']);
+    expect(Object.keys(schemas.MetricFreshnessDto.properties).sort()).toEqual(['cadence', 'latest_sample_time', 'source', 'stale', 'unit']);
     expect(schemas.HourlyAverageDto.properties.sentiment).toMatchObject({ type: 'number', nullable: true });
     expect(schemas.HourlyAverageDto.properties.price).toMatchObject({ type: 'number', example: 33812.57 });
     expect(schemas.HourlyAverageDto.properties.time).toMatchObject({ type: 'string', example: '2021-07-07T15:00:00.000Z' });

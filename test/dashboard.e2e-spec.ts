@@ -287,8 +287,8 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
         sentiment_direction: 'rising',
         as_of: iso(NOW - 30_000),
         metrics: {
-          price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 3 * 60_000), stale: false },
-          sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', latest_sample_time: '2026-12-02T00:00:00.000Z', stale: false },
+          price: { source: 'coinbase', unit: 'USD', cadence: 'tick', latest_sample_time: iso(NOW - 3 * 60_000), stale: false },
+          sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', cadence: 'daily', latest_sample_time: '2026-12-02T00:00:00.000Z', stale: false },
         },
       },
       listing: [
@@ -306,6 +306,8 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     expect(await text('#sentiment-value')).toBe('0.160');
     expect(await text('#price-source')).toBe('coinbase');
     expect(await text('#sentiment-source')).toBe('senticrypt-v2');
+    // A daily index is shown as the level in effect, not as an hourly average.
+    expect(await text('#sentiment-label')).toBe('Sentiment, daily index in effect');
     expect(await text('#sentiment-unit')).toBe('score -1..1');
     expect(await text('#price-latest')).toBe('2 Dec 2026 07:09 UTC');
     expect(await text('#price-age')).toBe('3 minutes ago');

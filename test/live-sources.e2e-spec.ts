@@ -108,8 +108,14 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     });
     expect(Date.parse(body.as_of)).toBeGreaterThanOrEqual(now);
     expect(body.metrics).toEqual({
-      price: { source: 'coinbase', unit: 'USD', latest_sample_time: new Date(now - 1500).toISOString(), stale: false },
-      sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', latest_sample_time: new Date(Math.floor(now / DAY) * DAY).toISOString(), stale: false },
+      price: { source: 'coinbase', unit: 'USD', cadence: 'tick', latest_sample_time: new Date(now - 1500).toISOString(), stale: false },
+      sentiment: {
+        source: 'senticrypt-v2',
+        unit: 'score -1..1',
+        cadence: 'daily',
+        latest_sample_time: new Date(Math.floor(now / DAY) * DAY).toISOString(),
+        stale: false,
+      },
     });
   });
 
@@ -258,7 +264,7 @@ describe('Live sources: kraken + fear-greed, freshness flags (e2e)', () => {
       expect(body.hourly_average_of_averages.every((h: { price: number | null; sentiment: null }) => typeof h.price === 'number' && h.sentiment === null)).toBe(true);
       expect(body.sentiment_direction).toBeNull();
       expect(body.price_direction).toMatch(/^(rising|falling|flat)$/);
-      expect(body.metrics.sentiment).toEqual({ source: 'fear-greed', unit: 'index 0..100', latest_sample_time: null, stale: true });
+      expect(body.metrics.sentiment).toEqual({ source: 'fear-greed', unit: 'index 0..100', cadence: 'daily', latest_sample_time: null, stale: true });
     } finally {
       fake.clearOverrides();
       await empty.close();

@@ -260,8 +260,8 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
       // The v1 feed is frozen: the window ends at its newest sample, and each metric says so.
       as_of: '2030-01-01T12:01:00.000Z',
       metrics: {
-        price: { source: 'senticrypt-v1', unit: 'USD', latest_sample_time: '2030-01-01T12:01:00.000Z', stale: false },
-        sentiment: { source: 'senticrypt-v1', unit: 'score -1..1', latest_sample_time: '2030-01-01T12:01:00.000Z', stale: false },
+        price: { source: 'senticrypt-v1', unit: 'USD', cadence: 'tick', latest_sample_time: '2030-01-01T12:01:00.000Z', stale: false },
+        sentiment: { source: 'senticrypt-v1', unit: 'score -1..1', cadence: 'tick', latest_sample_time: '2030-01-01T12:01:00.000Z', stale: false },
       },
     });
   });
@@ -310,8 +310,14 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
       sentiment_direction: 'rising',
       as_of: expect.any(String),
       metrics: {
-        price: { source: 'senticrypt-v1', unit: 'USD', latest_sample_time: new Date(hourStart).toISOString(), stale: expect.any(Boolean) },
-        sentiment: { source: 'senticrypt-v1', unit: 'score -1..1', latest_sample_time: new Date(hourStart).toISOString(), stale: expect.any(Boolean) },
+        price: { source: 'senticrypt-v1', unit: 'USD', cadence: 'tick', latest_sample_time: new Date(hourStart).toISOString(), stale: expect.any(Boolean) },
+        sentiment: {
+          source: 'senticrypt-v1',
+          unit: 'score -1..1',
+          cadence: 'tick',
+          latest_sample_time: new Date(hourStart).toISOString(),
+          stale: expect.any(Boolean),
+        },
       },
     });
     expect(Date.parse(body.as_of)).toBeGreaterThanOrEqual(hourStart);

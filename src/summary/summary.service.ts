@@ -175,6 +175,7 @@ export class SummaryService implements OnModuleInit {
     return {
       source: def.source,
       unit: def.unit,
+      cadence: def.cadence,
       latest_sample_time: latest ? new Date(latest.timestamp).toISOString() : null,
       stale: latest === null || now - latest.timestamp > this.staleAfterMs[def.metric],
     };

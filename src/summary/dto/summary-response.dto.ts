@@ -29,6 +29,12 @@ export class MetricFreshnessDto {
   source!: string;
   /** Unit or scale of the values. @example "USD" */
   unit!: string;
+  /**
+   * `tick`: a new value on every poll, an hour is the mean of its samples. `daily`: one value per
+   * UTC day (an index), an hour is the level in effect during it.
+   * @example "tick"
+   */
+  cadence!: 'tick' | 'daily';
   /** Time of the metric's newest stored sample (UTC), or null when there is none. @example "2026-12-02T07:11:30.000Z" */
   latest_sample_time!: string | null;
   /**
