@@ -40,7 +40,7 @@ interface KnownUrl {
  * Fastify's first onRequest hook cost 36-44 µs a request against 15-16 µs for a bare Node
  * server with the same body; in front of Fastify, with the headers as one flat array, ~27 µs.
  *
- * It knows a URL only after RedisCacheInterceptor has served it for a @ServeFromMemory()
+ * It knows a URL only after CacheInterceptor has served it for a @ServeFromMemory()
  * handler (`learn`), and answers only while CacheService holds a fresh copy of that URL's
  * entry; everything else (misses, expired copies, other routes and methods) goes through
  * Fastify and Nest as before. So do requests with an Origin header (CORS headers are

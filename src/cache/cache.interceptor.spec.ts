@@ -6,7 +6,7 @@ import { lastValueFrom, of, throwError } from 'rxjs';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { CacheFastPath } from './cache.fast-path.js';
-import { RedisCacheInterceptor } from './cache.interceptor.js';
+import { CacheInterceptor } from './cache.interceptor.js';
 import { CacheEntry, CacheService } from './cache.service.js';
 
 /** A CacheService whose Redis can be "down" (rejecting like ioredis without a connection). */
@@ -23,11 +23,11 @@ class FakeCache {
   }
 }
 
-describe('RedisCacheInterceptor stale serving', () => {
+describe('CacheInterceptor stale serving', () => {
   const headers: Record<string, string> = {};
   const cache = new FakeCache();
   const counted: string[] = [];
-  const interceptor = new RedisCacheInterceptor(
+  const interceptor = new CacheInterceptor(
     cache as unknown as CacheService,
     { cache: (name?: string) => `p:cache${name ? `:${name}` : ''}` } as unknown as RedisKeys,
     { get: () => 'summary' } as unknown as Reflector,

@@ -22,7 +22,7 @@ import { CacheEntry, CacheService } from './cache.service.js';
  * `Age` (seconds since the value was computed) is sent on HIT and STALE.
  */
 @Injectable()
-export class RedisCacheInterceptor implements NestInterceptor {
+export class CacheInterceptor implements NestInterceptor {
   private readonly logger = new Logger('Cache');
   private readonly ttlSeconds: number;
   private readonly inflight = new Map<string, Promise<unknown>>();

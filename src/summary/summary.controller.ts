@@ -2,14 +2,14 @@ import { Controller, Get, Query, UseInterceptors } from '@nestjs/common';
 import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { CacheKey } from '../cache/cache.constants.js';
 import { ServeFromMemory } from '../cache/cache.fast-path.js';
-import { RedisCacheInterceptor } from '../cache/cache.interceptor.js';
+import { CacheInterceptor } from '../cache/cache.interceptor.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { NoQueryDto, SummaryResponseDto } from './dto/summary-response.dto.js';
 import { SummaryService } from './summary.service.js';
 
 @ApiTags('summary')
 @Controller()
-@UseInterceptors(RedisCacheInterceptor)
+@UseInterceptors(CacheInterceptor)
 export class SummaryController {
   constructor(private readonly summary: SummaryService) {}
 
