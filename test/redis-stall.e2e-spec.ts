@@ -141,4 +141,17 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
     }
     await waitFor('recovery', async () => (await app.inject({ method: 'GET', url: '/series/sentiment' })).statusCode === 200);
   });
+
+  it('recovers when the stalled Redis is killed and comes back (the handshake on the new socket is not refused)', async () => {
+    await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
+    // A request reveals the stall…
+    expect((await app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(503);
+    // …and the paused server is replaced (a failover, a liveness probe killing a hung Redis).
+    await server.kill();
+    await server.restart();
+    await waitFor('readiness after the restart', async () => (await app.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200, {
+      timeoutMs: 15_000,
+    });
+    expect((await app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(200);
+  });
 });

@@ -6,6 +6,7 @@ import { failFastOnStall, isRedisStalled } from './redis-stall.js';
 /** A connection that records what is written to it; the test settles the commands. */
 class FakeConnection extends EventEmitter {
   readonly sent: Command[] = [];
+  status = 'ready';
   sendCommand(command: Command): unknown {
     this.sent.push(command);
     return command.promise;
@@ -93,6 +94,20 @@ describe('failFastOnStall', () => {
     busy.name = 'ReplyError';
     connection.sent[1].reject(busy);
     await flush();
+    expect(isRedisStalled(client)).toBe(false);
+  });
+
+  it('the stuck socket closing ends the stall, and the handshake of a new socket goes out meanwhile', async () => {
+    const first = send('get');
+    first.reject(new Error('Command timed out'));
+    await settled(first.promise);
+    await flush();
+    expect(isRedisStalled(client)).toBe(true);
+    // Reconnecting: AUTH/HELLO/SELECT/INFO must reach the new socket, or 'ready' never comes.
+    connection.status = 'connect';
+    send('hello');
+    expect(connection.sent.map((c) => c.name)).toEqual(['get', 'ping', 'hello']);
+    connection.emit('close');
     expect(isRedisStalled(client)).toBe(false);
   });
 

@@ -100,7 +100,11 @@ const BREAKERS = new WeakMap<RedisClient, StallBreaker[]>();
 function install(connection: Redis, logger: StallLogger, name: string): StallBreaker {
   const original = connection.sendCommand.bind(connection) as SendCommand;
   const breaker = new StallBreaker(original, logger, name);
-  connection.sendCommand = (command, stream) => breaker.sendCommand(command, stream);
+  // Only commands on a ready connection queue behind a stuck one. A new socket's handshake (AUTH,
+  // HELLO, SELECT, the ready check) must go out, or a reconnect during a stall never completes.
+  connection.sendCommand = (command, stream) => (connection.status === 'ready' ? breaker.sendCommand(command, stream) : original(command, stream));
+  // The stuck command died with its socket; a new one starts clean.
+  connection.on('close', () => breaker.reset());
   connection.on('ready', () => breaker.reset());
   return breaker;
 }
