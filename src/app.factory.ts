@@ -26,6 +26,11 @@ import { MetricsService } from './metrics/metrics.service.js';
 function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered: WeakSet<Duplex>): FastifyServerFactory<Server> {
   return (handler, options) => {
     const server = createServer((req, res) => {
+      // A request the parser found in the unread body of one already answered 400: smuggled, never served.
+      if (answered.has(req.socket)) {
+        req.socket.destroy();
+        return;
+      }
       if (rejectUnframedBody(req, res, answered)) return;
       if (!fastPath()?.serve(req, res)) handler(req, res);
     });

@@ -100,6 +100,17 @@ describe('request framing (e2e, raw sockets)', () => {
     expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
   });
 
+  it('a request hidden in the unread body (empty Transfer-Encoding) is never served', async () => {
+    const calls = upstream.calls;
+    const smuggled = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Content-Length: 0', '', ''].join('\r\n');
+    const request = ['GET /health/live HTTP/1.1', 'Host: 127.0.0.1', 'Transfer-Encoding: ', '', smuggled].join('\r\n');
+    const { statuses, closedByServer } = await exchange(port, request, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    // Had the smuggled POST /refresh run, it would have called the upstream.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(upstream.calls).toBe(calls);
+  });
+
   it('a properly chunked request is served and the connection stays usable', async () => {
     const chunked = ['GET /health/live HTTP/1.1', 'Host: 127.0.0.1', 'Transfer-Encoding: chunked', '', '0', '', ''].join('\r\n');
     const plain = ['GET /health/live HTTP/1.1', 'Host: 127.0.0.1', '', ''].join('\r\n');
