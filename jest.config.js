@@ -47,8 +47,11 @@ const common = {
 
 /** @type {import('jest').Config} */
 export default {
+  // Jest reads testTimeout from the top-level config only (a project's own value is ignored, so
+  // e2e tests had 5 s): e2e tests boot apps and real processes on a shared 2-core machine.
+  testTimeout: 30000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'], testTimeout: 30000 },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'] },
   ],
 };
