@@ -44,6 +44,9 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
     fake = await new FakeSources(liveData(now)).start();
+    // Closed candles only, so the count below is exact whenever the backfill runs (that the open
+    // candle of the current minute is never stored is the provider specs' to check).
+    fake.data.coinbaseCandles = fake.data.coinbaseCandles.filter((row) => (row[0] as number) * 1000 + MINUTE <= now);
     app = await bootApp({ REDIS_KEY_PREFIX: prefix, ...fake.env() });
   });
   afterAll(async () => {
@@ -67,7 +70,8 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     const [from, to] = [Date.parse(window.from), Date.parse(window.to)];
     expect(to - from).toBe(DAY);
     const minutes: number[] = [];
-    for (let t = Math.ceil(from / MINUTE) * MINUTE; t <= Math.min(to, Math.floor(now / MINUTE) * MINUTE); t += MINUTE) minutes.push(t);
+    // Every closed minute the fake serves (it has none still open: see beforeAll).
+    for (let t = Math.ceil(from / MINUTE) * MINUTE; t <= Math.floor(now / MINUTE) * MINUTE - MINUTE; t += MINUTE) minutes.push(t);
     const tickerTime = now - 1500;
     const price = await samplesOf(app, 'price');
     expect(price).toEqual(

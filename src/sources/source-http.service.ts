@@ -206,7 +206,10 @@ function decodeJson(text: string): unknown {
   }
 }
 
+/** Longest wait between two attempts, whatever UPSTREAM_RETRY_BASE_MS and UPSTREAM_RETRIES say (a run holds its source's lease). */
+const MAX_BACKOFF_MS = 30_000;
+
 function backoff(attempt: number, baseMs: number): number {
-  const exp = baseMs * 2 ** (attempt - 1);
+  const exp = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** (attempt - 1));
   return Math.round(exp / 2 + Math.random() * (exp / 2));
 }

@@ -55,6 +55,17 @@ describe('bitstamp provider', () => {
     expect(price[1439]).toEqual({ timestamp: 1781887380000, value: 60523.5 });
   });
 
+  it('backfill: leaves out the candle still open now (its close is not final), counted as skipped', async () => {
+    // Not in the last seconds of a minute: the current one must still be open when the backfill runs.
+    if (Date.now() % 60_000 > 55_000) await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 100));
+    const now = Date.now();
+    fake.data = liveData(now);
+    const batch = await provider.backfill(now - 10 * 60_000, now);
+    const price = batch.samples.price ?? [];
+    expect(price.at(-1)?.timestamp).toBe(Math.floor(now / 60_000) * 60_000 - 60_000);
+    expect(batch.skipped).toBe(1);
+  });
+
   it('backfill: bad rows are reported, a payload without data fails', async () => {
     const rows = fake.data.bitstampOhlc;
     fake.data.bitstampOhlc = [{ ...rows[0], close: '' }, rows[1], rows[2]];

@@ -72,7 +72,9 @@ export class BitstampProvider implements SourceProvider {
         await tally<Sample>(rows, candle, t, t.fetched);
       }
       assertMostlyValid(t);
-      keepRange(t, from, to);
+      // A candle still open now (the current minute) is not a sample: its close would be stored
+      // for good (DUPLICATE_POLICY FIRST). Counted as skipped, like rows outside the range.
+      keepRange(t, from, Math.min(to, Date.now() - MINUTE));
       return batchOf('price', t, attempts);
     });
   }

@@ -100,6 +100,19 @@ describe('coinbase provider', () => {
       expect(batch).toMatchObject({ fetched: 1440, invalid: 0, attempts: 5 });
     });
 
+    it('leaves out the candle still open now (its close is not final): counted as skipped', async () => {
+      // Not in the last seconds of a minute: the current one must still be open when the backfill runs.
+      if (Date.now() % 60_000 > 55_000) await new Promise((r) => setTimeout(r, 60_000 - (Date.now() % 60_000) + 100));
+      const now = Date.now();
+      fake.data = liveData(now);
+      const batch = await provider.backfill(now - 10 * MINUTE, now);
+      const price = batch.samples.price ?? [];
+      expect(price.length).toBeGreaterThanOrEqual(9);
+      expect(price.every((s) => s.timestamp + MINUTE <= Date.now())).toBe(true);
+      expect(price.at(-1)?.timestamp).toBe(Math.floor(now / MINUTE) * MINUTE - MINUTE);
+      expect(batch.skipped).toBe(1);
+    });
+
     it('counts candles outside the asked range as skipped, and leaves them out', async () => {
       fake.override(PATHS.coinbaseCandles, { body: fake.data.coinbaseCandles }); // ignores start/end
       const batch = await provider.backfill(1781887200000, 1781887380000);

@@ -27,7 +27,7 @@ export const KRAKEN_LIMITS = {
 export const KRAKEN_BACKFILL_REACH_MS = 720 * 60_000;
 
 /** Kraken errors worth trying again on the next run. */
-const TRANSIENT = new Set(['EAPI:Rate limit exceeded', 'EGeneral:Too many requests', 'EGeneral:Temporary lockout', 'EService:Unavailable', 'EService:Busy']);
+const TRANSIENT = new Set(['EAPI:Rate limit exceeded', 'EGeneral:Too many requests', 'EGeneral:Temporary lockout', 'EService:Unavailable', 'EService:Busy', 'EService:Deadline elapsed', 'EGeneral:Internal error']);
 /** Kraken errors we name in messages; anything else is reported without its text. */
 const KNOWN = new Set([...TRANSIENT, 'EQuery:Unknown asset pair', 'EGeneral:Invalid arguments', 'EGeneral:Unknown method', 'EService:Market in cancel_only mode']);
 
