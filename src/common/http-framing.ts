@@ -63,7 +63,9 @@ export function clientErrorHandler(answered: WeakSet<Duplex>) {
           : err.code === 'HPE_INVALID_TRANSFER_ENCODING'
             ? [400, 'Bad Request', UNFRAMED_BODY_MESSAGE] // e.g. `chunked, gzip`, which Node's parser refuses itself
             : [400, 'Bad Request', 'Client Error'];
-    if (socket.writable) {
+    // As Node's own handler: never write into a response already being sent on this connection.
+    const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+    if (socket.writable && !inProgress) {
       const body = JSON.stringify({ statusCode, error, message });
       socket.write(
         `HTTP/1.1 ${statusCode} ${error}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,

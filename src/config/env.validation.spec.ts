@@ -144,7 +144,11 @@ describe('validateEnv', () => {
   });
 
   it('rejects a short METRICS_TOKEN without echoing it, and a METRICS_PORT equal to PORT', () => {
-    expect(() => validateEnv({ METRICS_TOKEN: 'scrape-me' })).toThrow('METRICS_TOKEN="***": METRICS_TOKEN must be at least 16 characters');
+    expect(() => validateEnv({ METRICS_TOKEN: 'scrape-me' })).toThrow('METRICS_TOKEN="***": METRICS_TOKEN must be 16 to 512 visible ASCII characters');
+    // Longer, but never matchable in an Authorization header: refused at startup, not a 401 forever.
+    expect(() => validateEnv({ METRICS_TOKEN: 'a long token with spaces' })).toThrow(/METRICS_TOKEN must be 16 to 512/);
+    expect(() => validateEnv({ METRICS_TOKEN: 'x'.repeat(513) })).toThrow(/METRICS_TOKEN must be 16 to 512/);
+    expect(validateEnv({ METRICS_TOKEN: 'x'.repeat(16) }).METRICS_TOKEN).toBe('x'.repeat(16));
     expect(() => validateEnv({ METRICS_TOKEN: 'scrape-me' })).not.toThrow(/scrape-me/);
     expect(() => validateEnv({ PORT: '9100', METRICS_PORT: '9100' })).toThrow('METRICS_PORT=9100: must differ from PORT');
     expect(validateEnv({ METRICS_PORT: '9100' }).METRICS_PORT).toBe(9100);

@@ -332,7 +332,7 @@ export class EnvironmentVariables {
    * time; 401 otherwise). Empty: /metrics answers anyone who reaches it. At least 16 characters.
    */
   @ValidateIf((o: EnvironmentVariables) => o.METRICS_TOKEN !== '')
-  @IsString() @MinLength(16, { message: 'METRICS_TOKEN must be at least 16 characters' })
+  @IsString() @Matches(/^[\x21-\x7e]{16,512}$/, { message: 'METRICS_TOKEN must be 16 to 512 visible ASCII characters (no spaces): what an Authorization header can carry' })
   METRICS_TOKEN = '';
 
   /** Serve /metrics on this port only (its own listener on HOST), not on PORT with the API; 0 = on PORT. */
