@@ -63,26 +63,35 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
     await server?.stop();
   });
 
-  /** Pauses Redis, sends the requests, and tells for each whether it was answered while Redis was still paused. */
-  async function duringPause(requests: Array<{ method?: 'GET' | 'POST'; url: string; headers?: Record<string, string> }>): Promise<Answer[]> {
+  /**
+   * Pauses Redis for PAUSE_MS and runs `work` meanwhile; `stillPaused()` tells whether Redis has
+   * answered again yet (a PING sent on another connection, held by the pause like the app's).
+   */
+  async function whilePaused<T>(work: (stillPaused: () => boolean) => Promise<T>): Promise<T> {
     const watcher = new Redis(server.url);
     await watcher.ping();
     try {
       await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
       let redisAnswered = false;
-      // Held by the pause like the app's commands: resolves when Redis answers again.
       const resumed = watcher.ping().then(() => (redisAnswered = true));
-      const answers = await Promise.all(
-        requests.map(async ({ method = 'GET', url, headers }) => {
-          const res = await app.inject({ method, url, headers });
-          return { url, status: res.statusCode, cache: res.headers['x-cache'] as string | undefined, beforeRedisAnswered: !redisAnswered };
-        }),
-      );
+      const result = await work(() => !redisAnswered);
       await resumed;
-      return answers;
+      return result;
     } finally {
       watcher.disconnect();
     }
+  }
+
+  /** Pauses Redis, sends the requests, and tells for each whether it was answered while Redis was still paused. */
+  function duringPause(requests: Array<{ method?: 'GET' | 'POST'; url: string; headers?: Record<string, string> }>): Promise<Answer[]> {
+    return whilePaused((stillPaused) =>
+      Promise.all(
+        requests.map(async ({ method = 'GET', url, headers }) => {
+          const res = await app.inject({ method, url, headers });
+          return { url, status: res.statusCode, cache: res.headers['x-cache'] as string | undefined, beforeRedisAnswered: stillPaused() };
+        }),
+      ),
+    );
   }
 
   it('answers every route with a 503 or the stale summary before Redis answers again, then recovers', async () => {
@@ -117,17 +126,12 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
   });
 
   it('a request that arrives while a stall is already known pays no timeout at all', async () => {
-    const watcher = new Redis(server.url);
-    await watcher.ping();
-    try {
-      await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
-      let redisAnswered = false;
-      const resumed = watcher.ping().then(() => (redisAnswered = true));
+    await whilePaused(async (stillPaused) => {
       // The first request pays the timeout and reveals the stall…
       expect((await app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(503);
       // …the next ones are answered without waiting on Redis again, still during the pause.
       const next = await app.inject({ method: 'GET', url: '/series/sentiment' });
-      const answeredDuringPause = !redisAnswered;
+      const answeredDuringPause = stillPaused();
       expect({ status: next.statusCode, answeredDuringPause }).toEqual({ status: 503, answeredDuringPause: true });
       // Ingest does not call the upstream for data it could not store.
       const calls = upstream.calls;
@@ -135,10 +139,7 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
       expect(upstream.calls).toBe(calls);
       expect(next.json()).toMatchObject({ statusCode: 503, message: 'The data store is temporarily unavailable; try again shortly' });
       expect(next.headers['retry-after']).toBe('5');
-      await resumed;
-    } finally {
-      watcher.disconnect();
-    }
+    });
     await waitFor('recovery', async () => (await app.inject({ method: 'GET', url: '/series/sentiment' })).statusCode === 200);
   });
 
