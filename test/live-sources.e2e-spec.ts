@@ -34,6 +34,27 @@ function hourlyMean(samples: Array<{ timestamp: number; value: number }>, hourSt
   return inHour.length ? inHour.reduce((a, b) => a + b, 0) / inHour.length : null;
 }
 
+interface Live {
+  fake: FakeSources;
+  redis: Redis;
+  app: NestFastifyApplication;
+}
+
+/** Loopback providers serving the 24 h before `now` (as `adjust` leaves them), and the app booted on them under `prefix`. */
+async function startLive(prefix: string, now: number, env: (fake: FakeSources) => Record<string, string>, adjust?: (fake: FakeSources) => void): Promise<Live> {
+  const redis = new Redis(REDIS_URL);
+  const fake = await new FakeSources(liveData(now)).start();
+  adjust?.(fake);
+  return { redis, fake, app: await bootApp({ REDIS_KEY_PREFIX: prefix, ...env(fake) }) };
+}
+
+async function stopLive(prefix: string, { app, fake, redis }: Partial<Live>): Promise<void> {
+  await app?.close();
+  await fake?.stop();
+  if (redis) await deleteKeys(redis, prefix);
+  redis?.disconnect();
+}
+
 describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, loopback providers)', () => {
   const prefix = uniquePrefix('live');
   const now = Date.now();
@@ -42,19 +63,13 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
   let app: NestFastifyApplication;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    fake = await new FakeSources(liveData(now)).start();
-    // Closed candles only, so the count below is exact whenever the backfill runs (that the open
-    // candle of the current minute is never stored is the provider specs' to check).
-    fake.data.coinbaseCandles = fake.data.coinbaseCandles.filter((row) => (row[0] as number) * 1000 + MINUTE <= now);
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, ...fake.env() });
+    ({ fake, redis, app } = await startLive(prefix, now, (f) => f.env(), (f) => {
+      // Closed candles only, so the count below is exact whenever the backfill runs (that the open
+      // candle of the current minute is never stored is the provider specs' to check).
+      f.data.coinbaseCandles = f.data.coinbaseCandles.filter((row) => (row[0] as number) * 1000 + MINUTE <= now);
+    }));
   });
-  afterAll(async () => {
-    await app?.close();
-    await fake?.stop();
-    await deleteKeys(redis, prefix);
-    redis.disconnect();
-  });
+  afterAll(() => stopLive(prefix, { app, fake, redis }));
 
   it('backfills the last 24 h of price from candles and the sentiment history, then polls, saying who it is', async () => {
     const res = await postRefresh(app);
@@ -217,16 +232,9 @@ describe('Live sources: kraken + fear-greed, freshness flags (e2e)', () => {
   let app: NestFastifyApplication;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    fake = await new FakeSources(liveData(now)).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, PRICE_STALE_AFTER_MS: '1000', ...fake.env({ price: 'kraken', sentiment: 'fear-greed' }) });
+    ({ fake, redis, app } = await startLive(prefix, now, (f) => ({ PRICE_STALE_AFTER_MS: '1000', ...f.env({ price: 'kraken', sentiment: 'fear-greed' }) })));
   });
-  afterAll(async () => {
-    await app?.close();
-    await fake?.stop();
-    await deleteKeys(redis, prefix);
-    redis.disconnect();
-  });
+  afterAll(() => stopLive(prefix, { app, fake, redis }));
 
   it('backfills only the 12 h Kraken keeps, stores the 0..100 index under its own key, and flags what is stale', async () => {
     const body = (await postRefresh(app)).json<{ sources: SourceOutcome[] }>();
