@@ -103,7 +103,7 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1) @Max(100000)
   TIMESERIES_MADD_CHUNK = 1000;
 
-  // --- Sources (src/sources; README "Sources") ------------------------------------------
+  // --- Sources (src/sources; docs/ingest.md "Sources") ------------------------------------------
 
   /**
    * Where price comes from: coinbase | bitstamp | kraken | senticrypt-v1. Default coinbase,

@@ -16,7 +16,7 @@ export class SeriesCountsByMetricDto {
   sentiment?: SeriesCountsDto;
 }
 
-/** The history a run fetched first because the series was empty or had a gap (see README "Sources"). */
+/** The history a run fetched first because the series was empty or had a gap (see docs/ingest.md "Sources"). */
 export class BackfillReportDto {
   /** @example "2026-12-01T07:00:00.000Z" */
   from!: string;
