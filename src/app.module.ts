@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AlertsModule } from './alerts/alerts.module.js';
 import { LoggerModule } from './common/logger.module.js';
 import { validateEnv } from './config/env.validation.js';
 import { HealthModule } from './health/health.module.js';
@@ -12,6 +13,7 @@ import { RedisModule } from './redis/redis.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { SummaryModule } from './summary/summary.module.js';
 import { ThrottleModule } from './throttle/throttle.module.js';
+import { VerdictModule } from './verdict/verdict.module.js';
 
 @Module({})
 export class AppModule {
@@ -32,6 +34,8 @@ export class AppModule {
         SummaryModule,
         IngestModule,
         NotificationsModule,
+        VerdictModule,
+        AlertsModule,
         HealthModule,
         HistoryModule,
         DashboardModule,

@@ -60,7 +60,12 @@ describe('Swagger (e2e)', () => {
       'metrics',
       'price_direction',
       'sentiment_direction',
+      'verdict',
+      'verdict_since',
     ]);
+    expect(schemas.SummaryResponseDto.properties.verdict).toMatchObject({ enum: ['lit', 'cold', 'mixed', 'unknown'], example: 'lit' });
+    expect(schemas.SummaryResponseDto.properties.verdict.description).toContain('both `rising`');
+    expect(schemas.SummaryResponseDto.properties.verdict_since).toMatchObject({ type: 'string', nullable: true });
     expect(Object.keys(schemas.MetricFreshnessDto.properties).sort()).toEqual(['cadence', 'latest_sample_time', 'source', 'stale', 'unit']);
     expect(schemas.HourlyAverageDto.properties.sentiment).toMatchObject({ type: 'number', nullable: true });
     expect(schemas.HourlyAverageDto.properties.price).toMatchObject({ type: 'number', example: 33812.57 });

@@ -177,6 +177,7 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     expect(Object.keys(op.responses['200'].content)).toEqual(['text/event-stream']);
     expect(op.responses['200'].content['text/event-stream'].schema.oneOf).toEqual([
       { $ref: '#/components/schemas/IngestEventDto' },
+      { $ref: '#/components/schemas/VerdictChangedEventDto' },
       { $ref: '#/components/schemas/HeartbeatEventDto' },
       { $ref: '#/components/schemas/StatusEventDto' },
     ]);
@@ -185,6 +186,8 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     const schemas = doc.components.schemas;
     expect(Object.keys(schemas.IngestEventDto.properties).sort()).toEqual(['latestSampleTime', 'report', 'source', 'stored', 'summary', 'type']);
     expect(schemas.StatusEventDto.properties.redis.enum).toEqual(['down', 'up']);
+    expect(Object.keys(schemas.VerdictChangedEventDto.properties).sort()).toEqual(['id', 'previous', 'since', 'summary', 'type', 'verdict']);
+    expect(schemas.VerdictChangedEventDto.properties.verdict.enum).toEqual(['lit', 'cold', 'mixed', 'unknown']);
   });
 });
 

@@ -263,6 +263,9 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
         price: { source: 'senticrypt-v1', unit: 'USD', cadence: 'tick', latest_sample_time: '2030-01-01T12:01:00.000Z', stale: false },
         sentiment: { source: 'senticrypt-v1', unit: 'score -1..1', cadence: 'tick', latest_sample_time: '2030-01-01T12:01:00.000Z', stale: false },
       },
+      // Price falling, sentiment rising. Its start depends on what earlier tests left recorded.
+      verdict: 'mixed',
+      verdict_since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
   });
 });
@@ -319,6 +322,8 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
           stale: expect.any(Boolean),
         },
       },
+      verdict: 'mixed',
+      verdict_since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
     expect(Date.parse(body.as_of)).toBeGreaterThanOrEqual(hourStart);
   });

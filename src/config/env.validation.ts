@@ -24,6 +24,7 @@ import {
   SENTIMENT_SOURCE_IDS,
   SentimentSourceId,
 } from '../sources/source-choices.js';
+import { receiverUrlProblem } from '../alerts/alert-receivers.js';
 import { DEFAULT_USER_AGENT } from '../sources/user-agent.js';
 
 const toBool = ({ value }: { value: unknown }) => {
@@ -241,6 +242,39 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1024)
   NOTIFY_MAX_BUFFER_BYTES = 1024 * 1024;
 
+  // --- Verdict alerts (webhooks) ---------------------------------------------------------------
+
+  /**
+   * Webhook receivers of `verdict.changed`, comma-separated: https:// URLs, or http:// to a
+   * loopback host. Empty: no webhooks.
+   */
+  @Transform(toList) @IsArray() @ArrayUnique()
+  ALERT_WEBHOOK_URLS: string[] = [];
+
+  /** HMAC-SHA256 key of the `X-Signature` header; required (16+ characters) when ALERT_WEBHOOK_URLS is set. */
+  @IsString()
+  ALERT_WEBHOOK_SECRET = '';
+
+  /** Timeout of one delivery attempt (ms): connect, request and response. */
+  @Transform(toInt) @IsInt() @Min(100) @Max(60_000)
+  ALERT_WEBHOOK_TIMEOUT_MS = 5000;
+
+  /** Attempts of one delivery (the first included) before it is given up; only 5xx, 408, 429 and network errors are retried. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(100)
+  ALERT_WEBHOOK_MAX_ATTEMPTS = 10;
+
+  /** Delay before the second attempt (ms), doubled for each next one (with jitter) up to ALERT_WEBHOOK_RETRY_MAX_MS. */
+  @Transform(toInt) @IsInt() @Min(10)
+  ALERT_WEBHOOK_RETRY_BASE_MS = 5000;
+
+  /** Longest delay between two attempts (ms), a receiver's Retry-After included. */
+  @Transform(toInt) @IsInt() @Min(10)
+  ALERT_WEBHOOK_RETRY_MAX_MS = 3_600_000;
+
+  /** How often each instance looks for due deliveries it did not queue itself (ms). */
+  @Transform(toInt) @IsInt() @Min(10) @Max(60_000)
+  ALERT_WEBHOOK_POLL_MS = 1000;
+
   /**
    * Redis Cluster seed nodes, comma-separated host:port ("10.0.0.1:7000,10.0.0.2:7000"); the
    * rest of the cluster is discovered from them. Empty: one Redis server at REDIS_URL. When
@@ -354,7 +388,7 @@ export type Env = EnvironmentVariables;
 const TYPE_CHECKS = ['isInt', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
 
 // Never echo these in an error message (it ends up in logs).
-const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN'];
+const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET'];
 
 function describe(errors: ValidationError[]): string {
   return errors
@@ -383,6 +417,7 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
     problems.push(`METRICS_PORT=${env.METRICS_PORT}: must differ from PORT (0 serves /metrics on PORT)`);
   }
+  problems.push(...alertProblems(env));
   if (problems.length > 0) {
     throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }
@@ -391,6 +426,19 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
     if (!(current in cleaned) && old in cleaned) env[current] = env[old];
   }
   return env;
+}
+
+/** Webhook receivers: each URL allowed (named by its position, never echoed: it may carry a token), and a secret to sign with. */
+function alertProblems(env: EnvironmentVariables): string[] {
+  const urls = Array.isArray(env.ALERT_WEBHOOK_URLS) ? env.ALERT_WEBHOOK_URLS : [];
+  const problems = urls.flatMap((url, i) => {
+    const problem = receiverUrlProblem(url);
+    return problem ? [`ALERT_WEBHOOK_URLS: URL #${i + 1} ${problem}`] : [];
+  });
+  if (urls.length > 0 && (typeof env.ALERT_WEBHOOK_SECRET !== 'string' || env.ALERT_WEBHOOK_SECRET.length < 16)) {
+    problems.push('ALERT_WEBHOOK_SECRET: must be set (16+ characters) when ALERT_WEBHOOK_URLS is, to sign the webhooks');
+  }
+  return problems;
 }
 
 /** Old names still honoured: [new, old]. The new name wins when both are set. */

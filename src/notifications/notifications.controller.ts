@@ -11,6 +11,7 @@ import {
 import type { FastifyReply } from 'fastify';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { RetryLaterException } from '../common/errors.js';
+import { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
 import { NotificationsService } from './notifications.service.js';
 import { formatSse, SSE_RETRY_MS } from './sse.js';
@@ -55,19 +56,20 @@ export class NotificationsController {
     summary: 'Live notifications (Server-Sent Events)',
     description:
       'A text/event-stream that stays open. `event: ingest` after every ingest run on any instance that stored samples (IngestEventDto); ' +
+        '`event: verdict.changed` once (across instances) when the verdict changes (VerdictChangedEventDto); ' +
       '`event: heartbeat` every NOTIFY_HEARTBEAT_MS (HeartbeatEventDto); `event: status` when this instance loses or regains its Redis subscription ' +
       '(StatusEventDto; after `down`, ingest events may have been missed). Every message has an `id:` (a sequence number of the instance, not replayable) ' +
       'and one line of JSON in `data:` whose `type` matches the event name. Clients that do not keep up (more than NOTIFY_MAX_BUFFER_BYTES unsent) are disconnected. ' +
       'The same JSON objects are sent as text frames over the WebSocket at /ws/notifications. Try it: `curl -N http://localhost:3000/events`.',
   })
   @ApiProduces('text/event-stream')
-  @ApiExtraModels(IngestEventDto, HeartbeatEventDto, StatusEventDto, ErrorResponseDto)
+  @ApiExtraModels(IngestEventDto, VerdictChangedEventDto, HeartbeatEventDto, StatusEventDto, ErrorResponseDto)
   @ApiOkResponse({
     description: 'An endless event stream; the schema is that of the JSON in each `data:` line',
     content: {
       'text/event-stream': {
         schema: {
-          oneOf: [getSchemaPath(IngestEventDto), getSchemaPath(HeartbeatEventDto), getSchemaPath(StatusEventDto)].map(($ref) => ({ $ref })),
+          oneOf: [getSchemaPath(IngestEventDto), getSchemaPath(VerdictChangedEventDto), getSchemaPath(HeartbeatEventDto), getSchemaPath(StatusEventDto)].map(($ref) => ({ $ref })),
           discriminator: { propertyName: 'type' },
         },
         example: EXAMPLE,

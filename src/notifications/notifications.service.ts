@@ -6,6 +6,9 @@ import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { SummaryEvents, SummaryRefreshedEvent } from '../summary/summary.events.js';
+import type { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
+import { VerdictEvents } from '../verdict/verdict.events.js';
+import { isVerdict } from '../verdict/verdict.rule.js';
 import { IngestEventDto, NotificationEvent } from './dto/notification-event.dto.js';
 
 /** One event as it goes out to every client of this instance, serialized once. */
@@ -53,6 +56,7 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
     private readonly summaryEvents: SummaryEvents,
+    private readonly verdictEvents: VerdictEvents,
     keys: RedisKeys,
     config: ConfigService<Env, true>,
   ) {
@@ -65,6 +69,8 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
   async onModuleInit(): Promise<void> {
     // After each ingest run, once the summary is recomputed: runs that changed the data are news.
     this.summaryEvents.on((event) => this.publishIngest(event));
+    // Emitted only by the instance whose evaluation made the change in Redis: published once.
+    this.verdictEvents.on((event) => this.publish(event));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.channel) this.relay(message);
     });
@@ -101,10 +107,15 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     const { source, report } = cause;
     if (report.stored === 0 || report.latestSampleTime === null) return;
     const event: IngestEventDto = { type: 'ingest', source, latestSampleTime: report.latestSampleTime, stored: report.stored, report, summary };
+    await this.publish(event);
+  }
+
+  /** PUBLISHes an event to the clients of every instance. Never throws (a lost notification must not fail its cause). */
+  async publish(event: IngestEventDto | VerdictChangedEventDto): Promise<void> {
     try {
       await this.redis.publish(this.channel, JSON.stringify(event));
     } catch (err) {
-      this.logger.warn(`could not publish the ingest event: ${(err as Error).message}`);
+      this.logger.warn(`could not publish the ${event.type} event: ${(err as Error).message}`);
     }
   }
 
@@ -152,7 +163,7 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     } catch {
       event = undefined;
     }
-    if (!isIngestEvent(event)) {
+    if (!isIngestEvent(event) && !isVerdictChangedEvent(event)) {
       this.logger.warn(`ignored a malformed message on ${this.channel}`);
       return;
     }
@@ -181,4 +192,10 @@ function isIngestEvent(value: unknown): value is IngestEventDto {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
   return v.type === 'ingest' && typeof v.latestSampleTime === 'string' && typeof v.stored === 'number' && typeof v.report === 'object';
+}
+
+function isVerdictChangedEvent(value: unknown): value is VerdictChangedEventDto {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return v.type === 'verdict.changed' && typeof v.id === 'string' && isVerdict(v.previous) && isVerdict(v.verdict) && typeof v.since === 'string';
 }

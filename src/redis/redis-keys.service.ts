@@ -79,6 +79,38 @@ export class RedisKeys {
     return `${this.prefix}:throttle:${name}`;
   }
 
+  /** The verdict series (lit 1, mixed 0, cold -1, unknown 2 after each evaluation): `<prefix>:verdict`. */
+  verdictSeries(): string {
+    return `${this.prefix}:verdict`;
+  }
+
+  /** The current verdict, its start and the newest evaluation's time (a hash every instance compares-and-sets). */
+  verdictState(): string {
+    return `${this.prefix}:verdict:state`;
+  }
+
+  /** The last verdict changes (a capped list), written by the same script as the state: same slot. */
+  verdictChanges(): string {
+    return sameSlotKey(this.verdictState(), 'changes');
+  }
+
+  /**
+   * Webhook deliveries due to one receiver (a sorted set: delivery id → due time), and beside it,
+   * in the same slot (the claim script touches all three), their bodies and attempt counts.
+   * `receiver` is a digest of the URL, so no URL (or credential in one) is a key name.
+   */
+  alertDue(receiver: string): string {
+    return `${this.prefix}:alerts:${receiver}:due`;
+  }
+
+  alertBodies(receiver: string): string {
+    return sameSlotKey(this.alertDue(receiver), 'bodies');
+  }
+
+  alertAttempts(receiver: string): string {
+    return sameSlotKey(this.alertDue(receiver), 'attempts');
+  }
+
   /** Lease lock `name`, e.g. `<prefix>:lock:ingest` (held by one instance per ingest tick). */
   lock(name: string): string {
     return `${this.prefix}:lock:${name}`;

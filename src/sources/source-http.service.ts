@@ -31,6 +31,17 @@ export interface GetJsonOptions {
   allowFile?: boolean;
 }
 
+export interface PostOptions {
+  /** Request headers besides User-Agent (Content-Type, a signature…). */
+  headers: Record<string, string>;
+  /** Largest response body read (bytes); its content is never used nor reported. */
+  maxBytes: number;
+  /** Timeout of this call (ms) when it is not the client's (UPSTREAM_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** Aborts the call (e.g. on shutdown); it then fails as transient. */
+  signal?: AbortSignal;
+}
+
 export interface FetchedJson {
   data: unknown;
   /** HTTP calls made, retries included. */
@@ -78,6 +89,43 @@ export class SourceHttpClient {
       this.logger.warn(`Upstream attempt ${attempt} failed (${error.message}); retrying in ${delay} ms`);
       await sleep(delay);
     }
+  }
+
+  /**
+   * One POST of `body`, for outbound notifications (webhooks): no retry here (the caller keeps
+   * its own, persistent, schedule) and no redirect followed, whatever its origin (a receiver
+   * that moved must be reconfigured, not guessed). Resolves with the status of a 2xx; throws a
+   * TransientUpstreamError (network, timeout, 5xx, 408, 429 with its Retry-After) or a
+   * PermanentUpstreamError (any other status, a redirect), never quoting the response.
+   */
+  async post(url: string, body: string, options: PostOptions): Promise<{ status: number }> {
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
+    let res: AxiosResponse<unknown>;
+    try {
+      res = await this.http.axiosRef.request<unknown>({
+        url,
+        method: 'POST',
+        data: body,
+        timeout: timeoutMs,
+        signal: options.signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), options.signal]) : AbortSignal.timeout(timeoutMs),
+        responseType: 'text',
+        transformResponse: (d: unknown) => d,
+        maxContentLength: options.maxBytes,
+        maxRedirects: 0,
+        validateStatus: () => true,
+        headers: { ...options.headers, 'User-Agent': this.options.userAgent },
+      });
+    } catch (err) {
+      throw classify(err, options.maxBytes);
+    }
+    const status = res.status;
+    if (status >= 200 && status < 300) return { status };
+    if (status >= 300 && status < 400) throw new PermanentUpstreamError(`receiver answered HTTP ${status} (a redirect); not followed`);
+    const msg = `receiver answered HTTP ${status}`;
+    if (status >= 500 || status === 429 || status === 408) {
+      throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterMs(header(res, 'retry-after')) });
+    }
+    throw new PermanentUpstreamError(msg);
   }
 
   /** Delay before the next attempt, or why there is none (Retry-After beyond the cap). */

@@ -9,6 +9,8 @@ import { DAY_MS, HOUR_MS, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
 import { METRIC_NAMES, MetricName } from '../sources/source.types.js';
 import { Sample } from '../timeseries/timeseries.types.js';
+import { verdictOf } from '../verdict/verdict.rule.js';
+import { VerdictService } from '../verdict/verdict.service.js';
 import { Direction, HourlyAverageDto, MetricFreshnessDto, SummaryResponseDto } from './dto/summary-response.dto.js';
 import { SummaryEvents } from './summary.events.js';
 
@@ -95,6 +97,7 @@ export class SummaryService implements OnModuleInit {
     private readonly cache: CacheService,
     private readonly ingestEvents: IngestEvents,
     private readonly events: SummaryEvents,
+    private readonly verdicts: VerdictService,
     config: ConfigService<Env, true>,
   ) {
     this.hours = config.get('SUMMARY_HOURS', { infer: true });
@@ -125,7 +128,10 @@ export class SummaryService implements OnModuleInit {
       const summary = buildSummary(priceHours, sentimentHours);
       if (summary) {
         const [price, sentiment] = defs.map((d, i) => this.freshness(d, latest[i], now));
-        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price, sentiment } };
+        // The verdict follows from the directions (one rule); its start is the one recorded in Redis.
+        const verdict = verdictOf(summary.price_direction, summary.sentiment_direction);
+        const verdict_since = await this.verdicts.since(verdict);
+        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price, sentiment }, verdict, verdict_since };
       }
     }
     throw new RetryLaterException(
@@ -145,6 +151,12 @@ export class SummaryService implements OnModuleInit {
     } catch (err) {
       this.logger.warn(`could not compute the summary: ${(err as Error).message}`);
       return null;
+    }
+    try {
+      // After an ingest run, the verdict is recorded (history, change, event) before it is cached.
+      summary = { ...summary, verdict_since: await this.verdicts.record(summary) };
+    } catch (err) {
+      this.logger.warn(`could not record the verdict: ${(err as Error).message}`);
     }
     try {
       await this.cache.set(this.keys.cache(), summary, this.ttlSeconds);

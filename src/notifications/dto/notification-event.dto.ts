@@ -1,5 +1,6 @@
 import { SourceReportDto } from '../../ingest/dto/ingest-report.dto.js';
 import { SummaryResponseDto } from '../../summary/dto/summary-response.dto.js';
+import type { VerdictChangedEventDto } from '../../verdict/dto/verdict.dto.js';
 
 /**
  * Sent after every ingest run of a source (on any instance) that stored at least one sample.
@@ -39,4 +40,4 @@ export class StatusEventDto {
   redis!: 'down' | 'up';
 }
 
-export type NotificationEvent = IngestEventDto | HeartbeatEventDto | StatusEventDto;
+export type NotificationEvent = IngestEventDto | VerdictChangedEventDto | HeartbeatEventDto | StatusEventDto;

@@ -1,3 +1,5 @@
+import type { Verdict } from '../../verdict/verdict.rule.js';
+
 export type Direction = 'rising' | 'falling' | 'flat';
 
 export class HourlyAverageDto {
@@ -71,6 +73,23 @@ export class SummaryResponseDto {
 
   /** Per metric: its source, unit, newest sample and whether it is stale. */
   metrics!: SummaryMetricsDto;
+
+  /**
+   * Is Bitcoin lit? The one rule: `price_direction` and `sentiment_direction` both `rising`:
+   * `lit`; both `falling`: `cold`; any other pair (one `flat`, or opposite directions): `mixed`;
+   * either direction null (no data for that metric in the window): `unknown`.
+   * @example "lit"
+   */
+  verdict!: Verdict;
+
+  /**
+   * Start of the current run of this verdict (UTC): the `as_of` of the first summary, evaluated
+   * after an ingest run, that had it. Shared by every instance (kept in Redis). Null when this
+   * verdict has not been recorded yet (before the first evaluation after an ingest, or when the
+   * window moved on since the last one: the next ingest records it).
+   * @example "2026-12-02T05:00:00.000Z"
+   */
+  verdict_since!: string | null;
 }
 
 /** GET /is-bitcoin-lit takes no parameters; any given is rejected with its name. */

@@ -1,0 +1,268 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Counter, Gauge } from 'prom-client';
+import { Env } from '../config/env.validation.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { LuaScript } from '../redis/lua-script.js';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { RedisKeys } from '../redis/redis-keys.service.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { SourceHttpClient } from '../sources/source-http.service.js';
+import { TransientUpstreamError } from '../sources/source.errors.js';
+import type { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
+import { VerdictEvents } from '../verdict/verdict.events.js';
+import { Receiver, toReceiver } from './alert-receivers.js';
+import { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature } from './webhook-signature.js';
+
+export type DeliveryOutcome = 'delivered' | 'retry' | 'rejected' | 'exhausted';
+
+/** Largest receiver answer read (its content is never used). */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+// Every receiver has three keys in one slot: due (sorted set id → due ms, Redis clock), bodies
+// (hash id → JSON), attempts (hash id → attempts started). All times come from the Redis
+// server's clock (TIME), so instances with skewed clocks agree on what is due.
+
+/** Queues a delivery, due now; once per id (re-queueing the same event is a no-op). ARGV: id, body. */
+const ENQUEUE = new LuaScript(`
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+return 1`);
+
+/**
+ * Claims the oldest due delivery: its due time moves to now + lease (while it is out, nobody
+ * else gets it; if the claimer dies, it is due again when the lease ends) and its attempt count
+ * goes up. ARGV: leaseMs. Returns {id, body, attempt, lease} or nil; `lease` is the claim's token.
+ */
+const CLAIM = new LuaScript(`
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
+if #ids == 0 then return false end
+local id = ids[1]
+local body = redis.call('HGET', KEYS[2], id)
+if not body then
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[3], id)
+  return false
+end
+local lease = now + tonumber(ARGV[1])
+redis.call('ZADD', KEYS[1], lease, id)
+local attempt = redis.call('HINCRBY', KEYS[3], id, 1)
+return {id, body, attempt, lease}`);
+
+/**
+ * Ends a claimed attempt, if the claim is still ours (its due time is still our lease): `done`
+ * forgets the delivery, `retry` makes it due ARGV[4] ms from now. ARGV: id, lease, action, delayMs.
+ */
+const FINISH = new LuaScript(`
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] == 'done' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  return 1
+end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[4]), ARGV[1])
+return 1`);
+
+interface Claimed {
+  id: string;
+  body: string;
+  attempt: number;
+  lease: number;
+}
+
+/**
+ * Webhooks for `verdict.changed`: the instance that made a change queues one delivery per
+ * receiver in Redis; every instance runs one loop per receiver that claims due deliveries
+ * atomically and POSTs them through the shared HTTP client, signed, with the event id as
+ * Idempotency-Key. At least once: a delivery leaves Redis only after a 2xx, a permanent refusal
+ * or ALERT_WEBHOOK_MAX_ATTEMPTS attempts; a claim whose instance died is due again after its
+ * lease. Receivers have separate loops and queues, and the ingest only queues, so a slow or
+ * dead receiver delays nobody else.
+ */
+@Injectable()
+export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger = new Logger(AlertsService.name);
+  private readonly receivers: Receiver[];
+  private readonly secret: string;
+  private readonly timeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly pollMs: number;
+  private readonly leaseMs: number;
+  private readonly deliveries: Counter<'outcome'>;
+  private readonly stop = new AbortController();
+  private readonly wakers = new Map<string, () => void>();
+  private loops: Promise<void>[] = [];
+
+  constructor(
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+    private readonly http: SourceHttpClient,
+    private readonly verdictEvents: VerdictEvents,
+    metrics: MetricsService,
+    config: ConfigService<Env, true>,
+  ) {
+    this.receivers = config.get('ALERT_WEBHOOK_URLS', { infer: true }).map(toReceiver);
+    this.secret = config.get('ALERT_WEBHOOK_SECRET', { infer: true });
+    this.timeoutMs = config.get('ALERT_WEBHOOK_TIMEOUT_MS', { infer: true });
+    this.maxAttempts = config.get('ALERT_WEBHOOK_MAX_ATTEMPTS', { infer: true });
+    this.retryBaseMs = config.get('ALERT_WEBHOOK_RETRY_BASE_MS', { infer: true });
+    this.retryMaxMs = config.get('ALERT_WEBHOOK_RETRY_MAX_MS', { infer: true });
+    this.pollMs = config.get('ALERT_WEBHOOK_POLL_MS', { infer: true });
+    // Longer than an attempt can take, so a live claimer always finishes before anyone else may claim.
+    this.leaseMs = 2 * this.timeoutMs + 5000;
+    this.deliveries = new Counter({
+      name: 'alert_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by outcome: delivered (2xx), retry (transient failure, tried again later), rejected (redirect or other 4xx: given up), exhausted (ALERT_WEBHOOK_MAX_ATTEMPTS reached)',
+      labelNames: ['outcome'] as const,
+      registers: [metrics.registry],
+    });
+    const pending = (receiver: Receiver) => this.pending(receiver);
+    const receivers = this.receivers;
+    new Gauge({
+      name: 'alert_webhook_pending',
+      help: 'Webhook deliveries not yet done (waiting, being attempted or waiting for a retry), per receiver (first 12 hex of the SHA-256 of its URL); shared by all instances',
+      labelNames: ['receiver'] as const,
+      registers: [metrics.registry],
+      async collect() {
+        const counts = await Promise.all(receivers.map((r) => pending(r).catch(() => null)));
+        receivers.forEach((r, i) => {
+          const n = counts[i];
+          if (n !== null) this.set({ receiver: r.id }, n);
+        });
+      },
+    });
+  }
+
+  onModuleInit(): void {
+    if (this.receivers.length === 0) return;
+    this.verdictEvents.on((event) => this.enqueue(event));
+    this.loops = this.receivers.map((r) => this.run(r));
+    this.logger.log(`verdict webhooks to ${this.receivers.map((r) => `${r.label} (${r.id})`).join(', ')}`);
+  }
+
+  /** Stops the loops; an attempt in flight is aborted and left to its lease (due again for whoever runs next). */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stop.abort();
+    for (const wake of this.wakers.values()) wake();
+    await Promise.all(this.loops);
+  }
+
+  /** Deliveries of `receiver` not done yet (all instances). */
+  pending(receiver: Receiver): Promise<number> {
+    return this.redis.zcard(this.keys.alertDue(receiver.id));
+  }
+
+  get configured(): readonly Receiver[] {
+    return this.receivers;
+  }
+
+  /** Queues the change for every receiver (the emitter already decided, once, that it happened). */
+  private async enqueue(event: VerdictChangedEventDto): Promise<void> {
+    const body = JSON.stringify(event);
+    await Promise.all(
+      this.receivers.map(async (r) => {
+        try {
+          await ENQUEUE.run(this.redis, this.receiverKeys(r), [event.id, body]);
+        } catch (err) {
+          this.logger.error(`could not queue the ${event.type} webhook ${event.id} for ${r.label}: ${(err as Error).message}`);
+        }
+      }),
+    );
+    for (const r of this.receivers) this.wakers.get(r.id)?.();
+  }
+
+  private async run(receiver: Receiver): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      let claimed: Claimed | null = null;
+      try {
+        claimed = await this.claim(receiver);
+      } catch (err) {
+        this.logger.warn(`could not claim a webhook delivery for ${receiver.label}: ${(err as Error).message}`);
+      }
+      if (claimed) await this.attempt(receiver, claimed);
+      else await this.idle(receiver);
+    }
+  }
+
+  /** Waits ALERT_WEBHOOK_POLL_MS, or less when this instance queues something or stops. */
+  private idle(receiver: Receiver): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(receiver.id);
+        resolve();
+      };
+      const timer = setTimeout(done, this.pollMs);
+      this.wakers.set(receiver.id, done);
+      if (this.stop.signal.aborted) done();
+    });
+  }
+
+  private async claim(receiver: Receiver): Promise<Claimed | null> {
+    const reply = (await CLAIM.run(this.redis, this.receiverKeys(receiver), [String(this.leaseMs)])) as [string, string, number, number] | null;
+    if (!reply) return null;
+    const [id, body, attempt, lease] = reply;
+    return { id, body, attempt: Number(attempt), lease: Number(lease) };
+  }
+
+  private async attempt(receiver: Receiver, d: Claimed): Promise<void> {
+    const what = `webhook ${d.id} to ${receiver.label} (${receiver.id}), attempt ${d.attempt} of ${this.maxAttempts}`;
+    let finish: { action: 'done' | 'retry'; delayMs: number };
+    try {
+      await this.http.post(receiver.url, d.body, {
+        headers: {
+          'Content-Type': 'application/json',
+          [SIGNATURE_HEADER]: signature(this.secret, d.body, Math.floor(Date.now() / 1000)),
+          [IDEMPOTENCY_HEADER]: d.id,
+        },
+        maxBytes: MAX_RESPONSE_BYTES,
+        timeoutMs: this.timeoutMs,
+        signal: this.stop.signal,
+      });
+      this.deliveries.inc({ outcome: 'delivered' });
+      this.logger.log(`${what}: delivered`);
+      finish = { action: 'done', delayMs: 0 };
+    } catch (err) {
+      // Shutting down: leave the claim to its lease; the next instance to run retries it.
+      if (this.stop.signal.aborted) return;
+      const message = (err as Error).message; // ours: a status or an error code, never the receiver's body
+      if (err instanceof TransientUpstreamError && d.attempt < this.maxAttempts) {
+        const delayMs = this.retryDelay(d.attempt, err.retryAfterMs);
+        this.deliveries.inc({ outcome: 'retry' });
+        this.logger.warn(`${what} failed (${message}); next attempt in ${delayMs} ms`);
+        finish = { action: 'retry', delayMs };
+      } else {
+        const outcome = err instanceof TransientUpstreamError ? 'exhausted' : 'rejected';
+        this.deliveries.inc({ outcome });
+        this.logger.error(`${what} failed (${message}); given up (${outcome})`);
+        finish = { action: 'done', delayMs: 0 };
+      }
+    }
+    try {
+      const ok = await FINISH.run(this.redis, this.receiverKeys(receiver), [d.id, String(d.lease), finish.action, String(finish.delayMs)]);
+      if (ok !== 1) this.logger.warn(`${what}: its claim had expired; another instance may attempt it again`);
+    } catch (err) {
+      // The claim ends with its lease: the delivery is attempted again then (at least once).
+      this.logger.warn(`${what}: could not record the result (${(err as Error).message})`);
+    }
+  }
+
+  /** Exponential backoff with jitter from ALERT_WEBHOOK_RETRY_BASE_MS, at most ALERT_WEBHOOK_RETRY_MAX_MS; a Retry-After counts within that cap. */
+  private retryDelay(attempt: number, retryAfterMs: number | undefined): number {
+    const exp = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (attempt - 1));
+    const jittered = Math.round(exp / 2 + Math.random() * (exp / 2));
+    return Math.min(this.retryMaxMs, Math.max(jittered, retryAfterMs ?? 0));
+  }
+
+  private receiverKeys(r: Receiver): string[] {
+    return [this.keys.alertDue(r.id), this.keys.alertBodies(r.id), this.keys.alertAttempts(r.id)];
+  }
+}

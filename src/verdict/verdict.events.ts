@@ -1,0 +1,14 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { AsyncEvents } from '../common/async-events.js';
+import type { VerdictChangedEventDto } from './dto/verdict.dto.js';
+
+/**
+ * The verdict changed. Emitted in the one process whose evaluation made the transition in Redis
+ * (so once across instances): notifications publish it, alerts queue the webhooks.
+ */
+@Injectable()
+export class VerdictEvents extends AsyncEvents<VerdictChangedEventDto> {
+  constructor() {
+    super(new Logger(VerdictEvents.name));
+  }
+}

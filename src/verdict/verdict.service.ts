@@ -1,0 +1,174 @@
+import { BadRequestException, Inject, Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { randomUUID } from 'node:crypto';
+import { Env } from '../config/env.validation.js';
+import { DAY_MS, maxBuckets, parseBucket, parseTime } from '../history/history-query.js';
+import { LuaScript } from '../redis/lua-script.js';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { RedisKeys } from '../redis/redis-keys.service.js';
+import { RedisClient } from '../redis/redis.types.js';
+import { APP_LABEL } from '../series/series.catalog.js';
+import type { SummaryResponseDto } from '../summary/dto/summary-response.dto.js';
+import { TimeseriesService } from '../timeseries/timeseries.service.js';
+import { VerdictChangeDto, VerdictPointDto, VerdictSeriesQueryDto, VerdictStateDto } from './dto/verdict.dto.js';
+import { VerdictEvents } from './verdict.events.js';
+import { isVerdict, Verdict, VERDICT_CODE, verdictOfCode } from './verdict.rule.js';
+
+/** Changes kept for GET /verdict and the dashboard. */
+export const MAX_CHANGES = 20;
+
+/**
+ * Compare-and-set of the verdict state, the one place a transition is decided (so N instances
+ * evaluating the same data agree on one change, and its event is published once).
+ * KEYS: state hash, changes list (same slot). ARGV: verdict, at (the summary's as_of, ms),
+ * event id, max changes.
+ * An evaluation older than the newest one recorded is `stale` (two instances racing must not let
+ * the older data win); the same verdict is `same` (the run goes on); no state yet is `first`
+ * (nothing changed: no event); otherwise `changed`. Returns {outcome, verdict, since, previous}.
+ */
+const TRANSITION = new LuaScript(`
+local cur = redis.call('HMGET', KEYS[1], 'verdict', 'since', 'at')
+local at = tonumber(ARGV[2])
+if cur[1] and cur[3] and tonumber(cur[3]) > at then return {'stale', cur[1], cur[2], ''} end
+if cur[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'at', ARGV[2])
+  return {'same', cur[1], cur[2], ''}
+end
+redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2], 'event', ARGV[3])
+if not cur[1] then return {'first', ARGV[1], ARGV[2], ''} end
+redis.call('LPUSH', KEYS[2], cjson.encode({id = ARGV[3], at = at, previous = cur[1], verdict = ARGV[1]}))
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+return {'changed', ARGV[1], ARGV[2], cur[1]}`);
+
+type Outcome = 'stale' | 'same' | 'first' | 'changed';
+
+/**
+ * The verdict feature: evaluated on the summary recomputed after each ingest run (never per
+ * request), stored as a series (both backends), its current run kept in Redis (shared by every
+ * instance), and a VerdictEvents emission by the one instance that made a change.
+ */
+@Injectable()
+export class VerdictService {
+  private readonly logger = new Logger(VerdictService.name);
+  private readonly retentionMs: number;
+  private readonly maxPoints: number;
+  private seriesReady = false;
+
+  constructor(
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+    private readonly timeseries: TimeseriesService,
+    private readonly events: VerdictEvents,
+    config: ConfigService<Env, true>,
+  ) {
+    this.retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
+    this.maxPoints = config.get('SERIES_MAX_POINTS', { infer: true });
+  }
+
+  /** `verdict_since` for a summary computed on a request: the recorded start when the recorded verdict is this one, else null. */
+  async since(verdict: Verdict): Promise<string | null> {
+    const [current, since] = await this.redis.hmget(this.keys.verdictState(), 'verdict', 'since');
+    return current === verdict ? iso(since) : null;
+  }
+
+  /**
+   * Records the verdict of a summary computed after an ingest run: a sample in the verdict
+   * series, then the compare-and-set; emits VerdictEvents when this call made a change. Returns
+   * the `verdict_since` that goes with the summary.
+   */
+  async record(summary: SummaryResponseDto): Promise<string | null> {
+    const at = Date.parse(summary.as_of);
+    // The history sample must not hold up (or, failing, prevent) the transition and its event.
+    const stored = this.store(at, summary.verdict).catch((err: Error) => this.logger.warn(`could not store the verdict sample: ${err.message}`));
+    const id = randomUUID();
+    const reply = (await TRANSITION.run(
+      this.redis,
+      [this.keys.verdictState(), this.keys.verdictChanges()],
+      [summary.verdict, String(at), id, String(MAX_CHANGES)],
+    )) as [Outcome, string, string, string];
+    await stored;
+    const [outcome, current, since, previous] = reply;
+    if (outcome === 'stale') return current === summary.verdict ? iso(since) : null;
+    const sinceIso = new Date(Number(since)).toISOString();
+    if (outcome === 'changed' && isVerdict(previous)) {
+      this.logger.log(`verdict changed: ${previous} → ${summary.verdict} (as of ${summary.as_of})`);
+      await this.events.emit({
+        type: 'verdict.changed',
+        id,
+        previous,
+        verdict: summary.verdict,
+        since: sinceIso,
+        summary: { ...summary, verdict_since: sinceIso },
+      });
+    }
+    return sinceIso;
+  }
+
+  /** GET /verdict: the current run and the last changes. */
+  async state(): Promise<VerdictStateDto> {
+    const [[verdict, since, at], raw] = await Promise.all([
+      this.redis.hmget(this.keys.verdictState(), 'verdict', 'since', 'at'),
+      this.redis.lrange(this.keys.verdictChanges(), 0, MAX_CHANGES - 1),
+    ]);
+    const changes = raw.flatMap((text): VerdictChangeDto[] => {
+      try {
+        const c = JSON.parse(text) as { id: string; at: number; previous: string; verdict: string };
+        return isVerdict(c.previous) && isVerdict(c.verdict)
+          ? [{ id: c.id, time: new Date(c.at).toISOString(), previous: c.previous, verdict: c.verdict }]
+          : [];
+      } catch {
+        return [];
+      }
+    });
+    return { verdict: isVerdict(verdict) ? verdict : null, since: iso(since), evaluated_as_of: iso(at), changes };
+  }
+
+  /**
+   * GET /series/verdict: per epoch-aligned bucket, the last verdict evaluated in it (TS.RANGE …
+   * AGGREGATION last), oldest first, buckets without an evaluation left out. Same parameters,
+   * defaults and SERIES_MAX_POINTS limit as GET /series/{metric}.
+   */
+  async history(query: VerdictSeriesQueryDto): Promise<VerdictPointDto[]> {
+    const parse = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (err) {
+        throw new BadRequestException((err as Error).message);
+      }
+    };
+    const key = this.keys.verdictSeries();
+    const bucketMs = parse(() => parseBucket(query.bucket ?? '1h'));
+    const to = query.to !== undefined ? parse(() => parseTime(query.to as string, 'to')) : ((await this.timeseries.latest(key))?.timestamp ?? Date.now());
+    const from = query.from !== undefined ? parse(() => parseTime(query.from as string, 'from')) : Math.max(0, to - DAY_MS);
+    if (from > to) {
+      throw new BadRequestException(`from (${new Date(from).toISOString()}) must not be after to (${new Date(to).toISOString()})`);
+    }
+    const points = maxBuckets(from, to, bucketMs);
+    if (points > this.maxPoints) {
+      throw new BadRequestException(
+        `this query could return ${points} points, more than SERIES_MAX_POINTS (${this.maxPoints}); use a larger bucket or a shorter range`,
+      );
+    }
+    const samples = await this.timeseries.range({ key, from, to, aggregation: { type: 'last', bucketMs } });
+    return samples.flatMap((s) => {
+      const verdict = verdictOfCode(s.value);
+      return verdict ? [{ time: new Date(s.timestamp).toISOString(), verdict }] : [];
+    });
+  }
+
+  /** One sample per evaluation, at the summary's as_of (DUPLICATE_POLICY FIRST: re-evaluations of the same as_of keep the first). */
+  private async store(at: number, verdict: Verdict): Promise<void> {
+    const key = this.keys.verdictSeries();
+    if (!this.seriesReady) {
+      await this.timeseries.ensureSeries(key, { retentionMs: this.retentionMs, labels: { metric: 'verdict', app: APP_LABEL } });
+      this.seriesReady = true;
+    }
+    const report = await this.timeseries.add(key, [{ timestamp: at, value: VERDICT_CODE[verdict] }]);
+    if (report.rejected > 0) this.logger.warn(`verdict sample rejected: ${report.errors.join('; ')}`);
+  }
+}
+
+function iso(ms: string | null | undefined): string | null {
+  const n = ms === null || ms === undefined ? NaN : Number(ms);
+  return Number.isFinite(n) ? new Date(n).toISOString() : null;
+}

@@ -1,0 +1,291 @@
+import { Logger } from '@nestjs/common';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { jest } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { AlertsService } from '../src/alerts/alerts.service.js';
+import { verifySignature } from '../src/alerts/webhook-signature.js';
+import { NotificationsService } from '../src/notifications/notifications.service.js';
+import { bootApp, postRefresh } from './support/app.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { listen, SseClient, WsClient } from './support/streams.js';
+import { FakeUpstream } from './support/upstream.js';
+import { waitFor } from './support/wait.js';
+import { ReceivedHook, WebhookReceiver } from './support/webhook-receiver.js';
+
+const SECRET = 'verdict-e2e-secret-0123456789';
+const HOUR_S = 3600;
+const BASE_S = Date.UTC(2031, 2, 1) / 1000;
+const iso = (hour: number, s = 60) => new Date((BASE_S + hour * HOUR_S + s) * 1000).toISOString();
+const rec = (hour: number, price: number, mean: number, s = 60) => ({ timestamp: BASE_S + hour * HOUR_S + s, btc_price: String(price), mean });
+// SentiCrypt v1 (a frozen feed: the summary's window ends at its newest sample, 3 hours).
+// Hours 0-2 both rising: lit. Then hours 3-4 fall below hour 2: the window 2-4 is falling: cold.
+const RISING = [rec(0, 100, 0.1), rec(1, 110, 0.2), rec(2, 120, 0.3)];
+const FALLING = [...RISING, rec(3, 90, 0.0), rec(4, 80, -0.1)];
+const LATER = [...FALLING, rec(4, 79, -0.2, 120)];
+
+function webhookEnv(prefix: string, upstream: FakeUpstream, receivers: WebhookReceiver[], extra: Record<string, string> = {}) {
+  return {
+    REDIS_KEY_PREFIX: prefix,
+    SENTIMENT_API_URL: upstream.url,
+    ALERT_WEBHOOK_URLS: receivers.map((r) => r.url).join(','),
+    ALERT_WEBHOOK_SECRET: SECRET,
+    ALERT_WEBHOOK_POLL_MS: '50',
+    ALERT_WEBHOOK_RETRY_BASE_MS: '50',
+    ...extra,
+  };
+}
+
+/** Records the first verdict (lit: no change, no event), then ingests the fall (cold: the change). */
+async function flip(app: NestFastifyApplication, upstream: FakeUpstream): Promise<void> {
+  upstream.mode = { kind: 'json', body: RISING };
+  expect((await postRefresh(app)).statusCode).toBe(200);
+  upstream.mode = { kind: 'json', body: FALLING };
+  expect((await postRefresh(app)).statusCode).toBe(200);
+}
+
+const pendingOf = (app: NestFastifyApplication, receiver: WebhookReceiver) => {
+  const alerts = app.get(AlertsService);
+  const r = alerts.configured.find((c) => c.url === receiver.url);
+  if (!r) throw new Error(`${receiver.url} is not configured`);
+  return alerts.pending(r);
+};
+
+/** The value of one sample line of GET /metrics (0 when absent). */
+async function metric(app: NestFastifyApplication, line: string): Promise<number> {
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found ? Number(found.slice(line.length + 1)) : 0;
+}
+
+const header = (h: ReceivedHook, name: string) => h.headers[name.toLowerCase()] as string;
+
+describe('verdict across two instances on one Redis (e2e)', () => {
+  const prefix = uniquePrefix('verdict');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const receivers = [new WebhookReceiver(), new WebhookReceiver()];
+  let a: NestFastifyApplication;
+  let b: NestFastifyApplication;
+  let sse: SseClient;
+  let ws: WsClient;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    await Promise.all(receivers.map((r) => r.start()));
+    const env = webhookEnv(prefix, upstream, receivers);
+    a = await bootApp(env);
+    b = await bootApp(env);
+    sse = await SseClient.open(await listen(a));
+    ws = await WsClient.open(await listen(b));
+    await waitFor('the stream clients', () => a.get(NotificationsService).clientCount === 1 && b.get(NotificationsService).clientCount === 1);
+  });
+
+  afterAll(async () => {
+    sse?.close();
+    ws?.close();
+    await a?.close();
+    await b?.close();
+    await upstream?.stop();
+    await Promise.all(receivers.map((r) => r.stop()));
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('records the first verdict silently; a flip rising → falling ingested by both gives one event and one delivery per receiver', async () => {
+    upstream.mode = { kind: 'json', body: RISING };
+    expect((await postRefresh(a)).statusCode).toBe(200);
+    expect((await b.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json()).toMatchObject({
+      price_direction: 'rising',
+      sentiment_direction: 'rising',
+      verdict: 'lit',
+      verdict_since: iso(2),
+    });
+
+    // Both instances ingest the fall at once and both evaluate it: Redis decides one change.
+    upstream.mode = { kind: 'json', body: FALLING };
+    const refreshes = await Promise.all([postRefresh(a), postRefresh(b)]);
+    expect(refreshes.map((r) => r.statusCode)).toEqual([200, 200]);
+    // A later ingest event: whatever the flip published reached every client before it.
+    upstream.mode = { kind: 'json', body: LATER };
+    expect((await postRefresh(a)).json()).toMatchObject({ stored: 2 });
+    const isLater = (m: { data: Record<string, unknown> }) => m.data.type === 'ingest' && m.data.latestSampleTime === iso(4, 120);
+    await sse.next(isLater, 'the later ingest event over SSE');
+    await ws.next(isLater, 'the later ingest event over WebSocket');
+
+    const changes = sse.ofType('verdict.changed');
+    expect(changes).toHaveLength(1);
+    expect(ws.ofType('verdict.changed').map((m) => m.data)).toEqual([changes[0].data]);
+    const event = changes[0].data as Record<string, unknown> & { summary: Record<string, unknown> };
+    expect(changes[0].event).toBe('verdict.changed');
+    expect(event).toMatchObject({ type: 'verdict.changed', id: expect.any(String), previous: 'lit', verdict: 'cold', since: iso(4) });
+    expect(event.summary).toMatchObject({ as_of: iso(4), price_direction: 'falling', sentiment_direction: 'falling', verdict: 'cold', verdict_since: iso(4) });
+
+    // One delivery per receiver: the queues are empty once delivered, and only one change was queued.
+    for (const r of receivers) await waitFor('the delivery', async () => r.received.length > 0 && (await pendingOf(a, r)) === 0);
+    for (const r of receivers) {
+      expect(r.received).toHaveLength(1);
+      const [hook] = r.received;
+      expect(JSON.parse(hook.body)).toEqual(event);
+      expect(header(hook, 'content-type')).toBe('application/json');
+      expect(header(hook, 'idempotency-key')).toBe(event.id);
+      expect(header(hook, 'x-signature')).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+      expect(verifySignature(header(hook, 'x-signature'), hook.body, SECRET)).toBe(true);
+      expect(verifySignature(header(hook, 'x-signature'), hook.body, 'another-secret-0123456789')).toBe(false);
+    }
+    const delivered = (await metric(a, 'alert_webhook_deliveries_total{outcome="delivered"}')) + (await metric(b, 'alert_webhook_deliveries_total{outcome="delivered"}'));
+    expect(delivered).toBe(2);
+    expect(await metric(b, `alert_webhook_pending{receiver="${b.get(AlertsService).configured[0].id}"}`)).toBe(0);
+
+    // Every instance answers with the state kept in Redis.
+    for (const app of [a, b]) {
+      expect((await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json()).toMatchObject({ verdict: 'cold', verdict_since: iso(4) });
+      expect((await app.inject({ method: 'GET', url: '/verdict' })).json()).toEqual({
+        verdict: 'cold',
+        since: iso(4),
+        evaluated_as_of: iso(4, 120),
+        changes: [{ id: event.id, time: iso(4), previous: 'lit', verdict: 'cold' }],
+      });
+    }
+  });
+
+  it('keeps the verdict as a series: GET /series/verdict gives the last verdict per bucket', async () => {
+    const get = async (query: string) => {
+      const res = await b.inject({ method: 'GET', url: `/series/verdict${query}` });
+      expect(res.statusCode).toBe(200);
+      return res.json();
+    };
+    const hours = [
+      { time: new Date((BASE_S + 2 * HOUR_S) * 1000).toISOString(), verdict: 'lit' },
+      { time: new Date((BASE_S + 4 * HOUR_S) * 1000).toISOString(), verdict: 'cold' },
+    ];
+    expect(await get('?from=2031-03-01&to=2031-03-01T12:00:00Z&bucket=1h')).toEqual(hours);
+    expect(await get('')).toEqual(hours); // to = the newest evaluation, from = 24 h before, 1h buckets
+    expect(await get('?from=2031-03-01&to=2031-03-02&bucket=1d')).toEqual([{ time: '2031-03-01T00:00:00.000Z', verdict: 'cold' }]);
+    expect(await get('?from=2031-03-02&to=2031-03-03')).toEqual([]);
+  });
+
+  it('answers a bad GET /series/verdict query with a 400 naming the parameter', async () => {
+    for (const [query, message] of [
+      ['?aggregation=avg', 'aggregation'],
+      ['?bucket=1x', 'bucket must be'],
+      ['?from=2031-03-02&to=2031-03-01', 'must not be after'],
+      ['?from=2031-03-01&to=2031-03-02&bucket=1ms', 'SERIES_MAX_POINTS'],
+      ['?to=yesterday', 'to must be'],
+    ]) {
+      const res = await b.inject({ method: 'GET', url: `/series/verdict${query}` });
+      expect([query, res.statusCode, JSON.stringify(res.json())]).toEqual([query, 400, expect.stringContaining(message)]);
+    }
+  });
+});
+
+describe('webhook delivery: retries, a hanging receiver, a redirect (e2e)', () => {
+  const prefix = uniquePrefix('alerts');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const flaky = new WebhookReceiver((n) => (n <= 2 ? { status: 500 } : { status: 200 }));
+  const hang = new WebhookReceiver(() => 'hang');
+  const ok = new WebhookReceiver();
+  const target = new WebhookReceiver();
+  const redirect = new WebhookReceiver(() => ({ status: 302, headers: { location: target.url } }));
+  const servers = [flaky, hang, ok, target, redirect];
+  let app: NestFastifyApplication;
+  const logged: string[] = [];
+
+  beforeAll(async () => {
+    for (const level of ['log', 'warn', 'error'] as const) {
+      jest.spyOn(Logger.prototype, level).mockImplementation((message: unknown) => {
+        logged.push(String(message));
+      });
+    }
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    await Promise.all(servers.map((r) => r.start()));
+    // The hanging receiver's attempt outlasts the test: shutdown aborts it.
+    app = await bootApp(webhookEnv(prefix, upstream, [flaky, hang, ok, redirect], { ALERT_WEBHOOK_TIMEOUT_MS: '60000' }));
+    await flip(app, upstream);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await Promise.all(servers.map((r) => r.stop()));
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+    jest.restoreAllMocks();
+  });
+
+  it('a receiver that hangs delays neither the other receivers nor the ingest', async () => {
+    await waitFor('the hanging receiver to be called', () => hang.open === 1);
+    await waitFor('the other receivers', async () => ok.received.length === 1 && (await pendingOf(app, flaky)) === 0);
+    upstream.mode = { kind: 'json', body: LATER };
+    expect((await postRefresh(app)).json()).toMatchObject({ stored: 2 });
+    // All of that happened while the hanging receiver's one attempt was still open.
+    expect({ open: hang.open, calls: hang.received.length }).toEqual({ open: 1, calls: 1 });
+    expect(await pendingOf(app, hang)).toBe(1);
+  });
+
+  it('retries a receiver answering 500 twice then 200: three requests, same body and idempotency key, each signed', async () => {
+    await waitFor('three attempts', async () => flaky.received.length === 3 && (await pendingOf(app, flaky)) === 0);
+    const keys = flaky.received.map((h) => header(h, 'idempotency-key'));
+    expect(new Set(keys).size).toBe(1);
+    expect(JSON.parse(flaky.received[0].body)).toMatchObject({ type: 'verdict.changed', id: keys[0], previous: 'lit', verdict: 'cold' });
+    expect(new Set(flaky.received.map((h) => h.body)).size).toBe(1);
+    for (const h of flaky.received) expect(verifySignature(header(h, 'x-signature'), h.body, SECRET)).toBe(true);
+    expect(ok.received.map((h) => header(h, 'idempotency-key'))).toEqual([keys[0]]);
+    expect(await metric(app, 'alert_webhook_deliveries_total{outcome="retry"}')).toBe(2);
+    // The receiver's answers are never logged; our messages name the status.
+    expect(logged.some((m) => m.includes('receiver answered HTTP 500'))).toBe(true);
+    expect(logged.filter((m) => m.includes('RECEIVER-BODY'))).toEqual([]);
+  });
+
+  it('never follows a redirect: the delivery is given up, the target never called', async () => {
+    await waitFor('the redirect to be judged', async () => redirect.received.length === 1 && (await pendingOf(app, redirect)) === 0);
+    expect(target.received).toEqual([]);
+    expect(await metric(app, 'alert_webhook_deliveries_total{outcome="rejected"}')).toBe(1);
+    expect(logged.some((m) => m.includes('HTTP 302 (a redirect); not followed'))).toBe(true);
+  });
+});
+
+describe('webhook delivery survives a restart between attempts (e2e)', () => {
+  const prefix = uniquePrefix('alerts-restart');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const receiver = new WebhookReceiver(() => ({ status: 503 }));
+  const apps: NestFastifyApplication[] = [];
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    await receiver.start();
+  });
+
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await upstream?.stop();
+    await receiver.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('a pending delivery is sent by the next instance to start, with the same idempotency key', async () => {
+    // The first retry is 1-2 s away: the instance is stopped between the attempts.
+    const env = webhookEnv(prefix, upstream, [receiver], { ALERT_WEBHOOK_RETRY_BASE_MS: '2000' });
+    const first = await bootApp(env);
+    apps.push(first);
+    await flip(first, upstream);
+    await waitFor('the first attempt', () => receiver.received.length === 1);
+    await first.close();
+    apps.pop();
+    const failed = receiver.received.length; // 1, or 2 if a retry got in before the stop
+
+    receiver.reply = () => ({ status: 200 });
+    const second = await bootApp(env);
+    apps.push(second);
+    await waitFor('the delivery by the restarted instance', async () => receiver.received.length > failed && (await pendingOf(second, receiver)) === 0);
+    expect(receiver.received).toHaveLength(failed + 1);
+    expect(new Set(receiver.received.map((h) => header(h, 'idempotency-key'))).size).toBe(1);
+    expect(new Set(receiver.received.map((h) => h.body)).size).toBe(1);
+    expect(await metric(second, 'alert_webhook_deliveries_total{outcome="delivered"}')).toBe(1);
+  });
+});
