@@ -36,12 +36,6 @@ function utc(t: number): string {
   const hhmm = d.toISOString().slice(11, 16);
   return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${hhmm} UTC`;
 }
-/** The documented rule: both rising = lit, both falling = cold, anything else mixed. */
-function verdict(price: string, sentiment: string): 'lit' | 'cold' | 'mixed' {
-  if (price === 'rising' && sentiment === 'rising') return 'lit';
-  if (price === 'falling' && sentiment === 'falling') return 'cold';
-  return 'mixed';
-}
 const METRICS = ['price', 'sentiment'] as const;
 
 /** Hourly buckets holding samples in the 24 h before the newest one. */
@@ -59,6 +53,8 @@ interface Canned {
   summary: unknown;
   listing: { metric: string; last: number; labels: Record<string, string> }[];
   points: { time: string; price: number | null; sentiment: number | null }[];
+  /** GET /verdict (no changes when not given). */
+  verdict?: unknown;
 }
 async function serveCanned(page: Page, canned: Canned): Promise<void> {
   const listing = canned.listing.map((l) => ({
@@ -67,6 +63,7 @@ async function serveCanned(page: Page, canned: Canned): Promise<void> {
   await page.route((u) => u.pathname === '/is-bitcoin-lit', (r) => r.fulfill({ json: canned.summary }));
   await page.route((u) => u.pathname === '/series', (r) => r.fulfill({ json: listing }));
   await page.route((u) => u.pathname === '/series/combined', (r) => r.fulfill({ json: canned.points }));
+  await page.route((u) => u.pathname === '/verdict', (r) => r.fulfill({ json: canned.verdict ?? { verdict: null, since: null, evaluated_as_of: null, changes: [] } }));
 }
 
 /** The browser's "now" in the canned tests (page.clock), and hourly times relative to it. */
@@ -139,10 +136,11 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
       new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 2 }).format(lastHour.price),
     );
 
-    // The answer, by the rule, and said in the past tense: the fixture is from 2021.
-    const expected = verdict(s.price_direction, s.sentiment_direction);
+    // The API's verdict, said in the past tense: the fixture is from 2021.
+    const expected = s.verdict as 'lit' | 'cold' | 'mixed';
     expect(await page.getAttribute('#verdict', 'data-verdict')).toBe(expected);
     expect(await page.textContent('#verdict')).toBe({ lit: 'It was lit', cold: 'It was cold', mixed: 'Mixed signals' }[expected] + ' (stale data)');
+    expect(await page.textContent('#verdict-since')).toContain(`since ${utc(Date.parse(s.verdict_since))} (`);
 
     // Per metric, from the summary's metrics: source, unit, latest sample, its age in years, and
     // the stale badge (the v1 feed is frozen in 2021, so the summary flags both metrics stale).
@@ -290,18 +288,31 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
           price: { source: 'coinbase', unit: 'USD', cadence: 'tick', latest_sample_time: iso(NOW - 3 * 60_000), stale: false },
           sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', cadence: 'daily', latest_sample_time: '2026-12-02T00:00:00.000Z', stale: false },
         },
+        verdict: 'lit',
+        verdict_since: '2026-12-02T05:00:00.000Z',
       },
       listing: [
         { metric: 'price', last: NOW - 3 * 60_000, labels: { source: 'coinbase' } },
         { metric: 'sentiment', last: Date.parse('2026-12-02T00:00:00Z'), labels: { source: 'senticrypt-v2' } },
       ],
       points: hoursFrom('2026-12-02T00:00:00Z', 8).map((t, i) => ({ time: iso(t), price: 90800 + 100 * i, sentiment: i === 0 ? 0.1 : null })),
+      verdict: {
+        verdict: 'lit',
+        since: '2026-12-02T05:00:00.000Z',
+        evaluated_as_of: iso(NOW - 30_000),
+        changes: [
+          { id: 'c2', time: '2026-12-02T05:00:00.000Z', previous: 'mixed', verdict: 'lit' },
+          { id: 'c1', time: '2026-12-01T22:00:00.000Z', previous: 'lit', verdict: 'mixed' },
+        ],
+      },
     });
     await openAtNow();
 
     expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('lit');
     expect(await text('#verdict')).toBe('Yes, it is lit');
     expect(await text('#verdict-basis')).toBe('From 2 Dec 2026 04:00 UTC to 2 Dec 2026 07:12 UTC (45 seconds ago): price ▲ rising, sentiment ▲ rising.');
+    expect(await text('#verdict-since')).toBe('Lit since 2 Dec 2026 05:00 UTC (2 hours ago).');
+    expect(await page.locator('#verdict-changes li').allTextContents()).toEqual(['2 Dec 2026 05:00 UTC: mixed → lit', '1 Dec 2026 22:00 UTC: lit → mixed']);
     expect(await text('#price-value')).toBe('$91,450.00');
     expect(await text('#sentiment-value')).toBe('0.160');
     expect(await text('#price-source')).toBe('coinbase');
@@ -416,6 +427,8 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
         hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 - 100 * i, sentiment: null, time: iso(t) })),
         price_direction: 'falling',
         sentiment_direction: null,
+        verdict: 'unknown',
+        verdict_since: null,
         as_of: iso(NOW - 30_000),
         metrics: {
           price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 60_000), stale: false },
