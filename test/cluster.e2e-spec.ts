@@ -185,7 +185,8 @@ describeCluster('Redis Cluster, 3 masters (e2e)', () => {
       for (const key of keys) expect(await ownerOf(key)).toBe(port);
       everyKey.push(...keys);
     }
-    const metas = kind === 'portable' ? [metaKey(series('price')), metaKey(series('sentiment'))] : [];
+    const verdict = `${prefix}:verdict`;
+    const metas = kind === 'portable' ? [metaKey(series('price')), metaKey(series('sentiment')), metaKey(verdict)] : [];
     // Compactions ({series}:agg:bucket, and their metadata on portable) sit in their source's slot.
     const compactions = everyKey.filter((k) => /\}:(sum|count|min|max|first|last):1[hd](:meta)?$/.test(k));
     expect(compactions).toHaveLength(2 * 12 * (kind === 'portable' ? 2 : 1));
@@ -199,7 +200,10 @@ describeCluster('Redis Cluster, 3 masters (e2e)', () => {
     expect(throttle.length).toBeGreaterThan(0);
     expect(throttle.every((k) => k.startsWith(`{${prefix}:throttle:`))).toBe(true);
     const others = everyKey.filter((k) => !compactions.includes(k) && !throttle.includes(k));
-    expect(others.sort()).toEqual([series('price'), series('sentiment'), ...metas, `${prefix}:cache`, `${prefix}:ingest:last-success`].sort());
+    // The verdict series, and its state (its changes list, written by the same script, would be `{state}:changes`).
+    expect(others.sort()).toEqual(
+      [series('price'), series('sentiment'), verdict, `${prefix}:verdict:state`, ...metas, `${prefix}:cache`, `${prefix}:ingest:last-success`].sort(),
+    );
   });
 
   it('sent every command straight to the right master: no CROSSSLOT, no MOVED, no ASK on any node', async () => {

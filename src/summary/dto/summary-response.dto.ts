@@ -1,4 +1,5 @@
-import type { Verdict } from '../../verdict/verdict.rule.js';
+import { ApiProperty } from '@nestjs/swagger';
+import { VERDICTS, type Verdict } from '../../verdict/verdict.rule.js';
 
 export type Direction = 'rising' | 'falling' | 'flat';
 
@@ -80,6 +81,7 @@ export class SummaryResponseDto {
    * either direction null (no data for that metric in the window): `unknown`.
    * @example "lit"
    */
+  @ApiProperty({ enum: VERDICTS })
   verdict!: Verdict;
 
   /**

@@ -1,4 +1,4 @@
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty } from '@nestjs/swagger';
 import { IsOptional, Matches } from 'class-validator';
 import { BUCKET_PATTERN, TIME_HINT, TIME_PATTERN } from '../../history/history-query.js';
 import { SummaryResponseDto } from '../../summary/dto/summary-response.dto.js';
@@ -15,8 +15,10 @@ export class VerdictChangedEventDto {
   /** Unique id of this change: the webhook `Idempotency-Key`. @example "8a6f0c1e-3b0f-4a53-9d7e-2f0c0d6b9a41" */
   id!: string;
   /** The verdict before. @example "lit" */
+  @ApiProperty({ enum: VERDICTS })
   previous!: Verdict;
   /** The verdict now. @example "cold" */
+  @ApiProperty({ enum: VERDICTS })
   verdict!: Verdict;
   /** Start of the new verdict: the `as_of` of the summary that caused it (UTC). @example "2026-12-02T17:12:04.311Z" */
   since!: string;
@@ -30,8 +32,10 @@ export class VerdictChangeDto {
   /** When the new verdict started (the summary's `as_of`, UTC). @example "2026-12-02T17:12:04.311Z" */
   time!: string;
   /** @example "lit" */
+  @ApiProperty({ enum: VERDICTS })
   previous!: Verdict;
   /** @example "cold" */
+  @ApiProperty({ enum: VERDICTS })
   verdict!: Verdict;
 }
 
@@ -41,6 +45,7 @@ export class VerdictStateDto {
    * before the first one.
    * @example "cold"
    */
+  @ApiProperty({ enum: VERDICTS, nullable: true })
   verdict!: Verdict | null;
   /** Start of its current run (UTC), or null. @example "2026-12-02T17:12:04.311Z" */
   since!: string | null;
@@ -54,7 +59,7 @@ export class VerdictPointDto {
   /** Start of the bucket (UTC, ISO-8601). @example "2026-12-02T17:00:00.000Z" */
   time!: string;
   /** The last verdict evaluated in the bucket. @example "lit" */
-  @ApiPropertyOptional({ enum: VERDICTS, example: 'lit' })
+  @ApiProperty({ enum: VERDICTS })
   verdict!: Verdict;
 }
 
