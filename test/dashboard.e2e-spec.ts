@@ -235,6 +235,20 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     await shot('dashboard-after-ingest');
   });
 
+  it('shows a verdict change without a reload, as the event states it (the page does not recompute it)', async () => {
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#verdict:not([data-verdict=""])');
+    const s = await summary();
+    // A verdict the directions alone would not give: the page must show the API's word.
+    const other = s.verdict === 'cold' ? 'lit' : 'cold';
+    const since = '2021-07-07T12:00:00.000Z';
+    const change = { type: 'verdict.changed', id: 'e2e-change', previous: s.verdict, verdict: other, since, summary: { ...s, verdict: other, verdict_since: since } };
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('connected')); // /events is open
+    await redis.publish(`${prefix}:events`, JSON.stringify(change));
+    await page.waitForFunction((v) => document.getElementById('verdict')?.dataset.verdict === v, other);
+    expect(await page.textContent('#verdict-since')).toMatch(new RegExp(`^${other === 'lit' ? 'Lit' : 'Cold'} since 7 Jul 2021 12:00 UTC \\(\\d+ years ago\\)\\.$`));
+  });
+
   it("follows the server's stale flag per metric: a sentiment threshold of 10 years leaves only price stale", async () => {
     // A second app on the same fixture whose SENTIMENT_STALE_AFTER_MS covers 2021 (price keeps
     // its 10 min): the page must show what the summary says, not judge by age itself.
