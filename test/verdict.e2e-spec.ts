@@ -9,7 +9,7 @@ import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { listen, SseClient, WsClient } from './support/streams.js';
 import { FakeUpstream } from './support/upstream.js';
-import { waitFor } from './support/wait.js';
+import { report, waitFor } from './support/wait.js';
 import { ReceivedHook, WebhookReceiver } from './support/webhook-receiver.js';
 
 const SECRET = 'verdict-e2e-secret-0123456789';
@@ -104,7 +104,10 @@ describe('verdict across two instances on one Redis (e2e)', () => {
 
     // Both instances ingest the fall at once and both evaluate it: Redis decides one change.
     upstream.mode = { kind: 'json', body: FALLING };
+    const t0 = Date.now();
     const refreshes = await Promise.all([postRefresh(a), postRefresh(b)]);
+    const refreshedMs = Date.now() - t0;
+    const deliveredMs = waitFor('both receivers', () => receivers.every((r) => r.received.length > 0)).then(() => Date.now() - t0);
     expect(refreshes.map((r) => r.statusCode)).toEqual([200, 200]);
     // A later ingest event: whatever the flip published reached every client before it.
     upstream.mode = { kind: 'json', body: LATER };
@@ -122,6 +125,7 @@ describe('verdict across two instances on one Redis (e2e)', () => {
     expect(event.summary).toMatchObject({ as_of: iso(4), price_direction: 'falling', sentiment_direction: 'falling', verdict: 'cold', verdict_since: iso(4) });
 
     // One delivery per receiver: the queues are empty once delivered, and only one change was queued.
+    report('verdict flip: both refreshes answered / both receivers had the webhook (ms)', { refreshedMs, deliveredMs: await deliveredMs });
     for (const r of receivers) await waitFor('the delivery', async () => r.received.length > 0 && (await pendingOf(a, r)) === 0);
     for (const r of receivers) {
       expect(r.received).toHaveLength(1);

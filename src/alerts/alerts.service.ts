@@ -180,12 +180,16 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   private async run(receiver: Receiver): Promise<void> {
+    let failing = false; // while Redis is away, say so once, not on every poll
     while (!this.stop.signal.aborted) {
       let claimed: Claimed | null = null;
       try {
         claimed = await this.claim(receiver);
+        if (failing) this.logger.log(`webhook deliveries for ${receiver.label} resume`);
+        failing = false;
       } catch (err) {
-        this.logger.warn(`could not claim a webhook delivery for ${receiver.label}: ${(err as Error).message}`);
+        if (!failing) this.logger.warn(`could not claim a webhook delivery for ${receiver.label} (retrying every ${this.pollMs} ms): ${(err as Error).message}`);
+        failing = true;
       }
       if (claimed) await this.attempt(receiver, claimed);
       else await this.idle(receiver);
