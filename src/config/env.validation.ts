@@ -16,6 +16,7 @@ import {
   validateSync,
   ValidationError,
 } from 'class-validator';
+import { receiverUrlProblem } from '../alerts/alert-receivers.js';
 import {
   DEFAULT_PRICE_SOURCE,
   DEFAULT_SENTIMENT_SOURCE,
@@ -24,7 +25,6 @@ import {
   SENTIMENT_SOURCE_IDS,
   SentimentSourceId,
 } from '../sources/source-choices.js';
-import { receiverUrlProblem } from '../alerts/alert-receivers.js';
 import { DEFAULT_USER_AGENT } from '../sources/user-agent.js';
 
 const toBool = ({ value }: { value: unknown }) => {
