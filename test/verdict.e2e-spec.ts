@@ -293,3 +293,43 @@ describe('webhook delivery survives a restart between attempts (e2e)', () => {
     expect(await metric(second, 'alert_webhook_deliveries_total{outcome="delivered"}')).toBe(1);
   });
 });
+
+describe('a change queued by nobody (its instance died first, or has no receivers) is caught up by the others (e2e)', () => {
+  const prefix = uniquePrefix('alerts-catch-up');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const receiver = new WebhookReceiver();
+  let quiet: NestFastifyApplication;
+  let sender: NestFastifyApplication;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    await receiver.start();
+    const env = webhookEnv(prefix, upstream, [receiver]);
+    // Makes the change but queues nothing: as if it died between the transition and the queueing.
+    quiet = await bootApp({ ...env, ALERT_WEBHOOK_URLS: '', ALERT_WEBHOOK_SECRET: '' });
+    sender = await bootApp(env);
+  });
+
+  afterAll(async () => {
+    await quiet?.close();
+    await sender?.close();
+    await upstream?.stop();
+    await receiver.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('delivers the last change once, the same event as published', async () => {
+    await flip(quiet, upstream);
+    const [change] = (await quiet.inject({ method: 'GET', url: '/verdict' })).json().changes;
+    expect(change).toMatchObject({ previous: 'lit', verdict: 'cold', time: iso(4) });
+    await waitFor('the caught-up delivery', async () => receiver.received.length > 0 && (await pendingOf(sender, receiver)) === 0);
+    expect(receiver.received).toHaveLength(1);
+    const [hook] = receiver.received;
+    expect(header(hook, 'idempotency-key')).toBe(change.id);
+    expect(JSON.parse(hook.body)).toMatchObject({ type: 'verdict.changed', id: change.id, previous: 'lit', verdict: 'cold', since: iso(4), summary: { verdict: 'cold', verdict_since: iso(4) } });
+    expect(verifySignature(header(hook, 'x-signature'), hook.body, SECRET)).toBe(true);
+  });
+});

@@ -11,6 +11,7 @@ import { SourceHttpClient } from '../sources/source-http.service.js';
 import { TransientUpstreamError } from '../sources/source.errors.js';
 import type { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { VerdictEvents } from '../verdict/verdict.events.js';
+import { VerdictService } from '../verdict/verdict.service.js';
 import { Receiver, toReceiver } from './alert-receivers.js';
 import { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature } from './webhook-signature.js';
 
@@ -19,12 +20,21 @@ export type DeliveryOutcome = 'delivered' | 'retry' | 'rejected' | 'exhausted';
 /** Largest receiver answer read (its content is never used). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
-// Every receiver has three keys in one slot: due (sorted set id → due ms, Redis clock), bodies
-// (hash id → JSON), attempts (hash id → attempts started). All times come from the Redis
-// server's clock (TIME), so instances with skewed clocks agree on what is due.
+/** How recent a change must be for catch-up to queue it (see catchUp). */
+export const CATCH_UP_MS = 3_600_000;
 
-/** Queues a delivery, due now; once per id (re-queueing the same event is a no-op). ARGV: id, body. */
+// Every receiver has four keys in one slot: due (sorted set id → due ms, Redis clock), bodies
+// (hash id → JSON), attempts (hash id → attempts started), last (the id of the last change
+// queued). All times come from the Redis server's clock (TIME), so instances with skewed clocks
+// agree on what is due.
+
+/**
+ * Queues a delivery, due now, unless this change was the last one queued (by the instance that
+ * made it, or by another that caught up with it first). KEYS: due, bodies, attempts, last. ARGV: id, body.
+ */
 const ENQUEUE = new LuaScript(`
+if redis.call('GET', KEYS[4]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[4], ARGV[1])
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
@@ -106,6 +116,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
     private readonly keys: RedisKeys,
     private readonly http: SourceHttpClient,
     private readonly verdictEvents: VerdictEvents,
+    private readonly verdicts: VerdictService,
     metrics: MetricsService,
     config: ConfigService<Env, true>,
   ) {
@@ -166,17 +177,33 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
 
   /** Queues the change for every receiver (the emitter already decided, once, that it happened). */
   private async enqueue(event: VerdictChangedEventDto): Promise<void> {
-    const body = JSON.stringify(event);
     await Promise.all(
       this.receivers.map(async (r) => {
         try {
-          await ENQUEUE.run(this.redis, this.receiverKeys(r), [event.id, body]);
+          await this.enqueueFor(r, event);
         } catch (err) {
-          this.logger.error(`could not queue the ${event.type} webhook ${event.id} for ${r.label}: ${(err as Error).message}`);
+          // Not lost: the receiver's loops catch up with the last change (catchUp).
+          this.logger.warn(`could not queue the ${event.type} webhook ${event.id} for ${r.label}: ${(err as Error).message}`);
         }
       }),
     );
     for (const r of this.receivers) this.wakers.get(r.id)?.();
+  }
+
+  private async enqueueFor(receiver: Receiver, event: VerdictChangedEventDto): Promise<boolean> {
+    return (await ENQUEUE.run(this.redis, this.receiverKeys(receiver), [event.id, JSON.stringify(event)])) === 1;
+  }
+
+  /**
+   * Queues the last verdict change if nobody did: the instance that made it died before queueing
+   * it, or has no receivers configured. Only a change of the last CATCH_UP_MS: a receiver added
+   * later is not sent old news.
+   */
+  private async catchUp(receiver: Receiver): Promise<boolean> {
+    const change = await this.verdicts.lastChange(CATCH_UP_MS);
+    if (!change || !(await this.enqueueFor(receiver, change))) return false;
+    this.logger.log(`webhook ${change.id} to ${receiver.label} (${receiver.id}) queued by catch-up (the instance that made the change had not queued it yet, or could not)`);
+    return true;
   }
 
   private async run(receiver: Receiver): Promise<void> {
@@ -185,8 +212,10 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       let claimed: Claimed | null = null;
       try {
         claimed = await this.claim(receiver);
+        const caughtUp = !claimed && (await this.catchUp(receiver));
         if (failing) this.logger.log(`webhook deliveries for ${receiver.label} resume`);
         failing = false;
+        if (caughtUp) continue; // due now: claim it at once
       } catch (err) {
         if (!failing) this.logger.warn(`could not claim a webhook delivery for ${receiver.label} (retrying every ${this.pollMs} ms): ${(err as Error).message}`);
         failing = true;
@@ -267,6 +296,6 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   private receiverKeys(r: Receiver): string[] {
-    return [this.keys.alertDue(r.id), this.keys.alertBodies(r.id), this.keys.alertAttempts(r.id)];
+    return [this.keys.alertDue(r.id), this.keys.alertBodies(r.id), this.keys.alertAttempts(r.id), this.keys.alertLastQueued(r.id)];
   }
 }

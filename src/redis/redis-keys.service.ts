@@ -96,7 +96,8 @@ export class RedisKeys {
 
   /**
    * Webhook deliveries due to one receiver (a sorted set: delivery id → due time), and beside it,
-   * in the same slot (the claim script touches all three), their bodies and attempt counts.
+   * in the same slot (the queue scripts touch them together), their bodies, attempt counts and
+   * the last change queued.
    * `receiver` is a digest of the URL, so no URL (or credential in one) is a key name.
    */
   alertDue(receiver: string): string {
@@ -109,6 +110,11 @@ export class RedisKeys {
 
   alertAttempts(receiver: string): string {
     return sameSlotKey(this.alertDue(receiver), 'attempts');
+  }
+
+  /** Id of the last verdict change queued for one receiver (so a change is queued once, by whoever sees it first). */
+  alertLastQueued(receiver: string): string {
+    return sameSlotKey(this.alertDue(receiver), 'last');
   }
 
   /** Lease lock `name`, e.g. `<prefix>:lock:ingest` (held by one instance per ingest tick). */

@@ -10,7 +10,7 @@ import { RedisClient } from '../redis/redis.types.js';
 import { APP_LABEL } from '../series/series.catalog.js';
 import type { SummaryResponseDto } from '../summary/dto/summary-response.dto.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
-import { VerdictChangeDto, VerdictPointDto, VerdictSeriesQueryDto, VerdictStateDto } from './dto/verdict.dto.js';
+import { VerdictChangedEventDto, VerdictChangeDto, VerdictPointDto, VerdictSeriesQueryDto, VerdictStateDto } from './dto/verdict.dto.js';
 import { VerdictEvents } from './verdict.events.js';
 import { isVerdict, Verdict, VERDICT_CODE, verdictOfCode } from './verdict.rule.js';
 
@@ -21,7 +21,9 @@ export const MAX_CHANGES = 20;
  * Compare-and-set of the verdict state, the one place a transition is decided (so N instances
  * evaluating the same data agree on one change, and its event is published once).
  * KEYS: state hash, changes list (same slot). ARGV: verdict, at (the summary's as_of, ms),
- * event id, max changes.
+ * event id, max changes, the change event as JSON without `previous` (kept in the state as
+ * `change` and `previous`, with `changed_at` by the Redis clock, so another instance can
+ * rebuild the event: see lastChange).
  * An evaluation older than the newest one recorded is `stale` (two instances racing must not let
  * the older data win); the same verdict is `same` (the run goes on); no state yet is `first`
  * (nothing changed: no event); otherwise `changed`. Returns {outcome, verdict, since, previous}.
@@ -34,8 +36,13 @@ if cur[1] == ARGV[1] then
   redis.call('HSET', KEYS[1], 'at', ARGV[2])
   return {'same', cur[1], cur[2], ''}
 end
-redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2], 'event', ARGV[3])
-if not cur[1] then return {'first', ARGV[1], ARGV[2], ''} end
+if not cur[1] then
+  redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2])
+  return {'first', ARGV[1], ARGV[2], ''}
+end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2], 'event', ARGV[3], 'change', ARGV[5], 'previous', cur[1],
+  'changed_at', t[1] * 1000 + math.floor(t[2] / 1000))
 redis.call('LPUSH', KEYS[2], cjson.encode({id = ARGV[3], at = at, previous = cur[1], verdict = ARGV[1]}))
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
 return {'changed', ARGV[1], ARGV[2], cur[1]}`);
@@ -80,28 +87,36 @@ export class VerdictService {
     const at = Date.parse(summary.as_of);
     // The history sample must not hold up (or, failing, prevent) the transition and its event.
     const stored = this.store(at, summary.verdict).catch((err: Error) => this.logger.warn(`could not store the verdict sample: ${err.message}`));
-    const id = randomUUID();
+    // Should this call make a change, the new run starts at this summary's as_of.
+    const change: ChangeTemplate = { id: randomUUID(), verdict: summary.verdict, since: summary.as_of, summary: { ...summary, verdict_since: summary.as_of } };
     const reply = (await TRANSITION.run(
       this.redis,
       [this.keys.verdictState(), this.keys.verdictChanges()],
-      [summary.verdict, String(at), id, String(MAX_CHANGES)],
+      [summary.verdict, String(at), change.id, String(MAX_CHANGES), JSON.stringify(change)],
     )) as [Outcome, string, string, string];
     await stored;
     const [outcome, current, since, previous] = reply;
     if (outcome === 'stale') return current === summary.verdict ? iso(since) : null;
-    const sinceIso = new Date(Number(since)).toISOString();
     if (outcome === 'changed' && isVerdict(previous)) {
       this.logger.log(`verdict changed: ${previous} → ${summary.verdict} (as of ${summary.as_of})`);
-      await this.events.emit({
-        type: 'verdict.changed',
-        id,
-        previous,
-        verdict: summary.verdict,
-        since: sinceIso,
-        summary: { ...summary, verdict_since: sinceIso },
-      });
+      await this.events.emit(changeEvent(change, previous));
     }
-    return sinceIso;
+    return new Date(Number(since)).toISOString();
+  }
+
+  /**
+   * The last change, as its event (the same JSON whoever builds it), if it was made less than
+   * `maxAgeMs` ago; else null. For readers that must not miss a change even when the instance
+   * that made it died before telling them (the webhooks).
+   */
+  async lastChange(maxAgeMs: number): Promise<VerdictChangedEventDto | null> {
+    const [change, previous, changedAt] = await this.redis.hmget(this.keys.verdictState(), 'change', 'previous', 'changed_at');
+    if (change === null || !isVerdict(previous) || !(Date.now() - Number(changedAt) < maxAgeMs)) return null;
+    try {
+      return changeEvent(JSON.parse(change) as ChangeTemplate, previous);
+    } catch {
+      return null;
+    }
   }
 
   /** GET /verdict: the current run and the last changes. */
@@ -166,6 +181,14 @@ export class VerdictService {
     const report = await this.timeseries.add(key, [{ timestamp: at, value: VERDICT_CODE[verdict] }]);
     if (report.rejected > 0) this.logger.warn(`verdict sample rejected: ${report.errors.join('; ')}`);
   }
+}
+
+/** A change event but its `previous` (only the compare-and-set knows it). */
+type ChangeTemplate = Omit<VerdictChangedEventDto, 'type' | 'previous'>;
+
+/** The event, its fields always in this order (so its JSON is the same whoever builds it). */
+function changeEvent(c: ChangeTemplate, previous: Verdict): VerdictChangedEventDto {
+  return { type: 'verdict.changed', id: c.id, previous, verdict: c.verdict, since: c.since, summary: c.summary };
 }
 
 function iso(ms: string | null | undefined): string | null {
