@@ -268,7 +268,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       if (this.stop.signal.aborted) return;
       const message = (err as Error).message; // ours: a status or an error code, never the receiver's body
       if (err instanceof TransientUpstreamError && d.attempt < this.maxAttempts) {
-        const delayMs = this.retryDelay(d.attempt, err.retryAfterMs);
+        const delayMs = retryDelay(d.attempt, this.retryBaseMs, this.retryMaxMs, err.retryAfterMs);
         this.deliveries.inc({ outcome: 'retry' });
         this.logger.warn(`${what} failed (${message}); next attempt in ${delayMs} ms`);
         finish = { action: 'retry', delayMs };
@@ -288,14 +288,18 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
     }
   }
 
-  /** Exponential backoff with jitter from ALERT_WEBHOOK_RETRY_BASE_MS, at most ALERT_WEBHOOK_RETRY_MAX_MS; a Retry-After counts within that cap. */
-  private retryDelay(attempt: number, retryAfterMs: number | undefined): number {
-    const exp = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (attempt - 1));
-    const jittered = Math.round(exp / 2 + Math.random() * (exp / 2));
-    return Math.min(this.retryMaxMs, Math.max(jittered, retryAfterMs ?? 0));
-  }
 
   private receiverKeys(r: Receiver): string[] {
     return [this.keys.alertDue(r.id), this.keys.alertBodies(r.id), this.keys.alertAttempts(r.id), this.keys.alertLastQueued(r.id)];
   }
+}
+
+/**
+ * Delay after failed attempt number `attempt` (1-based): `baseMs` doubled per attempt, jittered
+ * between half and all of it, at most `maxMs`; a receiver's Retry-After is honoured within that cap.
+ */
+export function retryDelay(attempt: number, baseMs: number, maxMs: number, retryAfterMs?: number, random = Math.random): number {
+  const exp = Math.min(maxMs, baseMs * 2 ** (attempt - 1));
+  const jittered = Math.round(exp / 2 + random() * (exp / 2));
+  return Math.min(maxMs, Math.max(jittered, retryAfterMs ?? 0));
 }
