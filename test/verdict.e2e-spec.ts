@@ -154,6 +154,13 @@ describe('verdict across two instances on one Redis (e2e)', () => {
   });
 
   it('keeps the verdict as a series: GET /series/verdict gives the last verdict per bucket', async () => {
+    // The feed of the test above (ingested here when this test runs alone).
+    if ((await b.inject({ method: 'GET', url: '/verdict' })).json().verdict === null) {
+      for (const body of [RISING, FALLING, LATER]) {
+        upstream.mode = { kind: 'json', body };
+        expect((await postRefresh(a)).statusCode).toBe(200);
+      }
+    }
     const get = async (query: string) => {
       const res = await b.inject({ method: 'GET', url: `/series/verdict${query}` });
       expect(res.statusCode).toBe(200);
@@ -167,6 +174,18 @@ describe('verdict across two instances on one Redis (e2e)', () => {
     expect(await get('')).toEqual(hours); // to = the newest evaluation, from = 24 h before, 1h buckets
     expect(await get('?from=2031-03-01&to=2031-03-02&bucket=1d')).toEqual([{ time: '2031-03-01T00:00:00.000Z', verdict: 'cold' }]);
     expect(await get('?from=2031-03-02&to=2031-03-03')).toEqual([]);
+  });
+
+  it('documents GET /verdict and GET /series/verdict in Swagger, with the verdict names', async () => {
+    const doc = (await b.inject({ method: 'GET', url: '/docs-json' })).json();
+    expect(doc.paths['/series/verdict'].get.responses['200'].content['application/json'].schema).toEqual({
+      type: 'array',
+      items: { $ref: '#/components/schemas/VerdictPointDto' },
+    });
+    expect(doc.paths['/series/verdict'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['bucket', 'from', 'to']);
+    expect(doc.paths['/verdict'].get.responses['200'].content['application/json'].schema.$ref).toBe('#/components/schemas/VerdictStateDto');
+    expect(doc.components.schemas.VerdictPointDto.properties.verdict.enum).toEqual(['lit', 'cold', 'mixed', 'unknown']);
+    expect(doc.components.schemas.VerdictChangeDto.properties.previous.enum).toEqual(['lit', 'cold', 'mixed', 'unknown']);
   });
 
   it('answers a bad GET /series/verdict query with a 400 naming the parameter', async () => {
