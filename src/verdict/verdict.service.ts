@@ -179,7 +179,12 @@ export class VerdictService {
       this.seriesReady = true;
     }
     const report = await this.timeseries.add(key, [{ timestamp: at, value: VERDICT_CODE[verdict] }]);
-    if (report.rejected > 0) this.logger.warn(`verdict sample rejected: ${report.errors.join('; ')}`);
+    if (report.rejected > 0) {
+      // A series lost with Redis's data (restart without persistence, FLUSHALL) rejects every
+      // sample: create it again on the next evaluation instead of never recording again.
+      this.seriesReady = false;
+      this.logger.warn(`verdict sample rejected: ${report.errors.join('; ')}`);
+    }
   }
 }
 
