@@ -22,6 +22,17 @@ export interface SourceHttpOptions {
   userAgent: string;
   /** Same-origin redirects followed per call. */
   maxRedirects: number;
+  /**
+   * UPSTREAM_MIN_INTERVAL_MS: when set, the spacing of every paced provider's calls instead of
+   * its own published-limit spacing (a mirror with other limits; tests, which shorten it).
+   */
+  minIntervalMs?: number;
+}
+
+/** Calls of one provider (a lane) start at least minIntervalMs apart, retries included. */
+export interface Pacing {
+  lane: string;
+  minIntervalMs: number;
 }
 
 export interface GetJsonOptions {
@@ -29,6 +40,8 @@ export interface GetJsonOptions {
   maxBytes: number;
   /** Allow file:// URLs (SentiCrypt v1 replays). */
   allowFile?: boolean;
+  /** Keep this provider under its published rate limit (see Pacing). */
+  pacing?: Pacing;
 }
 
 export interface FetchedJson {
@@ -48,6 +61,8 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 @Injectable()
 export class SourceHttpClient {
   private readonly logger = new Logger(SourceHttpClient.name);
+  /** Per lane: when its latest call started (resolves once that call may start). */
+  private readonly lanes = new Map<string, Promise<number>>();
 
   constructor(
     private readonly http: HttpService,
@@ -59,6 +74,7 @@ export class SourceHttpClient {
   async getJson(url: string, options: GetJsonOptions): Promise<FetchedJson> {
     const total = this.options.retries + 1;
     for (let attempt = 1; ; attempt++) {
+      if (options.pacing) await this.pace(options.pacing);
       const timer = this.metrics?.upstreamDuration.startTimer();
       let error: SourceError;
       try {
@@ -78,6 +94,24 @@ export class SourceHttpClient {
       this.logger.warn(`Upstream attempt ${attempt} failed (${error.message}); retrying in ${delay} ms`);
       await sleep(delay);
     }
+  }
+
+  /**
+   * Waits until `minIntervalMs` after the lane's previous call started. Callers queue in order,
+   * so a poll and a backfill of one provider, or several runs at once, are spaced all the same.
+   * Per process: across instances the source's lease already lets one instance call it at a time.
+   */
+  private pace({ lane, minIntervalMs }: Pacing): Promise<void> {
+    const interval = this.options.minIntervalMs ?? minIntervalMs;
+    if (interval <= 0) return Promise.resolve();
+    const previous = this.lanes.get(lane) ?? Promise.resolve(-Infinity);
+    const started = previous.then(async (last) => {
+      const wait = last + interval - Date.now();
+      if (wait > 0) await sleep(wait);
+      return Date.now();
+    });
+    this.lanes.set(lane, started);
+    return started.then(() => undefined);
   }
 
   /** Delay before the next attempt, or why there is none (Retry-After beyond the cap). */
