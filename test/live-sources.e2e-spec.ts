@@ -19,6 +19,7 @@ interface SourceOutcome {
   report: {
     stored: number;
     backfill: { from: string; to: string; stored: number; error: string | null } | null;
+    hourlyBackfill?: { from: string; to: string; stored: number; error: string | null };
     series: Record<string, { stored: number; duplicates: number }>;
   } | null;
 }
@@ -43,7 +44,7 @@ interface Live {
 /** Loopback providers serving the 24 h before `now` (as `adjust` leaves them), and the app booted on them under `prefix`. */
 async function startLive(prefix: string, now: number, env: (fake: FakeSources) => Record<string, string>, adjust?: (fake: FakeSources) => void): Promise<Live> {
   const redis = new Redis(REDIS_URL);
-  const fake = await new FakeSources(liveData(now)).start();
+  const fake = await new FakeSources(liveData(now, 32)).start();
   adjust?.(fake);
   return { redis, fake, app: await bootApp({ REDIS_KEY_PREFIX: prefix, ...env(fake) }) };
 }
@@ -109,11 +110,12 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     expect(calls.filter((c) => c.query.granularity === '60')).toHaveLength(Math.ceil((to - from) / MINUTE / 299));
     expect(calls.filter((c) => c.query.granularity === '3600')).toHaveLength(3);
 
-    // Sentiment: one value per UTC day (00:00) from the day before the 30-day window on, today's included.
+    // Sentiment: one value per UTC day (00:00) from the day before the 30-day window on, up to
+    // yesterday's: today's mean is not complete yet.
     const sentiment = await samplesOf(app, 'sentiment');
     const firstDay = Math.floor((now - 30 * DAY) / DAY) * DAY - DAY;
     const days: number[] = [];
-    for (let d = firstDay; d <= now; d += DAY) days.push(d);
+    for (let d = firstDay; d < Math.floor(now / DAY) * DAY; d += DAY) days.push(d);
     expect(sentiment).toEqual(days.map((d) => ({ timestamp: d, value: sentimentAt(d) })));
 
     // Every provider call said who we are (Coinbase answers 400 to a call without User-Agent).
@@ -132,8 +134,8 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     expect(body.hourly_average_of_averages.map((h: { time: string }) => h.time)).toEqual(hours.map((h) => new Date(h).toISOString()));
     body.hourly_average_of_averages.forEach((h: { price: number; sentiment: number }, i: number) => {
       expect(h.price).toBeCloseTo(hourlyMean(price, hours[i])!, 8);
-      // A daily index: the level in effect during the hour (its UTC day's value), not missing.
-      expect(h.sentiment).toBe(sentimentAt(Math.floor(hours[i] / DAY) * DAY));
+      // A daily index: the level in effect during the hour (the newest complete day's: yesterday's), not missing.
+      expect(h.sentiment).toBe(sentimentAt(Math.floor(now / DAY) * DAY - DAY));
     });
     expect(Date.parse(body.as_of)).toBeGreaterThanOrEqual(now);
     expect(body.metrics).toEqual({
@@ -142,7 +144,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
         source: 'senticrypt-v2',
         unit: 'score -1..1',
         cadence: 'daily',
-        latest_sample_time: new Date(Math.floor(now / DAY) * DAY).toISOString(),
+        latest_sample_time: new Date(Math.floor(now / DAY) * DAY - DAY).toISOString(),
         stale: false,
       },
     });
@@ -153,7 +155,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     const candleCalls = fake.calls(PATHS.coinbaseCandles).length;
     const body = (await postRefresh(app)).json<{ stored: number; sources: SourceOutcome[] }>();
     expect(body.sources.every((s) => s.ok && s.report!.backfill === null)).toBe(true);
-    // The ticker's trade and today's index are stored already: skipped, not re-sent.
+    // The ticker's trade and yesterday's index are stored already, today's is not complete: skipped, not sent.
     expect(body.stored).toBe(0);
     expect(fake.calls(PATHS.coinbaseCandles)).toHaveLength(candleCalls);
     expect({ price: (await samplesOf(app, 'price')).length, sentiment: (await samplesOf(app, 'sentiment')).length }).toEqual(before);
