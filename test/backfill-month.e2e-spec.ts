@@ -183,6 +183,26 @@ describe('A month on the first start (e2e: loopback venues, real Redis)', () => 
     });
   });
 
+  it('paces each venue under its published limit: Kraken about once a second by default, any venue as UPSTREAM_MIN_INTERVAL_MS says', async () => {
+    const venueCalls = (path: string) => fake.requests.filter((r) => r.path.startsWith(path));
+    const gaps = (times: number[]) => times.slice(1).map((t, i) => t - times[i]);
+    const requests = fake.requests.length;
+    // Unset (empty is unset): Kraken's own spacing. Its first start is 3 calls: ticker, hours, minutes.
+    const kraken = await boot(`${prefix}:paced-kraken`, 'kraken', { UPSTREAM_MIN_INTERVAL_MS: '' });
+    await refresh(kraken, 'kraken');
+    const krakenCalls = venueCalls('/kraken/').filter((r) => fake.requests.indexOf(r) >= requests);
+    expect(krakenCalls).toHaveLength(3);
+    for (const gap of gaps(krakenCalls.map((r) => r.at))) expect(gap).toBeGreaterThanOrEqual(1000);
+
+    // Coinbase's 8-9 calls (ticker, 3 of hours, 5-6 of minutes), 50 ms apart as configured.
+    const from = fake.requests.length;
+    const coinbase = await boot(`${prefix}:paced-coinbase`, 'coinbase', { UPSTREAM_MIN_INTERVAL_MS: '50' });
+    await refresh(coinbase, 'coinbase');
+    const coinbaseCalls = venueCalls('/coinbase/').filter((r) => fake.requests.indexOf(r) >= from);
+    expect(coinbaseCalls.length).toBeGreaterThanOrEqual(9);
+    for (const gap of gaps(coinbaseCalls.map((r) => r.at))) expect(gap).toBeGreaterThanOrEqual(50);
+  });
+
   it('retries an hourly part that failed on the network where it would have landed, and stores nothing twice', async () => {
     const p = `${prefix}:retry`;
     const app = await boot(p, 'coinbase');

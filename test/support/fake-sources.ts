@@ -81,6 +81,8 @@ export interface LoggedRequest {
   path: string;
   query: Record<string, string>;
   headers: IncomingHttpHeaders;
+  /** Arrival (epoch ms), for pacing assertions. */
+  at: number;
 }
 
 const FIXTURES = new URL('../fixtures/sources/', import.meta.url);
@@ -329,7 +331,7 @@ export class FakeSources {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const query = Object.fromEntries(url.searchParams);
-    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, headers: req.headers });
+    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, headers: req.headers, at: Date.now() });
 
     const override = this.overrides.get(url.pathname);
     if (override) {
