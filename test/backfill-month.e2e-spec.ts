@@ -166,6 +166,16 @@ describe('A month on the first start (e2e: loopback venues, real Redis)', () => 
       got.forEach((g, i) => expect(Math.abs(g.value - want[i].value)).toBeLessThanOrEqual(Math.abs(want[i].value) * 1e-12));
     });
 
+    it("gives the dashboard's 30 d chart (/series/combined, hourly) a price in every hour of the month", async () => {
+      const to = Date.parse(report.backfill!.to);
+      const res = await app.inject({ method: 'GET', url: `/series/combined?bucket=1h&aggregation=avg&from=${to - 30 * DAY}&to=${to}` });
+      expect(res.statusCode).toBe(200);
+      const hours = res.json<Array<{ time: string; price: number | null }>>().filter((p) => p.price !== null);
+      // 719 closed hours before the current one (Kraken's 720 rows, the open one dropped), and the current one.
+      expect(hours).toHaveLength(720);
+      expect(Date.parse(hours[0].time)).toBe(Math.floor(to / HOUR) * HOUR - 719 * HOUR);
+    });
+
     it('stores nothing twice on the next start: no backfill, 0 new samples, every series unchanged', async () => {
       const keys = [app.get(SeriesRepository).def('price').key, ...compactionKeys(app)];
       // Up to the first run's hour: a Kraken poll (stamped now) may close that hour's buckets.
