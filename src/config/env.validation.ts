@@ -215,9 +215,13 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000)
   PRICE_STALE_AFTER_MS = 10 * 60 * 1000;
 
-  /** The summary flags sentiment as stale when its newest sample is older than this (ms); daily indices lag up to a day. */
+  /**
+   * The summary flags sentiment as stale when its newest sample is older than this (ms). A daily
+   * index's newest value is up to two days old: SentiCrypt v2 stores complete days only, so just
+   * before midnight it is yesterday's 00:00 value, 48 h old (72 h leaves room for a late upstream).
+   */
   @Transform(toInt) @IsInt() @Min(1000)
-  SENTIMENT_STALE_AFTER_MS = 48 * 3600 * 1000;
+  SENTIMENT_STALE_AFTER_MS = 72 * 3600 * 1000;
 
   /** Hourly buckets in the summary. */
   @Transform(toInt) @IsInt() @Min(1) @Max(168)
