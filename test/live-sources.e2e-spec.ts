@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { SeriesRepository } from '../src/series/series.repository.js';
 import type { MetricName } from '../src/sources/source.types.js';
 import { bootApp, postRefresh } from './support/app.js';
-import { fearGreedAt, FakeSources, liveData, PATHS, priceAt, sentimentAt } from './support/fake-sources.js';
+import { fearGreedAt, FakeSources, hourlyCloseAt, liveData, PATHS, priceAt, sentimentAt } from './support/fake-sources.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 
 const HOUR = 3_600_000;
@@ -19,6 +19,7 @@ interface SourceOutcome {
   report: {
     stored: number;
     backfill: { from: string; to: string; stored: number; error: string | null } | null;
+    hourlyBackfill?: { from: string; to: string; stored: number; error: string | null };
     series: Record<string, { stored: number; duplicates: number }>;
   } | null;
 }
@@ -43,7 +44,7 @@ interface Live {
 /** Loopback providers serving the 24 h before `now` (as `adjust` leaves them), and the app booted on them under `prefix`. */
 async function startLive(prefix: string, now: number, env: (fake: FakeSources) => Record<string, string>, adjust?: (fake: FakeSources) => void): Promise<Live> {
   const redis = new Redis(REDIS_URL);
-  const fake = await new FakeSources(liveData(now)).start();
+  const fake = await new FakeSources(liveData(now, 32)).start();
   adjust?.(fake);
   return { redis, fake, app: await bootApp({ REDIS_KEY_PREFIX: prefix, ...env(fake) }) };
 }
@@ -71,7 +72,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
   });
   afterAll(() => stopLive(prefix, { app, fake, redis }));
 
-  it('backfills the last 24 h of price from candles and the sentiment history, then polls, saying who it is', async () => {
+  it('backfills the last 24 h of price from 1-minute candles (the month before hourly) and the sentiment history, then polls, saying who it is', async () => {
     const res = await postRefresh(app);
     expect(res.statusCode).toBe(200);
     const body = res.json<{ stored: number; sources: SourceOutcome[] }>();
@@ -79,31 +80,42 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     expect(coinbase).toMatchObject({ ok: true, error: null });
     expect(senticrypt).toMatchObject({ ok: true, error: null });
 
-    // Price: every 1-minute candle close in the backfill window, plus the ticker's trade.
+    // Price: every 1-minute candle close from the top of the hour 24 h ago, the hours of that
+    // day before it (hourly closes, so the daily compaction of that day is whole; the older days
+    // of the month went straight into the compactions: see backfill-month.e2e-spec.ts), the ticker.
     const window = coinbase!.report!.backfill!;
     expect(window.error).toBeNull();
     const [from, to] = [Date.parse(window.from), Date.parse(window.to)];
-    expect(to - from).toBe(DAY);
+    expect(from % HOUR).toBe(0);
+    expect(from).toBe(Math.floor((to - DAY) / HOUR) * HOUR);
     const minutes: number[] = [];
     // Every closed minute the fake serves (it has none still open: see beforeAll).
-    for (let t = Math.ceil(from / MINUTE) * MINUTE; t <= Math.floor(now / MINUTE) * MINUTE - MINUTE; t += MINUTE) minutes.push(t);
+    for (let t = from; t <= Math.floor(now / MINUTE) * MINUTE - MINUTE; t += MINUTE) minutes.push(t);
+    const hours: number[] = [];
+    for (let h = Math.floor(from / DAY) * DAY; h < from; h += HOUR) hours.push(h);
     const tickerTime = now - 1500;
     const price = await samplesOf(app, 'price');
     expect(price).toEqual(
-      [...minutes.map((t) => ({ timestamp: t, value: priceAt(t) })), { timestamp: tickerTime, value: Number(priceAt(tickerTime).toFixed(2)) }].sort(
-        (a, b) => a.timestamp - b.timestamp,
-      ),
+      [
+        ...hours.map((h) => ({ timestamp: h, value: hourlyCloseAt(h) })),
+        ...minutes.map((t) => ({ timestamp: t, value: priceAt(t) })),
+        { timestamp: tickerTime, value: Number(priceAt(tickerTime).toFixed(2)) },
+      ].sort((a, b) => a.timestamp - b.timestamp),
     );
     expect(window.stored).toBe(minutes.length);
-    expect(coinbase!.report!.stored).toBe(minutes.length + 1);
-    // 24 h of candles at ≤ 299 minutes a call: 5 calls.
-    expect(fake.calls(PATHS.coinbaseCandles)).toHaveLength(5);
+    expect(coinbase!.report!.hourlyBackfill).toMatchObject({ to: new Date(from - 1).toISOString(), error: null, stored: (from - Math.ceil((to - 720 * HOUR) / HOUR) * HOUR) / HOUR });
+    expect(coinbase!.report!.stored).toBe(minutes.length + 1 + coinbase!.report!.hourlyBackfill!.stored);
+    // The minutes at ≤ 299 a call (5 or 6 calls for 24-25 h), the month's hours at ≤ 299 a call (3).
+    const calls = fake.calls(PATHS.coinbaseCandles);
+    expect(calls.filter((c) => c.query.granularity === '60')).toHaveLength(Math.ceil((to - from) / MINUTE / 299));
+    expect(calls.filter((c) => c.query.granularity === '3600')).toHaveLength(3);
 
-    // Sentiment: one value per UTC day (00:00) from the day before the window on, today's included.
+    // Sentiment: one value per UTC day (00:00) from the day before the 30-day window on, up to
+    // yesterday's: today's mean is not complete yet.
     const sentiment = await samplesOf(app, 'sentiment');
-    const firstDay = Math.floor((now - DAY) / DAY) * DAY - DAY;
+    const firstDay = Math.floor((now - 30 * DAY) / DAY) * DAY - DAY;
     const days: number[] = [];
-    for (let d = firstDay; d <= now; d += DAY) days.push(d);
+    for (let d = firstDay; d < Math.floor(now / DAY) * DAY; d += DAY) days.push(d);
     expect(sentiment).toEqual(days.map((d) => ({ timestamp: d, value: sentimentAt(d) })));
 
     // Every provider call said who we are (Coinbase answers 400 to a call without User-Agent).
@@ -122,8 +134,8 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     expect(body.hourly_average_of_averages.map((h: { time: string }) => h.time)).toEqual(hours.map((h) => new Date(h).toISOString()));
     body.hourly_average_of_averages.forEach((h: { price: number; sentiment: number }, i: number) => {
       expect(h.price).toBeCloseTo(hourlyMean(price, hours[i])!, 8);
-      // A daily index: the level in effect during the hour (its UTC day's value), not missing.
-      expect(h.sentiment).toBe(sentimentAt(Math.floor(hours[i] / DAY) * DAY));
+      // A daily index: the level in effect during the hour (the newest complete day's: yesterday's), not missing.
+      expect(h.sentiment).toBe(sentimentAt(Math.floor(now / DAY) * DAY - DAY));
     });
     expect(Date.parse(body.as_of)).toBeGreaterThanOrEqual(now);
     expect(body.metrics).toEqual({
@@ -132,7 +144,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
         source: 'senticrypt-v2',
         unit: 'score -1..1',
         cadence: 'daily',
-        latest_sample_time: new Date(Math.floor(now / DAY) * DAY).toISOString(),
+        latest_sample_time: new Date(Math.floor(now / DAY) * DAY - DAY).toISOString(),
         stale: false,
       },
     });
@@ -143,7 +155,7 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     const candleCalls = fake.calls(PATHS.coinbaseCandles).length;
     const body = (await postRefresh(app)).json<{ stored: number; sources: SourceOutcome[] }>();
     expect(body.sources.every((s) => s.ok && s.report!.backfill === null)).toBe(true);
-    // The ticker's trade and today's index are stored already: skipped, not re-sent.
+    // The ticker's trade and yesterday's index are stored already, today's is not complete: skipped, not sent.
     expect(body.stored).toBe(0);
     expect(fake.calls(PATHS.coinbaseCandles)).toHaveLength(candleCalls);
     expect({ price: (await samplesOf(app, 'price')).length, sentiment: (await samplesOf(app, 'sentiment')).length }).toEqual(before);
@@ -236,15 +248,18 @@ describe('Live sources: kraken + fear-greed, freshness flags (e2e)', () => {
   });
   afterAll(() => stopLive(prefix, { app, fake, redis }));
 
-  it('backfills only the 12 h Kraken keeps, stores the 0..100 index under its own key, and flags what is stale', async () => {
+  it('backfills the minutes Kraken keeps (12 h, from a whole hour), stores the 0..100 index under its own key, and flags what is stale', async () => {
     const body = (await postRefresh(app)).json<{ sources: SourceOutcome[] }>();
     const kraken = body.sources.find((s) => s.source === 'kraken')!;
     expect(kraken.ok).toBe(true);
     const window = kraken.report!.backfill!;
-    expect(Date.parse(window.to) - Date.parse(window.from)).toBe(12 * HOUR);
+    const [from, to] = [Date.parse(window.from), Date.parse(window.to)];
+    expect(from % HOUR).toBe(0);
+    expect(from).toBe(Math.ceil((to - 12 * HOUR + 2 * MINUTE) / HOUR) * HOUR);
+    expect(kraken.report!.hourlyBackfill).toMatchObject({ to: new Date(from - 1).toISOString(), error: null });
     const price = await samplesOf(app, 'price');
-    // No candle older than the reach, and none that was still open.
-    expect(price[0].timestamp).toBeGreaterThanOrEqual(Date.parse(window.from));
+    // No minute older than the window (hourly closes before it, from its day's start), and none that was still open.
+    expect(price.filter((s) => s.timestamp < from).every((s) => s.timestamp % HOUR === 0 && s.timestamp >= Math.floor(from / DAY) * DAY)).toBe(true);
     expect(price.filter((s) => s.timestamp >= Math.floor(now / MINUTE) * MINUTE && s.timestamp !== price.at(-1)!.timestamp)).toEqual([]);
 
     const summary = (await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).json();

@@ -25,6 +25,25 @@ interface Answer {
 }
 
 /**
+ * Pauses the server's Redis for PAUSE_MS and runs `work` meanwhile; `stillPaused()` tells whether
+ * Redis has answered again yet (a PING sent on another connection, held by the pause like the app's).
+ */
+async function pausing<T>(server: FaultRedisServer, admin: Redis, work: (stillPaused: () => boolean) => Promise<T>): Promise<T> {
+  const watcher = new Redis(server.url);
+  await watcher.ping();
+  try {
+    await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
+    let redisAnswered = false;
+    const resumed = watcher.ping().then(() => (redisAnswered = true));
+    const result = await work(() => !redisAnswered);
+    await resumed;
+    return result;
+  } finally {
+    watcher.disconnect();
+  }
+}
+
+/**
  * Redis stalls (a private redis-server paused with CLIENT PAUSE … ALL: connections stay open,
  * commands get no reply, like DEBUG SLEEP or an overloaded server) while the service serves.
  * Every route must answer — 503, or the stale summary — after at most one command timeout,
@@ -63,24 +82,7 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
     await server?.stop();
   });
 
-  /**
-   * Pauses Redis for PAUSE_MS and runs `work` meanwhile; `stillPaused()` tells whether Redis has
-   * answered again yet (a PING sent on another connection, held by the pause like the app's).
-   */
-  async function whilePaused<T>(work: (stillPaused: () => boolean) => Promise<T>): Promise<T> {
-    const watcher = new Redis(server.url);
-    await watcher.ping();
-    try {
-      await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
-      let redisAnswered = false;
-      const resumed = watcher.ping().then(() => (redisAnswered = true));
-      const result = await work(() => !redisAnswered);
-      await resumed;
-      return result;
-    } finally {
-      watcher.disconnect();
-    }
-  }
+  const whilePaused = <T>(work: (stillPaused: () => boolean) => Promise<T>) => pausing(server, admin, work);
 
   /** Pauses Redis, sends the requests, and tells for each whether it was answered while Redis was still paused. */
   function duringPause(requests: Array<{ method?: 'GET' | 'POST'; url: string; headers?: Record<string, string> }>): Promise<Answer[]> {
@@ -154,5 +156,56 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
       timeoutMs: 15_000,
     });
     expect((await app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(200);
+  });
+});
+
+/**
+ * Readiness during a stall answers within HEALTH_REDIS_TIMEOUT_MS, every Redis read it makes
+ * included (the PING and each source's last success), even when a command would wait longer
+ * than the stall itself (REDIS_COMMAND_TIMEOUT_MS here outlasts the pause).
+ */
+describe('Readiness during a Redis stall (e2e, private redis-server paused)', () => {
+  let server: FaultRedisServer;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  let admin: Redis;
+
+  beforeAll(async () => {
+    server = await new FaultRedisServer(false).start();
+    upstream = await new FakeUpstream(loadFixture()).start();
+    admin = new Redis(server.url);
+    app = await bootApp({
+      REDIS_URL: server.url,
+      REDIS_KEY_PREFIX: `${PREFIX}-ready`,
+      SENTIMENT_API_URL: upstream.url,
+      REDIS_COMMAND_TIMEOUT_MS: String(3 * PAUSE_MS),
+      HEALTH_REDIS_TIMEOUT_MS: '300',
+      LOG_LEVEL: 'fatal',
+    });
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    admin?.disconnect();
+    await upstream?.stop();
+    await server?.stop();
+  });
+
+  it('is a 503 naming Redis and the ingest check, answered while Redis is still paused', async () => {
+    const answer = await pausing(server, admin, async (stillPaused) => {
+      const res = await app.inject({ method: 'GET', url: '/health/ready' });
+      return { status: res.statusCode, body: res.json(), beforeRedisAnswered: stillPaused() };
+    });
+    expect(answer).toMatchObject({
+      status: 503,
+      beforeRedisAnswered: true,
+      body: {
+        message: 'Not ready: redis, ingest',
+        details: { redis: { status: 'down' }, ingest: { status: 'down', message: 'Redis did not answer within 300 ms' } },
+      },
+    });
+    await waitFor('readiness after the stall', async () => (await app.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200);
   });
 });

@@ -14,7 +14,12 @@ describe('validateEnv', () => {
       SUMMARY_ANCHOR: 'auto',
       CACHE_TTL_SECONDS: 120,
       SENTIMENT_API_URL: 'https://api.senticrypt.com/v1/bitcoin.json',
+      BACKFILL_HOURS: 720,
     });
+    // Unset: each price venue paces its calls under its own published limit.
+    expect(env.UPSTREAM_MIN_INTERVAL_MS).toBeUndefined();
+    expect(validateEnv({ UPSTREAM_MIN_INTERVAL_MS: '' }).UPSTREAM_MIN_INTERVAL_MS).toBeUndefined();
+    expect(validateEnv({ UPSTREAM_MIN_INTERVAL_MS: '0' }).UPSTREAM_MIN_INTERVAL_MS).toBe(0);
   });
 
   it('converts strings from the environment; empty means unset', () => {
@@ -44,6 +49,9 @@ describe('validateEnv', () => {
     ['UPSTREAM_RETRIES', '11'],
     ['UPSTREAM_USER_AGENT', 'bad\nagent'],
     ['SENTIMENT_API_MAX_BYTES', '10'],
+    ['UPSTREAM_MIN_INTERVAL_MS', '-1'],
+    ['UPSTREAM_MIN_INTERVAL_MS', 'fast'],
+    ['BACKFILL_HOURS', '721'],
   ])('fails naming %s=%s', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}=`));
   });

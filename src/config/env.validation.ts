@@ -156,6 +156,14 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(0) @Max(300000)
   UPSTREAM_RETRY_AFTER_MAX_MS = 10000;
 
+  /**
+   * Least time between two calls to one price venue (ms), retries included. Unset: each venue's
+   * own spacing under its published limit (Kraken 1000, Coinbase 125, Bitstamp 100). Set it
+   * for a mirror with other limits; tests shorten it.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(60000)
+  UPSTREAM_MIN_INTERVAL_MS?: number;
+
   /** User-Agent sent to every upstream; put a contact (URL or e-mail) in it for a public deployment. */
   @IsString() @Matches(/^[\x21-\x7e][\x20-\x7e]{0,199}$/, { message: 'UPSTREAM_USER_AGENT must be 1-200 printable ASCII characters' })
   UPSTREAM_USER_AGENT = DEFAULT_USER_AGENT;
@@ -198,18 +206,23 @@ export class EnvironmentVariables {
 
   /**
    * Hours of history fetched when a source's series are empty (first start, Redis lost the data)
-   * or have a gap, where the provider keeps history; 0 turns backfill off.
+   * or have a gap, where the provider keeps history; 0 turns backfill off. Default 30 days: a
+   * price venue's last 24 h at 1-minute resolution, the rest hourly (docs/ingest.md).
    */
   @Transform(toInt) @IsInt() @Min(0) @Max(24 * 30)
-  BACKFILL_HOURS = 24;
+  BACKFILL_HOURS = 24 * 30;
 
   /** The summary flags price as stale when its newest sample is older than this (ms). */
   @Transform(toInt) @IsInt() @Min(1000)
   PRICE_STALE_AFTER_MS = 10 * 60 * 1000;
 
-  /** The summary flags sentiment as stale when its newest sample is older than this (ms); daily indices lag up to a day. */
+  /**
+   * The summary flags sentiment as stale when its newest sample is older than this (ms). A daily
+   * index's newest value is up to two days old: SentiCrypt v2 stores complete days only, so just
+   * before midnight it is yesterday's 00:00 value, 48 h old (72 h leaves room for a late upstream).
+   */
   @Transform(toInt) @IsInt() @Min(1000)
-  SENTIMENT_STALE_AFTER_MS = 48 * 3600 * 1000;
+  SENTIMENT_STALE_AFTER_MS = 72 * 3600 * 1000;
 
   /** Hourly buckets in the summary. */
   @Transform(toInt) @IsInt() @Min(1) @Max(168)

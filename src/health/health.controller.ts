@@ -92,15 +92,17 @@ export class HealthController implements BeforeApplicationShutdown {
   private async checkIngest() {
     const check = this.indicator.check('ingest');
     if (this.maxIngestAgeMs === 0) return check.up({ message: 'age check off (HEALTH_INGEST_MAX_AGE_MS=0)' });
+    // One deadline for all the reads, like the PING's: during a Redis stall readiness answers
+    // within HEALTH_REDIS_TIMEOUT_MS, not after REDIS_COMMAND_TIMEOUT_MS per source.
+    const entries = [...this.maxAgeBySource];
+    // A failed read is Redis away: the redis check already reports it.
+    const reads = Promise.all(entries.map(([source]) => this.series.lastSuccess(source).catch(() => null)));
+    const lasts = await within(this.redisTimeoutMs, reads);
+    if (lasts === undefined) return check.down({ message: `Redis did not answer within ${this.redisTimeoutMs} ms` });
     const now = Date.now();
     const sources: Record<string, { lastSuccess: string | null; ageSeconds: number | null; ok: boolean }> = {};
-    for (const [source, maxAgeMs] of this.maxAgeBySource) {
-      let last: number | null = null;
-      try {
-        last = await this.series.lastSuccess(source);
-      } catch {
-        // Redis away: the redis check already reports it
-      }
+    for (const [i, [source, maxAgeMs]] of entries.entries()) {
+      const last = lasts[i];
       const ageMs = last === null ? null : now - last;
       sources[source] = {
         lastSuccess: last === null ? null : new Date(last).toISOString(),
@@ -118,6 +120,17 @@ export class HealthController implements BeforeApplicationShutdown {
     if (newest === null) return check.down({ message: 'no successful ingest yet', sources });
     const allowed = [...new Set(this.maxAgeBySource.values())].join(' / ');
     return check.down({ ...data, message: `older than ${allowed} ms` });
+  }
+}
+
+/** `work`'s result, or undefined when it takes longer than `ms` (it is left to finish on its own). */
+async function within<T>(ms: number, work: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -43,7 +43,9 @@ function provider(id: SourceId, metric: MetricName, cadence: 'tick' | 'daily', w
 function memorySeries(defs: SeriesDef[]) {
   const data = new Map<MetricName, Sample[]>();
   const pending = new Map<SourceId, number>();
+  const pendingHourly = new Map<SourceId, { from: number; until: number }>();
   const added: Array<{ metric: MetricName; samples: Sample[] }> = [];
+  const hourly: Array<{ metric: MetricName; samples: Sample[]; fineFrom: number }> = [];
   const store = {
     catalog: defs,
     ofSource: (source: SourceId) => defs.filter((d) => d.source === source),
@@ -55,12 +57,19 @@ function memorySeries(defs: SeriesDef[]) {
       data.set(metric, all);
       return { stored: samples.length, duplicates: 0, rejected: 0, errors: [] };
     },
+    addHourly: async (metric: MetricName, samples: Sample[], fineFrom: number): Promise<AddReport> => {
+      hourly.push({ metric, samples, fineFrom });
+      return { stored: samples.length, duplicates: 0, rejected: 0, errors: [] };
+    },
+    pendingHourlyBackfill: async (source: SourceId) => pendingHourly.get(source) ?? null,
+    setPendingHourlyBackfill: async (source: SourceId, from: number, until: number) => void pendingHourly.set(source, { from, until }),
+    clearPendingHourlyBackfill: async (source: SourceId) => void pendingHourly.delete(source),
     recordSuccess: async () => undefined,
     pendingBackfill: async (source: SourceId) => pending.get(source) ?? null,
     setPendingBackfill: async (source: SourceId, from: number) => void pending.set(source, from),
     clearPendingBackfill: async (source: SourceId) => void pending.delete(source),
   };
-  return { store, data, pending, added };
+  return { store, data, pending, pendingHourly, added, hourly };
 }
 
 const def = (metric: MetricName, source: SourceId, cadence: 'tick' | 'daily'): SeriesDef =>
@@ -167,6 +176,72 @@ describe('SentimentIngestService', () => {
     coinbase.backfill!.mockRejectedValueOnce(new Error('Connection is closed.'));
     const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
     await expect(t.service.run('coinbase')).rejects.toThrow('Connection is closed.');
+  });
+
+  describe('a month on the first start (BACKFILL_HOURS=720)', () => {
+    beforeEach(() => void (settings.BACKFILL_HOURS = 720));
+    afterEach(() => void (settings.BACKFILL_HOURS = 24));
+    const venue = (id: SourceId, reachMs?: number) => ({
+      ...provider(id, 'price', 'tick'),
+      backfillHourly: jest.fn(async (from: number, to: number): Promise<SourceBatch> => batchOf('price', [{ timestamp: Math.ceil(from / H) * H, value: 4 }, { timestamp: Math.floor(to / H) * H, value: 5 }])),
+      ...(reachMs === undefined ? {} : { backfillReachMs: reachMs, hourlyReachMs: 720 * H }),
+    });
+
+    it('fetches the last 24 h by the minute from the top of the hour, and the month before it by the hour', async () => {
+      const coinbase = venue('coinbase');
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      const report = await t.service.run('coinbase');
+      const fineFrom = Date.UTC(2026, 11, 1, 7); // the top of the hour 24 h before 07:12
+      expect(coinbase.backfill).toHaveBeenCalledWith(fineFrom, NOW);
+      expect(coinbase.backfillHourly).toHaveBeenCalledWith(NOW - 720 * H, fineFrom - 1);
+      expect(t.hourly).toEqual([{ metric: 'price', samples: [{ timestamp: Math.ceil((NOW - 720 * H) / H) * H, value: 4 }, { timestamp: fineFrom - H, value: 5 }], fineFrom }]);
+      expect(report.hourlyBackfill).toMatchObject({ from: new Date(NOW - 720 * H).toISOString(), to: new Date(fineFrom - 1).toISOString(), stored: 2, error: null });
+      expect(report.stored).toBe(2 + 2 + 1);
+    });
+
+    it("starts the minutes at the first whole hour the venue still holds (Kraken's 12 h)", async () => {
+      const kraken = venue('kraken', 12 * H);
+      const t = setup([kraken], [def('price', 'kraken', 'tick')]);
+      await t.service.run('kraken');
+      const fineFrom = Date.UTC(2026, 11, 1, 20); // 19:12 + 2 min of margin, up to the hour
+      expect(kraken.backfill).toHaveBeenCalledWith(fineFrom, NOW);
+      expect(kraken.backfillHourly).toHaveBeenCalledWith(NOW - 720 * H, fineFrom - 1);
+    });
+
+    it('never splits a gap or a daily source: only an empty tick series gets the hours', async () => {
+      const coinbase = venue('coinbase');
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      t.data.set('price', [{ timestamp: NOW - 3 * DAY, value: 1 }]);
+      await t.service.run('coinbase');
+      expect(coinbase.backfillHourly).not.toHaveBeenCalled();
+      expect(coinbase.backfill).toHaveBeenCalledWith(NOW - 3 * DAY + 1, NOW);
+
+      const daily = { ...provider('fear-greed', 'sentiment', 'daily'), backfillHourly: jest.fn() };
+      const d = setup([daily], [def('sentiment', 'fear-greed', 'daily')]);
+      await d.service.run('fear-greed');
+      expect(daily.backfillHourly).not.toHaveBeenCalled();
+    });
+
+    it('retries an hourly part that failed on the network on the next run, up to the same boundary, and only it', async () => {
+      const coinbase = venue('coinbase');
+      coinbase.backfillHourly.mockRejectedValueOnce(Object.assign(new TransientUpstreamError('upstream answered HTTP 503'), { attempts: 3 }));
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      const first = await t.service.run('coinbase');
+      const fineFrom = Date.UTC(2026, 11, 1, 7);
+      expect(first.hourlyBackfill).toMatchObject({ error: 'upstream answered HTTP 503', stored: 0 });
+      expect(first.backfill).toMatchObject({ error: null, stored: 2 });
+      expect(t.pendingHourly.get('coinbase')).toEqual({ from: NOW - 720 * H, until: fineFrom });
+
+      jest.setSystemTime(NOW + 30_000);
+      coinbase.backfill!.mockClear();
+      const second = await t.service.run('coinbase');
+      expect(coinbase.backfillHourly).toHaveBeenLastCalledWith(NOW + 30_000 - 720 * H, fineFrom - 1);
+      expect(coinbase.backfill).not.toHaveBeenCalled();
+      expect(second.hourlyBackfill).toMatchObject({ error: null, stored: 2 });
+      expect(t.hourly.at(-1)?.fineFrom).toBe(fineFrom);
+      expect(t.pendingHourly.size).toBe(0);
+      expect((await t.service.run('coinbase')).hourlyBackfill).toBeUndefined();
+    });
   });
 
   describe('POST /refresh over several sources', () => {

@@ -6,7 +6,7 @@ import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { isRedisUnavailableError, RedisNotConnectedError, RedisStalledError } from '../redis/redis-errors.js';
 import { isRedisStalled } from '../redis/redis-stall.js';
 import { RedisClient } from '../redis/redis.types.js';
-import { DAY_MS, SeriesDef } from '../series/series.catalog.js';
+import { DAY_MS, HOUR_MS, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
 import { PayloadError, SourceError, TransientUpstreamError } from '../sources/source.errors.js';
 import { SourceRegistry } from '../sources/source.registry.js';
@@ -30,6 +30,14 @@ interface Window {
   from: number;
   to: number;
 }
+
+/** A first backfill's hourly part: hours from..to, all before `until`, where its 1-minute part starts. */
+interface HourlyWindow extends Window {
+  until: number;
+}
+
+/** The span a first backfill of a price venue fetches at 1-minute resolution; older hours are hourly. */
+export const FINE_SPAN_MS = DAY_MS;
 
 /** A backfill's outcome: its samples, or why not and whether to retry it. */
 interface Backfill {
@@ -127,13 +135,18 @@ export class SentimentIngestService {
       // other, the next run re-sends from the older one (harmless under DUPLICATE_POLICY FIRST).
       const common = before.some((s) => s === null) ? null : Math.min(...before.map((s) => (s as Sample).timestamp));
       const window = await this.backfillWindow(provider, defs, common, started);
+      const hourlyWindow = await this.hourlyWindow(provider, defs, common, started);
       // Fetch and validate first: a bad upstream fails the run before anything is written.
       const batch = await provider.poll({ since: options.full ? null : common });
+      const hourly = hourlyWindow ? await this.fetchBackfill(provider, hourlyWindow, true) : null;
       const backfill = window ? await this.fetchBackfill(provider, window) : null;
+      // Oldest first: the hours, then the minutes, then the poll (in order for the rules).
+      const hourlyStored = hourly?.batch ? await this.storeHourly(defs, hourly.batch, hourlyWindow!.until) : {};
       const backfilled = backfill?.batch ? await this.store(defs, backfill.batch) : {};
       const stored = await this.store(defs, batch);
+      if (hourly) await this.settleHourly(provider, hourly, hourlyWindow!, hourlyStored);
       if (backfill) await this.settleBackfill(provider, backfill, window!, backfilled);
-      const report = this.report(source, started, defs, before, batch, stored, backfill, backfilled);
+      const report = this.report(source, started, defs, before, batch, stored, backfill, backfilled, hourly, hourlyStored);
       const at = Date.now();
       await this.series.recordSuccess(source, at);
       this.countSuccess(source, at, report, defs);
@@ -164,6 +177,11 @@ export class SentimentIngestService {
    */
   async backfillWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number): Promise<Window | null> {
     if (!provider.backfill || this.backfillMs === 0) return null;
+    const pendingFrom = await this.series.pendingBackfill(provider.id);
+    // A first backfill longer than a day: the minutes of the last 24 h only, the rest hourly.
+    if (newest === null && pendingFrom === null && this.splitsHourly(provider, defs)) {
+      return { from: fineStart(now, provider.backfillReachMs), to: now };
+    }
     const daily = defs.every((d) => d.cadence === 'daily');
     let earliest = now - this.backfillMs;
     if (daily) earliest = earliest - (earliest % DAY_MS) - DAY_MS;
@@ -175,11 +193,10 @@ export class SentimentIngestService {
       }
       earliest = now - reach;
     }
-    const pending = await this.series.pendingBackfill(provider.id);
     let from: number;
-    if (pending !== null) {
+    if (pendingFrom !== null) {
       // Never more than a fresh backfill would ask for, however long the retries have failed.
-      from = Math.max(pending, earliest);
+      from = Math.max(pendingFrom, earliest);
     } else {
       // A gap: more than a few missed polls (tick), or a missing day (daily).
       const gapMs = daily ? 2 * DAY_MS : Math.max(3 * this.tickIntervalMs, 5 * 60_000);
@@ -189,8 +206,37 @@ export class SentimentIngestService {
     return from < now ? { from, to: now } : null;
   }
 
+  /**
+   * The hourly part of a first backfill, or null: when the series are empty and BACKFILL_HOURS
+   * reaches past the last 24 h (which backfillWindow fetches by the minute), the hours from the
+   * window's start (as far as the provider reaches) up to where the minutes start; or one that
+   * failed before, kept in Redis with its boundary, so a retry lands exactly where it would have.
+   */
+  async hourlyWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number): Promise<HourlyWindow | null> {
+    if (!this.splitsHourly(provider, defs)) return null;
+    const earliest = Math.max(now - this.backfillMs, now - (provider.hourlyReachMs ?? Infinity));
+    const pending = await this.series.pendingHourlyBackfill(provider.id);
+    let from: number;
+    let until: number;
+    if (pending !== null) {
+      ({ from, until } = pending);
+      from = Math.max(from, earliest);
+    } else if (newest === null && (await this.series.pendingBackfill(provider.id)) === null) {
+      from = earliest;
+      until = fineStart(now, provider.backfillReachMs);
+    } else {
+      return null;
+    }
+    return from < until ? { from, to: until - 1, until } : null;
+  }
+
+  /** Whether a first backfill of this source is split: its last 24 h by the minute, the rest hourly. */
+  private splitsHourly(provider: SourceProvider, defs: SeriesDef[]): boolean {
+    return provider.backfillHourly !== undefined && this.backfillMs > FINE_SPAN_MS && defs.every((d) => d.cadence === 'tick');
+  }
+
   /** The backfill's samples, or why it failed (an upstream failure does not fail the run: the poll is stored anyway). */
-  private async fetchBackfill(provider: SourceProvider, window: Window): Promise<Backfill> {
+  private async fetchBackfill(provider: SourceProvider, window: Window, hourly = false): Promise<Backfill> {
     const dto: BackfillReportDto = {
       from: new Date(window.from).toISOString(),
       to: new Date(window.to).toISOString(),
@@ -203,7 +249,7 @@ export class SentimentIngestService {
       error: null,
     };
     try {
-      const batch = await provider.backfill!(window.from, window.to);
+      const batch = hourly ? await provider.backfillHourly!(window.from, window.to) : await provider.backfill!(window.from, window.to);
       Object.assign(dto, { attempts: batch.attempts, fetched: batch.fetched, invalid: batch.invalid });
       return { dto, batch, retry: false };
     } catch (err) {
@@ -235,6 +281,28 @@ export class SentimentIngestService {
     }
   }
 
+  /** The hourly part: stored and done, retried later (kept in Redis with its boundary), or given up. */
+  private async settleHourly(provider: SourceProvider, hourly: Backfill, window: HourlyWindow, stored: Record<string, AddReport>): Promise<void> {
+    const { dto } = hourly;
+    if (hourly.batch) {
+      Object.assign(dto, totals(stored));
+      await this.series.clearPendingHourlyBackfill(provider.id);
+      this.logger.log(`hourly backfill ${provider.id} ${dto.from} → ${dto.to}: fetched=${dto.fetched} stored=${dto.stored} duplicates=${dto.duplicates}`);
+    } else if (hourly.retry) {
+      await this.series.setPendingHourlyBackfill(provider.id, window.from, window.until, this.backfillMs);
+      this.logger.warn(`hourly backfill ${provider.id} failed (retried on the next run): ${dto.error}`);
+    } else {
+      await this.series.clearPendingHourlyBackfill(provider.id);
+      this.logger.warn(`hourly backfill ${provider.id} failed (not retried): ${dto.error}`);
+    }
+  }
+
+  /** The hourly samples of each series the source feeds (see SeriesRepository.addHourly). */
+  private async storeHourly(defs: SeriesDef[], batch: SourceBatch, until: number): Promise<Record<string, AddReport>> {
+    const reports = await Promise.all(defs.map((d) => this.series.addHourly(d.metric, batch.samples[d.metric] ?? [], until)));
+    return Object.fromEntries(defs.map((d, i) => [d.metric, reports[i]]));
+  }
+
   /** TS.MADD of the batch's samples of each series the source feeds (others are ignored). */
   private async store(defs: SeriesDef[], batch: SourceBatch): Promise<Record<string, AddReport>> {
     const reports = await Promise.all(defs.map((d) => this.series.add(d.metric, batch.samples[d.metric] ?? [])));
@@ -250,18 +318,19 @@ export class SentimentIngestService {
     polled: Record<string, AddReport>,
     backfill: Backfill | null,
     backfilled: Record<string, AddReport>,
+    hourly: Backfill | null,
+    hourlyStored: Record<string, AddReport>,
   ): SourceReportDto {
     const series: SeriesCountsByMetricDto = {};
     let newest = -Infinity;
     defs.forEach((d, i) => {
-      const a = polled[d.metric];
-      const b = backfilled[d.metric] as AddReport | undefined;
+      const parts = [polled[d.metric], backfilled[d.metric], hourlyStored[d.metric]].filter((r): r is AddReport => r !== undefined);
       series[d.metric] = {
-        stored: a.stored + (b?.stored ?? 0),
-        duplicates: a.duplicates + (b?.duplicates ?? 0),
-        rejected: a.rejected + (b?.rejected ?? 0),
+        stored: sum(parts.map((r) => r.stored)),
+        duplicates: sum(parts.map((r) => r.duplicates)),
+        rejected: sum(parts.map((r) => r.rejected)),
       };
-      const sent = [...(batch.samples[d.metric] ?? []), ...(backfill?.batch?.samples[d.metric] ?? [])];
+      const sent = [...(batch.samples[d.metric] ?? []), ...(backfill?.batch?.samples[d.metric] ?? []), ...(hourly?.batch?.samples[d.metric] ?? [])];
       const latest = sent.reduce((max, s) => Math.max(max, s.timestamp), before[i]?.timestamp ?? -Infinity);
       newest = Math.max(newest, latest);
     });
@@ -270,16 +339,18 @@ export class SentimentIngestService {
       source,
       startedAt: new Date(started).toISOString(),
       durationMs: Date.now() - started,
-      attempts: batch.attempts + (backfill?.dto.attempts ?? 0),
-      fetched: batch.fetched + (backfill?.dto.fetched ?? 0),
-      invalid: batch.invalid + (backfill?.dto.invalid ?? 0),
-      invalidReasons: [...batch.invalidReasons, ...(backfill?.batch?.invalidReasons ?? [])].slice(0, 5),
+      attempts: batch.attempts + (backfill?.dto.attempts ?? 0) + (hourly?.dto.attempts ?? 0),
+      fetched: batch.fetched + (backfill?.dto.fetched ?? 0) + (hourly?.dto.fetched ?? 0),
+      invalid: batch.invalid + (backfill?.dto.invalid ?? 0) + (hourly?.dto.invalid ?? 0),
+      invalidReasons: [...batch.invalidReasons, ...(backfill?.batch?.invalidReasons ?? []), ...(hourly?.batch?.invalidReasons ?? [])].slice(0, 5),
       skipped: batch.skipped,
       stored: sum(counts.map((c) => c.stored)),
       duplicates: sum(counts.map((c) => c.duplicates)),
       rejected: sum(counts.map((c) => c.rejected)),
       series,
       backfill: backfill?.dto ?? null,
+      // Only when there was one, so reports without it read exactly as before.
+      ...(hourly ? { hourlyBackfill: hourly.dto } : {}),
       latestSampleTime: Number.isFinite(newest) ? new Date(newest).toISOString() : null,
     };
   }
@@ -298,6 +369,17 @@ export class SentimentIngestService {
       this.metrics.samples.inc({ series: d.metric, outcome: 'rejected' }, c.rejected);
     }
   }
+}
+
+/**
+ * Where a first backfill's 1-minute part starts: the top of the hour 24 h ago, or the first
+ * whole hour the provider's 1-minute history still holds (Kraken: 720 rows, the newest still
+ * open, so a little less than 12 h; two minutes of margin), so that hour is complete.
+ */
+export function fineStart(now: number, reachMs?: number): number {
+  const start = Math.floor((now - FINE_SPAN_MS) / HOUR_MS) * HOUR_MS;
+  if (reachMs === undefined || now - start <= reachMs - 2 * 60_000) return start;
+  return Math.ceil((now - reachMs + 2 * 60_000) / HOUR_MS) * HOUR_MS;
 }
 
 /** Totals of a POST /refresh over the sources that succeeded. */

@@ -69,6 +69,14 @@ export class RedisKeys {
     return `${this.prefix}:ingest:backfill-pending:${source}`;
   }
 
+  /**
+   * `<from>:<until>` (epoch ms) of a source's hourly history (a first backfill's part before its
+   * 1-minute window, which starts at `until`) that failed and is retried on its next run.
+   */
+  backfillPendingHourly(source: SourceId): string {
+    return `${this.prefix}:ingest:backfill-pending-hourly:${source}`;
+  }
+
   /** Lease of one source's scheduled runs (one instance polls a source per tick). */
   ingestLock(source: SourceId): string {
     return this.lock(source === LEGACY_SOURCE ? 'ingest' : `ingest:${source}`);

@@ -2,7 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
-import { TimeseriesService } from '../timeseries/timeseries.service.js';
+import { AddReport, TimeseriesService } from '../timeseries/timeseries.service.js';
+import { Sample } from '../timeseries/timeseries.types.js';
 import { COMPACTED, Compacted, compactionTiers, SeriesDef, Tier, TierCoverage } from './series.catalog.js';
 
 /**
@@ -73,6 +74,41 @@ export class CompactionService {
   }
 
   /**
+   * Start of the coarsest bucket holding `timestamp`: the first bucket a rule writes when the
+   * raw series' first sample is at `timestamp`. Anything older is never written by a rule.
+   */
+  firstRuleBucket(timestamp: number): number {
+    const coarsest = Math.max(...this.tiers.map((t) => t.bucketMs));
+    return timestamp - (timestamp % coarsest);
+  }
+
+  /**
+   * Writes samples straight into every compaction of `def`: per tier and bucket, the sum, count,
+   * min, max, first and last the rules compute (in time order, so sums round the same way), as
+   * if the samples had been added to the raw series. Only for buckets no rule writes (older than
+   * firstRuleBucket of the raw series' first sample): RedisTimeSeries lets TS.MADD write a rule's
+   * destination, but the rule would overwrite a bucket it also computes. The destinations keep
+   * DUPLICATE_POLICY FIRST, so writing the same history twice stores nothing twice. Returns the
+   * outcome per sample: that of its bucket in the finest tier's `count` (one per sample there
+   * when the samples are one per finest bucket, as hourly history is).
+   */
+  async addHistory(def: SeriesDef, samples: Sample[]): Promise<AddReport> {
+    const sorted = [...samples].sort((a, b) => a.timestamp - b.timestamp);
+    const finest = this.tiers.reduce((a, b) => (b.bucketMs < a.bucketMs ? b : a));
+    let report: AddReport = { stored: 0, duplicates: 0, rejected: 0, errors: [] };
+    for (const tier of this.tiers) {
+      const buckets = bucketAggregates(sorted, tier.bucketMs);
+      const written = await Promise.all(
+        COMPACTED.map((aggregation) =>
+          this.timeseries.add(this.key(def, aggregation, tier), buckets.map((b) => ({ timestamp: b.timestamp, value: b[aggregation] }))),
+        ),
+      );
+      if (tier === finest) report = written[COMPACTED.indexOf('count')];
+    }
+    return report;
+  }
+
+  /**
    * For each tier whose bucket divides `bucketMs` (only those can answer such a query), the
    * buckets complete in all the given compactions: from the latest complete_from mark (and the
    * compactions' own retention) up to the source's open bucket, which the rule writes only when
@@ -100,6 +136,25 @@ export class CompactionService {
       }),
     );
   }
+}
+
+/** Per epoch-aligned bucket of the (time-ordered) samples, every COMPACTED aggregate, as a rule accumulates it. */
+export function bucketAggregates(samples: readonly Sample[], bucketMs: number): Array<{ timestamp: number } & Record<Compacted, number>> {
+  const out: Array<{ timestamp: number } & Record<Compacted, number>> = [];
+  for (const { timestamp, value } of samples) {
+    const start = timestamp - (timestamp % bucketMs);
+    const b = out.at(-1);
+    if (b && b.timestamp === start) {
+      b.sum += value;
+      b.count++;
+      b.min = Math.min(b.min, value);
+      b.max = Math.max(b.max, value);
+      b.last = value;
+    } else {
+      out.push({ timestamp: start, sum: value, count: 1, min: value, max: value, first: value, last: value });
+    }
+  }
+  return out;
 }
 
 /** Start of the bucket after the one holding `timestamp`. */

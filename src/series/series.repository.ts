@@ -96,6 +96,27 @@ export class SeriesRepository implements OnModuleInit {
     return this.timeseries.add(this.def(metric).key, samples);
   }
 
+  /**
+   * Stores the hourly history of a first backfill: one sample per hour (the candle's close),
+   * all older than `fineFrom`, where the 1-minute samples start in the raw series. The whole
+   * days (coarsest compaction buckets) before fineFrom's day go straight into the compactions,
+   * as the rules would have computed them from those samples: the rules never see anything
+   * that old, so no rule ever writes those buckets. The hours of fineFrom's own day go into the
+   * raw series, so the rules compact that day whole, hours and minutes together.
+   */
+  async addHourly(metric: MetricName, samples: Sample[], fineFrom: number): Promise<AddReport> {
+    const def = this.def(metric);
+    const split = this.compactions.firstRuleBucket(fineFrom);
+    const direct = await this.compactions.addHistory(def, samples.filter((s) => s.timestamp < split));
+    const raw = await this.timeseries.add(def.key, samples.filter((s) => s.timestamp >= split && s.timestamp < fineFrom));
+    return {
+      stored: direct.stored + raw.stored,
+      duplicates: direct.duplicates + raw.duplicates,
+      rejected: direct.rejected + raw.rejected,
+      errors: [...new Set([...direct.errors, ...raw.errors])].slice(0, 5),
+    };
+  }
+
   /** Marks a successful run of `source` (shared by every instance: readiness reads it). */
   async recordSuccess(source: SourceId, at: number): Promise<void> {
     await this.redis.set(this.keys.ingestLastSuccess(source), String(at));
@@ -115,6 +136,21 @@ export class SeriesRepository implements OnModuleInit {
 
   async clearPendingBackfill(source: SourceId): Promise<void> {
     await this.redis.del(this.keys.backfillPending(source));
+  }
+
+  /** The hourly history of `source` to retry (see addHourly; shared like pendingBackfill), or null. */
+  async pendingHourlyBackfill(source: SourceId): Promise<{ from: number; until: number } | null> {
+    const raw = await this.redis.get(this.keys.backfillPendingHourly(source));
+    const m = raw === null ? null : /^(\d+):(\d+)$/.exec(raw);
+    return m ? { from: Number(m[1]), until: Number(m[2]) } : null;
+  }
+
+  async setPendingHourlyBackfill(source: SourceId, from: number, until: number, ttlMs: number): Promise<void> {
+    await this.redis.set(this.keys.backfillPendingHourly(source), `${from}:${until}`, 'PX', Math.max(1, ttlMs));
+  }
+
+  async clearPendingHourlyBackfill(source: SourceId): Promise<void> {
+    await this.redis.del(this.keys.backfillPendingHourly(source));
   }
 
   /** Epoch ms of the last successful run of `source` by any instance, or null. */

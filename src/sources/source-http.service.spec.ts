@@ -172,6 +172,58 @@ describe('SourceHttpClient', () => {
     await expect(client().getJson(up.url, { maxBytes: 64 * 1024 })).rejects.toThrow('upstream payload is too large');
   });
 
+  it('fails a corrupt gzip body at once as a payload error (the same bytes would fail again), never quoting it', async () => {
+    const good = gzipSync(Buffer.from(JSON.stringify({ price: '1' })));
+    const corrupt = Buffer.concat([good.subarray(0, 10), Buffer.from(SECRET)]);
+    const up = await start((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(corrupt));
+    const err = await client().getJson(up.url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PayloadError);
+    expect((err as Error).message).toBe('upstream payload could not be decompressed (Z_DATA_ERROR) (attempt 1 of 3)');
+    expect(up.calls).toHaveLength(1);
+  });
+
+  describe('pacing (a minimum interval between calls per provider)', () => {
+    /** Arrival times at the server per lane (the `lane` query parameter). */
+    const arrivals = () => {
+      const at: Record<string, number[]> = {};
+      return {
+        at,
+        handler: (req: IncomingMessage, res: ServerResponse) => {
+          const lane = new URL(req.url ?? '/', 'http://x').searchParams.get('lane') ?? '';
+          (at[lane] ??= []).push(Date.now());
+          json(res, { ok: true });
+        },
+      };
+    };
+    const gaps = (times: number[]) => times.slice(1).map((t, i) => t - times[i]);
+
+    it('spaces the calls of one provider, even fired at once, while another provider is not held up by it', async () => {
+      const { at, handler } = arrivals();
+      const up = await start(handler);
+      const http = client();
+      const call = (lane: string, minIntervalMs: number) => http.getJson(`${up.url}/?lane=${lane}`, { ...MAX, pacing: { lane, minIntervalMs } });
+      await Promise.all([...Array.from({ length: 4 }, () => call('kraken', 200)), ...Array.from({ length: 4 }, () => call('coinbase', 30))]);
+      for (const gap of gaps(at.kraken)) expect(gap).toBeGreaterThanOrEqual(200);
+      for (const gap of gaps(at.coinbase)) expect(gap).toBeGreaterThanOrEqual(30);
+      // Coinbase's 4 calls (3 gaps of 30 ms) are all in before Kraken's second one (200 ms after its first).
+      expect(at.coinbase[3]).toBeLessThan(at.kraken[1]);
+    });
+
+    it('counts a retry as a call, and UPSTREAM_MIN_INTERVAL_MS replaces every provider spacing', async () => {
+      const times: number[] = [];
+      const up = await start((_req, res, n) => {
+        times.push(Date.now());
+        if (n === 1) json(res, { error: 'busy' }, 503);
+        else json(res, { ok: true });
+      });
+      const http = client({ minIntervalMs: 80 });
+      await http.getJson(up.url, { ...MAX, pacing: { lane: 'kraken', minIntervalMs: 10_000 } });
+      await http.getJson(up.url, { ...MAX, pacing: { lane: 'kraken', minIntervalMs: 10_000 } });
+      expect(times).toHaveLength(3);
+      for (const gap of gaps(times)) expect(gap).toBeGreaterThanOrEqual(80);
+    });
+  });
+
   it('times out a call that never answers, and retries it', async () => {
     const up = await start(() => undefined); // never answers
     const err = await client({ timeoutMs: 150, retries: 1 }).getJson(up.url, MAX).catch((e: unknown) => e);

@@ -22,6 +22,17 @@ export interface SourceHttpOptions {
   userAgent: string;
   /** Same-origin redirects followed per call. */
   maxRedirects: number;
+  /**
+   * UPSTREAM_MIN_INTERVAL_MS: when set, the spacing of every paced provider's calls instead of
+   * its own published-limit spacing (a mirror with other limits; tests, which shorten it).
+   */
+  minIntervalMs?: number;
+}
+
+/** Calls of one provider (a lane) start at least minIntervalMs apart, retries included. */
+export interface Pacing {
+  lane: string;
+  minIntervalMs: number;
 }
 
 export interface GetJsonOptions {
@@ -29,6 +40,8 @@ export interface GetJsonOptions {
   maxBytes: number;
   /** Allow file:// URLs (SentiCrypt v1 replays). */
   allowFile?: boolean;
+  /** Keep this provider under its published rate limit (see Pacing). */
+  pacing?: Pacing;
 }
 
 export interface PostOptions {
@@ -59,6 +72,8 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 @Injectable()
 export class SourceHttpClient {
   private readonly logger = new Logger(SourceHttpClient.name);
+  /** Per lane: when its latest call ended (resolves once it has). */
+  private readonly lanes = new Map<string, Promise<number>>();
 
   constructor(
     private readonly http: HttpService,
@@ -70,6 +85,7 @@ export class SourceHttpClient {
   async getJson(url: string, options: GetJsonOptions): Promise<FetchedJson> {
     const total = this.options.retries + 1;
     for (let attempt = 1; ; attempt++) {
+      const release = options.pacing ? await this.pace(options.pacing) : undefined;
       const timer = this.metrics?.upstreamDuration.startTimer();
       let error: SourceError;
       try {
@@ -78,6 +94,8 @@ export class SourceHttpClient {
         return { data, attempts: attempt };
       } catch (err) {
         error = err instanceof SourceError ? err : new TransientUpstreamError(`upstream call failed (${(err as Error).name})`);
+      } finally {
+        release?.();
       }
       timer?.({ outcome: error instanceof TransientUpstreamError ? 'transient_error' : 'permanent_error' });
       const delay = error instanceof TransientUpstreamError && attempt < total ? this.retryDelay(error, attempt) : null;
@@ -126,6 +144,24 @@ export class SourceHttpClient {
       throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterMs(header(res, 'retry-after')) });
     }
     throw new PermanentUpstreamError(msg);
+  }
+
+  /**
+   * Waits until `minIntervalMs` after the lane's previous call ended; returns the function that
+   * ends this one. Counted from the end (the answer), so the upstream sees its calls at least
+   * that far apart whatever the network delays; callers queue in order, so a poll and a
+   * backfill of one provider, or several runs at once, are spaced all the same. Per process:
+   * across instances the source's lease already lets one instance call it at a time.
+   */
+  private async pace({ lane, minIntervalMs }: Pacing): Promise<() => void> {
+    const interval = this.options.minIntervalMs ?? minIntervalMs;
+    if (interval <= 0) return () => undefined;
+    const previous = this.lanes.get(lane) ?? Promise.resolve(-Infinity);
+    let end!: (at: number) => void;
+    this.lanes.set(lane, new Promise<number>((resolve) => (end = resolve)));
+    const wait = (await previous) + interval - Date.now();
+    if (wait > 0) await sleep(wait);
+    return () => end(Date.now());
   }
 
   /** Delay before the next attempt, or why there is none (Retry-After beyond the cap). */
@@ -214,6 +250,11 @@ function classify(err: unknown, maxBytes: number): SourceError {
   const e = err as AxiosError;
   const message = typeof e?.message === 'string' ? e.message : '';
   if (/maxContentLength/i.test(message)) return new PermanentUpstreamError(tooLarge(maxBytes));
+  // A body that does not decompress (corrupt gzip, deflate or brotli) is what the upstream sent:
+  // the same bytes again would fail the same way, so it is a payload error, not a retry.
+  if (typeof e?.code === 'string' && /^(Z_|ERR_BROTLI|ERR_ZSTD)/.test(e.code)) {
+    return new PayloadError(`upstream payload could not be decompressed (${e.code})`);
+  }
   if (e?.code === 'ECONNABORTED' || e?.code === 'ETIMEDOUT' || e?.code === 'ERR_CANCELED' || /timeout|aborted/i.test(message)) {
     return new TransientUpstreamError('upstream timed out');
   }

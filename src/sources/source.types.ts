@@ -59,4 +59,12 @@ export interface SourceProvider {
   backfill?(from: number, to: number): Promise<SourceBatch>;
   /** How far back `backfill` can reach from now (ms), e.g. 12 h for Kraken's OHLC. */
   readonly backfillReachMs?: number;
+  /**
+   * Hourly history, for the part of a long first backfill older than the last 24 h (price
+   * venues): closed 1-hour candles, a sample being the candle's close at the hour's start, with
+   * from <= timestamp <= to.
+   */
+  backfillHourly?(from: number, to: number): Promise<SourceBatch>;
+  /** How far back `backfillHourly` can reach from now (ms), e.g. 30 days for Kraken's OHLC. */
+  readonly hourlyReachMs?: number;
 }

@@ -22,6 +22,7 @@ export const MAX_SAME_ORIGIN_REDIRECTS = 3;
         retryAfterMaxMs: config.get('UPSTREAM_RETRY_AFTER_MAX_MS', { infer: true }),
         userAgent: config.get('UPSTREAM_USER_AGENT', { infer: true }),
         maxRedirects: MAX_SAME_ORIGIN_REDIRECTS,
+        minIntervalMs: config.get('UPSTREAM_MIN_INTERVAL_MS', { infer: true }),
       }),
     },
     SourceHttpClient,

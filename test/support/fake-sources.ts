@@ -24,13 +24,19 @@ export interface FakeSourcesData {
   coinbaseTicker: Obj;
   /** All the candles Coinbase "has", newest first: [time s, low, high, open, close, volume]. */
   coinbaseCandles: Row[];
+  /** The same at granularity=3600 (none unless a test gives them). */
+  coinbaseHourly: Row[];
   bitstampTicker: Obj;
   /** All the OHLC rows Bitstamp "has", oldest first, every field a string. */
   bitstampOhlc: Obj[];
+  /** The same at step=3600. */
+  bitstampHourly: Obj[];
   /** The ticker entry served under `result.XXBTZUSD`. */
   krakenTicker: Obj;
   /** All the OHLC rows Kraken "has", oldest first; only the newest 720 are served, the last is the open candle. */
   krakenOhlc: Row[];
+  /** The same at interval=60. */
+  krakenHourly: Row[];
   /** all.json, as served. */
   senticryptV2: Obj[];
   /** The whole index history, newest first. */
@@ -75,6 +81,8 @@ export interface LoggedRequest {
   path: string;
   query: Record<string, string>;
   headers: IncomingHttpHeaders;
+  /** Arrival (epoch ms), for pacing assertions. */
+  at: number;
 }
 
 const FIXTURES = new URL('../fixtures/sources/', import.meta.url);
@@ -90,10 +98,13 @@ export function recordedData(): FakeSourcesData {
   return {
     coinbaseTicker: fixture('coinbase-ticker.json'),
     coinbaseCandles: fixture('coinbase-candles.json'),
+    coinbaseHourly: [],
     bitstampTicker: fixture('bitstamp-ticker.json'),
     bitstampOhlc: fixture<{ data: { ohlc: Obj[] } }>('bitstamp-ohlc.json').data.ohlc,
+    bitstampHourly: [],
     krakenTicker: kraken.result.XXBTZUSD as Obj,
     krakenOhlc: ohlc.result.XXBTZUSD,
+    krakenHourly: [],
     senticryptV2: fixture('senticrypt-v2-all.json'),
     fearGreed: fixture<{ data: Obj[] }>('fear-greed.json').data,
     senticryptV1: JSON.parse(readFileSync(new URL('../fixtures/senticrypt-v1-2021-07-07.json', import.meta.url), 'utf8')) as unknown[],
@@ -103,6 +114,7 @@ export function recordedData(): FakeSourcesData {
 // --- Builders: recorded-format payloads for a time range ------------------------------------
 
 const MINUTE = 60_000;
+const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
 /**
@@ -123,11 +135,24 @@ export function fearGreedAt(ms: number): number {
   return Math.floor(ms / DAY) % 101;
 }
 
-/** Minute starts (epoch ms) with from <= t <= to, oldest first. */
-function minutes(fromMs: number, toMs: number): number[] {
+/**
+ * The close the builders give the hour starting at `ms` (floored to the hour): that of its last
+ * minute, priceAt(hour + 59 min), as a real hourly candle closes with its last trade.
+ */
+export function hourlyCloseAt(ms: number): number {
+  return priceAt(Math.floor(ms / HOUR) * HOUR + 59 * MINUTE);
+}
+
+/** Minute (or `step`) starts (epoch ms) with from <= t <= to, oldest first. */
+function minutes(fromMs: number, toMs: number, step = MINUTE): number[] {
   const out: number[] = [];
-  for (let t = Math.ceil(fromMs / MINUTE) * MINUTE; t <= toMs; t += MINUTE) out.push(t);
+  for (let t = Math.ceil(fromMs / step) * step; t <= toMs; t += step) out.push(t);
   return out;
+}
+
+/** The hourly variant of a minute builder: rows for the hours in range, close = hourlyCloseAt(t). */
+function hourlyRows<T>(build: (from: number, to: number, price: (ms: number) => number, step: number) => T[], fromMs: number, toMs: number): T[] {
+  return build(fromMs, toMs, hourlyCloseAt, HOUR);
 }
 
 /** Days (00:00 UTC, epoch ms) with from <= t <= to, oldest first. */
@@ -140,8 +165,8 @@ function days(fromMs: number, toMs: number): number[] {
 const fixed = (n: number, digits = 2) => n.toFixed(digits);
 
 /** Coinbase 1-minute candles, newest first, numbers: [time s, low, high, open, close, volume]; close = priceAt(t). */
-export function coinbaseCandles(fromMs: number, toMs: number, price = priceAt): Row[] {
-  return minutes(fromMs, toMs)
+export function coinbaseCandles(fromMs: number, toMs: number, price = priceAt, step = MINUTE): Row[] {
+  return minutes(fromMs, toMs, step)
     .reverse()
     .map((t) => {
       const close = price(t);
@@ -156,8 +181,8 @@ export function coinbaseTicker(ms: number, price = priceAt(ms)): Obj {
 }
 
 /** Bitstamp 1-minute OHLC rows, oldest first, every field a string; close = priceAt(t). */
-export function bitstampOhlc(fromMs: number, toMs: number, price = priceAt): Obj[] {
-  return minutes(fromMs, toMs).map((t) => {
+export function bitstampOhlc(fromMs: number, toMs: number, price = priceAt, step = MINUTE): Obj[] {
+  return minutes(fromMs, toMs, step).map((t) => {
     const close = price(t);
     return { timestamp: String(t / 1000), open: fixed(close - 0.25), high: fixed(close + 1), low: fixed(close - 1), close: fixed(close), volume: '0.50000000' };
   });
@@ -174,8 +199,8 @@ export function bitstampTicker(ms: number, price = priceAt(ms)): Obj {
 }
 
 /** Kraken 1-minute OHLC rows, oldest first: [time s, open, high, low, close, vwap, volume, count]; close = priceAt(t). */
-export function krakenOhlc(fromMs: number, toMs: number, price = priceAt): Row[] {
-  return minutes(fromMs, toMs).map((t) => {
+export function krakenOhlc(fromMs: number, toMs: number, price = priceAt, step = MINUTE): Row[] {
+  return minutes(fromMs, toMs, step).map((t) => {
     const close = price(t);
     return [t / 1000, fixed(close - 0.25, 1), fixed(close + 1, 1), fixed(close - 1, 1), fixed(close, 1), fixed(close, 1), '0.50000000', 7];
   });
@@ -211,20 +236,26 @@ export function fearGreedDays(fromMs: number, toMs: number, value = fearGreedAt)
 }
 
 /**
- * Data "about now": every price source has 1-minute history for the 24 h before `now` (Kraken
+ * Data "about now": every price source has 1-minute history for the 25 h before `now` and hourly
+ * candles for the 31 days before it, the current (open) minute and hour included (Kraken serves
  * only what it really serves), its ticker at `now`; the sentiment sources have the last
- * `sentimentDays` UTC days up to today's. Values follow priceAt / sentimentAt / fearGreedAt.
+ * `sentimentDays` UTC days up to today's. Values follow priceAt / hourlyCloseAt / sentimentAt /
+ * fearGreedAt.
  */
 export function liveData(now: number, sentimentDays = 30): FakeSourcesData {
-  const from = now - DAY;
+  const from = now - DAY - HOUR;
   const lastMinute = Math.floor(now / MINUTE) * MINUTE;
+  const [hoursFrom, lastHour] = [now - 31 * DAY, Math.floor(now / HOUR) * HOUR];
   return {
     coinbaseTicker: coinbaseTicker(now - 1500),
     coinbaseCandles: coinbaseCandles(from, lastMinute),
+    coinbaseHourly: hourlyRows(coinbaseCandles, hoursFrom, lastHour),
     bitstampTicker: bitstampTicker(now),
     bitstampOhlc: bitstampOhlc(from, lastMinute),
+    bitstampHourly: hourlyRows(bitstampOhlc, hoursFrom, lastHour),
     krakenTicker: krakenTicker(priceAt(now)),
     krakenOhlc: krakenOhlc(from, lastMinute),
+    krakenHourly: hourlyRows(krakenOhlc, hoursFrom, lastHour),
     senticryptV2: senticryptV2Days(now - sentimentDays * DAY, now),
     fearGreed: fearGreedDays(now - sentimentDays * DAY, now),
     senticryptV1: [],
@@ -265,6 +296,8 @@ export class FakeSources {
       SENTICRYPT_V2_API_URL: `${o}/senticrypt/v2`,
       FEAR_GREED_API_URL: `${o}/alternative`,
       SENTIMENT_API_URL: `${o}${PATHS.senticryptV1}`,
+      // Loopback servers have no rate limit: unpaced, so specs stay fast (the pacing spec sets its own).
+      UPSTREAM_MIN_INTERVAL_MS: '0',
     };
   }
 
@@ -298,7 +331,7 @@ export class FakeSources {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const query = Object.fromEntries(url.searchParams);
-    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, headers: req.headers });
+    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query, headers: req.headers, at: Date.now() });
 
     const override = this.overrides.get(url.pathname);
     if (override) {
@@ -346,7 +379,7 @@ export class FakeSources {
     res.writeHead(o.status ?? 200, { 'content-type': o.contentType ?? 'application/json', ...o.headers }).end(raw);
   }
 
-  /** ?granularity=60&start=ISO&end=ISO: rows start <= t <= end, newest first, at most 300, as Coinbase does. */
+  /** ?granularity=60 (or 3600 for hours)&start=ISO&end=ISO: rows start <= t <= end, newest first, at most 300, as Coinbase does. */
   private coinbaseCandles(q: Record<string, string>, json: (b: unknown, s?: number) => void): void {
     const granularity = Number(q.granularity ?? 60);
     if (!COINBASE_GRANULARITIES.has(granularity)) return json({ message: 'Unsupported granularity' }, 400);
@@ -358,14 +391,14 @@ export class FakeSources {
         return json({ message: 'granularity too small for the requested time range. Count of aggregations requested exceeds 300' }, 400);
       }
     }
-    const rows = this.data.coinbaseCandles.filter((r) => {
+    const rows = (granularity === 3600 ? this.data.coinbaseHourly : this.data.coinbaseCandles).filter((r) => {
       const t = r[0] as number;
       return (start === undefined || t >= start) && (end === undefined || t <= end);
     });
     json(rows.slice(0, 300));
   }
 
-  /** ?step=60&limit=N&start=s[&end=s]: rows from start, oldest first, at most limit (1-1000). */
+  /** ?step=60 (or 3600 for hours)&limit=N&start=s[&end=s]: rows from start, oldest first, at most limit (1-1000). */
   private bitstampOhlc(q: Record<string, string>, json: (b: unknown, s?: number) => void): void {
     const limit = Number(q.limit);
     const step = Number(q.step);
@@ -374,7 +407,7 @@ export class FakeSources {
     }
     const start = q.start === undefined ? undefined : Number(q.start);
     const end = q.end === undefined ? undefined : Number(q.end);
-    let rows = this.data.bitstampOhlc.filter((r) => {
+    let rows = (step === 3600 ? this.data.bitstampHourly : this.data.bitstampOhlc).filter((r) => {
       const t = Number(r.timestamp);
       return (start === undefined || t >= start) && (end === undefined || t <= end);
     });
@@ -382,11 +415,11 @@ export class FakeSources {
     json({ data: { pair: 'BTC/USD', ohlc: rows } });
   }
 
-  /** ?pair=XBTUSD&interval=1&since=s: the newest 720 rows only (the last still open), those after since. */
+  /** ?pair=XBTUSD&interval=1 (or 60 for hours)&since=s: the newest 720 rows only (the last still open), those after since. */
   private krakenOhlc(q: Record<string, string>, json: (b: unknown, s?: number) => void): void {
     if (q.pair !== 'XBTUSD') return json({ error: ['EQuery:Unknown asset pair'] });
     const since = q.since === undefined ? undefined : Number(q.since);
-    const served = this.data.krakenOhlc.slice(-720).filter((r) => since === undefined || (r[0] as number) > since);
+    const served = (q.interval === '60' ? this.data.krakenHourly : this.data.krakenOhlc).slice(-720).filter((r) => since === undefined || (r[0] as number) > since);
     const committed = served.length > 1 ? (served[served.length - 2][0] as number) : since ?? 0;
     json({ error: [], result: { XXBTZUSD: served, last: committed } });
   }
@@ -413,6 +446,8 @@ export function testSourceHttp(overrides: Partial<SourceHttpOptions> = {}): Sour
     retryAfterMaxMs: 1000,
     userAgent: 'is-bitcoin-lit/test (+https://example.test)',
     maxRedirects: 3,
+    // No pacing unless a spec asks for it (the pacing spec sets its own interval).
+    minIntervalMs: 0,
     ...overrides,
   });
 }

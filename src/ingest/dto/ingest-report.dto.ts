@@ -72,6 +72,11 @@ export class SourceReportDto extends RunCountsDto {
   source!: string;
   /** The backfill done with this run, or null when none was needed. */
   backfill!: BackfillReportDto | null;
+  /**
+   * The hourly part of a first backfill longer than 24 h (price venues: the hours before the
+   * 1-minute window, into the hourly and daily compactions); only present when there was one.
+   */
+  hourlyBackfill?: BackfillReportDto;
 }
 
 /** How one source fared in a POST /refresh: its report, or why it failed. */

@@ -1,4 +1,4 @@
-import { FakeSources, liveData, Obj, PATHS, testSourceHttp } from '../../../test/support/fake-sources.js';
+import { FakeSources, hourlyCloseAt, liveData, Obj, PATHS, testSourceHttp } from '../../../test/support/fake-sources.js';
 import { PayloadError } from '../source.errors.js';
 import { BitstampProvider, ohlcWindows } from './bitstamp.provider.js';
 
@@ -80,6 +80,19 @@ describe('bitstamp provider', () => {
     const row: Obj = fake.data.bitstampOhlc[0];
     fake.override(PATHS.bitstampOhlc, { body: { data: { pair: 'BTC/USD', ohlc: Array.from({ length: 1001 }, () => row) } } });
     await expect(provider.backfill(1791189960000, 1791190080000)).rejects.toThrow(/has 1001 records, more than the 1000/);
+  });
+
+  it('backfillHourly: the month before in one call of step=3600, the closed hours only', async () => {
+    const now = Date.now();
+    fake.data = liveData(now);
+    const batch = await provider.backfillHourly(now - 720 * 3_600_000, now);
+    const [call, ...more] = fake.calls(PATHS.bitstampOhlc);
+    expect(more).toEqual([]);
+    expect(call.query).toMatchObject({ step: '3600', limit: '720' });
+    const price = batch.samples.price ?? [];
+    expect(price).toHaveLength(719); // the 720th, the current hour, is still open
+    expect(price.every((s) => s.value === hourlyCloseAt(s.timestamp) && s.timestamp % 3_600_000 === 0)).toBe(true);
+    expect(price.at(-1)?.timestamp).toBe(Math.floor(now / 3_600_000) * 3_600_000 - 3_600_000);
   });
 
   it('ohlcWindows: at most 10 windows of 1,000 minutes, the newest', () => {

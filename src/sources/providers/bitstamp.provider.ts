@@ -4,6 +4,7 @@
  * - backfill: GET /ohlc/btcusd/?step=60&limit=1000&start=<s> → `{"data":{"ohlc":[{timestamp,
  *   close,…}]}}`, oldest first, minutes without trades as flat candles. A sample is the close at
  *   the candle's time; 24 h is 2 calls.
+ * - backfillHourly: the same with step=3600: 30 days of hours is 1 call.
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, positiveField } from '../decimal.js';
@@ -23,7 +24,12 @@ export const BITSTAMP_LIMITS = {
   maxWindows: 10,
 } as const;
 
+/** Published limit: 8,000 requests per 10 minutes per IP (13/s); 10/s stays under it. */
+export const BITSTAMP_MIN_INTERVAL_MS = 100;
+const PACING = { lane: 'bitstamp', minIntervalMs: BITSTAMP_MIN_INTERVAL_MS };
+
 const MINUTE = 60_000;
+const HOUR = 3_600_000;
 const STRINGS = { strings: true, numbers: true } as const;
 
 export interface BitstampOptions {
@@ -42,7 +48,7 @@ export class BitstampProvider implements SourceProvider {
   /** The last trade price at the ticker's timestamp; `skipped` when that is not newer than `since`. */
   poll(context: PollContext): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
-      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/ticker/btcusd/`, { maxBytes: BITSTAMP_LIMITS.tickerBytes });
+      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/ticker/btcusd/`, { maxBytes: BITSTAMP_LIMITS.tickerBytes, pacing: PACING });
       const ticker = objectOf(data);
       const t = await tally<Sample>([ticker], () => {
         const timestamp = epochSecondsField(ticker.timestamp, 'timestamp', STRINGS);
@@ -58,12 +64,21 @@ export class BitstampProvider implements SourceProvider {
 
   /** 1-minute closes with from <= time <= to, in windows of 1,000 minutes, oldest first. */
   backfill(from: number, to: number): Promise<SourceBatch> {
+    return this.ohlc(from, to, MINUTE);
+  }
+
+  /** 1-hour closes (at the hour's start) with from <= time <= to, in windows of 1,000 hours. */
+  backfillHourly(from: number, to: number): Promise<SourceBatch> {
+    return this.ohlc(from, to, HOUR);
+  }
+
+  private ohlc(from: number, to: number, stepMs: number): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
       const t = emptyTally<Sample>();
       let attempts = 0;
-      for (const [start, count] of ohlcWindows(from, to)) {
-        const q = new URLSearchParams({ step: '60', limit: String(count), start: String(start / 1000) });
-        const got = await this.http.getJson(`${this.options.baseUrl}/ohlc/btcusd/?${q.toString()}`, { maxBytes: BITSTAMP_LIMITS.ohlcBytes });
+      for (const [start, count] of ohlcWindows(from, to, stepMs)) {
+        const q = new URLSearchParams({ step: String(stepMs / 1000), limit: String(count), start: String(start / 1000) });
+        const got = await this.http.getJson(`${this.options.baseUrl}/ohlc/btcusd/?${q.toString()}`, { maxBytes: BITSTAMP_LIMITS.ohlcBytes, pacing: PACING });
         attempts += got.attempts;
         const body = objectOf(got.data);
         const inner = body.data === undefined ? undefined : objectOf(body.data, 'ohlc payload data');
@@ -72,9 +87,9 @@ export class BitstampProvider implements SourceProvider {
         await tally<Sample>(rows, candle, t, t.fetched);
       }
       assertMostlyValid(t);
-      // A candle still open now (the current minute) is not a sample: its close would be stored
-      // for good (DUPLICATE_POLICY FIRST). Counted as skipped, like rows outside the range.
-      keepRange(t, from, Math.min(to, Date.now() - MINUTE));
+      // A candle still open now (the current minute or hour) is not a sample: its close would be
+      // stored for good (DUPLICATE_POLICY FIRST). Counted as skipped, like rows outside the range.
+      keepRange(t, from, Math.min(to, Date.now() - stepMs));
       return batchOf('price', t, attempts);
     });
   }
@@ -89,14 +104,14 @@ function candle(raw: unknown): Sample | string {
   return typeof value === 'string' ? value : { timestamp, value };
 }
 
-/** [start ms, minutes] windows covering from..to in whole minutes, oldest first, at most maxWindows (the newest). */
-export function ohlcWindows(from: number, to: number): Array<[number, number]> {
-  const first = Math.ceil(from / MINUTE) * MINUTE;
-  const last = Math.floor(to / MINUTE) * MINUTE;
+/** [start ms, steps] windows covering from..to in whole steps (minutes or hours), oldest first, at most maxWindows (the newest). */
+export function ohlcWindows(from: number, to: number, stepMs = MINUTE): Array<[number, number]> {
+  const first = Math.ceil(from / stepMs) * stepMs;
+  const last = Math.floor(to / stepMs) * stepMs;
   if (!(first <= last)) return [];
-  const span = BITSTAMP_LIMITS.ohlcRows * MINUTE;
-  const earliest = Math.max(first, last - BITSTAMP_LIMITS.maxWindows * span + MINUTE);
+  const span = BITSTAMP_LIMITS.ohlcRows * stepMs;
+  const earliest = Math.max(first, last - BITSTAMP_LIMITS.maxWindows * span + stepMs);
   const out: Array<[number, number]> = [];
-  for (let start = earliest; start <= last; start += span) out.push([start, Math.min(BITSTAMP_LIMITS.ohlcRows, (last - start) / MINUTE + 1)]);
+  for (let start = earliest; start <= last; start += span) out.push([start, Math.min(BITSTAMP_LIMITS.ohlcRows, (last - start) / stepMs + 1)]);
   return out;
 }

@@ -1,8 +1,9 @@
-import { FakeSources, liveData, PATHS, testSourceHttp } from '../../../test/support/fake-sources.js';
+import { FakeSources, hourlyCloseAt, liveData, PATHS, testSourceHttp } from '../../../test/support/fake-sources.js';
 import { PayloadError, PermanentUpstreamError } from '../source.errors.js';
 import { candleWindows, CoinbaseProvider } from './coinbase.provider.js';
 
 const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
 
 describe('coinbase provider', () => {
   let fake: FakeSources;
@@ -133,6 +134,31 @@ describe('coinbase provider', () => {
       await expect(provider.backfill(1781887080000, 1781887380000)).rejects.toThrow(/mostly invalid: 3 of 4/);
       fake.override(PATHS.coinbaseCandles, { body: Array.from({ length: 301 }, () => [1781887380, 1, 2, 3, 4, 5]) });
       await expect(provider.backfill(1781887080000, 1781887380000)).rejects.toThrow(/has 301 records, more than the 300/);
+    });
+  });
+
+  describe('backfillHourly (granularity=3600)', () => {
+    it('the month before in 3 calls of at most 299 hours: the close of each closed hour at its start', async () => {
+      const now = Date.UTC(2026, 5, 19, 16, 43, 33);
+      fake.data = liveData(now);
+      const until = Date.UTC(2026, 5, 18, 16); // where the minutes would start
+      const batch = await provider.backfillHourly(now - 720 * HOUR, until - 1);
+      const calls = fake.calls(PATHS.coinbaseCandles).map((c) => c.query);
+      expect(calls.map((q) => q.granularity)).toEqual(['3600', '3600', '3600']);
+      expect(calls[0].start).toBe('2026-05-20T17:00:00.000Z');
+      const price = batch.samples.price ?? [];
+      expect(price).toHaveLength(695); // 2026-05-20T17:00 … 2026-06-18T15:00
+      expect(price[0]).toEqual({ timestamp: Date.UTC(2026, 4, 20, 17), value: hourlyCloseAt(Date.UTC(2026, 4, 20, 17)) });
+      expect(price.at(-1)).toEqual({ timestamp: until - HOUR, value: hourlyCloseAt(until - HOUR) });
+      expect(batch).toMatchObject({ invalid: 0, attempts: 3 });
+    });
+
+    it('leaves out the hour still open now', async () => {
+      const now = Date.now();
+      fake.data = liveData(now);
+      const batch = await provider.backfillHourly(now - 3 * HOUR, now);
+      expect(batch.samples.price?.at(-1)?.timestamp).toBe(Math.floor(now / HOUR) * HOUR - HOUR);
+      expect(batch.skipped).toBe(1);
     });
   });
 

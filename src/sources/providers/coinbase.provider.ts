@@ -6,6 +6,7 @@
  *   `[time s, low, high, open, close, volume]` (numbers, newest first, at most 300 per call,
  *   minutes without trades missing). A sample is the close at the candle's time. We ask for 299
  *   minutes per call: 24 h is 5 calls.
+ * - backfillHourly: the same with granularity=3600: 299 hours per call, 30 days is 3 calls.
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, isoTimeField, positiveField } from '../decimal.js';
@@ -21,13 +22,18 @@ export const COINBASE_LIMITS = {
   candleBytes: 128 * 1024,
   /** Coinbase never sends more than 300 rows. */
   candleRows: 300,
-  /** Minutes asked per call (≤ 299, so start..end inclusive stays within 300 rows). */
-  windowMinutes: 299,
-  /** Calls per backfill at most (~6 days of minutes); a longer range keeps its newest part. */
+  /** Candles (minutes or hours) asked per call (≤ 299, so start..end inclusive stays within 300 rows). */
+  windowSteps: 299,
+  /** Calls per backfill at most (~6 days of minutes, ~1 year of hours); a longer range keeps its newest part. */
   maxWindows: 30,
 } as const;
 
+/** Published limit: 10 requests/s per IP; 8/s leaves room for the odd retry. */
+export const COINBASE_MIN_INTERVAL_MS = 125;
+const PACING = { lane: 'coinbase', minIntervalMs: COINBASE_MIN_INTERVAL_MS };
+
 const MINUTE = 60_000;
+const HOUR = 3_600_000;
 
 export interface CoinbaseOptions {
   baseUrl: string;
@@ -47,6 +53,7 @@ export class CoinbaseProvider implements SourceProvider {
     return tagSource(this.id, async () => {
       const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/ticker`, {
         maxBytes: COINBASE_LIMITS.tickerBytes,
+        pacing: PACING,
       });
       const ticker = objectOf(data);
       const t = await tally<Sample>([ticker], () => {
@@ -63,21 +70,30 @@ export class CoinbaseProvider implements SourceProvider {
 
   /** 1-minute closes with from <= time <= to, in windows of 299 minutes, oldest window first. */
   backfill(from: number, to: number): Promise<SourceBatch> {
+    return this.candles(from, to, MINUTE);
+  }
+
+  /** 1-hour closes (at the hour's start) with from <= time <= to, in windows of 299 hours. */
+  backfillHourly(from: number, to: number): Promise<SourceBatch> {
+    return this.candles(from, to, HOUR);
+  }
+
+  private candles(from: number, to: number, stepMs: number): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
-      const windows = candleWindows(from, to);
+      const windows = candleWindows(from, to, stepMs);
       const t = emptyTally<Sample>();
       let attempts = 0;
       for (const [start, end] of windows) {
-        const q = new URLSearchParams({ granularity: '60', start: new Date(start).toISOString(), end: new Date(end).toISOString() });
-        const got = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/candles?${q.toString()}`, { maxBytes: COINBASE_LIMITS.candleBytes });
+        const q = new URLSearchParams({ granularity: String(stepMs / 1000), start: new Date(start).toISOString(), end: new Date(end).toISOString() });
+        const got = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/candles?${q.toString()}`, { maxBytes: COINBASE_LIMITS.candleBytes, pacing: PACING });
         attempts += got.attempts;
         const rows = arrayOf(got.data, COINBASE_LIMITS.candleRows, 'candles payload');
         await tally<Sample>(rows, candle, t, t.fetched);
       }
       assertMostlyValid(t);
-      // A candle still open now (the current minute) is not a sample: its close would be stored
-      // for good (DUPLICATE_POLICY FIRST). Counted as skipped, like rows outside the range.
-      keepRange(t, from, Math.min(to, Date.now() - MINUTE));
+      // A candle still open now (the current minute or hour) is not a sample: its close would be
+      // stored for good (DUPLICATE_POLICY FIRST). Counted as skipped, like rows outside the range.
+      keepRange(t, from, Math.min(to, Date.now() - stepMs));
       return batchOf('price', t, attempts);
     });
   }
@@ -94,16 +110,16 @@ function candle(raw: unknown): Sample | string {
 }
 
 /**
- * [start, end] ms pairs (inclusive, whole minutes) covering from..to, each at most 299 minutes,
- * oldest first; at most maxWindows of them, the newest.
+ * [start, end] ms pairs (inclusive, whole steps: minutes or hours) covering from..to, each at
+ * most 299 steps, oldest first; at most maxWindows of them, the newest.
  */
-export function candleWindows(from: number, to: number): Array<[number, number]> {
-  const first = Math.ceil(from / MINUTE) * MINUTE;
-  const last = Math.floor(to / MINUTE) * MINUTE;
+export function candleWindows(from: number, to: number, stepMs = MINUTE): Array<[number, number]> {
+  const first = Math.ceil(from / stepMs) * stepMs;
+  const last = Math.floor(to / stepMs) * stepMs;
   if (!(first <= last)) return [];
-  const span = COINBASE_LIMITS.windowMinutes * MINUTE;
-  const earliest = Math.max(first, last - COINBASE_LIMITS.maxWindows * span + MINUTE);
+  const span = COINBASE_LIMITS.windowSteps * stepMs;
+  const earliest = Math.max(first, last - COINBASE_LIMITS.maxWindows * span + stepMs);
   const out: Array<[number, number]> = [];
-  for (let start = earliest; start <= last; start += span) out.push([start, Math.min(start + span - MINUTE, last)]);
+  for (let start = earliest; start <= last; start += span) out.push([start, Math.min(start + span - stepMs, last)]);
   return out;
 }

@@ -1,4 +1,4 @@
-import { FakeSources, liveData, PATHS, testSourceHttp } from '../../../test/support/fake-sources.js';
+import { FakeSources, hourlyCloseAt, liveData, PATHS, testSourceHttp } from '../../../test/support/fake-sources.js';
 import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from '../source.errors.js';
 import { KrakenProvider } from './kraken.provider.js';
 
@@ -14,8 +14,19 @@ describe('kraken provider', () => {
   });
   afterEach(() => fake.stop());
 
-  it('reaches back only 12 h (Kraken serves the newest 720 one-minute rows)', () => {
+  it('reaches back only 12 h of minutes and 30 days of hours (Kraken serves the newest 720 rows)', () => {
     expect(provider.backfillReachMs).toBe(43_200_000);
+    expect(provider.hourlyReachMs).toBe(720 * 3_600_000);
+  });
+
+  it('backfillHourly: interval=60, the newest 720 hours less the open one, closes at the hour start', async () => {
+    fake.data = liveData(NOW);
+    const batch = await provider.backfillHourly(NOW - 720 * 3_600_000, NOW);
+    expect(fake.calls(PATHS.krakenOhlc)[0].query).toMatchObject({ pair: 'XBTUSD', interval: '60' });
+    const price = batch.samples.price ?? [];
+    expect(price).toHaveLength(719);
+    expect(price[0].timestamp).toBe(Date.UTC(2026, 5, 19, 16) - 719 * 3_600_000);
+    expect(price.at(-1)).toEqual({ timestamp: Date.UTC(2026, 5, 19, 15), value: Number(hourlyCloseAt(Date.UTC(2026, 5, 19, 15)).toFixed(1)) });
   });
 
   it('poll: c[0] of the single result key (XXBTZUSD for XBTUSD), at poll time', async () => {

@@ -6,6 +6,7 @@
  * - backfill: GET /OHLC?pair=XBTUSD&interval=1&since=<s> → rows `[time s, open, high, low, close,
  *   vwap, volume, count]`, only ever the newest 720 (12 h); the last row is the candle still open
  *   and is dropped. `backfillReachMs` says so: the caller logs a range reaching further back.
+ * - backfillHourly: the same with interval=60: the newest 720 hours (30 days, the open one dropped).
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, positiveField } from '../decimal.js';
@@ -23,8 +24,14 @@ export const KRAKEN_LIMITS = {
   ohlcRows: 1000,
 } as const;
 
-/** Kraken's OHLC only ever returns the newest 720 one-minute rows. */
+/** Kraken's OHLC only ever returns the newest 720 rows: 12 h of minutes… */
 export const KRAKEN_BACKFILL_REACH_MS = 720 * 60_000;
+/** …or 30 days of hours. */
+export const KRAKEN_HOURLY_REACH_MS = 720 * 3_600_000;
+
+/** Published limit: about 1 request/s per IP for the public endpoints. */
+export const KRAKEN_MIN_INTERVAL_MS = 1000;
+const PACING = { lane: 'kraken', minIntervalMs: KRAKEN_MIN_INTERVAL_MS };
 
 /** Kraken errors worth trying again on the next run. */
 const TRANSIENT = new Set(['EAPI:Rate limit exceeded', 'EGeneral:Too many requests', 'EGeneral:Temporary lockout', 'EService:Unavailable', 'EService:Busy', 'EService:Deadline elapsed', 'EGeneral:Internal error']);
@@ -43,6 +50,7 @@ export class KrakenProvider implements SourceProvider {
   readonly id = 'kraken' as const;
   readonly metrics: readonly MetricSpec[] = [{ metric: 'price', unit: 'USD', cadence: 'tick' }];
   readonly backfillReachMs = KRAKEN_BACKFILL_REACH_MS;
+  readonly hourlyReachMs = KRAKEN_HOURLY_REACH_MS;
   private readonly now: () => number;
 
   constructor(
@@ -55,7 +63,7 @@ export class KrakenProvider implements SourceProvider {
   /** The last trade price, stamped with the time of the poll (Kraken's ticker has no time). */
   poll(): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
-      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/Ticker?pair=XBTUSD`, { maxBytes: KRAKEN_LIMITS.tickerBytes });
+      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/Ticker?pair=XBTUSD`, { maxBytes: KRAKEN_LIMITS.tickerBytes, pacing: PACING });
       const timestamp = this.now();
       const entry = singlePair(data);
       const t = await tally<Sample>([entry], (raw) => {
@@ -75,10 +83,20 @@ export class KrakenProvider implements SourceProvider {
    * older `from` gets what there is (see backfillReachMs).
    */
   backfill(from: number, to: number): Promise<SourceBatch> {
+    return this.ohlc(from, to, 1);
+  }
+
+  /** Closed 1-hour candles (close at the hour's start) with from <= time <= to; the last 30 days exist upstream. */
+  backfillHourly(from: number, to: number): Promise<SourceBatch> {
+    return this.ohlc(from, to, 60);
+  }
+
+  private ohlc(from: number, to: number, intervalMinutes: number): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
-      const since = Math.max(0, Math.floor(from / 1000) - 60);
-      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/OHLC?pair=XBTUSD&interval=1&since=${since}`, {
+      const since = Math.max(0, Math.floor(from / 1000) - intervalMinutes * 60);
+      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/OHLC?pair=XBTUSD&interval=${intervalMinutes}&since=${since}`, {
         maxBytes: KRAKEN_LIMITS.ohlcBytes,
+        pacing: PACING,
       });
       const rows = arrayOf(singlePair(data), KRAKEN_LIMITS.ohlcRows, 'OHLC payload');
       const closed = rows.slice(0, -1); // the newest row is the candle still open: counted, not sent

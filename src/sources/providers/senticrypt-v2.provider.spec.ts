@@ -51,6 +51,20 @@ describe('senticrypt-v2 provider', () => {
     expect(batch).toMatchObject({ fetched: 30, skipped: 28, invalid: 0 }); // 2026-05-21 … 2026-06-19
   });
 
+  it("stores only complete days: today's record waits for the next UTC day (poll and backfill)", async () => {
+    const now = Date.UTC(2026, 5, 19, 16, 43, 33);
+    fake.data = liveData(now); // … 2026-06-18, 2026-06-19 (today, still accumulating)
+    const clocked = (at: number) => new SenticryptV2Provider(testSourceHttp(), { baseUrl: `${fake.origin}/senticrypt/v2`, now: () => at });
+    const yesterday = { timestamp: Date.UTC(2026, 5, 18), value: -1 };
+    expect((await clocked(now).poll({ since: null })).samples.sentiment).toEqual([yesterday]);
+    expect(await clocked(now).poll({ since: yesterday.timestamp })).toMatchObject({ samples: { sentiment: [] }, skipped: 30 });
+    expect((await clocked(now).backfill(now - 2 * DAY, now)).samples.sentiment).toEqual([yesterday]);
+    // From 00:00 UTC on, the 19th is complete.
+    const midnight = Date.UTC(2026, 5, 20);
+    expect((await clocked(midnight).poll({ since: yesterday.timestamp })).samples.sentiment).toEqual([{ timestamp: Date.UTC(2026, 5, 19), value: -0.9 }]);
+    expect((await clocked(midnight - 1).poll({ since: yesterday.timestamp })).samples.sentiment).toEqual([]);
+  });
+
   it('keeps good days and reports bad ones; tolerates extra fields', async () => {
     fake.data.senticryptV2 = [
       ...fake.data.senticryptV2,
