@@ -5,11 +5,19 @@ import { RetryLaterException } from '../common/errors.js';
 import { Env } from '../config/env.validation.js';
 import { IngestEvents, SourceIngestedEvent } from '../ingest/ingest.events.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
+import { compositeSeries } from '../series/composite.js';
 import { DAY_MS, HOUR_MS, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
-import { METRIC_NAMES, MetricName } from '../sources/source.types.js';
+import { MetricName } from '../sources/source.types.js';
 import { Sample } from '../timeseries/timeseries.types.js';
-import { Direction, HourlyAverageDto, MetricFreshnessDto, SummaryResponseDto } from './dto/summary-response.dto.js';
+import {
+  Direction,
+  HourlyAverageDto,
+  MetricFreshnessDto,
+  PriceFreshnessDto,
+  PriceVenueDto,
+  SummaryResponseDto,
+} from './dto/summary-response.dto.js';
 import { SummaryEvents } from './summary.events.js';
 
 /** A daily index's value stays in effect until the next one, for at most this long. */
@@ -73,6 +81,83 @@ export function buildSummary(
   };
 }
 
+/** One price venue as the summary sees it: its series, newest sample and hourly means in the window. */
+export interface VenueHours {
+  def: SeriesDef;
+  latest: Sample | null;
+  hours: Sample[];
+}
+
+/** Where a metric comes from and how fresh it is, as the summary has always said it. */
+export function freshnessOf(def: SeriesDef, latest: Sample | null, now: number, staleAfterMs: number): MetricFreshnessDto {
+  return {
+    source: def.source,
+    unit: def.unit,
+    cadence: def.cadence,
+    latest_sample_time: latest ? new Date(latest.timestamp).toISOString() : null,
+    stale: latest === null || now - latest.timestamp > staleAfterMs,
+  };
+}
+
+/**
+ * The summary's hourly price and `metrics.price`. One venue: its hourly means and its freshness,
+ * exactly as before composites existed. Several: per hour, the median of the venues' hourly
+ * means (outliers left out, see combineVenues). A stale venue (newest sample older than
+ * PRICE_STALE_AFTER_MS) is left out of the whole window while another venue is fresh, so the
+ * venues behind the first and last hour (the direction) are the same live ones; when none is
+ * fresh, every venue with data is used and the price is flagged stale, as a single stale source
+ * always was. `stale` is true only when no venue is fresh.
+ */
+export function compositePrice(
+  venues: readonly VenueHours[],
+  now: number,
+  staleAfterMs: number,
+  outlierPct: number,
+): { hours: Sample[]; freshness: MetricFreshnessDto | PriceFreshnessDto } {
+  if (venues.length === 1) {
+    const [only] = venues;
+    return { hours: only.hours, freshness: freshnessOf(only.def, only.latest, now, staleAfterMs) };
+  }
+  const fresh = venues.map((v) => v.latest !== null && now - v.latest.timestamp <= staleAfterMs);
+  const anyFresh = fresh.some(Boolean);
+  const candidates = venues.filter((_, i) => fresh[i] || !anyFresh);
+  const composite = compositeSeries(
+    candidates.map((v) => ({ source: v.def.source, samples: v.hours })),
+    outlierPct,
+  );
+  const details = venues.map((v, i): PriceVenueDto => {
+    const hoursUsed = composite.used[v.def.source] ?? 0;
+    const outlierHours = composite.outliers[v.def.source] ?? 0;
+    let leftOut: PriceVenueDto['left_out'] = null;
+    if (v.latest === null || (v.hours.length === 0 && (fresh[i] || !anyFresh))) leftOut = 'no_data';
+    else if (anyFresh && !fresh[i]) leftOut = 'stale';
+    else if (outlierHours > 0) leftOut = 'outlier';
+    return {
+      ...freshnessOf(v.def, v.latest, now, staleAfterMs),
+      hours_used: hoursUsed,
+      left_out: leftOut,
+      outlier_hours: outlierHours,
+    };
+  });
+  const newest = venues.reduce<Sample | null>((a, v) => (v.latest && (!a || v.latest.timestamp > a.timestamp) ? v.latest : a), null);
+  const [first] = venues;
+  return {
+    hours: composite.samples,
+    freshness: {
+      source: COMPOSITE_SOURCE,
+      unit: first.def.unit,
+      cadence: first.def.cadence,
+      latest_sample_time: newest ? new Date(newest.timestamp).toISOString() : null,
+      stale: !anyFresh,
+      venues: details,
+      disagreement_hours: composite.disagreements,
+    },
+  };
+}
+
+/** `metrics.price.source` when several venues make the price. */
+export const COMPOSITE_SOURCE = 'composite';
+
 /**
  * Hourly averages of price and sentiment (TS.RANGE … AGGREGATION avg 3600000; the level in
  * effect for a daily index) and their directions, with each metric's source and freshness.
@@ -86,6 +171,7 @@ export class SummaryService implements OnModuleInit {
   private readonly ttlSeconds: number;
   private readonly retryAfterSeconds: number;
   private readonly staleAfterMs: Record<MetricName, number>;
+  private readonly outlierPct: number;
   /** The summary refresh in progress (refreshCache never rejects). */
   private refreshing: Promise<unknown> = Promise.resolve();
 
@@ -108,6 +194,7 @@ export class SummaryService implements OnModuleInit {
       price: config.get('PRICE_STALE_AFTER_MS', { infer: true }),
       sentiment: config.get('SENTIMENT_STALE_AFTER_MS', { infer: true }),
     };
+    this.outlierPct = config.get('PRICE_OUTLIER_PCT', { infer: true });
   }
 
   onModuleInit(): void {
@@ -116,16 +203,29 @@ export class SummaryService implements OnModuleInit {
 
   async compute(): Promise<SummaryResponseDto> {
     const now = Date.now();
-    const defs = METRIC_NAMES.map((m) => this.series.def(m));
-    const latest = await Promise.all(defs.map((d) => this.series.latest(d.metric)));
-    const anchor = this.anchorMode === 'now' ? now : newest(latest);
+    const venues = this.series.defs('price');
+    const [sentimentDef] = this.series.defs('sentiment');
+    const [venueLatest, sentimentLatest] = await Promise.all([
+      Promise.all(venues.map((d) => this.series.latest(d))),
+      this.series.latest(sentimentDef),
+    ]);
+    const anchor = this.anchorMode === 'now' ? now : newest([...venueLatest, sentimentLatest]);
     if (anchor !== null) {
       const from = windowStart(anchor, this.hours);
-      const [priceHours, sentimentHours] = await Promise.all(defs.map((d) => this.hourly(d, from, anchor)));
-      const summary = buildSummary(priceHours, sentimentHours);
+      const [venueHours, sentimentHours] = await Promise.all([
+        Promise.all(venues.map((d) => this.hourly(d, from, anchor))),
+        this.hourly(sentimentDef, from, anchor),
+      ]);
+      const price = compositePrice(
+        venues.map((def, i) => ({ def, latest: venueLatest[i], hours: venueHours[i] })),
+        now,
+        this.staleAfterMs.price,
+        this.outlierPct,
+      );
+      const summary = buildSummary(price.hours, sentimentHours);
       if (summary) {
-        const [price, sentiment] = defs.map((d, i) => this.freshness(d, latest[i], now));
-        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price, sentiment } };
+        const sentiment = freshnessOf(sentimentDef, sentimentLatest, now, this.staleAfterMs.sentiment);
+        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price: price.freshness, sentiment } };
       }
     }
     throw new RetryLaterException(
@@ -165,20 +265,10 @@ export class SummaryService implements OnModuleInit {
   /** Hourly values of one metric over [from, to]: averages for a per-poll feed, levels in effect for a daily index. */
   private async hourly(def: SeriesDef, from: number, to: number): Promise<Sample[]> {
     if (def.cadence === 'tick') {
-      return this.series.range(def.metric, { from, to, aggregation: { type: 'avg', bucketMs: HOUR_MS } });
+      return this.series.range(def, { from, to, aggregation: { type: 'avg', bucketMs: HOUR_MS } });
     }
-    const raw = await this.series.range(def.metric, { from: Math.max(0, from - CARRY_MS), to });
+    const raw = await this.series.range(def, { from: Math.max(0, from - CARRY_MS), to });
     return levelsInEffect(raw, from, to);
-  }
-
-  private freshness(def: SeriesDef, latest: Sample | null, now: number): MetricFreshnessDto {
-    return {
-      source: def.source,
-      unit: def.unit,
-      cadence: def.cadence,
-      latest_sample_time: latest ? new Date(latest.timestamp).toISOString() : null,
-      stale: latest === null || now - latest.timestamp > this.staleAfterMs[def.metric],
-    };
   }
 }
 
