@@ -36,13 +36,14 @@ class Scenario {
   readonly prefix: string;
   fake!: FakeSources;
   app!: NestFastifyApplication;
-  private readonly redis = new Redis(REDIS_URL);
+  private redis?: Redis;
 
   constructor(name: string) {
     this.prefix = uniquePrefix(name);
   }
 
   async start(now: number, adjust: (fake: FakeSources) => void = () => undefined, env: Record<string, string> = {}): Promise<this> {
+    this.redis = new Redis(REDIS_URL);
     this.fake = await new FakeSources(liveData(now)).start();
     adjust(this.fake);
     this.app = await bootApp({
@@ -58,6 +59,7 @@ class Scenario {
   async stop(): Promise<void> {
     await this.app?.close();
     await this.fake?.stop();
+    if (!this.redis) return;
     await deleteKeys(this.redis, this.prefix);
     this.redis.disconnect();
   }
@@ -135,9 +137,10 @@ const venue = (source: Venue, rest: Record<string, unknown>) => ({ source, unit:
  */
 describe('Upgrade paths answer byte for byte as before (e2e)', () => {
   const prefix = uniquePrefix('composite-upgrade');
-  const redis = new Redis(REDIS_URL);
+  let redis: Redis;
   let fake: FakeSources;
   beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
     fake = await new FakeSources({ senticryptV2: senticryptV2Days(Date.UTC(2021, 6, 1), Date.UTC(2021, 6, 7)) }).start();
   });
   afterAll(async () => {
@@ -204,14 +207,15 @@ describe('Composite price (e2e: three venues, real Redis, loopback providers)', 
   describe('three venues that agree, by default', () => {
     const s = new Scenario('composite-agree');
     const now = Date.now();
+    let res: Awaited<ReturnType<typeof postRefresh>>;
     beforeAll(async () => {
       // The defaults: no PRICE_SOURCE (all three exchanges), no SENTIMENT_API_URL.
       await s.start(now, undefined, { PRICE_SOURCE: '', SENTIMENT_API_URL: '' });
+      res = await postRefresh(s.app);
     });
     afterAll(() => s.stop());
 
     it('polls and backfills each venue on its own and keeps each in its own labelled series', async () => {
-      const res = await postRefresh(s.app);
       expect(res.statusCode).toBe(200);
       const body = res.json<{ sources: Array<{ source: string; ok: boolean }> }>();
       expect(body.sources.map((o) => [o.source, o.ok])).toEqual([...VENUES.map((v) => [v, true]), ['senticrypt-v2', true]]);
@@ -270,6 +274,10 @@ describe('Composite price (e2e: three venues, real Redis, loopback providers)', 
         expect(bad.statusCode).toBe(400);
         expect(String(bad.json().message)).toMatch(message);
       }
+      // /series/combined has no `source` (its price is the composite): named in a 400 like any unknown parameter.
+      const combinedSource = await s.app.inject({ method: 'GET', url: '/series/combined?source=kraken' });
+      expect(combinedSource.statusCode).toBe(400);
+      expect(String(combinedSource.json().message)).toMatch(/source/);
     });
   });
 

@@ -25,7 +25,7 @@ export class HourlyAverageDto {
 
 /** Where a metric comes from and how fresh it is. */
 export class MetricFreshnessDto {
-  /** @example "coinbase" */
+  /** The source id; `composite` for a price from several venues (see `venues`). @example "coinbase" */
   source!: string;
   /** Unit or scale of the values. @example "USD" */
   unit!: string;
