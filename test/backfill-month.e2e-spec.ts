@@ -40,7 +40,7 @@ async function refresh(app: NestFastifyApplication, source: string): Promise<Sou
 /** Every compaction series of the price series (key per tier and aggregation). */
 function compactionKeys(app: NestFastifyApplication): string[] {
   const compactions = app.get(CompactionService);
-  const def = app.get(SeriesRepository).def('price');
+  const def = app.get(SeriesRepository).defs('price')[0];
   return compactions.tiers.flatMap((tier) => COMPACTED.map((aggregation) => compactions.key(def, aggregation, tier)));
 }
 
@@ -133,7 +133,7 @@ describe('A month on the first start (e2e: loopback venues, real Redis)', () => 
 
       // The raw series: the hourly closes of the boundary day only (before that, the compactions
       // hold them), then every closed minute, then the ticker.
-      const raw = await storedSamples(app, app.get(SeriesRepository).def('price').key);
+      const raw = await storedSamples(app, app.get(SeriesRepository).defs('price')[0].key);
       const day = Math.floor(fineFrom / DAY) * DAY;
       expect(raw.filter((s) => s.timestamp < fineFrom)).toEqual(hours.filter((h) => h >= day).map((h) => ({ timestamp: h, value: hourlyCloseAt(h) })));
       const minutes = raw.filter((s) => s.timestamp >= fineFrom && s.timestamp % MINUTE === 0);
@@ -177,7 +177,7 @@ describe('A month on the first start (e2e: loopback venues, real Redis)', () => 
     });
 
     it('stores nothing twice on the next start: no backfill, 0 new samples, every series unchanged', async () => {
-      const keys = [app.get(SeriesRepository).def('price').key, ...compactionKeys(app)];
+      const keys = [app.get(SeriesRepository).defs('price')[0].key, ...compactionKeys(app)];
       // Up to the first run's hour: a Kraken poll (stamped now) may close that hour's buckets.
       const before = Math.floor(Date.parse(report.backfill!.to) / HOUR) * HOUR;
       const snapshot = (a: NestFastifyApplication) => Promise.all(keys.map(async (k) => (await storedSamples(a, k)).filter((s) => s.timestamp < before)));
@@ -230,7 +230,7 @@ describe('A month on the first start (e2e: loopback venues, real Redis)', () => 
     expect(third.hourlyBackfill).toBeUndefined();
 
     // As if it had never failed: the compactions are those of one raw series holding it all.
-    const raw = await storedSamples(app, app.get(SeriesRepository).def('price').key);
+    const raw = await storedSamples(app, app.get(SeriesRepository).defs('price')[0].key);
     const day = Math.floor(fineFrom / DAY) * DAY;
     const hours: number[] = [];
     for (let h = Math.ceil(Date.parse(second.hourlyBackfill!.from) / HOUR) * HOUR; h < day; h += HOUR) hours.push(h);

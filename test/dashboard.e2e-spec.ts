@@ -330,6 +330,7 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     expect(await text('#price-value')).toBe('$91,450.00');
     expect(await text('#sentiment-value')).toBe('0.160');
     expect(await text('#price-source')).toBe('coinbase');
+    expect(await page.isVisible('#price-venues')).toBe(false); // one venue: no venues row
     expect(await text('#sentiment-source')).toBe('senticrypt-v2');
     // A daily index is shown as the level in effect, not as an hourly average.
     expect(await text('#sentiment-label')).toBe('Sentiment, daily index in effect');
@@ -362,6 +363,44 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     expect(await text('#price-age')).toBe('8 minutes ago');
     expect(await text('#sentiment-age')).toBe('7 hours ago');
     expect(await text('#range-caption')).toContain('(17 minutes ago)');
+  });
+
+  it('composite price: names the venues used and those left out, and why', async () => {
+    const hours = hoursFrom('2026-12-02T04:00:00Z', 4);
+    const venue = (source: string, rest: Record<string, unknown>) => ({ source, unit: 'USD', cadence: 'tick', latest_sample_time: iso(NOW - 60_000), stale: false, ...rest });
+    await serveCanned(page, {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 + 150 * i, sentiment: 0.1 + 0.02 * i, time: iso(t) })),
+        price_direction: 'rising',
+        sentiment_direction: 'rising',
+        as_of: iso(NOW - 30_000),
+        metrics: {
+          price: {
+            source: 'composite', unit: 'USD', cadence: 'tick', latest_sample_time: iso(NOW - 60_000), stale: false,
+            venues: [
+              venue('coinbase', { latest_sample_time: null, stale: true, hours_used: 0, left_out: 'no_data', outlier_hours: 0 }),
+              venue('kraken', { hours_used: 2, left_out: 'outlier', outlier_hours: 2 }),
+              venue('bitstamp', { hours_used: 4, left_out: null, outlier_hours: 0 }),
+            ],
+            disagreement_hours: 1,
+          },
+          sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', cadence: 'daily', latest_sample_time: '2026-12-02T00:00:00.000Z', stale: false },
+        },
+      },
+      listing: [
+        { metric: 'price', last: NOW - 60_000, labels: { source: 'kraken' } },
+        { metric: 'price', last: NOW - 120_000, labels: { source: 'bitstamp' } },
+        { metric: 'sentiment', last: Date.parse('2026-12-02T00:00:00Z'), labels: { source: 'senticrypt-v2' } },
+      ],
+      points: hoursFrom('2026-12-02T00:00:00Z', 8).map((t, i) => ({ time: iso(t), price: 90800 + 100 * i, sentiment: 0.1 })),
+    });
+    await openAtNow();
+    expect(await text('#price-source')).toBe('median of 3 exchanges');
+    expect(await page.isVisible('#price-venues')).toBe(true);
+    expect(await text('#price-venues')).toBe('used: kraken, bitstamp; left out: coinbase (no data), kraken (outlier, 2 h); the two left disagreed in 1 h');
+    expect(await page.getAttribute('#price-venues', 'data-left-out')).toBe('coinbase:no_data,kraken:outlier');
+    expect(await page.isVisible('#price-stale')).toBe(false);
+    await shot('dashboard-composite');
   });
 
   it('stale daily fear-greed index: past tense, stale marker and banner, 0–100 scale, dated axis, not "live"', async () => {

@@ -26,7 +26,9 @@ interface SourceOutcome {
 
 /** Every sample of a metric's series, read through the series store (the same on both backends). */
 async function samplesOf(app: NestFastifyApplication, metric: MetricName) {
-  return app.get(SeriesRepository).range(metric, { from: 0, to: Date.now() + DAY });
+  const repository = app.get(SeriesRepository);
+  const [def] = repository.defs(metric);
+  return repository.range(def, { from: 0, to: Date.now() + DAY });
 }
 
 /** The hourly average the summary must give: the mean of the samples stored in that hour. */

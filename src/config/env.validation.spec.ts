@@ -57,9 +57,10 @@ describe('validateEnv', () => {
   });
 
   describe('sources', () => {
-    it('defaults to the live sources: coinbase for price, senticrypt-v2 for sentiment', () => {
+    it('defaults to the live sources: three exchanges for price, senticrypt-v2 for sentiment', () => {
       expect(validateEnv({})).toMatchObject({
-        PRICE_SOURCE: 'coinbase',
+        PRICE_SOURCE: ['coinbase', 'kraken', 'bitstamp'],
+        PRICE_OUTLIER_PCT: 2,
         SENTIMENT_SOURCE: 'senticrypt-v2',
         COINBASE_API_URL: 'https://api.exchange.coinbase.com',
         BITSTAMP_API_URL: 'https://www.bitstamp.net/api/v2',
@@ -77,25 +78,48 @@ describe('validateEnv', () => {
 
     it('upgrade safety: SENTIMENT_API_URL alone (every deployment before live sources) keeps v1 for both metrics', () => {
       expect(validateEnv({ SENTIMENT_API_URL: 'http://127.0.0.1:9/v1/bitcoin.json' })).toMatchObject({
-        PRICE_SOURCE: 'senticrypt-v1',
+        PRICE_SOURCE: ['senticrypt-v1'],
         SENTIMENT_SOURCE: 'senticrypt-v1',
       });
       expect(validateEnv({ SENTIMENT_API_URL: 'file:///data/replay.json' })).toMatchObject({
-        PRICE_SOURCE: 'senticrypt-v1',
+        PRICE_SOURCE: ['senticrypt-v1'],
         SENTIMENT_SOURCE: 'senticrypt-v1',
       });
     });
 
     it('an explicit choice wins over the upgrade default, per metric', () => {
       expect(validateEnv({ SENTIMENT_API_URL: 'https://x/v1.json', PRICE_SOURCE: 'kraken' })).toMatchObject({
-        PRICE_SOURCE: 'kraken',
+        PRICE_SOURCE: ['kraken'],
         SENTIMENT_SOURCE: 'senticrypt-v1',
       });
-      expect(validateEnv({ SENTIMENT_SOURCE: 'fear-greed' })).toMatchObject({ PRICE_SOURCE: 'coinbase', SENTIMENT_SOURCE: 'fear-greed' });
+      expect(validateEnv({ SENTIMENT_SOURCE: 'fear-greed' })).toMatchObject({ PRICE_SOURCE: ['coinbase', 'kraken', 'bitstamp'], SENTIMENT_SOURCE: 'fear-greed' });
     });
 
     it('an empty SENTIMENT_API_URL means unset: live defaults', () => {
-      expect(validateEnv({ SENTIMENT_API_URL: '' })).toMatchObject({ PRICE_SOURCE: 'coinbase', SENTIMENT_SOURCE: 'senticrypt-v2' });
+      expect(validateEnv({ SENTIMENT_API_URL: '' })).toMatchObject({ PRICE_SOURCE: ['coinbase', 'kraken', 'bitstamp'], SENTIMENT_SOURCE: 'senticrypt-v2' });
+    });
+
+    it('PRICE_SOURCE takes a comma-separated list of venues (spaces allowed); one name is that venue alone', () => {
+      expect(validateEnv({ PRICE_SOURCE: ' kraken , bitstamp' }).PRICE_SOURCE).toEqual(['kraken', 'bitstamp']);
+      expect(validateEnv({ PRICE_SOURCE: 'coinbase' }).PRICE_SOURCE).toEqual(['coinbase']);
+      expect(validateEnv({ PRICE_SOURCE: 'senticrypt-v1' }).PRICE_SOURCE).toEqual(['senticrypt-v1']);
+    });
+
+    it.each(['coinbase,binance', 'kraken,kraken', ',', 'coinbase,senticrypt-v2'])('refuses PRICE_SOURCE=%s, naming it', (value) => {
+      expect(() => validateEnv({ PRICE_SOURCE: value })).toThrow(/^Invalid configuration:\n {2}PRICE_SOURCE=/);
+    });
+
+    it('refuses senticrypt-v1 among other price sources, naming PRICE_SOURCE and why', () => {
+      expect(() => validateEnv({ PRICE_SOURCE: 'coinbase,senticrypt-v1' })).toThrow(
+        /^Invalid configuration:\n {2}PRICE_SOURCE="coinbase,senticrypt-v1": senticrypt-v1 cannot be combined with other price sources/,
+      );
+    });
+
+    it('PRICE_OUTLIER_PCT is a positive percentage, decimals allowed', () => {
+      expect(validateEnv({ PRICE_OUTLIER_PCT: '0.5' }).PRICE_OUTLIER_PCT).toBe(0.5);
+      for (const bad of ['abc', '0', '-1', '51', '2%']) {
+        expect(() => validateEnv({ PRICE_OUTLIER_PCT: bad })).toThrow(/^Invalid configuration:\n {2}PRICE_OUTLIER_PCT=/);
+      }
     });
 
     it('SENTIMENT_API_TIMEOUT_MS / _RETRIES / _RETRY_BASE_MS still work, as aliases of the UPSTREAM_* names', () => {

@@ -1,11 +1,13 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import {
+  ArrayNotEmpty,
   ArrayUnique,
   IsArray,
   IsBoolean,
   IsIn,
   IsInt,
   IsNotEmpty,
+  IsNumber,
   IsOptional,
   IsString,
   Matches,
@@ -18,14 +20,15 @@ import {
 } from 'class-validator';
 import { receiverUrlProblem } from '../alerts/alert-receivers.js';
 import {
-  DEFAULT_PRICE_SOURCE,
+  DEFAULT_PRICE_SOURCES,
   DEFAULT_SENTIMENT_SOURCE,
   PRICE_SOURCE_IDS,
   PriceSourceId,
   SENTIMENT_SOURCE_IDS,
   SentimentSourceId,
-} from '../sources/source-choices.js';
-import { DEFAULT_USER_AGENT } from '../sources/user-agent.js';
+  V1_SOURCE,
+} from './source-ids.js';
+import { DEFAULT_USER_AGENT } from './user-agent.js';
 
 const toBool = ({ value }: { value: unknown }) => {
   if (typeof value === 'boolean') return value;
@@ -36,6 +39,8 @@ const toBool = ({ value }: { value: unknown }) => {
 };
 const toInt = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+const toNumber = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
 const toList = ({ value }: { value: unknown }) =>
   typeof value === 'string' ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : value;
 
@@ -107,11 +112,23 @@ export class EnvironmentVariables {
   // --- Sources (src/sources; docs/ingest.md "Sources") ------------------------------------------
 
   /**
-   * Where price comes from: coinbase | bitstamp | kraken | senticrypt-v1. Default coinbase,
-   * but senticrypt-v1 when SENTIMENT_API_URL is set and this is not (upgrade safety).
+   * Where price comes from: a comma-separated list of exchanges (coinbase, kraken, bitstamp),
+   * each its own series, combined into a composite price (median of the venues' hourly means);
+   * one name is that venue alone, as before. senticrypt-v1 only alone. Default all three
+   * exchanges, but senticrypt-v1 when SENTIMENT_API_URL is set and this is not (upgrade safety).
    */
-  @IsIn(PRICE_SOURCE_IDS)
-  PRICE_SOURCE: PriceSourceId = DEFAULT_PRICE_SOURCE;
+  @Transform(toList) @IsArray() @ArrayNotEmpty({ message: 'PRICE_SOURCE must name at least one source' })
+  @ArrayUnique({ message: 'PRICE_SOURCE must not name a source twice' })
+  @IsIn(PRICE_SOURCE_IDS, { each: true, message: `PRICE_SOURCE must be a comma-separated list of: ${PRICE_SOURCE_IDS.join(', ')}` })
+  PRICE_SOURCE: PriceSourceId[] = [...DEFAULT_PRICE_SOURCES];
+
+  /**
+   * Composite price: in an hour, a venue more than this many percent from the median of the
+   * other venues is left out of that hour (and counted in metrics.price). Percent, e.g. 2 or 0.5.
+   */
+  @Transform(toNumber) @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'PRICE_OUTLIER_PCT must be a number of percent, e.g. 2 or 0.5' })
+  @Min(0.01) @Max(50)
+  PRICE_OUTLIER_PCT = 2;
 
   /**
    * Where sentiment comes from: senticrypt-v2 | fear-greed | senticrypt-v1. Default
@@ -398,7 +415,7 @@ export class EnvironmentVariables {
 export type Env = EnvironmentVariables;
 
 // When the type is wrong, range messages are noise: report the type check alone.
-const TYPE_CHECKS = ['isInt', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
+const TYPE_CHECKS = ['isInt', 'isNumber', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
 
 // Never echo these in an error message (it ends up in logs).
 const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET'];
@@ -426,6 +443,11 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   if (env.REDIS_CLUSTER_NODES?.length > 0 && /^rediss?:\/\/[^\s]+$/.test(env.REDIS_URL)) {
     const db = redisUrlDb(env.REDIS_URL);
     if (db !== 0) problems.push(`REDIS_URL: selects DB ${db}, but a Redis Cluster (REDIS_CLUSTER_NODES) has only DB 0`);
+  }
+  if (Array.isArray(env.PRICE_SOURCE) && env.PRICE_SOURCE.length > 1 && env.PRICE_SOURCE.includes(V1_SOURCE)) {
+    problems.push(
+      `PRICE_SOURCE=${JSON.stringify(env.PRICE_SOURCE.join(','))}: ${V1_SOURCE} cannot be combined with other price sources (the frozen v1 feed is used alone)`,
+    );
   }
   if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
     problems.push(`METRICS_PORT=${env.METRICS_PORT}: must differ from PORT (0 serves /metrics on PORT)`);

@@ -13,12 +13,13 @@ import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { METRIC_NAMES, MetricName } from '../sources/source.types.js';
 import { SeriesInfoDto } from './dto/series-info.dto.js';
 import { CombinedPointDto, SeriesPointDto } from './dto/series-point.dto.js';
-import { SeriesQueryDto } from './dto/series-query.dto.js';
+import { MetricSeriesQueryDto, SeriesQueryDto } from './dto/series-query.dto.js';
 import { HistoryService } from './history.service.js';
 
 const SOURCE_HEADER = {
   'X-Series-Source': {
-    description: 'How the answer was computed: the compaction tiers used, coarsest first, and raw for cut edges and the open bucket (e.g. 1d+1h+raw, or raw)',
+    description:
+      'How the answer was computed: the compaction tiers used, coarsest first, and raw for cut edges and the open bucket (e.g. 1d+1h+raw, or raw); for a composite price, each venue\'s: median(coinbase:1h+raw kraken:1h+raw bitstamp:raw)',
     schema: { type: 'string' },
   },
 };
@@ -32,7 +33,7 @@ export class HistoryController {
   @Get()
   @ApiOperation({
     summary: 'List the series',
-    description: 'The raw series (one per metric, from its configured source) and their hourly/daily compactions, with labels, retention, compaction rules, first/last timestamps and sample counts (TS.INFO).',
+    description: 'The raw series (sentiment\'s, and one per price venue, labelled with its source) and their hourly/daily compactions, with labels, retention, compaction rules, first/last timestamps and sample counts (TS.INFO).',
   })
   @ApiOkResponse({ type: [SeriesInfoDto] })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
@@ -43,7 +44,7 @@ export class HistoryController {
   @Get('combined')
   @ApiOperation({
     summary: 'Price and sentiment history, aligned by bucket',
-    description: 'Both metrics over the same buckets (see GET /series/{metric}); a metric without samples in a bucket is null.',
+    description: 'Both metrics over the same buckets (see GET /series/{metric}; price is the composite when PRICE_SOURCE names several venues); a metric without samples in a bucket is null.',
   })
   @ApiOkResponse({ type: [CombinedPointDto], headers: SOURCE_HEADER })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
@@ -63,21 +64,21 @@ export class HistoryController {
   @ApiOperation({
     summary: 'History of one metric',
     description:
-      'Epoch-aligned buckets over [from, to] with a RedisTimeSeries aggregation, oldest first, empty buckets left out: the answer TS.RANGE … AGGREGATION gives on the raw series. Long ranges are read from the hourly/daily compactions where those hold the exact answer (sum, count, min, max, first, last, range, and avg as sum/count), and from the raw series for the rest.',
+      'Epoch-aligned buckets over [from, to] with a RedisTimeSeries aggregation, oldest first, empty buckets left out: the answer TS.RANGE … AGGREGATION gives on the raw series. Long ranges are read from the hourly/daily compactions where those hold the exact answer (sum, count, min, max, first, last, range, and avg as sum/count), and from the raw series for the rest. Price from several venues (PRICE_SOURCE a list) is their composite: each venue\'s buckets with the same aggregation, then per bucket the median across the venues that have one, a price level (avg, min, max, first, last, twa) more than PRICE_OUTLIER_PCT from the other venues\' median left out; `source` picks one venue.',
   })
   @ApiParam({ name: 'metric', enum: METRIC_NAMES })
   @ApiOkResponse({ type: [SeriesPointDto], headers: SOURCE_HEADER })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Unknown metric, bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Unknown metric, unknown or unconfigured source, bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
   async metric(
     @Param('metric') metric: string,
-    @Query() query: SeriesQueryDto,
+    @Query() query: MetricSeriesQueryDto,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SeriesPointDto[]> {
     if (!(METRIC_NAMES as readonly string[]).includes(metric)) {
       throw new BadRequestException(`metric must be one of: ${METRIC_NAMES.join(', ')} (got "${metric}")`);
     }
-    const result = await this.history.series(metric as MetricName, await this.history.resolve(query));
+    const result = await this.history.series(metric as MetricName, await this.history.resolve(query), query.source);
     reply.header('X-Series-Source', result.source);
     return result.samples.map((s) => ({ time: new Date(s.timestamp).toISOString(), value: s.value }));
   }

@@ -2,6 +2,7 @@ import { BadRequestException, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { CompactionService } from '../series/compaction.service.js';
+import { compositeSeries } from '../series/composite.js';
 import { SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
 import { MetricName } from '../sources/source.types.js';
@@ -40,6 +41,7 @@ export interface SeriesResult {
 @Injectable()
 export class HistoryService {
   private readonly maxPoints: number;
+  private readonly outlierPct: number;
 
   constructor(
     private readonly timeseries: TimeseriesService,
@@ -48,6 +50,7 @@ export class HistoryService {
     config: ConfigService<Env, true>,
   ) {
     this.maxPoints = config.get('SERIES_MAX_POINTS', { infer: true });
+    this.outlierPct = config.get('PRICE_OUTLIER_PCT', { infer: true });
   }
 
   /**
@@ -79,11 +82,37 @@ export class HistoryService {
   }
 
   /**
-   * The same buckets TS.RANGE … AGGREGATION would give on the raw series, taken from the
+   * A metric's history: its one series, or for price from several venues (PRICE_SOURCE a list)
+   * the composite: each venue's buckets with the same aggregation, then per bucket the median
+   * across the venues with a value in it, a price level (avg, min, max, first, last, twa) more
+   * than PRICE_OUTLIER_PCT from the other venues' median left out (see compositeSeries). Its
+   * `source` then says each venue's: `median(coinbase:1h+raw kraken:raw)`. `source` (the query's)
+   * picks one configured venue instead: a 400 for any other.
+   */
+  async series(metric: MetricName, q: ResolvedQuery, source?: string): Promise<SeriesResult> {
+    const defs = this.repository.defs(metric);
+    if (source !== undefined) {
+      const def = this.repository.find(metric, source);
+      if (!def) {
+        throw new BadRequestException(`source must be one of the configured ${metric} sources: ${defs.map((d) => d.source).join(', ')} (got "${source}")`);
+      }
+      return this.seriesOf(def, q);
+    }
+    if (defs.length === 1) return this.seriesOf(defs[0], q);
+    const venues = await Promise.all(defs.map((d) => this.seriesOf(d, q)));
+    const composite = compositeSeries(
+      defs.map((d, i) => ({ source: d.source, samples: venues[i].samples })),
+      this.outlierPct,
+      q.aggregation,
+    );
+    return { samples: composite.samples, source: `median(${defs.map((d, i) => `${d.source}:${venues[i].source}`).join(' ')})` };
+  }
+
+  /**
+   * The same buckets TS.RANGE … AGGREGATION would give on one raw series, taken from the
    * coarsest compaction that holds them exactly plus the raw series for the rest.
    */
-  async series(metric: MetricName, q: ResolvedQuery): Promise<SeriesResult> {
-    const def = this.repository.def(metric);
+  private async seriesOf(def: SeriesDef, q: ResolvedQuery): Promise<SeriesResult> {
     const raw = def.key;
     const components = COMPONENTS[q.aggregation];
     const plan = components ? planQuery(q, await this.compactions.coverage(def, components, q.bucketMs)) : null;
@@ -134,7 +163,7 @@ export class HistoryService {
   }
 
   private async latestTimestamp(): Promise<number> {
-    const latest = await Promise.all(this.repository.catalog.map((d) => this.repository.latest(d.metric)));
+    const latest = await Promise.all(this.repository.catalog.map((d) => this.repository.latest(d)));
     const stamps = latest.flatMap((s) => (s ? [s.timestamp] : []));
     return stamps.length ? Math.max(...stamps) : Date.now();
   }

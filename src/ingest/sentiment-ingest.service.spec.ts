@@ -49,9 +49,9 @@ function memorySeries(defs: SeriesDef[]) {
   const store = {
     catalog: defs,
     ofSource: (source: SourceId) => defs.filter((d) => d.source === source),
-    latest: async (metric: MetricName) => data.get(metric)?.at(-1) ?? null,
+    latest: async ({ metric }: SeriesDef) => data.get(metric)?.at(-1) ?? null,
     ensureStorage: async () => undefined,
-    add: async (metric: MetricName, samples: Sample[]): Promise<AddReport> => {
+    add: async ({ metric }: SeriesDef, samples: Sample[]): Promise<AddReport> => {
       added.push({ metric, samples });
       const all = [...(data.get(metric) ?? []), ...samples].sort((a, b) => a.timestamp - b.timestamp);
       data.set(metric, all);

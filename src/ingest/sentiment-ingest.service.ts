@@ -127,7 +127,7 @@ export class SentimentIngestService {
       if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
       if (isRedisStalled(this.redis)) throw new RedisStalledError();
       const defs = this.series.ofSource(source);
-      const before = await Promise.all(defs.map((d) => this.series.latest(d.metric)));
+      const before = await Promise.all(defs.map((d) => this.series.latest(d)));
       // No data: the first run, or Redis lost the series (restart without persistence, failover,
       // FLUSHALL). Re-create them and their rules, or every sample would be rejected until restart.
       if (before.some((s) => s === null)) await this.series.ensureStorage();
@@ -299,13 +299,13 @@ export class SentimentIngestService {
 
   /** The hourly samples of each series the source feeds (see SeriesRepository.addHourly). */
   private async storeHourly(defs: SeriesDef[], batch: SourceBatch, until: number): Promise<Record<string, AddReport>> {
-    const reports = await Promise.all(defs.map((d) => this.series.addHourly(d.metric, batch.samples[d.metric] ?? [], until)));
+    const reports = await Promise.all(defs.map((d) => this.series.addHourly(d, batch.samples[d.metric] ?? [], until)));
     return Object.fromEntries(defs.map((d, i) => [d.metric, reports[i]]));
   }
 
   /** TS.MADD of the batch's samples of each series the source feeds (others are ignored). */
   private async store(defs: SeriesDef[], batch: SourceBatch): Promise<Record<string, AddReport>> {
-    const reports = await Promise.all(defs.map((d) => this.series.add(d.metric, batch.samples[d.metric] ?? [])));
+    const reports = await Promise.all(defs.map((d) => this.series.add(d, batch.samples[d.metric] ?? [])));
     return Object.fromEntries(defs.map((d, i) => [d.metric, reports[i]]));
   }
 

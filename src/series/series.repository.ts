@@ -13,7 +13,8 @@ import { CompactionService } from './compaction.service.js';
 import { SeriesDef, seriesLabels } from './series.catalog.js';
 
 /**
- * The series store: the catalog (one raw series per metric, fed by the configured source),
+ * The series store: the catalog (one raw series per metric and configured source: sentiment's
+ * one, and each price venue's own, labelled with its source),
  * its setup (TS.CREATE … DUPLICATE_POLICY FIRST and the compaction rules), writes, reads and
  * the per-source "last success" marks. The only place that knows the series' keys.
  */
@@ -21,7 +22,7 @@ import { SeriesDef, seriesLabels } from './series.catalog.js';
 export class SeriesRepository implements OnModuleInit {
   private readonly logger = new Logger(SeriesRepository.name);
   readonly catalog: readonly SeriesDef[];
-  private readonly byMetric: ReadonlyMap<MetricName, SeriesDef>;
+  private readonly byMetric: ReadonlyMap<MetricName, readonly SeriesDef[]>;
   private readonly degradedStart: boolean;
 
   constructor(
@@ -33,19 +34,20 @@ export class SeriesRepository implements OnModuleInit {
     config: ConfigService<Env, true>,
   ) {
     const retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
-    this.catalog = METRIC_NAMES.map((metric): SeriesDef => {
-      const { provider, spec } = registry.forMetric(metric);
-      return {
-        metric,
-        source: provider.id,
-        unit: spec.unit,
-        cadence: spec.cadence,
-        key: keys.series(metric, provider.id),
-        retentionMs,
-        labels: seriesLabels(metric, provider.id, spec.unit),
-      };
-    });
-    this.byMetric = new Map(this.catalog.map((d) => [d.metric, d]));
+    this.catalog = METRIC_NAMES.flatMap((metric) =>
+      registry.forMetric(metric).map(
+        ({ provider, spec }): SeriesDef => ({
+          metric,
+          source: provider.id,
+          unit: spec.unit,
+          cadence: spec.cadence,
+          key: keys.series(metric, provider.id),
+          retentionMs,
+          labels: seriesLabels(metric, provider.id, spec.unit),
+        }),
+      ),
+    );
+    this.byMetric = new Map(METRIC_NAMES.map((m) => [m, this.catalog.filter((d) => d.metric === m)]));
     this.degradedStart = config.get('REDIS_STARTUP_MODE', { infer: true }) === 'degraded';
   }
 
@@ -70,10 +72,16 @@ export class SeriesRepository implements OnModuleInit {
     await this.compactions.ensureAll(this.catalog);
   }
 
-  def(metric: MetricName): SeriesDef {
-    const def = this.byMetric.get(metric);
-    if (!def) throw new Error(`No series for metric ${metric}`);
-    return def;
+  /** The series of a metric, in the configured order: one for sentiment, one per venue for price. */
+  defs(metric: MetricName): readonly SeriesDef[] {
+    const defs = this.byMetric.get(metric);
+    if (!defs?.length) throw new Error(`No series for metric ${metric}`);
+    return defs;
+  }
+
+  /** The series `source` feeds for `metric`, or undefined when that source does not feed it here. */
+  find(metric: MetricName, source: string): SeriesDef | undefined {
+    return this.byMetric.get(metric)?.find((d) => d.source === source);
   }
 
   /** The series a source feeds in this deployment (v1 may feed both, or only one of them). */
@@ -81,19 +89,19 @@ export class SeriesRepository implements OnModuleInit {
     return this.catalog.filter((d) => d.source === source);
   }
 
-  /** The newest sample of a metric's series (TS.GET), or null when it is empty or missing. */
-  latest(metric: MetricName): Promise<Sample | null> {
-    return this.timeseries.latest(this.def(metric).key);
+  /** The newest sample of a series (TS.GET), or null when it is empty or missing. */
+  latest(def: SeriesDef): Promise<Sample | null> {
+    return this.timeseries.latest(def.key);
   }
 
-  /** TS.RANGE on a metric's raw series. */
-  range(metric: MetricName, query: Omit<RangeQuery, 'key'>): Promise<Sample[]> {
-    return this.timeseries.range({ ...query, key: this.def(metric).key });
+  /** TS.RANGE on a raw series. */
+  range(def: SeriesDef, query: Omit<RangeQuery, 'key'>): Promise<Sample[]> {
+    return this.timeseries.range({ ...query, key: def.key });
   }
 
   /** TS.MADD in chunks (DUPLICATE_POLICY FIRST: re-sending is harmless). */
-  add(metric: MetricName, samples: Sample[]): Promise<AddReport> {
-    return this.timeseries.add(this.def(metric).key, samples);
+  add(def: SeriesDef, samples: Sample[]): Promise<AddReport> {
+    return this.timeseries.add(def.key, samples);
   }
 
   /**
@@ -104,8 +112,7 @@ export class SeriesRepository implements OnModuleInit {
    * that old, so no rule ever writes those buckets. The hours of fineFrom's own day go into the
    * raw series, so the rules compact that day whole, hours and minutes together.
    */
-  async addHourly(metric: MetricName, samples: Sample[], fineFrom: number): Promise<AddReport> {
-    const def = this.def(metric);
+  async addHourly(def: SeriesDef, samples: Sample[], fineFrom: number): Promise<AddReport> {
     const split = this.compactions.firstRuleBucket(fineFrom);
     const direct = await this.compactions.addHistory(def, samples.filter((s) => s.timestamp < split));
     const raw = await this.timeseries.add(def.key, samples.filter((s) => s.timestamp >= split && s.timestamp < fineFrom));

@@ -5,13 +5,14 @@
  * scheduling belong to ingest.
  */
 import type { Sample } from '../timeseries/timeseries.types.js';
+import { SOURCE_IDS, type SourceId } from '../config/source-ids.js';
 
-/** What the service measures. Each metric is read from exactly one configured source. */
+/** The ids are the configuration's (config owns what PRICE_SOURCE / SENTIMENT_SOURCE accept). */
+export { SOURCE_IDS, type SourceId };
+
+/** What the service measures. Sentiment is read from one configured source; price from one or several venues. */
 export type MetricName = 'price' | 'sentiment';
 export const METRIC_NAMES: readonly MetricName[] = ['price', 'sentiment'];
-
-export const SOURCE_IDS = ['coinbase', 'bitstamp', 'kraken', 'senticrypt-v2', 'fear-greed', 'senticrypt-v1'] as const;
-export type SourceId = (typeof SOURCE_IDS)[number];
 
 /** One metric as a provider serves it. */
 export interface MetricSpec {

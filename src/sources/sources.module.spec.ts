@@ -31,7 +31,7 @@ describe('SourcesModule', () => {
     const moduleRef = await boot({ ...fake.env(), UPSTREAM_USER_AGENT: 'my-deploy/1.0 (+ops@example.org)', SENTIMENT_API_RETRIES: '0' });
     expect(moduleRef.get(SourceHttpClient).options).toMatchObject({ retries: 0, timeoutMs: 10000, userAgent: 'my-deploy/1.0 (+ops@example.org)', maxRedirects: 3 });
     const registry = moduleRef.get(SourceRegistry);
-    const batch = await registry.forMetric('price').provider.poll({ since: null });
+    const batch = await registry.forMetric('price')[0].provider.poll({ since: null });
     expect(batch.samples.price).toEqual([{ timestamp: 1781887413016, value: 63212.97 }]);
     expect(fake.calls(PATHS.coinbaseTicker).at(-1)?.headers['user-agent']).toBe('my-deploy/1.0 (+ops@example.org)');
     await moduleRef.close();

@@ -7,11 +7,12 @@ import { IngestEvents, SourceIngestedEvent } from '../ingest/ingest.events.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { DAY_MS, HOUR_MS, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
-import { METRIC_NAMES, MetricName } from '../sources/source.types.js';
+import { MetricName } from '../sources/source.types.js';
 import { Sample } from '../timeseries/timeseries.types.js';
 import { verdictOf } from '../verdict/verdict.rule.js';
 import { VerdictService } from '../verdict/verdict.service.js';
-import { Direction, HourlyAverageDto, MetricFreshnessDto, SummaryResponseDto } from './dto/summary-response.dto.js';
+import { compositePrice, freshnessOf } from './composite-price.js';
+import { Direction, HourlyAverageDto, SummaryResponseDto } from './dto/summary-response.dto.js';
 import { SummaryEvents } from './summary.events.js';
 
 /** A daily index's value stays in effect until the next one, for at most this long. */
@@ -88,6 +89,7 @@ export class SummaryService implements OnModuleInit {
   private readonly ttlSeconds: number;
   private readonly retryAfterSeconds: number;
   private readonly staleAfterMs: Record<MetricName, number>;
+  private readonly outlierPct: number;
   /** The summary refresh in progress (refreshCache never rejects). */
   private refreshing: Promise<unknown> = Promise.resolve();
 
@@ -111,6 +113,7 @@ export class SummaryService implements OnModuleInit {
       price: config.get('PRICE_STALE_AFTER_MS', { infer: true }),
       sentiment: config.get('SENTIMENT_STALE_AFTER_MS', { infer: true }),
     };
+    this.outlierPct = config.get('PRICE_OUTLIER_PCT', { infer: true });
   }
 
   onModuleInit(): void {
@@ -119,19 +122,32 @@ export class SummaryService implements OnModuleInit {
 
   async compute(): Promise<SummaryResponseDto> {
     const now = Date.now();
-    const defs = METRIC_NAMES.map((m) => this.series.def(m));
-    const latest = await Promise.all(defs.map((d) => this.series.latest(d.metric)));
-    const anchor = this.anchorMode === 'now' ? now : newest(latest);
+    const venues = this.series.defs('price');
+    const [sentimentDef] = this.series.defs('sentiment');
+    const [venueLatest, sentimentLatest] = await Promise.all([
+      Promise.all(venues.map((d) => this.series.latest(d))),
+      this.series.latest(sentimentDef),
+    ]);
+    const anchor = this.anchorMode === 'now' ? now : newest([...venueLatest, sentimentLatest]);
     if (anchor !== null) {
       const from = windowStart(anchor, this.hours);
-      const [priceHours, sentimentHours] = await Promise.all(defs.map((d) => this.hourly(d, from, anchor)));
-      const summary = buildSummary(priceHours, sentimentHours);
+      const [venueHours, sentimentHours] = await Promise.all([
+        Promise.all(venues.map((d) => this.hourly(d, from, anchor))),
+        this.hourly(sentimentDef, from, anchor),
+      ]);
+      const price = compositePrice(
+        venues.map((def, i) => ({ def, latest: venueLatest[i], hours: venueHours[i] })),
+        now,
+        this.staleAfterMs.price,
+        this.outlierPct,
+      );
+      const summary = buildSummary(price.hours, sentimentHours);
       if (summary) {
-        const [price, sentiment] = defs.map((d, i) => this.freshness(d, latest[i], now));
+        const sentiment = freshnessOf(sentimentDef, sentimentLatest, now, this.staleAfterMs.sentiment);
         // The verdict follows from the directions (one rule); its start is the one recorded in Redis.
         const verdict = verdictOf(summary.price_direction, summary.sentiment_direction);
         const verdict_since = await this.verdicts.since(verdict);
-        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price, sentiment }, verdict, verdict_since };
+        return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price: price.freshness, sentiment }, verdict, verdict_since };
       }
     }
     throw new RetryLaterException(
@@ -177,20 +193,10 @@ export class SummaryService implements OnModuleInit {
   /** Hourly values of one metric over [from, to]: averages for a per-poll feed, levels in effect for a daily index. */
   private async hourly(def: SeriesDef, from: number, to: number): Promise<Sample[]> {
     if (def.cadence === 'tick') {
-      return this.series.range(def.metric, { from, to, aggregation: { type: 'avg', bucketMs: HOUR_MS } });
+      return this.series.range(def, { from, to, aggregation: { type: 'avg', bucketMs: HOUR_MS } });
     }
-    const raw = await this.series.range(def.metric, { from: Math.max(0, from - CARRY_MS), to });
+    const raw = await this.series.range(def, { from: Math.max(0, from - CARRY_MS), to });
     return levelsInEffect(raw, from, to);
-  }
-
-  private freshness(def: SeriesDef, latest: Sample | null, now: number): MetricFreshnessDto {
-    return {
-      source: def.source,
-      unit: def.unit,
-      cadence: def.cadence,
-      latest_sample_time: latest ? new Date(latest.timestamp).toISOString() : null,
-      stale: latest === null || now - latest.timestamp > this.staleAfterMs[def.metric],
-    };
   }
 }
 

@@ -1,5 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, Matches } from 'class-validator';
+import { SOURCE_IDS } from '../../sources/source.types.js';
 import { AGGREGATIONS, type Aggregation } from '../../timeseries/timeseries.types.js';
 import { BUCKET_PATTERN, TIME_HINT, TIME_PATTERN } from '../history-query.js';
 
@@ -36,4 +37,17 @@ export class SeriesQueryDto {
   @IsOptional()
   @IsIn(AGGREGATIONS, { message: `aggregation must be one of: ${AGGREGATIONS.join(', ')}` })
   aggregation?: Aggregation;
+}
+
+/** GET /series/{metric}: the history query, and optionally one of the metric's sources. */
+export class MetricSeriesQueryDto extends SeriesQueryDto {
+  /**
+   * One configured source of the metric (e.g. one price venue) instead of the composite price.
+   * Default: the metric's series (for price from several venues, their composite).
+   * @example "kraken"
+   */
+  @ApiPropertyOptional({ enum: SOURCE_IDS, example: 'kraken' })
+  @IsOptional()
+  @IsIn(SOURCE_IDS, { message: `source must be one of: ${SOURCE_IDS.join(', ')}` })
+  source?: string;
 }

@@ -28,7 +28,7 @@ export class HourlyAverageDto {
 
 /** Where a metric comes from and how fresh it is. */
 export class MetricFreshnessDto {
-  /** @example "coinbase" */
+  /** The source id; `composite` for a price from several venues (see `venues`). @example "coinbase" */
   source!: string;
   /** Unit or scale of the values. @example "USD" */
   unit!: string;
@@ -48,8 +48,41 @@ export class MetricFreshnessDto {
   stale!: boolean;
 }
 
+/** One price venue of a composite price: its freshness, and what the composite made of it. */
+export class PriceVenueDto extends MetricFreshnessDto {
+  /** Hours of the window whose price includes this venue. @example 3 */
+  hours_used!: number;
+  /**
+   * Why it is left out of some or all hours, or null: `stale` (newest sample older than
+   * PRICE_STALE_AFTER_MS while another venue is fresh: left out of the whole window), `no_data`
+   * (nothing stored, or nothing in the window), `outlier` (more than PRICE_OUTLIER_PCT from the
+   * median of the other venues in `outlier_hours` hours).
+   * @example null
+   */
+  left_out!: 'stale' | 'no_data' | 'outlier' | null;
+  /** Hours it was left out of as an outlier. @example 0 */
+  outlier_hours!: number;
+}
+
+/**
+ * Price's source and freshness. With several venues (PRICE_SOURCE a list) `source` is
+ * `composite`, `latest_sample_time` the newest of any venue, `stale` true only when no venue is
+ * fresh, and `venues` / `disagreement_hours` say how the price was made. With one venue those two
+ * fields are absent and it reads exactly as before.
+ */
+export class PriceFreshnessDto extends MetricFreshnessDto {
+  /** Every configured venue, in PRICE_SOURCE order (composite only). */
+  venues?: PriceVenueDto[];
+  /**
+   * Hours where the two venues left were more than PRICE_OUTLIER_PCT apart: nothing tells which
+   * one is wrong, so both count (their mean) (composite only).
+   * @example 0
+   */
+  disagreement_hours?: number;
+}
+
 export class SummaryMetricsDto {
-  price!: MetricFreshnessDto;
+  price!: PriceFreshnessDto;
   sentiment!: MetricFreshnessDto;
 }
 

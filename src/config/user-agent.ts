@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 
 function packageVersion(): string {
   try {
-    // src/sources → ../../package.json, and dist/sources → ../../package.json (the image has it too).
+    // src/config → ../../package.json, and dist/config → ../../package.json (the image has it too).
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
     return typeof pkg.version === 'string' ? pkg.version : 'unknown';
   } catch {
