@@ -18,7 +18,7 @@ import {
   validateSync,
   ValidationError,
 } from 'class-validator';
-import { receiverUrlProblem } from '../alerts/alert-receivers.js';
+import { receiverUrlProblem } from './webhook-url.js';
 import {
   DEFAULT_PRICE_SOURCES,
   DEFAULT_SENTIMENT_SOURCE,

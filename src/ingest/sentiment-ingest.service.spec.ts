@@ -57,7 +57,7 @@ function memorySeries(defs: SeriesDef[]) {
       data.set(metric, all);
       return { stored: samples.length, duplicates: 0, rejected: 0, errors: [] };
     },
-    addHourly: async (metric: MetricName, samples: Sample[], fineFrom: number): Promise<AddReport> => {
+    addHourly: async ({ metric }: SeriesDef, samples: Sample[], fineFrom: number): Promise<AddReport> => {
       hourly.push({ metric, samples, fineFrom });
       return { stored: samples.length, duplicates: 0, rejected: 0, errors: [] };
     },
