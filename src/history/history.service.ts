@@ -96,22 +96,21 @@ export class HistoryService {
         });
       return { samples, source: 'raw' };
     }
+    // Every piece and component in one rangeMany: one round trip (one script call on the
+    // portable backend, which also reads a raw edge once for all its components).
+    const reads = plan.pieces.flatMap(({ tierMs, from, to }) => {
+      const tier = tierMs === null ? null : this.compactions.tiers.find((t) => t.bucketMs === tierMs);
+      if (tier === undefined) throw new Error(`No compaction tier of ${tierMs} ms`);
+      return components.map((component) => ({
+        component,
+        query: tier
+          ? { key: this.compactions.key(def, component, tier), from, to }
+          : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
+      }));
+    });
+    const answers = await this.timeseries.rangeMany(reads.map((r) => r.query));
     const partials: Partials = new Map();
-    await Promise.all(
-      plan.pieces.flatMap(({ tierMs, from, to }) => {
-        const tier = tierMs === null ? null : this.compactions.tiers.find((t) => t.bucketMs === tierMs);
-        if (tier === undefined) throw new Error(`No compaction tier of ${tierMs} ms`);
-        return components.map((component) =>
-          this.timeseries
-            .range(
-              tier
-                ? { key: this.compactions.key(def, component, tier), from, to }
-                : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
-            )
-            .then((samples) => addPartials(partials, component, samples)),
-        );
-      }),
-    );
+    reads.forEach((r, i) => addPartials(partials, r.component, answers[i]));
     const used = this.compactions.tiers
       .filter((t) => plan.pieces.some((p) => p.tierMs === t.bucketMs))
       .sort((a, b) => b.bucketMs - a.bucketMs)
