@@ -446,7 +446,9 @@ async function history(redisUrl, keyPrefix) {
       const httpMs = [];
       const floorMs = [];
       for (let i = 0; i < HISTORY_QUERIES; i++) {
-        httpMs.push((await timed(() => httpGet(url))).ms);
+        const got = await timed(() => httpGet(url));
+        if (got.result.status !== 200) throw new Error(`GET /series/price (${name}) answered ${got.result.status}`);
+        httpMs.push(got.ms);
         floorMs.push((await timed(floor)).ms);
       }
       shapes.push({ name, points: points.length, source: answer.headers['x-series-source'], httpMs: median(httpMs), floorMs: median(floorMs) });

@@ -20,7 +20,9 @@ import {
   Partials,
   parseBucket,
   parseTime,
+  Plan,
   planQuery,
+  TierCoverage,
 } from './history-query.js';
 
 export interface ResolvedQuery {
@@ -40,6 +42,8 @@ export interface SeriesResult {
 @Injectable()
 export class HistoryService {
   private readonly maxPoints: number;
+  /** The compactions' coverage the last query of each kind (series, components, fitting tiers) saw. */
+  private readonly coverageSeen = new Map<string, TierCoverage[]>();
 
   constructor(
     private readonly timeseries: TimeseriesService,
@@ -84,9 +88,31 @@ export class HistoryService {
    */
   async series(metric: MetricName, q: ResolvedQuery): Promise<SeriesResult> {
     const def = this.repository.def(metric);
+    const components = COMPONENTS[q.aggregation];
+    const fitting = this.compactions.tiers.filter((t) => q.bucketMs % t.bucketMs === 0);
+    if (!components || fitting.length === 0) return this.read(def, q, null);
+    // The plan needs the compactions' coverage (one round trip) before the reads (another).
+    // Coverage moves once per tier bucket, so the reads planned on the coverage the previous
+    // query of this kind saw are sent together with the coverage reads, and kept when the
+    // fresh coverage gives the same plan (the same reads); otherwise the reads are redone.
+    const kind = `${def.key} ${components.join(',')} ${fitting.map((t) => t.name).join(',')}`;
+    const seen = this.coverageSeen.get(kind);
+    const guess = seen ? planQuery(q, seen) : undefined;
+    const [coverage, early] = await Promise.all([
+      this.compactions.coverage(def, components, q.bucketMs),
+      guess === undefined ? undefined : this.read(def, q, guess).catch(() => undefined), // redone below if needed
+    ]);
+    if (this.coverageSeen.size >= 100) this.coverageSeen.clear(); // a few kinds in practice; bounded anyway
+    this.coverageSeen.set(kind, coverage);
+    const plan = planQuery(q, coverage);
+    if (early !== undefined && JSON.stringify(plan) === JSON.stringify(guess)) return early;
+    return this.read(def, q, plan);
+  }
+
+  /** The answer of one plan: the raw series alone (null), or compactions and raw pieces folded. */
+  private async read(def: SeriesDef, q: ResolvedQuery, plan: Plan | null): Promise<SeriesResult> {
     const raw = def.key;
     const components = COMPONENTS[q.aggregation];
-    const plan = components ? planQuery(q, await this.compactions.coverage(def, components, q.bucketMs)) : null;
     if (!components || !plan) {
       const samples = await this.timeseries
         .range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } })
