@@ -92,9 +92,9 @@ export class CacheFastPath implements BeforeApplicationShutdown {
     if (this.closing || req.method !== 'GET' || req.headers.origin !== undefined) return false;
     const known = this.known.get(req.url as string);
     if (known === undefined) return false;
-    const now = Date.now();
-    const hit = this.cache.peekJson(known.key, now);
+    const hit = this.cache.peekJson(known.key);
     if (hit === undefined) return false;
+    const now = Date.now();
     const started = performance.now();
     let head = known.head;
     if (head === undefined || head.json !== hit || now >= head.until) head = known.head = this.head(hit, now);

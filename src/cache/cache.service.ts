@@ -58,9 +58,9 @@ export class CacheService {
    * JSON of the value held in memory for `key`, if fresh; never touches Redis (for
    * CacheFastPath, which answers without entering Nest). Serialized once per entry.
    */
-  peekJson(key: string, now = Date.now()): HeldJson | undefined {
+  peekJson(key: string): HeldJson | undefined {
     const held = this.l1.get(key);
-    if (!held?.entry || held.until <= now) return undefined;
+    if (!held?.entry || held.until <= Date.now()) return undefined;
     if (held.json === undefined) {
       const body = JSON.stringify(held.entry.value);
       held.json = { body, bytes: String(Buffer.byteLength(body)), storedAt: held.entry.storedAt };
