@@ -114,7 +114,7 @@ describe('PortableTimeseriesBackend', () => {
     const src = '{app}:price';
     const { calls, redis } = stub([
       [[['0', '6']], [['0', '3']]], // raw sum and count
-      [[['0', '1']]],
+      [['0:1']], // the compaction's members as stored
       null, // a missing series
     ]);
     const raw = (type: 'sum' | 'count') => ({ key: src, from: 0, to: 999, aggregation: { type, bucketMs: 1000 } });
@@ -141,7 +141,7 @@ describe('PortableTimeseriesBackend', () => {
   });
 
   it('sends ranges of different cluster slots in separate script calls', async () => {
-    const { calls, redis } = stub([[[['1', '1']]]], [[[['2', '2']]]]);
+    const { calls, redis } = stub([[['1:1']]], [[['2:2']]]);
     const answers = await new PortableTimeseriesBackend(redis).rangeMany([
       { key: 'a', from: 0, to: 9 },
       { key: 'b', from: 0, to: 9 },
