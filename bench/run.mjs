@@ -2,21 +2,29 @@
 // local Redis and prints one table, also written as JSON to bench/results/.
 //
 // 1. HTTP: the service (`npm run start:prod`'s command, NODE_ENV=production, default config) runs as a child
-//    process fed by a loopback upstream serving the recorded 24 h payload; autocannon (its own
-//    process, 64 connections) loads the cached GET /is-bitcoin-lit and a bare Node `http` server
-//    (also its own process) returning the same bytes, in alternating rounds; medians over rounds,
-//    and each server's CPU time per request. Same run, same machine.
+//    process fed by a loopback upstream serving the recorded 24 h payload; wrk (1 thread, 64
+//    connections; autocannon in its own process when wrk is not installed, or with
+//    BENCH_HTTP_CLIENT=autocannon) loads the cached GET /is-bitcoin-lit and a bare Node `http`
+//    server (also its own process) returning the same bytes, in alternating rounds; medians over
+//    rounds, and each server's CPU time per request. Same run, same machine.
 // 2. In-process (a Nest application context built from dist/ in this process, own key prefix):
 //    cache-miss summary computations, ingest of the 24 h payload handed over as text in memory
 //    (so the HTTP download is excluded; JSON decoding and validation are not), backfill of synthetic samples through
 //    TimeseriesService.add.
-// 3. Peak RSS of the service process (VmHWM from /proc) over the whole run.
+// 3. History: 30 days of 30 s price samples in a service of its own (createApp, in this process,
+//    own key prefix), GET /series/price in five shapes, median of 30 sequential queries, each
+//    against its floor measured alternately in the same loop: the bare range the query stands
+//    for (TS.RANGE … AGGREGATION on the raw series; on plain Redis the portable backend's one
+//    script call). With BENCH_NATIVE_REDIS_URL (Redis 8 / RedisTimeSeries) the same on it, and
+//    the portable figures as a ratio of the native ones.
+// 4. The live providers' poll with nothing new (coinbase ticker on a loopback fake, in-process).
+// 5. Peak RSS of the service process (VmHWM from /proc) over the whole run.
 //
 // Every key lives under a random `bench:<hex>` prefix and is deleted at the end.
-// Knobs: BENCH_DURATION_S (autocannon seconds per target and round, default 4), BENCH_ROUNDS
-// (default 5), BENCH_BACKFILL (samples,
-// default 1,000,000), REDIS_URL.
-import { execFile, spawn } from 'node:child_process';
+// Knobs: BENCH_DURATION_S (load seconds per target and round, default 4), BENCH_ROUNDS
+// (default 5), BENCH_BACKFILL (samples, default 1,000,000), BENCH_HTTP_CLIENT (wrk or
+// autocannon), BENCH_NATIVE_REDIS_URL, REDIS_URL.
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +49,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WARMUP_S = 5;
 const BACKFILL = Number(process.env.BENCH_BACKFILL ?? 1_000_000);
 const CONNECTIONS = 64;
+const NATIVE_REDIS_URL = process.env.BENCH_NATIVE_REDIS_URL;
+/** wrk when installed (a C client: less of the two cores goes to the client), else autocannon. */
+const HTTP_CLIENT = process.env.BENCH_HTTP_CLIENT ?? (hasWrk() ? 'wrk' : 'autocannon');
+const HISTORY_QUERIES = 30;
+const LIVE_POLLS = 100;
 const MISS_RUNS = 2000;
 const INGEST_ROUNDS = 10;
 const INCREMENTAL_IN_A_ROW = 100;
@@ -79,6 +92,38 @@ function httpGet(url) {
       .on('error', reject)
       .end();
   });
+}
+
+function hasWrk() {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (err) {
+    return err.status === 1; // wrk --version prints its usage and exits 1
+  }
+}
+
+/** Loads `url` for `seconds` with HTTP_CLIENT; requests/s and latency percentiles (ms). */
+function load(url, seconds) {
+  return HTTP_CLIENT === 'wrk' ? wrk(url, seconds) : cannon(url, seconds);
+}
+
+/** wrk, 1 thread, 64 connections, as issue 16 measured. */
+async function wrk(url, seconds) {
+  const { stdout } = await execFileP('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url]);
+  const ms = (text) => {
+    const [, n, unit] = /^([\d.]+)(us|ms|s)$/.exec(text);
+    return Number(n) * { us: 0.001, ms: 1, s: 1000 }[unit];
+  };
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  return {
+    rps: Math.round(Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)[1])),
+    p50: ms(/\s50%\s+(\S+)/.exec(stdout)[1]),
+    p99: ms(/\s99%\s+(\S+)/.exec(stdout)[1]),
+    requests: Number(/(\d+) requests in/.exec(stdout)[1]),
+    errors: socketErrors ? socketErrors.slice(1).reduce((n, x) => n + Number(x), 0) : 0,
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0),
+  };
 }
 
 /** autocannon in its own process, 64 connections; returns requests/s and latency percentiles (ms). */
@@ -161,11 +206,11 @@ async function main() {
     children.push(bare);
     const [portLine] = await once(bare.stdout, 'data');
     const bareUrl = `http://127.0.0.1:${String(portLine).trim()}/is-bitcoin-lit`;
-    console.error(`bench: cached GET, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION_S} s per target …`);
+    console.error(`bench: cached GET, ${HTTP_CLIENT}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION_S} s per target …`);
     // Warm-up, the same for both: after 2 s the service's first round still ran at 60-70 % of
     // the later ones (its code is still being optimized); after 5 s it no longer stands out.
-    await cannon(url, WARMUP_S);
-    await cannon(bareUrl, WARMUP_S);
+    await load(url, WARMUP_S);
+    await load(bareUrl, WARMUP_S);
     const rounds = { service: [], bare: [] };
     const targets = [
       ['service', url, service.pid],
@@ -174,7 +219,7 @@ async function main() {
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, target, pid] of round % 2 ? [...targets].reverse() : targets) {
         const cpuBefore = cpuMs(pid);
-        const run = await cannon(target, DURATION_S);
+        const run = await load(target, DURATION_S);
         run.cpuUsPerRequest = ((cpuMs(pid) - cpuBefore) * 1000) / run.requests;
         rounds[name].push(run);
       }
@@ -198,6 +243,7 @@ async function main() {
     // median of the rounds' ratios.
     const roundRatios = rounds.service.map((r, i) => r.rps / rounds.bare[i].rps);
     results.http = {
+      client: HTTP_CLIENT,
       service: svc,
       bare: bareResult,
       ratio: median(roundRatios),
@@ -299,6 +345,24 @@ async function main() {
       await ctx.close();
     }
 
+    // --- history: /series over 30 days of 30 s samples, against the bare range ---------------
+    console.error('bench: history (portable backend on REDIS_URL) …');
+    results.history = { portable: await history(REDIS_URL, `${prefix}:hist`) };
+    if (NATIVE_REDIS_URL) {
+      console.error('bench: history (BENCH_NATIVE_REDIS_URL) …');
+      const native = new Redis(NATIVE_REDIS_URL);
+      try {
+        results.history.native = await history(NATIVE_REDIS_URL, `${prefix}:hist`);
+      } finally {
+        await deleteKeys(native, prefix);
+        await native.quit();
+      }
+    }
+
+    // --- the live providers' poll with nothing new ---------------------------------------
+    console.error('bench: live poll (coinbase ticker, nothing new) …');
+    results.livePoll = await livePoll(`${prefix}:live`);
+
     results.serviceRssMb = peakRssMb(service.pid);
   } finally {
     if (service && service.exitCode === null) {
@@ -316,29 +380,201 @@ async function main() {
 
 // ---------------------------------------------------------------------------------------------
 
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+/** The shapes of issue 16: name, span, bucket, aggregation. */
+const SHAPES = [
+  ['3 h @ 1 h', 3 * HOUR_MS, '1h', 'avg'],
+  ['24 h @ 5 min', DAY_MS, '5m', 'avg'],
+  ['7 d @ 1 h max', 7 * DAY_MS, '1h', 'max'],
+  ['30 d @ 1 h', 30 * DAY_MS, '1h', 'avg'],
+  ['30 d @ 1 d', 30 * DAY_MS, '1d', 'avg'],
+];
+const BUCKET_MS = { '1h': HOUR_MS, '5m': 300_000, '1d': DAY_MS };
+
+/**
+ * GET /series/price of a service on `redisUrl` (createApp, default configuration, this
+ * process), over 30 days of 30 s samples, against the bare range each query stands for:
+ * TS.RANGE … AGGREGATION on the raw series, i.e. the backend's own range call (one script call
+ * on plain Redis). Queries and floor calls alternate, sequentially; medians of HISTORY_QUERIES.
+ */
+async function history(redisUrl, keyPrefix) {
+  const { createApp } = await dist('app.factory.js');
+  const { SeriesRepository } = await dist('series/series.repository.js');
+  const { TimeseriesService } = await dist('timeseries/timeseries.service.js');
+  const app = await createApp({
+    NODE_ENV: 'production',
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: keyPrefix,
+    SENTIMENT_API_URL: 'http://127.0.0.1:9/unused',
+    INGEST_SCHEDULE_ENABLED: 'false',
+    INGEST_ON_STARTUP: 'false',
+    LOG_LEVEL: 'warn',
+  });
+  try {
+    const timeseries = app.get(TimeseriesService);
+    const repository = app.get(SeriesRepository);
+    await repository.ensureStorage();
+    const key = repository.def('price').key;
+    const end = Date.UTC(2021, 6, 7, 17, 25, 30);
+    const n = 30 * 2880;
+    const samples = Array.from({ length: n }, (_, i) => ({
+      timestamp: end - (n - 1 - i) * 30_000,
+      value: Math.round((30_000 + 500 * Math.sin(i / 50) + (i % 7) / 3) * 100) / 100,
+    }));
+    await timeseries.add(key, samples);
+    await app.listen(0, '127.0.0.1');
+    const base = await app.getUrl();
+    const shapes = [];
+    for (const [name, span, bucket, aggregation] of SHAPES) {
+      const from = end - span;
+      const url = `${base}/series/price?from=${from}&to=${end}&bucket=${bucket}&aggregation=${aggregation}`;
+      const floor = () => timeseries.range({ key, from, to: end, aggregation: { type: aggregation, bucketMs: BUCKET_MS[bucket] } });
+      let answer;
+      for (let i = 0; i < 3; i++) {
+        answer = await httpGet(url);
+        await floor();
+      }
+      // The service must give the bare range's answer (up to the rounding of sums folded from compactions).
+      const expected = await floor();
+      const points = JSON.parse(answer.body.toString());
+      const same =
+        answer.status === 200 &&
+        points.length === expected.length &&
+        expected.every((s, i) => points[i].time === new Date(s.timestamp).toISOString() && Math.abs(points[i].value - s.value) <= 1e-9 * Math.abs(s.value));
+      if (!same) throw new Error(`GET /series/price (${name}) differs from the bare range`);
+      const httpMs = [];
+      const floorMs = [];
+      for (let i = 0; i < HISTORY_QUERIES; i++) {
+        const got = await timed(() => httpGet(url));
+        if (got.result.status !== 200) throw new Error(`GET /series/price (${name}) answered ${got.result.status}`);
+        httpMs.push(got.ms);
+        floorMs.push((await timed(floor)).ms);
+      }
+      shapes.push({ name, points: points.length, source: answer.headers['x-series-source'], httpMs: median(httpMs), floorMs: median(floorMs) });
+    }
+    return { backend: timeseries.kind, shapes };
+  } finally {
+    await app.close(); // its keys go with the run's prefix
+  }
+}
+
+/**
+ * The poll the scheduler runs every INGEST_INTERVAL_MS with the live providers (coinbase for
+ * price), when the ticker has nothing newer than what is stored: in-process, against a loopback
+ * server answering the ticker, over 24 h of stored samples (so the summary refresh the run
+ * ends with reads what it reads in production).
+ */
+async function livePoll(keyPrefix) {
+  const { AppModule } = await dist('app.module.js');
+  const { SentimentIngestService } = await dist('ingest/sentiment-ingest.service.js');
+  const { SeriesRepository } = await dist('series/series.repository.js');
+  const { TimeseriesService } = await dist('timeseries/timeseries.service.js');
+  const now = Date.now();
+  const ticker = JSON.stringify({ ask: '63212.98', bid: '63212.97', volume: '4916.9', trade_id: 1, price: '63212.97', size: '0.0078', time: new Date(now - 5_000).toISOString() });
+  const upstream = createServer((req, res) => {
+    if (req.url?.startsWith('/coinbase/products/BTC-USD/ticker')) res.writeHead(200, { 'content-type': 'application/json' }).end(ticker);
+    else res.writeHead(404, { 'content-type': 'application/json' }).end('{}');
+  });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  const origin = `http://127.0.0.1:${upstream.address().port}`;
+  const ctx = await NestFactory.createApplicationContext(
+    AppModule.forRoot({
+      NODE_ENV: 'production',
+      REDIS_URL,
+      REDIS_KEY_PREFIX: keyPrefix,
+      PRICE_SOURCE: 'coinbase',
+      SENTIMENT_SOURCE: 'senticrypt-v2',
+      COINBASE_API_URL: `${origin}/coinbase`,
+      SENTICRYPT_V2_API_URL: `${origin}/senticrypt/v2`,
+      INGEST_SCHEDULE_ENABLED: 'false',
+      INGEST_ON_STARTUP: 'false',
+      LOG_LEVEL: 'warn',
+    }),
+    { logger: ['error', 'warn'] },
+  );
+  try {
+    const repository = ctx.get(SeriesRepository);
+    const timeseries = ctx.get(TimeseriesService);
+    await repository.ensureStorage();
+    const n = 2880;
+    await timeseries.add(repository.def('price').key, Array.from({ length: n }, (_, i) => ({ timestamp: now - 10_000 - (n - 1 - i) * 30_000, value: 63_000 + (i % 100) })));
+    const today = now - (now % DAY_MS);
+    await timeseries.add(repository.def('sentiment').key, [0, 1, 2].map((i) => ({ timestamp: today - (2 - i) * DAY_MS, value: 0.1 * i })));
+    const ingest = ctx.get(SentimentIngestService);
+    const first = await ingest.run('coinbase');
+    if (first.stored !== 1) throw new Error(`the first coinbase poll stored ${first.stored}`);
+    for (let i = 0; i < 20; i++) await ingest.run('coinbase'); // warm-up
+    const ms = [];
+    for (let i = 0; i < LIVE_POLLS; i++) {
+      const run = await timed(() => ingest.run('coinbase'));
+      if (run.result.stored !== 0 || run.result.skipped !== 1) throw new Error('the coinbase poll found something new');
+      ms.push(run.ms);
+    }
+    return { median: median(ms), p90: quantile(ms, 0.9), max: Math.max(...ms), runs: LIVE_POLLS };
+  } finally {
+    await ctx.close(); // its keys go with the run's prefix
+    upstream.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
 function report(r) {
   const fmt = (n, digits = 2) => n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   const int = (n) => Math.round(n).toLocaleString('en');
+  const h = r.http;
+  const p99Ratio = h.service.p99 / h.bare.p99;
   const rows = [
-    ['cached GET /is-bitcoin-lit (service)', `${int(r.http.service.rps)} req/s`, `p50 ${r.http.service.p50} ms, p99 ${r.http.service.p99} ms (worst round ${r.http.service.p99Max}), ${fmt(r.http.service.cpuUsPerRequest, 1)} µs CPU/req`, 'p99 ≤ 10 ms', r.http.service.p99 <= 10],
-    ['bare node http, same body', `${int(r.http.bare.rps)} req/s`, `p50 ${r.http.bare.p50} ms, p99 ${r.http.bare.p99} ms, ${fmt(r.http.bare.cpuUsPerRequest, 1)} µs CPU/req`, '', null],
-    ['service / bare requests/s', `${fmt(r.http.ratio)} ×`, `median of ${r.http.roundRatios.length} rounds; rounds ${r.http.roundRatios.map((x) => fmt(x)).join(' ')}`, '≥ 0.60 ×', r.http.ratio >= 0.6],
+    ['cached GET /is-bitcoin-lit (service)', `${int(h.service.rps)} req/s`, `${h.client}; p50 ${fmt(h.service.p50)} ms, p99 ${fmt(h.service.p99)} ms (worst round ${fmt(h.service.p99Max)}), ${fmt(h.service.cpuUsPerRequest, 1)} µs CPU/req`, '', null],
+    ['bare node http, same body (floor)', `${int(h.bare.rps)} req/s`, `p50 ${fmt(h.bare.p50)} ms, p99 ${fmt(h.bare.p99)} ms, ${fmt(h.bare.cpuUsPerRequest, 1)} µs CPU/req`, '', null],
+    ['service / bare requests/s', `${fmt(h.ratio)} ×`, `median of ${h.roundRatios.length} paired rounds: ${h.roundRatios.map((x) => fmt(x)).join(' ')}`, '≥ 0.80 ×', h.ratio >= 0.8],
+    ['service / bare p99', `${fmt(p99Ratio)} ×`, `medians over rounds`, '≤ 2 ×', p99Ratio <= 2],
+  ];
+  // History: each shape against the bare range it stands for, on each backend measured.
+  const native = r.history.native;
+  for (const [i, shape] of r.history.portable.shapes.entries()) {
+    const nat = native?.shapes[i];
+    const overhead = shape.httpMs - shape.floorMs;
+    const three = i === 0;
+    rows.push([
+      `GET /series ${shape.name} (portable)`,
+      `${fmt(shape.httpMs)} ms`,
+      `bare range script ${fmt(shape.floorMs)} ms (${fmt(shape.httpMs / shape.floorMs)} ×, ${overhead >= 0 ? '+' : ''}${fmt(overhead)} ms); ${shape.points} points from ${shape.source}`,
+      nat ? '≤ 2 × native' : three ? 'overhead ≤ 1 ms' : '',
+      nat ? shape.httpMs / nat.httpMs <= 2 : three ? overhead <= 1 : null,
+    ]);
+    if (nat) {
+      const natOverhead = nat.httpMs - nat.floorMs;
+      rows.push([
+        `GET /series ${shape.name} (native)`,
+        `${fmt(nat.httpMs)} ms`,
+        `bare TS.RANGE ${fmt(nat.floorMs)} ms (+${fmt(natOverhead)} ms); portable / native ${fmt(shape.httpMs / nat.httpMs)} ×`,
+        three ? 'overhead ≤ 1 ms' : '',
+        three ? natOverhead <= 1 : null,
+      ]);
+    }
+  }
+  rows.push(
     ['cache-miss summary (compute, in-process)', `p50 ${fmt(r.missCompute.p50, 3)} ms`, `p99 ${fmt(r.missCompute.p99, 3)} ms, ${r.missCompute.runs} runs`, 'p50 ≤ 1.5 ms', r.missCompute.p50 <= 1.5],
+    ['live poll, nothing new (coinbase ticker)', `${fmt(r.livePoll.median)} ms`, `median of ${r.livePoll.runs}, p90 ${fmt(r.livePoll.p90)}, max ${fmt(r.livePoll.max)}; includes the summary refresh`, '≤ 5 ms', r.livePoll.median <= 5],
     ['ingest 24 h payload, first run', `${fmt(r.ingest.first.median, 1)} ms`, `median of ${INGEST_ROUNDS}, max ${fmt(r.ingest.first.max, 1)}`, '≤ 60 ms', r.ingest.first.median <= 60],
     ['ingest 24 h payload, re-run', `${fmt(r.ingest.rerun.median, 1)} ms`, `median of ${INGEST_ROUNDS}, max ${fmt(r.ingest.rerun.max, 1)}`, '≤ 60 ms', r.ingest.rerun.median <= 60],
     ['ingest 24 h payload, re-run full=true', `${fmt(r.ingest.rerunFull.median, 1)} ms`, `median of ${INGEST_ROUNDS}, max ${fmt(r.ingest.rerunFull.max, 1)}`, '≤ 60 ms', r.ingest.rerunFull.median <= 60],
-    ['ingest incremental, 1 new record', `${fmt(r.ingest.incremental.median, 1)} ms`, `median of ${INGEST_ROUNDS}, max ${fmt(r.ingest.incremental.max, 1)}`, '≤ 5 ms', r.ingest.incremental.median <= 5],
-    ['ingest incremental, 100 in a row', `${fmt(r.ingest.incrementalInARow.median, 1)} ms`, `median of ${INCREMENTAL_IN_A_ROW}, max ${fmt(r.ingest.incrementalInARow.max, 1)}`, '', null],
+    ['ingest 24 h payload, 1 new record', `${fmt(r.ingest.incremental.median, 1)} ms`, `median of ${INGEST_ROUNDS}, max ${fmt(r.ingest.incremental.max, 1)}`, '', null],
+    ['ingest 24 h payload, 1 new, 100 in a row', `${fmt(r.ingest.incrementalInARow.median, 1)} ms`, `median of ${INCREMENTAL_IN_A_ROW}, max ${fmt(r.ingest.incrementalInARow.max, 1)}`, '', null],
     [`backfill (${r.backend} backend)`, `${int(r.backfill.perSecond)} samples/s`, `${int(r.backfill.samples)} samples in ${fmt(r.backfill.ms / 1000)} s`, '≥ 150,000/s', r.backfill.perSecond >= 150_000],
     ['service peak RSS (VmHWM)', `${fmt(r.serviceRssMb, 1)} MB`, '', '≤ 150 MB', r.serviceRssMb <= 150],
-  ];
+  );
   const head = ['measure', 'value', 'detail', 'target', 'met'];
   const cells = rows.map(([a, b, c, d, e]) => [a, b, c, d, e === null ? '' : e ? 'yes' : 'NO']);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
   const line = (row) => `| ${row.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   const m = r.machine;
-  console.log(`\nis-bitcoin-lit bench — ${r.startedAt}, ${m.cpus} × ${m.cpu}, Node ${m.node}, Redis ${m.redis}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION_S} s\n`);
+  console.log(`\nis-bitcoin-lit bench — ${r.startedAt}, ${m.cpus} × ${m.cpu}, Node ${m.node}, Redis ${m.redis}, ${r.http.client}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION_S} s\n`);
   console.log([line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n'));
+  if (!native) console.log('\nhistory vs native RedisTimeSeries: skipped (BENCH_NATIVE_REDIS_URL is not set); portable figures are against the bare portable range script');
   const dir = join(root, 'bench/results');
   mkdirSync(dir, { recursive: true });
   const json = JSON.stringify({ ...r, table: rows.map(([measure, value, detail, target, met]) => ({ measure, value, detail, target, met })) }, null, 2);

@@ -340,4 +340,27 @@ describe('history over data stored before the compaction rules existed (e2e, rea
       await restarted.close();
     }
   });
+
+  it('plans each query on the coverage it reads: a mark moved since the last query of the kind is obeyed at once', async () => {
+    await postRefresh(app); // the whole day stored (already, unless this test runs alone)
+    const url = `/series/price?from=${FIRST}&to=${LATEST}&bucket=1h&aggregation=avg`;
+    const ts = app.get(TimeseriesService);
+    const dest = `{${prefix}:price:mean:30s}:sum:1h`;
+    const info = (await ts.info(dest))!;
+    const mark = info.labels.complete_from;
+    const setMark = (t: number | string) => ts.ensureSeries(dest, { retentionMs: info.retentionMs, labels: { ...info.labels, complete_from: String(t) } });
+    try {
+      // The mark the rule got at creation (the test before may have moved it).
+      const newest = Math.max(...firstHalf.map((r) => Math.trunc((r.timestamp as number) * 1000)));
+      await setMark(Math.floor(newest / HOUR) * HOUR + HOUR);
+      expect((await get(url)).headers['x-series-source']).toBe('1h+raw');
+      // As a rule re-created over existing data would leave it: nothing before the newest bucket is trusted.
+      await setMark(Math.floor(LATEST / HOUR) * HOUR + HOUR);
+      const res = await get(url);
+      expect(res.headers['x-series-source']).toBe('raw');
+      expectSeries(res.json(), expected('price', FIRST, LATEST, HOUR, 'avg'), 'avg');
+    } finally {
+      await setMark(mark);
+    }
+  });
 });

@@ -10,12 +10,21 @@ export interface CacheEntry<T> {
   storedAt: number;
 }
 
+/** A held entry's value as JSON, serialized once, for CacheFastPath. */
+export interface HeldJson {
+  body: string;
+  /** Length of body in bytes, as the Content-Length text. */
+  bytes: string;
+  /** Epoch ms when the value was computed. */
+  storedAt: number;
+}
+
 interface L1Slot {
   read: Promise<CacheEntry<unknown> | null>;
   /** The entry once `read` has resolved to one. */
   entry?: CacheEntry<unknown>;
   /** JSON of entry.value and its length in bytes, made once, for the fast path. */
-  json?: { body: string; bytes: string; storedAt: number };
+  json?: HeldJson;
   until: number;
 }
 
@@ -49,7 +58,7 @@ export class CacheService {
    * JSON of the value held in memory for `key`, if fresh; never touches Redis (for
    * CacheFastPath, which answers without entering Nest). Serialized once per entry.
    */
-  peekJson(key: string): { body: string; bytes: string; storedAt: number } | undefined {
+  peekJson(key: string): HeldJson | undefined {
     const held = this.l1.get(key);
     if (!held?.entry || held.until <= Date.now()) return undefined;
     if (held.json === undefined) {

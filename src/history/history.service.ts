@@ -21,7 +21,9 @@ import {
   Partials,
   parseBucket,
   parseTime,
+  Plan,
   planQuery,
+  TierCoverage,
 } from './history-query.js';
 
 export interface ResolvedQuery {
@@ -42,6 +44,8 @@ export interface SeriesResult {
 export class HistoryService {
   private readonly maxPoints: number;
   private readonly outlierPct: number;
+  /** The compactions' coverage the last query of each kind (series, components, fitting tiers) saw. */
+  private readonly coverageSeen = new Map<string, TierCoverage[]>();
 
   constructor(
     private readonly timeseries: TimeseriesService,
@@ -113,9 +117,31 @@ export class HistoryService {
    * coarsest compaction that holds them exactly plus the raw series for the rest.
    */
   private async seriesOf(def: SeriesDef, q: ResolvedQuery): Promise<SeriesResult> {
+    const components = COMPONENTS[q.aggregation];
+    const fitting = this.compactions.tiers.filter((t) => q.bucketMs % t.bucketMs === 0);
+    if (!components || fitting.length === 0) return this.read(def, q, null);
+    // The plan needs the compactions' coverage (one round trip) before the reads (another).
+    // Coverage moves once per tier bucket, so the reads planned on the coverage the previous
+    // query of this kind saw are sent together with the coverage reads, and kept when the
+    // fresh coverage gives the same plan (the same reads); otherwise the reads are redone.
+    const kind = `${def.key} ${components.join(',')} ${fitting.map((t) => t.name).join(',')}`;
+    const seen = this.coverageSeen.get(kind);
+    const guess = seen ? planQuery(q, seen) : undefined;
+    const [coverage, early] = await Promise.all([
+      this.compactions.coverage(def, components, q.bucketMs),
+      guess === undefined ? undefined : this.read(def, q, guess).catch(() => undefined), // redone below if needed
+    ]);
+    if (this.coverageSeen.size >= 100) this.coverageSeen.clear(); // a few kinds in practice; bounded anyway
+    this.coverageSeen.set(kind, coverage);
+    const plan = planQuery(q, coverage);
+    if (early !== undefined && JSON.stringify(plan) === JSON.stringify(guess)) return early;
+    return this.read(def, q, plan);
+  }
+
+  /** The answer of one plan: the raw series alone (null), or compactions and raw pieces folded. */
+  private async read(def: SeriesDef, q: ResolvedQuery, plan: Plan | null): Promise<SeriesResult> {
     const raw = def.key;
     const components = COMPONENTS[q.aggregation];
-    const plan = components ? planQuery(q, await this.compactions.coverage(def, components, q.bucketMs)) : null;
     if (!components || !plan) {
       const samples = await this.timeseries
         .range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } })
@@ -125,22 +151,21 @@ export class HistoryService {
         });
       return { samples, source: 'raw' };
     }
+    // Every piece and component in one rangeMany: one round trip (one script call on the
+    // portable backend, which also reads a raw edge once for all its components).
+    const reads = plan.pieces.flatMap(({ tierMs, from, to }) => {
+      const tier = tierMs === null ? null : this.compactions.tiers.find((t) => t.bucketMs === tierMs);
+      if (tier === undefined) throw new Error(`No compaction tier of ${tierMs} ms`);
+      return components.map((component) => ({
+        component,
+        query: tier
+          ? { key: this.compactions.key(def, component, tier), from, to }
+          : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
+      }));
+    });
+    const answers = await this.timeseries.rangeMany(reads.map((r) => r.query));
     const partials: Partials = new Map();
-    await Promise.all(
-      plan.pieces.flatMap(({ tierMs, from, to }) => {
-        const tier = tierMs === null ? null : this.compactions.tiers.find((t) => t.bucketMs === tierMs);
-        if (tier === undefined) throw new Error(`No compaction tier of ${tierMs} ms`);
-        return components.map((component) =>
-          this.timeseries
-            .range(
-              tier
-                ? { key: this.compactions.key(def, component, tier), from, to }
-                : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
-            )
-            .then((samples) => addPartials(partials, component, samples)),
-        );
-      }),
-    );
+    reads.forEach((r, i) => addPartials(partials, r.component, answers[i]));
     const used = this.compactions.tiers
       .filter((t) => plan.pieces.some((p) => p.tierMs === t.bucketMs))
       .sort((a, b) => b.bucketMs - a.bucketMs)

@@ -117,24 +117,25 @@ export class CompactionService {
   async coverage(def: SeriesDef, components: readonly Compacted[], bucketMs: number): Promise<TierCoverage[]> {
     const fitting = this.tiers.filter((tier) => bucketMs % tier.bucketMs === 0);
     if (fitting.length === 0) return [];
-    const sourceLatest = await this.timeseries.latest(def.key);
-    return Promise.all(
-      fitting.map(async (tier): Promise<TierCoverage> => {
-        if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
-        const infos = await Promise.all(components.map((c) => this.timeseries.info(this.key(def, c, tier))));
-        let from = 0;
-        for (const info of infos) {
-          const mark = info?.labels[COMPLETE_FROM_LABEL];
-          if (!info || mark === undefined || !/^\d+$/.test(mark)) return { bucketMs: tier.bucketMs, complete: null };
-          from = Math.max(from, Number(mark));
-          if (info.retentionMs > 0 && info.lastTimestamp > info.retentionMs) {
-            from = Math.max(from, info.lastTimestamp - info.retentionMs);
-          }
+    // The source's newest sample and the compactions' marks, read together (one round trip).
+    const [sourceLatest, infosByTier] = await Promise.all([
+      this.timeseries.latest(def.key),
+      Promise.all(fitting.map((tier) => Promise.all(components.map((c) => this.timeseries.info(this.key(def, c, tier)))))),
+    ]);
+    return fitting.map((tier, t): TierCoverage => {
+      if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
+      let from = 0;
+      for (const info of infosByTier[t]) {
+        const mark = info?.labels[COMPLETE_FROM_LABEL];
+        if (!info || mark === undefined || !/^\d+$/.test(mark)) return { bucketMs: tier.bucketMs, complete: null };
+        from = Math.max(from, Number(mark));
+        if (info.retentionMs > 0 && info.lastTimestamp > info.retentionMs) {
+          from = Math.max(from, info.lastTimestamp - info.retentionMs);
         }
-        const to = sourceLatest.timestamp - (sourceLatest.timestamp % tier.bucketMs);
-        return { bucketMs: tier.bucketMs, complete: from < to ? { from, to } : null };
-      }),
-    );
+      }
+      const to = sourceLatest.timestamp - (sourceLatest.timestamp % tier.bucketMs);
+      return { bucketMs: tier.bucketMs, complete: from < to ? { from, to } : null };
+    });
   }
 }
 

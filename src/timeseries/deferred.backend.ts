@@ -68,6 +68,9 @@ export class DeferredTimeseriesBackend implements TimeseriesBackend {
   async range(query: RangeQuery): Promise<Sample[]> {
     return (await this.backend()).range(query);
   }
+  async rangeMany(queries: RangeQuery[]): Promise<Sample[][]> {
+    return (await this.backend()).rangeMany(queries);
+  }
   async latest(key: string): Promise<Sample | null> {
     return (await this.backend()).latest(key);
   }

@@ -242,6 +242,21 @@ describe('NativeTimeseriesBackend', () => {
       expect(samples).toEqual([{ timestamp: 0, value: 3 }]);
     });
 
+    it('rangeMany: one TS.RANGE per query, answers in query order, [] for a missing series', async () => {
+      const redis = new StubRedis().answer([[0, '6']]).answer(replyError('ERR TSDB: the key does not exist')).answer([[3600000, '2']]);
+      const answers = await new NativeTimeseriesBackend(redis.asClient()).rangeMany([
+        { key: 's', from: 0, to: 999, aggregation: { type: 'sum', bucketMs: 1000 } },
+        { key: 'gone', from: 0, to: 1 },
+        { key: 'd', from: 0, to: 7200000 },
+      ]);
+      expect(redis.calls).toEqual([
+        ['TS.RANGE', 's', '0', '999', 'AGGREGATION', 'sum', '1000'],
+        ['TS.RANGE', 'gone', '0', '1'],
+        ['TS.RANGE', 'd', '0', '7200000'],
+      ]);
+      expect(answers).toEqual([[{ timestamp: 0, value: 6 }], [], [{ timestamp: 3600000, value: 2 }]]);
+    });
+
     it('returns [] for a missing series and rethrows other errors', async () => {
       const redis = new StubRedis()
         .answer(replyError('ERR TSDB: the key does not exist'))

@@ -109,6 +109,11 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
     }
   }
 
+  /** TS.RANGE per query, sent together (each to the node owning its key). */
+  rangeMany(queries: RangeQuery[]): Promise<Sample[][]> {
+    return Promise.all(queries.map((q) => this.range(q)));
+  }
+
   async latest(key: string): Promise<Sample | null> {
     try {
       return parseSample(await callOnKey(this.redis, 'TS.GET', key));

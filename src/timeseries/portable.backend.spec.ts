@@ -88,10 +88,14 @@ describe('PortableTimeseriesBackend', () => {
     ]);
   });
 
-  it('sends range arguments as from, to, aggregator, bucket and parses the reply', async () => {
+  it('sends range arguments as key index, from, to, bucket, aggregators and parses the reply', async () => {
     const { calls, redis } = stub([
-      ['1000', '0.10000000000000001'],
-      ['2000', '-3'],
+      [
+        [
+          ['1000', '0.10000000000000001'],
+          ['2000', '-3'],
+        ],
+      ],
     ]);
     const samples = await new PortableTimeseriesBackend(redis).range({
       key: 'k',
@@ -99,11 +103,51 @@ describe('PortableTimeseriesBackend', () => {
       to: 5000,
       aggregation: { type: 'avg', bucketMs: 1000 },
     });
-    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '0', '5000', 'avg', '1000']);
+    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '1', '0', '5000', '1000', 'avg']);
     expect(samples).toEqual([
       { timestamp: 1000, value: 0.1 },
       { timestamp: 2000, value: -3 },
     ]);
+  });
+
+  it('answers several ranges of one slot in one script call, one scan per series, span and bucket', async () => {
+    const src = '{app}:price';
+    const { calls, redis } = stub([
+      [[['0', '6']], [['0', '3']]], // raw sum and count
+      [['0:1']], // the compaction's members as stored
+      null, // a missing series
+    ]);
+    const raw = (type: 'sum' | 'count') => ({ key: src, from: 0, to: 999, aggregation: { type, bucketMs: 1000 } });
+    const answers = await new PortableTimeseriesBackend(redis).rangeMany([
+      raw('sum'),
+      { key: `${src}:sum:1h`, from: 1000, to: 5000 },
+      raw('count'),
+      { key: `${src}:gone`, from: 0, to: 1 },
+    ]);
+    expect(calls).toHaveLength(1);
+    expect(calls[0].args.slice(1)).toEqual([
+      6,
+      src,
+      `${src}:meta`,
+      `${src}:sum:1h`,
+      `${src}:sum:1h:meta`,
+      `${src}:gone`,
+      `${src}:gone:meta`,
+      ...['1', '0', '999', '1000', 'sum,count'],
+      ...['3', '1000', '5000', '0', ''],
+      ...['5', '0', '1', '0', ''],
+    ]);
+    expect(answers).toEqual([[{ timestamp: 0, value: 6 }], [{ timestamp: 0, value: 1 }], [{ timestamp: 0, value: 3 }], []]);
+  });
+
+  it('sends ranges of different cluster slots in separate script calls', async () => {
+    const { calls, redis } = stub([[['1:1']]], [[['2:2']]]);
+    const answers = await new PortableTimeseriesBackend(redis).rangeMany([
+      { key: 'a', from: 0, to: 9 },
+      { key: 'b', from: 0, to: 9 },
+    ]);
+    expect(calls.map((c) => c.args[2])).toEqual(['a', 'b']);
+    expect(answers).toEqual([[{ timestamp: 1, value: 1 }], [{ timestamp: 2, value: 2 }]]);
   });
 
   it('says twa is not supported, without calling Redis', async () => {
@@ -115,7 +159,7 @@ describe('PortableTimeseriesBackend', () => {
   });
 
   it('returns null for a missing series (nil script reply)', async () => {
-    const { redis } = stub(null, null, null);
+    const { redis } = stub(null, null, [null]);
     const backend = new PortableTimeseriesBackend(redis);
     expect(await backend.info('k')).toBeNull();
     expect(await backend.latest('k')).toBeNull();

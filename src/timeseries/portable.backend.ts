@@ -38,7 +38,7 @@
 import { hashTag, sameSlotKey } from '../redis/key-slot.js';
 import { LuaScript } from '../redis/lua-script.js';
 import type { RedisClient } from '../redis/redis.types.js';
-import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
+import { parseInfo, parseMembers, parseSample, parseSamples } from './reply-parser.js';
 import type {
   AddOutcome,
   Aggregation,
@@ -306,42 +306,111 @@ return out
 `;
 
 /**
- * ARGV: from, to, aggregator ('' for raw samples), bucket ms. Returns nil for a missing series,
- * else [[ts, value text], …]; aggregated values are formatted with %.17g (exact round trip).
+ * Several ranges in one call (one round trip, one script start). KEYS: series and metadata
+ * key pairs. ARGV: per range, five values: the 1-based index of its series key in KEYS, from,
+ * to, bucket ms, aggregators (comma-separated; '' for raw samples). Returns per range false
+ * for a missing series, else one list per aggregator of [ts, value text] (aggregated values
+ * formatted with %.17g, an exact round trip), or for raw samples one list of the members as
+ * stored, "<ts>:<value text>" (split once, in Node). Ranges over
+ * the same series, span and bucket are scanned once, every aggregator from the same pass (a
+ * history query asks for sum and count of the same raw edge).
+ * Measured (npm run bench, 24 h of 30 s samples in 5 min buckets): one scan with the running
+ * aggregate in locals instead of a table per bucket, and no function call per sample, cut the
+ * script's time about in half; it decodes each member once.
  */
 const RANGE = `${COMMON}
-local state = series_state()
-if state == 'missing' then return false end
-if state == 'foreign' then return redis.error_reply(WRONGTYPE) end
-local from, to = tonumber(ARGV[1]), tonumber(ARGV[2])
-local agg, bucket = ARGV[3], tonumber(ARGV[4])
-if agg ~= '' and not AGGREGATORS[agg] then return redis.error_reply('ERR unsupported aggregation ' .. agg) end
-local last = newest()
-if last == nil then return {} end
-local retention = tonumber(redis.call('HGET', KEYS[2], 'retention')) or 0
-if retention > 0 and last > retention then
-  from = math.max(from, last - retention)
+local find, sub, fmod = string.find, string.sub, math.fmod
+local PAGE = 1000
+
+-- The samples of [from, to] as returned, or one list of buckets per aggregator.
+local function scan(key, from, to, bucket, aggs)
+  local min, max = int(from), int(to)
+  if #aggs == 0 then
+    -- The members as stored ("<ts>:<value text>"): Node splits them, so each is decoded once.
+    local out, n = nil, 0
+    while true do
+      local page = redis.call('ZRANGEBYSCORE', key, min, max, 'LIMIT', 0, PAGE)
+      local len = #page
+      if out == nil and len < PAGE then return { page } end
+      out = out or {}
+      for j = 1, len do
+        n = n + 1
+        out[n] = page[j]
+      end
+      if len < PAGE then return { out } end
+      local tail = page[len]
+      min = '(' .. sub(tail, 1, find(tail, ':', 1, true) - 1)
+    end
+  end
+  local outs, n = {}, 0
+  for i = 1, #aggs do outs[i] = {} end
+  local start, last_ts = nil, -1
+  local count, sum, sum2, lo, hi, first, last = 0, 0, 0, DBL_MAX, -DBL_MAX, nil, nil
+  local function close()
+    local a = { count = count, sum = sum, sum2 = sum2, min = lo, max = hi, first = first, last = last }
+    local ts = int(start)
+    n = n + 1
+    for i = 1, #aggs do outs[i][n] = { ts, value_text(acc_value(a, aggs[i])) } end
+  end
+  while true do
+    local page = redis.call('ZRANGEBYSCORE', key, min, max, 'LIMIT', 0, PAGE)
+    local len = #page
+    for j = 1, len do
+      local m = page[j]
+      local c = find(m, ':', 1, true)
+      local ts = tonumber(sub(m, 1, c - 1))
+      local v = tonumber(sub(m, c + 1))
+      -- Timestamps ascend: a sample past the open bucket's last millisecond starts the next one.
+      if ts > last_ts then
+        if start ~= nil then close() end
+        start = ts - fmod(ts, bucket)
+        last_ts = start + bucket - 1
+        count, sum, sum2, lo, hi, first = 0, 0, 0, DBL_MAX, -DBL_MAX, v
+      end
+      -- acc_add, unrolled into locals (same order of operations, so the same doubles).
+      count = count + 1
+      sum = sum + v
+      sum2 = sum2 + v * v
+      if v < lo then lo = v end
+      if v > hi then hi = v end
+      last = v
+    end
+    if len < PAGE then break end
+    local tail = page[len]
+    min = '(' .. sub(tail, 1, find(tail, ':', 1, true) - 1)
+  end
+  if start ~= nil then close() end
+  return outs
 end
-if from > to then return {} end
+
+local function range(k, from, to, bucket, agg_list)
+  local key = KEYS[k]
+  local state = state_of(key, KEYS[k + 1])
+  if state == 'missing' then return false end
+  if state == 'foreign' then return redis.error_reply(WRONGTYPE) end
+  local aggs = {}
+  for agg in string.gmatch(agg_list, '[^,]+') do
+    if not AGGREGATORS[agg] then return redis.error_reply('ERR unsupported aggregation ' .. agg) end
+    aggs[#aggs + 1] = agg
+  end
+  local empty = {}
+  for i = 1, math.max(#aggs, 1) do empty[i] = {} end
+  local last = newest_of(key)
+  if last == nil then return empty end
+  local retention = tonumber(redis.call('HGET', KEYS[k + 1], 'retention')) or 0
+  if retention > 0 and last > retention then
+    from = math.max(from, last - retention)
+  end
+  if from > to then return empty end
+  return scan(key, from, to, bucket, aggs)
+end
 
 local out = {}
-if agg == '' then
-  each_sample(KEYS[1], from, to, function(ts_text, value_text) out[#out + 1] = { ts_text, value_text } end)
-  return out
+for i = 1, #ARGV, 5 do
+  local reply = range(tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4])
+  if type(reply) == 'table' and reply.err then return reply end
+  out[#out + 1] = reply
 end
-
-local bucket_start, acc
-each_sample(KEYS[1], from, to, function(ts_text, v_text)
-  local ts = tonumber(ts_text)
-  local start = ts - math.fmod(ts, bucket)
-  if start ~= bucket_start then
-    if bucket_start ~= nil then out[#out + 1] = { int(bucket_start), value_text(acc_value(acc, agg)) } end
-    bucket_start = start
-    acc = acc_new()
-  end
-  acc_add(acc, tonumber(v_text))
-end)
-if bucket_start ~= nil then out[#out + 1] = { int(bucket_start), value_text(acc_value(acc, agg)) } end
 return out
 `;
 
@@ -462,19 +531,72 @@ export class PortableTimeseriesBackend implements TimeseriesBackend {
   }
 
   async range(query: RangeQuery): Promise<Sample[]> {
-    assertRangeQuery(query);
-    const { type, bucketMs } = query.aggregation ?? { type: '', bucketMs: 0 };
-    if (type === 'twa') {
-      throw new UnsupportedAggregationError(
-        'aggregation twa is not supported by the portable time-series backend (this Redis has no RedisTimeSeries module)',
-      );
+    return (await this.rangeMany([query]))[0];
+  }
+
+  /**
+   * One script call when every series is in one cluster slot (a raw series and its
+   * compactions are), else one per slot, in parallel; the same range and bucket over one series
+   * is read once for all its aggregations.
+   */
+  async rangeMany(queries: RangeQuery[]): Promise<Sample[][]> {
+    for (const query of queries) {
+      assertRangeQuery(query);
+      if (query.aggregation?.type === 'twa') {
+        throw new UnsupportedAggregationError(
+          'aggregation twa is not supported by the portable time-series backend (this Redis has no RedisTimeSeries module)',
+        );
+      }
     }
-    const reply = await SCRIPTS.range.run(
-      this.redis,
-      [query.key, metaKey(query.key)],
-      [String(query.from), String(query.to), type, String(bucketMs)],
+    const bySlot = new Map<string, number[]>();
+    queries.forEach((q, i) => {
+      const slot = hashTag(q.key) ?? q.key;
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), i]);
+    });
+    const results: Sample[][] = new Array<Sample[]>(queries.length);
+    await Promise.all(
+      [...bySlot.values()].map(async (indexes) => {
+        const answers = await this.rangeInSlot(indexes.map((i) => queries[i]));
+        indexes.forEach((i, j) => (results[i] = answers[j]));
+      }),
     );
-    return parseSamples(reply); // nil (missing series) parses as []
+    return results;
+  }
+
+  /** Ranges over series of one slot, in one script call. */
+  private async rangeInSlot(queries: RangeQuery[]): Promise<Sample[][]> {
+    const keys: string[] = [];
+    const keyIndex = new Map<string, number>();
+    // One scan per series, span and bucket; each query then takes its aggregator's list.
+    const scans = new Map<string, { index: number; args: string[]; aggs: string[] }>();
+    const picks = queries.map((q) => {
+      let k = keyIndex.get(q.key);
+      if (k === undefined) {
+        k = keys.length + 1;
+        keyIndex.set(q.key, k);
+        keys.push(q.key, metaKey(q.key));
+      }
+      const type = q.aggregation?.type ?? '';
+      const bucketMs = String(q.aggregation?.bucketMs ?? 0);
+      const id = `${k} ${q.from} ${q.to} ${type === '' ? 'raw' : bucketMs}`;
+      let scan = scans.get(id);
+      if (scan === undefined) {
+        scan = { index: scans.size, args: [String(k), String(q.from), String(q.to), bucketMs], aggs: [] };
+        scans.set(id, scan);
+      }
+      let agg = type === '' ? 0 : scan.aggs.indexOf(type);
+      if (agg < 0) agg = scan.aggs.push(type) - 1;
+      return { scan: scan.index, agg };
+    });
+    const args = [...scans.values()].flatMap((scan) => [...scan.args, scan.aggs.join(',')]);
+    const reply = await SCRIPTS.range.run(this.redis, keys, args);
+    if (!Array.isArray(reply) || reply.length !== scans.size) throw new Error('Unexpected range script reply');
+    // A missing series (false, nil once in Node) has no samples; each list is parsed once.
+    const raw = [...scans.values()].map((scan) => scan.aggs.length === 0);
+    const parsed = reply.map((lists: unknown, i) =>
+      Array.isArray(lists) ? lists.map((list) => (raw[i] ? parseMembers(list) : parseSamples(list))) : null,
+    );
+    return picks.map(({ scan, agg }) => parsed[scan]?.[agg] ?? []);
   }
 
   async latest(key: string): Promise<Sample | null> {

@@ -4,10 +4,27 @@ import {
   parseRules,
   parseLabels,
   parseMapEntries,
+  parseMembers,
   parseSample,
   parseSamples,
   parseTimestamp,
 } from './reply-parser.js';
+
+describe('parseMembers (portable series members)', () => {
+  it('splits "<timestamp>:<value text>" at the first colon', () => {
+    expect(parseMembers(['1000:30', '1010:-6.295081967213113E-2', Buffer.from('1020:1e+21'), '1030:-0'])).toEqual([
+      { timestamp: 1000, value: 30 },
+      { timestamp: 1010, value: -0.06295081967213113 },
+      { timestamp: 1020, value: 1e21 },
+      { timestamp: 1030, value: -0 },
+    ]);
+    expect(parseMembers(null)).toEqual([]);
+  });
+
+  it.each([[':30'], ['1000'], ['x:1'], ['1000:'], ['1000:abc']])('refuses %j', (member) => {
+    expect(() => parseMembers([member])).toThrow(TypeError);
+  });
+});
 
 describe('parseDouble', () => {
   it.each([

@@ -68,6 +68,21 @@ export function parseSample(reply: unknown): Sample | null {
   return { timestamp: parseTimestamp(reply[0]), value: parseDouble(reply[1]) };
 }
 
+/**
+ * Members of a portable series as its range script returns them for a plain range:
+ * `<timestamp>:<value text>` (the sorted-set layout, decoded once, here).
+ */
+export function parseMembers(reply: unknown): Sample[] {
+  if (reply === null || reply === undefined) return [];
+  if (!Array.isArray(reply)) throw new TypeError(`Expected an array of members, got ${describe(reply)}`);
+  return reply.map((item) => {
+    const text = asText(item);
+    const colon = text?.indexOf(':') ?? -1;
+    if (text === undefined || colon < 1) throw new TypeError(`Expected a "<timestamp>:<value>" member, got ${describe(item)}`);
+    return { timestamp: parseTimestamp(text.slice(0, colon)), value: parseDouble(text.slice(colon + 1)) };
+  });
+}
+
 /** A TS.RANGE reply: an array of [timestamp, value] pairs. */
 export function parseSamples(reply: unknown): Sample[] {
   if (reply === null || reply === undefined) return [];

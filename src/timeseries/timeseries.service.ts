@@ -84,6 +84,11 @@ export class TimeseriesService {
     return this.backend.range(query);
   }
 
+  /** `range` of each query, in order, in as few round trips as the backend allows. */
+  rangeMany(queries: RangeQuery[]): Promise<Sample[][]> {
+    return this.backend.rangeMany(queries);
+  }
+
   latest(key: string): Promise<Sample | null> {
     return this.backend.latest(key);
   }

@@ -100,6 +100,12 @@ export interface TimeseriesBackend {
   addMany(key: string, samples: Sample[]): Promise<AddOutcome[]>;
   /** TS.RANGE, optionally with AGGREGATION type bucketMs (epoch-aligned, no empty buckets). */
   range(query: RangeQuery): Promise<Sample[]>;
+  /**
+   * `range` of each query, answers in the same order: on the portable backend one script call
+   * per cluster slot (a raw series and its compactions share one), reading a series' span once
+   * for several aggregations of the same bucket.
+   */
+  rangeMany(queries: RangeQuery[]): Promise<Sample[][]>;
   /** TS.GET: the latest sample, or null when the series is empty or missing. */
   latest(key: string): Promise<Sample | null>;
   /** TS.INFO, or null when the series does not exist. */
