@@ -17,7 +17,8 @@
 //    for (TS.RANGE … AGGREGATION on the raw series; on plain Redis the portable backend's one
 //    script call). With BENCH_NATIVE_REDIS_URL (Redis 8 / RedisTimeSeries) the same on it, and
 //    the portable figures as a ratio of the native ones.
-// 4. The live providers' poll with nothing new (coinbase ticker on a loopback fake, in-process).
+// 4. The live providers' poll with nothing new (coinbase ticker on a loopback fake, in-process,
+//    the default three venues configured so the summary refresh after it reads them all).
 // 5. Peak RSS of the service process (VmHWM from /proc) over the whole run.
 //
 // Every key lives under a random `bench:<hex>` prefix and is deleted at the end.
@@ -415,7 +416,7 @@ async function history(redisUrl, keyPrefix) {
     const timeseries = app.get(TimeseriesService);
     const repository = app.get(SeriesRepository);
     await repository.ensureStorage();
-    const key = repository.def('price').key;
+    const key = repository.defs('price')[0].key;
     const end = Date.UTC(2021, 6, 7, 17, 25, 30);
     const n = 30 * 2880;
     const samples = Array.from({ length: n }, (_, i) => ({
@@ -484,8 +485,11 @@ async function livePoll(keyPrefix) {
       NODE_ENV: 'production',
       REDIS_URL,
       REDIS_KEY_PREFIX: keyPrefix,
-      PRICE_SOURCE: 'coinbase',
+      PRICE_SOURCE: 'coinbase,kraken,bitstamp',
       SENTIMENT_SOURCE: 'senticrypt-v2',
+      // Production polls are INGEST_INTERVAL_MS (30 s) apart, far beyond the venues' pacing
+      // (coinbase 125 ms between calls); back to back here, pacing would be all we measured.
+      UPSTREAM_MIN_INTERVAL_MS: '0',
       COINBASE_API_URL: `${origin}/coinbase`,
       SENTICRYPT_V2_API_URL: `${origin}/senticrypt/v2`,
       INGEST_SCHEDULE_ENABLED: 'false',
@@ -499,9 +503,13 @@ async function livePoll(keyPrefix) {
     const timeseries = ctx.get(TimeseriesService);
     await repository.ensureStorage();
     const n = 2880;
-    await timeseries.add(repository.def('price').key, Array.from({ length: n }, (_, i) => ({ timestamp: now - 10_000 - (n - 1 - i) * 30_000, value: 63_000 + (i % 100) })));
+    // Every venue of the default composite has its day stored: the summary refreshed after the
+    // poll reads all three, as in production.
+    for (const [v, def] of repository.defs('price').entries()) {
+      await timeseries.add(def.key, Array.from({ length: n }, (_, i) => ({ timestamp: now - 10_000 - (n - 1 - i) * 30_000, value: 63_000 + v + (i % 100) })));
+    }
     const today = now - (now % DAY_MS);
-    await timeseries.add(repository.def('sentiment').key, [0, 1, 2].map((i) => ({ timestamp: today - (2 - i) * DAY_MS, value: 0.1 * i })));
+    await timeseries.add(repository.defs('sentiment')[0].key, [0, 1, 2].map((i) => ({ timestamp: today - (2 - i) * DAY_MS, value: 0.1 * i })));
     const ingest = ctx.get(SentimentIngestService);
     const first = await ingest.run('coinbase');
     if (first.stored !== 1) throw new Error(`the first coinbase poll stored ${first.stored}`);
