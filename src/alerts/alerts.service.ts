@@ -17,9 +17,6 @@ import { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature } from './webhook-signa
 
 export type DeliveryOutcome = 'delivered' | 'retry' | 'rejected' | 'exhausted';
 
-/** Largest receiver answer read (its content is never used). */
-const MAX_RESPONSE_BYTES = 64 * 1024;
-
 /** How recent a change must be for catch-up to queue it (see catchUp). */
 export const CATCH_UP_MS = 3_600_000;
 
@@ -256,7 +253,6 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
           [SIGNATURE_HEADER]: signature(this.secret, d.body, Math.floor(Date.now() / 1000)),
           [IDEMPOTENCY_HEADER]: d.id,
         },
-        maxBytes: MAX_RESPONSE_BYTES,
         timeoutMs: this.timeoutMs,
         signal: this.stop.signal,
       });

@@ -45,7 +45,7 @@ const client = () =>
     maxRedirects: 3,
   });
 
-const OPTS = { headers: { 'Content-Type': 'application/json', 'X-Test': 'yes' }, maxBytes: 1024 };
+const OPTS = { headers: { 'Content-Type': 'application/json', 'X-Test': 'yes' } };
 
 describe('SourceHttpClient.post (outbound notifications)', () => {
   const servers: Array<{ close(): Promise<void> }> = [];
@@ -83,6 +83,16 @@ describe('SourceHttpClient.post (outbound notifications)', () => {
       expect(r.calls).toHaveLength(1);
       if (status === 429) expect((err as TransientUpstreamError).retryAfterMs).toBe(7000);
     }
+  });
+
+  it('judges by the status alone: a large answer (1 MiB) neither fails a 2xx nor turns a 5xx into a refusal', async () => {
+    const big = SECRET.repeat(Math.ceil((1024 * 1024) / SECRET.length));
+    const ok = await start((res) => res.writeHead(200).end(big));
+    await expect(client().post(ok.url, 'x', OPTS)).resolves.toEqual({ status: 200 });
+    const failing = await start((res) => res.writeHead(500).end(big));
+    const err = (await client().post(failing.url, 'x', OPTS).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(TransientUpstreamError);
+    expect(err.message).toBe('receiver answered HTTP 500');
   });
 
   it('never follows a redirect, even to the same origin', async () => {
