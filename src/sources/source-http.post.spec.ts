@@ -95,6 +95,14 @@ describe('SourceHttpClient.post (outbound notifications)', () => {
     expect(err.message).toBe('receiver answered HTTP 500');
   });
 
+  it('sends the body byte for byte, whatever it is (the signature covers those bytes)', async () => {
+    const r = await start((res) => res.writeHead(204).end());
+    for (const body of [' {"a": 1} \n', 'not json', '{"text":"é ✓ \\u00e9"}']) {
+      await client().post(r.url, body, OPTS);
+      expect(r.calls.at(-1)?.body).toBe(body);
+    }
+  });
+
   it('never follows a redirect, even to the same origin', async () => {
     const r = await start((res, n) => (n === 1 ? res.writeHead(307, { location: '/elsewhere' }).end(SECRET) : res.writeHead(200).end()));
     const err = (await client().post(r.url, 'x', OPTS).catch((e: unknown) => e)) as Error;

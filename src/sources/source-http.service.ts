@@ -107,6 +107,9 @@ export class SourceHttpClient {
         url,
         method: 'POST',
         data: body,
+        // Exactly these bytes (a signature covers them): axios's default would trim a JSON
+        // string, and JSON.stringify any other string sent as application/json.
+        transformRequest: [(data: string) => data],
         timeout: timeoutMs,
         signal: options.signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), options.signal]) : AbortSignal.timeout(timeoutMs),
         responseType: 'stream', // resolves with the status and headers; the body stays unread
