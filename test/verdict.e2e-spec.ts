@@ -22,6 +22,8 @@ const rec = (hour: number, price: number, mean: number, s = 60) => ({ timestamp:
 const RISING = [rec(0, 100, 0.1), rec(1, 110, 0.2), rec(2, 120, 0.3)];
 const FALLING = [...RISING, rec(3, 90, 0.0), rec(4, 80, -0.1)];
 const LATER = [...FALLING, rec(4, 79, -0.2, 120)];
+// Hours 4-6 both rising again: lit.
+const RISING_AGAIN = [...FALLING, rec(5, 100, 0.1), rec(6, 110, 0.2)];
 
 function webhookEnv(prefix: string, upstream: FakeUpstream, receivers: WebhookReceiver[], extra: Record<string, string> = {}) {
   return {
@@ -350,5 +352,49 @@ describe('a change queued by nobody (its instance died first, or has no receiver
     expect(header(hook, 'idempotency-key')).toBe(change.id);
     expect(JSON.parse(hook.body)).toMatchObject({ type: 'verdict.changed', id: change.id, previous: 'lit', verdict: 'cold', since: iso(4), summary: { verdict: 'cold', verdict_since: iso(4) } });
     expect(verifySignature(header(hook, 'x-signature'), hook.body, SECRET)).toBe(true);
+  });
+});
+
+describe('the queue of a receiver is bounded: past ALERT_WEBHOOK_MAX_PENDING the oldest delivery is given up (e2e)', () => {
+  const prefix = uniquePrefix('alerts-bounded');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const down = new WebhookReceiver(() => ({ status: 503 }));
+  let app: NestFastifyApplication;
+  const logged: string[] = [];
+
+  beforeAll(async () => {
+    jest.spyOn(Logger.prototype, 'error').mockImplementation((message: unknown) => {
+      logged.push(String(message));
+    });
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    await down.start();
+    // Retries far away: every delivery stays pending for the whole test.
+    app = await bootApp(webhookEnv(prefix, upstream, [down], { ALERT_WEBHOOK_MAX_PENDING: '1', ALERT_WEBHOOK_RETRY_BASE_MS: '600000' }));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await down.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+    jest.restoreAllMocks();
+  });
+
+  it('two changes for a receiver that is down: one kept (the newer), the older given up as dropped', async () => {
+    await flip(app, upstream); // lit → cold
+    await waitFor('the first attempt', () => down.received.length === 1);
+    const first = (JSON.parse(down.received[0].body) as { id: string }).id;
+    upstream.mode = { kind: 'json', body: RISING_AGAIN }; // cold → lit
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    await waitFor('the first attempt of the second change', () => down.received.length === 2);
+    const second = JSON.parse(down.received[1].body) as { id: string; previous: string; verdict: string };
+    expect(second).toMatchObject({ previous: 'cold', verdict: 'lit' });
+    expect(second.id).not.toBe(first);
+    expect(await pendingOf(app, down)).toBe(1);
+    expect(await metric(app, 'alert_webhook_deliveries_total{outcome="dropped"}')).toBe(1);
+    expect(logged.filter((m) => m.includes('(dropped)'))).toEqual([expect.stringContaining(`webhook ${first} `)]);
   });
 });

@@ -276,6 +276,13 @@ export class EnvironmentVariables {
   ALERT_WEBHOOK_POLL_MS = 1000;
 
   /**
+   * Deliveries kept per receiver (queued, in flight or waiting for a retry); queueing one more
+   * gives up the oldest, so a dead receiver and a flapping verdict cannot grow Redis without end.
+   */
+  @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  ALERT_WEBHOOK_MAX_PENDING = 100;
+
+  /**
    * Redis Cluster seed nodes, comma-separated host:port ("10.0.0.1:7000,10.0.0.2:7000"); the
    * rest of the cluster is discovered from them. Empty: one Redis server at REDIS_URL. When
    * set, REDIS_URL only supplies the username, password and TLS (rediss://) for every node,
