@@ -190,7 +190,7 @@ describe('verdict across two instances on one Redis (e2e)', () => {
     expect(doc.components.schemas.VerdictChangeDto.properties.previous.enum).toEqual(['lit', 'cold', 'mixed', 'unknown']);
   });
 
-  it('answers a bad GET /series/verdict query with a 400 naming the parameter', async () => {
+  it('answers a bad GET /series/verdict or GET /verdict query with a 400 naming the parameter', async () => {
     for (const [query, message] of [
       ['?aggregation=avg', 'aggregation'],
       ['?bucket=1x', 'bucket must be'],
@@ -201,6 +201,9 @@ describe('verdict across two instances on one Redis (e2e)', () => {
       const res = await b.inject({ method: 'GET', url: `/series/verdict${query}` });
       expect([query, res.statusCode, JSON.stringify(res.json())]).toEqual([query, 400, expect.stringContaining(message)]);
     }
+     // GET /verdict takes no parameters.
+    const res = await b.inject({ method: 'GET', url: '/verdict?since=2031-03-01' });
+    expect([res.statusCode, JSON.stringify(res.json())]).toEqual([400, expect.stringContaining('since')]);
   });
 });
 
