@@ -318,6 +318,44 @@ describe('webhook delivery survives a restart between attempts (e2e)', () => {
   });
 });
 
+describe('a shutdown during an attempt releases its claim (e2e)', () => {
+  const prefix = uniquePrefix('alerts-release');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const receiver = new WebhookReceiver(() => 'hang');
+  const apps: NestFastifyApplication[] = [];
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    await receiver.start();
+  });
+
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await upstream?.stop();
+    await receiver.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('the next instance sends it at once, not after the lease (2 × 60 s + 5 s here)', async () => {
+    const env = webhookEnv(prefix, upstream, [receiver], { ALERT_WEBHOOK_TIMEOUT_MS: '60000' });
+    const first = await bootApp(env);
+    apps.push(first);
+    await flip(first, upstream);
+    await waitFor('the attempt in flight', () => receiver.open === 1);
+    await first.close();
+    apps.pop();
+
+    receiver.reply = () => ({ status: 200 });
+    const second = await bootApp(env);
+    apps.push(second);
+    await waitFor('the delivery by the next instance', async () => receiver.received.length === 2 && (await pendingOf(second, receiver)) === 0);
+    expect(new Set(receiver.received.map((h) => header(h, 'idempotency-key'))).size).toBe(1);
+  });
+});
+
 describe('a change queued by nobody (its instance died first, or has no receivers) is caught up by the others (e2e)', () => {
   const prefix = uniquePrefix('alerts-catch-up');
   let redis: Redis;

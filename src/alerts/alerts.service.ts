@@ -173,7 +173,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
     this.logger.log(`verdict webhooks to ${this.receivers.map((r) => `${r.label} (${r.id})`).join(', ')}`);
   }
 
-  /** Stops the loops; an attempt in flight is aborted and left to its lease (due again for whoever runs next). */
+  /** Stops the loops; an attempt in flight is aborted and its claim released (due at once for whoever runs next). */
   async beforeApplicationShutdown(): Promise<void> {
     this.stop.abort();
     for (const wake of this.wakers.values()) wake();
@@ -283,8 +283,13 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       this.logger.log(`${what}: delivered`);
       finish = { action: 'done', delayMs: 0 };
     } catch (err) {
-      // Shutting down: leave the claim to its lease; the next instance to run retries it.
-      if (this.stop.signal.aborted) return;
+      if (this.stop.signal.aborted) {
+        // Shutting down (Redis is still open): due again at once, for another instance or the
+        // next start, rather than after the lease (up to 2 × ALERT_WEBHOOK_TIMEOUT_MS + 5 s).
+        // The aborted request may have arrived: a repeat carries the same Idempotency-Key.
+        await FINISH.run(this.redis, this.receiverKeys(receiver), [d.id, String(d.lease), 'retry', '0']).catch(() => undefined);
+        return;
+      }
       const message = (err as Error).message; // ours: a status or an error code, never the receiver's body
       if (err instanceof TransientUpstreamError && d.attempt < this.maxAttempts) {
         const delayMs = retryDelay(d.attempt, this.retryBaseMs, this.retryMaxMs, err.retryAfterMs);
