@@ -394,8 +394,9 @@ export type Env = EnvironmentVariables;
 // When the type is wrong, range messages are noise: report the type check alone.
 const TYPE_CHECKS = ['isInt', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
 
-// Never echo these in an error message (it ends up in logs).
-const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET'];
+// Never echo these in an error message (it ends up in logs). Webhook URLs often carry a token
+// (path, query) or credentials.
+const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET', 'ALERT_WEBHOOK_URLS'];
 
 function describe(errors: ValidationError[]): string {
   return errors
