@@ -22,6 +22,8 @@ const rec = (hour: number, price: number, mean: number, s = 60) => ({ timestamp:
 const RISING = [rec(0, 100, 0.1), rec(1, 110, 0.2), rec(2, 120, 0.3)];
 const FALLING = [...RISING, rec(3, 90, 0.0), rec(4, 80, -0.1)];
 const LATER = [...FALLING, rec(4, 79, -0.2, 120)];
+// Hours 4-6 both rising again: lit.
+const RISING_AGAIN = [...FALLING, rec(5, 100, 0.1), rec(6, 110, 0.2)];
 
 function webhookEnv(prefix: string, upstream: FakeUpstream, receivers: WebhookReceiver[], extra: Record<string, string> = {}) {
   return {
@@ -188,7 +190,7 @@ describe('verdict across two instances on one Redis (e2e)', () => {
     expect(doc.components.schemas.VerdictChangeDto.properties.previous.enum).toEqual(['lit', 'cold', 'mixed', 'unknown']);
   });
 
-  it('answers a bad GET /series/verdict query with a 400 naming the parameter', async () => {
+  it('answers a bad GET /series/verdict or GET /verdict query with a 400 naming the parameter', async () => {
     for (const [query, message] of [
       ['?aggregation=avg', 'aggregation'],
       ['?bucket=1x', 'bucket must be'],
@@ -199,6 +201,9 @@ describe('verdict across two instances on one Redis (e2e)', () => {
       const res = await b.inject({ method: 'GET', url: `/series/verdict${query}` });
       expect([query, res.statusCode, JSON.stringify(res.json())]).toEqual([query, 400, expect.stringContaining(message)]);
     }
+     // GET /verdict takes no parameters.
+    const res = await b.inject({ method: 'GET', url: '/verdict?since=2031-03-01' });
+    expect([res.statusCode, JSON.stringify(res.json())]).toEqual([400, expect.stringContaining('since')]);
   });
 });
 
@@ -313,6 +318,44 @@ describe('webhook delivery survives a restart between attempts (e2e)', () => {
   });
 });
 
+describe('a shutdown during an attempt releases its claim (e2e)', () => {
+  const prefix = uniquePrefix('alerts-release');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const receiver = new WebhookReceiver(() => 'hang');
+  const apps: NestFastifyApplication[] = [];
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    await receiver.start();
+  });
+
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await upstream?.stop();
+    await receiver.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('the next instance sends it at once, not after the lease (2 × 60 s + 5 s here)', async () => {
+    const env = webhookEnv(prefix, upstream, [receiver], { ALERT_WEBHOOK_TIMEOUT_MS: '60000' });
+    const first = await bootApp(env);
+    apps.push(first);
+    await flip(first, upstream);
+    await waitFor('the attempt in flight', () => receiver.open === 1);
+    await first.close();
+    apps.pop();
+
+    receiver.reply = () => ({ status: 200 });
+    const second = await bootApp(env);
+    apps.push(second);
+    await waitFor('the delivery by the next instance', async () => receiver.received.length === 2 && (await pendingOf(second, receiver)) === 0);
+    expect(new Set(receiver.received.map((h) => header(h, 'idempotency-key'))).size).toBe(1);
+  });
+});
+
 describe('a change queued by nobody (its instance died first, or has no receivers) is caught up by the others (e2e)', () => {
   const prefix = uniquePrefix('alerts-catch-up');
   let redis: Redis;
@@ -350,5 +393,49 @@ describe('a change queued by nobody (its instance died first, or has no receiver
     expect(header(hook, 'idempotency-key')).toBe(change.id);
     expect(JSON.parse(hook.body)).toMatchObject({ type: 'verdict.changed', id: change.id, previous: 'lit', verdict: 'cold', since: iso(4), summary: { verdict: 'cold', verdict_since: iso(4) } });
     expect(verifySignature(header(hook, 'x-signature'), hook.body, SECRET)).toBe(true);
+  });
+});
+
+describe('the queue of a receiver is bounded: past ALERT_WEBHOOK_MAX_PENDING the oldest delivery is given up (e2e)', () => {
+  const prefix = uniquePrefix('alerts-bounded');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  const down = new WebhookReceiver(() => ({ status: 503 }));
+  let app: NestFastifyApplication;
+  const logged: string[] = [];
+
+  beforeAll(async () => {
+    jest.spyOn(Logger.prototype, 'error').mockImplementation((message: unknown) => {
+      logged.push(String(message));
+    });
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    await down.start();
+    // Retries far away: every delivery stays pending for the whole test.
+    app = await bootApp(webhookEnv(prefix, upstream, [down], { ALERT_WEBHOOK_MAX_PENDING: '1', ALERT_WEBHOOK_RETRY_BASE_MS: '600000' }));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await down.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+    jest.restoreAllMocks();
+  });
+
+  it('two changes for a receiver that is down: one kept (the newer), the older given up as dropped', async () => {
+    await flip(app, upstream); // lit → cold
+    await waitFor('the first attempt', () => down.received.length === 1);
+    const first = (JSON.parse(down.received[0].body) as { id: string }).id;
+    upstream.mode = { kind: 'json', body: RISING_AGAIN }; // cold → lit
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    await waitFor('the first attempt of the second change', () => down.received.length === 2);
+    const second = JSON.parse(down.received[1].body) as { id: string; previous: string; verdict: string };
+    expect(second).toMatchObject({ previous: 'cold', verdict: 'lit' });
+    expect(second.id).not.toBe(first);
+    expect(await pendingOf(app, down)).toBe(1);
+    expect(await metric(app, 'alert_webhook_deliveries_total{outcome="dropped"}')).toBe(1);
+    expect(logged.filter((m) => m.includes('(dropped)'))).toEqual([expect.stringContaining(`webhook ${first} `)]);
   });
 });

@@ -37,5 +37,9 @@ describe('webhook receivers', () => {
     expect(noSecret).toContain('ALERT_WEBHOOK_SECRET: must be set (16+ characters)');
     expect(noSecret).not.toContain('short-secret');
     expect(run({ ALERT_WEBHOOK_RETRY_BASE_MS: '0' })).toContain('ALERT_WEBHOOK_RETRY_BASE_MS');
+    const twice = run({ ALERT_WEBHOOK_URLS: 'https://u:pw1@a.example/h?token=tok456,https://u:pw1@a.example/h?token=tok456', ALERT_WEBHOOK_SECRET: secret });
+    expect(twice).toContain('ALERT_WEBHOOK_URLS');
+    expect(twice).toContain('unique');
+    expect(twice).not.toMatch(/tok456|pw1/);
   });
 });

@@ -15,30 +15,39 @@ import { VerdictService } from '../verdict/verdict.service.js';
 import { Receiver, toReceiver } from './alert-receivers.js';
 import { IDEMPOTENCY_HEADER, SIGNATURE_HEADER, signature } from './webhook-signature.js';
 
-export type DeliveryOutcome = 'delivered' | 'retry' | 'rejected' | 'exhausted';
-
-/** Largest receiver answer read (its content is never used). */
-const MAX_RESPONSE_BYTES = 64 * 1024;
+export type DeliveryOutcome = 'delivered' | 'retry' | 'rejected' | 'exhausted' | 'dropped';
 
 /** How recent a change must be for catch-up to queue it (see catchUp). */
 export const CATCH_UP_MS = 3_600_000;
 
-// Every receiver has four keys in one slot: due (sorted set id → due ms, Redis clock), bodies
+// Every receiver has five keys in one slot: due (sorted set id → due ms, Redis clock), bodies
 // (hash id → JSON), attempts (hash id → attempts started), last (the id of the last change
-// queued). All times come from the Redis server's clock (TIME), so instances with skewed clocks
+// queued), queued (sorted set id → when it was queued: the oldest is dropped first). All times come from the Redis server's clock (TIME), so instances with skewed clocks
 // agree on what is due.
 
 /**
  * Queues a delivery, due now, unless this change was the last one queued (by the instance that
- * made it, or by another that caught up with it first). KEYS: due, bodies, attempts, last. ARGV: id, body.
+ * made it, or by another that caught up with it first); then, while more than ARGV[3] are
+ * pending, gives up the oldest queued. KEYS: due, bodies, attempts, last, queued. ARGV: id, body,
+ * max pending. Returns {queued (0/1), ids given up...}.
  */
 const ENQUEUE = new LuaScript(`
-if redis.call('GET', KEYS[4]) == ARGV[1] then return 0 end
+if redis.call('GET', KEYS[4]) == ARGV[1] then return {0} end
 redis.call('SET', KEYS[4], ARGV[1])
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0} end
 local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
-return 1`);
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZADD', KEYS[5], now, ARGV[1])
+local reply = {1}
+while redis.call('ZCARD', KEYS[5]) > tonumber(ARGV[3]) do
+  local id = redis.call('ZPOPMIN', KEYS[5])[1]
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+  reply[#reply + 1] = id
+end
+return reply`);
 
 /**
  * Claims the oldest due delivery: its due time moves to now + lease (while it is out, nobody
@@ -55,6 +64,7 @@ local body = redis.call('HGET', KEYS[2], id)
 if not body then
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', KEYS[5], id)
   return false
 end
 local lease = now + tonumber(ARGV[1])
@@ -73,6 +83,7 @@ if ARGV[3] == 'done' then
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
   redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
   return 1
 end
 local t = redis.call('TIME')
@@ -91,7 +102,8 @@ interface Claimed {
  * receiver in Redis; every instance runs one loop per receiver that claims due deliveries
  * atomically and POSTs them through the shared HTTP client, signed, with the event id as
  * Idempotency-Key. At least once: a delivery leaves Redis only after a 2xx, a permanent refusal
- * or ALERT_WEBHOOK_MAX_ATTEMPTS attempts; a claim whose instance died is due again after its
+ * or ALERT_WEBHOOK_MAX_ATTEMPTS attempts (or when ALERT_WEBHOOK_MAX_PENDING newer ones are
+ * queued behind it); a claim whose instance died is due again after its
  * lease. Receivers have separate loops and queues, and the ingest only queues, so a slow or
  * dead receiver delays nobody else.
  */
@@ -106,6 +118,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly retryMaxMs: number;
   private readonly pollMs: number;
   private readonly leaseMs: number;
+  private readonly maxPending: number;
   private readonly deliveries: Counter<'outcome'>;
   private readonly stop = new AbortController();
   private readonly wakers = new Map<string, () => void>();
@@ -127,11 +140,12 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
     this.retryBaseMs = config.get('ALERT_WEBHOOK_RETRY_BASE_MS', { infer: true });
     this.retryMaxMs = config.get('ALERT_WEBHOOK_RETRY_MAX_MS', { infer: true });
     this.pollMs = config.get('ALERT_WEBHOOK_POLL_MS', { infer: true });
+    this.maxPending = config.get('ALERT_WEBHOOK_MAX_PENDING', { infer: true });
     // Longer than an attempt can take, so a live claimer always finishes before anyone else may claim.
     this.leaseMs = 2 * this.timeoutMs + 5000;
     this.deliveries = new Counter({
       name: 'alert_webhook_deliveries_total',
-      help: 'Webhook delivery attempts by outcome: delivered (2xx), retry (transient failure, tried again later), rejected (redirect or other 4xx: given up), exhausted (ALERT_WEBHOOK_MAX_ATTEMPTS reached)',
+      help: 'Webhook delivery attempts by outcome: delivered (2xx), retry (transient failure, tried again later), rejected (redirect or other 4xx: given up), exhausted (ALERT_WEBHOOK_MAX_ATTEMPTS reached), dropped (given up unsent or unfinished: more than ALERT_WEBHOOK_MAX_PENDING pending)',
       labelNames: ['outcome'] as const,
       registers: [metrics.registry],
     });
@@ -159,7 +173,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
     this.logger.log(`verdict webhooks to ${this.receivers.map((r) => `${r.label} (${r.id})`).join(', ')}`);
   }
 
-  /** Stops the loops; an attempt in flight is aborted and left to its lease (due again for whoever runs next). */
+  /** Stops the loops; an attempt in flight is aborted and its claim released (due at once for whoever runs next). */
   async beforeApplicationShutdown(): Promise<void> {
     this.stop.abort();
     for (const wake of this.wakers.values()) wake();
@@ -191,7 +205,13 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   private async enqueueFor(receiver: Receiver, event: VerdictChangedEventDto): Promise<boolean> {
-    return (await ENQUEUE.run(this.redis, this.receiverKeys(receiver), [event.id, JSON.stringify(event)])) === 1;
+    const keys = this.receiverKeys(receiver);
+    const [queued, ...dropped] = (await ENQUEUE.run(this.redis, keys, [event.id, JSON.stringify(event), String(this.maxPending)])) as [number, ...string[]];
+    for (const id of dropped) {
+      this.deliveries.inc({ outcome: 'dropped' });
+      this.logger.error(`webhook ${id} to ${receiver.label} (${receiver.id}) given up (dropped): more than ALERT_WEBHOOK_MAX_PENDING (${this.maxPending}) pending`);
+    }
+    return queued === 1;
   }
 
   /**
@@ -256,7 +276,6 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
           [SIGNATURE_HEADER]: signature(this.secret, d.body, Math.floor(Date.now() / 1000)),
           [IDEMPOTENCY_HEADER]: d.id,
         },
-        maxBytes: MAX_RESPONSE_BYTES,
         timeoutMs: this.timeoutMs,
         signal: this.stop.signal,
       });
@@ -264,8 +283,13 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       this.logger.log(`${what}: delivered`);
       finish = { action: 'done', delayMs: 0 };
     } catch (err) {
-      // Shutting down: leave the claim to its lease; the next instance to run retries it.
-      if (this.stop.signal.aborted) return;
+      if (this.stop.signal.aborted) {
+        // Shutting down (Redis is still open): due again at once, for another instance or the
+        // next start, rather than after the lease (up to 2 × ALERT_WEBHOOK_TIMEOUT_MS + 5 s).
+        // The aborted request may have arrived: a repeat carries the same Idempotency-Key.
+        await FINISH.run(this.redis, this.receiverKeys(receiver), [d.id, String(d.lease), 'retry', '0']).catch(() => undefined);
+        return;
+      }
       const message = (err as Error).message; // ours: a status or an error code, never the receiver's body
       if (err instanceof TransientUpstreamError && d.attempt < this.maxAttempts) {
         const delayMs = retryDelay(d.attempt, this.retryBaseMs, this.retryMaxMs, err.retryAfterMs);
@@ -281,7 +305,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
     }
     try {
       const ok = await FINISH.run(this.redis, this.receiverKeys(receiver), [d.id, String(d.lease), finish.action, String(finish.delayMs)]);
-      if (ok !== 1) this.logger.warn(`${what}: its claim had expired; another instance may attempt it again`);
+      if (ok !== 1) this.logger.warn(`${what}: its claim had expired (another instance may attempt it again) or it was dropped`);
     } catch (err) {
       // The claim ends with its lease: the delivery is attempted again then (at least once).
       this.logger.warn(`${what}: could not record the result (${(err as Error).message})`);
@@ -290,7 +314,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
 
 
   private receiverKeys(r: Receiver): string[] {
-    return [this.keys.alertDue(r.id), this.keys.alertBodies(r.id), this.keys.alertAttempts(r.id), this.keys.alertLastQueued(r.id)];
+    return [this.keys.alertDue(r.id), this.keys.alertBodies(r.id), this.keys.alertAttempts(r.id), this.keys.alertLastQueued(r.id), this.keys.alertQueued(r.id)];
   }
 }
 

@@ -306,6 +306,13 @@ export class EnvironmentVariables {
   ALERT_WEBHOOK_POLL_MS = 1000;
 
   /**
+   * Deliveries kept per receiver (queued, in flight or waiting for a retry); queueing one more
+   * gives up the oldest, so a dead receiver and a flapping verdict cannot grow Redis without end.
+   */
+  @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  ALERT_WEBHOOK_MAX_PENDING = 100;
+
+  /**
    * Redis Cluster seed nodes, comma-separated host:port ("10.0.0.1:7000,10.0.0.2:7000"); the
    * rest of the cluster is discovered from them. Empty: one Redis server at REDIS_URL. When
    * set, REDIS_URL only supplies the username, password and TLS (rediss://) for every node,
@@ -417,8 +424,9 @@ export type Env = EnvironmentVariables;
 // When the type is wrong, range messages are noise: report the type check alone.
 const TYPE_CHECKS = ['isInt', 'isNumber', 'isBoolean', 'isIn', 'matches', 'isString', 'isNotEmpty'];
 
-// Never echo these in an error message (it ends up in logs).
-const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET'];
+// Never echo these in an error message (it ends up in logs). Webhook URLs often carry a token
+// (path, query) or credentials.
+const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET', 'ALERT_WEBHOOK_URLS'];
 
 function describe(errors: ValidationError[]): string {
   return errors

@@ -125,6 +125,11 @@ export class RedisKeys {
     return sameSlotKey(this.alertDue(receiver), 'last');
   }
 
+  /** When each pending delivery of one receiver was queued (a sorted set: id → ms), so the oldest goes first when the queue is full. */
+  alertQueued(receiver: string): string {
+    return sameSlotKey(this.alertDue(receiver), 'queued');
+  }
+
   /** Lease lock `name`, e.g. `<prefix>:lock:ingest` (held by one instance per ingest tick). */
   lock(name: string): string {
     return `${this.prefix}:lock:${name}`;

@@ -45,7 +45,7 @@ const client = () =>
     maxRedirects: 3,
   });
 
-const OPTS = { headers: { 'Content-Type': 'application/json', 'X-Test': 'yes' }, maxBytes: 1024 };
+const OPTS = { headers: { 'Content-Type': 'application/json', 'X-Test': 'yes' } };
 
 describe('SourceHttpClient.post (outbound notifications)', () => {
   const servers: Array<{ close(): Promise<void> }> = [];
@@ -82,6 +82,24 @@ describe('SourceHttpClient.post (outbound notifications)', () => {
       expect(err.message).toBe(`receiver answered HTTP ${status}`);
       expect(r.calls).toHaveLength(1);
       if (status === 429) expect((err as TransientUpstreamError).retryAfterMs).toBe(7000);
+    }
+  });
+
+  it('judges by the status alone: a large answer (1 MiB) neither fails a 2xx nor turns a 5xx into a refusal', async () => {
+    const big = SECRET.repeat(Math.ceil((1024 * 1024) / SECRET.length));
+    const ok = await start((res) => res.writeHead(200).end(big));
+    await expect(client().post(ok.url, 'x', OPTS)).resolves.toEqual({ status: 200 });
+    const failing = await start((res) => res.writeHead(500).end(big));
+    const err = (await client().post(failing.url, 'x', OPTS).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(TransientUpstreamError);
+    expect(err.message).toBe('receiver answered HTTP 500');
+  });
+
+  it('sends the body byte for byte, whatever it is (the signature covers those bytes)', async () => {
+    const r = await start((res) => res.writeHead(204).end());
+    for (const body of [' {"a": 1} \n', 'not json', '{"text":"é ✓ \\u00e9"}']) {
+      await client().post(r.url, body, OPTS);
+      expect(r.calls.at(-1)?.body).toBe(body);
     }
   });
 

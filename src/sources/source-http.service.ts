@@ -3,6 +3,7 @@ import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { AxiosError, AxiosResponse } from 'axios';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { PayloadError, PermanentUpstreamError, SourceError, TransientUpstreamError } from './source.errors.js';
@@ -47,8 +48,6 @@ export interface GetJsonOptions {
 export interface PostOptions {
   /** Request headers besides User-Agent (Content-Type, a signature…). */
   headers: Record<string, string>;
-  /** Largest response body read (bytes); its content is never used nor reported. */
-  maxBytes: number;
   /** Timeout of this call (ms) when it is not the client's (UPSTREAM_TIMEOUT_MS). */
   timeoutMs?: number;
   /** Aborts the call (e.g. on shutdown); it then fails as transient. */
@@ -115,27 +114,32 @@ export class SourceHttpClient {
    * that moved must be reconfigured, not guessed). Resolves with the status of a 2xx; throws a
    * TransientUpstreamError (network, timeout, 5xx, 408, 429 with its Retry-After) or a
    * PermanentUpstreamError (any other status, a redirect), never quoting the response.
+   * The response body is never read: the status decides, so a large answer (an error page, a
+   * chatty 200) can neither turn a delivered 2xx into a failure nor a 5xx into a refusal.
    */
   async post(url: string, body: string, options: PostOptions): Promise<{ status: number }> {
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
-    let res: AxiosResponse<unknown>;
+    let res: AxiosResponse<Readable>;
     try {
-      res = await this.http.axiosRef.request<unknown>({
+      res = await this.http.axiosRef.request<Readable>({
         url,
         method: 'POST',
         data: body,
+        // Exactly these bytes (a signature covers them): axios's default would trim a JSON
+        // string, and JSON.stringify any other string sent as application/json.
+        transformRequest: [(data: string) => data],
         timeout: timeoutMs,
         signal: options.signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), options.signal]) : AbortSignal.timeout(timeoutMs),
-        responseType: 'text',
-        transformResponse: (d: unknown) => d,
-        maxContentLength: options.maxBytes,
+        responseType: 'stream', // resolves with the status and headers; the body stays unread
+        decompress: false,
         maxRedirects: 0,
         validateStatus: () => true,
         headers: { ...options.headers, 'User-Agent': this.options.userAgent },
       });
     } catch (err) {
-      throw classify(err, options.maxBytes);
+      throw classify(err, 0);
     }
+    res.data.destroy();
     const status = res.status;
     if (status >= 200 && status < 300) return { status };
     if (status >= 300 && status < 400) throw new PermanentUpstreamError(`receiver answered HTTP ${status} (a redirect); not followed`);
