@@ -1,4 +1,4 @@
-import { HttpException, HttpStatus, ServiceUnavailableException } from '@nestjs/common';
+import { BadRequestException, HttpException, HttpStatus, ServiceUnavailableException } from '@nestjs/common';
 
 /** A 503 that tells the client when to come back (`Retry-After`, seconds). */
 export class RetryLaterException extends ServiceUnavailableException {
@@ -17,5 +17,14 @@ export class TooManyRequestsException extends HttpException {
     readonly retryAfterSeconds: number,
   ) {
     super(message, HttpStatus.TOO_MANY_REQUESTS);
+  }
+}
+
+/** `work`'s result; a RangeError (a query parameter the parser refused, its message naming it) becomes a 400. */
+export async function badRequestOnRangeError<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw err instanceof RangeError ? new BadRequestException(err.message) : err;
   }
 }

@@ -48,6 +48,39 @@ export function maxBuckets(from: number, to: number, bucketMs: number): number {
   return Math.floor(to / bucketMs) - Math.floor(from / bucketMs) + 1;
 }
 
+/** The window of a history query as given (`from`, `to`, `bucket`), all optional. */
+export interface WindowQuery {
+  from?: string;
+  to?: string;
+  bucket?: string;
+}
+
+export interface QueryWindow {
+  from: number;
+  to: number;
+  bucketMs: number;
+}
+
+/**
+ * A history query's window with its defaults: `to` the newest stored time (`newest()`, asked
+ * only when `to` is not given), `from` 24 h before `to`, bucket 1h. A bad parameter, `from`
+ * after `to`, or more than `maxPoints` buckets is a RangeError whose message names it (a 400
+ * for the caller); an error of `newest()` is passed on as it is.
+ */
+export async function resolveWindow(q: WindowQuery, newest: () => Promise<number>, maxPoints: number, per = ''): Promise<QueryWindow> {
+  const bucketMs = parseBucket(q.bucket ?? '1h');
+  const to = q.to !== undefined ? parseTime(q.to, 'to') : await newest();
+  const from = q.from !== undefined ? parseTime(q.from, 'from') : Math.max(0, to - DAY_MS);
+  if (from > to) throw new RangeError(`from (${new Date(from).toISOString()}) must not be after to (${new Date(to).toISOString()})`);
+  const points = maxBuckets(from, to, bucketMs);
+  if (points > maxPoints) {
+    throw new RangeError(
+      `this query could return ${points} points${per}, more than SERIES_MAX_POINTS (${maxPoints}); use a larger bucket or a shorter range`,
+    );
+  }
+  return { from, to, bucketMs };
+}
+
 /**
  * Which compactions answer an aggregation exactly. avg is not kept (an average of averages is
  * not the average) but sum/count is; range is max - min. var/std/twa need the raw samples.

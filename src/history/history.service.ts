@@ -1,6 +1,7 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
+import { badRequestOnRangeError } from '../common/errors.js';
 import { CompactionService } from '../series/compaction.service.js';
 import { compositeSeries } from '../series/composite.js';
 import { SeriesDef } from '../series/series.catalog.js';
@@ -15,14 +16,11 @@ import {
   addPartials,
   COMPACTED,
   COMPONENTS,
-  DAY_MS,
   foldPartials,
-  maxBuckets,
   Partials,
-  parseBucket,
-  parseTime,
   Plan,
   planQuery,
+  resolveWindow,
   TierCoverage,
 } from './history-query.js';
 
@@ -62,27 +60,8 @@ export class HistoryService {
    * 24 h before `to`, bucket 1h, avg. Every problem is a 400 that names the parameter.
    */
   async resolve(query: SeriesQueryDto): Promise<ResolvedQuery> {
-    const parse = <T>(fn: () => T): T => {
-      try {
-        return fn();
-      } catch (err) {
-        throw new BadRequestException((err as Error).message);
-      }
-    };
-    const aggregation = query.aggregation ?? 'avg';
-    const bucketMs = parse(() => parseBucket(query.bucket ?? '1h'));
-    const to = query.to !== undefined ? parse(() => parseTime(query.to as string, 'to')) : await this.latestTimestamp();
-    const from = query.from !== undefined ? parse(() => parseTime(query.from as string, 'from')) : Math.max(0, to - DAY_MS);
-    if (from > to) {
-      throw new BadRequestException(`from (${new Date(from).toISOString()}) must not be after to (${new Date(to).toISOString()})`);
-    }
-    const points = maxBuckets(from, to, bucketMs);
-    if (points > this.maxPoints) {
-      throw new BadRequestException(
-        `this query could return ${points} points per series, more than SERIES_MAX_POINTS (${this.maxPoints}); use a larger bucket or a shorter range`,
-      );
-    }
-    return { from, to, bucketMs, aggregation };
+    const window = await badRequestOnRangeError(resolveWindow(query, () => this.latestTimestamp(), this.maxPoints, ' per series'));
+    return { ...window, aggregation: query.aggregation ?? 'avg' };
   }
 
   /**

@@ -1,8 +1,9 @@
-import { BadRequestException, Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { randomUUID } from 'node:crypto';
 import { Env } from '../config/env.validation.js';
-import { DAY_MS, maxBuckets, parseBucket, parseTime } from '../history/history-query.js';
+import { badRequestOnRangeError } from '../common/errors.js';
+import { resolveWindow } from '../history/history-query.js';
 import { LuaScript } from '../redis/lua-script.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
@@ -144,26 +145,9 @@ export class VerdictService {
    * defaults and SERIES_MAX_POINTS limit as GET /series/{metric}.
    */
   async history(query: VerdictSeriesQueryDto): Promise<VerdictPointDto[]> {
-    const parse = <T>(fn: () => T): T => {
-      try {
-        return fn();
-      } catch (err) {
-        throw new BadRequestException((err as Error).message);
-      }
-    };
     const key = this.keys.verdictSeries();
-    const bucketMs = parse(() => parseBucket(query.bucket ?? '1h'));
-    const to = query.to !== undefined ? parse(() => parseTime(query.to as string, 'to')) : ((await this.timeseries.latest(key))?.timestamp ?? Date.now());
-    const from = query.from !== undefined ? parse(() => parseTime(query.from as string, 'from')) : Math.max(0, to - DAY_MS);
-    if (from > to) {
-      throw new BadRequestException(`from (${new Date(from).toISOString()}) must not be after to (${new Date(to).toISOString()})`);
-    }
-    const points = maxBuckets(from, to, bucketMs);
-    if (points > this.maxPoints) {
-      throw new BadRequestException(
-        `this query could return ${points} points, more than SERIES_MAX_POINTS (${this.maxPoints}); use a larger bucket or a shorter range`,
-      );
-    }
+    const newest = async () => (await this.timeseries.latest(key))?.timestamp ?? Date.now();
+    const { from, to, bucketMs } = await badRequestOnRangeError(resolveWindow(query, newest, this.maxPoints));
     const samples = await this.timeseries.range({ key, from, to, aggregation: { type: 'last', bucketMs } });
     return samples.flatMap((s) => {
       const verdict = verdictOfCode(s.value);

@@ -4,7 +4,8 @@ import { SOURCE_IDS } from '../../sources/source.types.js';
 import { AGGREGATIONS, type Aggregation } from '../../timeseries/timeseries.types.js';
 import { BUCKET_PATTERN, TIME_HINT, TIME_PATTERN } from '../history-query.js';
 
-export class SeriesQueryDto {
+/** The window of a history query: from, to, bucket (GET /series/{metric}, /series/combined, /series/verdict). */
+export class RangeQueryDto {
   /**
    * Start of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: 24 h before `to`.
    * @example "2021-07-06T17:00:00Z"
@@ -14,7 +15,7 @@ export class SeriesQueryDto {
   from?: string;
 
   /**
-   * End of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: the newest stored sample.
+   * End of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: the newest stored sample (for the verdict, its newest evaluation).
    * @example "2021-07-07T17:30:00Z"
    */
   @IsOptional()
@@ -28,7 +29,10 @@ export class SeriesQueryDto {
   @IsOptional()
   @Matches(BUCKET_PATTERN, { message: 'bucket must be a positive integer and a unit (ms, s, m, h, d), e.g. 30s, 5m, 1h, 1d' })
   bucket?: string;
+}
 
+/** GET /series/combined (and the base of GET /series/{metric}): the window and an aggregation. */
+export class SeriesQueryDto extends RangeQueryDto {
   /**
    * Aggregation per bucket, as RedisTimeSeries names them (twa only with the RedisTimeSeries module). Default avg.
    * @example "avg"

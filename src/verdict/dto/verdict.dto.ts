@@ -1,6 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsOptional, Matches } from 'class-validator';
-import { BUCKET_PATTERN, TIME_HINT, TIME_PATTERN } from '../../history/history-query.js';
+import { RangeQueryDto } from '../../history/dto/series-query.dto.js';
 import { SummaryResponseDto } from '../../summary/dto/summary-response.dto.js';
 import { VERDICTS, type Verdict } from '../verdict.rule.js';
 
@@ -64,29 +63,4 @@ export class VerdictPointDto {
 }
 
 /** GET /series/verdict: the same from / to / bucket as GET /series/{metric}; no aggregation (always `last`). */
-export class VerdictSeriesQueryDto {
-  /**
-   * Start of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: 24 h before `to`.
-   * @example "2026-12-01T00:00:00Z"
-   */
-  @IsOptional()
-  @Matches(TIME_PATTERN, { message: `from must be ${TIME_HINT}` })
-  from?: string;
-
-  /**
-   * End of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: the newest evaluation.
-   * @example "2026-12-02T00:00:00Z"
-   */
-  @IsOptional()
-  @Matches(TIME_PATTERN, { message: `to must be ${TIME_HINT}` })
-  to?: string;
-
-  /**
-   * Bucket size: a positive integer and a unit (ms, s, m, h, d). Epoch-aligned UTC, labelled by
-   * their start. Default 1h.
-   * @example "1h"
-   */
-  @IsOptional()
-  @Matches(BUCKET_PATTERN, { message: 'bucket must be a positive integer and a unit (ms, s, m, h, d), e.g. 30s, 5m, 1h, 1d' })
-  bucket?: string;
-}
+export class VerdictSeriesQueryDto extends RangeQueryDto {}
