@@ -439,3 +439,35 @@ describe('the queue of a receiver is bounded: past ALERT_WEBHOOK_MAX_PENDING the
     expect(logged.filter((m) => m.includes('(dropped)'))).toEqual([expect.stringContaining(`webhook ${first} `)]);
   });
 });
+
+describe('the verdict series after Redis lost its data (e2e)', () => {
+  const prefix = uniquePrefix('verdict-lost');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    upstream = await new FakeUpstream(RISING).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await upstream?.stop();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('records the next evaluation all the same (the series is created again, the sample kept)', async () => {
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    // Every key of this deployment gone, whatever the backend's layout (like a restart of a
+    // Redis without persistence) while the service keeps running.
+    await deleteKeys(redis, prefix);
+    upstream.mode = { kind: 'json', body: FALLING };
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    const res = await app.inject({ method: 'GET', url: '/series/verdict?from=2031-03-01&to=2031-03-01T12:00:00Z' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual([{ time: new Date((BASE_S + 4 * HOUR_S) * 1000).toISOString(), verdict: 'cold' }]);
+  });
+});

@@ -157,18 +157,22 @@ export class VerdictService {
 
   /** One sample per evaluation, at the summary's as_of (DUPLICATE_POLICY FIRST: re-evaluations of the same as_of keep the first). */
   private async store(at: number, verdict: Verdict): Promise<void> {
-    const key = this.keys.verdictSeries();
-    if (!this.seriesReady) {
-      await this.timeseries.ensureSeries(key, { retentionMs: this.retentionMs, labels: { metric: 'verdict', app: APP_LABEL } });
-      this.seriesReady = true;
+    const sample = [{ timestamp: at, value: VERDICT_CODE[verdict] }];
+    const created = !this.seriesReady && (await this.ensureSeries());
+    let report = await this.timeseries.add(this.keys.verdictSeries(), sample);
+    if (report.rejected > 0 && !created) {
+      // The series may be gone with Redis's data (a restart without persistence, FLUSHALL):
+      // create it again and store this evaluation, instead of never recording again.
+      await this.ensureSeries();
+      report = await this.timeseries.add(this.keys.verdictSeries(), sample);
     }
-    const report = await this.timeseries.add(key, [{ timestamp: at, value: VERDICT_CODE[verdict] }]);
-    if (report.rejected > 0) {
-      // A series lost with Redis's data (restart without persistence, FLUSHALL) rejects every
-      // sample: create it again on the next evaluation instead of never recording again.
-      this.seriesReady = false;
-      this.logger.warn(`verdict sample rejected: ${report.errors.join('; ')}`);
-    }
+    if (report.rejected > 0) this.logger.warn(`verdict sample rejected: ${report.errors.join('; ')}`);
+  }
+
+  private async ensureSeries(): Promise<true> {
+    await this.timeseries.ensureSeries(this.keys.verdictSeries(), { retentionMs: this.retentionMs, labels: { metric: 'verdict', app: APP_LABEL } });
+    this.seriesReady = true;
+    return true;
   }
 }
 
