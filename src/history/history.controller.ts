@@ -11,7 +11,6 @@ import {
 import type { FastifyReply } from 'fastify';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { METRIC_NAMES, MetricName } from '../sources/source.types.js';
-import { CountAlongside } from '../throttle/throttle.constants.js';
 import { SeriesInfoDto } from './dto/series-info.dto.js';
 import { CombinedPointDto, SeriesPointDto } from './dto/series-point.dto.js';
 import { MetricSeriesQueryDto, SeriesQueryDto } from './dto/series-query.dto.js';
@@ -27,8 +26,6 @@ const SOURCE_HEADER = {
 
 @ApiTags('history')
 @ApiExtraModels(SeriesPointDto)
-// Bounded reads: rate limited as everywhere, the count in Redis overlapping the query's reads.
-@CountAlongside()
 @Controller('series')
 export class HistoryController {
   constructor(private readonly history: HistoryService) {}
