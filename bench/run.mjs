@@ -12,11 +12,12 @@
 //    (so the HTTP download is excluded; JSON decoding and validation are not), backfill of synthetic samples through
 //    TimeseriesService.add.
 // 3. History: 30 days of 30 s price samples in a service of its own (createApp, in this process,
-//    own key prefix), GET /series/price in five shapes, median of 30 sequential queries, each
+//    own key prefix, one price series), GET /series/price in five shapes, median of 30 sequential queries, each
 //    against its floor measured alternately in the same loop: the bare range the query stands
 //    for (TS.RANGE … AGGREGATION on the raw series; on plain Redis the portable backend's one
 //    script call). With BENCH_NATIVE_REDIS_URL (Redis 8 / RedisTimeSeries) the same on it, and
-//    the portable figures as a ratio of the native ones.
+//    the portable figures as a ratio of the native ones. Then the 3 h shape again on the default
+//    three venues (the composite price) against their three bare ranges sent together.
 // 4. The live providers' poll with nothing new (coinbase ticker on a loopback fake, in-process,
 //    the default three venues configured so the summary refresh after it reads them all).
 // 5. Peak RSS of the service process (VmHWM from /proc) over the whole run.
@@ -349,6 +350,8 @@ async function main() {
     // --- history: /series over 30 days of 30 s samples, against the bare range ---------------
     console.error('bench: history (portable backend on REDIS_URL) …');
     results.history = { portable: await history(REDIS_URL, `${prefix}:hist`) };
+    console.error('bench: history, composite price of three venues …');
+    results.history.composite = await history(REDIS_URL, `${prefix}:comp`, true);
     if (NATIVE_REDIS_URL) {
       console.error('bench: history (BENCH_NATIVE_REDIS_URL) …');
       const native = new Redis(NATIVE_REDIS_URL);
@@ -398,8 +401,12 @@ const BUCKET_MS = { '1h': HOUR_MS, '5m': 300_000, '1d': DAY_MS };
  * process), over 30 days of 30 s samples, against the bare range each query stands for:
  * TS.RANGE … AGGREGATION on the raw series, i.e. the backend's own range call (one script call
  * on plain Redis). Queries and floor calls alternate, sequentially; medians of HISTORY_QUERIES.
+ * By default one price series (the v1 feed's: the issue's shapes are one series). With
+ * `composite`, the default three venues (PRICE_SOURCE=coinbase,kraken,bitstamp), 3 h @ 1 h only:
+ * the composite reads each venue's series and takes the median per bucket, so its floor is the
+ * three bare ranges sent together.
  */
-async function history(redisUrl, keyPrefix) {
+async function history(redisUrl, keyPrefix, composite = false) {
   const { createApp } = await dist('app.factory.js');
   const { SeriesRepository } = await dist('series/series.repository.js');
   const { TimeseriesService } = await dist('timeseries/timeseries.service.js');
@@ -407,7 +414,9 @@ async function history(redisUrl, keyPrefix) {
     NODE_ENV: 'production',
     REDIS_URL: redisUrl,
     REDIS_KEY_PREFIX: keyPrefix,
-    SENTIMENT_API_URL: 'http://127.0.0.1:9/unused',
+    ...(composite
+      ? { PRICE_SOURCE: 'coinbase,kraken,bitstamp', SENTIMENT_SOURCE: 'senticrypt-v2' }
+      : { SENTIMENT_API_URL: 'http://127.0.0.1:9/unused' }),
     INGEST_SCHEDULE_ENABLED: 'false',
     INGEST_ON_STARTUP: 'false',
     LOG_LEVEL: 'warn',
@@ -416,28 +425,34 @@ async function history(redisUrl, keyPrefix) {
     const timeseries = app.get(TimeseriesService);
     const repository = app.get(SeriesRepository);
     await repository.ensureStorage();
-    const key = repository.defs('price')[0].key;
+    const keys = repository.defs('price').map((def) => def.key);
+    if (keys.length !== (composite ? 3 : 1)) throw new Error(`the history service has ${keys.length} price series`);
     const end = Date.UTC(2021, 6, 7, 17, 25, 30);
     const n = 30 * 2880;
-    const samples = Array.from({ length: n }, (_, i) => ({
-      timestamp: end - (n - 1 - i) * 30_000,
-      value: Math.round((30_000 + 500 * Math.sin(i / 50) + (i % 7) / 3) * 100) / 100,
-    }));
-    await timeseries.add(key, samples);
+    // Venues 1 $ apart: the composite's median is the middle venue's bucket.
+    for (const [v, key] of keys.entries()) {
+      const samples = Array.from({ length: n }, (_, i) => ({
+        timestamp: end - (n - 1 - i) * 30_000,
+        value: Math.round((30_000 + v + 500 * Math.sin(i / 50) + (i % 7) / 3) * 100) / 100,
+      }));
+      await timeseries.add(key, samples);
+    }
     await app.listen(0, '127.0.0.1');
     const base = await app.getUrl();
     const shapes = [];
-    for (const [name, span, bucket, aggregation] of SHAPES) {
+    for (const [name, span, bucket, aggregation] of composite ? SHAPES.slice(0, 1) : SHAPES) {
       const from = end - span;
       const url = `${base}/series/price?from=${from}&to=${end}&bucket=${bucket}&aggregation=${aggregation}`;
-      const floor = () => timeseries.range({ key, from, to: end, aggregation: { type: aggregation, bucketMs: BUCKET_MS[bucket] } });
+      const rangeOf = (key) => timeseries.range({ key, from, to: end, aggregation: { type: aggregation, bucketMs: BUCKET_MS[bucket] } });
+      const floor = () => Promise.all(keys.map(rangeOf));
       let answer;
       for (let i = 0; i < 3; i++) {
         answer = await httpGet(url);
         await floor();
       }
-      // The service must give the bare range's answer (up to the rounding of sums folded from compactions).
-      const expected = await floor();
+      // The service must give the bare range's answer (up to the rounding of sums folded from
+      // compactions); the composite's, the middle venue's.
+      const expected = (await floor())[keys.length === 3 ? 1 : 0];
       const points = JSON.parse(answer.body.toString());
       const same =
         answer.status === 200 &&
@@ -547,7 +562,7 @@ function report(r) {
     const overhead = shape.httpMs - shape.floorMs;
     const three = i === 0;
     rows.push([
-      `GET /series ${shape.name} (portable)`,
+      `GET /series ${shape.name} (portable${i === 0 ? ', 1 series' : ''})`,
       `${fmt(shape.httpMs)} ms`,
       `bare range script ${fmt(shape.floorMs)} ms (${fmt(shape.httpMs / shape.floorMs)} ×, ${overhead >= 0 ? '+' : ''}${fmt(overhead)} ms); ${shape.points} points from ${shape.source}`,
       nat ? '≤ 2 × native' : three ? 'overhead ≤ 1 ms' : '',
@@ -564,6 +579,15 @@ function report(r) {
       ]);
     }
   }
+  const comp = r.history.composite.shapes[0];
+  const compOverhead = comp.httpMs - comp.floorMs;
+  rows.push([
+    `GET /series ${comp.name}, 3 venues (portable)`,
+    `${fmt(comp.httpMs)} ms`,
+    `composite of coinbase, kraken, bitstamp; their 3 bare range scripts together ${fmt(comp.floorMs)} ms (+${fmt(compOverhead)} ms); ${comp.source}`,
+    '',
+    null,
+  ]);
   rows.push(
     ['cache-miss summary (compute, in-process)', `p50 ${fmt(r.missCompute.p50, 3)} ms`, `p99 ${fmt(r.missCompute.p99, 3)} ms, ${r.missCompute.runs} runs`, 'p50 ≤ 1.5 ms', r.missCompute.p50 <= 1.5],
     ['live poll, nothing new (coinbase ticker)', `${fmt(r.livePoll.median)} ms`, `median of ${r.livePoll.runs}, p90 ${fmt(r.livePoll.p90)}, max ${fmt(r.livePoll.max)}; includes the summary refresh`, '≤ 5 ms', r.livePoll.median <= 5],
