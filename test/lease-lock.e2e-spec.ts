@@ -86,20 +86,38 @@ describe('LeaseLockService (e2e, real Redis)', () => {
     const k = key();
     const slow = new LeaseLockService(redis);
     const renew = slow.renew.bind(slow);
-    let renewals = 0;
-    slow.renew = async (lease, ttlMs) => {
-      renewals++;
-      await sleep(60); // still in flight when the holder stops and releases
-      return renew(lease, ttlMs);
+    // The first renewal is held at its start until the holder has stopped and released, so it is
+    // in flight at stop and reaches Redis after the release, however loaded the machine is.
+    const started = deferred();
+    const gate = deferred();
+    const renewals: Promise<boolean>[] = [];
+    slow.renew = (lease, ttlMs) => {
+      const renewal = (async () => {
+        started.resolve();
+        await gate.promise;
+        return renew(lease, ttlMs);
+      })();
+      renewals.push(renewal);
+      return renewal;
     };
-    const { lease } = await slow.tryAcquire(k, 30);
+    // A long lease (it cannot expire before the release below, however slow the machine), renewed
+    // every 10 ms (keepAlive's TTL of 30 ms sets the pace).
+    const { lease } = await slow.tryAcquire(k, 60_000);
     const lost: string[] = [];
     const stop = slow.keepAlive(lease!, 30, (reason) => lost.push(reason));
-    await sleep(15); // the first renewal (every 10 ms) has started
+    await started.promise;
     stop();
     expect(await slow.release(lease!)).toBe(true);
-    await sleep(120);
-    expect(renewals).toBeGreaterThanOrEqual(1);
+    gate.resolve();
+    // The renewal found the lease gone, and keepAlive's handler, attached before ours, has run.
+    expect(await Promise.all(renewals)).toEqual([false]);
     expect(lost).toEqual([]);
   });
 });
+
+/** A promise and the function that resolves it. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}

@@ -7,7 +7,7 @@ import { AppProcess, builtApp } from './support/process.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { sampleCount } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-import { freePort, sleep, waitFor } from './support/wait.js';
+import { freePort, waitFor } from './support/wait.js';
 
 const fixture = loadFixture();
 
@@ -50,7 +50,10 @@ describe('process lifecycle (e2e, real node process)', () => {
   });
 
   it('SIGTERM during an ingest run and under request load: requests finish, the run completes, Redis is quit, exit 0', async () => {
-    upstream.mode = { kind: 'slow', body: fixture, delayMs: 1500 };
+    // The run's poll is held by the upstream until the test lets it go: in flight at SIGTERM,
+    // however slow the machine.
+    let release!: () => void;
+    upstream.mode = { kind: 'held', body: fixture, until: new Promise<void>((resolve) => (release = resolve)) };
     upstream.calls = 0;
     const app = start({ INGEST_ON_STARTUP: 'true', INGEST_SCHEDULE_ENABLED: 'true' });
     const base = await app.ready();
@@ -59,21 +62,25 @@ describe('process lifecycle (e2e, real node process)', () => {
     // In flight at SIGTERM: a refresh that joins the running ingest, and a burst of reads.
     const refresh = fetch(`${base}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
     const reads = Array.from({ length: 50 }, (_, i) => fetch(`${base}/${i % 2 ? 'health/live' : 'metrics'}`).then((r) => r.status));
-    await sleep(100);
+    // Counted by its rate limit: the refresh is past the guards and joins the held run next.
+    await waitFor('refresh accepted', () => hasKey(redis, `*${prefix}:throttle:refresh:*`));
     app.kill('SIGTERM');
     await waitFor('readiness red while shutting down', async () => {
       const r = await fetch(`${base}/health/ready`).catch(() => null);
       return r !== null && r.status === 503;
     });
+    // Every read gets an answer while the held run keeps the server open: 200, or, if it reached
+    // the server after SIGTERM, the 503 that tells a load balancer to go elsewhere (never a reset
+    // connection).
+    const statuses = await Promise.all(reads);
+    expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
+    expect(statuses).toContain(200);
+    expect(upstream.calls).toBe(1); // the refresh joined the run instead of starting one
+    release();
 
     const res = await refresh;
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ fetched: 2474, stored: 4948, rejected: 0 });
-    // Every read gets an answer: 200, or, if it reached the server after SIGTERM, the 503 that
-    // tells a load balancer to go elsewhere (never a reset connection).
-    const statuses = await Promise.all(reads);
-    expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
-    expect(statuses).toContain(200);
     expect(await app.exited).toEqual({ code: 0, signal: null });
     // The run completed: every sample is there (none half-written), and the log says so.
     expect(await sampleCount(redis, `${prefix}:price:mean:30s`)).toBe(2474);
@@ -117,3 +124,14 @@ describe('process lifecycle (e2e, real node process)', () => {
     }
   });
 });
+
+/** Whether some key matches `pattern` (a whole SCAN: one call may return none of the matches). */
+async function hasKey(redis: Redis, pattern: string): Promise<boolean> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    if (keys.length > 0) return true;
+    cursor = next;
+  } while (cursor !== '0');
+  return false;
+}

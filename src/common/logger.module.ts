@@ -1,6 +1,7 @@
 import { Module, RequestMethod } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { LoggerModule as PinoLoggerModule } from 'nestjs-pino';
+import { destination, type DestinationStream } from 'pino';
 import { Env } from '../config/env.validation.js';
 import { requestIdOf } from './request-id.js';
 
@@ -10,6 +11,12 @@ const PINO_LEVEL = { fatal: 'fatal', error: 'error', warn: 'warn', log: 'info', 
 /**
  * JSON logs (pino via nestjs-pino): one object per line, the request id (`reqId`) on every line
  * logged while serving a request, level from LOG_LEVEL. Credentials never reach a log line.
+ *
+ * Written to stdout synchronously, like console.log to a pipe. pino's default destination writes
+ * asynchronously, and process.exit (main.ts, after a graceful shutdown) flushes what is buffered
+ * while an earlier write may still be pending: with a slow reader (a loaded machine, a busy log
+ * collector) the last lines came out of order or were lost, e.g. "ingest ok" after
+ * "Redis connection closed" although the run had finished first.
  */
 @Module({
   imports: [
@@ -18,27 +25,35 @@ const PINO_LEVEL = { fatal: 'fatal', error: 'error', warn: 'warn', log: 'info', 
       useFactory: (config: ConfigService<Env, true>) => ({
         // nestjs-pino's default route pattern ('{/*splat}') matches nothing on Nest 12 + Fastify.
         forRoutes: [{ path: '*path', method: RequestMethod.ALL }],
-        pinoHttp: {
-          level: PINO_LEVEL[config.get('LOG_LEVEL', { infer: true })],
-          genReqId: (req) => requestIdOf(req),
-          redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '***' },
-          // One line per request: info, warn for 502-504 (Redis or upstream away: expected, and
-          // the reason is logged where it happened), error for other 5xx; probes and scrapes at debug.
-          customLogLevel: (req, res, err) => {
-            if (res.statusCode >= 502 && res.statusCode <= 504) return 'warn';
-            if (err || res.statusCode >= 500) return 'error';
-            return /^\/(health|metrics)\b/.test(req.url ?? '') ? 'debug' : 'info';
+        pinoHttp: [
+          {
+            level: PINO_LEVEL[config.get('LOG_LEVEL', { infer: true })],
+            genReqId: (req) => requestIdOf(req),
+            redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '***' },
+            // One line per request: info, warn for 502-504 (Redis or upstream away: expected, and
+            // the reason is logged where it happened), error for other 5xx; probes and scrapes at debug.
+            customLogLevel: (req, res, err) => {
+              if (res.statusCode >= 502 && res.statusCode <= 504) return 'warn';
+              if (err || res.statusCode >= 500) return 'error';
+              return /^\/(health|metrics)\b/.test(req.url ?? '') ? 'debug' : 'info';
+            },
+            serializers: {
+              // The URL's path only: query strings are user input of any size.
+              req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+              res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+              // pino-http makes up an Error (with a stack) for every 5xx; the status says it all.
+              err: (err: { type?: string; message?: string }) => ({ type: err.type, message: err.message }),
+            },
           },
-          serializers: {
-            // The URL's path only: query strings are user input of any size.
-            req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
-            res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-            // pino-http makes up an Error (with a stack) for every 5xx; the status says it all.
-            err: (err: { type?: string; message?: string }) => ({ type: err.type, message: err.message }),
-          },
-        },
+          logDestination(),
+        ],
       }),
     }),
   ],
 })
 export class LoggerModule {}
+
+/** Where log lines go (`fd`: stdout), each written before the logging call returns (see LoggerModule). */
+export function logDestination(fd = 1): DestinationStream {
+  return destination({ dest: fd, sync: true });
+}

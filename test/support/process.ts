@@ -106,7 +106,9 @@ export class AppProcess {
       this.output += d.toString();
       this.stderr += d.toString();
     });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    // 'close', not 'exit': the process may have exited before its last output has been read, and
+    // callers read `lines` once it has exited (the shutdown test looks at the last ones).
+    this.exited = new Promise((resolve) => this.child.once('close', (code, signal) => resolve({ code, signal })));
   }
 
   get pid(): number {
@@ -138,7 +140,7 @@ export class AppProcess {
     );
   }
 
-  /** Sends `signal`; `exited` tells when and how it ended. */
+  /** Sends `signal`; `exited` tells when and how it ended (once all of its output is in `lines`). */
   kill(signal: NodeJS.Signals): void {
     if (this.alive) this.child.kill(signal);
   }

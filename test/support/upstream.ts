@@ -14,7 +14,9 @@ export type UpstreamMode =
   | { kind: 'status'; status: number; body?: string }
   | { kind: 'raw'; body: string; contentType?: string }
   | { kind: 'hang' }
-  | { kind: 'slow'; body: unknown; delayMs: number };
+  | { kind: 'slow'; body: unknown; delayMs: number }
+  /** Answers `body` once `until` resolves: a call the test holds in flight for as long as it needs. */
+  | { kind: 'held'; body: unknown; until: Promise<void> };
 
 /**
  * A real HTTP server on 127.0.0.1 standing in for the SentiCrypt API; tests switch what it
@@ -41,6 +43,12 @@ export class FakeUpstream {
       if (mode.kind === 'slow') {
         const timer = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(mode.body)), mode.delayMs);
         res.on('close', () => clearTimeout(timer));
+        return;
+      }
+      if (mode.kind === 'held') {
+        void mode.until.then(() => {
+          if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(mode.body));
+        });
         return;
       }
       if (mode.kind === 'status') {
