@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { SentimentIngestService } from '../src/ingest/sentiment-ingest.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { expectedSummary } from './support/expected-summary.js';
@@ -83,6 +84,10 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
     beforeAll(async () => {
       upstream.mode = { kind: 'json', body: fixture }; // the upstream moves on during the outage
       await server.kill('SIGKILL');
+      // A scheduled run that stored its data before the kill may still be finishing (the
+      // summary refresh and the verdict after it): a POST /refresh now would join it and get
+      // its successful report. The refreshes below must start runs of their own.
+      await app.get(SentimentIngestService).inFlight;
     });
 
     it('readiness goes red with the reason, liveness stays green', async () => {
