@@ -59,6 +59,28 @@ async function metric(app: NestFastifyApplication, line: string): Promise<number
   return found ? Number(found.slice(line.length + 1)) : 0;
 }
 
+/**
+ * What a webhook scenario needs: its own key prefix, the v1 feed (RISING) on loopback, its
+ * receivers started; afterwards its apps closed, servers stopped and keys deleted.
+ */
+function webhookWorld(name: string, receivers: WebhookReceiver[]) {
+  const world = { prefix: uniquePrefix(name), upstream: undefined as unknown as FakeUpstream, apps: [] as NestFastifyApplication[] };
+  let redis: Redis;
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    world.upstream = await new FakeUpstream(RISING).start();
+    await Promise.all(receivers.map((r) => r.start()));
+  });
+  afterAll(async () => {
+    for (const app of world.apps) await app.close();
+    await world.upstream?.stop();
+    await Promise.all(receivers.map((r) => r.stop()));
+    await deleteKeys(redis, world.prefix);
+    await redis.quit();
+  });
+  return world;
+}
+
 const header = (h: ReceivedHook, name: string) => h.headers[name.toLowerCase()] as string;
 
 describe('verdict across two instances on one Redis (e2e)', () => {
@@ -276,40 +298,23 @@ describe('webhook delivery: retries, a hanging receiver, a redirect (e2e)', () =
 });
 
 describe('webhook delivery survives a restart between attempts (e2e)', () => {
-  const prefix = uniquePrefix('alerts-restart');
-  let redis: Redis;
-  let upstream: FakeUpstream;
   const receiver = new WebhookReceiver(() => ({ status: 503 }));
-  const apps: NestFastifyApplication[] = [];
-
-  beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(RISING).start();
-    await receiver.start();
-  });
-
-  afterAll(async () => {
-    for (const app of apps) await app.close();
-    await upstream?.stop();
-    await receiver.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  const world = webhookWorld('alerts-restart', [receiver]);
 
   it('a pending delivery is sent by the next instance to start, with the same idempotency key', async () => {
     // The first retry is 1-2 s away: the instance is stopped between the attempts.
-    const env = webhookEnv(prefix, upstream, [receiver], { ALERT_WEBHOOK_RETRY_BASE_MS: '2000' });
+    const env = webhookEnv(world.prefix, world.upstream, [receiver], { ALERT_WEBHOOK_RETRY_BASE_MS: '2000' });
     const first = await bootApp(env);
-    apps.push(first);
-    await flip(first, upstream);
+    world.apps.push(first);
+    await flip(first, world.upstream);
     await waitFor('the first attempt', () => receiver.received.length === 1);
     await first.close();
-    apps.pop();
+    world.apps.pop();
     const failed = receiver.received.length; // 1, or 2 if a retry got in before the stop
 
     receiver.reply = () => ({ status: 200 });
     const second = await bootApp(env);
-    apps.push(second);
+    world.apps.push(second);
     await waitFor('the delivery by the restarted instance', async () => receiver.received.length > failed && (await pendingOf(second, receiver)) === 0);
     expect(receiver.received).toHaveLength(failed + 1);
     expect(new Set(receiver.received.map((h) => header(h, 'idempotency-key'))).size).toBe(1);
@@ -319,72 +324,42 @@ describe('webhook delivery survives a restart between attempts (e2e)', () => {
 });
 
 describe('a shutdown during an attempt releases its claim (e2e)', () => {
-  const prefix = uniquePrefix('alerts-release');
-  let redis: Redis;
-  let upstream: FakeUpstream;
   const receiver = new WebhookReceiver(() => 'hang');
-  const apps: NestFastifyApplication[] = [];
-
-  beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(RISING).start();
-    await receiver.start();
-  });
-
-  afterAll(async () => {
-    for (const app of apps) await app.close();
-    await upstream?.stop();
-    await receiver.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  const world = webhookWorld('alerts-release', [receiver]);
 
   it('the next instance sends it at once, not after the lease (2 × 60 s + 5 s here)', async () => {
-    const env = webhookEnv(prefix, upstream, [receiver], { ALERT_WEBHOOK_TIMEOUT_MS: '60000' });
+    const env = webhookEnv(world.prefix, world.upstream, [receiver], { ALERT_WEBHOOK_TIMEOUT_MS: '60000' });
     const first = await bootApp(env);
-    apps.push(first);
-    await flip(first, upstream);
+    world.apps.push(first);
+    await flip(first, world.upstream);
     await waitFor('the attempt in flight', () => receiver.open === 1);
     await first.close();
-    apps.pop();
+    world.apps.pop();
 
     receiver.reply = () => ({ status: 200 });
     const second = await bootApp(env);
-    apps.push(second);
+    world.apps.push(second);
     await waitFor('the delivery by the next instance', async () => receiver.received.length === 2 && (await pendingOf(second, receiver)) === 0);
     expect(new Set(receiver.received.map((h) => header(h, 'idempotency-key'))).size).toBe(1);
   });
 });
 
 describe('a change queued by nobody (its instance died first, or has no receivers) is caught up by the others (e2e)', () => {
-  const prefix = uniquePrefix('alerts-catch-up');
-  let redis: Redis;
-  let upstream: FakeUpstream;
   const receiver = new WebhookReceiver();
+  const world = webhookWorld('alerts-catch-up', [receiver]);
   let quiet: NestFastifyApplication;
   let sender: NestFastifyApplication;
 
   beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(RISING).start();
-    await receiver.start();
-    const env = webhookEnv(prefix, upstream, [receiver]);
+    const env = webhookEnv(world.prefix, world.upstream, [receiver]);
     // Makes the change but queues nothing: as if it died between the transition and the queueing.
     quiet = await bootApp({ ...env, ALERT_WEBHOOK_URLS: '', ALERT_WEBHOOK_SECRET: '' });
     sender = await bootApp(env);
-  });
-
-  afterAll(async () => {
-    await quiet?.close();
-    await sender?.close();
-    await upstream?.stop();
-    await receiver.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
+    world.apps.push(quiet, sender);
   });
 
   it('delivers the last change once, the same event as published', async () => {
-    await flip(quiet, upstream);
+    await flip(quiet, world.upstream);
     const [change] = (await quiet.inject({ method: 'GET', url: '/verdict' })).json().changes;
     expect(change).toMatchObject({ previous: 'lit', verdict: 'cold', time: iso(4) });
     await waitFor('the caught-up delivery', async () => receiver.received.length > 0 && (await pendingOf(sender, receiver)) === 0);
@@ -441,30 +416,24 @@ describe('the queue of a receiver is bounded: past ALERT_WEBHOOK_MAX_PENDING the
 });
 
 describe('the verdict series after Redis lost its data (e2e)', () => {
-  const prefix = uniquePrefix('verdict-lost');
-  let redis: Redis;
-  let upstream: FakeUpstream;
+  const world = webhookWorld('verdict-lost', []);
   let app: NestFastifyApplication;
+  let redis: Redis;
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
-    upstream = await new FakeUpstream(RISING).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    app = await bootApp({ REDIS_KEY_PREFIX: world.prefix, SENTIMENT_API_URL: world.upstream.url });
+    world.apps.push(app);
   });
 
-  afterAll(async () => {
-    await app?.close();
-    await upstream?.stop();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
+  afterAll(() => redis.quit());
 
   it('records the next evaluation all the same (the series is created again, the sample kept)', async () => {
     expect((await postRefresh(app)).statusCode).toBe(200);
     // Every key of this deployment gone, whatever the backend's layout (like a restart of a
     // Redis without persistence) while the service keeps running.
-    await deleteKeys(redis, prefix);
-    upstream.mode = { kind: 'json', body: FALLING };
+    await deleteKeys(redis, world.prefix);
+    world.upstream.mode = { kind: 'json', body: FALLING };
     expect((await postRefresh(app)).statusCode).toBe(200);
     const res = await app.inject({ method: 'GET', url: '/series/verdict?from=2031-03-01&to=2031-03-01T12:00:00Z' });
     expect(res.statusCode).toBe(200);
