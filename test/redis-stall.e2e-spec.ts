@@ -44,52 +44,59 @@ async function pausing<T>(server: FaultRedisServer, admin: Redis, work: (stillPa
 }
 
 /**
+ * A private redis-server that the test can pause, the recorded feed on loopback, an app on
+ * them (`env` added to the common settings) that has ingested once, and an admin connection;
+ * all stopped afterwards.
+ */
+function stallWorld(env: Record<string, string>) {
+  const world = {
+    server: undefined as unknown as FaultRedisServer,
+    upstream: undefined as unknown as FakeUpstream,
+    app: undefined as unknown as NestFastifyApplication,
+    admin: undefined as unknown as Redis,
+  };
+  beforeAll(async () => {
+    world.server = await new FaultRedisServer(false).start();
+    world.upstream = await new FakeUpstream(loadFixture()).start();
+    world.admin = new Redis(world.server.url);
+    world.app = await bootApp({ REDIS_URL: world.server.url, SENTIMENT_API_URL: world.upstream.url, LOG_LEVEL: 'fatal', ...env });
+    expect((await postRefresh(world.app)).statusCode).toBe(200);
+  });
+  afterAll(async () => {
+    await world.app?.close();
+    world.admin?.disconnect();
+    await world.upstream?.stop();
+    await world.server?.stop();
+  });
+  return world;
+}
+
+/**
  * Redis stalls (a private redis-server paused with CLIENT PAUSE … ALL: connections stay open,
  * commands get no reply, like DEBUG SLEEP or an overloaded server) while the service serves.
  * Every route must answer — 503, or the stale summary — after at most one command timeout,
  * whatever sequence of Redis calls it makes (rate-limit guard, cache read, summary, history).
  */
 describe('Redis stall while serving (e2e, private redis-server paused)', () => {
-  let server: FaultRedisServer;
-  let upstream: FakeUpstream;
-  let app: NestFastifyApplication;
-  let admin: Redis;
-
-  beforeAll(async () => {
-    server = await new FaultRedisServer(false).start();
-    upstream = await new FakeUpstream(loadFixture()).start();
-    admin = new Redis(server.url);
-    app = await bootApp({
-      REDIS_URL: server.url,
-      REDIS_KEY_PREFIX: PREFIX,
-      SENTIMENT_API_URL: upstream.url,
-      SENTIMENT_API_RETRIES: '0',
-      REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
-      HEALTH_REDIS_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
-      // Rate limiting on, so the guard's Redis call precedes the handler's on limited routes.
-      THROTTLE_LIMIT: '1000',
-      THROTTLE_REFRESH_LIMIT: '1000',
-      HEALTH_INGEST_MAX_AGE_MS: '0',
-      LOG_LEVEL: 'fatal',
-    });
-    expect((await postRefresh(app)).statusCode).toBe(200);
+  const world = stallWorld({
+    REDIS_KEY_PREFIX: PREFIX,
+    SENTIMENT_API_RETRIES: '0',
+    REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+    HEALTH_REDIS_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+    // Rate limiting on, so the guard's Redis call precedes the handler's on limited routes.
+    THROTTLE_LIMIT: '1000',
+    THROTTLE_REFRESH_LIMIT: '1000',
+    HEALTH_INGEST_MAX_AGE_MS: '0',
   });
 
-  afterAll(async () => {
-    await app?.close();
-    admin?.disconnect();
-    await upstream?.stop();
-    await server?.stop();
-  });
-
-  const whilePaused = <T>(work: (stillPaused: () => boolean) => Promise<T>) => pausing(server, admin, work);
+  const whilePaused = <T>(work: (stillPaused: () => boolean) => Promise<T>) => pausing(world.server, world.admin, work);
 
   /** Pauses Redis, sends the requests, and tells for each whether it was answered while Redis was still paused. */
   function duringPause(requests: Array<{ method?: 'GET' | 'POST'; url: string; headers?: Record<string, string> }>): Promise<Answer[]> {
     return whilePaused((stillPaused) =>
       Promise.all(
         requests.map(async ({ method = 'GET', url, headers }) => {
-          const res = await app.inject({ method, url, headers });
+          const res = await world.app.inject({ method, url, headers });
           return { url, status: res.statusCode, cache: res.headers['x-cache'] as string | undefined, beforeRedisAnswered: stillPaused() };
         }),
       ),
@@ -98,7 +105,7 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
 
   it('answers every route with a 503 or the stale summary before Redis answers again, then recovers', async () => {
     // A summary served before the stall: the instance's stale copy.
-    const before = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    const before = await world.app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
     expect(before.statusCode).toBe(200);
 
     const answers = await duringPause([
@@ -120,42 +127,42 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
     ]);
 
     // Once Redis answers, so does the service (the stall did not stick).
-    await waitFor('recovery', async () => (await app.inject({ method: 'GET', url: '/series/price' })).statusCode === 200);
-    const after = await app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    await waitFor('recovery', async () => (await world.app.inject({ method: 'GET', url: '/series/price' })).statusCode === 200);
+    const after = await world.app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
     expect(after.statusCode).toBe(200);
     expect(after.headers['x-cache']).not.toBe('STALE');
-    expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+    expect((await world.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
   });
 
   it('a request that arrives while a stall is already known pays no timeout at all', async () => {
     await whilePaused(async (stillPaused) => {
       // The first request pays the timeout and reveals the stall…
-      expect((await app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(503);
+      expect((await world.app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(503);
       // …the next ones are answered without waiting on Redis again, still during the pause.
-      const next = await app.inject({ method: 'GET', url: '/series/sentiment' });
+      const next = await world.app.inject({ method: 'GET', url: '/series/sentiment' });
       const answeredDuringPause = stillPaused();
       expect({ status: next.statusCode, answeredDuringPause }).toEqual({ status: 503, answeredDuringPause: true });
-      // Ingest does not call the upstream for data it could not store.
-      const calls = upstream.calls;
-      expect((await postRefresh(app)).statusCode).toBe(503);
-      expect(upstream.calls).toBe(calls);
+      // Ingest does not call the world.upstream for data it could not store.
+      const calls = world.upstream.calls;
+      expect((await postRefresh(world.app)).statusCode).toBe(503);
+      expect(world.upstream.calls).toBe(calls);
       expect(next.json()).toMatchObject({ statusCode: 503, message: 'The data store is temporarily unavailable; try again shortly' });
       expect(next.headers['retry-after']).toBe('5');
     });
-    await waitFor('recovery', async () => (await app.inject({ method: 'GET', url: '/series/sentiment' })).statusCode === 200);
+    await waitFor('recovery', async () => (await world.app.inject({ method: 'GET', url: '/series/sentiment' })).statusCode === 200);
   });
 
   it('recovers when the stalled Redis is killed and comes back (the handshake on the new socket is not refused)', async () => {
-    await admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
+    await world.admin.call('CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL');
     // A request reveals the stall…
-    expect((await app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(503);
-    // …and the paused server is replaced (a failover, a liveness probe killing a hung Redis).
-    await server.kill();
-    await server.restart();
-    await waitFor('readiness after the restart', async () => (await app.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200, {
+    expect((await world.app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(503);
+    // …and the paused world.server is replaced (a failover, a liveness probe killing a hung Redis).
+    await world.server.kill();
+    await world.server.restart();
+    await waitFor('readiness after the restart', async () => (await world.app.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200, {
       timeoutMs: 15_000,
     });
-    expect((await app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(200);
+    expect((await world.app.inject({ method: 'GET', url: '/series/price' })).statusCode).toBe(200);
   });
 });
 
@@ -165,37 +172,14 @@ describe('Redis stall while serving (e2e, private redis-server paused)', () => {
  * than the stall itself (REDIS_COMMAND_TIMEOUT_MS here outlasts the pause).
  */
 describe('Readiness during a Redis stall (e2e, private redis-server paused)', () => {
-  let server: FaultRedisServer;
-  let upstream: FakeUpstream;
-  let app: NestFastifyApplication;
-  let admin: Redis;
-
+  const world = stallWorld({ REDIS_KEY_PREFIX: `${PREFIX}-ready`, REDIS_COMMAND_TIMEOUT_MS: String(3 * PAUSE_MS), HEALTH_REDIS_TIMEOUT_MS: '300' });
   beforeAll(async () => {
-    server = await new FaultRedisServer(false).start();
-    upstream = await new FakeUpstream(loadFixture()).start();
-    admin = new Redis(server.url);
-    app = await bootApp({
-      REDIS_URL: server.url,
-      REDIS_KEY_PREFIX: `${PREFIX}-ready`,
-      SENTIMENT_API_URL: upstream.url,
-      REDIS_COMMAND_TIMEOUT_MS: String(3 * PAUSE_MS),
-      HEALTH_REDIS_TIMEOUT_MS: '300',
-      LOG_LEVEL: 'fatal',
-    });
-    expect((await postRefresh(app)).statusCode).toBe(200);
-    expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    admin?.disconnect();
-    await upstream?.stop();
-    await server?.stop();
+    expect((await world.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
   });
 
   it('is a 503 naming Redis and the ingest check, answered while Redis is still paused', async () => {
-    const answer = await pausing(server, admin, async (stillPaused) => {
-      const res = await app.inject({ method: 'GET', url: '/health/ready' });
+    const answer = await pausing(world.server, world.admin, async (stillPaused) => {
+      const res = await world.app.inject({ method: 'GET', url: '/health/ready' });
       return { status: res.statusCode, body: res.json(), beforeRedisAnswered: stillPaused() };
     });
     expect(answer).toMatchObject({
@@ -206,6 +190,6 @@ describe('Readiness during a Redis stall (e2e, private redis-server paused)', ()
         details: { redis: { status: 'down' }, ingest: { status: 'down', message: 'Redis did not answer within 300 ms' } },
       },
     });
-    await waitFor('readiness after the stall', async () => (await app.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200);
+    await waitFor('readiness after the stall', async () => (await world.app.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200);
   });
 });
