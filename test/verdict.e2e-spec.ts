@@ -2,9 +2,10 @@ import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { jest } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { AlertsService } from '../src/alerts/alerts.service.js';
+import { AlertsService, CATCH_UP_MS } from '../src/alerts/alerts.service.js';
 import { verifySignature } from '../src/alerts/webhook-signature.js';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
+import { VerdictService } from '../src/verdict/verdict.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { listen, SseClient, WsClient } from './support/streams.js';
@@ -438,5 +439,46 @@ describe('the verdict series after Redis lost its data (e2e)', () => {
     const res = await app.inject({ method: 'GET', url: '/series/verdict?from=2031-03-01&to=2031-03-01T12:00:00Z' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual([{ time: new Date((BASE_S + 4 * HOUR_S) * 1000).toISOString(), verdict: 'cold' }]);
+  });
+});
+
+describe('catch-up ages the last change by the Redis clock, not the instance clock (e2e)', () => {
+  const world = webhookWorld('verdict-clock', []);
+  let app: NestFastifyApplication;
+  let redis: Redis;
+  const redisNow = async () => {
+    const [s, us] = await redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  };
+  /** lastChange(maxAgeMs) as an instance whose clock is `skewMs` off would compute it. */
+  const lastChangeSkewed = async (skewMs: number, maxAgeMs: number) => {
+    const realNow = Date.now.bind(Date);
+    const spy = jest.spyOn(Date, 'now').mockImplementation(() => realNow() + skewMs);
+    try {
+      return await app.get(VerdictService).lastChange(maxAgeMs);
+    } finally {
+      spy.mockRestore();
+    }
+  };
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    app = await bootApp({ REDIS_KEY_PREFIX: world.prefix, SENTIMENT_API_URL: world.upstream.url });
+    world.apps.push(app);
+  });
+
+  afterAll(() => redis.quit());
+
+  it('a clock hours ahead still gets a change of a moment ago; a clock hours behind does not get one older than the window', async () => {
+    await flip(app, world.upstream);
+    const [change] = (await app.inject({ method: 'GET', url: '/verdict' })).json().changes;
+    const madeBy = await redisNow(); // the change was made at or before this, by the Redis clock
+    const event = { type: 'verdict.changed', id: change.id, previous: 'lit', verdict: 'cold' };
+    expect(await lastChangeSkewed(3 * HOUR_S * 1000, CATCH_UP_MS)).toMatchObject(event);
+    expect(await lastChangeSkewed(-3 * HOUR_S * 1000, CATCH_UP_MS)).toMatchObject(event);
+    // Older than a 50 ms window by the Redis clock: not caught up, however far behind this clock is.
+    await waitFor('the change older than 50 ms by the Redis clock', async () => (await redisNow()) > madeBy + 50);
+    expect(await lastChangeSkewed(-3 * HOUR_S * 1000, 50)).toBeNull();
+    expect(await lastChangeSkewed(0, 50)).toBeNull();
   });
 });
