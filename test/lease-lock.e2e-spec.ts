@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { LeaseLockService } from '../src/lock/lease-lock.service.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
-import { sleep } from './support/wait.js';
+import { sleep, waitFor } from './support/wait.js';
 
 describe('LeaseLockService (e2e, real Redis)', () => {
   const prefix = uniquePrefix('lease');
@@ -70,14 +70,35 @@ describe('LeaseLockService (e2e, real Redis)', () => {
 
   it('keeps a lease alive past its TTL while asked to, and reports it lost when taken', async () => {
     const k = key();
-    const { lease } = await a.tryAcquire(k, 300);
+    const counted = new LeaseLockService(redis);
+    const renew = counted.renew.bind(counted);
+    const renewals: Promise<boolean>[] = [];
+    let renewed = 0;
+    counted.renew = (lease, ttlMs) => {
+      const renewal = renew(lease, ttlMs).then((ok) => {
+        if (ok) renewed++;
+        return ok;
+      });
+      renewals.push(renewal);
+      return renewal;
+    };
+    // Renewed every 333 ms: only a stall of over 2/3 s could let it lapse between two renewals.
+    const ttlMs = 1000;
+    const { lease } = await counted.tryAcquire(k, ttlMs);
+    const originalEnd = await redis.pexpiretime(k); // by the Redis clock, like the TTL itself
     const lost: string[] = [];
-    const stop = a.keepAlive(lease!, 300, (reason) => lost.push(reason));
-    await sleep(900);
+    const stop = counted.keepAlive(lease!, ttlMs, (reason) => lost.push(reason));
+    // The original end has passed by Redis's own clock, and renewals (more than one) carried it.
+    await waitFor('the original TTL over, by the Redis clock, after renewals', async () => renewed >= 2 && (await redisNow(redis)) > originalEnd, { timeoutMs: 10_000 });
     expect(await redis.get(k)).toBe(lease!.token);
+    expect(await redis.pexpiretime(k)).toBeGreaterThan(originalEnd);
+    expect(lost).toEqual([]);
+
     await redis.set(k, 'someone-else', 'PX', 10_000);
-    await sleep(250);
+    await waitFor('the loss reported', () => lost.length > 0);
     stop();
+    // Every renewal has settled: none that was still in flight reports it a second time.
+    await Promise.all(renewals);
     expect(lost).toEqual(['taken by another holder or expired']);
     expect(await redis.get(k)).toBe('someone-else');
   });
@@ -120,4 +141,10 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** The Redis server's clock (TIME), in ms. */
+async function redisNow(redis: Redis): Promise<number> {
+  const [s, us] = await redis.time();
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
 }

@@ -55,9 +55,13 @@ describe('process lifecycle (e2e, real node process)', () => {
     let release!: () => void;
     upstream.mode = { kind: 'held', body: fixture, until: new Promise<void>((resolve) => (release = resolve)) };
     upstream.calls = 0;
-    const app = start({ INGEST_ON_STARTUP: 'true', INGEST_SCHEDULE_ENABLED: 'true' });
+    // The age check off: readiness is green before SIGTERM although the first run has not stored
+    // yet, so red afterwards can only be the shutdown's doing.
+    const app = start({ INGEST_ON_STARTUP: 'true', INGEST_SCHEDULE_ENABLED: 'true', HEALTH_INGEST_MAX_AGE_MS: '0' });
     const base = await app.ready();
     await waitFor('ingest run in progress', async () => upstream.calls >= 1);
+    const before = await fetch(`${base}/health/ready`);
+    expect({ status: before.status, body: await before.json() }).toMatchObject({ status: 200, body: { status: 'ok' } });
 
     // In flight at SIGTERM: a refresh that joins the running ingest, and a burst of reads.
     const refresh = fetch(`${base}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
@@ -65,10 +69,15 @@ describe('process lifecycle (e2e, real node process)', () => {
     // Counted by its rate limit: the refresh is past the guards and joins the held run next.
     await waitFor('refresh accepted', () => hasKey(redis, `*${prefix}:throttle:refresh:*`));
     app.kill('SIGTERM');
-    await waitFor('readiness red while shutting down', async () => {
-      const r = await fetch(`${base}/health/ready`).catch(() => null);
-      return r !== null && r.status === 503;
+    // Green until the signal is handled, then the shutdown's own 503, while the held run keeps the
+    // server open: a connection error fails the test (no catch), and so does any other answer.
+    const red = await waitFor('readiness red while shutting down', async () => {
+      const r = await fetch(`${base}/health/ready`);
+      const answer = { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      return r.status === 200 ? null : answer;
     });
+    expect(red).toEqual({ status: 503, body: expect.objectContaining({ statusCode: 503, message: 'Not ready: shutting down' }) });
+    expect(app.lines.map((l) => l.msg)).toContain('SIGTERM: shutting down gracefully');
     // Every read gets an answer while the held run keeps the server open: 200, or, if it reached
     // the server after SIGTERM, the 503 that tells a load balancer to go elsewhere (never a reset
     // connection).

@@ -2,9 +2,11 @@ import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { jest } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { AlertsService } from '../src/alerts/alerts.service.js';
+import { AlertsService, CATCH_UP_MS } from '../src/alerts/alerts.service.js';
 import { verifySignature } from '../src/alerts/webhook-signature.js';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
+import { RedisKeys } from '../src/redis/redis-keys.service.js';
+import { VerdictService } from '../src/verdict/verdict.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { listen, SseClient, WsClient } from './support/streams.js';
@@ -438,5 +440,119 @@ describe('the verdict series after Redis lost its data (e2e)', () => {
     const res = await app.inject({ method: 'GET', url: '/series/verdict?from=2031-03-01&to=2031-03-01T12:00:00Z' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual([{ time: new Date((BASE_S + 4 * HOUR_S) * 1000).toISOString(), verdict: 'cold' }]);
+  });
+});
+
+describe('catch-up ages the last change by the Redis clock, not the instance clock (e2e)', () => {
+  const world = webhookWorld('verdict-clock', []);
+  let app: NestFastifyApplication;
+  let redis: Redis;
+  const redisNow = async () => {
+    const [s, us] = await redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  };
+  /** lastChange(maxAgeMs) as an instance whose clock is `skewMs` off would compute it. */
+  const lastChangeSkewed = async (skewMs: number, maxAgeMs: number) => {
+    const realNow = Date.now.bind(Date);
+    const spy = jest.spyOn(Date, 'now').mockImplementation(() => realNow() + skewMs);
+    try {
+      return await app.get(VerdictService).lastChange(maxAgeMs);
+    } finally {
+      spy.mockRestore();
+    }
+  };
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    app = await bootApp({ REDIS_KEY_PREFIX: world.prefix, SENTIMENT_API_URL: world.upstream.url });
+    world.apps.push(app);
+  });
+
+  afterAll(() => redis.quit());
+
+  it('a clock hours ahead still gets a change of a moment ago; a clock hours behind does not get one older than the window', async () => {
+    await flip(app, world.upstream);
+    const [change] = (await app.inject({ method: 'GET', url: '/verdict' })).json().changes;
+    const madeBy = await redisNow(); // the change was made at or before this, by the Redis clock
+    const event = { type: 'verdict.changed', id: change.id, previous: 'lit', verdict: 'cold' };
+    expect(await lastChangeSkewed(3 * HOUR_S * 1000, CATCH_UP_MS)).toMatchObject(event);
+    expect(await lastChangeSkewed(-3 * HOUR_S * 1000, CATCH_UP_MS)).toMatchObject(event);
+    // Older than a 50 ms window by the Redis clock: not caught up, however far behind this clock is.
+    await waitFor('the change older than 50 ms by the Redis clock', async () => (await redisNow()) > madeBy + 50);
+    expect(await lastChangeSkewed(-3 * HOUR_S * 1000, 50)).toBeNull();
+    expect(await lastChangeSkewed(0, 50)).toBeNull();
+  });
+});
+
+describe("a receiver's queue keys expire once no instance serves it, never while one does (e2e)", () => {
+  const kept = new WebhookReceiver(() => ({ status: 503 }));
+  const removed = new WebhookReceiver(() => ({ status: 503 }));
+  const world = webhookWorld('alerts-key-ttl', [kept, removed]);
+  let redis: Redis;
+  const ttlMs = 3000;
+  // Retries far away: each delivery stays pending (all five keys of its receiver exist) throughout.
+  const env = (receivers: WebhookReceiver[]) =>
+    webhookEnv(world.prefix, world.upstream, receivers, { ALERT_WEBHOOK_KEY_TTL_MS: String(ttlMs), ALERT_WEBHOOK_TIMEOUT_MS: '100', ALERT_WEBHOOK_RETRY_BASE_MS: '600000' });
+  const redisNow = async () => {
+    const [s, us] = await redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  };
+  /** The five queue keys of `receiver`, named by the app's own RedisKeys. */
+  const queueKeys = (app: NestFastifyApplication, receiver: WebhookReceiver) => {
+    const r = app.get(AlertsService).configured.find((c) => c.url === receiver.url);
+    if (!r) throw new Error(`${receiver.url} is not configured`);
+    const keys = app.get(RedisKeys);
+    return [keys.alertDue(r.id), keys.alertBodies(r.id), keys.alertAttempts(r.id), keys.alertLastQueued(r.id), keys.alertQueued(r.id)];
+  };
+  const pttls = (keys: string[]) => Promise.all(keys.map((k) => redis.pttl(k)));
+  /** The pending delivery as stored: an expired queue would come back (caught up) with new times and attempts. */
+  const stored = ([due, , attempts, , queued]: string[]) =>
+    Promise.all([
+      // eslint-disable-next-line no-restricted-syntax -- a webhook queue, not a series: a sorted set on every backend
+      redis.zrange(due, 0, '-1', 'WITHSCORES'),
+      redis.hgetall(attempts),
+      // eslint-disable-next-line no-restricted-syntax -- as above
+      redis.zrange(queued, 0, '-1', 'WITHSCORES'),
+    ]);
+
+  beforeAll(() => {
+    redis = new Redis(REDIS_URL);
+  });
+  afterAll(() => redis.quit());
+
+  it('keys carry ALERT_WEBHOOK_KEY_TTL_MS, refreshed while served; a receiver taken out of the configuration leaves nothing after it', async () => {
+    const first = await bootApp(env([kept, removed]));
+    world.apps.push(first);
+    await flip(first, world.upstream);
+    await waitFor('the first attempt to each receiver', () => kept.received.length >= 1 && removed.received.length >= 1);
+    const keptKeys = queueKeys(first, kept);
+    const removedKeys = queueKeys(first, removed);
+    for (const ttl of await pttls([...keptKeys, ...removedKeys])) {
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(ttlMs);
+    }
+    const delivery = await stored(keptKeys);
+    expect(delivery[1]).toEqual({ [(JSON.parse(kept.received[0].body) as { id: string }).id]: '1' });
+    // Shortened by hand: the serving loop sets the full TTL again, before they expire.
+    await Promise.all(keptKeys.map((k) => redis.pexpire(k, 1000)));
+    await waitFor('the TTLs refreshed', async () => (await pttls(keptKeys)).every((t) => t > 1000));
+    expect(await stored(keptKeys)).toEqual(delivery);
+
+    // A new configuration without `removed` (as in a rolling deploy): its keys are left alone, to expire.
+    await first.close();
+    world.apps.pop();
+    const stoppedAt = await redisNow();
+    const second = await bootApp(env([kept]));
+    world.apps.push(second);
+    expect((await pttls(removedKeys)).every((t) => t > 0)).toBe(true);
+    await waitFor('the keys of the receiver nobody serves gone', async () => (await redis.exists(...removedKeys)) === 0, { timeoutMs: 4 * ttlMs });
+    // More than a TTL since the first instance stopped: the kept receiver's keys live on, refreshed by the second.
+    await waitFor('one TTL past the stop, by the Redis clock', async () => (await redisNow()) > stoppedAt + ttlMs);
+    for (const ttl of await pttls(keptKeys)) {
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(ttlMs);
+    }
+    expect(await stored(keptKeys)).toEqual(delivery);
+    expect(kept.received).toHaveLength(1);
   });
 });

@@ -24,14 +24,28 @@ export const CATCH_UP_MS = 3_600_000;
 // (hash id → JSON), attempts (hash id → attempts started), last (the id of the last change
 // queued), queued (sorted set id → when it was queued: the oldest is dropped first). All times come from the Redis server's clock (TIME), so instances with skewed clocks
 // agree on what is due.
+// Each key lives ALERT_WEBHOOK_KEY_TTL_MS, set again by every ENQUEUE and CLAIM (the loops claim
+// at least every poll): the queue of a receiver no instance serves any more ends by itself,
+// and none is ever deleted by an instance that does not know the receiver (during a rolling
+// deploy another instance may still serve it).
+
+/** `body` (a script on the five keys), then every key's TTL set to ARGV[ttlArg] ms, in the same script. */
+function refreshingTtl(body: string, ttlArg: number): string {
+  return `local function run()
+${body}
+end
+local reply = run()
+for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[${ttlArg}]) end
+return reply`;
+}
 
 /**
  * Queues a delivery, due now, unless this change was the last one queued (by the instance that
  * made it, or by another that caught up with it first); then, while more than ARGV[3] are
  * pending, gives up the oldest queued. KEYS: due, bodies, attempts, last, queued. ARGV: id, body,
- * max pending. Returns {queued (0/1), ids given up...}.
+ * max pending, key TTL. Returns {queued (0/1), ids given up...}.
  */
-const ENQUEUE = new LuaScript(`
+const ENQUEUE = new LuaScript(refreshingTtl(`
 if redis.call('GET', KEYS[4]) == ARGV[1] then return {0} end
 redis.call('SET', KEYS[4], ARGV[1])
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0} end
@@ -47,14 +61,15 @@ while redis.call('ZCARD', KEYS[5]) > tonumber(ARGV[3]) do
   redis.call('HDEL', KEYS[3], id)
   reply[#reply + 1] = id
 end
-return reply`);
+return reply`, 4));
 
 /**
  * Claims the oldest due delivery: its due time moves to now + lease (while it is out, nobody
  * else gets it; if the claimer dies, it is due again when the lease ends) and its attempt count
- * goes up. ARGV: leaseMs. Returns {id, body, attempt, lease} or nil; `lease` is the claim's token.
+ * goes up. ARGV: leaseMs, key TTL. Returns {id, body, attempt, lease} or nil; `lease` is the
+ * claim's token.
  */
-const CLAIM = new LuaScript(`
+const CLAIM = new LuaScript(refreshingTtl(`
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
@@ -70,11 +85,12 @@ end
 local lease = now + tonumber(ARGV[1])
 redis.call('ZADD', KEYS[1], lease, id)
 local attempt = redis.call('HINCRBY', KEYS[3], id, 1)
-return {id, body, attempt, lease}`);
+return {id, body, attempt, lease}`, 2));
 
 /**
  * Ends a claimed attempt, if the claim is still ours (its due time is still our lease): `done`
  * forgets the delivery, `retry` makes it due ARGV[4] ms from now. ARGV: id, lease, action, delayMs.
+ * Creates no key and keeps their TTLs (ZADD and HDEL do): the claim just set them.
  */
 const FINISH = new LuaScript(`
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -119,6 +135,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly pollMs: number;
   private readonly leaseMs: number;
   private readonly maxPending: number;
+  private readonly keyTtlMs: string;
   private readonly deliveries: Counter<'outcome'>;
   private readonly stop = new AbortController();
   private readonly wakers = new Map<string, () => void>();
@@ -141,6 +158,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
     this.retryMaxMs = config.get('ALERT_WEBHOOK_RETRY_MAX_MS', { infer: true });
     this.pollMs = config.get('ALERT_WEBHOOK_POLL_MS', { infer: true });
     this.maxPending = config.get('ALERT_WEBHOOK_MAX_PENDING', { infer: true });
+    this.keyTtlMs = String(config.get('ALERT_WEBHOOK_KEY_TTL_MS', { infer: true }));
     // Longer than an attempt can take, so a live claimer always finishes before anyone else may claim.
     this.leaseMs = 2 * this.timeoutMs + 5000;
     this.deliveries = new Counter({
@@ -206,7 +224,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
 
   private async enqueueFor(receiver: Receiver, event: VerdictChangedEventDto): Promise<boolean> {
     const keys = this.receiverKeys(receiver);
-    const [queued, ...dropped] = (await ENQUEUE.run(this.redis, keys, [event.id, JSON.stringify(event), String(this.maxPending)])) as [number, ...string[]];
+    const [queued, ...dropped] = (await ENQUEUE.run(this.redis, keys, [event.id, JSON.stringify(event), String(this.maxPending), this.keyTtlMs])) as [number, ...string[]];
     for (const id of dropped) {
       this.deliveries.inc({ outcome: 'dropped' });
       this.logger.error(`webhook ${id} to ${receiver.label} (${receiver.id}) given up (dropped): more than ALERT_WEBHOOK_MAX_PENDING (${this.maxPending}) pending`);
@@ -260,7 +278,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   private async claim(receiver: Receiver): Promise<Claimed | null> {
-    const reply = (await CLAIM.run(this.redis, this.receiverKeys(receiver), [String(this.leaseMs)])) as [string, string, number, number] | null;
+    const reply = (await CLAIM.run(this.redis, this.receiverKeys(receiver), [String(this.leaseMs), this.keyTtlMs])) as [string, string, number, number] | null;
     if (!reply) return null;
     const [id, body, attempt, lease] = reply;
     return { id, body, attempt: Number(attempt), lease: Number(lease) };

@@ -186,6 +186,15 @@ describe('validateEnv', () => {
     expect(validateEnv({ METRICS_PORT: '9100' }).METRICS_PORT).toBe(9100);
   });
 
+  it('ALERT_WEBHOOK_KEY_TTL_MS: 7 days by default, and far longer than the gap between two refreshes (poll + attempt)', () => {
+    expect(validateEnv({}).ALERT_WEBHOOK_KEY_TTL_MS).toBe(7 * 24 * 3_600_000);
+    expect(validateEnv({ ALERT_WEBHOOK_KEY_TTL_MS: '1500', ALERT_WEBHOOK_POLL_MS: '50', ALERT_WEBHOOK_TIMEOUT_MS: '100' }).ALERT_WEBHOOK_KEY_TTL_MS).toBe(1500);
+    expect(() => validateEnv({ ALERT_WEBHOOK_KEY_TTL_MS: '59999' })).toThrow(
+      'ALERT_WEBHOOK_KEY_TTL_MS=59999: must be at least 10 × (ALERT_WEBHOOK_POLL_MS + ALERT_WEBHOOK_TIMEOUT_MS) = 60000',
+    );
+    expect(() => validateEnv({ ALERT_WEBHOOK_KEY_TTL_MS: '500', ALERT_WEBHOOK_POLL_MS: '10', ALERT_WEBHOOK_TIMEOUT_MS: '100' })).toThrow(/ALERT_WEBHOOK_KEY_TTL_MS/);
+  });
+
   it('rejects a short REFRESH_TOKEN without echoing it', () => {
     expect(() => validateEnv({ REFRESH_TOKEN: 'hunter2' })).toThrow('REFRESH_TOKEN="***": REFRESH_TOKEN must be at least 16 characters');
     expect(() => validateEnv({ REFRESH_TOKEN: 'hunter2' })).not.toThrow(/hunter2/);

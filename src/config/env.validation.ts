@@ -313,6 +313,17 @@ export class EnvironmentVariables {
   ALERT_WEBHOOK_MAX_PENDING = 100;
 
   /**
+   * Lifetime of a receiver's queue keys in Redis (ms), refreshed by every instance serving the
+   * receiver each time it looks for due deliveries or queues one: the queue of a receiver that
+   * no instance serves any more (removed from ALERT_WEBHOOK_URLS, or its URL changed) is gone
+   * this long after the last instance stopped serving it. At least 10 × (ALERT_WEBHOOK_POLL_MS +
+   * ALERT_WEBHOOK_TIMEOUT_MS), the longest gap between two refreshes, and best over an hour
+   * (shorter, a receiver served again may be sent the last change once more by catch-up).
+   */
+  @Transform(toInt) @IsInt() @Min(1000)
+  ALERT_WEBHOOK_KEY_TTL_MS = 7 * 24 * 3_600_000;
+
+  /**
    * Redis Cluster seed nodes, comma-separated host:port ("10.0.0.1:7000,10.0.0.2:7000"); the
    * rest of the cluster is discovered from them. Empty: one Redis server at REDIS_URL. When
    * set, REDIS_URL only supplies the username, password and TLS (rediss://) for every node,
@@ -480,6 +491,13 @@ function alertProblems(env: EnvironmentVariables): string[] {
   });
   if (urls.length > 0 && (typeof env.ALERT_WEBHOOK_SECRET !== 'string' || env.ALERT_WEBHOOK_SECRET.length < 16)) {
     problems.push('ALERT_WEBHOOK_SECRET: must be set (16+ characters) when ALERT_WEBHOOK_URLS is, to sign the webhooks');
+  }
+  // A served receiver refreshes its keys at least once per poll plus attempt: far more often than they expire.
+  const refreshMs = env.ALERT_WEBHOOK_POLL_MS + env.ALERT_WEBHOOK_TIMEOUT_MS;
+  if (Number.isInteger(env.ALERT_WEBHOOK_KEY_TTL_MS) && Number.isInteger(refreshMs) && env.ALERT_WEBHOOK_KEY_TTL_MS < 10 * refreshMs) {
+    problems.push(
+      `ALERT_WEBHOOK_KEY_TTL_MS=${env.ALERT_WEBHOOK_KEY_TTL_MS}: must be at least 10 × (ALERT_WEBHOOK_POLL_MS + ALERT_WEBHOOK_TIMEOUT_MS) = ${10 * refreshMs}, so a served receiver's queue never expires`,
+    );
   }
   return problems;
 }

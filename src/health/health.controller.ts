@@ -139,8 +139,11 @@ function notReady(err: unknown): unknown {
   if (!(err instanceof ServiceUnavailableException)) return err;
   const result = err.getResponse?.() as Partial<HealthCheckResult> | undefined;
   const failed = Object.keys(result?.error ?? {});
+  // A check in flight when the shutdown began: Terminus' own shutdown hook made it fail, with
+  // every indicator up (it was "Not ready: unknown").
+  const reason = result?.status === 'shutting_down' ? 'shutting down' : failed.join(', ') || 'unknown';
   return new ServiceUnavailableException({
-    message: `Not ready: ${failed.join(', ') || 'unknown'}`,
+    message: `Not ready: ${reason}`,
     details: result?.details ?? {},
   });
 }

@@ -48,6 +48,19 @@ redis.call('LPUSH', KEYS[2], cjson.encode({id = ARGV[3], at = at, previous = cur
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
 return {'changed', ARGV[1], ARGV[2], cur[1]}`);
 
+/**
+ * The last change ({change, previous}) if made less than ARGV[1] ms ago, else nil. Aged by the
+ * Redis clock, like `changed_at` itself: an instance whose own clock is off would otherwise
+ * catch up old news or never catch up at all. KEYS: state hash.
+ */
+const LAST_CHANGE = new LuaScript(`
+local v = redis.call('HMGET', KEYS[1], 'change', 'previous', 'changed_at')
+local at = tonumber(v[3])
+if not v[1] or not v[2] or not at then return false end
+local t = redis.call('TIME')
+if t[1] * 1000 + math.floor(t[2] / 1000) - at >= tonumber(ARGV[1]) then return false end
+return {v[1], v[2]}`);
+
 type Outcome = 'stale' | 'same' | 'first' | 'changed';
 
 /**
@@ -107,12 +120,14 @@ export class VerdictService {
 
   /**
    * The last change, as its event (the same JSON whoever builds it), if it was made less than
-   * `maxAgeMs` ago; else null. For readers that must not miss a change even when the instance
+   * `maxAgeMs` ago by the Redis clock; else null. For readers that must not miss a change even when the instance
    * that made it died before telling them (the webhooks).
    */
   async lastChange(maxAgeMs: number): Promise<VerdictChangedEventDto | null> {
-    const [change, previous, changedAt] = await this.redis.hmget(this.keys.verdictState(), 'change', 'previous', 'changed_at');
-    if (change === null || !isVerdict(previous) || !(Date.now() - Number(changedAt) < maxAgeMs)) return null;
+    const reply = (await LAST_CHANGE.run(this.redis, [this.keys.verdictState()], [String(maxAgeMs)])) as [string, string] | null;
+    if (!reply) return null;
+    const [change, previous] = reply;
+    if (!isVerdict(previous)) return null;
     try {
       return changeEvent(JSON.parse(change) as ChangeTemplate, previous);
     } catch {
