@@ -1,5 +1,5 @@
 import { hashTag } from '../redis/key-slot.js';
-import { assertRule } from './wire.js';
+import { assertRule, assertSeriesOptions } from './wire.js';
 
 describe('hashTag', () => {
   it('is the text between the first { and the next }, when not empty (Redis Cluster rules)', () => {
@@ -17,5 +17,14 @@ describe('assertRule', () => {
     expect(() => assertRule('s', { destKey: 'd', aggregation: 'twa', bucketMs: 1000 })).toThrow(/twa/);
     expect(() => assertRule('s', { destKey: 'd', aggregation: 'sum', bucketMs: 0 })).toThrow(/bucketMs/);
     expect(() => assertRule('s', { destKey: 's', aggregation: 'sum', bucketMs: 1 })).toThrow(/distinct/);
+  });
+});
+
+describe('assertSeriesOptions', () => {
+  it('refuses label values RedisTimeSeries cannot parse (empty, or holding "(", ")" or ",")', () => {
+    expect(() => assertSeriesOptions({ retentionMs: 0, labels: { unit: 'score -1..1', app: 'is-bitcoin-lit' } })).not.toThrow();
+    for (const value of ['', 'a,b', 'f(x)', 'x)']) {
+      expect(() => assertSeriesOptions({ retentionMs: 0, labels: { unit: value } })).toThrow(RangeError);
+    }
   });
 });

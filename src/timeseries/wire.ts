@@ -62,6 +62,11 @@ export function assertSeriesOptions(options: SeriesOptions): void {
     if (name === '' || typeof value !== 'string' || value === '') {
       throw new RangeError(`Label "${name}" must have a non-empty name and string value`);
     }
+    // It also refuses a value holding '(', ')' or ',' (parseLabelsFromArgs: they would break
+    // TS.MRANGE FILTER's l=(v1,v2) lists), so the portable backend must refuse it too.
+    if (/[(),]/.test(value)) {
+      throw new RangeError(`Label "${name}" value must not contain "(", ")" or ",", got ${JSON.stringify(value)}`);
+    }
   }
 }
 
