@@ -42,6 +42,18 @@ describe('detectBackend', () => {
     await expect(detectBackend(stub(new Error('Connection is closed.')).redis)).rejects.toThrow('Connection is closed.');
   });
 
+  it('says native when the ACL refuses the probe key (Redis checks the command exists first)', async () => {
+    for (const message of [
+      'NOPERM No permissions to access a key',
+      "NOPERM No permissions to access the '__timeseries_probe__:x' key",
+      'NOPERM this user has no permissions to access one of the keys used as arguments',
+    ]) {
+      expect(await detectBackend(stub(new Error(message)).redis)).toBe('native');
+    }
+    // A user named after keys who may not run TS.INFO at all is still an error.
+    await expect(detectBackend(stub(new Error("NOPERM User keys has no permissions to run the 'ts.info' command")).redis)).rejects.toThrow('NOPERM');
+  });
+
   it('says native if the probe key somehow exists', async () => {
     expect(await detectBackend(stub(['totalSamples', 0]).redis)).toBe('native');
   });

@@ -12,6 +12,8 @@ import { errorMessage, isKeyMissingError } from './wire.js';
  * On a Redis Cluster every master is asked directly (a series may land on any of them), and
  * they must agree. A master that has the module but not the probe key's slot answers MOVED:
  * Redis looks the command up before it checks the slot, so MOVED also proves the command.
+ * Likewise before the ACL: a user whose key patterns leave out the probe key gets NOPERM for
+ * that key only from a server that knows TS.INFO (a NOPERM for the command itself is thrown).
  */
 export async function detectBackend(redis: RedisClient): Promise<BackendKind> {
   if (!isCluster(redis)) return probe(redis, false);
@@ -34,6 +36,8 @@ async function probe(redis: RedisClient | Redis, clusterNode: boolean): Promise<
     const message = errorMessage(err);
     if (/unknown command/i.test(message)) return 'portable';
     if (isKeyMissingError(err)) return 'native';
+    // Redis 7+: "No permissions to access a key" / "... the '<key>' key"; 6.2: "... one of the keys".
+    if (/^NOPERM\b.*\bno permissions to access\b.*\bkeys?\b/i.test(message)) return 'native';
     if (clusterNode && /^(MOVED|ASK) /.test(message)) return 'native';
     throw err;
   }
