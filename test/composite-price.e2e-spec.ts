@@ -177,7 +177,8 @@ describe('Upgrade paths answer byte for byte as before (e2e)', () => {
    */
   function withoutFiveMinuteTier([body, header]: [string, unknown]): [string, unknown] {
     let rest = body;
-    const raws = JSON.parse(body).filter((e: { sourceKey: string | null }) => e.sourceKey === null).map((e: { key: string }) => e.key as string);
+    const list = JSON.parse(body) as Array<{ key: string; sourceKey: string | null }>;
+    const raws = list.filter((e) => e.sourceKey === null).map((e) => e.key);
     expect(raws.length).toBeGreaterThan(0);
     for (const raw of raws) {
       const rules = AGGREGATIONS.map((a) => `{"destKey":"{${raw}}:${a}:5m","aggregation":"${a}","bucketMs":300000}`).join(',');

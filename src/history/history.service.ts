@@ -33,7 +33,7 @@ export interface ResolvedQuery {
 
 export interface SeriesResult {
   samples: Sample[];
-  /** How it was answered: the compaction tiers used, coarsest first, and `raw` (e.g. `1d+1h+raw`). */
+  /** How it was answered: the compaction tiers used, coarsest first, and `raw` (e.g. `1d+1h+raw`, `5m+raw`). */
   source: string;
 }
 
