@@ -46,8 +46,9 @@ function compactionKeys(app: NestFastifyApplication): string[] {
 
 /**
  * The compactions TS.CREATERULE computes from `samples` added to a raw series: a reference
- * series with the app's tiers, through the app's own time-series layer (so this holds on both
- * backends), keyed per compaction like the app's ones.
+ * series with the app's tiers (and their retention: the 5-minute tier keeps 7 days of the
+ * month), through the app's own time-series layer (so this holds on both backends), keyed per
+ * compaction like the app's ones.
  */
 async function ruleCompactions(app: NestFastifyApplication, prefix: string, samples: Sample[]): Promise<Sample[][]> {
   const timeseries = app.get(TimeseriesService);
@@ -57,7 +58,7 @@ async function ruleCompactions(app: NestFastifyApplication, prefix: string, samp
   for (const tier of app.get(CompactionService).tiers) {
     for (const aggregation of COMPACTED) {
       const dest = sameSlotKey(ref, `${aggregation}:${tier.name}`);
-      await timeseries.ensureSeries(dest, { retentionMs: 0, labels: {} });
+      await timeseries.ensureSeries(dest, { retentionMs: tier.retentionMs, labels: {} });
       await timeseries.ensureRule(ref, { destKey: dest, aggregation, bucketMs: tier.bucketMs });
       keys.push(dest);
     }
@@ -162,6 +163,18 @@ describe('A month on the first start (e2e: loopback venues, real Redis)', () => 
       expect(res.headers['x-series-source']).toMatch(bucket === '1d' ? /^1d\+/ : /^1h\+/);
       const got = res.json<Array<{ time: string; value: number }>>();
       const want = aggregate(equivalent, from, to, bucket === '1d' ? DAY : HOUR, aggregation);
+      expect(got.map((g) => g.time)).toEqual(want.map((w) => new Date(w.timestamp).toISOString()));
+      got.forEach((g, i) => expect(Math.abs(g.value - want[i].value)).toBeLessThanOrEqual(Math.abs(want[i].value) * 1e-12));
+    });
+
+    it.each(['avg', 'count'] as const)('answers 5 min buckets of the last 6 days from the 5-minute compactions, the hourly closes included (%s)', async (aggregation) => {
+      const [from, to] = [now - 6 * DAY, Date.parse(report.backfill!.to)];
+      const res = await app.inject({ method: 'GET', url: `/series/price?from=${from}&to=${to}&bucket=5m&aggregation=${aggregation}` });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['x-series-source']).toBe('5m+raw');
+      const got = res.json<Array<{ time: string; value: number }>>();
+      const want = aggregate(equivalent, from, to, 5 * MINUTE, aggregation);
+      expect(want.filter((w) => w.timestamp < fineFrom).length).toBeGreaterThan(4 * 24);
       expect(got.map((g) => g.time)).toEqual(want.map((w) => new Date(w.timestamp).toISOString()));
       got.forEach((g, i) => expect(Math.abs(g.value - want[i].value)).toBeLessThanOrEqual(Math.abs(want[i].value) * 1e-12));
     });

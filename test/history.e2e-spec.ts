@@ -102,11 +102,27 @@ describe('history queries (e2e, real Redis)', () => {
     ['price', '6h', 'first', '1h+raw'],
     ['sentiment', '4h', 'last', '1h+raw'],
     ['sentiment', '1h', 'count', '1h+raw'],
-    ['price', '30m', 'min', 'raw'],
-    ['sentiment', '5m', 'avg', 'raw'],
+    ['price', '30m', 'min', '5m+raw'],
+    ['sentiment', '5m', 'avg', '5m+raw'],
+    ['price', '15m', 'sum', '5m+raw'],
+    ['sentiment', '90m', 'max', '5m+raw'],
+    ['price', '30m', 'std.p', 'raw'],
     ['price', '2h', 'std.p', 'raw'],
+    ['price', '7m', 'avg', 'raw'],
   ] as const)('%s bucket=%s aggregation=%s over the whole fixture equals the fixture (%s)', async (metric, bucket, aggregation, source) => {
-    const bucketMs = { '5m': 300_000, '30m': 1_800_000, '1h': HOUR, '2h': 2 * HOUR, '3h': 3 * HOUR, '4h': 4 * HOUR, '6h': 6 * HOUR, '1d': DAY }[bucket];
+    const bucketMs = {
+      '5m': 300_000,
+      '7m': 420_000,
+      '15m': 900_000,
+      '30m': 1_800_000,
+      '90m': 5_400_000,
+      '1h': HOUR,
+      '2h': 2 * HOUR,
+      '3h': 3 * HOUR,
+      '4h': 4 * HOUR,
+      '6h': 6 * HOUR,
+      '1d': DAY,
+    }[bucket];
     const res = await get(`/series/${metric}?from=${FIRST}&to=${iso(LATEST)}&bucket=${bucket}&aggregation=${aggregation}`);
     expect(res.statusCode).toBe(200);
     expect(res.headers['x-series-source']).toBe(source);
@@ -126,6 +142,37 @@ describe('history queries (e2e, real Redis)', () => {
       expect(raw).toHaveLength(23);
       expect(res.json()).toEqual(raw.map((s) => ({ time: iso(s.timestamp), value: s.value })));
     }
+  });
+
+  it('answers closed 5 min buckets from the 5-minute compaction alone, bit-equal to the raw series', async () => {
+    const from = Date.parse('2021-07-06T17:35:00Z');
+    const to = Date.parse('2021-07-07T17:30:00Z') - 1;
+    const ts = app.get(TimeseriesService);
+    for (const aggregation of ['avg', 'sum', 'count', 'min', 'max', 'first', 'last', 'range'] as const) {
+      const res = await get(`/series/price?from=${iso(from)}&to=${to}&bucket=5m&aggregation=${aggregation}`);
+      expect(res.headers['x-series-source']).toBe('5m');
+      const raw = await ts.range({ key: `${prefix}:price:mean:30s`, from, to, aggregation: { type: aggregation, bucketMs: 300_000 } });
+      expect(raw).toHaveLength(287);
+      expect(res.json()).toEqual(raw.map((s) => ({ time: iso(s.timestamp), value: s.value })));
+    }
+  });
+
+  it('24 h in 5 min buckets (cut edges and the open bucket raw) is the raw answer bit for bit', async () => {
+    const ts = app.get(TimeseriesService);
+    for (const aggregation of ['avg', 'sum', 'count', 'min', 'max', 'first', 'last'] as const) {
+      const res = await get(`/series/sentiment?from=${LATEST - DAY}&to=${LATEST}&bucket=5m&aggregation=${aggregation}`);
+      expect(res.headers['x-series-source']).toBe('5m+raw');
+      const raw = await ts.range({ key: `${prefix}:sentiment:mean:30s`, from: LATEST - DAY, to: LATEST, aggregation: { type: aggregation, bucketMs: 300_000 } });
+      expect(raw).toHaveLength(289);
+      expect(res.json()).toEqual(raw.map((s) => ({ time: iso(s.timestamp), value: s.value })));
+    }
+  });
+
+  it('keeps hour multiples off the 5-minute tier: a cut hour is read raw, as before', async () => {
+    const res = await get(`/series/price?from=2021-07-07T10:20:00Z&to=2021-07-07T14:10:00Z&bucket=1h&aggregation=avg`);
+    expect(res.headers['x-series-source']).toBe('1h+raw');
+    const day = await get(`/series/price?from=2021-07-06T17:40:00Z&to=${LATEST}&bucket=1d&aggregation=avg`);
+    expect(day.headers['x-series-source']).toBe('1h+raw');
   });
 
   it('uses the daily compaction for a closed day, hourly for the closed hours of the open day, raw for the rest', async () => {
@@ -225,7 +272,7 @@ describe('history queries (e2e, real Redis)', () => {
     const res = await get('/series');
     expect(res.statusCode).toBe(200);
     const list = res.json<Array<Record<string, unknown>>>();
-    expect(list).toHaveLength(2 * (1 + 2 * 6));
+    expect(list).toHaveLength(2 * (1 + 3 * 6));
     const raw = list.find((s) => s.key === `${prefix}:price:mean:30s`);
     expect(raw).toMatchObject({
       metric: 'price',
@@ -238,8 +285,9 @@ describe('history queries (e2e, real Redis)', () => {
       sourceKey: null,
       labels: { metric: 'price', source: 'senticrypt', app: 'is-bitcoin-lit' },
     });
-    expect(raw?.rules).toHaveLength(12);
+    expect(raw?.rules).toHaveLength(18);
     expect(raw?.rules).toContainEqual({ destKey: `{${prefix}:price:mean:30s}:sum:1h`, aggregation: 'sum', bucketMs: HOUR });
+    expect(raw?.rules).toContainEqual({ destKey: `{${prefix}:price:mean:30s}:sum:5m`, aggregation: 'sum', bucketMs: 300_000 });
     const hourlySum = list.find((s) => s.key === `{${prefix}:price:mean:30s}:sum:1h`);
     expect(hourlySum).toMatchObject({
       sourceKey: `${prefix}:price:mean:30s`,
@@ -252,6 +300,15 @@ describe('history queries (e2e, real Redis)', () => {
       lastTime: '2021-07-07T16:00:00.000Z',
     });
     expect(list.find((s) => s.key === `{${prefix}:sentiment:mean:30s}:count:1d`)).toMatchObject({ totalSamples: 1, retentionMs: 0 });
+    // 24 h and a few seconds: 289 buckets touched; the open one (17:30 on 07-07) is not written yet.
+    expect(list.find((s) => s.key === `{${prefix}:price:mean:30s}:last:5m`)).toMatchObject({
+      sourceKey: `${prefix}:price:mean:30s`,
+      retentionMs: 7 * DAY,
+      labels: { metric: 'price', aggregation: 'last', bucket: '5m', complete_from: '0' },
+      totalSamples: 288,
+      firstTime: '2021-07-06T17:30:00.000Z',
+      lastTime: '2021-07-07T17:25:00.000Z',
+    });
   });
 
   it('documents the history endpoints in Swagger and serves the dashboard as HTML at /', async () => {
@@ -272,7 +329,7 @@ describe('history queries (e2e, real Redis)', () => {
     const second = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
     try {
       const list = (await second.inject({ method: 'GET', url: '/series' })).json<SeriesListItem[]>();
-      expect(list.find((s) => s.key === `${prefix}:price:mean:30s`)?.rules).toHaveLength(12);
+      expect(list.find((s) => s.key === `${prefix}:price:mean:30s`)?.rules).toHaveLength(18);
       expect(list.filter((s) => s.sourceKey).every((s) => s.labels.complete_from === '0')).toBe(true);
     } finally {
       await second.close();
@@ -362,5 +419,86 @@ describe('history over data stored before the compaction rules existed (e2e, rea
     } finally {
       await setMark(mark);
     }
+  });
+});
+
+describe('history after an upgrade that adds the 5-minute tier (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('history-5m');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  const get = (url: string) => app.inject({ method: 'GET', url });
+  const firstHalf = fixture.slice(0, 1500);
+  const newest = Math.max(...firstHalf.map((r) => Math.trunc((r.timestamp as number) * 1000)));
+  const FIVE_MINUTES = 300_000;
+  const raw = `${prefix}:price:mean:30s`;
+  /** The rules the release before the 5-minute tier created, in its order: per tier, per aggregation. */
+  const oldRules = ['1h', '1d'].flatMap((tier) =>
+    ['sum', 'count', 'min', 'max', 'first', 'last'].map((aggregation) => ({
+      destKey: `{${raw}}:${aggregation}:${tier}`,
+      aggregation,
+      bucketMs: tier === '1h' ? HOUR : DAY,
+    })),
+  );
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    // What that release left: the raw series with their hourly and daily rules (complete from
+    // the start), fed through the rules, and no 5-minute compaction.
+    const backend = (await detectBackend(redis)) === 'native' ? new NativeTimeseriesBackend(redis) : new PortableTimeseriesBackend(redis);
+    for (const metric of ['price', 'sentiment'] as const) {
+      const key = `${prefix}:${metric}:mean:30s`;
+      const labels = { metric, source: 'senticrypt', app: 'is-bitcoin-lit' };
+      await backend.ensureSeries(key, { retentionMs: 30 * DAY, labels });
+      for (const tier of ['1h', '1d']) {
+        for (const aggregation of ['sum', 'count', 'min', 'max', 'first', 'last'] as const) {
+          const destKey = `{${key}}:${aggregation}:${tier}`;
+          await backend.ensureSeries(destKey, { retentionMs: 0, labels: { ...labels, aggregation, bucket: tier, complete_from: '0' } });
+          await backend.ensureRule(key, { destKey, aggregation, bucketMs: tier === '1h' ? HOUR : DAY });
+        }
+      }
+      await backend.addMany(key, firstHalf.map((r) => ({ timestamp: Math.trunc((r.timestamp as number) * 1000), value: metric === 'price' ? Number(r.btc_price) : (r.mean as number) })));
+    }
+    upstream = await new FakeUpstream(fixture).start();
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+  });
+
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
+
+  it('adds the 5-minute rules after the existing ones, complete only after the bucket of the newest sample; the others keep their marks', async () => {
+    const list = (await get('/series')).json<SeriesListItem[]>();
+    const rules = list.find((s) => s.key === raw)?.rules;
+    expect(rules?.slice(0, 12)).toEqual(oldRules);
+    expect(rules?.slice(12)).toEqual(
+      ['sum', 'count', 'min', 'max', 'first', 'last'].map((aggregation) => ({ destKey: `{${raw}}:${aggregation}:5m`, aggregation, bucketMs: FIVE_MINUTES })),
+    );
+    const mark = String(Math.floor(newest / FIVE_MINUTES) * FIVE_MINUTES + FIVE_MINUTES);
+    const fiveMinutes = list.filter((s) => s.sourceKey && s.labels.bucket === '5m');
+    expect(fiveMinutes).toHaveLength(2 * 6);
+    for (const s of fiveMinutes) expect(s.labels.complete_from).toBe(mark);
+    expect(list.filter((s) => s.sourceKey && s.labels.bucket !== '5m').every((s) => s.labels.complete_from === '0')).toBe(true);
+  });
+
+  it('reads 5 min buckets before the mark from the raw series, after it from the 5-minute compaction, with the same values', async () => {
+    const url = `/series/price?from=${FIRST}&to=${LATEST}&bucket=5m&aggregation=avg`;
+    const before = await get(url);
+    expect(before.headers['x-series-source']).toBe('raw');
+    expectSeries(before.json(), expected('price', FIRST, LATEST, FIVE_MINUTES, 'avg', firstHalf), 'avg');
+
+    // The rest of the day arrives: 5 min buckets after the mark come from the compaction, older ones stay raw.
+    await postRefresh(app);
+    const ts = app.get(TimeseriesService);
+    for (const aggregation of ['avg', 'count', 'max', 'first'] as const) {
+      const after = await get(`/series/price?from=${FIRST}&to=${LATEST}&bucket=5m&aggregation=${aggregation}`);
+      expect(after.headers['x-series-source']).toBe('5m+raw');
+      const rawAnswer = await ts.range({ key: raw, from: FIRST, to: LATEST, aggregation: { type: aggregation, bucketMs: FIVE_MINUTES } });
+      expect(after.json()).toEqual(rawAnswer.map((s) => ({ time: iso(s.timestamp), value: s.value })));
+      expectSeries(after.json(), expected('price', FIRST, LATEST, FIVE_MINUTES, aggregation), aggregation);
+    }
+    // The 5-minute compaction holds nothing before its mark: the rule never saw those samples.
+    const compacted = await ts.range({ key: `{${raw}}:count:5m`, from: 0, to: LATEST });
+    expect(compacted[0].timestamp).toBe(Math.floor(newest / FIVE_MINUTES) * FIVE_MINUTES);
+    // Hourly queries keep reading the hourly compaction, complete from the start.
+    expect((await get(`/series/price?from=${FIRST}&to=${LATEST}&bucket=1h&aggregation=avg`)).headers['x-series-source']).toBe('1h+raw');
   });
 });

@@ -406,6 +406,25 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
       expect(await written('max')).toEqual([100, 0.5, 20, 2]);
     });
 
+    it('compacts a batch in one call exactly as the same samples one call each (buckets closed within the call, late and duplicate samples)', async () => {
+      const aggs: Aggregation[] = ['sum', 'count', 'min', 'max', 'first', 'last', 'std.p'];
+      const value = (i: number) => Math.sin(i) * 1000 + AWKWARD[i % AWKWARD.length] / 7;
+      const samples = Array.from({ length: 400 }, (_, i) => ({ timestamp: T0 + i * 37, value: value(i) }));
+      // Late samples into a closed bucket and the open one, a duplicate, out of order within the batch.
+      samples.splice(150, 0, { timestamp: T0 + 40 * 37 + 5, value: 3.5 }, { timestamp: T0 + 149 * 37 - 3, value: -2 }, { timestamp: T0 + 37, value: 9 });
+      const batch = await withRules('batch', aggs);
+      const single = await withRules('single', aggs);
+      await backend.addMany(batch.source, samples.slice(0, 10));
+      await backend.addMany(single.source, samples.slice(0, 10));
+      await backend.addMany(batch.source, samples.slice(10));
+      for (const s of samples.slice(10)) await backend.addMany(single.source, [s]);
+      for (const agg of aggs) {
+        const written = await backend.range({ key: batch.dests[agg], from: 0, to: T0 + 100_000 });
+        expect(written.length).toBeGreaterThan(10);
+        expect(written).toEqual(await backend.range({ key: single.dests[agg], from: 0, to: T0 + 100_000 }));
+      }
+    });
+
     it('does not back-fill: samples stored before the rule are not compacted', async () => {
       const source = key('nobackfill');
       const dest = sameSlotKey(source, 'count:1s');

@@ -15,6 +15,9 @@ describe('validateEnv', () => {
       CACHE_TTL_SECONDS: 120,
       SENTIMENT_API_URL: 'https://api.senticrypt.com/v1/bitcoin.json',
       BACKFILL_HOURS: 720,
+      TIMESERIES_HOURLY_RETENTION_MS: 2 * 365 * 24 * 3600 * 1000,
+      TIMESERIES_DAILY_RETENTION_MS: 0,
+      TIMESERIES_5MIN_RETENTION_MS: 7 * 24 * 3600 * 1000,
     });
     // Unset: each price venue paces its calls under its own published limit.
     expect(env.UPSTREAM_MIN_INTERVAL_MS).toBeUndefined();
@@ -52,6 +55,8 @@ describe('validateEnv', () => {
     ['UPSTREAM_MIN_INTERVAL_MS', '-1'],
     ['UPSTREAM_MIN_INTERVAL_MS', 'fast'],
     ['BACKFILL_HOURS', '721'],
+    ['TIMESERIES_5MIN_RETENTION_MS', '-1'],
+    ['TIMESERIES_5MIN_RETENTION_MS', 'a week'],
   ])('fails naming %s=%s', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}=`));
   });

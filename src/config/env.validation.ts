@@ -343,6 +343,14 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(0)
   TIMESERIES_DAILY_RETENTION_MS = 0;
 
+  /**
+   * RETENTION of the 5-minute compactions (TS.CREATERULE … 300000) in ms; 0 keeps everything.
+   * Default 7 days. They answer sub-hour buckets that are multiples of 5 min (5m, 15m, 30m);
+   * older than this, such queries read the raw series (TIMESERIES_RETENTION_MS).
+   */
+  @Transform(toInt) @IsInt() @Min(0)
+  TIMESERIES_5MIN_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
   /** Largest number of buckets one history query may return per series; more is a 400. */
   @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
   SERIES_MAX_POINTS = 5000;

@@ -69,6 +69,20 @@ describe('planQuery', () => {
     });
   });
 
+  it('answers 24 h in 5 min buckets from the 5-minute tier, the cut edge and the open bucket raw in 5 min buckets', () => {
+    const M5 = 300_000;
+    const from = D + 2 * M5 + 7;
+    const to = 2 * D + 3 * M5 + 11;
+    expect(planQuery({ from, to, bucketMs: M5, aggregation: 'avg' }, [{ bucketMs: M5, complete: { from: 0, to: 2 * D + 3 * M5 } }])).toEqual({
+      rawBucketMs: M5,
+      pieces: [
+        { tierMs: null, from, to: D + 3 * M5 - 1 },
+        { tierMs: M5, from: D + 3 * M5, to: 2 * D + 3 * M5 - 1 },
+        { tierMs: null, from: 2 * D + 3 * M5, to },
+      ],
+    });
+  });
+
   it('falls back to raw for aggregations that do not compose, buckets no tier divides, or no coverage', () => {
     expect(planQuery({ from: 0, to: D, bucketMs: H, aggregation: 'std.p' }, tiers(0, D))).toBeNull();
     expect(planQuery({ from: 0, to: D, bucketMs: 30 * 60_000, aggregation: 'avg' }, tiers(0, D))).toBeNull();

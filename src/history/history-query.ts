@@ -118,7 +118,7 @@ const floorTo = (t: number, step: number) => Math.floor(t / step) * step;
 /**
  * How to answer a query exactly from the compactions, or null for raw only. Only tiers whose
  * bucket divides the requested one fit (each of their buckets lies in one requested bucket,
- * epoch-aligned on both sides). The coarsest fitting tier answers the complete buckets that lie
+ * epoch-aligned on both sides); `tiers` are those the query may use (fittingTiers). The coarsest fitting tier answers the complete buckets that lie
  * wholly in the range; what is left on either side goes to the next finer tier, and so on; the
  * rest (cut edges, the open bucket, buckets before complete_from) comes from the raw series.
  */

@@ -19,7 +19,7 @@ import { HistoryService } from './history.service.js';
 const SOURCE_HEADER = {
   'X-Series-Source': {
     description:
-      'How the answer was computed: the compaction tiers used, coarsest first, and raw for cut edges and the open bucket (e.g. 1d+1h+raw, or raw); for a composite price, each venue\'s: median(coinbase:1h+raw kraken:1h+raw bitstamp:raw)',
+      'How the answer was computed: the compaction tiers used, coarsest first, and raw for cut edges and the open bucket (e.g. 1d+1h+raw, 5m+raw, or raw); for a composite price, each venue\'s: median(coinbase:1h+raw kraken:1h+raw bitstamp:raw)',
     schema: { type: 'string' },
   },
 };

@@ -4,7 +4,7 @@ import { Env } from '../config/env.validation.js';
 import { badRequestOnRangeError } from '../common/errors.js';
 import { CompactionService } from '../series/compaction.service.js';
 import { compositeSeries } from '../series/composite.js';
-import { SeriesDef } from '../series/series.catalog.js';
+import { fittingTiers, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
 import { MetricName } from '../sources/source.types.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
@@ -33,7 +33,7 @@ export interface ResolvedQuery {
 
 export interface SeriesResult {
   samples: Sample[];
-  /** How it was answered: the compaction tiers used, coarsest first, and `raw` (e.g. `1d+1h+raw`). */
+  /** How it was answered: the compaction tiers used, coarsest first, and `raw` (e.g. `1d+1h+raw`, `5m+raw`). */
   source: string;
 }
 
@@ -97,7 +97,7 @@ export class HistoryService {
    */
   private async seriesOf(def: SeriesDef, q: ResolvedQuery): Promise<SeriesResult> {
     const components = COMPONENTS[q.aggregation];
-    const fitting = this.compactions.tiers.filter((t) => q.bucketMs % t.bucketMs === 0);
+    const fitting = fittingTiers(this.compactions.tiers, q.bucketMs);
     if (!components || fitting.length === 0) return this.read(def, q, null);
     // The plan needs the compactions' coverage (one round trip) before the reads (another).
     // Coverage moves once per tier bucket, so the reads planned on the coverage the previous

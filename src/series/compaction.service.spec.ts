@@ -17,9 +17,9 @@ describe('CompactionService.coverage', () => {
 
   beforeEach(() => (calls.length = 0));
 
-  it('asks Redis nothing when no tier divides the bucket (30 s, 90 min)', async () => {
+  it('asks Redis nothing when no tier divides the bucket (30 s, 7 min)', async () => {
     expect(await service.coverage(price, ['sum', 'count'], 30_000)).toEqual([]);
-    expect(await service.coverage(price, ['sum', 'count'], 90 * 60_000)).toEqual([]);
+    expect(await service.coverage(price, ['sum', 'count'], 7 * 60_000)).toEqual([]);
     expect(calls).toEqual([]);
   });
 
@@ -28,6 +28,37 @@ describe('CompactionService.coverage', () => {
     expect(tiers.map((t) => t.bucketMs)).toEqual([3_600_000]);
     expect(calls).toEqual(['latest price', 'info price:sum:1h', 'info price:count:1h']);
     expect((await service.coverage(price, ['max'], 86_400_000)).map((t) => t.bucketMs)).toEqual([3_600_000, 86_400_000]);
+  });
+
+  it('5 min buckets and their multiples that no coarser tier fits (5m, 15m, 30m, 90m) ask about the 5 min tier alone', async () => {
+    for (const minutes of [5, 15, 30, 90]) {
+      calls.length = 0;
+      expect((await service.coverage(price, ['min'], minutes * 60_000)).map((t) => t.bucketMs)).toEqual([300_000]);
+      expect(calls).toEqual(['latest price', 'info price:min:5m']);
+    }
+  });
+
+  it('hour multiples stay on the hourly and daily tiers: the 5 min tier never answers their edges', async () => {
+    for (const bucketMs of [3_600_000, 3 * 3_600_000, 86_400_000]) {
+      expect((await service.coverage(price, ['min'], bucketMs)).map((t) => t.bucketMs)).not.toContain(300_000);
+    }
+  });
+});
+
+describe('CompactionService tiers', () => {
+  const config = (values: Record<string, number>) => ({ get: (name: string) => values[name] }) as unknown as ConfigService<never, true>;
+  const service = new CompactionService({} as TimeseriesService, {} as RedisKeys, config({
+    TIMESERIES_HOURLY_RETENTION_MS: 1,
+    TIMESERIES_DAILY_RETENTION_MS: 2,
+    TIMESERIES_5MIN_RETENTION_MS: 3,
+  }));
+
+  it('are 1h, 1d, then 5m (added last, so an upgraded deployment only gains rules at the end), each with its retention setting', () => {
+    expect(service.tiers.map((t) => [t.name, t.bucketMs, t.retentionMs])).toEqual([
+      ['1h', 3_600_000, 1],
+      ['1d', 86_400_000, 2],
+      ['5m', 300_000, 3],
+    ]);
   });
 });
 
@@ -46,6 +77,30 @@ describe('bucketAggregates (history written straight into the compactions)', () 
     ]);
     // One sample per hour: each hourly bucket is that sample.
     expect(bucketAggregates(samples, H)[1]).toEqual({ timestamp: H, sum: 1, count: 1, min: 1, max: 1, first: 1, last: 1 });
+  });
+
+  it('addHistory writes each tier as its rules compute it and reports per sample what the hourly count stored', async () => {
+    const H = 3_600_000;
+    const written = new Map<string, Array<{ timestamp: number; value: number }>>();
+    const timeseries = {
+      add: async (key: string, samples: Array<{ timestamp: number; value: number }>) => {
+        written.set(key, samples);
+        // The 5 min tier's retention refuses what is too old; the hourly count stores everything.
+        return key.endsWith(':5m')
+          ? { stored: 1, duplicates: 0, rejected: samples.length - 1, errors: ['TSDB: Timestamp is older than retention'] }
+          : { stored: samples.length, duplicates: 0, rejected: 0, errors: [] };
+      },
+    } as unknown as TimeseriesService;
+    const keys = { compaction: (k: string, a: string, t: string) => `${k}:${a}:${t}` } as unknown as RedisKeys;
+    const retention = { TIMESERIES_HOURLY_RETENTION_MS: 2 * 365 * 24 * H, TIMESERIES_DAILY_RETENTION_MS: 0, TIMESERIES_5MIN_RETENTION_MS: 7 * 24 * H };
+    const service = new CompactionService(timeseries, keys, { get: (n: string) => retention[n as keyof typeof retention] } as unknown as ConfigService<never, true>);
+    const closes = [0, 1, 2, 25].map((h) => ({ timestamp: h * H, value: 10 + h }));
+    const report = await service.addHistory({ key: 'price' } as SeriesDef, closes);
+    expect(report).toEqual({ stored: 4, duplicates: 0, rejected: 0, errors: [] });
+    // An hourly close is one sample: the 5 min bucket at its hour's start holds it alone.
+    expect(written.get('price:count:5m')).toEqual(closes.map((c) => ({ timestamp: c.timestamp, value: 1 })));
+    expect(written.get('price:sum:5m')).toEqual(closes);
+    expect(written.get('price:sum:1d')).toEqual([{ timestamp: 0, value: 33 }, { timestamp: 24 * H, value: 35 }]);
   });
 
   it('firstRuleBucket: the start of the coarsest (daily) bucket, before which no rule ever writes', () => {

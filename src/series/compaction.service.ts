@@ -4,7 +4,7 @@ import { Env } from '../config/env.validation.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { AddReport, TimeseriesService } from '../timeseries/timeseries.service.js';
 import { Sample } from '../timeseries/timeseries.types.js';
-import { COMPACTED, Compacted, compactionTiers, SeriesDef, Tier, TierCoverage } from './series.catalog.js';
+import { COMPACTED, Compacted, compactionTiers, fittingTiers, SeriesDef, Tier, TierCoverage } from './series.catalog.js';
 
 /**
  * Label on each compaction: epoch ms from which its buckets are complete. Rules do not
@@ -14,8 +14,8 @@ import { COMPACTED, Compacted, compactionTiers, SeriesDef, Tier, TierCoverage } 
 export const COMPLETE_FROM_LABEL = 'complete_from';
 
 /**
- * Hourly and daily compactions (sum, count, min, max, first, last) of every raw series in the
- * catalog, created idempotently with the series, and what each one can answer.
+ * Hourly, daily and 5-minute compactions (sum, count, min, max, first, last) of every raw series
+ * in the catalog, created idempotently with the series, and what each one can answer.
  */
 @Injectable()
 export class CompactionService {
@@ -27,10 +27,11 @@ export class CompactionService {
     private readonly keys: RedisKeys,
     config: ConfigService<Env, true>,
   ) {
-    this.tiers = compactionTiers(
-      config.get('TIMESERIES_HOURLY_RETENTION_MS', { infer: true }),
-      config.get('TIMESERIES_DAILY_RETENTION_MS', { infer: true }),
-    );
+    this.tiers = compactionTiers({
+      hourlyMs: config.get('TIMESERIES_HOURLY_RETENTION_MS', { infer: true }),
+      dailyMs: config.get('TIMESERIES_DAILY_RETENTION_MS', { infer: true }),
+      fiveMinuteMs: config.get('TIMESERIES_5MIN_RETENTION_MS', { infer: true }),
+    });
   }
 
   key(series: SeriesDef, aggregation: Compacted, tier: Tier): string {
@@ -89,13 +90,16 @@ export class CompactionService {
    * firstRuleBucket of the raw series' first sample): RedisTimeSeries lets TS.MADD write a rule's
    * destination, but the rule would overwrite a bucket it also computes. The destinations keep
    * DUPLICATE_POLICY FIRST, so writing the same history twice stores nothing twice. Returns the
-   * outcome per sample: that of its bucket in the finest tier's `count` (one per sample there
-   * when the samples are one per finest bucket, as hourly history is).
+   * outcome per sample: that of its bucket in the `count` of the tier that keeps the samples
+   * longest among those with one bucket per sample (hourly history: the hourly tier; the 5 min
+   * one holds each close in a bucket of its own too, but drops all but its last days, refusing
+   * them as older than its retention when written again).
    */
   async addHistory(def: SeriesDef, samples: Sample[]): Promise<AddReport> {
     const sorted = [...samples].sort((a, b) => a.timestamp - b.timestamp);
-    const finest = this.tiers.reduce((a, b) => (b.bucketMs < a.bucketMs ? b : a));
+    const keeps = (t: Tier) => (t.retentionMs === 0 ? Infinity : t.retentionMs);
     let report: AddReport = { stored: 0, duplicates: 0, rejected: 0, errors: [] };
+    let reportedBy: Tier | undefined;
     for (const tier of this.tiers) {
       const buckets = bucketAggregates(sorted, tier.bucketMs);
       const written = await Promise.all(
@@ -103,19 +107,22 @@ export class CompactionService {
           this.timeseries.add(this.key(def, aggregation, tier), buckets.map((b) => ({ timestamp: b.timestamp, value: b[aggregation] }))),
         ),
       );
-      if (tier === finest) report = written[COMPACTED.indexOf('count')];
+      if (buckets.length === sorted.length && (!reportedBy || keeps(tier) > keeps(reportedBy))) {
+        report = written[COMPACTED.indexOf('count')];
+        reportedBy = tier;
+      }
     }
     return report;
   }
 
   /**
-   * For each tier whose bucket divides `bucketMs` (only those can answer such a query), the
+   * For each tier that fits `bucketMs` (fittingTiers: its bucket divides the requested one), the
    * buckets complete in all the given compactions: from the latest complete_from mark (and the
    * compactions' own retention) up to the source's open bucket, which the rule writes only when
    * a later sample arrives. No tier fits (a 30 s or 90 min bucket): no Redis call at all.
    */
   async coverage(def: SeriesDef, components: readonly Compacted[], bucketMs: number): Promise<TierCoverage[]> {
-    const fitting = this.tiers.filter((tier) => bucketMs % tier.bucketMs === 0);
+    const fitting = fittingTiers(this.tiers, bucketMs);
     if (fitting.length === 0) return [];
     // The source's newest sample and the compactions' marks, read together (one round trip).
     const [sourceLatest, infosByTier] = await Promise.all([

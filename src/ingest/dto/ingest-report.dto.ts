@@ -74,7 +74,7 @@ export class SourceReportDto extends RunCountsDto {
   backfill!: BackfillReportDto | null;
   /**
    * The hourly part of a first backfill longer than 24 h (price venues: the hours before the
-   * 1-minute window, into the hourly and daily compactions); only present when there was one.
+   * 1-minute window, into the compactions); only present when there was one.
    */
   hourlyBackfill?: BackfillReportDto;
 }
