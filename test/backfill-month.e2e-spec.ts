@@ -88,7 +88,8 @@ describe('A month on the first start (e2e: loopback venues, real Redis)', () => 
   const apps: NestFastifyApplication[] = [];
 
   const boot = async (p: string, price: string, env: Record<string, string> = {}) => {
-    const app = await bootApp({ REDIS_KEY_PREFIX: p, ...fake.env({ price }), ...env });
+    // With the 5-minute tier, so the month's backfill is checked in it too.
+    const app = await bootApp({ REDIS_KEY_PREFIX: p, TIMESERIES_5MIN_TIER: 'true', ...fake.env({ price }), ...env });
     apps.push(app);
     return app;
   };

@@ -166,42 +166,6 @@ describe('Upgrade paths answer byte for byte as before (e2e)', () => {
     return [body.replace(tail, '}'), header];
   }
 
-  const AGGREGATIONS = ['sum', 'count', 'min', 'max', 'first', 'last'];
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-  /**
-   * The /series listing as it was before the 5-minute tier (issue 16 appends it on purpose):
-   * each raw series' rules end with its six 5m rules, and its six 5m compactions (7 days'
-   * retention, complete from the start) follow its last daily one; those must be there, in
-   * that place, and everything else unchanged.
-   */
-  function withoutFiveMinuteTier([body, header]: [string, unknown]): [string, unknown] {
-    let rest = body;
-    const list = JSON.parse(body) as Array<{ key: string; sourceKey: string | null }>;
-    const raws = list.filter((e) => e.sourceKey === null).map((e) => e.key);
-    expect(raws.length).toBeGreaterThan(0);
-    for (const raw of raws) {
-      const rules = AGGREGATIONS.map((a) => `{"destKey":"{${raw}}:${a}:5m","aggregation":"${a}","bucketMs":300000}`).join(',');
-      expect(rest.split(`,${rules}]`)).toHaveLength(2);
-      rest = rest.replace(`,${rules}]`, ']');
-      const entries = AGGREGATIONS.map(
-        (a) =>
-          `\\{"key":"${escape(`{${raw}}:${a}:5m`)}","[^{}]*\\{[^{}]*"aggregation":"${a}","bucket":"5m","complete_from":"0"\\},` +
-          `"retentionMs":604800000,"duplicatePolicy":"first",[^{}]*"sourceKey":"${escape(raw)}","rules":\\[\\]\\}`,
-      ).join(',');
-      const afterDaily = new RegExp(`(\\{"key":"${escape(`{${raw}}:last:1d`)}"[^{}]*\\{[^{}]*\\}[^{}]*"rules":\\[\\]\\}),${entries}`);
-      expect(rest).toMatch(afterDaily);
-      rest = rest.replace(afterDaily, '$1');
-    }
-    return [rest, header];
-  }
-
-  /** A 5-minute-multiple query now reads the 5m compactions: the same body, X-Series-Source `5m+raw` where it was `raw`. */
-  function fromFiveMinuteTier([body, header]: [string, unknown]): [string, unknown] {
-    expect(header).toBe('5m+raw');
-    return [body, 'raw'];
-  }
-
   it('one venue (PRICE_SOURCE=coinbase): the same keys, numbers and responses', async () => {
     const keyPrefix = `${prefix}:coinbase`;
     const app = await bootApp({ REDIS_KEY_PREFIX: keyPrefix, ...fake.env({ price: 'coinbase' }), BACKFILL_HOURS: '0', SUMMARY_ANCHOR: 'latest' });
@@ -214,9 +178,9 @@ describe('Upgrade paths answer byte for byte as before (e2e)', () => {
       const got = {
         summary: withoutVerdict(await get(app, '/is-bitcoin-lit', keyPrefix)),
         price: await get(app, '/series/price?from=2021-07-07T15:00:00Z&to=2021-07-07T18:00:00Z&bucket=1h', keyPrefix),
-        max: fromFiveMinuteTier(await get(app, '/series/price?from=2021-07-07&to=2021-07-08&bucket=30m&aggregation=max', keyPrefix)),
+        max: await get(app, '/series/price?from=2021-07-07&to=2021-07-08&bucket=30m&aggregation=max', keyPrefix),
         combined: await get(app, '/series/combined?from=2021-07-07T15:00:00Z&to=2021-07-07T18:00:00Z&bucket=1h', keyPrefix),
-        list: withoutFiveMinuteTier(await get(app, '/series', keyPrefix)),
+        list: await get(app, '/series', keyPrefix),
       };
       expect(got).toEqual(ONE_VENUE_BEFORE);
     } finally {
@@ -233,7 +197,7 @@ describe('Upgrade paths answer byte for byte as before (e2e)', () => {
         summary: withoutVerdict(await get(app, '/is-bitcoin-lit', keyPrefix)),
         price: await get(app, '/series/price?bucket=3h', keyPrefix),
         combined: await get(app, '/series/combined?from=2021-07-07T12:00:00Z&bucket=2h&aggregation=last', keyPrefix),
-        list: withoutFiveMinuteTier(await get(app, '/series', keyPrefix)),
+        list: await get(app, '/series', keyPrefix),
       };
       expect(got).toEqual(V1_BEFORE);
     } finally {

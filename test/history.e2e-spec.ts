@@ -82,7 +82,7 @@ describe('history queries (e2e, real Redis)', () => {
   const get = (url: string) => app.inject({ method: 'GET', url });
 
   beforeAll(async () => {
-    ({ redis, upstream, app } = await startTestApp(prefix, fixture));
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture, { TIMESERIES_5MIN_TIER: 'true' }));
     expect((await postRefresh(app)).json()).toMatchObject({ stored: 2 * 2474 });
   });
 
@@ -326,7 +326,7 @@ describe('history queries (e2e, real Redis)', () => {
   });
 
   it('a restart keeps the rules and their complete_from marks as they are', async () => {
-    const second = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    const second = await bootApp({ REDIS_KEY_PREFIX: prefix, TIMESERIES_5MIN_TIER: 'true', SENTIMENT_API_URL: upstream.url });
     try {
       const list = (await second.inject({ method: 'GET', url: '/series' })).json<SeriesListItem[]>();
       expect(list.find((s) => s.key === `${prefix}:price:mean:30s`)?.rules).toHaveLength(18);
@@ -355,7 +355,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
       await backend.addMany(key, firstHalf.map((r) => ({ timestamp: Math.trunc((r.timestamp as number) * 1000), value: metric === 'price' ? Number(r.btc_price) : (r.mean as number) })));
     }
     upstream = await new FakeUpstream(fixture).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, TIMESERIES_5MIN_TIER: 'true', SENTIMENT_API_URL: upstream.url });
   });
 
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
@@ -387,7 +387,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
     const info = await ts.info(dest);
     const { complete_from: _dropped, ...labels } = info!.labels;
     await ts.ensureSeries(dest, { retentionMs: info!.retentionMs, labels });
-    const restarted = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    const restarted = await bootApp({ REDIS_KEY_PREFIX: prefix, TIMESERIES_5MIN_TIER: 'true', SENTIMENT_API_URL: upstream.url });
     try {
       expect((await restarted.get(TimeseriesService).info(dest))?.labels.complete_from).toBe(String(Math.floor(LATEST / HOUR) * HOUR + HOUR));
       const res = await restarted.inject({ method: 'GET', url: `/series/price?from=${FIRST}&to=${LATEST}&bucket=1h&aggregation=avg` });
@@ -422,7 +422,7 @@ describe('history over data stored before the compaction rules existed (e2e, rea
   });
 });
 
-describe('history after an upgrade that adds the 5-minute tier (e2e, real Redis)', () => {
+describe('history after an upgrade that turns the 5-minute tier on (TIMESERIES_5MIN_TIER) (e2e, real Redis)', () => {
   const prefix = uniquePrefix('history-5m');
   let redis: Redis;
   let upstream: FakeUpstream;
@@ -460,7 +460,7 @@ describe('history after an upgrade that adds the 5-minute tier (e2e, real Redis)
       await backend.addMany(key, firstHalf.map((r) => ({ timestamp: Math.trunc((r.timestamp as number) * 1000), value: metric === 'price' ? Number(r.btc_price) : (r.mean as number) })));
     }
     upstream = await new FakeUpstream(fixture).start();
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url });
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, TIMESERIES_5MIN_TIER: 'true', SENTIMENT_API_URL: upstream.url });
   });
 
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));

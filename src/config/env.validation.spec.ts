@@ -17,6 +17,7 @@ describe('validateEnv', () => {
       BACKFILL_HOURS: 720,
       TIMESERIES_HOURLY_RETENTION_MS: 2 * 365 * 24 * 3600 * 1000,
       TIMESERIES_DAILY_RETENTION_MS: 0,
+      TIMESERIES_5MIN_TIER: false,
       TIMESERIES_5MIN_RETENTION_MS: 7 * 24 * 3600 * 1000,
     });
     // Unset: each price venue paces its calls under its own published limit.
@@ -57,6 +58,7 @@ describe('validateEnv', () => {
     ['BACKFILL_HOURS', '721'],
     ['TIMESERIES_5MIN_RETENTION_MS', '-1'],
     ['TIMESERIES_5MIN_RETENTION_MS', 'a week'],
+    ['TIMESERIES_5MIN_TIER', 'maybe'],
   ])('fails naming %s=%s', (name, value) => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}=`));
   });

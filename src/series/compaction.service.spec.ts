@@ -12,7 +12,8 @@ describe('CompactionService.coverage', () => {
   } as unknown as TimeseriesService;
   const keys = { compaction: (k: string, a: string, t: string) => `${k}:${a}:${t}` } as unknown as RedisKeys;
   const price = { key: 'price' } as SeriesDef;
-  const config = { get: () => 0 } as unknown as ConfigService<never, true>;
+  // Retentions 0, the 5-minute tier on.
+  const config = { get: (name: string) => (name === 'TIMESERIES_5MIN_TIER' ? true : 0) } as unknown as ConfigService<never, true>;
   const service = new CompactionService(timeseries, keys, config);
 
   beforeEach(() => (calls.length = 0));
@@ -46,15 +47,20 @@ describe('CompactionService.coverage', () => {
 });
 
 describe('CompactionService tiers', () => {
-  const config = (values: Record<string, number>) => ({ get: (name: string) => values[name] }) as unknown as ConfigService<never, true>;
-  const service = new CompactionService({} as TimeseriesService, {} as RedisKeys, config({
-    TIMESERIES_HOURLY_RETENTION_MS: 1,
-    TIMESERIES_DAILY_RETENTION_MS: 2,
-    TIMESERIES_5MIN_RETENTION_MS: 3,
-  }));
+  const config = (values: Record<string, number | boolean>) => ({ get: (name: string) => values[name] }) as unknown as ConfigService<never, true>;
+  const retentions = { TIMESERIES_HOURLY_RETENTION_MS: 1, TIMESERIES_DAILY_RETENTION_MS: 2, TIMESERIES_5MIN_RETENTION_MS: 3 };
+  const tiersOf = (values: Record<string, number | boolean>) =>
+    new CompactionService({} as TimeseriesService, {} as RedisKeys, config(values)).tiers.map((t) => [t.name, t.bucketMs, t.retentionMs]);
 
-  it('are 1h, 1d, then 5m (added last, so an upgraded deployment only gains rules at the end), each with its retention setting', () => {
-    expect(service.tiers.map((t) => [t.name, t.bucketMs, t.retentionMs])).toEqual([
+  it('are 1h and 1d by default, each with its retention setting', () => {
+    expect(tiersOf({ ...retentions, TIMESERIES_5MIN_TIER: false })).toEqual([
+      ['1h', 3_600_000, 1],
+      ['1d', 86_400_000, 2],
+    ]);
+  });
+
+  it('with TIMESERIES_5MIN_TIER, then 5m (added last, so an upgraded deployment only gains rules at the end)', () => {
+    expect(tiersOf({ ...retentions, TIMESERIES_5MIN_TIER: true })).toEqual([
       ['1h', 3_600_000, 1],
       ['1d', 86_400_000, 2],
       ['5m', 300_000, 3],
@@ -92,7 +98,7 @@ describe('bucketAggregates (history written straight into the compactions)', () 
       },
     } as unknown as TimeseriesService;
     const keys = { compaction: (k: string, a: string, t: string) => `${k}:${a}:${t}` } as unknown as RedisKeys;
-    const retention = { TIMESERIES_HOURLY_RETENTION_MS: 2 * 365 * 24 * H, TIMESERIES_DAILY_RETENTION_MS: 0, TIMESERIES_5MIN_RETENTION_MS: 7 * 24 * H };
+    const retention = { TIMESERIES_HOURLY_RETENTION_MS: 2 * 365 * 24 * H, TIMESERIES_DAILY_RETENTION_MS: 0, TIMESERIES_5MIN_TIER: true, TIMESERIES_5MIN_RETENTION_MS: 7 * 24 * H };
     const service = new CompactionService(timeseries, keys, { get: (n: string) => retention[n as keyof typeof retention] } as unknown as ConfigService<never, true>);
     const closes = [0, 1, 2, 25].map((h) => ({ timestamp: h * H, value: 10 + h }));
     const report = await service.addHistory({ key: 'price' } as SeriesDef, closes);

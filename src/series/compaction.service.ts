@@ -30,7 +30,7 @@ export class CompactionService {
     this.tiers = compactionTiers({
       hourlyMs: config.get('TIMESERIES_HOURLY_RETENTION_MS', { infer: true }),
       dailyMs: config.get('TIMESERIES_DAILY_RETENTION_MS', { infer: true }),
-      fiveMinuteMs: config.get('TIMESERIES_5MIN_RETENTION_MS', { infer: true }),
+      fiveMinuteMs: config.get('TIMESERIES_5MIN_TIER', { infer: true }) ? config.get('TIMESERIES_5MIN_RETENTION_MS', { infer: true }) : undefined,
     });
   }
 
