@@ -34,10 +34,6 @@ export function redisOptions(s: RedisConnectionSettings, name: string): RedisOpt
     retryStrategy: (times) => reconnectDelay(times, s.REDIS_RETRY_BASE_MS, s.REDIS_RETRY_MAX_MS),
     // A request must fail fast while Redis is away instead of queueing behind the reconnect.
     enableOfflineQueue: false,
-    // Commands issued in the same tick (a history query's venues, a summary's reads, a request's
-    // rate-limit count and query) go out in one socket write: measured with `npm run bench`,
-    // ~0.2 ms off a /series/combined request. Single server only (see clusterOptions).
-    enableAutoPipelining: true,
   };
 }
 
@@ -57,9 +53,7 @@ export function clusterOptions(s: RedisConnectionSettings, name: string): Cluste
   const url = new URL(s.REDIS_URL);
   // The cluster owns reconnects and the offline queue of its node connections (ioredis refuses
   // both in redisOptions), so they are set on the cluster instead.
-  // Not auto-pipelining either: ioredis groups a Cluster's auto-pipelined commands by the slot of
-  // their first argument, which for EVALSHA is the script's sha, not a key (redis/ioredis#2109).
-  const { retryStrategy: _retry, enableOfflineQueue: _queue, lazyConnect: _lazy, enableAutoPipelining: _pipe, ...nodeOptions } = redisOptions(s, name);
+  const { retryStrategy: _retry, enableOfflineQueue: _queue, lazyConnect: _lazy, ...nodeOptions } = redisOptions(s, name);
   return {
     lazyConnect: true,
     enableOfflineQueue: false,
