@@ -21,9 +21,10 @@ const config = { get: (k: keyof Env) => settings[k] } as unknown as ConfigServic
 
 /** A subscriber stand-in: an EventEmitter that records SUBSCRIBE. */
 function fakeSubscriber() {
-  const sub = new EventEmitter() as EventEmitter & { subscribe: jest.Mock; status: string };
+  const sub = new EventEmitter() as EventEmitter & { subscribe: jest.Mock<() => Promise<number>>; status: string; options: { autoResubscribe?: boolean } };
   sub.subscribe = jest.fn(async () => 1);
   sub.status = 'ready'; // connected: the service subscribes at once
+  sub.options = { autoResubscribe: true };
   return sub;
 }
 
@@ -53,6 +54,21 @@ describe('NotificationsService', () => {
     await service.onModuleInit();
   });
   afterEach(() => service.beforeApplicationShutdown());
+
+  it('re-subscribes after every reconnect itself, a failed SUBSCRIBE logged instead of left unhandled', async () => {
+    // ioredis's own re-subscribe leaves a rejection unhandled (which ends a Node process).
+    expect(sub.options.autoResubscribe).toBe(false);
+    expect(sub.subscribe).toHaveBeenCalledTimes(1);
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    sub.subscribe.mockRejectedValueOnce(new Error("Stream isn't writeable and enableOfflineQueue options is false"));
+    sub.emit('ready');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(warn).toHaveBeenCalledWith("subscribe failed: Stream isn't writeable and enableOfflineQueue options is false");
+    sub.emit('ready');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sub.subscribe).toHaveBeenCalledTimes(3);
+    expect(sub.subscribe).toHaveBeenLastCalledWith('app:events');
+  });
 
   const collect = () => {
     const slot = service.connect('sse');

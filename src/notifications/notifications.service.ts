@@ -4,7 +4,7 @@ import { concat, Observable, of, Subject } from 'rxjs';
 import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
-import { RedisClient } from '../redis/redis.types.js';
+import { isCluster, RedisClient } from '../redis/redis.types.js';
 import { SummaryEvents, SummaryRefreshedEvent } from '../summary/summary.events.js';
 import type { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { VerdictEvents } from '../verdict/verdict.events.js';
@@ -75,18 +75,24 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
       if (channel === this.channel) this.relay(message);
     });
     // 'close' fires on every lost connection (and every failed reconnect attempt), 'ready'
-    // once reconnected; ioredis then re-subscribes by itself (autoResubscribe).
+    // once reconnected.
     this.subscriber.on('close', () => this.setSubscribed(false));
     this.subscriber.on('ready', () => this.setSubscribed(true));
+    const subscribe = () => this.subscriber.subscribe(this.channel).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
+    if (!isCluster(this.subscriber)) {
+      // One server: we re-subscribe after every reconnect ourselves. ioredis's own re-subscribe
+      // (autoResubscribe) leaves its promise unhandled, so a connection that closes again right
+      // after 'ready' (a flapping Redis; seen in the stall e2e) rejected it unhandled, which
+      // ends a Node process. A Cluster re-subscribes through its own subscriber connection.
+      this.subscriber.options.autoResubscribe = false;
+      this.subscriber.on('ready', () => void subscribe());
+    }
     if (this.subscriber.status === 'ready') {
       await this.subscriber.subscribe(this.channel);
     } else {
-      // Started without Redis (REDIS_STARTUP_MODE=degraded): subscribe once it connects; from
-      // then on ioredis re-subscribes after every reconnect by itself.
+      // Started without Redis (REDIS_STARTUP_MODE=degraded): subscribe once it connects.
       this.setSubscribed(false);
-      this.subscriber.once('ready', () => {
-        this.subscriber.subscribe(this.channel).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
-      });
+      if (isCluster(this.subscriber)) this.subscriber.once('ready', () => void subscribe());
     }
     this.heartbeat = setInterval(() => this.emit({ type: 'heartbeat', time: new Date().toISOString() }), this.heartbeatMs);
     this.heartbeat.unref();
