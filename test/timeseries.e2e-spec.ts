@@ -11,6 +11,7 @@ import { metaKey, PortableTimeseriesBackend } from '../src/timeseries/portable.b
 import { sameSlotKey } from '../src/redis/key-slot.js';
 import type { Aggregation, Sample, TimeseriesBackend } from '../src/timeseries/timeseries.types.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { RedisServerProcess } from './support/redis-server.js';
 
 /** A multiple of 10 s, so 1 s and 10 s buckets start exactly at T0. */
 const T0 = 1_700_000_000_000;
@@ -462,14 +463,23 @@ function clusterSlot(key: string): number {
   return crc % 16384;
 }
 
-describe('portable backend storage layout (e2e, real Redis)', () => {
+/**
+ * The portable backend's own key layout, read with plain sorted-set and hash commands: on a
+ * redis-server of its own, so it holds wherever REDIS_URL points (Redis 8 / RedisTimeSeries too).
+ */
+describe('portable backend storage layout (e2e, private redis-server)', () => {
+  let server: RedisServerProcess;
   let redis: Redis;
   let portable: PortableTimeseriesBackend;
-  beforeAll(() => {
-    redis = new Redis(REDIS_URL);
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    redis = new Redis(server.url);
     portable = new PortableTimeseriesBackend(redis);
   });
-  afterAll(() => redis.disconnect());
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.destroy();
+  });
 
   it('computes cluster slots like Redis', () => {
     expect(clusterSlot('foo')).toBe(12182); // CLUSTER KEYSLOT foo
