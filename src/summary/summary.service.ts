@@ -120,7 +120,12 @@ export class SummaryService implements OnModuleInit {
     this.ingestEvents.on((event) => this.onIngested(event));
   }
 
-  async compute(): Promise<SummaryResponseDto> {
+  /**
+   * The summary of now. `verdict_since` is read from Redis unless `recordVerdict` is set: then
+   * the caller records the verdict, which gives its start (refreshCache; reading it first was a
+   * round trip per refresh whose answer was thrown away).
+   */
+  async compute(recordVerdict = false): Promise<SummaryResponseDto> {
     const now = Date.now();
     const venues = this.series.defs('price');
     const [sentimentDef] = this.series.defs('sentiment');
@@ -146,7 +151,7 @@ export class SummaryService implements OnModuleInit {
         const sentiment = freshnessOf(sentimentDef, sentimentLatest, now, this.staleAfterMs.sentiment);
         // The verdict follows from the directions (one rule); its start is the one recorded in Redis.
         const verdict = verdictOf(summary.price_direction, summary.sentiment_direction);
-        const verdict_since = await this.verdicts.since(verdict);
+        const verdict_since = recordVerdict ? null : await this.verdicts.since(verdict);
         return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price: price.freshness, sentiment }, verdict, verdict_since };
       }
     }
@@ -163,7 +168,7 @@ export class SummaryService implements OnModuleInit {
   async refreshCache(): Promise<SummaryResponseDto | null> {
     let summary: SummaryResponseDto;
     try {
-      summary = await this.compute();
+      summary = await this.compute(true);
     } catch (err) {
       this.logger.warn(`could not compute the summary: ${(err as Error).message}`);
       return null;
@@ -173,6 +178,7 @@ export class SummaryService implements OnModuleInit {
       summary = { ...summary, verdict_since: await this.verdicts.record(summary) };
     } catch (err) {
       this.logger.warn(`could not record the verdict: ${(err as Error).message}`);
+      summary = { ...summary, verdict_since: await this.verdicts.since(summary.verdict).catch(() => null) };
     }
     try {
       await this.cache.set(this.keys.cache(), summary, this.ttlSeconds);
