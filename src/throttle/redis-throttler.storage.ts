@@ -76,6 +76,8 @@ export class RedisThrottlerStorage implements BeforeApplicationShutdown {
   private flushTimer: NodeJS.Timeout | undefined;
   /** FLUSH_MS; a test lengthens it to see what shutdown sends. */
   flushMs = FLUSH_MS;
+  private closing = false;
+  private sweepAt = 0;
 
   constructor(
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
@@ -96,7 +98,7 @@ export class RedisThrottlerStorage implements BeforeApplicationShutdown {
     const base = this.keys.throttle(`${throttlerName}:${key}`);
     const now = Date.now();
     const local = this.windows.get(base);
-    if (local !== undefined && now < local.endsAt && now >= local.blockedUntil && local.known + local.pending + 1 <= limit / 2) {
+    if (!this.closing && local !== undefined && now < local.endsAt && now >= local.blockedUntil && local.known + local.pending + 1 <= limit / 2) {
       local.pending++;
       local.unsent++;
       this.scheduleFlush(local);
@@ -161,6 +163,8 @@ export class RedisThrottlerStorage implements BeforeApplicationShutdown {
 
   /** Before RedisModule quits: the hits admitted and not yet counted go to Redis. */
   async beforeApplicationShutdown(): Promise<void> {
+    // Requests still arriving until the server closes wait for Redis's count like a first hit.
+    this.closing = true;
     clearTimeout(this.flushTimer);
     await this.flush();
   }
@@ -176,7 +180,10 @@ export class RedisThrottlerStorage implements BeforeApplicationShutdown {
       endsAt: 0,
       blockedUntil: 0,
     };
-    if (this.windows.size >= MAX_WINDOWS) {
+    // Expired windows are swept at most once a second: a full map of live clients must not cost
+    // every new client's request a walk over all of them.
+    if (this.windows.size >= MAX_WINDOWS && now >= this.sweepAt) {
+      this.sweepAt = now + 1000;
       for (const [k, w] of this.windows) if (w.endsAt <= now && w.pending === 0) this.windows.delete(k);
     }
     if (this.windows.size < MAX_WINDOWS) this.windows.set(base, window);
