@@ -1,5 +1,6 @@
 import { validateEnv } from '../config/env.validation.js';
-import { receiverUrlProblem, toReceiver } from './alert-receivers.js';
+import { receiverUrlProblem } from '../config/webhook-url.js';
+import { toReceiver } from './alert-receivers.js';
 
 describe('webhook receivers', () => {
   it('allows https anywhere and http to loopback only', () => {

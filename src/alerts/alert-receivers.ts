@@ -1,7 +1,6 @@
 /** Webhook receivers (ALERT_WEBHOOK_URLS): which URLs are allowed, and how each is named. */
 import { createHash } from 'node:crypto';
 
-export { receiverUrlProblem } from '../config/webhook-url.js';
 
 export interface Receiver {
   /** First 12 hex digits of the URL's SHA-256: its Redis keys and its `receiver` metric label. */

@@ -12,7 +12,8 @@ import { RedisClient } from './redis.types.js';
  * REDIS_CLUSTER_NODES is set): the one client for commands, and a subscriber for pub/sub
  * (a subscribed connection can run nothing else). Async factories connect and PING before
  * anything that depends on them is built; both are QUIT on shutdown (app.close(), on SIGTERM in main.ts).
- * ioredis re-subscribes the subscriber's channels by itself after a reconnect (autoResubscribe).
+ * After a reconnect the subscriber's channel is subscribed again by NotificationsService (on a
+ * single server; ioredis's own autoResubscribe leaves a failure unhandled), by the Cluster itself otherwise.
  */
 @Global()
 @Module({

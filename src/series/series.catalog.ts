@@ -60,10 +60,10 @@ export function seriesLabels(metric: MetricName, source: SourceId, unit: string)
 }
 
 /**
- * The tiers, in the order their rules were added over the releases: a new tier goes last, so an
- * upgraded deployment's rules (and the /series listing) only gain entries at their end.
+ * The tiers every raw series gets, in the order their rules were added over the releases (a new
+ * tier goes last, so an upgraded deployment's rules and /series listing only gain entries at
+ * their end); the 5-minute one only when asked for (`fiveMinuteMs` set).
  */
-/** The tiers every raw series gets; the 5-minute one only when asked for (`fiveMinuteMs` set). */
 export function compactionTiers(retention: { hourlyMs: number; dailyMs: number; fiveMinuteMs?: number }): Tier[] {
   return [
     { name: '1h', bucketMs: HOUR_MS, retentionMs: retention.hourlyMs, underCoarser: true },
