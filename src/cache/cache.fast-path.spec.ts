@@ -11,8 +11,8 @@ describe('CacheFastPath', () => {
   let fastPath: CacheFastPath;
   const cache = { peekJson: (key: string) => (key === 'p:cache' ? held : undefined) } as unknown as CacheService;
   const metrics = {
-    cache: { labels: () => ({ inc: () => hits++ }) },
-    httpDuration: { labels: () => ({ observe: (s: number) => observed.push(s) }) },
+    countFastHit: () => hits++,
+    httpDuration: { tally: () => ({ observe: (s: number) => observed.push(s) }) },
   } as unknown as MetricsService;
 
   const request = (method = 'GET', url = '/is-bitcoin-lit', headers: Record<string, string> = {}) =>

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { API_SECURITY_HEADERS } from '../common/security-headers.js';
 import { requestIdFrom } from '../common/request-id.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import type { Tally } from '../metrics/tallied-histogram.js';
 import { SkipThrottle } from '../throttle/throttle.constants.js';
 import { CacheService, type HeldJson } from './cache.service.js';
 
@@ -29,8 +30,8 @@ const MAX_URLS = 1000;
 
 interface KnownUrl {
   key: string;
-  /** The http_request_duration_seconds child of the URL's route, as Fastify's requests record it. */
-  duration: { observe(seconds: number): void };
+  /** The http_request_duration_seconds tally of the URL's route, as Fastify's requests record it. */
+  duration: Tally;
   /** The response headers of the held copy, made once per copy and second of Age (see `head`). */
   head?: Head;
 }
@@ -70,21 +71,18 @@ export class CacheFastPath implements BeforeApplicationShutdown {
     'content-type',
     'application/json; charset=utf-8',
   ];
-  private readonly hits: { inc(): void };
   private closing = false;
 
   constructor(
     private readonly cache: CacheService,
     private readonly metrics: MetricsService,
-  ) {
-    this.hits = metrics.cache.labels({ result: 'hit' });
-  }
+  ) {}
 
   /** Called by the interceptor: GET `url` (of route pattern `route`) is served from cache entry `key`. */
   learn(url: string, key: string, route: string): void {
     if (this.known.get(url)?.key === key) return;
     if (this.known.size >= MAX_URLS) this.known.clear();
-    this.known.set(url, { key, duration: this.metrics.httpDuration.labels({ method: 'GET', route, status: '200' }) });
+    this.known.set(url, { key, duration: this.metrics.httpDuration.tally({ method: 'GET', route, status: '200' }) });
   }
 
   /** Sends the cached answer and returns true, or returns false to let Fastify handle the request. */
@@ -102,7 +100,7 @@ export class CacheFastPath implements BeforeApplicationShutdown {
     head.list[head.list.length - 1] = requestIdFrom(req);
     res.writeHead(200, head.list);
     res.end(hit.body);
-    this.hits.inc();
+    this.metrics.countFastHit();
     known.duration.observe((performance.now() - started) / 1000);
     return true;
   }
