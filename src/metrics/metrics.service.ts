@@ -67,7 +67,10 @@ export class MetricsService implements OnModuleInit {
     registers: [this.registry],
   });
 
-  /** Hits answered by CacheFastPath, added to cache_requests_total when it is read (see TalliedHistogram). */
+  /**
+   * Hits answered by CacheFastPath, added to cache_requests_total when it is read (see
+   * TalliedHistogram). Nothing here resets metrics; a reset would leave these to the next read.
+   */
   private fastHits = 0;
 
   readonly cache = new Counter({

@@ -54,6 +54,39 @@ describe('TalliedHistogram', () => {
     expect((json.values as Array<{ metricName?: string; value: number }>).find((v) => v.metricName === 'd_seconds_count')?.value).toBe(3);
   });
 
+  it('matches observe() across reads with observations in between, whatever the status label type', async () => {
+    const plainRegistry = new Registry();
+    const talliedRegistry = new Registry();
+    const plain = new Histogram({ ...config, registers: [plainRegistry] });
+    const tallied = new TalliedHistogram({ ...config, registers: [talliedRegistry] });
+    const tally = tallied.tally({ method: 'GET', status: 200 });
+    for (const [i, v] of values.entries()) {
+      plain.observe({ method: 'GET', status: '200' }, v);
+      if (i % 2) tally.observe(v);
+      else tallied.observe({ method: 'GET', status: '200' }, v);
+      if (i % 3 === 0) await Promise.all([plainRegistry.metrics(), talliedRegistry.metrics()]);
+    }
+    const [a] = await plainRegistry.getMetricsAsJSON();
+    const [b] = await talliedRegistry.getMetricsAsJSON();
+    expect(b.values).toHaveLength(a.values.length);
+    for (const [i, v] of a.values.entries()) {
+      expect(b.values[i].labels).toEqual(v.labels);
+      expect(b.values[i].value).toBeCloseTo(v.value, 12);
+    }
+  });
+
+  it('still runs a collect function of its own, and remove() drops a tally too', async () => {
+    const registry = new Registry();
+    let collected = 0;
+    const h = new TalliedHistogram({ ...config, registers: [registry], collect: () => void collected++ });
+    h.tally({ method: 'GET', status: '200' }).observe(0.05);
+    await registry.metrics();
+    expect(collected).toBe(1);
+    h.tally({ method: 'GET', status: '200' }).observe(0.05);
+    h.remove({ method: 'GET', status: '200' });
+    expect(await registry.metrics()).not.toContain('method="GET"');
+  });
+
   it('reset() drops what tallies held too', async () => {
     const registry = new Registry();
     const h = new TalliedHistogram({ ...config, registers: [registry] });
