@@ -89,6 +89,12 @@ export class NotificationsController {
       reply.raw.writeHead(200, SSE_HEADERS).end();
       return;
     }
+    if (reply.raw.destroyed) {
+      // The client hung up before we got here (e.g. while the rate limit waited for Redis): its
+      // 'close' has fired already, so a slot taken now would never be released.
+      reply.hijack();
+      return;
+    }
     const slot = this.notifications.connect('sse');
     if (!slot) {
       throw new RetryLaterException('Too many notification clients on this instance; try again later', FULL_RETRY_AFTER_SECONDS);
