@@ -6,6 +6,7 @@ import { AlertsService, CATCH_UP_MS } from '../src/alerts/alerts.service.js';
 import { verifySignature } from '../src/alerts/webhook-signature.js';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
 import { RedisKeys } from '../src/redis/redis-keys.service.js';
+import { VerdictEvents } from '../src/verdict/verdict.events.js';
 import { VerdictService } from '../src/verdict/verdict.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
@@ -26,6 +27,8 @@ const FALLING = [...RISING, rec(3, 90, 0.0), rec(4, 80, -0.1)];
 const LATER = [...FALLING, rec(4, 79, -0.2, 120)];
 // Hours 4-6 both rising again: lit.
 const RISING_AGAIN = [...FALLING, rec(5, 100, 0.1), rec(6, 110, 0.2)];
+// Hours 6-8 both falling: cold again.
+const FALLING_AGAIN = [...RISING_AGAIN, rec(7, 90, 0.0), rec(8, 80, -0.1)];
 
 function webhookEnv(prefix: string, upstream: FakeUpstream, receivers: WebhookReceiver[], extra: Record<string, string> = {}) {
   return {
@@ -490,19 +493,19 @@ describe("a receiver's queue keys expire once no instance serves it, never while
   const world = webhookWorld('alerts-key-ttl', [kept, removed]);
   let redis: Redis;
   const ttlMs = 3000;
-  // Retries far away: each delivery stays pending (all five keys of its receiver exist) throughout.
+  // Retries far away: each delivery stays pending (all six keys of its receiver exist) throughout.
   const env = (receivers: WebhookReceiver[]) =>
     webhookEnv(world.prefix, world.upstream, receivers, { ALERT_WEBHOOK_KEY_TTL_MS: String(ttlMs), ALERT_WEBHOOK_TIMEOUT_MS: '100', ALERT_WEBHOOK_RETRY_BASE_MS: '600000' });
   const redisNow = async () => {
     const [s, us] = await redis.time();
     return Number(s) * 1000 + Math.floor(Number(us) / 1000);
   };
-  /** The five queue keys of `receiver`, named by the app's own RedisKeys. */
+  /** The six queue keys of `receiver`, named by the app's own RedisKeys. */
   const queueKeys = (app: NestFastifyApplication, receiver: WebhookReceiver) => {
     const r = app.get(AlertsService).configured.find((c) => c.url === receiver.url);
     if (!r) throw new Error(`${receiver.url} is not configured`);
     const keys = app.get(RedisKeys);
-    return [keys.alertDue(r.id), keys.alertBodies(r.id), keys.alertAttempts(r.id), keys.alertLastQueued(r.id), keys.alertQueued(r.id)];
+    return [keys.alertDue(r.id), keys.alertBodies(r.id), keys.alertAttempts(r.id), keys.alertLastQueued(r.id), keys.alertQueued(r.id), keys.alertLastQueuedSince(r.id)];
   };
   const pttls = (keys: string[]) => Promise.all(keys.map((k) => redis.pttl(k)));
   /** The pending delivery as stored: an expired queue would come back (caught up) with new times and attempts. */
@@ -554,5 +557,33 @@ describe("a receiver's queue keys expire once no instance serves it, never while
     }
     expect(await stored(keptKeys)).toEqual(delivery);
     expect(kept.received).toHaveLength(1);
+  });
+});
+
+describe('a change queued late, after a newer one was queued, is not sent again (e2e)', () => {
+  const receiver = new WebhookReceiver();
+  const world = webhookWorld('alerts-order', [receiver]);
+  const ids = () => receiver.received.map((h) => (JSON.parse(h.body) as { id: string }).id);
+
+  it('an older change reaching ENQUEUE after a newer one (a slow instance, a catch-up that read it just before) is dropped', async () => {
+    const app = await bootApp(webhookEnv(world.prefix, world.upstream, [receiver]));
+    world.apps.push(app);
+    await flip(app, world.upstream); // lit → cold: A
+    await waitFor('A delivered', async () => receiver.received.length === 1 && (await pendingOf(app, receiver)) === 0);
+    world.upstream.mode = { kind: 'json', body: RISING_AGAIN }; // cold → lit: B
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    await waitFor('B delivered', async () => receiver.received.length === 2 && (await pendingOf(app, receiver)) === 0);
+    const [a, b] = ids();
+
+    // A again, as the instance that made it would queue it if it got there only now, or a
+    // catch-up that read it as the last change just before B was made.
+    await app.get(VerdictEvents).emit(JSON.parse(receiver.received[0].body) as Parameters<VerdictEvents['emit']>[0]);
+    // A later change C: anything queued before it is due (and sent) before it.
+    world.upstream.mode = { kind: 'json', body: FALLING_AGAIN }; // lit → cold: C
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    const isC = (h: ReceivedHook) => (JSON.parse(h.body) as { id: string }).id !== a && (JSON.parse(h.body) as { previous: string }).previous === 'lit';
+    await waitFor('C delivered', async () => receiver.received.some(isC) && (await pendingOf(app, receiver)) === 0);
+    const c = (JSON.parse(receiver.received.find(isC)!.body) as { id: string }).id;
+    expect(ids()).toEqual([a, b, c]);
   });
 });

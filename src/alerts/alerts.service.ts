@@ -20,16 +20,17 @@ export type DeliveryOutcome = 'delivered' | 'retry' | 'rejected' | 'exhausted' |
 /** How recent a change must be for catch-up to queue it (see catchUp). */
 export const CATCH_UP_MS = 3_600_000;
 
-// Every receiver has five keys in one slot: due (sorted set id → due ms, Redis clock), bodies
+// Every receiver has six keys in one slot: due (sorted set id → due ms, Redis clock), bodies
 // (hash id → JSON), attempts (hash id → attempts started), last (the id of the last change
-// queued), queued (sorted set id → when it was queued: the oldest is dropped first). All times come from the Redis server's clock (TIME), so instances with skewed clocks
-// agree on what is due.
+// queued), queued (sorted set id → when it was queued: the oldest is dropped first), last-since
+// (the `since` of that change, so an older one queued late is refused). All times come from the
+// Redis server's clock (TIME), so instances with skewed clocks agree on what is due.
 // Each key lives ALERT_WEBHOOK_KEY_TTL_MS, set again by every ENQUEUE and CLAIM (the loops claim
 // at least every poll): the queue of a receiver no instance serves any more ends by itself,
 // and none is ever deleted by an instance that does not know the receiver (during a rolling
 // deploy another instance may still serve it).
 
-/** `body` (a script on the five keys), then every key's TTL set to ARGV[ttlArg] ms, in the same script. */
+/** `body` (a script on the six keys), then every key's TTL set to ARGV[ttlArg] ms, in the same script. */
 function refreshingTtl(body: string, ttlArg: number): string {
   return `local function run()
 ${body}
@@ -41,13 +42,20 @@ return reply`;
 
 /**
  * Queues a delivery, due now, unless this change was the last one queued (by the instance that
- * made it, or by another that caught up with it first); then, while more than ARGV[3] are
- * pending, gives up the oldest queued. KEYS: due, bodies, attempts, last, queued. ARGV: id, body,
- * max pending, key TTL. Returns {queued (0/1), ids given up...}.
+ * made it, or by another that caught up with it first) or is older than it (its instance, or a
+ * catch-up that read it just before a newer change, got here late: queued again after it was
+ * delivered, it would reach the receiver twice and after the newer one); then, while more than
+ * ARGV[3] are pending, gives up the oldest queued. KEYS: due, bodies, attempts, last, queued,
+ * last's `since`. ARGV: id, body, max pending, key TTL, the change's `since` (ms).
+ * Returns {queued (0/1), ids given up...}.
  */
 const ENQUEUE = new LuaScript(refreshingTtl(`
 if redis.call('GET', KEYS[4]) == ARGV[1] then return {0} end
+local newest = tonumber(redis.call('GET', KEYS[6]))
+local since = tonumber(ARGV[5])
+if newest and since and since < newest then return {0} end
 redis.call('SET', KEYS[4], ARGV[1])
+if since then redis.call('SET', KEYS[6], ARGV[5]) end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0} end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -224,7 +232,9 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
 
   private async enqueueFor(receiver: Receiver, event: VerdictChangedEventDto): Promise<boolean> {
     const keys = this.receiverKeys(receiver);
-    const [queued, ...dropped] = (await ENQUEUE.run(this.redis, keys, [event.id, JSON.stringify(event), String(this.maxPending), this.keyTtlMs])) as [number, ...string[]];
+    const since = Date.parse(event.since); // changes are made in as_of order (the transition refuses older evaluations)
+    const args = [event.id, JSON.stringify(event), String(this.maxPending), this.keyTtlMs, Number.isFinite(since) ? String(since) : ''];
+    const [queued, ...dropped] = (await ENQUEUE.run(this.redis, keys, args)) as [number, ...string[]];
     for (const id of dropped) {
       this.deliveries.inc({ outcome: 'dropped' });
       this.logger.error(`webhook ${id} to ${receiver.label} (${receiver.id}) given up (dropped): more than ALERT_WEBHOOK_MAX_PENDING (${this.maxPending}) pending`);
@@ -332,7 +342,14 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
 
 
   private receiverKeys(r: Receiver): string[] {
-    return [this.keys.alertDue(r.id), this.keys.alertBodies(r.id), this.keys.alertAttempts(r.id), this.keys.alertLastQueued(r.id), this.keys.alertQueued(r.id)];
+    return [
+      this.keys.alertDue(r.id),
+      this.keys.alertBodies(r.id),
+      this.keys.alertAttempts(r.id),
+      this.keys.alertLastQueued(r.id),
+      this.keys.alertQueued(r.id),
+      this.keys.alertLastQueuedSince(r.id),
+    ];
   }
 }
 

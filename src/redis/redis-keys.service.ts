@@ -125,6 +125,11 @@ export class RedisKeys {
     return sameSlotKey(this.alertDue(receiver), 'last');
   }
 
+  /** `since` (epoch ms) of that last change queued, so an older change queued late is refused. */
+  alertLastQueuedSince(receiver: string): string {
+    return sameSlotKey(this.alertDue(receiver), 'last-since');
+  }
+
   /** When each pending delivery of one receiver was queued (a sorted set: id → ms), so the oldest goes first when the queue is full. */
   alertQueued(receiver: string): string {
     return sameSlotKey(this.alertDue(receiver), 'queued');
