@@ -74,6 +74,12 @@ export class VerdictService {
   private readonly retentionMs: number;
   private readonly maxPoints: number;
   private seriesReady = false;
+  /**
+   * The change of a transition whose answer never came (a command timeout, a dropped
+   * connection): Redis may have made it, and then nobody else will announce it. Checked by the
+   * next record.
+   */
+  private unconfirmed: ChangeTemplate | null = null;
 
   constructor(
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
@@ -98,16 +104,24 @@ export class VerdictService {
    * the `verdict_since` that goes with the summary.
    */
   async record(summary: SummaryResponseDto): Promise<string | null> {
+    await this.confirmUnconfirmed();
     const at = Date.parse(summary.as_of);
     // The history sample must not hold up (or, failing, prevent) the transition and its event.
     const stored = this.store(at, summary.verdict).catch((err: Error) => this.logger.warn(`could not store the verdict sample: ${err.message}`));
     // Should this call make a change, the new run starts at this summary's as_of.
     const change: ChangeTemplate = { id: randomUUID(), verdict: summary.verdict, since: summary.as_of, summary: { ...summary, verdict_since: summary.as_of } };
-    const reply = (await TRANSITION.run(
-      this.redis,
-      [this.keys.verdictState(), this.keys.verdictChanges()],
-      [summary.verdict, String(at), change.id, String(MAX_CHANGES), JSON.stringify(change)],
-    )) as [Outcome, string, string, string];
+    let reply: [Outcome, string, string, string];
+    try {
+      reply = (await TRANSITION.run(
+        this.redis,
+        [this.keys.verdictState(), this.keys.verdictChanges()],
+        [summary.verdict, String(at), change.id, String(MAX_CHANGES), JSON.stringify(change)],
+      )) as [Outcome, string, string, string];
+    } catch (err) {
+      this.unconfirmed = change;
+      await stored;
+      throw err;
+    }
     await stored;
     const [outcome, current, since, previous] = reply;
     if (outcome === 'stale') return current === summary.verdict ? iso(since) : null;
@@ -116,6 +130,23 @@ export class VerdictService {
       await this.events.emit(changeEvent(change, previous));
     }
     return new Date(Number(since)).toISOString();
+  }
+
+  /** Emits the unconfirmed change if Redis made it and it is still the last one (a newer change had its own event). */
+  private async confirmUnconfirmed(): Promise<void> {
+    const change = this.unconfirmed;
+    if (!change) return;
+    let event: string | null;
+    let previous: string | null;
+    try {
+      [event, previous] = await this.redis.hmget(this.keys.verdictState(), 'event', 'previous');
+    } catch {
+      return; // still unknown: the next record looks again
+    }
+    if (this.unconfirmed === change) this.unconfirmed = null;
+    if (event !== change.id || !isVerdict(previous)) return;
+    this.logger.log(`verdict changed: ${previous} → ${change.verdict} (as of ${change.since}; its answer from Redis had been lost)`);
+    await this.events.emit(changeEvent(change, previous));
   }
 
   /**
