@@ -6,11 +6,12 @@ import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { FastifyServerFactory } from 'fastify';
+import type { FastifyError, FastifyReply, FastifyRequest, FastifyServerFactory } from 'fastify';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { CacheFastPath } from './cache/cache.fast-path.js';
-import { AllExceptionsFilter } from './common/all-exceptions.filter.js';
+import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.js';
+import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, rejectUnframedBody } from './common/http-framing.js';
 import { requestIdOf } from './common/request-id.js';
 import { API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './common/security-headers.js';
@@ -71,6 +72,14 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
     // Cached GETs are answered in front of Fastify; every other request goes to its handler.
     serverFactory: serverWithFastPath(() => fastPath, answered),
     clientErrorHandler: clientErrorHandler(answered),
+    // The router refuses a malformed URL (400) or an over-long route parameter (414) before any
+    // hook or filter runs: answered here in the API's error shape, with the headers the onRequest
+    // hook below would have set (Fastify's own body has a `code` and no request id).
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const status = error.statusCode ?? 400;
+      const body: ErrorResponseDto = { statusCode: status, error: statusText(status), message: error.message, requestId: request.id };
+      void reply.headers(API_SECURITY_HEADERS).header('X-Request-Id', request.id).code(status).send(body);
+    },
   });
   // The first hook of every request Fastify handles, added before Nest registers its
   // middleware: the API security headers (helmet's, computed once) and the request id. HTML

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { isRedisUnavailableError } from '../redis/redis-errors.js';
@@ -64,7 +65,10 @@ function isClientError(err: unknown): boolean {
   return err instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
 }
 
-function statusText(status: number): string {
+/** The reason phrase of a status (RFC 9110's, e.g. "URI Too Long"), else from Nest's HttpStatus name. */
+export function statusText(status: number): string {
+  const phrase = STATUS_CODES[status];
+  if (phrase) return phrase;
   const name = HttpStatus[status];
   if (!name) return 'Error';
   return name
