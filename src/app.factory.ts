@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
@@ -14,6 +14,8 @@ import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.
 import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, rejectUnframedBody } from './common/http-framing.js';
 import { requestIdOf } from './common/request-id.js';
+import { serveNonWebSocketUpgrades } from './common/upgrade.js';
+import { NOTIFICATIONS_WS_PATH } from './notifications/notifications.gateway.js';
 import { API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './common/security-headers.js';
 import { Env, validateEnv } from './config/env.validation.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -21,13 +23,14 @@ import type { Tally } from './metrics/tallied-histogram.js';
 
 /**
  * The HTTP server: requests whose body cannot be delimited are answered 400 and the connection
- * closed (RFC 9112 §6.1, http-framing.ts), then CacheFastPath, then Fastify's handler.
+ * closed (RFC 9112 §6.1, http-framing.ts), then CacheFastPath, then Fastify's handler; a request
+ * with an Upgrade header that is no WebSocket handshake is served the same way (upgrade.ts).
  * Configured as Fastify configures the server it creates itself (fastify/lib/server.js), so its
  * timeouts still apply.
  */
 function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered: WeakSet<Duplex>): FastifyServerFactory<Server> {
   return (handler, options) => {
-    const server = createServer((req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       // A request the parser found in the unread body of one already answered 400: smuggled, never served.
       if (answered.has(req.socket)) {
         req.socket.destroy();
@@ -35,7 +38,9 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
       }
       if (rejectUnframedBody(req, res, answered)) return;
       if (!fastPath()?.serve(req, res)) handler(req, res);
-    });
+    };
+    const server = createServer(onRequest);
+    serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
     server.keepAliveTimeout = options.keepAliveTimeout as number;
     server.requestTimeout = options.requestTimeout as number;
     server.setTimeout(options.connectionTimeout as number);

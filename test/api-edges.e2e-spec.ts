@@ -1,8 +1,25 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { AddressInfo, connect } from 'node:net';
+import { WebSocket } from 'ws';
 import { startTestApp, stopTestApp } from './support/app.js';
 import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
+
+/** Sends raw bytes on a new connection; resolves with all the server sent once it closed the connection. */
+function rawExchange(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let raw = '';
+    socket.on('data', (chunk) => (raw += chunk.toString('latin1')));
+    socket.on('close', () => resolve(raw));
+    socket.on('error', reject);
+    socket.write(bytes);
+  });
+}
+
+const statusOf = (raw: string) => Number(/^HTTP\/1\.1 (\d{3}) /.exec(raw)?.[1] ?? 0);
+const bodyOf = (raw: string) => JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
 
 /**
  * Odd requests the router itself refuses, before any hook or filter runs: they must still get
@@ -13,9 +30,12 @@ describe('API edges (e2e, real Redis)', () => {
   let redis: Redis;
   let upstream: FakeUpstream;
   let app: NestFastifyApplication;
+  let port: number;
 
   beforeAll(async () => {
     ({ redis, upstream, app } = await startTestApp(prefix, loadFixture().slice(0, 10)));
+    await app.listen(0, '127.0.0.1');
+    port = (app.getHttpServer().address() as AddressInfo).port;
   });
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
@@ -32,5 +52,43 @@ describe('API edges (e2e, real Redis)', () => {
     expect(typeof body.message).toBe('string');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['content-security-policy']).toBeDefined();
+  });
+
+  // Node hands any request with `Connection: Upgrade` to the WebSocket adapter, which used to
+  // drop the connection without a word unless it was a handshake for /ws/notifications: a GET
+  // offering `Upgrade: h2c` (what `curl --http2` sends) got no answer at all.
+  it.each([
+    ['/health/live', 'h2c', 200],
+    ['/health/live', 'websocket', 200],
+    ['/nope', 'websocket', 404],
+    ['/ws/other', 'websocket', 404],
+  ])('GET %s with Upgrade: %s is answered as a plain request (%i), then the connection closed', async (path, protocol, status) => {
+    const raw = await rawExchange(
+      port,
+      [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: Upgrade, HTTP2-Settings', `Upgrade: ${protocol}`, 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'),
+    );
+    expect(statusOf(raw)).toBe(status);
+    expect(raw).toMatch(/\r\nconnection: close\r\n/i);
+    if (status >= 400) expect(bodyOf(raw)).toMatchObject({ statusCode: status, error: 'Not Found' });
+  });
+
+  it('an Upgrade request with a body (not a WebSocket handshake) is a 400 in the API shape', async () => {
+    const body = '{"full":true}';
+    const raw = await rawExchange(
+      port,
+      ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', 'Connection: Upgrade', 'Upgrade: h2c', 'Content-Type: application/json', `Content-Length: ${body.length}`, '', body].join('\r\n'),
+    );
+    expect(statusOf(raw)).toBe(400);
+    expect(bodyOf(raw)).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+    expect(typeof bodyOf(raw).requestId).toBe('string');
+  });
+
+  it('the WebSocket at /ws/notifications still opens', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications?x=1`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.close();
   });
 });

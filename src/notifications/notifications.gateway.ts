@@ -7,6 +7,8 @@ const GOING_AWAY = 1001;
 const TRY_AGAIN_LATER = 1013;
 const MAX_UNANSWERED_PINGS = 2;
 
+export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
+
 /**
  * WebSocket at /ws/notifications (on the HTTP server's port, through WsAdapter): every
  * notification as a JSON text frame. Clients are not expected to send anything; frames over
@@ -14,7 +16,7 @@ const MAX_UNANSWERED_PINGS = 2;
  * answered none of the last two is dropped as dead (one is forgiven: an event-loop stall on
  * either side must not cost a live client its connection).
  */
-@WebSocketGateway({ path: '/ws/notifications', maxPayload: 4096 })
+@WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
 export class NotificationsGateway implements OnGatewayConnection<WebSocket> {
   constructor(private readonly notifications: NotificationsService) {}
 

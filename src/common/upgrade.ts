@@ -1,0 +1,65 @@
+import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { requestIdFrom } from './request-id.js';
+import { API_SECURITY_HEADERS } from './security-headers.js';
+
+export const UPGRADE_WITH_BODY_MESSAGE =
+  'Upgrade is only supported for the WebSocket handshake; send this request without the Upgrade header';
+
+/** Whether `req` is a WebSocket handshake for one of `paths` (what the WebSocket adapter would take). */
+function isWebSocketHandshake(req: IncomingMessage, paths: readonly string[]): boolean {
+  const protocols = (req.headers.upgrade ?? '').toLowerCase().split(',').map((p) => p.trim());
+  if (req.method !== 'GET' || !protocols.includes('websocket')) return false;
+  try {
+    // As WsAdapter resolves it (a Host it cannot parse makes it write a malformed response).
+    return paths.includes(new URL(req.url ?? '/', `ws://${req.headers.host}/`).pathname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Node hands every request with `Connection: Upgrade` to the server's 'upgrade' listeners
+ * instead of its request handler, and WsAdapter's destroys the socket unless the request is a
+ * handshake for a gateway path: a GET offering `Upgrade: h2c` (what `curl --http2` sends) or a
+ * stray websocket upgrade got no answer at all. Here only such handshakes reach the 'upgrade'
+ * listeners; any other request is served by `handler` as a plain one (RFC 9110 §7.8 lets a
+ * server ignore Upgrade), then the connection is closed (Node's parser has already let go of
+ * it). One that declares a body is a 400 instead: Node left its body unread, as upgraded bytes.
+ */
+export function serveNonWebSocketUpgrades(
+  server: Server,
+  paths: readonly string[],
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): void {
+  const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
+  server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event !== 'upgrade') return emit(event, ...args);
+    const [req, socket] = args as [IncomingMessage, Socket];
+    if (isWebSocketHandshake(req, paths)) return emit(event, ...args);
+    // Node took its own error and timeout listeners off this socket when it handed it over.
+    socket.on('error', () => socket.destroy());
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once('finish', () => {
+      res.detachSocket(socket);
+      socket.destroySoon();
+    });
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) !== 0;
+    if (!hasBody) {
+      handler(req, res);
+      return true;
+    }
+    const requestId = requestIdFrom(req);
+    const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: UPGRADE_WITH_BODY_MESSAGE, requestId });
+    res.writeHead(400, {
+      ...API_SECURITY_HEADERS,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': requestId,
+    });
+    res.end(body);
+    return true;
+  }) as typeof server.emit;
+}
