@@ -83,6 +83,18 @@ describe('API edges (e2e, real Redis)', () => {
     expect(typeof bodyOf(raw).requestId).toBe('string');
   });
 
+  it.each([
+    ['no Sec-WebSocket-Key', ['Upgrade: websocket', 'Sec-WebSocket-Version: 13'], 'Missing or invalid Sec-WebSocket-Key header'],
+    ['a bad Sec-WebSocket-Version', ['Upgrade: websocket', 'Sec-WebSocket-Version: 99', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='], 'Missing or invalid Sec-WebSocket-Version header'],
+    ['two protocols in Upgrade', ['Upgrade: websocket, h2c', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='], 'Invalid Upgrade header'],
+  ])('a WebSocket handshake at /ws/notifications with %s is a 400 in the API shape', async (_, headers, message) => {
+    const raw = await rawExchange(port, ['GET /ws/notifications HTTP/1.1', 'Host: 127.0.0.1', 'Connection: Upgrade', ...headers, '', ''].join('\r\n'));
+    expect(statusOf(raw)).toBe(400);
+    expect(raw).toMatch(/\r\ncontent-type: application\/json/i);
+    expect(bodyOf(raw)).toMatchObject({ statusCode: 400, error: 'Bad Request', message });
+    expect(typeof bodyOf(raw).requestId).toBe('string');
+  });
+
   it('the WebSocket at /ws/notifications still opens', async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications?x=1`);
     await new Promise<void>((resolve, reject) => {

@@ -1,5 +1,6 @@
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { requestIdFrom } from './request-id.js';
 import { API_SECURITY_HEADERS } from './security-headers.js';
 
@@ -62,4 +63,29 @@ export function serveNonWebSocketUpgrades(
     res.end(body);
     return true;
   }) as typeof server.emit;
+}
+
+/**
+ * Answers a WebSocket handshake the `ws` server refused (its 'wsClientError': bad
+ * Sec-WebSocket-Key or -Version, Upgrade header…) with a 400 in the API's JSON error shape,
+ * where `ws` itself would answer text/html, and closes the connection.
+ */
+export function rejectHandshake(err: Error, socket: Duplex, req: IncomingMessage): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const requestId = requestIdFrom(req);
+  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: err.message, requestId });
+  const headers = {
+    ...API_SECURITY_HEADERS,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'X-Request-Id': requestId,
+    Connection: 'close',
+    // As `ws` does: which versions it speaks (RFC 6455 §4.4).
+    ...(err.message.includes('Sec-WebSocket-Version') ? { 'Sec-WebSocket-Version': '13, 8' } : {}),
+  };
+  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.end(`HTTP/1.1 400 Bad Request\r\n${head}\r\n${body}`);
 }

@@ -1,5 +1,6 @@
-import { OnGatewayConnection, WebSocketGateway } from '@nestjs/websockets';
-import type { WebSocket } from 'ws';
+import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { rejectHandshake } from '../common/upgrade.js';
 import { NotificationsService } from './notifications.service.js';
 
 /** Close codes (RFC 6455 / IANA registry). */
@@ -17,8 +18,13 @@ export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
  * either side must not cost a live client its connection).
  */
 @WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
-export class NotificationsGateway implements OnGatewayConnection<WebSocket> {
+export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer> {
   constructor(private readonly notifications: NotificationsService) {}
+
+  /** A refused handshake gets the API's JSON 400 (with a listener, `ws` leaves the answer to it). */
+  afterInit(server: WebSocketServer): void {
+    server.on('wsClientError', rejectHandshake);
+  }
 
   handleConnection(ws: WebSocket): void {
     const slot = this.notifications.connect('ws');
