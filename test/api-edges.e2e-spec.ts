@@ -2,7 +2,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { AddressInfo, connect } from 'node:net';
 import { WebSocket } from 'ws';
-import { startTestApp, stopTestApp } from './support/app.js';
+import { AUTH, startTestApp, stopTestApp } from './support/app.js';
 import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
@@ -52,6 +52,29 @@ describe('API edges (e2e, real Redis)', () => {
     expect(typeof body.message).toBe('string');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['content-security-policy']).toBeDefined();
+  });
+
+  // POST /refresh takes its options in the query; its body may only be empty or {}. A JSON
+  // scalar or a text body used to pass validation (ValidationPipe checks objects only) and run.
+  it.each([
+    ['application/json', '"x"'],
+    ['application/json', '5'],
+    ['application/json', 'true'],
+    ['text/plain', 'hello'],
+  ])('POST /refresh with a %s body %s is a 400 and runs nothing', async (type, payload) => {
+    const calls = upstream.calls;
+    const res = await app.inject({ method: 'POST', url: '/refresh', headers: { ...AUTH, 'content-type': type }, payload });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', message: 'the body must be empty or {}; options go in the query (e.g. ?full=true)' });
+    expect(upstream.calls).toBe(calls);
+  });
+
+  it.each([
+    ['application/json', '{}'],
+    ['text/plain', ''],
+  ])('POST /refresh with a %s body "%s" runs', async (type, payload) => {
+    const res = await app.inject({ method: 'POST', url: '/refresh', headers: { ...AUTH, 'content-type': type }, payload });
+    expect(res.statusCode).toBe(200);
   });
 
   // Node hands any request with `Connection: Upgrade` to the WebSocket adapter, which used to

@@ -1,4 +1,4 @@
-import { BadGatewayException, Body, Controller, HttpCode, Post, Query, UseGuards } from '@nestjs/common';
+import { BadGatewayException, BadRequestException, Body, Controller, HttpCode, type PipeTransform, Post, Query, UseGuards } from '@nestjs/common';
 import {
   ApiBadGatewayResponse,
   ApiBadRequestResponse,
@@ -17,6 +17,17 @@ import { StrictThrottle } from '../throttle/throttle.constants.js';
 import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from '../sources/source.errors.js';
 import { RefreshTokenGuard } from './refresh-token.guard.js';
 import { AllSourcesFailedError, SentimentIngestService } from './sentiment-ingest.service.js';
+
+/**
+ * After the global ValidationPipe (which refuses an object's stray fields but lets a JSON scalar
+ * or a text body through untouched): anything but no body, an empty one or an object is a 400.
+ */
+class EmptyBodyPipe implements PipeTransform {
+  transform(body: unknown): unknown {
+    if (body === undefined || body === '' || (typeof body === 'object' && body !== null && !Array.isArray(body))) return body;
+    throw new BadRequestException('the body must be empty or {}; options go in the query (e.g. ?full=true)');
+  }
+}
 
 @ApiTags('ingest')
 @Controller()
@@ -41,7 +52,7 @@ export class IngestController {
   @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited (THROTTLE_REFRESH_LIMIT); see Retry-After' })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
   // The body is validated too (it must be empty or {}), so stray fields get a 400 naming them.
-  async refresh(@Query() query: RefreshQueryDto, @Body() _body: RefreshBodyDto): Promise<IngestReportDto> {
+  async refresh(@Query() query: RefreshQueryDto, @Body(EmptyBodyPipe) _body: RefreshBodyDto): Promise<IngestReportDto> {
     try {
       return await this.ingest.runAll({ full: query.full === true });
     } catch (err) {
