@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
+// RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: `Bearer` 1*SP token.
+const BEARER = /^bearer +([\x21-\x7e]{1,512})$/i;
 
 /** SHA-256 first, so both sides have the same length and the comparison is constant time. */
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();

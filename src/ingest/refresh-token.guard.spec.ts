@@ -13,11 +13,12 @@ describe('RefreshTokenGuard', () => {
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
   });
 
-  it('lets the right bearer token through', () => {
-    expect(guard(TOKEN).canActivate(ctx(`Bearer ${TOKEN}`))).toBe(true);
+  // RFC 9110 §11.1: the scheme is case-insensitive; RFC 6750 §2.1: one or more spaces after it.
+  it.each([[`Bearer ${TOKEN}`], [`bearer ${TOKEN}`], [`BEARER ${TOKEN}`], [`Bearer  ${TOKEN}`]])('lets the right bearer token through: %j', (authorization) => {
+    expect(guard(TOKEN).canActivate(ctx(authorization))).toBe(true);
   });
 
-  it.each([[undefined], [''], [TOKEN], [`Bearer ${TOKEN} `], [`bearer ${TOKEN}`], [`Bearer ${TOKEN.slice(0, -1)}`], [`Bearer ${TOKEN}x`], [['Bearer', TOKEN]]])(
+  it.each([[undefined], [''], [TOKEN], [`Bearer ${TOKEN} `], [`Bearer${TOKEN}`], [`Bearer\t${TOKEN}`], [`Basic ${TOKEN}`], [`Bearer ${TOKEN.slice(0, -1)}`], [`Bearer ${TOKEN}x`], [['Bearer', TOKEN]]])(
     'rejects %j with 401',
     (authorization) => {
       expect(() => guard(TOKEN).canActivate(ctx(authorization))).toThrow(UnauthorizedException);
