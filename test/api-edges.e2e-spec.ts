@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { AddressInfo, connect } from 'node:net';
@@ -125,5 +127,35 @@ describe('API edges (e2e, real Redis)', () => {
       ws.once('error', reject);
     });
     ws.close();
+  });
+
+  // A client's protocol error (here a frame over maxPayload) closes its socket; it is the
+  // client's fault, so not an error-level log line each time (any client could flood the log).
+  it('a WebSocket frame over 4 KiB closes the socket (1009) without an error-level log line', async () => {
+    // Resolves with the level of the first log line about it.
+    let logged!: (level: string) => void;
+    const level = new Promise<string>((resolve) => (logged = resolve));
+    const errors = jest.spyOn(Logger.prototype, 'error').mockImplementation((message: unknown) => {
+      if (String(message).includes('Max payload size exceeded')) logged('error');
+    });
+    const warns = jest.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => {
+      if (String(message).includes('Max payload size exceeded')) logged('warn');
+    });
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications`);
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      const code = await new Promise<number>((resolve) => {
+        ws.once('close', (c) => resolve(c));
+        ws.send('x'.repeat(5000));
+      });
+      expect(code).toBe(1009);
+      expect(await level).toBe('warn'); // a dropped client, not an error
+    } finally {
+      errors.mockRestore();
+      warns.mockRestore();
+    }
   });
 });

@@ -32,6 +32,10 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
       ws.close(TRY_AGAIN_LATER, 'Too many notification clients; try again later');
       return;
     }
+    // WsAdapter logs every socket error at error level, but each is the client's doing (a frame
+    // over maxPayload, invalid UTF-8, a reset…) and `ws` closes the socket itself: a warning.
+    ws.removeAllListeners('error');
+    ws.on('error', (err) => this.notifications.recordDrop('ws', `protocol error: ${err.message}`));
     let unansweredPings = 0;
     ws.on('pong', () => {
       unansweredPings = 0;
