@@ -14,6 +14,7 @@ import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.
 import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, rejectUnframedBody } from './common/http-framing.js';
 import { requestIdOf } from './common/request-id.js';
+import { SingleValuedQueryPipe } from './common/single-valued-query.pipe.js';
 import { serveNonWebSocketUpgrades } from './common/upgrade.js';
 import { NOTIFICATIONS_WS_PATH } from './notifications/notifications.gateway.js';
 import { API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './common/security-headers.js';
@@ -149,6 +150,7 @@ export async function configureApp(app: NestFastifyApplication): Promise<void> {
     .filter(Boolean);
   if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600 });
   app.useGlobalPipes(
+    new SingleValuedQueryPipe(),
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
   );
   app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost), metrics));

@@ -56,6 +56,20 @@ describe('API edges (e2e, real Redis)', () => {
     expect(res.headers['content-security-policy']).toBeDefined();
   });
 
+  // A repeated parameter arrives as an array: it used to be refused as a malformed value
+  // ("from must be an ISO-8601 time…" for ?from=1&from=2), which does not say what is wrong.
+  it.each([
+    ['GET', '/series/price?from=1&from=2', 'from'],
+    ['GET', '/series/combined?bucket=1h&bucket=1d', 'bucket'],
+    ['GET', '/series/verdict?to=1&to=2', 'to'],
+    ['GET', '/series/price?aggregation=avg&aggregation=avg', 'aggregation'],
+    ['POST', '/refresh?full=true&full=false', 'full'],
+  ])('%s %s is a 400 saying %s is given more than once', async (method, url, name) => {
+    const res = await app.inject({ method: method as 'GET' | 'POST', url, headers: AUTH });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ statusCode: 400, message: `${name} must be given once` });
+  });
+
   // POST /refresh takes its options in the query; its body may only be empty or {}. A JSON
   // scalar or a text body used to pass validation (ValidationPipe checks objects only) and run.
   it.each([
