@@ -1,5 +1,6 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { connect } from 'node:net';
 import { MetricsService } from '../src/metrics/metrics.service.js';
 import { bootApp } from './support/app.js';
 import { freePort } from './support/wait.js';
@@ -75,6 +76,20 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
     expect(await denied.json()).toMatchObject({ statusCode: 401 });
     expect((await fetch(`${url}/is-bitcoin-lit`)).status).toBe(404);
     expect((await fetch(`${url}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(405);
+    // A request Node's parser refuses (a bad request line, oversized headers) gets the API's JSON
+    // error too, not Node's bare `400 Bad Request` without a body.
+    for (const [bytes, status] of [['GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 400], [`GET /metrics HTTP/1.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 431]] as const) {
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        let got = '';
+        socket.on('data', (chunk) => (got += chunk.toString('latin1')));
+        socket.on('close', () => resolve(got));
+        socket.on('error', reject);
+        socket.write(bytes);
+      });
+      expect(raw.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
+      expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toMatchObject({ statusCode: status });
+    }
 
     await app.close();
     apps.splice(apps.indexOf(app), 1);
