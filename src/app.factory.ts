@@ -40,10 +40,13 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
       if (rejectUnframedBody(req, res, answered)) return;
       if (!fastPath()?.serve(req, res)) handler(req, res);
     };
-    const server = createServer(onRequest);
+    // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
+    const requestTimeout = options.requestTimeout as number;
+    const server = createServer({ connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)) }, onRequest);
     serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
     server.keepAliveTimeout = options.keepAliveTimeout as number;
-    server.requestTimeout = options.requestTimeout as number;
+    server.requestTimeout = requestTimeout;
+    server.headersTimeout = Math.min(server.headersTimeout, requestTimeout);
     server.setTimeout(options.connectionTimeout as number);
     if ((options.maxRequestsPerSocket as number) > 0) server.maxRequestsPerSocket = options.maxRequestsPerSocket as number;
     return server;
@@ -63,8 +66,8 @@ export function logLevels(level = process.env.LOG_LEVEL ?? 'log'): LogLevel[] {
  * same pipes, filters, security headers, metrics and Swagger).
  */
 export async function createApp(env: Record<string, string> = {}): Promise<NestFastifyApplication> {
-  // The adapter needs TRUST_PROXY before Nest (and ConfigModule) exist: validated the same way.
-  const { TRUST_PROXY: trustProxy } = validateEnv({ ...process.env, ...env });
+  // The adapter needs TRUST_PROXY and HTTP_REQUEST_TIMEOUT_MS before Nest (and ConfigModule) exist: validated the same way.
+  const { TRUST_PROXY: trustProxy, HTTP_REQUEST_TIMEOUT_MS: requestTimeout } = validateEnv({ ...process.env, ...env });
   // Created before the app, so the server below reaches CacheFastPath through this variable.
   let fastPath: CacheFastPath | undefined;
   // Connections answered 400 in front of Fastify: the parser's error on their unread body is not answered again.
@@ -72,6 +75,7 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   const adapter = new FastifyAdapter({
     bodyLimit: 64 * 1024,
     trustProxy,
+    requestTimeout,
     genReqId: requestIdOf,
     // The default 'reqId' label and Fastify's own request logging stay off: pino-http logs requests.
     logger: false,

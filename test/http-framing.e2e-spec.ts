@@ -117,4 +117,21 @@ describe('request framing (e2e, raw sockets)', () => {
     const { statuses, closedByServer } = await exchange(port, chunked + plain, 2);
     expect({ statuses, closedByServer }).toEqual({ statuses: [200, 200], closedByServer: false });
   });
+
+  // Fastify's default requestTimeout (0) turned off Node's own (300 s): a client sending a body
+  // a byte at a time held its connection and request open for as long as it liked.
+  it('a request whose body never completes is answered 408 and closed after HTTP_REQUEST_TIMEOUT_MS', async () => {
+    const slowPrefix = uniquePrefix('framing-slow');
+    const slow = await startTestApp(slowPrefix, [], { HTTP_REQUEST_TIMEOUT_MS: '1000' });
+    try {
+      await slow.app.listen(0, '127.0.0.1');
+      const slowPort = (slow.app.getHttpServer().address() as AddressInfo).port;
+      const head = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Content-Type: application/json', 'Content-Length: 100', '', '{'].join('\r\n');
+      const { statuses, closedByServer, raw } = await exchange(slowPort, head, 2);
+      expect({ statuses, closedByServer }).toEqual({ statuses: [408], closedByServer: true });
+      expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toMatchObject({ statusCode: 408, error: 'Request Timeout' });
+    } finally {
+      await stopTestApp(slowPrefix, slow);
+    }
+  });
 });

@@ -415,6 +415,14 @@ export class EnvironmentVariables {
   @Transform(toBool) @IsBoolean()
   TRUST_PROXY = false;
 
+  /**
+   * Longest a client may take to send a whole request (headers and body), in ms; then 408 and
+   * the connection is closed. Fastify's default (none) would let a client trickling a body hold
+   * a connection forever. Responses (the SSE stream, a long ingest) are not limited by it.
+   */
+  @Transform(toInt) @IsInt() @Min(1000)
+  HTTP_REQUEST_TIMEOUT_MS = 30_000;
+
   /** Comma-separated origins allowed by CORS (`*` for any); empty disables CORS. */
   @IsOptional() @IsString()
   CORS_ORIGINS = '';
