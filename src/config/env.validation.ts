@@ -374,8 +374,9 @@ export class EnvironmentVariables {
 
   /**
    * In-process copy of the shared Redis cache: an entry read from Redis is served from memory
-   * for this long, so a response can lag a change made in Redis by another instance by at most
-   * this much (this instance's own writes show at once). 0 = read Redis on every request.
+   * for this long, then for up to as long again while one read refreshes it, so a response can
+   * lag a change made in Redis by another instance by less than twice this (this instance's own
+   * writes show at once). 0 = read Redis on every request.
    */
   @Transform(toInt) @IsInt() @Min(0) @Max(60000)
   CACHE_L1_TTL_MS = 1000;
