@@ -1,3 +1,4 @@
+import { type IncomingHttpHeaders, request } from 'node:http';
 import { connect, Socket } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
@@ -238,6 +239,42 @@ describe('notification client cap (e2e)', () => {
     await waitFor('new client accepted', () => app.get(NotificationsService).clientCount === 1);
     expect(again.closeCode).toBeUndefined();
     again.close();
+  });
+});
+
+describe('the SSE stream’s headers (e2e)', () => {
+  const prefix = uniquePrefix('notify-headers');
+  let redis: Redis;
+  let app: NestFastifyApplication;
+  let port: number;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', CORS_ORIGINS: 'https://dash.example' });
+    port = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('carries the API security headers, the request id and CORS, on GET and HEAD', async () => {
+    const head = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
+      const req = request({ port, host: '127.0.0.1', path: '/events', headers: { origin: 'https://dash.example', 'x-request-id': 'trace-sse-1' } }, (res) => {
+        resolve(res.headers);
+        req.destroy(); // the stream stays open otherwise
+      });
+      req.on('error', reject).end();
+    });
+    expect(head).toMatchObject({
+      'content-type': 'text/event-stream; charset=utf-8',
+      'x-request-id': 'trace-sse-1',
+      'x-content-type-options': 'nosniff',
+      'access-control-allow-origin': 'https://dash.example',
+    });
+    const res = await app.inject({ method: 'HEAD', url: '/events', headers: { 'x-request-id': 'trace-sse-2' } });
+    expect(res.headers).toMatchObject({ 'x-request-id': 'trace-sse-2', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY' });
   });
 });
 

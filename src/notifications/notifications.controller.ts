@@ -19,11 +19,21 @@ import { formatSse, SSE_RETRY_MS } from './sse.js';
 const FULL_RETRY_AFTER_SECONDS = 5;
 
 const SSE_HEADERS = {
-  'Content-Type': 'text/event-stream; charset=utf-8',
-  'Cache-Control': 'no-cache, no-transform',
-  Connection: 'keep-alive',
-  'X-Accel-Buffering': 'no', // nginx: do not buffer the stream
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no', // nginx: do not buffer the stream
 };
+
+/**
+ * The stream's headers, after those Fastify's hooks already set on the reply (the API security
+ * headers, X-Request-Id, CORS): a hijacked reply is written raw, without them.
+ */
+function sseHead(reply: FastifyReply): Record<string, string | number | string[]> {
+  const head: Record<string, string | number | string[]> = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) head[name] = value;
+  return { ...head, ...SSE_HEADERS };
+}
 
 const EXAMPLE = [
   'retry: 3000',
@@ -86,7 +96,7 @@ export class NotificationsController {
     // Fastify answers HEAD with the GET handler: headers only, no stream, no slot taken.
     if (reply.request.method === 'HEAD') {
       reply.hijack();
-      reply.raw.writeHead(200, SSE_HEADERS).end();
+      reply.raw.writeHead(200, sseHead(reply)).end();
       return;
     }
     if (reply.raw.destroyed) {
@@ -101,7 +111,7 @@ export class NotificationsController {
     }
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, SSE_HEADERS);
+    res.writeHead(200, sseHead(reply));
     res.socket?.setNoDelay(true);
     res.write(`retry: ${SSE_RETRY_MS}\n\n`);
     const subscription = slot.notifications.subscribe({
