@@ -17,6 +17,7 @@ import {
   senticryptV2Days,
 } from './support/fake-sources.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
+import { nowClearOfHourEdges } from './support/wait.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -216,9 +217,10 @@ const V1_BEFORE = before('v1-before.json');
 describe('Composite price (e2e: three venues, real Redis, loopback providers)', () => {
   describe('three venues that agree, by default', () => {
     const s = new Scenario('composite-agree');
-    const now = Date.now();
+    let now: number;
     let res: Awaited<ReturnType<typeof postRefresh>>;
     beforeAll(async () => {
+      now = await nowClearOfHourEdges();
       // The defaults: no PRICE_SOURCE (all three exchanges), no SENTIMENT_API_URL.
       await s.start(now, undefined, { PRICE_SOURCE: '', SENTIMENT_API_URL: '' });
       res = await postRefresh(s.app);
@@ -293,9 +295,12 @@ describe('Composite price (e2e: three venues, real Redis, loopback providers)', 
 
   describe('one venue 5 % off', () => {
     const s = new Scenario('composite-outlier');
-    const now = Date.now();
+    let now: number;
     const off = (t: number) => Number((priceAt(t) * 1.05).toFixed(1));
     beforeAll(async () => {
+      // Kraken's ticker has no time: the service stamps it when it polls. In another hour than
+      // the others' ticks, that hour would not hold all three, and nothing to call it an outlier.
+      now = await nowClearOfHourEdges();
       await s.start(now, (f) => {
         f.data.krakenOhlc = krakenOhlc(now - DAY, Math.floor(now / MINUTE) * MINUTE, off);
         f.data.krakenTicker = krakenTicker(off(now));
@@ -342,9 +347,13 @@ describe('Composite price (e2e: three venues, real Redis, loopback providers)', 
   });
 
   describe('venues down', () => {
-    const now = Date.now();
+    let now: number;
     /** Data that stopped 30 min ago (PRICE_STALE_AFTER_MS is 10 min): the venue went down then. */
-    const stoppedAt = now - 30 * MINUTE;
+    let stoppedAt: number;
+    beforeAll(async () => {
+      now = await nowClearOfHourEdges();
+      stoppedAt = now - 30 * MINUTE;
+    });
     const stopCoinbase = (f: FakeSources) => {
       f.data.coinbaseCandles = coinbaseCandles(now - DAY, stoppedAt);
       f.data.coinbaseTicker = coinbaseTicker(stoppedAt);
