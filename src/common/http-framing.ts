@@ -21,6 +21,24 @@ export function hasUnframedBody(req: IncomingMessage): boolean {
 }
 
 /**
+ * A 400 in the API's JSON error shape for `req`, answered before Fastify (which would add these
+ * itself): its body, and headers with the API security set, the request id and the length.
+ */
+export function badRequestReply(req: IncomingMessage, message: string): { body: string; headers: Record<string, string | number> } {
+  const requestId = requestIdFrom(req);
+  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message, requestId });
+  return {
+    body,
+    headers: {
+      ...API_SECURITY_HEADERS,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': requestId,
+    },
+  };
+}
+
+/**
  * The HTTP server's first step for every request: answers one whose body cannot be delimited
  * with a 400 (the API's JSON error shape) and `Connection: close`, and returns true; the
  * connection ends once the answer is sent. Everything else returns false.
@@ -28,15 +46,8 @@ export function hasUnframedBody(req: IncomingMessage): boolean {
 export function rejectUnframedBody(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
   if (!hasUnframedBody(req)) return false;
   answered.add(req.socket);
-  const requestId = requestIdFrom(req);
-  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: UNFRAMED_BODY_MESSAGE, requestId });
-  res.writeHead(400, {
-    ...API_SECURITY_HEADERS,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'x-request-id': requestId,
-    connection: 'close', // Node then ends the socket after this response
-  });
+  const { body, headers } = badRequestReply(req, UNFRAMED_BODY_MESSAGE);
+  res.writeHead(400, { ...headers, connection: 'close' }); // Node then ends the socket after this response
   res.end(body);
   return true;
 }

@@ -1,8 +1,7 @@
 import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { requestIdFrom } from './request-id.js';
-import { API_SECURITY_HEADERS } from './security-headers.js';
+import { badRequestReply } from './http-framing.js';
 
 export const UPGRADE_WITH_BODY_MESSAGE =
   'Upgrade is only supported for the WebSocket handshake; send this request without the Upgrade header';
@@ -52,14 +51,8 @@ export function serveNonWebSocketUpgrades(
       handler(req, res);
       return true;
     }
-    const requestId = requestIdFrom(req);
-    const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: UPGRADE_WITH_BODY_MESSAGE, requestId });
-    res.writeHead(400, {
-      ...API_SECURITY_HEADERS,
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': requestId,
-    });
+    const { body, headers } = badRequestReply(req, UPGRADE_WITH_BODY_MESSAGE);
+    res.writeHead(400, headers);
     res.end(body);
     return true;
   }) as typeof server.emit;
@@ -75,16 +68,12 @@ export function rejectHandshake(err: Error, socket: Duplex, req: IncomingMessage
     socket.destroy();
     return;
   }
-  const requestId = requestIdFrom(req);
-  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message: err.message, requestId });
+  const { body, headers: base } = badRequestReply(req, err.message);
   const headers = {
-    ...API_SECURITY_HEADERS,
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(body),
-    'X-Request-Id': requestId,
-    Connection: 'close',
+    ...base,
+    connection: 'close',
     // As `ws` does: which versions it speaks (RFC 6455 §4.4).
-    ...(err.message.includes('Sec-WebSocket-Version') ? { 'Sec-WebSocket-Version': '13, 8' } : {}),
+    ...(err.message.includes('Sec-WebSocket-Version') ? { 'sec-websocket-version': '13, 8' } : {}),
   };
   const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   socket.end(`HTTP/1.1 400 Bad Request\r\n${head}\r\n${body}`);
