@@ -11,6 +11,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.js';
+import { AllowedMethods } from './common/allowed-methods.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, rejectUnframedBody } from './common/http-framing.js';
 import { requestIdOf } from './common/request-id.js';
@@ -97,6 +98,9 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   // the API set's CSP and X-Frame-Options.
   const pageSecurity = securityHeaders(PAGE_HELMET_OPTIONS);
   const fastify = adapter.getInstance();
+  // Every route, as Nest and Swagger add them: a request whose method is not one of its path's gets 405.
+  const allowed = new AllowedMethods();
+  fastify.addHook('onRoute', (route) => allowed.add(route.method, route.url));
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.headers(API_SECURITY_HEADERS);
     reply.header('X-Request-Id', request.id);
@@ -120,11 +124,11 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   fastPath = app.get(CacheFastPath);
   app.useLogger(app.get(Logger));
   app.flushLogs(); // autoFlushLogs is off, so the buffered startup lines are written here
-  await configureApp(app);
+  await configureApp(app, allowed);
   return app;
 }
 
-export async function configureApp(app: NestFastifyApplication): Promise<void> {
+export async function configureApp(app: NestFastifyApplication, allowed?: AllowedMethods): Promise<void> {
   const config = app.get(ConfigService<Env, true>);
   const metrics = app.get(MetricsService);
   const fastify = app.getHttpAdapter().getInstance();
@@ -157,7 +161,7 @@ export async function configureApp(app: NestFastifyApplication): Promise<void> {
     new SingleValuedQueryPipe(),
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
   );
-  app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost), metrics));
+  app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost), metrics, allowed));
   // WebSocket gateways (/ws/notifications) on the HTTP server's port, with the plain `ws` library.
   app.useWebSocketAdapter(new WsAdapter(app));
   // No app.enableShutdownHooks(): main.ts handles SIGTERM/SIGINT itself so the exit code is 0.

@@ -56,6 +56,33 @@ describe('API edges (e2e, real Redis)', () => {
     expect(res.headers['content-security-policy']).toBeDefined();
   });
 
+  // A path that exists, asked with a method none of its routes takes, was a 404 ("Cannot POST
+  // /health/live"), which tells a client the resource is not there (RFC 9110 §15.5.6).
+  it.each([
+    ['POST', '/health/live', 'GET, HEAD'],
+    ['DELETE', '/is-bitcoin-lit', 'GET, HEAD'],
+    ['PUT', '/series/price?from=1', 'GET, HEAD'],
+    ['GET', '/refresh', 'POST'],
+  ])('%s %s is a 405 with Allow: %s, in the API error shape', async (method, url, allow) => {
+    const res = await app.inject({ method: method as 'GET', url });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe(allow);
+    const body = res.json<Record<string, unknown>>();
+    expect(Object.keys(body).sort()).toEqual(['error', 'message', 'requestId', 'statusCode']);
+    expect(body).toMatchObject({ statusCode: 405, error: 'Method Not Allowed', requestId: res.headers['x-request-id'] });
+    expect(body.message).toBe(`${method} is not supported on ${url.split('?')[0]}; use ${allow}`);
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it.each([
+    ['POST', '/nope'],
+    ['GET', '/health/nope'],
+  ])('%s %s, a path no route takes, is still a 404 without Allow', async (method, url) => {
+    const res = await app.inject({ method: method as 'GET', url });
+    expect(res.statusCode).toBe(404);
+    expect(res.headers.allow).toBeUndefined();
+  });
+
   // A repeated parameter arrives as an array: it used to be refused as a malformed value
   // ("from must be an ISO-8601 time…" for ?from=1&from=2), which does not say what is wrong.
   it.each([

@@ -282,6 +282,11 @@ describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
       app.inject({ method: 'OPTIONS', url: '/is-bitcoin-lit', headers: { origin, 'access-control-request-method': 'GET' } });
     expect((await preflight('https://dash.example')).headers['access-control-allow-origin']).toBe('https://dash.example');
     expect((await preflight('https://evil.example')).headers['access-control-allow-origin']).toBeUndefined();
+    // CORS's catch-all OPTIONS route matches every path: it must not turn unknown paths into 405s.
+    const unknown = await app.inject({ method: 'GET', url: '/nope' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.headers.allow).toBeUndefined();
+    expect((await app.inject({ method: 'DELETE', url: '/is-bitcoin-lit' })).headers.allow).toBe('GET, HEAD');
   });
 
   it('readiness goes red when the last successful ingest is older than HEALTH_INGEST_MAX_AGE_MS', async () => {

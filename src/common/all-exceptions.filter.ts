@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { isRedisUnavailableError } from '../redis/redis-errors.js';
+import type { AllowedMethods } from './allowed-methods.js';
 import { ErrorResponseDto } from './error-response.dto.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RetryLaterException, TooManyRequestsException } from './errors.js';
@@ -20,6 +21,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     private readonly metrics?: MetricsService,
+    private readonly allowed?: AllowedMethods,
   ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
@@ -28,8 +30,15 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const response = ctx.getResponse();
     let body: ErrorResponseDto;
     let retryAfter: number | undefined;
+    const request = ctx.getRequest<RoutedRequest | undefined>();
+    const allow = this.allowedInstead(exception, request);
 
-    if (exception instanceof HttpException) {
+    if (allow && request) {
+      // No route for this method, but the path has routes: the resource exists (RFC 9110 §15.5.6).
+      const path = (request.url ?? '').split('?')[0];
+      body = { statusCode: 405, error: statusText(405), message: `${request.method} is not supported on ${path}; use ${allow.join(', ')}` };
+      httpAdapter.setHeader(response, 'Allow', allow.join(', '));
+    } else if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const res = exception.getResponse();
       const message =
@@ -53,11 +62,28 @@ export class AllExceptionsFilter implements ExceptionFilter {
       this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
       body = { statusCode: 500, error: statusText(500), message: 'Internal server error' };
     }
-    const requestId = ctx.getRequest<{ id?: unknown } | undefined>()?.id;
+    const requestId = request?.id;
     if (typeof requestId === 'string') body.requestId = requestId;
     if (retryAfter !== undefined) httpAdapter.setHeader(response, 'Retry-After', String(retryAfter));
     httpAdapter.reply(response, body, body.statusCode);
   }
+
+  /** The methods to list in Allow when `exception` is the 404 of a request no route took but its path has routes. */
+  private allowedInstead(exception: unknown, request: RoutedRequest | undefined): string[] | undefined {
+    if (!this.allowed || !(exception instanceof HttpException) || exception.getStatus() !== 404) return undefined;
+    // A route that answers 404 itself (an unknown series) matched: only unrouted requests qualify.
+    if (!request?.method || !request.url || request.routeOptions?.url !== undefined) return undefined;
+    const allow = this.allowed.of(request.url);
+    return allow.length > 0 && !allow.includes(request.method) ? allow : undefined;
+  }
+}
+
+/** What the filter reads of a Fastify request (undefined outside HTTP). */
+interface RoutedRequest {
+  id?: unknown;
+  method?: string;
+  url?: string;
+  routeOptions?: { url?: string };
 }
 
 function isClientError(err: unknown): boolean {
