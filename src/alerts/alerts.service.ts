@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { Counter, Gauge } from 'prom-client';
 import { Env } from '../config/env.validation.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { LuaScript } from '../redis/lua-script.js';
+import { LUA_NOW_MS, LuaScript } from '../redis/lua-script.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
@@ -49,7 +49,7 @@ return reply`;
  * last's `since`. ARGV: id, body, max pending, key TTL, the change's `since` (ms).
  * Returns {queued (0/1), ids given up...}.
  */
-const ENQUEUE = new LuaScript(refreshingTtl(`
+const ENQUEUE = new LuaScript(LUA_NOW_MS + refreshingTtl(`
 if redis.call('GET', KEYS[4]) == ARGV[1] then return {0} end
 local newest = tonumber(redis.call('GET', KEYS[6]))
 local since = tonumber(ARGV[5])
@@ -57,8 +57,7 @@ if newest and since and since < newest then return {0} end
 redis.call('SET', KEYS[4], ARGV[1])
 if since then redis.call('SET', KEYS[6], ARGV[5]) end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0} end
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = now_ms()
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZADD', KEYS[5], now, ARGV[1])
 local reply = {1}
@@ -77,9 +76,8 @@ return reply`, 4));
  * goes up. ARGV: leaseMs, key TTL. Returns {id, body, attempt, lease} or nil; `lease` is the
  * claim's token.
  */
-const CLAIM = new LuaScript(refreshingTtl(`
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+const CLAIM = new LuaScript(LUA_NOW_MS + refreshingTtl(`
+local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1)
 if #ids == 0 then return false end
 local id = ids[1]
@@ -100,7 +98,7 @@ return {id, body, attempt, lease}`, 2));
  * forgets the delivery, `retry` makes it due ARGV[4] ms from now. ARGV: id, lease, action, delayMs.
  * Creates no key and keeps their TTLs (ZADD and HDEL do): the claim just set them.
  */
-const FINISH = new LuaScript(`
+const FINISH = new LuaScript(`${LUA_NOW_MS}
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not s or tonumber(s) ~= tonumber(ARGV[2]) then return 0 end
 if ARGV[3] == 'done' then
@@ -110,8 +108,7 @@ if ARGV[3] == 'done' then
   redis.call('ZREM', KEYS[5], ARGV[1])
   return 1
 end
-local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[4]), ARGV[1])
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[4]), ARGV[1])
 return 1`);
 
 interface Claimed {

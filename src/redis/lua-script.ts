@@ -18,3 +18,13 @@ export class LuaScript {
     }
   }
 }
+
+/**
+ * Lua, put before a script's body: `now_ms()`, the Redis server's clock in epoch milliseconds.
+ * Scripts that age or schedule by it agree across instances whose own clocks differ.
+ */
+export const LUA_NOW_MS = `local function now_ms()
+  local t = redis.call('TIME')
+  return t[1] * 1000 + math.floor(t[2] / 1000)
+end
+`;

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Env } from '../config/env.validation.js';
 import { badRequestOnRangeError } from '../common/errors.js';
 import { resolveWindow } from '../history/history-query.js';
-import { LuaScript } from '../redis/lua-script.js';
+import { LUA_NOW_MS, LuaScript } from '../redis/lua-script.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
@@ -29,7 +29,7 @@ export const MAX_CHANGES = 20;
  * the older data win); the same verdict is `same` (the run goes on); no state yet is `first`
  * (nothing changed: no event); otherwise `changed`. Returns {outcome, verdict, since, previous}.
  */
-const TRANSITION = new LuaScript(`
+const TRANSITION = new LuaScript(`${LUA_NOW_MS}
 local cur = redis.call('HMGET', KEYS[1], 'verdict', 'since', 'at')
 local at = tonumber(ARGV[2])
 if cur[1] and cur[3] and tonumber(cur[3]) > at then return {'stale', cur[1], cur[2], ''} end
@@ -41,9 +41,8 @@ if not cur[1] then
   redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2])
   return {'first', ARGV[1], ARGV[2], ''}
 end
-local t = redis.call('TIME')
 redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2], 'event', ARGV[3], 'change', ARGV[5], 'previous', cur[1],
-  'changed_at', t[1] * 1000 + math.floor(t[2] / 1000))
+  'changed_at', now_ms())
 redis.call('LPUSH', KEYS[2], cjson.encode({id = ARGV[3], at = at, previous = cur[1], verdict = ARGV[1]}))
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
 return {'changed', ARGV[1], ARGV[2], cur[1]}`);
@@ -53,12 +52,11 @@ return {'changed', ARGV[1], ARGV[2], cur[1]}`);
  * Redis clock, like `changed_at` itself: an instance whose own clock is off would otherwise
  * catch up old news or never catch up at all. KEYS: state hash.
  */
-const LAST_CHANGE = new LuaScript(`
+const LAST_CHANGE = new LuaScript(`${LUA_NOW_MS}
 local v = redis.call('HMGET', KEYS[1], 'change', 'previous', 'changed_at')
 local at = tonumber(v[3])
 if not v[1] or not v[2] or not at then return false end
-local t = redis.call('TIME')
-if t[1] * 1000 + math.floor(t[2] / 1000) - at >= tonumber(ARGV[1]) then return false end
+if now_ms() - at >= tonumber(ARGV[1]) then return false end
 return {v[1], v[2]}`);
 
 type Outcome = 'stale' | 'same' | 'first' | 'changed';
