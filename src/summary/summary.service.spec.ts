@@ -1,4 +1,14 @@
-import { buildSummary, CARRY_MS, direction, levelsInEffect, windowStart } from './summary.service.js';
+import { jest } from '@jest/globals';
+import type { ConfigService } from '@nestjs/config';
+import type { CacheService } from '../cache/cache.service.js';
+import type { Env } from '../config/env.validation.js';
+import { IngestEvents, type SourceIngestedEvent } from '../ingest/ingest.events.js';
+import type { RedisKeys } from '../redis/redis-keys.service.js';
+import type { SeriesRepository } from '../series/series.repository.js';
+import type { VerdictService } from '../verdict/verdict.service.js';
+import type { SummaryResponseDto } from './dto/summary-response.dto.js';
+import { SummaryEvents } from './summary.events.js';
+import { buildSummary, CARRY_MS, direction, levelsInEffect, SummaryService, windowStart } from './summary.service.js';
 
 const H = 3_600_000;
 
@@ -67,5 +77,79 @@ describe('summary helpers', () => {
     expect(levelsInEffect([{ timestamp: 5 * H + 1, value: 7 }], 5 * H, 5 * H)).toEqual([{ timestamp: 5 * H, value: 7 }]);
     // Past CARRY_MS it no longer counts.
     expect(levelsInEffect([day1], 10 * D + CARRY_MS - H, 10 * D + CARRY_MS)).toEqual([{ timestamp: 10 * D + CARRY_MS - H, value: 0.3 }]);
+  });
+});
+
+describe('SummaryService refreshes after ingest runs', () => {
+  /** A service whose refreshCache is a queue of promises the test settles by hand. */
+  function setup() {
+    const config = { get: (name: string) => ({ SUMMARY_ANCHOR: 'now' })[name] ?? 1 };
+    const series = { catalog: [{ source: 'coinbase' }], defs: () => [] };
+    const ingestEvents = new IngestEvents();
+    const summaryEvents = new SummaryEvents();
+    const service = new SummaryService(
+      series as unknown as SeriesRepository,
+      {} as RedisKeys,
+      {} as CacheService,
+      ingestEvents,
+      summaryEvents,
+      {} as VerdictService,
+      config as unknown as ConfigService<Env, true>,
+    );
+    const pending: Array<(summary: SummaryResponseDto) => void> = [];
+    const refreshCache = jest.spyOn(service, 'refreshCache').mockImplementation(() => new Promise((resolve) => pending.push(resolve)));
+    const emitted: Array<{ source: string; summary: unknown }> = [];
+    summaryEvents.on((e) => void emitted.push({ source: e.cause.source, summary: e.summary }));
+    service.onModuleInit();
+    const ingested = (source: string) => ingestEvents.emit({ source, report: {} } as unknown as SourceIngestedEvent);
+    return { refreshCache, pending, emitted, ingested };
+  }
+  const summary = (n: number) => ({ n }) as unknown as SummaryResponseDto;
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('runs one refresh at a time; runs that finish while one is queued share it', async () => {
+    const { refreshCache, pending, emitted, ingested } = setup();
+    const runs = [ingested('coinbase')];
+    await settle();
+    expect(refreshCache).toHaveBeenCalledTimes(1);
+    runs.push(ingested('kraken'), ingested('bitstamp'));
+    await settle();
+    expect(refreshCache).toHaveBeenCalledTimes(1); // the second waits for the first
+    pending[0](summary(1));
+    await settle();
+    expect(refreshCache).toHaveBeenCalledTimes(2); // kraken's and bitstamp's, shared
+    pending[1](summary(2));
+    await Promise.all(runs);
+    expect(emitted).toEqual([
+      { source: 'coinbase', summary: summary(1) },
+      { source: 'kraken', summary: summary(2) },
+      { source: 'bitstamp', summary: summary(2) },
+    ]);
+    // Nothing queued any more: the next run gets a refresh of its own.
+    const next = ingested('coinbase');
+    await settle();
+    expect(refreshCache).toHaveBeenCalledTimes(3);
+    pending[2](summary(3));
+    await next;
+    expect(emitted.at(-1)).toEqual({ source: 'coinbase', summary: summary(3) });
+  });
+
+  it('a run that finishes once the queued refresh has started gets a later one (it may not see its samples)', async () => {
+    const { refreshCache, pending, emitted, ingested } = setup();
+    const first = ingested('coinbase');
+    await settle();
+    pending[0](summary(1));
+    await first;
+    const second = ingested('kraken'); // starts at once: nothing running
+    await settle();
+    const third = ingested('bitstamp');
+    await settle();
+    expect(refreshCache).toHaveBeenCalledTimes(2);
+    pending[1](summary(2));
+    await settle();
+    expect(refreshCache).toHaveBeenCalledTimes(3);
+    pending[2](summary(3));
+    await Promise.all([second, third]);
+    expect(emitted.map((e) => e.summary)).toEqual([summary(1), summary(2), summary(3)]);
   });
 });

@@ -90,8 +90,10 @@ export class SummaryService implements OnModuleInit {
   private readonly retryAfterSeconds: number;
   private readonly staleAfterMs: Record<MetricName, number>;
   private readonly outlierPct: number;
-  /** The summary refresh in progress (refreshCache never rejects). */
+  /** The last summary refresh started or queued (refreshCache never rejects). */
   private refreshing: Promise<unknown> = Promise.resolve();
+  /** The refresh queued behind the running one and not started yet, which later runs share. */
+  private queued: Promise<SummaryResponseDto | null> | undefined;
 
   constructor(
     private readonly series: SeriesRepository,
@@ -191,8 +193,17 @@ export class SummaryService implements OnModuleInit {
   private async onIngested(cause: SourceIngestedEvent): Promise<void> {
     // One refresh at a time in this process: two sources finishing together must not leave the
     // older computation in the cache (each one reads the data as it is when its turn comes).
-    const refresh = this.refreshing.then(() => this.refreshCache());
-    this.refreshing = refresh;
+    // A run that finishes while a refresh is queued shares it: that refresh has not read
+    // anything yet, so it sees this run's samples too. The venues polled on one tick then cost
+    // two refreshes (the running one and the one they share), not one each.
+    let refresh = this.queued;
+    if (refresh === undefined) {
+      const next = this.refreshing.then(() => {
+        if (this.queued === next) this.queued = undefined; // started: later runs queue a new one
+        return this.refreshCache();
+      });
+      this.queued = this.refreshing = refresh = next;
+    }
     await this.events.emit({ summary: await refresh, cause });
   }
 
