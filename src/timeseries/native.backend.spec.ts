@@ -357,6 +357,14 @@ describe('NativeTimeseriesBackend.ensureRule', () => {
     expect(redis.transactions).toEqual([]);
   });
 
+  it('refuses an existing rule whose buckets are not epoch-aligned (alignTimestamp set by hand)', async () => {
+    const redis = new StubRedis().answer(info([['{s}:sum:1h', 3_600_000, 'SUM', 1_800_000]]));
+    const err = await new NativeTimeseriesBackend(redis.asClient()).ensureRule('s', rule).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuleConflictError);
+    expect((err as Error).message).toContain('sum 3600000 ms aligned to 1800000, not sum 3600000 ms');
+    expect(redis.transactions).toEqual([]);
+  });
+
   it('accepts losing a creation race to the same rule, and rethrows other TS.CREATERULE errors', async () => {
     const raced = new StubRedis()
       .answer(info([]))

@@ -156,13 +156,17 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
     return { created: true, sourceLatestAtCreation: parseSample(getReply) };
   }
 
-  /** Whether source already compacts into rule.destKey; a different rule into it is a conflict. */
+  /**
+   * Whether source already compacts into rule.destKey; a different rule into it is a conflict,
+   * and so is one whose buckets are not epoch-aligned (created by hand with an alignTimestamp):
+   * history reads compactions as epoch-aligned buckets, and would give wrong answers from it.
+   */
   private async hasRule(source: string, rule: CompactionRule): Promise<boolean> {
     const info = await this.info(source);
     if (!info) throw new Error(`Cannot create a compaction rule: source series "${source}" does not exist`);
     const existing = info.rules.find((r) => r.destKey === rule.destKey);
     if (!existing) return false;
-    if (existing.aggregation !== rule.aggregation || existing.bucketMs !== rule.bucketMs) {
+    if (existing.aggregation !== rule.aggregation || existing.bucketMs !== rule.bucketMs || (existing.alignMs ?? 0) !== 0) {
       throw new RuleConflictError(source, rule, existing);
     }
     return true;

@@ -229,6 +229,13 @@ describe('parseInfo', () => {
     expect(() => parseRules([['d1', 1000, 'median']])).toThrow(/median/);
   });
 
+  it('keeps a rule\'s alignTimestamp when it is not 0 (a rule created by hand)', () => {
+    const aligned = { destKey: 'd1', bucketMs: 3_600_000, aggregation: 'sum', alignMs: 1_800_000 };
+    expect(parseRules([['d1', 3_600_000, 'SUM', 1_800_000]])).toEqual([aligned]);
+    expect(parseRules({ d1: [3_600_000, 'sum', '1800000'] })).toEqual([aligned]);
+    expect(parseRules([['d1', 3_600_000, 'SUM', 0]])[0]).not.toHaveProperty('alignMs');
+  });
+
   it('reads the source key of a compaction', () => {
     const base = ['totalSamples', 0, 'firstTimestamp', 0, 'lastTimestamp', 0, 'retentionTime', 0, 'labels', []];
     expect(parseInfo('k', [...base, 'sourceKey', 'src', 'rules', []])).toMatchObject({ sourceKey: 'src', rules: [] });

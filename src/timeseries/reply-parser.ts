@@ -162,10 +162,11 @@ export function parseRules(reply: unknown): CompactionRule[] {
         if (!Array.isArray(v)) throw new TypeError(`TS.INFO rule for ${k} is not an array`);
         return [k, v];
       });
-  return entries.map(([dest, [bucket, aggregation]]) => {
+  return entries.map(([dest, [bucket, aggregation, align]]) => {
     const type = (asText(aggregation) ?? '').toLowerCase();
     if (!(AGGREGATIONS as readonly string[]).includes(type)) throw new TypeError(`Unknown rule aggregation ${describe(aggregation)}`);
-    return { destKey: keyText(dest), bucketMs: parseTimestamp(bucket), aggregation: type as Aggregation };
+    const alignMs = align === undefined || align === null ? 0 : parseTimestamp(align);
+    return { destKey: keyText(dest), bucketMs: parseTimestamp(bucket), aggregation: type as Aggregation, ...(alignMs ? { alignMs } : {}) };
   });
 }
 

@@ -58,6 +58,11 @@ export interface CompactionRule {
   destKey: string;
   aggregation: Aggregation;
   bucketMs: number;
+  /**
+   * TS.CREATERULE's alignTimestamp, as TS.INFO reports it, when not 0. Ours are 0 (epoch-aligned
+   * buckets, what history plans on); only a rule created by hand has another.
+   */
+  alignMs?: number;
 }
 
 export interface SeriesInfo {

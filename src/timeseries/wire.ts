@@ -89,7 +89,7 @@ export function assertRangeQuery(query: RangeQuery): void {
 export class RuleConflictError extends Error {
   constructor(source: string, wanted: CompactionRule, existing: CompactionRule) {
     super(
-      `Compaction rule ${source} → ${wanted.destKey} exists as ${existing.aggregation} ${existing.bucketMs} ms, not ${wanted.aggregation} ${wanted.bucketMs} ms (delete it with TS.DELETERULE, or the destination key, to change it)`,
+      `Compaction rule ${source} → ${wanted.destKey} exists as ${existing.aggregation} ${existing.bucketMs} ms${existing.alignMs ? ` aligned to ${existing.alignMs}` : ''}, not ${wanted.aggregation} ${wanted.bucketMs} ms${wanted.alignMs ? ` aligned to ${wanted.alignMs}` : ''} (delete it with TS.DELETERULE, or the destination key, to change it)`,
     );
     this.name = 'RuleConflictError';
   }
