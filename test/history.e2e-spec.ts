@@ -502,3 +502,42 @@ describe('history after an upgrade that turns the 5-minute tier on (TIMESERIES_5
     expect((await get(`/series/price?from=${FIRST}&to=${LATEST}&bucket=1h&aggregation=avg`)).headers['x-series-source']).toBe('1h+raw');
   });
 });
+
+describe('history after a restart that turns the 5-minute tier on, the first poll re-sending the newest sample (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('history-5m-repoll');
+  const env = { REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/unused' };
+  const raw = `${prefix}:price:mean:30s`;
+  const T = Date.parse('2021-07-07T10:00:00Z');
+  const MINUTE = 60_000;
+  let redis: Redis;
+  let app: NestFastifyApplication | undefined;
+
+  beforeAll(() => {
+    redis = new Redis(REDIS_URL);
+  });
+
+  afterAll(() => stopTestApp(prefix, { app, redis }));
+
+  it('the first 5 min bucket the new rules write holds only its own samples, not those of the bucket the newest sample was in', async () => {
+    app = await bootApp(env);
+    await app.get(TimeseriesService).add(raw, [
+      { timestamp: T, value: 1 },
+      { timestamp: T + 31 * MINUTE, value: 2 },
+      { timestamp: T + 34 * MINUTE, value: 3 },
+    ]);
+    await app.close();
+    app = await bootApp({ ...env, TIMESERIES_5MIN_TIER: 'true' }); // 5 min compactions complete from 10:35
+    const ts = app.get(TimeseriesService);
+    await ts.add(raw, [{ timestamp: T + 34 * MINUTE, value: 3 }]); // the newest again: a duplicate
+    await ts.add(raw, [{ timestamp: T + 40 * MINUTE, value: 4 }]);
+    await ts.add(raw, [{ timestamp: T + 46 * MINUTE, value: 5 }]); // closes 10:40
+    const [from, to] = [T + 40 * MINUTE, T + 45 * MINUTE - 1];
+    for (const aggregation of ['count', 'sum', 'min', 'first', 'avg'] as const) {
+      const res = await app.inject({ method: 'GET', url: `/series/price?from=${from}&to=${to}&bucket=5m&aggregation=${aggregation}` });
+      expect(res.headers['x-series-source']).toBe('5m');
+      const rawAnswer = await ts.range({ key: raw, from, to, aggregation: { type: aggregation, bucketMs: 300_000 } });
+      expect(rawAnswer).toEqual([{ timestamp: from, value: aggregation === 'count' ? 1 : 4 }]);
+      expect(res.json()).toEqual(rawAnswer.map((s) => ({ time: iso(s.timestamp), value: s.value })));
+    }
+  });
+});

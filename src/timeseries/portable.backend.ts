@@ -322,7 +322,9 @@ local function compact_rule(r, ts, b, before)
       r.cur, r.ctx = b, b
     end
   elseif ts >= before - math.fmod(before, r.bucket) then
-    r.ctx = before - math.fmod(before, r.bucket)
+    -- A rule without an open bucket yet (created over stored data) has nothing to re-read: its
+    -- first bucket starts with the next newer sample, not with the samples before the rule.
+    if r.cur ~= -1 then r.ctx = before - math.fmod(before, r.bucket) end
   else
     r.dirty[b] = true
   end
