@@ -63,6 +63,72 @@ describe('validateEnv', () => {
     expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}=`));
   });
 
+  // A Node timer longer than 2^31-1 ms (~24.8 days) fires after 1 ms instead (TimeoutOverflowWarning):
+  // an interval would busy-loop (ingest every millisecond), a timeout would fire at once.
+  const TIMER_OVERFLOW = String(2 ** 31);
+  it.each([
+    ['PORT', '-1'],
+    ['PORT', '3000abc'],
+    ['PORT', '1.5'],
+    ['REDIS_URL', 'redis://'],
+    ['REDIS_URL', '127.0.0.1:6379'],
+    ['REDIS_CONNECT_TIMEOUT_MS', '0'],
+    ['REDIS_CONNECT_TIMEOUT_MS', TIMER_OVERFLOW],
+    ['REDIS_COMMAND_TIMEOUT_MS', '0'],
+    ['REDIS_COMMAND_TIMEOUT_MS', 'soon'],
+    ['REDIS_COMMAND_TIMEOUT_MS', TIMER_OVERFLOW],
+    ['REDIS_RETRY_BASE_MS', TIMER_OVERFLOW],
+    ['REDIS_RETRY_MAX_MS', TIMER_OVERFLOW],
+    ['REDIS_STARTUP_WAIT_MS', '-1'],
+    ['REDIS_STARTUP_WAIT_MS', TIMER_OVERFLOW],
+    ['UPSTREAM_TIMEOUT_MS', '0'],
+    ['UPSTREAM_TIMEOUT_MS', '1000000000000'],
+    ['SENTIMENT_API_TIMEOUT_MS', TIMER_OVERFLOW],
+    ['INGEST_INTERVAL_MS', '0'],
+    ['INGEST_INTERVAL_MS', '1000000000000'],
+    ['INGEST_DAILY_INTERVAL_MS', TIMER_OVERFLOW],
+    ['INGEST_LOCK_TTL_MS', TIMER_OVERFLOW],
+    ['NOTIFY_HEARTBEAT_MS', '0'],
+    ['NOTIFY_HEARTBEAT_MS', TIMER_OVERFLOW],
+    ['HEALTH_REDIS_TIMEOUT_MS', TIMER_OVERFLOW],
+    ['SHUTDOWN_TIMEOUT_MS', TIMER_OVERFLOW],
+    ['THROTTLE_LIMIT', '-1'],
+    ['THROTTLE_LIMIT', 'lots'],
+    ['THROTTLE_TTL_MS', '0'],
+    ['THROTTLE_REFRESH_LIMIT', '0'],
+    ['CACHE_L1_TTL_MS', '-1'],
+    ['CACHE_L1_TTL_MS', '60001'],
+    ['CACHE_TTL_SECONDS', '0'],
+    ['PRICE_SOURCE', 'Coinbase'],
+    ['ALERT_WEBHOOK_TIMEOUT_MS', '0'],
+    ['ALERT_WEBHOOK_TIMEOUT_MS', '60001'],
+    ['ALERT_WEBHOOK_MAX_ATTEMPTS', '0'],
+    ['ALERT_WEBHOOK_POLL_MS', '0'],
+    ['ALERT_WEBHOOK_RETRY_BASE_MS', '-5'],
+    ['ALERT_WEBHOOK_MAX_PENDING', '0'],
+    // Beyond 2^53 the digits are not the number Redis would be sent (1e20 is "100000000000000000000").
+    ['TIMESERIES_RETENTION_MS', '99999999999999999999'],
+    ['TIMESERIES_HOURLY_RETENTION_MS', '9007199254740993'],
+  ])('bad value at startup: fails naming %s=%s', (name, value) => {
+    expect(() => validateEnv({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}=`));
+  });
+
+  it.each([
+    ['ALERT_WEBHOOK_URLS', { ALERT_WEBHOOK_URLS: 'ftp://hooks.example/x', ALERT_WEBHOOK_SECRET: 's'.repeat(16) }],
+    ['ALERT_WEBHOOK_URLS', { ALERT_WEBHOOK_URLS: 'http://hooks.example/x', ALERT_WEBHOOK_SECRET: 's'.repeat(16) }],
+    ['ALERT_WEBHOOK_SECRET', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x' }],
+    ['ALERT_WEBHOOK_SECRET', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x', ALERT_WEBHOOK_SECRET: 'short' }],
+  ])('bad webhook setting: fails naming %s', (name, env) => {
+    expect(() => validateEnv(env)).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
+  });
+
+  it('the timer-backed settings accept up to 2^31-1 ms, the longest a Node timer waits', () => {
+    const longest = String(2 ** 31 - 1);
+    expect(validateEnv({ INGEST_INTERVAL_MS: longest, SHUTDOWN_TIMEOUT_MS: longest }).INGEST_INTERVAL_MS).toBe(2 ** 31 - 1);
+    // Not a timer: retention and staleness may be longer than that.
+    expect(validateEnv({ TIMESERIES_RETENTION_MS: String(10 * 365 * 24 * 3600 * 1000) }).TIMESERIES_RETENTION_MS).toBe(10 * 365 * 24 * 3600 * 1000);
+  });
+
   describe('sources', () => {
     it('defaults to the live sources: three exchanges for price, senticrypt-v2 for sentiment', () => {
       expect(validateEnv({})).toMatchObject({

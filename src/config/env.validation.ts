@@ -37,14 +37,25 @@ const toBool = ({ value }: { value: unknown }) => {
   if (['false', '0', 'no', 'off'].includes(v)) return false;
   return value; // left as is so @IsBoolean reports it
 };
+// Digits past 2^53 are not the number they read as (99999999999999999999 would be sent to Redis
+// as 100000000000000000000): left as strings, so @IsInt reports them.
 const toInt = ({ value }: { value: unknown }) =>
-  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) && Number.isSafeInteger(Number(value)) ? Number(value) : value;
 const toNumber = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
 const toList = ({ value }: { value: unknown }) =>
   typeof value === 'string' ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : value;
 
 const HTTP_URL = /^https?:\/\/\S+$/;
+
+/**
+ * Longest delay a Node timer takes (2^31-1 ms, about 24.8 days); a longer one fires after 1 ms
+ * (TimeoutOverflowWarning): an interval would busy-loop, a timeout would expire at once. Bounds
+ * every setting that ends up in setTimeout / setInterval / AbortSignal.timeout.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const TimerMax = () =>
+  Max(MAX_TIMER_MS, { message: `$property must not be greater than ${MAX_TIMER_MS} (about 24.8 days, the longest a Node timer waits)` });
 
 /** host:port with a host name, IPv4 or [IPv6] address and a port 1-65535. */
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])$/;
@@ -71,11 +82,11 @@ export class EnvironmentVariables {
   REDIS_KEY_PREFIX = 'is-bitcoin-lit';
 
   /** TCP connect timeout per attempt. */
-  @Transform(toInt) @IsInt() @Min(100)
+  @Transform(toInt) @IsInt() @Min(100) @TimerMax()
   REDIS_CONNECT_TIMEOUT_MS = 5000;
 
   /** A command without a reply after this long fails (so requests never hang on Redis). */
-  @Transform(toInt) @IsInt() @Min(10)
+  @Transform(toInt) @IsInt() @Min(10) @TimerMax()
   REDIS_COMMAND_TIMEOUT_MS = 2000;
 
   /** How often a command is retried across reconnects before it fails. */
@@ -83,14 +94,14 @@ export class EnvironmentVariables {
   REDIS_MAX_RETRIES_PER_REQUEST = 1;
 
   /** Reconnect backoff: first delay, doubled per attempt up to REDIS_RETRY_MAX_MS, plus jitter. */
-  @Transform(toInt) @IsInt() @Min(10)
+  @Transform(toInt) @IsInt() @Min(10) @TimerMax()
   REDIS_RETRY_BASE_MS = 100;
 
-  @Transform(toInt) @IsInt() @Min(10)
+  @Transform(toInt) @IsInt() @Min(10) @TimerMax()
   REDIS_RETRY_MAX_MS = 5000;
 
   /** How long startup waits for Redis before giving up with a one-line error. */
-  @Transform(toInt) @IsInt() @Min(0)
+  @Transform(toInt) @IsInt() @Min(0) @TimerMax()
   REDIS_STARTUP_WAIT_MS = 30000;
 
   /** RESP protocol version: 3 (default) or 2. Replies are parsed either way. */
@@ -158,7 +169,7 @@ export class EnvironmentVariables {
   FEAR_GREED_API_URL = 'https://api.alternative.me';
 
   /** Per-call timeout of every upstream call, redirects and body included (alias: SENTIMENT_API_TIMEOUT_MS). */
-  @Transform(toInt) @IsInt() @Min(100)
+  @Transform(toInt) @IsInt() @Min(100) @TimerMax()
   UPSTREAM_TIMEOUT_MS = 10000;
 
   /** Retries of a transient upstream failure (network error, timeout, 5xx, 408, 429); other failures are not retried (alias: SENTIMENT_API_RETRIES). */
@@ -190,7 +201,7 @@ export class EnvironmentVariables {
   SENTIMENT_API_URL = 'https://api.senticrypt.com/v1/bitcoin.json';
 
   /** Deprecated alias of UPSTREAM_TIMEOUT_MS (used when that is not set). */
-  @Transform(toInt) @IsInt() @Min(100)
+  @Transform(toInt) @IsInt() @Min(100) @TimerMax()
   SENTIMENT_API_TIMEOUT_MS = 10000;
 
   /** Deprecated alias of UPSTREAM_RETRIES (used when that is not set). */
@@ -210,7 +221,7 @@ export class EnvironmentVariables {
   INGEST_SCHEDULE_ENABLED = true;
 
   /** Pause between the end of one scheduled ingest run and the start of the next. */
-  @Transform(toInt) @IsInt() @Min(1000)
+  @Transform(toInt) @IsInt() @Min(1000) @TimerMax()
   INGEST_INTERVAL_MS = 30000;
 
   /** Run one ingest at startup (in the background: startup does not wait for the upstream). */
@@ -218,7 +229,7 @@ export class EnvironmentVariables {
   INGEST_ON_STARTUP = true;
 
   /** Pause between runs of a source that serves only daily indices (senticrypt-v2, fear-greed). */
-  @Transform(toInt) @IsInt() @Min(1000)
+  @Transform(toInt) @IsInt() @Min(1000) @TimerMax()
   INGEST_DAILY_INTERVAL_MS = 10 * 60 * 1000;
 
   /**
@@ -261,7 +272,7 @@ export class EnvironmentVariables {
   LOG_LEVEL: 'fatal' | 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
 
   /** Live notifications (GET /events, WS /ws/notifications): a heartbeat is sent this often. */
-  @Transform(toInt) @IsInt() @Min(50)
+  @Transform(toInt) @IsInt() @Min(50) @TimerMax()
   NOTIFY_HEARTBEAT_MS = 15000;
 
   /** Most SSE + WebSocket notification clients one instance serves; more get 503 / close code 1013. */
@@ -369,7 +380,7 @@ export class EnvironmentVariables {
    * run per tick between them. Renewed every third of it while a run lasts, so it only bounds
    * how long a crashed holder blocks the others.
    */
-  @Transform(toInt) @IsInt() @Min(1000)
+  @Transform(toInt) @IsInt() @Min(1000) @TimerMax()
   INGEST_LOCK_TTL_MS = 15000;
 
   /**
@@ -392,7 +403,7 @@ export class EnvironmentVariables {
   HEALTH_INGEST_MAX_AGE_MS = 15 * 60 * 1000;
 
   /** Readiness gives a Redis PING this long before reporting it down (ms). */
-  @Transform(toInt) @IsInt() @Min(10)
+  @Transform(toInt) @IsInt() @Min(10) @TimerMax()
   HEALTH_REDIS_TIMEOUT_MS = 1000;
 
   /** Bearer token required by POST /refresh; unset disables the endpoint (403). At least 16 characters. */
@@ -429,7 +440,7 @@ export class EnvironmentVariables {
   CORS_ORIGINS = '';
 
   /** On SIGTERM: how long the in-flight ingest run and requests may take before the process gives up and exits 1 (ms). */
-  @Transform(toInt) @IsInt() @Min(1000)
+  @Transform(toInt) @IsInt() @Min(1000) @TimerMax()
   SHUTDOWN_TIMEOUT_MS = 25_000;
 
   /** Serve Prometheus metrics at /metrics. `false` also stops the process collectors (event loop lag, GC…) and request timing. */
