@@ -122,6 +122,25 @@ describe('validateEnv', () => {
     expect(() => validateEnv(env)).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
   });
 
+  describe('REDIS_URL', () => {
+    // Passed the redis:// pattern, then ioredis threw "Invalid URL" at startup without naming
+    // the variable, or selected DB NaN.
+    it.each(['redis://host:abc', 'redis://host:99999', 'redis://[bad:6379', 'redis://host:6379/abc', 'redis://host:6379/-1'])('refuses %s, naming it', (url) => {
+      expect(() => validateEnv({ REDIS_URL: url })).toThrow(/^Invalid configuration:\n {2}REDIS_URL=/);
+    });
+
+    it.each(['redis://:pw@host:6379/2', 'rediss://user:p%40ss@host:6380', 'redis://host', 'redis://[::1]:6379/0', 'redis://host:6379?db=3'])('accepts %s', (url) => {
+      expect(validateEnv({ REDIS_URL: url }).REDIS_URL).toBe(url);
+    });
+
+    it('never echoes the password of a REDIS_URL it refuses', () => {
+      for (const url of ['http://user:s3cr/et@host:6379', 'redis//:s3cr/et@host', 'redis://:s3cr/et@host:abc']) {
+        expect(() => validateEnv({ REDIS_URL: url })).toThrow(/^Invalid configuration:\n {2}REDIS_URL="[^"]*\*\*\*@host/);
+        expect(() => validateEnv({ REDIS_URL: url })).not.toThrow(/s3cr/);
+      }
+    });
+  });
+
   it('the timer-backed settings accept up to 2^31-1 ms, the longest a Node timer waits', () => {
     const longest = String(2 ** 31 - 1);
     expect(validateEnv({ INGEST_INTERVAL_MS: longest, SHUTDOWN_TIMEOUT_MS: longest }).INGEST_INTERVAL_MS).toBe(2 ** 31 - 1);

@@ -477,13 +477,24 @@ const TYPE_CHECKS = ['isInt', 'isNumber', 'isBoolean', 'isIn', 'matches', 'isStr
 // (path, query) or credentials.
 const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET', 'ALERT_WEBHOOK_URLS'];
 
+/** A URL with whatever precedes its last `@` (user and password) replaced by ***, parseable or not. */
+function maskUserinfo(url: string): string {
+  const at = url.lastIndexOf('@');
+  if (at < 0) return url;
+  const slashes = url.indexOf('//');
+  const from = slashes >= 0 && slashes < at ? slashes + 2 : 0;
+  return `${url.slice(0, from)}***${url.slice(at)}`;
+}
+
 function describe(errors: ValidationError[]): string {
   return errors
     .map((e) => {
       const constraints = e.constraints ?? {};
       const typeCheck = TYPE_CHECKS.find((name) => name in constraints);
       const msgs = typeCheck ? constraints[typeCheck] : Object.values(constraints).join('; ');
-      const shown = SECRETS.includes(e.property) ? '"***"' : JSON.stringify(e.value);
+      const shown = SECRETS.includes(e.property)
+        ? '"***"'
+        : JSON.stringify(e.property.endsWith('_URL') && typeof e.value === 'string' ? maskUserinfo(e.value) : e.value);
       return `${e.property}=${shown}: ${msgs}`;
     })
     .join('\n  ');
@@ -497,7 +508,10 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   const env = plainToInstance(EnvironmentVariables, cleaned, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
   const problems = errors.length > 0 ? [describe(errors)] : [];
-  if (env.REDIS_CLUSTER_NODES?.length > 0 && /^rediss?:\/\/[^\s]+$/.test(env.REDIS_URL)) {
+  const redisUrlOk = typeof env.REDIS_URL === 'string' && /^rediss?:\/\/[^\s]+$/.test(env.REDIS_URL);
+  const urlProblem = redisUrlOk ? redisUrlProblem(env.REDIS_URL) : undefined;
+  if (urlProblem) problems.push(`REDIS_URL=${JSON.stringify(maskUserinfo(env.REDIS_URL))}: ${urlProblem}`);
+  if (env.REDIS_CLUSTER_NODES?.length > 0 && redisUrlOk && !urlProblem) {
     const db = redisUrlDb(env.REDIS_URL);
     if (db !== 0) problems.push(`REDIS_URL: selects DB ${db}, but a Redis Cluster (REDIS_CLUSTER_NODES) has only DB 0`);
   }
@@ -559,6 +573,23 @@ function applyUpgradeDefaults(env: Record<string, unknown>): void {
     if (!('PRICE_SOURCE' in env)) env.PRICE_SOURCE = 'senticrypt-v1';
     if (!('SENTIMENT_SOURCE' in env)) env.SENTIMENT_SOURCE = 'senticrypt-v1';
   }
+}
+
+/**
+ * What ioredis would refuse or misread in a URL that passed the redis:// pattern: it parses it
+ * with WHATWG URL (a bad port or host throws "Invalid URL" at startup, naming nothing) and
+ * selects DB Number(path) (a path like /abc selects DB NaN).
+ */
+function redisUrlProblem(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'is not a valid URL (host, then an optional port 1-65535 and /DB index)';
+  }
+  const db = u.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db)) return 'the path must be a DB index (a number), e.g. redis://host:6379/2';
+  return undefined;
 }
 
 /** The DB index a redis:// URL selects (path `/N` or `?db=N`, as ioredis reads it); 0 by default. */
