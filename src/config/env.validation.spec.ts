@@ -141,6 +141,18 @@ describe('validateEnv', () => {
     });
   });
 
+  describe('CORS_ORIGINS', () => {
+    // @fastify/cors compares each entry with the Origin header byte for byte, and a browser's
+    // Origin is scheme://host[:port]: a path or trailing slash never matched, CORS silently off.
+    it.each(['https://dash.example/', 'dash.example', 'https://dash.example/app', 'https://a.example, https://b.example/'])('refuses %s, naming it', (value) => {
+      expect(() => validateEnv({ CORS_ORIGINS: value })).toThrow(/^Invalid configuration:\n {2}CORS_ORIGINS=/);
+    });
+
+    it.each(['*', 'https://dash.example', ' https://a.example , http://localhost:5173,', 'https://[::1]:8443'])('accepts %s', (value) => {
+      expect(validateEnv({ CORS_ORIGINS: value }).CORS_ORIGINS).toBe(value);
+    });
+  });
+
   it('the timer-backed settings accept up to 2^31-1 ms, the longest a Node timer waits', () => {
     const longest = String(2 ** 31 - 1);
     expect(validateEnv({ INGEST_INTERVAL_MS: longest, SHUTDOWN_TIMEOUT_MS: longest }).INGEST_INTERVAL_MS).toBe(2 ** 31 - 1);

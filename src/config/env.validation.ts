@@ -48,6 +48,9 @@ const toList = ({ value }: { value: unknown }) =>
 
 const HTTP_URL = /^https?:\/\/\S+$/;
 
+/** A comma-separated list (blank entries ignored) of `*` or origins as browsers send them: scheme://host[:port]. */
+const CORS_LIST = /^\s*(?:(?:\*|[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#,]+)\s*)?(?:,\s*(?:(?:\*|[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#,]+)\s*)?)*$/;
+
 /**
  * Longest delay a Node timer takes (2^31-1 ms, about 24.8 days); a longer one fires after 1 ms
  * (TimeoutOverflowWarning): an interval would busy-loop, a timeout would expire at once. Bounds
@@ -435,8 +438,12 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000)
   HTTP_REQUEST_TIMEOUT_MS = 30_000;
 
-  /** Comma-separated origins allowed by CORS (`*` for any); empty disables CORS. */
+  /**
+   * Comma-separated origins allowed by CORS (`*` for any); empty disables CORS. Each is compared
+   * with the browser's Origin header as is, so it must be one: scheme://host[:port], no path.
+   */
   @IsOptional() @IsString()
+  @Matches(CORS_LIST, { message: 'CORS_ORIGINS must be * or comma-separated origins: scheme://host[:port], no path or trailing slash' })
   CORS_ORIGINS = '';
 
   /** On SIGTERM: how long the in-flight ingest run and requests may take before the process gives up and exits 1 (ms). */
