@@ -1,3 +1,4 @@
+import { sameSlotKey } from '../redis/key-slot.js';
 import { validateEnv } from './env.validation.js';
 
 describe('validateEnv', () => {
@@ -150,6 +151,41 @@ describe('validateEnv', () => {
 
     it.each(['*', 'https://dash.example', ' https://a.example , http://localhost:5173,', 'https://[::1]:8443'])('accepts %s', (value) => {
       expect(validateEnv({ CORS_ORIGINS: value }).CORS_ORIGINS).toBe(value);
+    });
+  });
+
+  describe('REDIS_KEY_PREFIX', () => {
+    // Braces are allowed for a {hash tag} prefix (docs/cluster.md); braces without a usable tag
+    // made every companion key (compactions, meta) a RangeError at the first write, not at startup.
+    it.each(['{}', 'a{b', 'a}b', 'app{}', 'x}{'])('refuses %s, naming it', (prefix) => {
+      expect(() => validateEnv({ REDIS_KEY_PREFIX: prefix })).toThrow(/^Invalid configuration:\n {2}REDIS_KEY_PREFIX=/);
+    });
+
+    it.each(['is-bitcoin-lit', '{is-bitcoin-lit}', 'app:{tenant-1}', 'a.b_c:d'])('accepts %s', (prefix) => {
+      expect(validateEnv({ REDIS_KEY_PREFIX: prefix }).REDIS_KEY_PREFIX).toBe(prefix);
+    });
+
+    it('agrees with the key builder: accepted exactly when sameSlotKey can name a companion key', () => {
+      for (const prefix of ['{}', 'a{b', 'a}b', 'app{}', 'x}{', '{a}{', '}{a}', 'a{b}c', '{is-bitcoin-lit}', 'plain']) {
+        const key = `${prefix}:price:coinbase`;
+        const builds = (() => {
+          try {
+            sameSlotKey(key, 'sum:1h');
+            return true;
+          } catch {
+            return false;
+          }
+        })();
+        const accepted = (() => {
+          try {
+            validateEnv({ REDIS_KEY_PREFIX: prefix });
+            return true;
+          } catch {
+            return false;
+          }
+        })();
+        expect([prefix, accepted]).toEqual([prefix, builds]);
+      }
     });
   });
 

@@ -515,6 +515,12 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   const env = plainToInstance(EnvironmentVariables, cleaned, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
   const problems = errors.length > 0 ? [describe(errors)] : [];
+  // Braces only as a {hash tag}: without one no companion key (compaction, meta) can share its
+  // series' cluster slot, and sameSlotKey would throw at the first write instead of here.
+  const prefix = env.REDIS_KEY_PREFIX;
+  if (typeof prefix === 'string' && /[{}]/.test(prefix) && !/[^A-Za-z0-9_.:{}-]/.test(prefix) && !hasHashTag(prefix)) {
+    problems.push(`REDIS_KEY_PREFIX=${JSON.stringify(prefix)}: braces only around a non-empty hash tag, e.g. {is-bitcoin-lit} (docs/cluster.md)`);
+  }
   const redisUrlOk = typeof env.REDIS_URL === 'string' && /^rediss?:\/\/[^\s]+$/.test(env.REDIS_URL);
   const urlProblem = redisUrlOk ? redisUrlProblem(env.REDIS_URL) : undefined;
   if (urlProblem) problems.push(`REDIS_URL=${JSON.stringify(maskUserinfo(env.REDIS_URL))}: ${urlProblem}`);
@@ -597,6 +603,12 @@ function redisUrlProblem(url: string): string | undefined {
   const db = u.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d+$/.test(db)) return 'the path must be a DB index (a number), e.g. redis://host:6379/2';
   return undefined;
+}
+
+/** Redis's hash-tag rule (as src/redis/key-slot.ts hashTag; config imports no feature): a non-empty `{…}`. */
+function hasHashTag(key: string): boolean {
+  const open = key.indexOf('{');
+  return open >= 0 && key.indexOf('}', open + 1) > open + 1;
 }
 
 /** The DB index a redis:// URL selects (path `/N` or `?db=N`, as ioredis reads it); 0 by default. */
