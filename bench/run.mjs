@@ -413,6 +413,19 @@ function ok(answer, name) {
   if (answer.status !== 200) throw new Error(`GET /series/price (${name}) answered ${answer.status}`);
 }
 
+/** HISTORY_QUERIES queries of `url`, each followed by its floor: the medians of both, in ms. */
+async function alternate(url, floor, name) {
+  const httpMs = [];
+  const floorMs = [];
+  for (let i = 0; i < HISTORY_QUERIES; i++) {
+    const got = await timed(() => httpGet(url));
+    ok(got.result, name);
+    httpMs.push(got.ms);
+    floorMs.push((await timed(floor)).ms);
+  }
+  return { httpMs: median(httpMs), floorMs: median(floorMs) };
+}
+
 async function history(redisUrl, keyPrefix, composite = false) {
   const { createApp } = await dist('app.factory.js');
   const { SeriesRepository } = await dist('series/series.repository.js');
@@ -469,15 +482,7 @@ async function history(redisUrl, keyPrefix, composite = false) {
         points.length === expected.length &&
         expected.every((s, i) => points[i].time === new Date(s.timestamp).toISOString() && Math.abs(points[i].value - s.value) <= 1e-9 * Math.abs(s.value));
       if (!same) throw new Error(`GET /series/price (${name}) differs from the bare range`);
-      const httpMs = [];
-      const floorMs = [];
-      for (let i = 0; i < HISTORY_QUERIES; i++) {
-        const got = await timed(() => httpGet(url));
-        ok(got.result, name);
-        httpMs.push(got.ms);
-        floorMs.push((await timed(floor)).ms);
-      }
-      shapes.push({ name, points: points.length, source: answer.headers['x-series-source'], httpMs: median(httpMs), floorMs: median(floorMs) });
+      shapes.push({ name, points: points.length, source: answer.headers['x-series-source'], ...(await alternate(url, floor, name)) });
     }
     // The first shape again once its code is warm, as in a service that has answered many
     // queries: the figures above are the first 33 queries of each shape, much of their cost
@@ -492,15 +497,7 @@ async function history(redisUrl, keyPrefix, composite = false) {
         ok(await httpGet(url), name);
         await floor();
       }
-      const httpMs = [];
-      const floorMs = [];
-      for (let i = 0; i < HISTORY_QUERIES; i++) {
-        const got = await timed(() => httpGet(url));
-        ok(got.result, name);
-        httpMs.push(got.ms);
-        floorMs.push((await timed(floor)).ms);
-      }
-      steady = { name, httpMs: median(httpMs), floorMs: median(floorMs) };
+      steady = { name, ...(await alternate(url, floor, name)) };
     }
     return { backend: timeseries.kind, shapes, steady };
   } finally {

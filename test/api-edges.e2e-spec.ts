@@ -2,26 +2,12 @@ import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
-import { AddressInfo, connect } from 'node:net';
+import { AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
 import { AUTH, startTestApp, stopTestApp } from './support/app.js';
+import { bodyOf, rawExchange, statusOf } from './support/raw-http.js';
 import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-
-/** Sends raw bytes on a new connection; resolves with all the server sent once it closed the connection. */
-function rawExchange(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let raw = '';
-    socket.on('data', (chunk) => (raw += chunk.toString('latin1')));
-    socket.on('close', () => resolve(raw));
-    socket.on('error', reject);
-    socket.write(bytes);
-  });
-}
-
-const statusOf = (raw: string) => Number(/^HTTP\/1\.1 (\d{3}) /.exec(raw)?.[1] ?? 0);
-const bodyOf = (raw: string) => JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
 
 /**
  * Odd requests the router itself refuses, before any hook or filter runs: they must still get

@@ -1,8 +1,8 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
-import { connect } from 'node:net';
 import { MetricsService } from '../src/metrics/metrics.service.js';
 import { bootApp } from './support/app.js';
+import { bodyOf, rawExchange } from './support/raw-http.js';
 import { freePort } from './support/wait.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 
@@ -79,16 +79,9 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
     // A request Node's parser refuses (a bad request line, oversized headers) gets the API's JSON
     // error too, not Node's bare `400 Bad Request` without a body.
     for (const [bytes, status] of [['GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 400], [`GET /metrics HTTP/1.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 431]] as const) {
-      const raw = await new Promise<string>((resolve, reject) => {
-        const socket = connect(port, '127.0.0.1');
-        let got = '';
-        socket.on('data', (chunk) => (got += chunk.toString('latin1')));
-        socket.on('close', () => resolve(got));
-        socket.on('error', reject);
-        socket.write(bytes);
-      });
+      const raw = await rawExchange(port, bytes);
       expect(raw.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
-      expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toMatchObject({ statusCode: status });
+      expect(bodyOf(raw)).toMatchObject({ statusCode: status });
     }
 
     await app.close();
