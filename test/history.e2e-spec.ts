@@ -475,7 +475,7 @@ describe('history after an upgrade that turns the 5-minute tier on (TIMESERIES_5
     const mark = String(Math.floor(newest / FIVE_MINUTES) * FIVE_MINUTES + FIVE_MINUTES);
     const fiveMinutes = list.filter((s) => s.sourceKey && s.labels.bucket === '5m');
     expect(fiveMinutes).toHaveLength(2 * 6);
-    for (const s of fiveMinutes) expect(s.labels.complete_from).toBe(mark);
+    for (const s of fiveMinutes) expect(s.labels).toMatchObject({ complete_from: mark, settle_after: String(newest) });
     expect(list.filter((s) => s.sourceKey && s.labels.bucket !== '5m').every((s) => s.labels.complete_from === '0')).toBe(true);
   });
 
@@ -518,7 +518,7 @@ describe('history after a restart that turns the 5-minute tier on, the first pol
 
   afterAll(() => stopTestApp(prefix, { app, redis }));
 
-  it('the first 5 min bucket the new rules write holds only its own samples, not those of the bucket the newest sample was in', async () => {
+  it('keeps reading the raw series for the first 5 min bucket the new rules write, which also holds the bucket the newest sample was in', async () => {
     app = await bootApp(env);
     await app.get(TimeseriesService).add(raw, [
       { timestamp: T, value: 1 },
@@ -526,18 +526,33 @@ describe('history after a restart that turns the 5-minute tier on, the first pol
       { timestamp: T + 34 * MINUTE, value: 3 },
     ]);
     await app.close();
-    app = await bootApp({ ...env, TIMESERIES_5MIN_TIER: 'true' }); // 5 min compactions complete from 10:35
+    app = await bootApp({ ...env, TIMESERIES_5MIN_TIER: 'true' }); // 5 min compactions complete from 10:35, to settle after 10:34
     const ts = app.get(TimeseriesService);
+    const count5m = `{${raw}}:count:5m`;
+    expect((await ts.info(count5m))?.labels).toMatchObject({ complete_from: String(T + 35 * MINUTE), settle_after: String(T + 34 * MINUTE) });
     await ts.add(raw, [{ timestamp: T + 34 * MINUTE, value: 3 }]); // the newest again: a duplicate
-    await ts.add(raw, [{ timestamp: T + 40 * MINUTE, value: 4 }]);
+    await ts.add(raw, [{ timestamp: T + 40 * MINUTE, value: 4 }]); // the first newer sample: the rules' first bucket, 10:40
     await ts.add(raw, [{ timestamp: T + 46 * MINUTE, value: 5 }]); // closes 10:40
-    const [from, to] = [T + 40 * MINUTE, T + 45 * MINUTE - 1];
-    for (const aggregation of ['count', 'sum', 'min', 'first', 'avg'] as const) {
-      const res = await app.inject({ method: 'GET', url: `/series/price?from=${from}&to=${to}&bucket=5m&aggregation=${aggregation}` });
-      expect(res.headers['x-series-source']).toBe('5m');
-      const rawAnswer = await ts.range({ key: raw, from, to, aggregation: { type: aggregation, bucketMs: 300_000 } });
-      expect(rawAnswer).toEqual([{ timestamp: from, value: aggregation === 'count' ? 1 : 4 }]);
-      expect(res.json()).toEqual(rawAnswer.map((s) => ({ time: iso(s.timestamp), value: s.value })));
+    await ts.add(raw, [{ timestamp: T + 52 * MINUTE, value: 6 }]); // closes 10:45
+    // As RedisTimeSeries does, the duplicate re-read 10:30's samples into the rules' running
+    // aggregate, and their first bucket kept them.
+    expect(await ts.range({ key: count5m, from: T + 40 * MINUTE, to: T + 40 * MINUTE })).toEqual([{ timestamp: T + 40 * MINUTE, value: 3 }]);
+    for (const [bucketStart, source, value] of [
+      [T + 40 * MINUTE, 'raw', 4],
+      [T + 45 * MINUTE, '5m', 5],
+    ] as const) {
+      for (const aggregation of ['count', 'sum', 'min', 'first', 'avg'] as const) {
+        const [from, to] = [bucketStart, bucketStart + 5 * MINUTE - 1];
+        const res = await app.inject({ method: 'GET', url: `/series/price?from=${from}&to=${to}&bucket=5m&aggregation=${aggregation}` });
+        expect(res.headers['x-series-source']).toBe(source);
+        const rawAnswer = await ts.range({ key: raw, from, to, aggregation: { type: aggregation, bucketMs: 300_000 } });
+        expect(rawAnswer).toEqual([{ timestamp: from, value: aggregation === 'count' ? 1 : value }]);
+        expect(res.json()).toEqual(rawAnswer.map((s) => ({ time: iso(s.timestamp), value: s.value })));
+      }
     }
+    // Settled by the first query: past the first bucket, written back for every instance.
+    const labels = (await ts.info(count5m))?.labels;
+    expect(labels?.complete_from).toBe(String(T + 45 * MINUTE));
+    expect(labels).not.toHaveProperty('settle_after');
   });
 });

@@ -440,6 +440,41 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
       // Bucket T0 never gets written; bucket T0+1000 only counts what came after the rule.
       expect(await backend.range({ key: dest, from: 0, to: T0 + 100_000 })).toEqual([{ timestamp: T0 + 1000, value: 1 }]);
     });
+
+    // The module's upsert path (upsertCompaction) re-reads the newest bucket into the rule's running
+    // aggregate even before the rule has opened a bucket, and handleCompaction then opens its first
+    // bucket without resetting it: that bucket also holds the newest bucket's samples. History keeps
+    // away from that bucket (CompactionService's settle_after mark); the backends agree on it.
+    it.each([
+      ['a duplicate', { timestamp: T0 + 400, value: 99 }],
+      ['a late sample', { timestamp: T0 + 500, value: 1 }],
+    ])('a rule created over stored data: %s into the newest bucket first makes the first bucket it writes hold that bucket too', async (_, upsert) => {
+      const source = key(`upsertfirst${upsert.timestamp}`);
+      const dests = { count: sameSlotKey(source, 'count:1s'), sum: sameSlotKey(source, 'sum:1s') };
+      await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
+      await backend.addMany(source, DATA.slice(0, 3)); // bucket T0: 2, -1.5, 4.25
+      for (const [aggregation, dest] of Object.entries(dests) as Array<[Aggregation, string]>) {
+        await backend.ensureSeries(dest, { retentionMs: 0, labels: {} });
+        await backend.ensureRule(source, ruleOf(dest, aggregation));
+      }
+      await backend.addMany(source, [upsert]);
+      await backend.addMany(source, [DATA[4], DATA[5]]); // T0+1500 opens the rule's first bucket, T0+3200 closes it
+      const extra = upsert.value === 99 ? [] : [upsert.value];
+      const held = [2, -1.5, 4.25, ...extra, 0.5];
+      expect(await backend.range({ key: dests.count, from: 0, to: T0 + 100_000 })).toEqual([{ timestamp: T0 + 1000, value: held.length }]);
+      expect(await backend.range({ key: dests.sum, from: 0, to: T0 + 100_000 })).toEqual([{ timestamp: T0 + 1000, value: held.reduce((a, v) => a + v, 0) }]);
+    });
+
+    it('answers a raw range with COUNT: the oldest samples first', async () => {
+      const source = key('count');
+      await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
+      await backend.addMany(source, DATA);
+      expect(await backend.range({ key: source, from: T0 + 950, to: T0 + 100_000, count: 1 })).toEqual([DATA[3]]);
+      expect(await backend.range({ key: source, from: 0, to: T0 + 100_000, count: 3 })).toEqual(DATA.slice(0, 3));
+      expect(await backend.range({ key: source, from: T0 + 4000, to: T0 + 100_000, count: 1 })).toEqual([]);
+      expect(await backend.range({ key: key('nocount'), from: 0, to: T0, count: 1 })).toEqual([]);
+      await expect(backend.range({ key: source, from: 0, to: T0, count: 1, aggregation: { type: 'sum', bucketMs: 1000 } })).rejects.toThrow(/raw ranges/);
+    });
   });
 
   it('refuses to ensure a series over a key holding another type', async () => {

@@ -1,7 +1,7 @@
 import { ConfigService } from '@nestjs/config';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
-import { bucketAggregates, COMPLETE_FROM_LABEL, CompactionService } from './compaction.service.js';
+import { bucketAggregates, COMPLETE_FROM_LABEL, CompactionService, SETTLE_AFTER_LABEL } from './compaction.service.js';
 import type { SeriesDef } from './series.catalog.js';
 
 describe('CompactionService.coverage', () => {
@@ -43,6 +43,69 @@ describe('CompactionService.coverage', () => {
     for (const bucketMs of [3_600_000, 3 * 3_600_000, 86_400_000]) {
       expect((await service.coverage(price, ['min'], bucketMs)).map((t) => t.bucketMs)).not.toContain(300_000);
     }
+  });
+});
+
+describe('CompactionService.coverage of a compaction still to settle (rule created over stored data)', () => {
+  const H = 3_600_000;
+  const T = 1_625_680_800_000; // an hour boundary
+  const created = T + 10 * 60_000; // the source's newest sample when the rules were created
+  let latest: number;
+  let firstAfter: number | undefined;
+  let labels: Record<string, Record<string, string>>;
+  const calls: string[] = [];
+  const timeseries = {
+    latest: async () => ({ timestamp: latest, value: 1 }),
+    info: async (key: string) => ({ labels: { ...labels[key] }, retentionMs: 0, lastTimestamp: 0 }),
+    range: async (q: { key: string; from: number; count?: number }) => (
+      calls.push(`range ${q.key} from ${q.from} count ${q.count}`), firstAfter === undefined ? [] : [{ timestamp: firstAfter, value: 1 }]
+    ),
+    ensureSeries: async (key: string, options: { labels: Record<string, string> }) => (calls.push(`ensure ${key}`), (labels[key] = options.labels)),
+  } as unknown as TimeseriesService;
+  const keys = { compaction: (k: string, a: string, t: string) => `${k}:${a}:${t}` } as unknown as RedisKeys;
+  const config = { get: () => 0 } as unknown as ConfigService<never, true>;
+  const service = new CompactionService(timeseries, keys, config);
+  const price = { key: 'price' } as SeriesDef;
+  const pending = { [COMPLETE_FROM_LABEL]: String(T + H), [SETTLE_AFTER_LABEL]: String(created), bucket: '1h' };
+
+  beforeEach(() => {
+    calls.length = 0;
+    labels = { 'price:sum:1h': { ...pending }, 'price:count:1h': { ...pending } };
+  });
+
+  it('leaves the mark alone while no newer sample exists (the open bucket is before it anyway)', async () => {
+    latest = created;
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
+    expect(calls).toEqual([]);
+  });
+
+  it('keeps the mark when the first newer sample was in the same bucket, and drops the label', async () => {
+    latest = T + 3 * H + 60_000;
+    firstAfter = T + 20 * 60_000;
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + H, to: T + 3 * H } }]);
+    expect(calls).toEqual([
+      `range price from ${created + 1} count 1`,
+      'ensure price:sum:1h',
+      `range price from ${created + 1} count 1`,
+      'ensure price:count:1h',
+    ]);
+    expect(labels['price:sum:1h']).toEqual({ [COMPLETE_FROM_LABEL]: String(T + H), bucket: '1h' });
+  });
+
+  it('moves the mark past the bucket of the first newer sample when that bucket is later, once', async () => {
+    latest = T + 3 * H + 60_000;
+    firstAfter = T + H + 5 * 60_000;
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + 2 * H, to: T + 3 * H } }]);
+    expect(labels['price:count:1h']).toEqual({ [COMPLETE_FROM_LABEL]: String(T + 2 * H), bucket: '1h' });
+    calls.length = 0;
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + 2 * H, to: T + 3 * H } }]);
+    expect(calls).toEqual([]);
+  });
+
+  it('reads nothing from a compaction whose label is not a timestamp', async () => {
+    latest = T + 3 * H;
+    labels['price:sum:1h'][SETTLE_AFTER_LABEL] = 'soon';
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
   });
 });
 

@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { AddReport, TimeseriesService } from '../timeseries/timeseries.service.js';
-import { Sample } from '../timeseries/timeseries.types.js';
+import { Sample, SeriesInfo } from '../timeseries/timeseries.types.js';
 import { COMPACTED, Compacted, compactionTiers, fittingTiers, SeriesDef, Tier, TierCoverage } from './series.catalog.js';
 
 /**
@@ -12,6 +12,16 @@ import { COMPACTED, Compacted, compactionTiers, fittingTiers, SeriesDef, Tier, T
  * samples; queries read those from the raw series instead.
  */
 export const COMPLETE_FROM_LABEL = 'complete_from';
+
+/**
+ * Label on a compaction whose rule was created over stored data, until it is settled: the
+ * source's newest timestamp then. RedisTimeSeries re-reads the newest bucket into a rule's
+ * running aggregate on an upsert (a duplicate or late sample there), even before the rule has
+ * opened a bucket, and the first bucket the rule opens keeps that aggregate: so the bucket of the
+ * first sample after this timestamp may also hold the older bucket's samples. Once that sample
+ * exists, coverage() moves complete_from past its bucket and drops this label.
+ */
+export const SETTLE_AFTER_LABEL = 'settle_after';
 
 /**
  * Hourly, daily and 5-minute compactions (sum, count, min, max, first, last) of every raw series
@@ -55,23 +65,42 @@ export class CompactionService {
     const source = def.key;
     const dest = this.key(def, aggregation, tier);
     const labels = { ...def.labels, aggregation, bucket: tier.name };
-    const known = (await this.timeseries.info(dest))?.labels[COMPLETE_FROM_LABEL];
-    const withMark = (mark: string | undefined) => (mark === undefined ? labels : { ...labels, [COMPLETE_FROM_LABEL]: mark });
-    // The destination must exist before TS.CREATERULE; keep its mark while bringing settings up to date.
-    await this.timeseries.ensureSeries(dest, { retentionMs: tier.retentionMs, labels: withMark(known) });
+    const knownLabels = (await this.timeseries.info(dest))?.labels;
+    const known: Marks = { mark: knownLabels?.[COMPLETE_FROM_LABEL], settle: knownLabels?.[SETTLE_AFTER_LABEL] };
+    const withMarks = ({ mark, settle }: Marks) => ({
+      ...labels,
+      ...(mark !== undefined && { [COMPLETE_FROM_LABEL]: mark }),
+      ...(settle !== undefined && { [SETTLE_AFTER_LABEL]: settle }),
+    });
+    // The destination must exist before TS.CREATERULE; keep its marks while bringing settings up to date.
+    await this.timeseries.ensureSeries(dest, { retentionMs: tier.retentionMs, labels: withMarks(known) });
     const rule = await this.timeseries.ensureRule(source, { destKey: dest, aggregation, bucketMs: tier.bucketMs });
-    let mark = known;
+    let marks = known;
     if (rule.created) {
-      const latest = rule.sourceLatestAtCreation;
-      mark = String(latest ? bucketEnd(latest.timestamp, tier.bucketMs) : 0);
-    } else if (mark === undefined) {
+      marks = marksAt(rule.sourceLatestAtCreation, tier.bucketMs);
+    } else if (known.mark === undefined) {
       // The rule exists but its mark was never written (stopped in between): assume it missed
       // everything up to the source's current newest bucket.
-      const latest = await this.timeseries.latest(source);
-      mark = String(latest ? bucketEnd(latest.timestamp, tier.bucketMs) : 0);
+      marks = marksAt(await this.timeseries.latest(source), tier.bucketMs);
     }
-    if (mark !== known) await this.timeseries.ensureSeries(dest, { retentionMs: tier.retentionMs, labels: withMark(mark) });
+    if (marks.mark !== known.mark || marks.settle !== known.settle) {
+      await this.timeseries.ensureSeries(dest, { retentionMs: tier.retentionMs, labels: withMarks(marks) });
+    }
     return rule.created;
+  }
+
+  /**
+   * complete_from of a compaction still to settle (SETTLE_AFTER_LABEL), now that the source has a
+   * sample newer than `after`: past the bucket of the first such sample (still held, or the
+   * oldest one held, which is later: the bucket of an expired one is gone anyway), written back
+   * so the next query reads it. Every instance computes the same value, so concurrent writes agree.
+   */
+  private async settle(dest: string, info: SeriesInfo, source: string, mark: number, after: number, bucketMs: number): Promise<number> {
+    const [first] = await this.timeseries.range({ key: source, from: after + 1, to: Number.MAX_SAFE_INTEGER, count: 1 });
+    const settled = first ? Math.max(mark, bucketEnd(first.timestamp, bucketMs)) : mark;
+    const { [SETTLE_AFTER_LABEL]: _settled, ...labels } = info.labels;
+    await this.timeseries.ensureSeries(dest, { retentionMs: info.retentionMs, labels: { ...labels, [COMPLETE_FROM_LABEL]: String(settled) } });
+    return settled;
   }
 
   /**
@@ -129,20 +158,31 @@ export class CompactionService {
       this.timeseries.latest(def.key),
       Promise.all(fitting.map((tier) => Promise.all(components.map((c) => this.timeseries.info(this.key(def, c, tier)))))),
     ]);
-    return fitting.map((tier, t): TierCoverage => {
-      if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
-      let from = 0;
-      for (const info of infosByTier[t]) {
-        const mark = info?.labels[COMPLETE_FROM_LABEL];
-        if (!info || mark === undefined || !/^\d+$/.test(mark)) return { bucketMs: tier.bucketMs, complete: null };
-        from = Math.max(from, Number(mark));
-        if (info.retentionMs > 0 && info.lastTimestamp > info.retentionMs) {
-          from = Math.max(from, info.lastTimestamp - info.retentionMs);
+    return Promise.all(
+      fitting.map(async (tier, t): Promise<TierCoverage> => {
+        if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
+        let from = 0;
+        for (const [c, info] of infosByTier[t].entries()) {
+          const mark = info?.labels[COMPLETE_FROM_LABEL];
+          if (!info || mark === undefined || !DIGITS.test(mark)) return { bucketMs: tier.bucketMs, complete: null };
+          let complete = Number(mark);
+          const settle = info.labels[SETTLE_AFTER_LABEL];
+          if (settle !== undefined) {
+            if (!DIGITS.test(settle)) return { bucketMs: tier.bucketMs, complete: null };
+            // Until a newer sample exists, the source's open bucket is before the mark anyway.
+            if (sourceLatest.timestamp > Number(settle)) {
+              complete = await this.settle(this.key(def, components[c], tier), info, def.key, complete, Number(settle), tier.bucketMs);
+            }
+          }
+          from = Math.max(from, complete);
+          if (info.retentionMs > 0 && info.lastTimestamp > info.retentionMs) {
+            from = Math.max(from, info.lastTimestamp - info.retentionMs);
+          }
         }
-      }
-      const to = sourceLatest.timestamp - (sourceLatest.timestamp % tier.bucketMs);
-      return { bucketMs: tier.bucketMs, complete: from < to ? { from, to } : null };
-    });
+        const to = sourceLatest.timestamp - (sourceLatest.timestamp % tier.bucketMs);
+        return { bucketMs: tier.bucketMs, complete: from < to ? { from, to } : null };
+      }),
+    );
   }
 }
 
@@ -163,6 +203,19 @@ export function bucketAggregates(samples: readonly Sample[], bucketMs: number): 
     }
   }
   return out;
+}
+
+const DIGITS = /^\d+$/;
+
+interface Marks {
+  mark: string | undefined;
+  settle: string | undefined;
+}
+
+/** The marks of a compaction whose rule was created when the source's newest sample was `latest`. */
+function marksAt(latest: Sample | null, bucketMs: number): Marks {
+  if (!latest) return { mark: '0', settle: undefined };
+  return { mark: String(bucketEnd(latest.timestamp, bucketMs)), settle: String(latest.timestamp) };
 }
 
 /** Start of the bucket after the one holding `timestamp`. */

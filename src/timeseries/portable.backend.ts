@@ -322,9 +322,11 @@ local function compact_rule(r, ts, b, before)
       r.cur, r.ctx = b, b
     end
   elseif ts >= before - math.fmod(before, r.bucket) then
-    -- A rule without an open bucket yet (created over stored data) has nothing to re-read: its
-    -- first bucket starts with the next newer sample, not with the samples before the rule.
-    if r.cur ~= -1 then r.ctx = before - math.fmod(before, r.bucket) end
+    -- As the module's upsertCompaction: the running aggregate re-reads the newest bucket, even
+    -- for a rule created over stored data that has no open bucket yet; the first bucket that
+    -- rule then writes also holds the newest bucket's samples (see CompactionService's
+    -- settle_after mark, which keeps history from reading it).
+    r.ctx = before - math.fmod(before, r.bucket)
   else
     r.dirty[b] = true
   end
@@ -395,8 +397,9 @@ return out
 
 /**
  * Several ranges in one call (one round trip, one script start). KEYS: series and metadata
- * key pairs. ARGV: per range, five values: the 1-based index of its series key in KEYS, from,
- * to, bucket ms, aggregators (comma-separated; '' for raw samples). Returns per range false
+ * key pairs. ARGV: per range, six values: the 1-based index of its series key in KEYS, from,
+ * to, bucket ms, aggregators (comma-separated; '' for raw samples), count (at most that many
+ * raw samples; 0 for all). Returns per range false
  * for a missing series, else one list per aggregator of [ts, value text] (aggregated values
  * formatted with %.17g, an exact round trip), or for raw samples one list of the members as
  * stored, "<ts>:<value text>" (split once, in Node). Ranges over
@@ -411,8 +414,11 @@ local find, sub, fmod = string.find, string.sub, math.fmod
 local PAGE = 1000
 
 -- The samples of [from, to] as returned, or one list of buckets per aggregator.
-local function scan(key, from, to, bucket, aggs)
+local function scan(key, from, to, bucket, aggs, count)
   local min, max = int(from), int(to)
+  if #aggs == 0 and count > 0 then
+    return { redis.call('ZRANGEBYSCORE', key, min, max, 'LIMIT', 0, count) }
+  end
   if #aggs == 0 then
     -- The members as stored ("<ts>:<value text>"): Node splits them, so each is decoded once.
     local out, n = nil, 0
@@ -471,7 +477,7 @@ local function scan(key, from, to, bucket, aggs)
   return outs
 end
 
-local function range(k, from, to, bucket, agg_list)
+local function range(k, from, to, bucket, agg_list, count)
   local key = KEYS[k]
   local state = state_of(key, KEYS[k + 1])
   if state == 'missing' then return false end
@@ -490,12 +496,12 @@ local function range(k, from, to, bucket, agg_list)
     from = math.max(from, last - retention)
   end
   if from > to then return empty end
-  return scan(key, from, to, bucket, aggs)
+  return scan(key, from, to, bucket, aggs, count)
 end
 
 local out = {}
-for i = 1, #ARGV, 5 do
-  local reply = range(tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4])
+for i = 1, #ARGV, 6 do
+  local reply = range(tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4], tonumber(ARGV[i + 5]))
   if type(reply) == 'table' and reply.err then return reply end
   out[#out + 1] = reply
 end
@@ -656,7 +662,7 @@ export class PortableTimeseriesBackend implements TimeseriesBackend {
     const keys: string[] = [];
     const keyIndex = new Map<string, number>();
     // One scan per series, span and bucket; each query then takes its aggregator's list.
-    const scans = new Map<string, { index: number; args: string[]; aggs: string[] }>();
+    const scans = new Map<string, { index: number; args: string[]; count: string; aggs: string[] }>();
     const picks = queries.map((q) => {
       let k = keyIndex.get(q.key);
       if (k === undefined) {
@@ -666,17 +672,18 @@ export class PortableTimeseriesBackend implements TimeseriesBackend {
       }
       const type = q.aggregation?.type ?? '';
       const bucketMs = String(q.aggregation?.bucketMs ?? 0);
-      const id = `${k} ${q.from} ${q.to} ${type === '' ? 'raw' : bucketMs}`;
+      const count = String(q.count ?? 0);
+      const id = `${k} ${q.from} ${q.to} ${type === '' ? `raw ${count}` : bucketMs}`;
       let scan = scans.get(id);
       if (scan === undefined) {
-        scan = { index: scans.size, args: [String(k), String(q.from), String(q.to), bucketMs], aggs: [] };
+        scan = { index: scans.size, args: [String(k), String(q.from), String(q.to), bucketMs], count, aggs: [] };
         scans.set(id, scan);
       }
       let agg = type === '' ? 0 : scan.aggs.indexOf(type);
       if (agg < 0) agg = scan.aggs.push(type) - 1;
       return { scan: scan.index, agg };
     });
-    const args = [...scans.values()].flatMap((scan) => [...scan.args, scan.aggs.join(',')]);
+    const args = [...scans.values()].flatMap((scan) => [...scan.args, scan.aggs.join(','), scan.count]);
     const reply = await SCRIPTS.range.run(this.redis, keys, args);
     if (!Array.isArray(reply) || reply.length !== scans.size) throw new Error('Unexpected range script reply');
     // A missing series (false, nil once in Node) has no samples; each list is parsed once.
