@@ -274,12 +274,12 @@ describe.each([
         // ones minutes later (the restart took a while; the phase's samples before them are late).
         const newest = written.at(-1)!;
         const resumed = [1, 2].map((k) => ({ timestamp: newest.timestamp + k * rng.int(5 * MINUTE, 20 * MINUTE), value: newest.value + k }));
-        expect((await timeseries.add(key, [...written.slice(-3), resumed[0]])).stored).toBe(1);
-        expect((await timeseries.add(key, [resumed[1]])).stored).toBe(1);
+        expect((await app.get(SeriesRepository).add(raw[0], [...written.slice(-3), resumed[0]])).stored).toBe(1);
+        expect((await app.get(SeriesRepository).add(raw[0], [resumed[1]])).stored).toBe(1);
         written.push(...resumed);
         await round(`restarted before phase ${p}`, 0);
       }
-      const report = await timeseries.add(key, batch);
+      const report = await app.get(SeriesRepository).add(raw[0], batch); // as ingest writes
       expect(report.rejected).toBe(0);
       duplicates += report.duplicates;
       written = [...written, ...batch].sort((a, b) => a.timestamp - b.timestamp);

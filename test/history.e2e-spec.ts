@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { detectBackend } from '../src/timeseries/backend-probe.js';
 import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
 import { PortableTimeseriesBackend } from '../src/timeseries/portable.backend.js';
+import { SeriesRepository } from '../src/series/series.repository.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import type { Aggregation } from '../src/timeseries/timeseries.types.js';
 import { bootApp, startTestApp, stopTestApp, postRefresh } from './support/app.js';
@@ -528,14 +529,23 @@ describe('history after a restart that turns the 5-minute tier on, the first pol
     await app.close();
     app = await bootApp({ ...env, TIMESERIES_5MIN_TIER: 'true' }); // 5 min compactions complete from 10:35, to settle after 10:34
     const ts = app.get(TimeseriesService);
+    const series = app.get(SeriesRepository); // how ingest writes
+    const [price] = series.defs('price');
     const count5m = `{${raw}}:count:5m`;
     expect((await ts.info(count5m))?.labels).toMatchObject({ complete_from: String(T + 35 * MINUTE), settle_after: String(T + 34 * MINUTE) });
-    await ts.add(raw, [{ timestamp: T + 34 * MINUTE, value: 3 }]); // the newest again: a duplicate
-    await ts.add(raw, [{ timestamp: T + 40 * MINUTE, value: 4 }]); // the first newer sample: the rules' first bucket, 10:40
-    await ts.add(raw, [{ timestamp: T + 46 * MINUTE, value: 5 }]); // closes 10:40
-    await ts.add(raw, [{ timestamp: T + 52 * MINUTE, value: 6 }]); // closes 10:45
-    // As RedisTimeSeries does, the duplicate re-read 10:30's samples into the rules' running
-    // aggregate, and their first bucket kept them.
+    await series.add(price, [{ timestamp: T + 34 * MINUTE, value: 3 }]); // the newest again: a duplicate
+    await series.add(price, [{ timestamp: T + 40 * MINUTE, value: 4 }]); // the first newer sample: the rules' first bucket, 10:40
+    // Settled by that write: past the first bucket, for every instance.
+    const labels = (await ts.info(count5m))?.labels;
+    expect(labels?.complete_from).toBe(String(T + 45 * MINUTE));
+    expect(labels).not.toHaveProperty('settle_after');
+    // Late, between the newest at the upgrade and the first newer one: the first sample past the
+    // former from here on, yet not the one that opened the rules' first bucket.
+    await series.add(price, [{ timestamp: T + 36 * MINUTE, value: 7 }]);
+    await series.add(price, [{ timestamp: T + 46 * MINUTE, value: 5 }]); // closes 10:40
+    await series.add(price, [{ timestamp: T + 52 * MINUTE, value: 6 }]); // closes 10:45
+    // As RedisTimeSeries does, the duplicate re-read 10:30's samples (two then) into the rules'
+    // running aggregate, and their first bucket kept them.
     expect(await ts.range({ key: count5m, from: T + 40 * MINUTE, to: T + 40 * MINUTE })).toEqual([{ timestamp: T + 40 * MINUTE, value: 3 }]);
     for (const [bucketStart, source, value] of [
       [T + 40 * MINUTE, 'raw', 4],
@@ -550,9 +560,5 @@ describe('history after a restart that turns the 5-minute tier on, the first pol
         expect(res.json()).toEqual(rawAnswer.map((s) => ({ time: iso(s.timestamp), value: s.value })));
       }
     }
-    // Settled by the first query: past the first bucket, written back for every instance.
-    const labels = (await ts.info(count5m))?.labels;
-    expect(labels?.complete_from).toBe(String(T + 45 * MINUTE));
-    expect(labels).not.toHaveProperty('settle_after');
   });
 });

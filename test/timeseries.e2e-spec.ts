@@ -465,15 +465,43 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
       expect(await backend.range({ key: dests.sum, from: 0, to: T0 + 100_000 })).toEqual([{ timestamp: T0 + 1000, value: held.reduce((a, v) => a + v, 0) }]);
     });
 
-    it('answers a raw range with COUNT: the oldest samples first', async () => {
-      const source = key('count');
+    it('that first bucket keeps what the upsert re-read and what came in order, not samples arriving late in between', async () => {
+      const source = key('upsertseed');
+      const dests = { count: sameSlotKey(source, 'count:1s'), sum: sameSlotKey(source, 'sum:1s') };
       await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
-      await backend.addMany(source, DATA);
-      expect(await backend.range({ key: source, from: T0 + 950, to: T0 + 100_000, count: 1 })).toEqual([DATA[3]]);
-      expect(await backend.range({ key: source, from: 0, to: T0 + 100_000, count: 3 })).toEqual(DATA.slice(0, 3));
-      expect(await backend.range({ key: source, from: T0 + 4000, to: T0 + 100_000, count: 1 })).toEqual([]);
-      expect(await backend.range({ key: key('nocount'), from: 0, to: T0, count: 1 })).toEqual([]);
-      await expect(backend.range({ key: source, from: 0, to: T0, count: 1, aggregation: { type: 'sum', bucketMs: 1000 } })).rejects.toThrow(/raw ranges/);
+      await backend.addMany(source, DATA.slice(0, 3)); // bucket T0: 2, -1.5, 4.25
+      for (const [aggregation, dest] of Object.entries(dests) as Array<[Aggregation, string]>) {
+        await backend.ensureSeries(dest, { retentionMs: 0, labels: {} });
+        await backend.ensureRule(source, ruleOf(dest, aggregation));
+      }
+      await backend.addMany(source, [{ timestamp: T0 + 400, value: 99 }]); // a duplicate: bucket T0 re-read
+      await backend.addMany(source, [DATA[5]]); // T0+3200 (10): the rule's first bucket, T0+3000
+      await backend.addMany(source, [DATA[4], { timestamp: T0 + 500, value: 1 }]); // late: T0+1500 (0.5), T0+500 (1)
+      await backend.addMany(source, [{ timestamp: T0 + 3300, value: 0.25 }, { timestamp: T0 + 4100, value: 0 }]); // closes T0+3000
+      // The late samples' closed buckets are recomputed whole; the first bucket holds T0 as re-read, then 10 and 0.25.
+      expect(await backend.range({ key: dests.count, from: 0, to: T0 + 100_000 })).toEqual([
+        { timestamp: T0, value: 4 },
+        { timestamp: T0 + 1000, value: 1 },
+        { timestamp: T0 + 3000, value: 5 },
+      ]);
+      expect(await backend.range({ key: dests.sum, from: 0, to: T0 + 100_000 })).toEqual([
+        { timestamp: T0, value: 5.75 },
+        { timestamp: T0 + 1000, value: 0.5 },
+        { timestamp: T0 + 3000, value: 15 },
+      ]);
+    });
+
+    it('an upsert into the first bucket once it is open re-reads that bucket alone', async () => {
+      const source = key('upsertreset');
+      const dest = sameSlotKey(source, 'count:1s');
+      await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
+      await backend.addMany(source, DATA.slice(0, 3));
+      await backend.ensureSeries(dest, { retentionMs: 0, labels: {} });
+      await backend.ensureRule(source, ruleOf(dest, 'count'));
+      await backend.addMany(source, [{ timestamp: T0 + 400, value: 99 }, DATA[5]]); // bucket T0 re-read, then the first bucket opens
+      await backend.addMany(source, [{ timestamp: T0 + 3100, value: 1 }]); // late into it: the module re-reads T0+3000 only
+      await backend.addMany(source, [{ timestamp: T0 + 4100, value: 0 }]);
+      expect(await backend.range({ key: dest, from: 0, to: T0 + 100_000 })).toEqual([{ timestamp: T0 + 3000, value: 2 }]);
     });
   });
 

@@ -46,63 +46,96 @@ describe('CompactionService.coverage', () => {
   });
 });
 
-describe('CompactionService.coverage of a compaction still to settle (rule created over stored data)', () => {
+describe('CompactionService: a compaction still to settle (rule created over stored data)', () => {
   const H = 3_600_000;
   const T = 1_625_680_800_000; // an hour boundary
   const created = T + 10 * 60_000; // the source's newest sample when the rules were created
   let latest: number;
-  let firstAfter: number | undefined;
   let labels: Record<string, Record<string, string>>;
   const calls: string[] = [];
   const timeseries = {
     latest: async () => ({ timestamp: latest, value: 1 }),
-    info: async (key: string) => ({ labels: { ...labels[key] }, retentionMs: 0, lastTimestamp: 0 }),
-    range: async (q: { key: string; from: number; count?: number }) => (
-      calls.push(`range ${q.key} from ${q.from} count ${q.count}`), firstAfter === undefined ? [] : [{ timestamp: firstAfter, value: 1 }]
-    ),
+    info: async (key: string) => (labels[key] ? { labels: { ...labels[key] }, retentionMs: 0, lastTimestamp: 0 } : null),
     ensureSeries: async (key: string, options: { labels: Record<string, string> }) => (calls.push(`ensure ${key}`), (labels[key] = options.labels)),
+    ensureRule: async () => ({ created: true, sourceLatestAtCreation: { timestamp: created, value: 1 } }),
   } as unknown as TimeseriesService;
   const keys = { compaction: (k: string, a: string, t: string) => `${k}:${a}:${t}` } as unknown as RedisKeys;
   const config = { get: () => 0 } as unknown as ConfigService<never, true>;
-  const service = new CompactionService(timeseries, keys, config);
-  const price = { key: 'price' } as SeriesDef;
-  const pending = { [COMPLETE_FROM_LABEL]: String(T + H), [SETTLE_AFTER_LABEL]: String(created), bucket: '1h' };
+  const price = { key: 'price', labels: {} } as unknown as SeriesDef;
+  const pending = { [COMPLETE_FROM_LABEL]: String(T + H), [SETTLE_AFTER_LABEL]: String(created) };
+  const completeFrom = (aggregation: string, tier = '1h') => labels[`price:${aggregation}:${tier}`][COMPLETE_FROM_LABEL];
+  let service: CompactionService;
 
-  beforeEach(() => {
+  beforeEach(async () => {
     calls.length = 0;
-    labels = { 'price:sum:1h': { ...pending }, 'price:count:1h': { ...pending } };
+    labels = {};
+    service = new CompactionService(timeseries, keys, config);
+    await service.ensureAll([price]); // every rule created over data: complete from T+1h (1d: the next day), to settle
+    expect(labels['price:sum:1h']).toMatchObject(pending);
+    expect(service.hasUnsettled(price)).toBe(true);
+    calls.length = 0;
   });
 
-  it('leaves the mark alone while no newer sample exists (the open bucket is before it anyway)', async () => {
+  it('ensureAll marks them to settle after the newest sample at creation', () => {
+    expect(labels['price:count:1d']).toMatchObject({ [COMPLETE_FROM_LABEL]: String(T - (T % (24 * H)) + 24 * H), [SETTLE_AFTER_LABEL]: String(created) });
+  });
+
+  it('an add with nothing past that sample (duplicates, late ones) settles nothing', async () => {
+    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [{ timestamp: created, value: 1 }, { timestamp: T + 60_000, value: 2 }]);
+    expect(calls).toEqual([]);
+    expect(service.hasUnsettled(price)).toBe(true);
+  });
+
+  it('the first sample past it, in the order sent, opened the rules first bucket: the mark moves past that bucket', async () => {
+    // Sent unsorted: T+2h05 arrives first, so the rules open 2h; T+1h30 after it is a late sample.
+    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [
+      { timestamp: created, value: 1 },
+      { timestamp: T + 2 * H + 5 * 60_000, value: 2 },
+      { timestamp: T + H + 30 * 60_000, value: 3 },
+    ]);
+    expect(completeFrom('sum')).toBe(String(T + 3 * H));
+    expect(completeFrom('count', '1d')).toBe(String(T - (T % (24 * H)) + 24 * H)); // the same day: its mark stays
+    expect(labels['price:sum:1h']).not.toHaveProperty(SETTLE_AFTER_LABEL);
+    expect(service.hasUnsettled(price)).toBe(false);
+  });
+
+  it('the mark only moves forward: a first sample in the newest bucket at creation keeps it', async () => {
+    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [{ timestamp: created + 60_000, value: 2 }]);
+    expect(completeFrom('sum')).toBe(String(T + H));
+  });
+
+  it('a sample refused before it is sent (not finite) opens no bucket', async () => {
+    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [{ timestamp: T + 5 * H, value: NaN }, { timestamp: T + 2 * H, value: 2 }]);
+    expect(completeFrom('sum')).toBe(String(T + 3 * H));
+  });
+
+  it('a series already past it before this add (a write that was not settled): past the bucket of the newest sample before', async () => {
+    await service.settleAfterAdd(price, { timestamp: T + 4 * H + 1, value: 1 }, [{ timestamp: T + 6 * H, value: 2 }]);
+    expect(completeFrom('sum')).toBe(String(T + 5 * H));
+  });
+
+  it('another instance settled first: its mark is kept', async () => {
+    labels['price:sum:1h'] = { [COMPLETE_FROM_LABEL]: String(T + 7 * H) };
+    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [{ timestamp: T + 2 * H, value: 2 }]);
+    expect(completeFrom('sum')).toBe(String(T + 7 * H));
+    expect(calls).not.toContain('ensure price:sum:1h');
+  });
+
+  it('coverage settles one the writes missed past the bucket the source is in now, and reads nothing before that', async () => {
+    latest = T + 3 * H + 60_000;
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
+    expect(completeFrom('sum')).toBe(String(T + 4 * H));
+    latest = T + 6 * H;
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + 4 * H, to: T + 6 * H } }]);
+  });
+
+  it('coverage leaves the mark alone while the source has nothing newer (no bucket after it is closed yet)', async () => {
     latest = created;
     expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
     expect(calls).toEqual([]);
   });
 
-  it('keeps the mark when the first newer sample was in the same bucket, and drops the label', async () => {
-    latest = T + 3 * H + 60_000;
-    firstAfter = T + 20 * 60_000;
-    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + H, to: T + 3 * H } }]);
-    expect(calls).toEqual([
-      `range price from ${created + 1} count 1`,
-      'ensure price:sum:1h',
-      `range price from ${created + 1} count 1`,
-      'ensure price:count:1h',
-    ]);
-    expect(labels['price:sum:1h']).toEqual({ [COMPLETE_FROM_LABEL]: String(T + H), bucket: '1h' });
-  });
-
-  it('moves the mark past the bucket of the first newer sample when that bucket is later, once', async () => {
-    latest = T + 3 * H + 60_000;
-    firstAfter = T + H + 5 * 60_000;
-    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + 2 * H, to: T + 3 * H } }]);
-    expect(labels['price:count:1h']).toEqual({ [COMPLETE_FROM_LABEL]: String(T + 2 * H), bucket: '1h' });
-    calls.length = 0;
-    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + 2 * H, to: T + 3 * H } }]);
-    expect(calls).toEqual([]);
-  });
-
-  it('reads nothing from a compaction whose label is not a timestamp', async () => {
+  it('coverage reads nothing from a compaction whose label is not a timestamp', async () => {
     latest = T + 3 * H;
     labels['price:sum:1h'][SETTLE_AFTER_LABEL] = 'soon';
     expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);

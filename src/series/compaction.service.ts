@@ -3,7 +3,8 @@ import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { AddReport, TimeseriesService } from '../timeseries/timeseries.service.js';
-import { Sample, SeriesInfo } from '../timeseries/timeseries.types.js';
+import { Sample } from '../timeseries/timeseries.types.js';
+import { sampleRejection } from '../timeseries/wire.js';
 import { COMPACTED, Compacted, compactionTiers, fittingTiers, SeriesDef, Tier, TierCoverage } from './series.catalog.js';
 
 /**
@@ -17,11 +18,18 @@ export const COMPLETE_FROM_LABEL = 'complete_from';
  * Label on a compaction whose rule was created over stored data, until it is settled: the
  * source's newest timestamp then. RedisTimeSeries re-reads the newest bucket into a rule's
  * running aggregate on an upsert (a duplicate or late sample there), even before the rule has
- * opened a bucket, and the first bucket the rule opens keeps that aggregate: so the bucket of the
- * first sample after this timestamp may also hold the older bucket's samples. Once that sample
- * exists, coverage() moves complete_from past its bucket and drops this label.
+ * opened a bucket, and the bucket the rule then opens (that of the first sample added past this
+ * timestamp) keeps that aggregate: it may also hold the older bucket's samples. Settling moves
+ * complete_from past that bucket and drops this label (see settleAfterAdd).
  */
 export const SETTLE_AFTER_LABEL = 'settle_after';
+
+/** A compaction still to settle (SETTLE_AFTER_LABEL), known to this instance. */
+interface Unsettled {
+  dest: string;
+  bucketMs: number;
+  after: number;
+}
 
 /**
  * Hourly, daily and 5-minute compactions (sum, count, min, max, first, last) of every raw series
@@ -31,6 +39,8 @@ export const SETTLE_AFTER_LABEL = 'settle_after';
 export class CompactionService {
   private readonly logger = new Logger(CompactionService.name);
   readonly tiers: Tier[];
+  /** Per raw series key, its compactions still to settle (from ensureAll; rare: a tier added over data). */
+  private readonly unsettled = new Map<string, Unsettled[]>();
 
   constructor(
     private readonly timeseries: TimeseriesService,
@@ -86,20 +96,56 @@ export class CompactionService {
     if (marks.mark !== known.mark || marks.settle !== known.settle) {
       await this.timeseries.ensureSeries(dest, { retentionMs: tier.retentionMs, labels: withMarks(marks) });
     }
+    const others = (this.unsettled.get(source) ?? []).filter((u) => u.dest !== dest);
+    const after = timestampLabel(marks.settle);
+    if (after !== undefined) others.push({ dest, bucketMs: tier.bucketMs, after });
+    if (others.length > 0) this.unsettled.set(source, others);
+    else this.unsettled.delete(source);
     return rule.created;
   }
 
+  /** Whether `def` has compactions still to settle: its writes then go through settleAfterAdd. */
+  hasUnsettled(def: SeriesDef): boolean {
+    return this.unsettled.has(def.key);
+  }
+
   /**
-   * complete_from of a compaction still to settle (SETTLE_AFTER_LABEL), now that the source has a
-   * sample newer than `after`: past the bucket of the first such sample (still held, or the
-   * oldest one held, which is later: the bucket of an expired one is gone anyway), written back
-   * so the next query reads it. Every instance computes the same value, so concurrent writes agree.
+   * Settles what can be settled after `samples` were added, in that order, to the raw series of
+   * `def`, whose newest sample before was `before`. The first of them past a compaction's
+   * settle_after timestamp opened its rule's first bucket: complete_from moves past that bucket.
+   * If the series already went past it before (that write was not followed by this, e.g. the
+   * process stopped in between), the first bucket is at the latest that of `before`.
+   * Exact as long as nothing else writes the series between the read of `before` and the add
+   * (ingest writes each series from one place at a time).
    */
-  private async settle(dest: string, info: SeriesInfo, source: string, mark: number, after: number, bucketMs: number): Promise<number> {
-    const [first] = await this.timeseries.range({ key: source, from: after + 1, to: Number.MAX_SAFE_INTEGER, count: 1 });
-    const settled = first ? Math.max(mark, bucketEnd(first.timestamp, bucketMs)) : mark;
-    const { [SETTLE_AFTER_LABEL]: _settled, ...labels } = info.labels;
+  async settleAfterAdd(def: SeriesDef, before: Sample | null, samples: readonly Sample[]): Promise<void> {
+    const list = this.unsettled.get(def.key);
+    if (!list) return;
+    const stored = samples.filter((s) => sampleRejection(s) === undefined);
+    const left: Unsettled[] = [];
+    for (const u of list) {
+      const crossedBefore = before !== null && before.timestamp > u.after;
+      const bound = crossedBefore ? before.timestamp : stored.find((s) => s.timestamp > u.after)?.timestamp;
+      if (bound === undefined) left.push(u);
+      else await this.moveMark(u.dest, u.after, bucketEnd(bound, u.bucketMs));
+    }
+    if (left.length > 0) this.unsettled.set(def.key, left);
+    else this.unsettled.delete(def.key);
+  }
+
+  /**
+   * Moves complete_from of `dest` to at least `mark` and drops its settle_after label, unless
+   * another writer already did (the label is gone or names another timestamp). Returns the
+   * complete_from it leaves.
+   */
+  private async moveMark(dest: string, after: number, mark: number): Promise<number | undefined> {
+    const info = await this.timeseries.info(dest);
+    const current = timestampLabel(info?.labels[COMPLETE_FROM_LABEL]);
+    if (!info || info.labels[SETTLE_AFTER_LABEL] !== String(after)) return current;
+    const settled = Math.max(mark, current ?? 0);
+    const { [SETTLE_AFTER_LABEL]: _dropped, ...labels } = info.labels;
     await this.timeseries.ensureSeries(dest, { retentionMs: info.retentionMs, labels: { ...labels, [COMPLETE_FROM_LABEL]: String(settled) } });
+    this.logger.log(`${dest} is complete from ${new Date(settled).toISOString()} (its rule was created over stored data)`);
     return settled;
   }
 
@@ -163,15 +209,17 @@ export class CompactionService {
         if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
         let from = 0;
         for (const [c, info] of infosByTier[t].entries()) {
-          const mark = info?.labels[COMPLETE_FROM_LABEL];
-          if (!info || mark === undefined || !DIGITS.test(mark)) return { bucketMs: tier.bucketMs, complete: null };
-          let complete = Number(mark);
+          let complete = timestampLabel(info?.labels[COMPLETE_FROM_LABEL]);
+          if (!info || complete === undefined) return { bucketMs: tier.bucketMs, complete: null };
           const settle = info.labels[SETTLE_AFTER_LABEL];
           if (settle !== undefined) {
-            if (!DIGITS.test(settle)) return { bucketMs: tier.bucketMs, complete: null };
-            // Until a newer sample exists, the source's open bucket is before the mark anyway.
+            if (timestampLabel(settle) === undefined) return { bucketMs: tier.bucketMs, complete: null };
+            // Still to settle although the source went past it: written around settleAfterAdd
+            // (another writer, or stopped in between). The rule's first bucket is at the latest
+            // the source's open one. Until then, no bucket after the mark is closed.
             if (sourceLatest.timestamp > Number(settle)) {
-              complete = await this.settle(this.key(def, components[c], tier), info, def.key, complete, Number(settle), tier.bucketMs);
+              const dest = this.key(def, components[c], tier);
+              complete = (await this.moveMark(dest, Number(settle), bucketEnd(sourceLatest.timestamp, tier.bucketMs))) ?? complete;
             }
           }
           from = Math.max(from, complete);
@@ -205,7 +253,10 @@ export function bucketAggregates(samples: readonly Sample[], bucketMs: number): 
   return out;
 }
 
-const DIGITS = /^\d+$/;
+/** A label holding epoch ms, or undefined when it is missing or not such a number. */
+function timestampLabel(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
 
 interface Marks {
   mark: string | undefined;

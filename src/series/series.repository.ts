@@ -99,9 +99,17 @@ export class SeriesRepository implements OnModuleInit {
     return this.timeseries.range({ ...query, key: def.key });
   }
 
-  /** TS.MADD in chunks (DUPLICATE_POLICY FIRST: re-sending is harmless). */
-  add(def: SeriesDef, samples: Sample[]): Promise<AddReport> {
-    return this.timeseries.add(def.key, samples);
+  /**
+   * TS.MADD in chunks (DUPLICATE_POLICY FIRST: re-sending is harmless). While a compaction of the
+   * series is still to settle (a tier added over stored data), the newest sample is read first and
+   * the compactions settled after (CompactionService.settleAfterAdd).
+   */
+  async add(def: SeriesDef, samples: Sample[]): Promise<AddReport> {
+    if (!this.compactions.hasUnsettled(def)) return this.timeseries.add(def.key, samples);
+    const before = await this.timeseries.latest(def.key);
+    const report = await this.timeseries.add(def.key, samples);
+    await this.compactions.settleAfterAdd(def, before, samples);
+    return report;
   }
 
   /**
@@ -115,7 +123,7 @@ export class SeriesRepository implements OnModuleInit {
   async addHourly(def: SeriesDef, samples: Sample[], fineFrom: number): Promise<AddReport> {
     const split = this.compactions.firstRuleBucket(fineFrom);
     const direct = await this.compactions.addHistory(def, samples.filter((s) => s.timestamp < split));
-    const raw = await this.timeseries.add(def.key, samples.filter((s) => s.timestamp >= split && s.timestamp < fineFrom));
+    const raw = await this.add(def, samples.filter((s) => s.timestamp >= split && s.timestamp < fineFrom));
     return {
       stored: direct.stored + raw.stored,
       duplicates: direct.duplicates + raw.duplicates,

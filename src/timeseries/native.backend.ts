@@ -99,7 +99,6 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
   async range(query: RangeQuery): Promise<Sample[]> {
     assertRangeQuery(query);
     const args = [String(query.from), String(query.to)];
-    if (query.count !== undefined) args.push('COUNT', String(query.count));
     if (query.aggregation) args.push('AGGREGATION', query.aggregation.type, String(query.aggregation.bucketMs));
     try {
       return parseSamples(await callOnKey(this.redis, 'TS.RANGE', query.key, ...args));

@@ -88,7 +88,7 @@ describe('PortableTimeseriesBackend', () => {
     ]);
   });
 
-  it('sends range arguments as key index, from, to, bucket, aggregators, count and parses the reply', async () => {
+  it('sends range arguments as key index, from, to, bucket, aggregators and parses the reply', async () => {
     const { calls, redis } = stub([
       [
         [
@@ -103,7 +103,7 @@ describe('PortableTimeseriesBackend', () => {
       to: 5000,
       aggregation: { type: 'avg', bucketMs: 1000 },
     });
-    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '1', '0', '5000', '1000', 'avg', '0']);
+    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '1', '0', '5000', '1000', 'avg']);
     expect(samples).toEqual([
       { timestamp: 1000, value: 0.1 },
       { timestamp: 2000, value: -3 },
@@ -133,9 +133,9 @@ describe('PortableTimeseriesBackend', () => {
       `${src}:sum:1h:meta`,
       `${src}:gone`,
       `${src}:gone:meta`,
-      ...['1', '0', '999', '1000', 'sum,count', '0'],
-      ...['3', '1000', '5000', '0', '', '0'],
-      ...['5', '0', '1', '0', '', '0'],
+      ...['1', '0', '999', '1000', 'sum,count'],
+      ...['3', '1000', '5000', '0', ''],
+      ...['5', '0', '1', '0', ''],
     ]);
     expect(answers).toEqual([[{ timestamp: 0, value: 6 }], [{ timestamp: 0, value: 1 }], [{ timestamp: 0, value: 3 }], []]);
   });

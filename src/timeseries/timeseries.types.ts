@@ -51,8 +51,6 @@ export interface RangeQuery {
   /** Inclusive, epoch ms. */
   to: number;
   aggregation?: { type: Aggregation; bucketMs: number };
-  /** TS.RANGE's COUNT: at most this many samples, the oldest first. Raw ranges only. */
-  count?: number;
 }
 
 /** A compaction rule of a source series (TS.CREATERULE source destKey AGGREGATION aggregation bucketMs). */

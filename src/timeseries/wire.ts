@@ -83,11 +83,6 @@ export function assertRangeQuery(query: RangeQuery): void {
       throw new RangeError(`bucketMs must be a positive integer, got ${bucketMs}`);
     }
   }
-  if (query.count !== undefined) {
-    if (!Number.isSafeInteger(query.count) || query.count <= 0) throw new RangeError(`count must be a positive integer, got ${query.count}`);
-    // What the app needs (the first sample after a timestamp); the portable scan has no bucket limit.
-    if (query.aggregation) throw new RangeError('count is only supported on raw ranges');
-  }
 }
 
 /** A compaction rule into `destKey` exists with another aggregation or bucket. */
