@@ -233,8 +233,9 @@ for _, r in ipairs(cjson.decode(redis.call('HGET', KEYS[2], 'rules') or '[]')) d
     r.retention = tonumber(st[1]) or 0
     r.cur = tonumber(st[2]) or -1
     r.ctx = tonumber(st[3])
-    r.seed = seed_decode(st[4])
-    r.cur0, r.ctx0, r.seed0 = r.cur, r.ctx, st[4]
+    r.seed0 = st[4] or nil -- a missing field reads as false
+    r.seed = seed_decode(r.seed0)
+    r.cur0, r.ctx0 = r.cur, r.ctx
     r.closed = {}
     rules[#rules + 1] = r
     local g = group_of[r.bucket]
@@ -257,37 +258,55 @@ local top = last
 -- recomputes every bucket it touches to the same values). Existing members are read per run of
 -- nearby buckets, so sparse late samples do not read the destination between them.
 local function write_buckets(r, dirty)
-  local values, starts = {}, {}
   local c = r.closed
-  for i = 1, #c, 2 do
-    if values[c[i]] == nil then starts[#starts + 1] = c[i] end
-    values[c[i]] = c[i + 1]
-  end
-  for b, a in pairs(dirty) do
-    if values[b] == nil then starts[#starts + 1] = b end
-    values[b] = acc_value(a, r.agg)
+  local starts, values = {}, {}
+  if next(dirty) == nil then
+    -- Only buckets closed in order (the usual case): ascending already.
+    for i = 1, #c, 2 do
+      starts[#starts + 1] = c[i]
+      values[#values + 1] = c[i + 1]
+    end
+  else
+    local by_start = {}
+    for i = 1, #c, 2 do by_start[c[i]] = c[i + 1] end
+    for b, a in pairs(dirty) do by_start[b] = acc_value(a, r.agg) end
+    for b in pairs(by_start) do starts[#starts + 1] = b end
+    table.sort(starts)
+    for k, b in ipairs(starts) do values[k] = by_start[b] end
   end
   if #starts == 0 then return end
-  table.sort(starts)
-  local wanted = {}
-  for _, b in ipairs(starts) do wanted[b] = int(b) .. ':' .. value_text(values[b]) end
-  local stale, members = {}, {}
+  -- members: ts, "ts:value", … in bucket order; at: bucket start -> its position in members.
+  local members, at = {}, {}
+  for k, b in ipairs(starts) do
+    local t = int(b)
+    members[2 * k - 1] = t
+    members[2 * k] = t .. ':' .. value_text(values[k])
+    at[b] = 2 * k
+  end
+  local stale, same = {}, 0
   local i = 1
   while i <= #starts do
     local j = i
     while j < #starts and starts[j + 1] - starts[j] <= 16 * r.bucket do j = j + 1 end
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', r.dest, int(starts[i]), int(starts[j]))) do
-      local b = tonumber(string.sub(m, 1, string.find(m, ':', 1, true) - 1))
-      local w = wanted[b]
-      if w == m then wanted[b] = false elseif w then stale[#stale + 1] = m end
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', r.dest, members[2 * i - 1], members[2 * j - 1])) do
+      local k = at[tonumber(string.sub(m, 1, string.find(m, ':', 1, true) - 1))]
+      if k ~= nil then
+        if members[k] == m then
+          members[k - 1], members[k] = false, false
+          same = same + 1
+        else
+          stale[#stale + 1] = m
+        end
+      end
     end
     i = j + 1
   end
-  for _, b in ipairs(starts) do
-    if wanted[b] then
-      members[#members + 1] = int(b)
-      members[#members + 1] = wanted[b]
+  if same > 0 then
+    local kept = {}
+    for k = 1, #members do
+      if members[k] then kept[#kept + 1] = members[k] end
     end
+    members = kept
   end
   for k = 1, #stale, 1000 do redis.call('ZREM', r.dest, unpack(stale, k, math.min(k + 999, #stale))) end
   for k = 1, #members, 1000 do redis.call('ZADD', r.dest, unpack(members, k, math.min(k + 999, #members))) end
@@ -442,30 +461,30 @@ local function compact(ts, before)
   end
 end
 
--- Whether a timestamp at or below the newest one stored before this call is stored. A batch
--- with many such samples (a re-sent payload) reads the timestamps of their span once, when
--- that span holds few more members than there are samples to look up; else one lookup each.
+-- Whether a timestamp at or below the newest one stored before this call is stored, asked for the
+-- samples from the i-th on. Decided at the first such sample (none in an in-order batch): when
+-- the rest of the batch has many of them in a span that holds few more members (a re-sent
+-- payload), the timestamps of that span are read once; else one lookup each.
 local stored_before
-do
-  local lookups, low = 0, nil
-  if top ~= nil then
-    for i = 1, n do
-      local ts = tonumber(ARGV[2 * i - 1])
-      if ts <= top then
+local function is_stored(i, ts, ts_text)
+  if stored_before == nil then
+    local lookups, low = 0, nil
+    for k = i, n do
+      local t = tonumber(ARGV[2 * k - 1])
+      if t <= top then
         lookups = lookups + 1
-        if low == nil or ts < low then low = ts end
+        if low == nil or t < low then low = t end
       end
     end
-  end
-  if lookups >= 8 and redis.call('ZCOUNT', KEYS[1], int(low), int(top)) <= 2 * lookups then
-    local held = {}
-    each_sample(KEYS[1], low, top, function(ts_text) held[tonumber(ts_text)] = true end)
-    stored_before = function(ts) return held[ts] == true end
-  else
-    stored_before = function(ts, ts_text)
-      return #redis.call('ZRANGEBYSCORE', KEYS[1], ts_text, ts_text, 'LIMIT', 0, 1) > 0
+    if lookups >= 8 and redis.call('ZCOUNT', KEYS[1], int(low), int(top)) <= 2 * lookups then
+      local held = {}
+      each_sample(KEYS[1], low, top, function(t) held[tonumber(t)] = true end)
+      stored_before = function(t) return held[t] == true end
+    else
+      stored_before = function(_, t_text) return #redis.call('ZRANGEBYSCORE', KEYS[1], t_text, t_text, 'LIMIT', 0, 1) > 0 end
     end
   end
+  return stored_before(ts, ts_text)
 end
 
 local seen = {}
@@ -474,7 +493,7 @@ for i = 1, n do
   local ts = tonumber(ts_text)
   if retention > 0 and last ~= nil and ts < last and last - ts > retention then
     out[i] = 'TSDB: Timestamp is older than retention'
-  elseif seen[ts] or (top ~= nil and ts <= top and stored_before(ts, ts_text)) then
+  elseif seen[ts] or (top ~= nil and ts <= top and is_stored(i, ts, ts_text)) then
     out[i] = 'd'
     compact(ts, last)
   else
