@@ -191,7 +191,7 @@ describe('validateEnv', () => {
 
   it('the timer-backed settings accept up to 2^31-1 ms, the longest a Node timer waits', () => {
     const longest = String(2 ** 31 - 1);
-    expect(validateEnv({ INGEST_INTERVAL_MS: longest, SHUTDOWN_TIMEOUT_MS: longest }).INGEST_INTERVAL_MS).toBe(2 ** 31 - 1);
+    expect(validateEnv({ INGEST_INTERVAL_MS: longest, SHUTDOWN_TIMEOUT_MS: longest, HEALTH_INGEST_MAX_AGE_MS: '0' }).INGEST_INTERVAL_MS).toBe(2 ** 31 - 1);
     // Not a timer: retention and staleness may be longer than that.
     expect(validateEnv({ TIMESERIES_RETENTION_MS: String(10 * 365 * 24 * 3600 * 1000) }).TIMESERIES_RETENTION_MS).toBe(10 * 365 * 24 * 3600 * 1000);
   });
@@ -323,6 +323,13 @@ describe('validateEnv', () => {
     expect(validateEnv({ METRICS_TOKEN: 'x'.repeat(16) }).METRICS_TOKEN).toBe('x'.repeat(16));
     expect(() => validateEnv({ METRICS_TOKEN: 'scrape-me' })).not.toThrow(/scrape-me/);
     expect(() => validateEnv({ PORT: '9100', METRICS_PORT: '9100' })).toThrow('METRICS_PORT=9100: must differ from PORT');
+    // Readiness allowing less than the pause between scheduled runs would go red between every two.
+    expect(() => validateEnv({ INGEST_INTERVAL_MS: '600000', HEALTH_INGEST_MAX_AGE_MS: '600000' })).toThrow(
+      'HEALTH_INGEST_MAX_AGE_MS=600000: must be greater than INGEST_INTERVAL_MS (600000)',
+    );
+    expect(validateEnv({ INGEST_INTERVAL_MS: '600000', HEALTH_INGEST_MAX_AGE_MS: '0' }).HEALTH_INGEST_MAX_AGE_MS).toBe(0);
+    expect(validateEnv({ INGEST_INTERVAL_MS: '600000', HEALTH_INGEST_MAX_AGE_MS: '600000', INGEST_SCHEDULE_ENABLED: 'false' }).INGEST_INTERVAL_MS).toBe(600000);
+    expect(validateEnv({ INGEST_INTERVAL_MS: '600000', HEALTH_INGEST_MAX_AGE_MS: '1800000' }).HEALTH_INGEST_MAX_AGE_MS).toBe(1800000);
     expect(validateEnv({ METRICS_PORT: '9100' }).METRICS_PORT).toBe(9100);
   });
 

@@ -401,7 +401,10 @@ export class EnvironmentVariables {
   @IsIn(['wait', 'degraded'])
   REDIS_STARTUP_MODE: 'wait' | 'degraded' = 'wait';
 
-  /** Readiness fails when the last successful ingest (any instance) is older than this (ms); 0 turns the check off. */
+  /**
+   * Readiness fails when the last successful ingest (any instance) is older than this (ms); 0 turns
+   * the check off. With the schedule on, it must be greater than INGEST_INTERVAL_MS.
+   */
   @Transform(toInt) @IsInt() @Min(0)
   HEALTH_INGEST_MAX_AGE_MS = 15 * 60 * 1000;
 
@@ -531,6 +534,13 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   if (Array.isArray(env.PRICE_SOURCE) && env.PRICE_SOURCE.length > 1 && env.PRICE_SOURCE.includes(V1_SOURCE)) {
     problems.push(
       `PRICE_SOURCE=${JSON.stringify(env.PRICE_SOURCE.join(','))}: ${V1_SOURCE} cannot be combined with other price sources (the frozen v1 feed is used alone)`,
+    );
+  }
+  // Runs start INGEST_INTERVAL_MS after the previous one ends: a shorter allowed age turns every
+  // instance unready between two successful runs.
+  if (env.INGEST_SCHEDULE_ENABLED === true && env.HEALTH_INGEST_MAX_AGE_MS > 0 && env.HEALTH_INGEST_MAX_AGE_MS <= env.INGEST_INTERVAL_MS) {
+    problems.push(
+      `HEALTH_INGEST_MAX_AGE_MS=${env.HEALTH_INGEST_MAX_AGE_MS}: must be greater than INGEST_INTERVAL_MS (${env.INGEST_INTERVAL_MS}), well above it to ride out a failed run, or 0 to turn the check off`,
     );
   }
   if (env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
