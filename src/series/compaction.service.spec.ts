@@ -80,15 +80,19 @@ describe('CompactionService: a compaction still to settle (rule created over sto
     expect(labels['price:count:1d']).toMatchObject({ [COMPLETE_FROM_LABEL]: String(T - (T % (24 * H)) + 24 * H), [SETTLE_AFTER_LABEL]: String(created) });
   });
 
+  /** settleAfterAdd as SeriesRepository.add calls it: the newest sample before and after the add. */
+  const settle = (before: number, samples: Array<{ timestamp: number; value: number }>, after?: number) =>
+    service.settleAfterAdd(price, { timestamp: before, value: 1 }, { timestamp: after ?? Math.max(before, ...samples.map((x) => x.timestamp)), value: 1 }, samples);
+
   it('an add with nothing past that sample (duplicates, late ones) settles nothing', async () => {
-    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [{ timestamp: created, value: 1 }, { timestamp: T + 60_000, value: 2 }]);
+    await settle(created, [{ timestamp: created, value: 1 }, { timestamp: T + 60_000, value: 2 }]);
     expect(calls).toEqual([]);
     expect(service.hasUnsettled(price)).toBe(true);
   });
 
   it('the first sample past it, in the order sent, opened the rules first bucket: the mark moves past that bucket', async () => {
     // Sent unsorted: T+2h05 arrives first, so the rules open 2h; T+1h30 after it is a late sample.
-    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [
+    await settle(created, [
       { timestamp: created, value: 1 },
       { timestamp: T + 2 * H + 5 * 60_000, value: 2 },
       { timestamp: T + H + 30 * 60_000, value: 3 },
@@ -100,36 +104,41 @@ describe('CompactionService: a compaction still to settle (rule created over sto
   });
 
   it('the mark only moves forward: a first sample in the newest bucket at creation keeps it', async () => {
-    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [{ timestamp: created + 60_000, value: 2 }]);
+    await settle(created, [{ timestamp: created + 60_000, value: 2 }]);
     expect(completeFrom('sum')).toBe(String(T + H));
   });
 
   it('a sample refused before it is sent (not finite) opens no bucket', async () => {
-    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [{ timestamp: T + 5 * H, value: NaN }, { timestamp: T + 2 * H, value: 2 }]);
+    await settle(created, [{ timestamp: T + 5 * H, value: NaN }, { timestamp: T + 2 * H, value: 2 }], T + 2 * H);
     expect(completeFrom('sum')).toBe(String(T + 3 * H));
   });
 
   it('a series already past it before this add (a write that was not settled): past the bucket of the newest sample before', async () => {
-    await service.settleAfterAdd(price, { timestamp: T + 4 * H + 1, value: 1 }, [{ timestamp: T + 6 * H, value: 2 }]);
+    await settle(T + 4 * H + 1, [{ timestamp: T + 6 * H, value: 2 }]);
     expect(completeFrom('sum')).toBe(String(T + 5 * H));
+  });
+
+  it('samples newer than these stored meanwhile (another writer may have opened the bucket): past the newest after', async () => {
+    await settle(created, [{ timestamp: T + H + 7 * 60_000, value: 2 }], T + 2 * H + 11 * 60_000);
+    expect(completeFrom('sum')).toBe(String(T + 3 * H));
   });
 
   it('another instance settled first: its mark is kept', async () => {
     labels['price:sum:1h'] = { [COMPLETE_FROM_LABEL]: String(T + 7 * H) };
-    await service.settleAfterAdd(price, { timestamp: created, value: 1 }, [{ timestamp: T + 2 * H, value: 2 }]);
+    await settle(created, [{ timestamp: T + 2 * H, value: 2 }]);
     expect(completeFrom('sum')).toBe(String(T + 7 * H));
     expect(calls).not.toContain('ensure price:sum:1h');
   });
 
-  it('coverage settles one the writes missed past the bucket the source is in now, and reads nothing before that', async () => {
-    latest = T + 3 * H + 60_000;
-    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
-    expect(completeFrom('sum')).toBe(String(T + 4 * H));
+  it('coverage reads none of them once the source is past settle_after (raw instead), and writes nothing', async () => {
     latest = T + 6 * H;
-    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + 4 * H, to: T + 6 * H } }]);
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
+    expect(calls).toEqual([]);
+    await settle(created, [{ timestamp: T + 2 * H, value: 2 }]);
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + 3 * H, to: T + 6 * H } }]);
   });
 
-  it('coverage leaves the mark alone while the source has nothing newer (no bucket after it is closed yet)', async () => {
+  it('coverage keeps the mark while the source has nothing newer (no bucket after it is closed yet)', async () => {
     latest = created;
     expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
     expect(calls).toEqual([]);

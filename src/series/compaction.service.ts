@@ -111,21 +111,26 @@ export class CompactionService {
 
   /**
    * Settles what can be settled after `samples` were added, in that order, to the raw series of
-   * `def`, whose newest sample before was `before`. The first of them past a compaction's
-   * settle_after timestamp opened its rule's first bucket: complete_from moves past that bucket.
-   * If the series already went past it before (that write was not followed by this, e.g. the
-   * process stopped in between), the first bucket is at the latest that of `before`.
-   * Exact as long as nothing else writes the series between the read of `before` and the add
-   * (ingest writes each series from one place at a time).
+   * `def`, whose newest sample was `before` just before and `after` just after. The first of them
+   * past a compaction's settle_after timestamp opened its rule's first bucket: complete_from moves
+   * past that bucket. Where that is not certain, past a bucket known to be no earlier:
+   * - the series was already past it before this add (a write not followed by this: the process
+   *   stopped in between, or an add that failed part way): `before`'s bucket;
+   * - something else wrote samples newer than these meanwhile (a concurrent refresh): `after`'s.
+   * An unsettled compaction costs queries nothing but raw reads (see coverage), so it is settled
+   * here, where the write that opened the first bucket is seen, and nowhere else.
    */
-  async settleAfterAdd(def: SeriesDef, before: Sample | null, samples: readonly Sample[]): Promise<void> {
+  async settleAfterAdd(def: SeriesDef, before: Sample | null, after: Sample | null, samples: readonly Sample[]): Promise<void> {
     const list = this.unsettled.get(def.key);
     if (!list) return;
     const stored = samples.filter((s) => sampleRejection(s) === undefined);
+    const newestSent = stored.reduce((max, s) => Math.max(max, s.timestamp), -Infinity);
     const left: Unsettled[] = [];
     for (const u of list) {
-      const crossedBefore = before !== null && before.timestamp > u.after;
-      const bound = crossedBefore ? before.timestamp : stored.find((s) => s.timestamp > u.after)?.timestamp;
+      let bound: number | undefined;
+      if (before !== null && before.timestamp > u.after) bound = before.timestamp;
+      else if (after !== null && after.timestamp > u.after && after.timestamp > newestSent) bound = after.timestamp;
+      else bound = stored.find((s) => s.timestamp > u.after)?.timestamp;
       if (bound === undefined) left.push(u);
       else await this.moveMark(u.dest, u.after, bucketEnd(bound, u.bucketMs));
     }
@@ -135,18 +140,15 @@ export class CompactionService {
 
   /**
    * Moves complete_from of `dest` to at least `mark` and drops its settle_after label, unless
-   * another writer already did (the label is gone or names another timestamp). Returns the
-   * complete_from it leaves.
+   * another writer already did (the label is gone or names another timestamp).
    */
-  private async moveMark(dest: string, after: number, mark: number): Promise<number | undefined> {
+  private async moveMark(dest: string, after: number, mark: number): Promise<void> {
     const info = await this.timeseries.info(dest);
-    const current = timestampLabel(info?.labels[COMPLETE_FROM_LABEL]);
-    if (!info || info.labels[SETTLE_AFTER_LABEL] !== String(after)) return current;
-    const settled = Math.max(mark, current ?? 0);
+    if (!info || info.labels[SETTLE_AFTER_LABEL] !== String(after)) return;
+    const settled = Math.max(mark, timestampLabel(info.labels[COMPLETE_FROM_LABEL]) ?? 0);
     const { [SETTLE_AFTER_LABEL]: _dropped, ...labels } = info.labels;
     await this.timeseries.ensureSeries(dest, { retentionMs: info.retentionMs, labels: { ...labels, [COMPLETE_FROM_LABEL]: String(settled) } });
     this.logger.log(`${dest} is complete from ${new Date(settled).toISOString()} (its rule was created over stored data)`);
-    return settled;
   }
 
   /**
@@ -208,19 +210,16 @@ export class CompactionService {
       fitting.map(async (tier, t): Promise<TierCoverage> => {
         if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
         let from = 0;
-        for (const [c, info] of infosByTier[t].entries()) {
-          let complete = timestampLabel(info?.labels[COMPLETE_FROM_LABEL]);
+        for (const info of infosByTier[t]) {
+          const complete = timestampLabel(info?.labels[COMPLETE_FROM_LABEL]);
           if (!info || complete === undefined) return { bucketMs: tier.bucketMs, complete: null };
           const settle = info.labels[SETTLE_AFTER_LABEL];
           if (settle !== undefined) {
+            // Not settled yet (settleAfterAdd, by the writer): the rule's first bucket is at the
+            // latest the source's open one, which is never read from a compaction anyway. Until
+            // the source goes past settle_after, no bucket after the mark is closed.
             if (timestampLabel(settle) === undefined) return { bucketMs: tier.bucketMs, complete: null };
-            // Still to settle although the source went past it: written around settleAfterAdd
-            // (another writer, or stopped in between). The rule's first bucket is at the latest
-            // the source's open one. Until then, no bucket after the mark is closed.
-            if (sourceLatest.timestamp > Number(settle)) {
-              const dest = this.key(def, components[c], tier);
-              complete = (await this.moveMark(dest, Number(settle), bucketEnd(sourceLatest.timestamp, tier.bucketMs))) ?? complete;
-            }
+            if (sourceLatest.timestamp > Number(settle)) return { bucketMs: tier.bucketMs, complete: null };
           }
           from = Math.max(from, complete);
           if (info.retentionMs > 0 && info.lastTimestamp > info.retentionMs) {

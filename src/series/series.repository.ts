@@ -101,14 +101,19 @@ export class SeriesRepository implements OnModuleInit {
 
   /**
    * TS.MADD in chunks (DUPLICATE_POLICY FIRST: re-sending is harmless). While a compaction of the
-   * series is still to settle (a tier added over stored data), the newest sample is read first and
-   * the compactions settled after (CompactionService.settleAfterAdd).
+   * series is still to settle (a tier added over stored data), the newest sample is read before
+   * and after, and the compactions settled (CompactionService.settleAfterAdd; if that fails, the
+   * samples are stored all the same and the next add settles them, more coarsely).
    */
   async add(def: SeriesDef, samples: Sample[]): Promise<AddReport> {
     if (!this.compactions.hasUnsettled(def)) return this.timeseries.add(def.key, samples);
     const before = await this.timeseries.latest(def.key);
     const report = await this.timeseries.add(def.key, samples);
-    await this.compactions.settleAfterAdd(def, before, samples);
+    try {
+      await this.compactions.settleAfterAdd(def, before, await this.timeseries.latest(def.key), samples);
+    } catch (err) {
+      this.logger.warn(`${def.key}: compactions not settled yet: ${(err as Error).message}`);
+    }
     return report;
   }
 
