@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { jest } from '@jest/globals';
 import { Redis } from 'ioredis';
@@ -7,6 +8,7 @@ import { verifySignature } from '../src/alerts/webhook-signature.js';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
 import { RedisKeys } from '../src/redis/redis-keys.service.js';
 import { VerdictEvents } from '../src/verdict/verdict.events.js';
+import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { VerdictService } from '../src/verdict/verdict.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
@@ -585,5 +587,68 @@ describe('a change queued late, after a newer one was queued, is not sent again 
     await waitFor('C delivered', async () => receiver.received.some(isC) && (await pendingOf(app, receiver)) === 0);
     const c = (JSON.parse(receiver.received.find(isC)!.body) as { id: string }).id;
     expect(ids()).toEqual([a, b, c]);
+  });
+});
+
+describe('a verdict change is published by the transition itself (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('verdict-publish');
+  let redis: Redis;
+  let subscriber: Redis;
+  const messages: string[] = [];
+  const summaryOf = (verdict: 'lit' | 'cold', hour: number) =>
+    ({ verdict, as_of: iso(hour), verdict_since: null, price_direction: 'rising', sentiment_direction: 'rising' }) as unknown as Parameters<VerdictService['record']>[0];
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    subscriber = new Redis(REDIS_URL);
+    jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  afterAll(async () => {
+    jest.restoreAllMocks();
+    subscriber.disconnect();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('reaches every instance once even when the answer is lost and the instance emits nothing: published if and only if made', async () => {
+    const app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/unused' });
+    const channel = app.get(RedisKeys).events();
+    await app.close();
+    await subscriber.subscribe(channel);
+    subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+
+    // An instance whose process does nothing after the script: every answer from Redis is lost.
+    const real = new Redis(REDIS_URL);
+    const lossy = new Proxy(real, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver) as unknown;
+        if (name !== 'evalsha' && name !== 'eval') return typeof value === 'function' ? value.bind(target) : value;
+        return async (...args: unknown[]) => {
+          await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          throw new Error('Command timed out');
+        };
+      },
+    });
+    const keys = app.get(RedisKeys);
+    const config = app.get(ConfigService);
+    const timeseries = { ensureSeries: async () => undefined, add: async () => ({ rejected: 0, errors: [] }) } as unknown as TimeseriesService;
+    const events = new VerdictEvents();
+    const emitted: unknown[] = [];
+    events.on((e) => void emitted.push(e));
+    const verdicts = new VerdictService(lossy, keys, timeseries, events, config);
+
+    await expect(verdicts.record(summaryOf('lit', 1))).rejects.toThrow('Command timed out'); // the first verdict: no change
+    await expect(verdicts.record(summaryOf('lit', 2))).rejects.toThrow('Command timed out'); // the same: no change
+    await expect(verdicts.record(summaryOf('cold', 3))).rejects.toThrow('Command timed out'); // lit → cold, answer lost
+    await waitFor('the published change', () => messages.length > 0);
+    expect(emitted).toEqual([]);
+    expect(messages).toHaveLength(1);
+    expect(JSON.parse(messages[0])).toMatchObject({ type: 'verdict.changed', previous: 'lit', verdict: 'cold', since: iso(3), summary: { as_of: iso(3), verdict_since: iso(3) } });
+    // The JSON lastChange rebuilds for the webhooks, field for field.
+    const verdictsOk = new VerdictService(real, keys, timeseries, events, config);
+    expect(JSON.stringify(await verdictsOk.lastChange(60_000))).toBe(messages[0]);
+    real.disconnect();
   });
 });

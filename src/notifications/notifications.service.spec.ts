@@ -5,7 +5,6 @@ import { EventEmitter } from 'node:events';
 import { Env } from '../config/env.validation.js';
 import { SourceReportDto } from '../ingest/dto/ingest-report.dto.js';
 import { SummaryEvents } from '../summary/summary.events.js';
-import { VerdictEvents } from '../verdict/verdict.events.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { Notification, NotificationsService } from './notifications.service.js';
@@ -47,7 +46,6 @@ describe('NotificationsService', () => {
       { publish } as unknown as RedisClient,
       sub as unknown as RedisClient,
       summaryEvents,
-      new VerdictEvents(),
       new RedisKeys(config),
       config,
     );

@@ -7,7 +7,6 @@ import { RedisKeys } from '../redis/redis-keys.service.js';
 import { isCluster, RedisClient } from '../redis/redis.types.js';
 import { SummaryEvents, SummaryRefreshedEvent } from '../summary/summary.events.js';
 import type { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
-import { VerdictEvents } from '../verdict/verdict.events.js';
 import { isVerdict } from '../verdict/verdict.rule.js';
 import { IngestEventDto, NotificationEvent } from './dto/notification-event.dto.js';
 
@@ -56,7 +55,6 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     @Inject(REDIS_SUBSCRIBER) private readonly subscriber: RedisClient,
     private readonly summaryEvents: SummaryEvents,
-    private readonly verdictEvents: VerdictEvents,
     keys: RedisKeys,
     config: ConfigService<Env, true>,
   ) {
@@ -68,9 +66,8 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
 
   async onModuleInit(): Promise<void> {
     // After each ingest run, once the summary is recomputed: runs that changed the data are news.
+    // (verdict.changed is published on the same channel by the verdict's transition script.)
     this.summaryEvents.on((event) => this.publishIngest(event));
-    // Emitted only by the instance whose evaluation made the change in Redis: published once.
-    this.verdictEvents.on((event) => this.publish(event));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === this.channel) this.relay(message);
     });
@@ -117,7 +114,7 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
   }
 
   /** PUBLISHes an event to the clients of every instance. Never throws (a lost notification must not fail its cause). */
-  async publish(event: IngestEventDto | VerdictChangedEventDto): Promise<void> {
+  async publish(event: IngestEventDto): Promise<void> {
     try {
       await this.redis.publish(this.channel, JSON.stringify(event));
     } catch (err) {

@@ -13,7 +13,7 @@ import type { SummaryResponseDto } from '../summary/dto/summary-response.dto.js'
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 import { VerdictChangedEventDto, VerdictChangeDto, VerdictPointDto, VerdictSeriesQueryDto, VerdictStateDto } from './dto/verdict.dto.js';
 import { VerdictEvents } from './verdict.events.js';
-import { isVerdict, Verdict, VERDICT_CODE, verdictOfCode } from './verdict.rule.js';
+import { isVerdict, Verdict, VERDICT_CODE, verdictOfCode, VERDICTS } from './verdict.rule.js';
 
 /** Changes kept for GET /verdict and the dashboard. */
 export const MAX_CHANGES = 20;
@@ -24,7 +24,10 @@ export const MAX_CHANGES = 20;
  * KEYS: state hash, changes list (same slot). ARGV: verdict, at (the summary's as_of, ms),
  * event id, max changes, the change event as JSON without `previous` (kept in the state as
  * `change` and `previous`, with `changed_at` by the Redis clock, so another instance can
- * rebuild the event: see lastChange).
+ * rebuild the event: see lastChange), the live events' channel, then per possible previous
+ * verdict: that verdict, the event's JSON with it. A change PUBLISHes its event here, in the
+ * same script: published if and only if made, even when the answer is lost or this process
+ * dies right after (publishing from Node afterwards lost both).
  * An evaluation older than the newest one recorded is `stale` (two instances racing must not let
  * the older data win); the same verdict is `same` (the run goes on); no state yet is `first`
  * (nothing changed: no event); otherwise `changed`. Returns {outcome, verdict, since, previous}.
@@ -45,6 +48,12 @@ redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2],
   'changed_at', now_ms())
 redis.call('LPUSH', KEYS[2], cjson.encode({id = ARGV[3], at = at, previous = cur[1], verdict = ARGV[1]}))
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+for i = 7, #ARGV, 2 do
+  if ARGV[i] == cur[1] then
+    redis.call('PUBLISH', ARGV[6], ARGV[i + 1])
+    break
+  end
+end
 return {'changed', ARGV[1], ARGV[2], cur[1]}`);
 
 /**
@@ -64,7 +73,8 @@ type Outcome = 'stale' | 'same' | 'first' | 'changed';
 /**
  * The verdict feature: evaluated on the summary recomputed after each ingest run (never per
  * request), stored as a series (both backends), its current run kept in Redis (shared by every
- * instance), and a VerdictEvents emission by the one instance that made a change.
+ * instance), the change's live event published by the transition itself, and a VerdictEvents
+ * emission (for the webhooks) by the one instance that made it.
  */
 @Injectable()
 export class VerdictService {
@@ -108,12 +118,14 @@ export class VerdictService {
     const stored = this.store(at, summary.verdict).catch((err: Error) => this.logger.warn(`could not store the verdict sample: ${err.message}`));
     // Should this call make a change, the new run starts at this summary's as_of.
     const change: ChangeTemplate = { id: randomUUID(), verdict: summary.verdict, since: summary.as_of, summary: { ...summary, verdict_since: summary.as_of } };
+    // The event as every instance's live clients get it, for each verdict it may change from.
+    const events = VERDICTS.filter((v) => v !== summary.verdict).flatMap((v) => [v, JSON.stringify(changeEvent(change, v))]);
     let reply: [Outcome, string, string, string];
     try {
       reply = (await TRANSITION.run(
         this.redis,
         [this.keys.verdictState(), this.keys.verdictChanges()],
-        [summary.verdict, String(at), change.id, String(MAX_CHANGES), JSON.stringify(change)],
+        [summary.verdict, String(at), change.id, String(MAX_CHANGES), JSON.stringify(change), this.keys.events(), ...events],
       )) as [Outcome, string, string, string];
     } catch (err) {
       this.unconfirmed = change;
