@@ -16,11 +16,13 @@ import { RedisClient } from '../src/redis/redis.types.js';
 import { NativeTimeseriesBackend } from '../src/timeseries/native.backend.js';
 import { metaKey } from '../src/timeseries/portable.backend.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
+import { VerdictService } from '../src/verdict/verdict.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { expectSummaryBody } from './support/expected-summary.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
 import { LocalRedisCluster } from './support/redis-cluster.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
+import { waitFor } from './support/wait.js';
 
 const fixture = loadFixture();
 const PASSWORD = 'cluster-s3cret';
@@ -262,6 +264,24 @@ describeCluster('Redis Cluster, 3 masters (e2e)', () => {
       // Classic PUBLISH is broadcast over the cluster bus, whichever node gets it.
       for (const redis of nodes.values()) await redis.publish(channel, 'ingested');
       expect(await received).toBe('ingested');
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('a verdict change is published by its transition script on the master owning the state, and reaches a subscriber on the cluster', async () => {
+    const client = app!.get<RedisClient>(REDIS_CLIENT);
+    const subscriber = await duplicateClient(client);
+    try {
+      const messages: string[] = [];
+      subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+      await subscriber.subscribe(`${prefix}:events`);
+      const verdicts = app!.get(VerdictService);
+      const summary = (verdict: 'lit' | 'cold', asOf: string) => ({ verdict, as_of: asOf, verdict_since: null }) as unknown as Parameters<VerdictService['record']>[0];
+      await verdicts.record(summary('lit', '2031-03-01T01:00:00.000Z'));
+      await verdicts.record(summary('cold', '2031-03-01T02:00:00.000Z'));
+      await waitFor('the change', () => messages.some((m) => (JSON.parse(m) as { verdict?: string }).verdict === 'cold'));
+      expect(JSON.parse(messages.at(-1)!)).toMatchObject({ type: 'verdict.changed', previous: 'lit', verdict: 'cold', since: '2031-03-01T02:00:00.000Z' });
     } finally {
       subscriber.disconnect();
     }
