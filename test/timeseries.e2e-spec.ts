@@ -445,18 +445,24 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
     // aggregate even before the rule has opened a bucket, and handleCompaction then opens its first
     // bucket without resetting it: that bucket also holds the newest bucket's samples. History keeps
     // away from that bucket (CompactionService's settle_after mark); the backends agree on it.
-    it.each([
-      ['a duplicate', { timestamp: T0 + 400, value: 99 }],
-      ['a late sample', { timestamp: T0 + 500, value: 1 }],
-    ])('a rule created over stored data: %s into the newest bucket first makes the first bucket it writes hold that bucket too', async (_, upsert) => {
-      const source = key(`upsertfirst${upsert.timestamp}`);
+    /** A source holding bucket T0 (2, -1.5, 4.25), then count and sum rules created over it. */
+    async function rulesOverData(name: string) {
+      const source = key(name);
       const dests = { count: sameSlotKey(source, 'count:1s'), sum: sameSlotKey(source, 'sum:1s') };
       await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
-      await backend.addMany(source, DATA.slice(0, 3)); // bucket T0: 2, -1.5, 4.25
+      await backend.addMany(source, DATA.slice(0, 3));
       for (const [aggregation, dest] of Object.entries(dests) as Array<[Aggregation, string]>) {
         await backend.ensureSeries(dest, { retentionMs: 0, labels: {} });
         await backend.ensureRule(source, ruleOf(dest, aggregation));
       }
+      return { source, dests };
+    }
+
+    it.each([
+      ['a duplicate', { timestamp: T0 + 400, value: 99 }],
+      ['a late sample', { timestamp: T0 + 500, value: 1 }],
+    ])('a rule created over stored data: %s into the newest bucket first makes the first bucket it writes hold that bucket too', async (_, upsert) => {
+      const { source, dests } = await rulesOverData(`upsertfirst${upsert.timestamp}`);
       await backend.addMany(source, [upsert]);
       await backend.addMany(source, [DATA[4], DATA[5]]); // T0+1500 opens the rule's first bucket, T0+3200 closes it
       const extra = upsert.value === 99 ? [] : [upsert.value];
@@ -466,14 +472,7 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
     });
 
     it('that first bucket keeps what the upsert re-read and what came in order, not samples arriving late in between', async () => {
-      const source = key('upsertseed');
-      const dests = { count: sameSlotKey(source, 'count:1s'), sum: sameSlotKey(source, 'sum:1s') };
-      await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
-      await backend.addMany(source, DATA.slice(0, 3)); // bucket T0: 2, -1.5, 4.25
-      for (const [aggregation, dest] of Object.entries(dests) as Array<[Aggregation, string]>) {
-        await backend.ensureSeries(dest, { retentionMs: 0, labels: {} });
-        await backend.ensureRule(source, ruleOf(dest, aggregation));
-      }
+      const { source, dests } = await rulesOverData('upsertseed');
       await backend.addMany(source, [{ timestamp: T0 + 400, value: 99 }]); // a duplicate: bucket T0 re-read
       await backend.addMany(source, [DATA[5]]); // T0+3200 (10): the rule's first bucket, T0+3000
       await backend.addMany(source, [DATA[4], { timestamp: T0 + 500, value: 1 }]); // late: T0+1500 (0.5), T0+500 (1)
@@ -492,16 +491,11 @@ describe.each([2, 3] as const)('time-series backend over RESP%i (e2e, real Redis
     });
 
     it('an upsert into the first bucket once it is open re-reads that bucket alone', async () => {
-      const source = key('upsertreset');
-      const dest = sameSlotKey(source, 'count:1s');
-      await backend.ensureSeries(source, { retentionMs: 0, labels: {} });
-      await backend.addMany(source, DATA.slice(0, 3));
-      await backend.ensureSeries(dest, { retentionMs: 0, labels: {} });
-      await backend.ensureRule(source, ruleOf(dest, 'count'));
+      const { source, dests } = await rulesOverData('upsertreset');
       await backend.addMany(source, [{ timestamp: T0 + 400, value: 99 }, DATA[5]]); // bucket T0 re-read, then the first bucket opens
       await backend.addMany(source, [{ timestamp: T0 + 3100, value: 1 }]); // late into it: the module re-reads T0+3000 only
       await backend.addMany(source, [{ timestamp: T0 + 4100, value: 0 }]);
-      expect(await backend.range({ key: dest, from: 0, to: T0 + 100_000 })).toEqual([{ timestamp: T0 + 3000, value: 2 }]);
+      expect(await backend.range({ key: dests.count, from: 0, to: T0 + 100_000 })).toEqual([{ timestamp: T0 + 3000, value: 2 }]);
     });
   });
 
