@@ -117,6 +117,11 @@ export class CompactionService {
    * - the series was already past it before this add (a write not followed by this: the process
    *   stopped in between, or an add that failed part way): `before`'s bucket;
    * - something else wrote samples newer than these meanwhile (a concurrent refresh): `after`'s.
+   * Not caught: another writer storing, between the read of `before` and this add, a sample past
+   * settle_after that this batch lacks, while this batch has earlier ones past it (a refresh on
+   * another instance racing the first poll after the upgrade, with other data): one bucket read
+   * wrong. Writers that do not settle (an instance without the tier, mid-rollout) are caught by
+   * the first branch at the next settling write.
    * An unsettled compaction costs queries nothing but raw reads (see coverage), so it is settled
    * here, where the write that opened the first bucket is seen, and nowhere else.
    */
