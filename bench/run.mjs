@@ -6,7 +6,8 @@
 //    connections; autocannon in its own process when wrk is not installed, or with
 //    BENCH_HTTP_CLIENT=autocannon) loads the cached GET /is-bitcoin-lit and a bare Node `http`
 //    server (also its own process) returning the same bytes, in alternating rounds; medians over
-//    rounds, and each server's CPU time per request. Same run, same machine.
+//    rounds, and each server's CPU time per request. Same run, same machine. A third server, the
+//    bare one after a few hundred ordinary requests, is printed as context (not the floor).
 // 2. In-process (a Nest application context built from dist/ in this process, own key prefix):
 //    cache-miss summary computations, ingest of the 24 h payload handed over as text in memory
 //    (so the HTTP download is excluded; JSON decoding and validation are not), backfill of synthetic samples through
@@ -206,19 +207,26 @@ async function main() {
     // over rounds, so a slow moment of the (shared) machine does not land on one side only.
     const bodyFile = join(tmp, 'body.json');
     writeFileSync(bodyFile, body);
-    const bare = spawn(process.execPath, [join(root, 'bench/bare-server.mjs'), bodyFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(bare);
-    const [portLine] = await once(bare.stdout, 'data');
-    const bareUrl = `http://127.0.0.1:${String(portLine).trim()}/is-bitcoin-lit`;
+    const startBare = async (...args) => {
+      const child = spawn(process.execPath, [join(root, 'bench/bare-server.mjs'), bodyFile, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(child);
+      const [portLine] = await once(child.stdout, 'data');
+      return { child, url: `http://127.0.0.1:${String(portLine).trim()}/is-bitcoin-lit` };
+    };
+    const { child: bare, url: bareUrl } = await startBare();
+    // Context, not the floor: the same bare server after a few hundred ordinary requests (see bare-server.mjs).
+    const { child: used, url: usedUrl } = await startBare('--after-traffic');
     console.error(`bench: cached GET, ${HTTP_CLIENT}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION_S} s per target …`);
     // Warm-up, the same for both: after 2 s the service's first round still ran at 60-70 % of
     // the later ones (its code is still being optimized); after 5 s it no longer stands out.
     await load(url, WARMUP_S);
     await load(bareUrl, WARMUP_S);
-    const rounds = { service: [], bare: [] };
+    await load(usedUrl, WARMUP_S);
+    const rounds = { service: [], bare: [], used: [] };
     const targets = [
       ['service', url, service.pid],
       ['bare', bareUrl, bare.pid],
+      ['used', usedUrl, used.pid],
     ];
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, target, pid] of round % 2 ? [...targets].reverse() : targets) {
@@ -231,6 +239,7 @@ async function main() {
     const hit = await httpGet(url);
     if (hit.headers['x-cache'] !== 'HIT' || !hit.body.equals(body)) throw new Error('the service did not serve the cached body');
     bare.kill('SIGTERM');
+    used.kill('SIGTERM');
     const summarize = (runs) => ({
       rps: median(runs.map((r) => r.rps)),
       p50: median(runs.map((r) => r.p50)),
@@ -242,7 +251,10 @@ async function main() {
     });
     const svc = summarize(rounds.service);
     const bareResult = summarize(rounds.bare);
-    if (svc.errors || bareResult.errors) throw new Error(`errors under load: service ${svc.errors}, bare ${bareResult.errors}`);
+    const usedResult = summarize(rounds.used);
+    if (svc.errors || bareResult.errors || usedResult.errors) {
+      throw new Error(`errors under load: service ${svc.errors}, bare ${bareResult.errors}, bare after traffic ${usedResult.errors}`);
+    }
     // Each round pairs a service run with a bare run at about the same time: the ratio is the
     // median of the rounds' ratios.
     const roundRatios = rounds.service.map((r, i) => r.rps / rounds.bare[i].rps);
@@ -252,6 +264,9 @@ async function main() {
       bare: bareResult,
       ratio: median(roundRatios),
       roundRatios,
+      usedBare: usedResult,
+      usedRatio: median(rounds.used.map((r, i) => r.rps / rounds.bare[i].rps)),
+      ratioToUsed: median(rounds.service.map((r, i) => r.rps / rounds.used[i].rps)),
       bodyBytes: body.length,
     };
 
@@ -584,6 +599,13 @@ function report(r) {
     ['bare node http, same body (floor)', `${int(h.bare.rps)} req/s`, `p50 ${fmt(h.bare.p50)} ms, p99 ${fmt(h.bare.p99)} ms, ${fmt(h.bare.cpuUsPerRequest, 1)} µs CPU/req`, '', null],
     ['service / bare requests/s', `${fmt(h.ratio)} ×`, `median of ${h.roundRatios.length} paired rounds: ${h.roundRatios.map((x) => fmt(x)).join(' ')}`, '≥ 0.80 ×', h.ratio >= 0.8],
     ['service / bare p99', `${fmt(p99Ratio)} ×`, `medians over rounds`, '≤ 2 ×', p99Ratio <= 2],
+    [
+      'context: bare after ordinary traffic',
+      `${fmt(h.usedRatio)} × bare`,
+      `the bare server once it has served 300 requests of real clients' header sets (${int(h.usedBare.rps)} req/s, ${fmt(h.usedBare.cpuUsPerRequest, 1)} µs CPU/req); service / it ${fmt(h.ratioToUsed)} ×`,
+      '',
+      null,
+    ],
   ];
   // History: each shape against the bare range it stands for, on each backend measured.
   const native = r.history.native;
