@@ -242,6 +242,18 @@ describe('SourceHttpClient', () => {
     await expect(client({ timeoutMs: 200, retries: 0 }).getJson(up.url, MAX)).rejects.toThrow('upstream timed out (attempt 1 of 1)');
   });
 
+  it('reports a body cut short by a closed connection as such, not as a timeout, and retries it', async () => {
+    const up = await start((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('[1,2,');
+      setTimeout(() => res.socket?.destroy(), 10);
+    });
+    const err = await client({ retries: 1 }).getJson(up.url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientUpstreamError);
+    expect((err as Error).message).toBe('upstream closed the connection before the whole answer arrived (attempt 2 of 2)');
+    expect(up.calls).toHaveLength(2);
+  });
+
   it('reports an unreachable upstream by error code only', async () => {
     const up = await start(() => undefined);
     const url = up.url;

@@ -259,6 +259,11 @@ function classify(err: unknown, maxBytes: number): SourceError {
   if (typeof e?.code === 'string' && /^(Z_|ERR_BROTLI|ERR_ZSTD)/.test(e.code)) {
     return new PayloadError(`upstream payload could not be decompressed (${e.code})`);
   }
+  // axios's words for a body the upstream stopped sending mid-way (it closed the connection):
+  // retried like any network failure, but not reported as our timeout.
+  if (e?.code === 'ERR_BAD_RESPONSE' && message === 'stream has been aborted') {
+    return new TransientUpstreamError('upstream closed the connection before the whole answer arrived');
+  }
   if (e?.code === 'ECONNABORTED' || e?.code === 'ETIMEDOUT' || e?.code === 'ERR_CANCELED' || /timeout|aborted/i.test(message)) {
     return new TransientUpstreamError('upstream timed out');
   }
