@@ -170,6 +170,26 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     expect((await samplesOf(app, 'price')).at(-1)).toEqual({ timestamp: trade, value: 70123.45 });
   });
 
+  it('refuses a trade dated years ahead: the history stays as it was and the next real trade is stored', async () => {
+    // Stored, it would have trimmed every older sample (retention counts back from the newest)
+    // and held back every later poll (only samples newer than the newest are sent).
+    const before = await samplesOf(app, 'price');
+    const real = fake.data.coinbaseTicker;
+    fake.data.coinbaseTicker = { ...real, price: '99999', time: '2999-01-01T00:00:00Z' };
+    const body = (await postRefresh(app)).json<{ sources: SourceOutcome[] }>();
+    const coinbase = body.sources.find((s) => s.source === 'coinbase')!;
+    expect(coinbase.ok).toBe(false);
+    expect(coinbase.error).toMatch(/in the future/);
+    expect(await samplesOf(app, 'price')).toEqual(before);
+
+    const trade = Date.now();
+    fake.data.coinbaseTicker = { ...real, price: '70200.5', time: new Date(trade).toISOString() };
+    expect((await postRefresh(app)).json<{ stored: number }>().stored).toBe(1);
+    const after = await samplesOf(app, 'price');
+    expect(after).toHaveLength(before.length + 1);
+    expect(after.at(-1)).toEqual({ timestamp: trade, value: 70200.5 });
+  });
+
   it('keeps serving price when the sentiment source is down, and says which one failed', async () => {
     fake.override(PATHS.senticryptV2, { status: 503, raw: 'upstream maintenance page' });
     try {

@@ -3,7 +3,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
-import { postRefresh, startTestApp, stopTestApp } from './support/app.js';
+import { DATED_AHEAD, postRefresh, startTestApp, stopTestApp } from './support/app.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
 import { expectedSummary, expectSummaryBody } from './support/expected-summary.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
@@ -194,7 +194,8 @@ describe('ingest validation and incremental runs (e2e, real Redis)', () => {
   const post = (url: string) => postRefresh(app, url);
 
   beforeAll(async () => {
-    ({ redis, upstream, app } = await startTestApp(prefix, []));
+    // Its last test ingests records dated in 2030.
+    ({ redis, upstream, app } = await startTestApp(prefix, [], DATED_AHEAD));
   });
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 

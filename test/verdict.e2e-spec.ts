@@ -10,7 +10,7 @@ import { RedisKeys } from '../src/redis/redis-keys.service.js';
 import { VerdictEvents } from '../src/verdict/verdict.events.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { VerdictService } from '../src/verdict/verdict.service.js';
-import { bootApp, postRefresh } from './support/app.js';
+import { bootApp as bootAnyApp, DATED_AHEAD, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { listen, SseClient, WsClient } from './support/streams.js';
 import { FakeUpstream } from './support/upstream.js';
@@ -20,6 +20,8 @@ import { ReceivedHook, WebhookReceiver } from './support/webhook-receiver.js';
 const SECRET = 'verdict-e2e-secret-0123456789';
 const HOUR_S = 3600;
 const BASE_S = Date.UTC(2031, 2, 1) / 1000;
+/** Every app here ingests records dated in 2031 (BASE_S). */
+const bootApp = (env: Record<string, string>) => bootAnyApp({ ...DATED_AHEAD, ...env });
 const iso = (hour: number, s = 60) => new Date((BASE_S + hour * HOUR_S + s) * 1000).toISOString();
 const rec = (hour: number, price: number, mean: number, s = 60) => ({ timestamp: BASE_S + hour * HOUR_S + s, btc_price: String(price), mean });
 // SentiCrypt v1 (a frozen feed: the summary's window ends at its newest sample, 3 hours).

@@ -227,6 +227,15 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000) @TimerMax()
   INGEST_INTERVAL_MS = 30000;
 
+  /**
+   * How far ahead of this server's clock a sample's timestamp may be (clock skew). A record
+   * dated further ahead is invalid, never stored: retention counts back from a series' newest
+   * sample, so one sample dated years ahead would trim the whole history, and a poll only sends
+   * samples newer than the newest stored, so nothing would be stored after it.
+   */
+  @Transform(toInt) @IsInt() @Min(0)
+  INGEST_MAX_AHEAD_MS = 5 * 60 * 1000;
+
   /** Run one ingest at startup (in the background: startup does not wait for the upstream). */
   @Transform(toBool) @IsBoolean()
   INGEST_ON_STARTUP = true;

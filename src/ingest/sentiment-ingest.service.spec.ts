@@ -18,7 +18,7 @@ const H = 3_600_000;
 const DAY = 24 * H;
 const NOW = Date.UTC(2026, 11, 2, 7, 12, 0);
 
-const settings: Partial<Record<keyof Env, unknown>> = { BACKFILL_HOURS: 24, INGEST_INTERVAL_MS: 30_000 };
+const settings: Partial<Record<keyof Env, unknown>> = { BACKFILL_HOURS: 24, INGEST_INTERVAL_MS: 30_000, INGEST_MAX_AHEAD_MS: 300_000 };
 const config = { get: (k: keyof Env) => settings[k] } as unknown as ConfigService<Env, true>;
 
 const batchOf = (metric: MetricName, samples: Sample[]): SourceBatch => ({
@@ -105,6 +105,24 @@ describe('SentimentIngestService', () => {
     expect(coinbase.poll).toHaveBeenCalledWith({ since: null });
     expect(report.backfill).toMatchObject({ from: new Date(NOW - DAY).toISOString(), to: new Date(NOW).toISOString(), stored: 2, error: null });
     expect(report.stored).toBe(3);
+  });
+
+  it('never stores a sample dated past INGEST_MAX_AHEAD_MS: counted invalid, and a poll of nothing else fails the run', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    const ahead = (ms: number) => ({ timestamp: NOW + ms, value: 9 });
+    coinbase.backfill!.mockResolvedValueOnce(batchOf('price', [{ timestamp: NOW - DAY, value: 2 }, ahead(300_000), ahead(300_001)]));
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    const report = await t.service.run('coinbase');
+    expect(report.backfill).toMatchObject({ stored: 2, invalid: 1 });
+    expect(report.invalidReasons).toEqual(["1 record(s) dated in the future (more than 300000 ms ahead of this server's clock, INGEST_MAX_AHEAD_MS)"]);
+    expect(t.data.get('price')!.map((s) => s.timestamp)).toEqual([NOW - DAY, NOW - 1000, NOW + 300_000]);
+
+    coinbase.poll.mockResolvedValueOnce(batchOf('price', [ahead(DAY * 365 * 900)]));
+    const failed = await t.service.run('coinbase').catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(PayloadError);
+    expect((failed as PayloadError).source).toBe('coinbase');
+    expect((failed as Error).message).toMatch(/mostly invalid: 1 of 1 records rejected \(1 record\(s\) dated in the future/);
+    expect(t.data.get('price')).toHaveLength(3);
   });
 
   it('gives a daily index whole days from the day before the window', async () => {

@@ -9,6 +9,7 @@ import { RedisClient } from '../redis/redis.types.js';
 import { DAY_MS, HOUR_MS, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
 import { PayloadError, SourceError, TransientUpstreamError } from '../sources/source.errors.js';
+import { assertMostlyValid } from '../sources/records.js';
 import { SourceRegistry } from '../sources/source.registry.js';
 import { SourceBatch, SourceId, SourceProvider } from '../sources/source.types.js';
 import { AddReport } from '../timeseries/timeseries.service.js';
@@ -60,6 +61,7 @@ export class SentimentIngestService {
   private readonly reachLogged = new Set<SourceId>();
   private readonly backfillMs: number;
   private readonly tickIntervalMs: number;
+  private readonly maxAheadMs: number;
 
   constructor(
     private readonly registry: SourceRegistry,
@@ -71,6 +73,7 @@ export class SentimentIngestService {
   ) {
     this.backfillMs = config.get('BACKFILL_HOURS', { infer: true }) * 3_600_000;
     this.tickIntervalMs = config.get('INGEST_INTERVAL_MS', { infer: true });
+    this.maxAheadMs = config.get('INGEST_MAX_AHEAD_MS', { infer: true });
   }
 
   /** The sources this deployment reads (each once, whatever it feeds). */
@@ -137,7 +140,7 @@ export class SentimentIngestService {
       const window = await this.backfillWindow(provider, defs, common, started);
       const hourlyWindow = await this.hourlyWindow(provider, defs, common, started);
       // Fetch and validate first: a bad upstream fails the run before anything is written.
-      const batch = await provider.poll({ since: options.full ? null : common });
+      const batch = this.withoutFuture(source, await provider.poll({ since: options.full ? null : common }));
       const hourly = hourlyWindow ? await this.fetchBackfill(provider, hourlyWindow, true) : null;
       const backfill = window ? await this.fetchBackfill(provider, window) : null;
       // Oldest first: the hours, then the minutes, then the poll (in order for the rules).
@@ -249,7 +252,7 @@ export class SentimentIngestService {
       error: null,
     };
     try {
-      const batch = hourly ? await provider.backfillHourly!(window.from, window.to) : await provider.backfill!(window.from, window.to);
+      const batch = this.withoutFuture(provider.id, hourly ? await provider.backfillHourly!(window.from, window.to) : await provider.backfill!(window.from, window.to));
       Object.assign(dto, { attempts: batch.attempts, fetched: batch.fetched, invalid: batch.invalid });
       return { dto, batch, retry: false };
     } catch (err) {
@@ -295,6 +298,37 @@ export class SentimentIngestService {
       await this.series.clearPendingHourlyBackfill(provider.id);
       this.logger.warn(`hourly backfill ${provider.id} failed (not retried): ${dto.error}`);
     }
+  }
+
+  /**
+   * The batch without its samples dated more than INGEST_MAX_AHEAD_MS ahead of now, counted as
+   * invalid records (one per timestamp: a record gives each metric a sample at its time). One
+   * such sample would trim the series' history and hold back every later poll (see the
+   * setting). Checked here, once for every source, then the garbage rule again: a ticker whose
+   * only record is from the future fails the run like any other invalid record.
+   */
+  private withoutFuture(source: SourceId, batch: SourceBatch): SourceBatch {
+    const latest = Date.now() + this.maxAheadMs;
+    const dropped = new Set<number>();
+    const kept = new Set<number>();
+    const samples: SourceBatch['samples'] = {};
+    for (const [metric, list] of Object.entries(batch.samples) as [keyof SourceBatch['samples'], Sample[]][]) {
+      samples[metric] = list.filter((s) => {
+        const ok = s.timestamp <= latest;
+        (ok ? kept : dropped).add(s.timestamp);
+        return ok;
+      });
+    }
+    if (dropped.size === 0) return batch;
+    const reason = `${dropped.size} record(s) dated in the future (more than ${this.maxAheadMs} ms ahead of this server's clock, INGEST_MAX_AHEAD_MS)`;
+    const checked = { ...batch, samples, invalid: batch.invalid + dropped.size, invalidReasons: [reason, ...batch.invalidReasons].slice(0, 5) };
+    try {
+      assertMostlyValid({ ...checked, values: [...kept] });
+    } catch (err) {
+      (err as PayloadError).source = source;
+      throw err;
+    }
+    return checked;
   }
 
   /** The hourly samples of each series the source feeds (see SeriesRepository.addHourly). */

@@ -13,6 +13,12 @@ export const AUTH = { authorization: `Bearer ${TEST_REFRESH_TOKEN}` };
  * prefix, with the schedule off unless a test turns it on. Rate limits are high enough not to
  * get in the way unless a test lowers them.
  */
+/**
+ * For suites whose records carry fixed dates years ahead (newer than any fixture, and literal
+ * in the expected answers): records dated past INGEST_MAX_AHEAD_MS are otherwise refused.
+ */
+export const DATED_AHEAD: Readonly<Record<string, string>> = { INGEST_MAX_AHEAD_MS: String(100 * 365 * 86_400_000) };
+
 export async function bootApp(env: Record<string, string>): Promise<NestFastifyApplication> {
   const app = await createApp({
     REDIS_URL,
