@@ -15,7 +15,7 @@ import { AllowedMethods } from './common/allowed-methods.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, rejectUnframedBody } from './common/http-framing.js';
 import { requestIdOf } from './common/request-id.js';
-import { SingleValuedQueryPipe } from './common/single-valued-query.pipe.js';
+import { QueryShapePipe } from './common/query-shape.pipe.js';
 import { serveNonWebSocketUpgrades } from './common/upgrade.js';
 import { NOTIFICATIONS_WS_PATH } from './notifications/notifications.gateway.js';
 import { API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './common/security-headers.js';
@@ -158,7 +158,7 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
     .filter(Boolean);
   if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600 });
   app.useGlobalPipes(
-    new SingleValuedQueryPipe(),
+    new QueryShapePipe(),
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),
   );
   app.useGlobalFilters(new AllExceptionsFilter(app.get(HttpAdapterHost), metrics, allowed));

@@ -253,6 +253,8 @@ describe('history queries (e2e, real Redis)', () => {
     ['to=2021-07-07T12:00:00', /^to must be an ISO-8601 time with a zone/],
     ['from=2021-02-30', /^from is not a valid time: 2021-02-30$/],
     ['limit=5', /^property limit should not exist$/],
+    ['toString=1', /^property toString should not exist$/], // names every object has: the whitelist alone let them through
+    ['__proto__=x', /^property __proto__ should not exist$/],
   ])('400 for %s, saying why', async (query, message) => {
     for (const path of ['/series/price', '/series/combined']) {
       const res = await get(`${path}?${query}`);
