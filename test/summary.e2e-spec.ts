@@ -124,6 +124,26 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
     }
   });
 
+  it('an empty query is the bare path (a cache hit, never a computation); a parameter named like an object property is refused', async () => {
+    expect((await get('/is-bitcoin-lit')).statusCode).toBe(200); // cached
+    const compute = jest.spyOn(app.get(SummaryService), 'compute');
+    try {
+      for (const url of ['/is-bitcoin-lit?', '/is-bitcoin-lit?&', '/is-bitcoin-lit?&&&']) {
+        const res = await get(url);
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['x-cache']).toBe('HIT');
+      }
+      for (const name of ['toString', 'constructor', 'hasOwnProperty', '__proto__']) {
+        const res = await get(`/is-bitcoin-lit?${name}=1`);
+        expect(res.statusCode).toBe(400);
+        expect(res.json().message).toEqual([`property ${name} should not exist`]);
+      }
+      expect(compute).not.toHaveBeenCalled();
+    } finally {
+      compute.mockRestore();
+    }
+  });
+
   it('ingest primes the cache: the first GET after a refresh is a HIT', async () => {
     await redis.del(`${prefix}:cache`);
     expect((await post('/refresh')).statusCode).toBe(200);

@@ -48,9 +48,10 @@ export class CacheInterceptor implements NestInterceptor {
     const method = adapter.getRequestMethod(request);
     if (method !== 'GET' && method !== 'HEAD') return next.handle();
     const name = this.reflector.get<string | undefined>(CACHE_KEY_METADATA, context.getHandler());
-    // A named entry does not depend on the query, so a query can only be invalid input: let the
-    // handler's validation answer it (a cache hit here would skip validation).
-    if (name !== undefined && adapter.getRequestUrl(request).includes('?')) return next.handle();
+    // A named entry does not depend on the query, so a parameter can only be invalid input: let
+    // the handler's validation answer it (a cache hit here would skip validation). An empty
+    // query (`?`, `?&`) is no parameter: served from the cache like the bare path, not computed.
+    if (name !== undefined && Object.keys((request as FastifyRequest).query ?? {}).length > 0) return next.handle();
     const key = this.keys.cache(name ?? `url:${adapter.getRequestUrl(request)}`);
     const response = http.getResponse();
     // Lets CacheFastPath answer later hits of this URL from memory, before Nest (opt-in per handler).
