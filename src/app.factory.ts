@@ -106,7 +106,10 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
     reply.header('X-Request-Id', request.id);
     done();
   });
-  fastify.addHook('onSend', (_request, reply, payload, done) => {
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    // A reply sent before the hook above ran (@fastify/cors answers preflights from its own
+    // onRequest hook, which Nest registers ahead of ours) gets the same headers here.
+    if (!reply.hasHeader('x-request-id')) reply.headers(API_SECURITY_HEADERS).header('X-Request-Id', request.id);
     const type = reply.getHeader('content-type');
     if (typeof type === 'string' && type.startsWith('text/html')) reply.headers(pageSecurity);
     done(null, payload);
@@ -156,7 +159,9 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
     .split(',')
     .map((o) => o.trim())
     .filter(Boolean);
-  if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600 });
+  // strictPreflight off: an OPTIONS that is no preflight (no Origin or no
+  // Access-Control-Request-Method) gets the plugin's empty 204, not its text/plain 400.
+  if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600, strictPreflight: false });
   app.useGlobalPipes(
     new QueryShapePipe(),
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),

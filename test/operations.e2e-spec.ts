@@ -280,8 +280,16 @@ describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
     const app = await boot({ CORS_ORIGINS: 'https://dash.example' });
     const preflight = (origin: string) =>
       app.inject({ method: 'OPTIONS', url: '/is-bitcoin-lit', headers: { origin, 'access-control-request-method': 'GET' } });
-    expect((await preflight('https://dash.example')).headers['access-control-allow-origin']).toBe('https://dash.example');
+    const allowed = await preflight('https://dash.example');
+    expect(allowed.headers['access-control-allow-origin']).toBe('https://dash.example');
+    // Answered by the CORS plugin's own hook: still the API's security headers and a request id.
+    expect(allowed.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY' });
+    expect(allowed.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect((await preflight('https://evil.example')).headers['access-control-allow-origin']).toBeUndefined();
+    // An OPTIONS that is no preflight: an empty 204, not the plugin's text/plain 400.
+    const plain = await app.inject({ method: 'OPTIONS', url: '/series/price' });
+    expect(plain.statusCode).toBe(204);
+    expect(plain.headers['x-request-id']).toBeDefined();
     // CORS's catch-all OPTIONS route matches every path: it must not turn unknown paths into 405s.
     const unknown = await app.inject({ method: 'GET', url: '/nope' });
     expect(unknown.statusCode).toBe(404);
