@@ -125,6 +125,20 @@ describe('SentimentIngestService', () => {
     expect(t.data.get('price')).toHaveLength(3);
   });
 
+  it('says once when a series already holds a sample dated ahead (stored before the check): polls store nothing until then', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    t.data.set('price', [{ timestamp: Date.UTC(2999, 0, 1), value: 1 }]);
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    warn.mockClear(); // the spy outlives each test
+    await t.service.run('coinbase');
+    await t.service.run('coinbase');
+    const said = warn.mock.calls.map(([m]) => String(m)).filter((m) => m.includes('ahead of this server'));
+    expect(said).toEqual([
+      "coinbase: the newest price sample is dated 2999-01-01T00:00:00.000Z, ahead of this server's clock: polls store nothing older, so nothing until then; remove the samples dated ahead if they are wrong",
+    ]);
+  });
+
   it('gives a daily index whole days from the day before the window', async () => {
     const fng = provider('fear-greed', 'sentiment', 'daily');
     const t = setup([fng], [def('sentiment', 'fear-greed', 'daily')]);

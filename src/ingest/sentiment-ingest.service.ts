@@ -59,6 +59,7 @@ export class SentimentIngestService {
   private readonly logger = new Logger(SentimentIngestService.name);
   private readonly running = new Map<SourceId, Promise<SourceReportDto>>();
   private readonly reachLogged = new Set<SourceId>();
+  private readonly aheadLogged = new Set<SourceId>();
   private readonly backfillMs: number;
   private readonly tickIntervalMs: number;
   private readonly maxAheadMs: number;
@@ -131,6 +132,7 @@ export class SentimentIngestService {
       if (isRedisStalled(this.redis)) throw new RedisStalledError();
       const defs = this.series.ofSource(source);
       const before = await Promise.all(defs.map((d) => this.series.latest(d)));
+      this.warnIfAhead(source, defs, before, started);
       // No data: the first run, or Redis lost the series (restart without persistence, failover,
       // FLUSHALL). Re-create them and their rules, or every sample would be rejected until restart.
       if (before.some((s) => s === null)) await this.series.ensureStorage();
@@ -298,6 +300,19 @@ export class SentimentIngestService {
       await this.series.clearPendingHourlyBackfill(provider.id);
       this.logger.warn(`hourly backfill ${provider.id} failed (not retried): ${dto.error}`);
     }
+  }
+
+  /**
+   * Says once per source and process when a series' newest sample is dated past what ingest now
+   * accepts: stored before that check existed (or by hand), it holds back every later poll.
+   */
+  private warnIfAhead(source: SourceId, defs: SeriesDef[], latest: (Sample | null)[], now: number): void {
+    const i = latest.findIndex((s) => s !== null && s.timestamp > now + this.maxAheadMs);
+    if (i < 0 || this.aheadLogged.has(source)) return;
+    this.aheadLogged.add(source);
+    this.logger.warn(
+      `${source}: the newest ${defs[i].metric} sample is dated ${new Date(latest[i]!.timestamp).toISOString()}, ahead of this server's clock: polls store nothing older, so nothing until then; remove the samples dated ahead if they are wrong`,
+    );
   }
 
   /**
