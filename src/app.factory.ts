@@ -14,6 +14,7 @@ import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.
 import { AllowedMethods } from './common/allowed-methods.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, rejectUnframedBody } from './common/http-framing.js';
+import { OpenConnections } from './common/open-connections.js';
 import { requestIdOf } from './common/request-id.js';
 import { QueryShapePipe } from './common/query-shape.pipe.js';
 import { serveNonWebSocketUpgrades } from './common/upgrade.js';
@@ -33,6 +34,7 @@ import type { Tally } from './metrics/tallied-histogram.js';
 function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered: WeakSet<Duplex>): FastifyServerFactory<Server> {
   return (handler, options) => {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      connections.started(req, res);
       // A request the parser found in the unread body of one already answered 400: smuggled, never served.
       if (answered.has(req.socket)) {
         req.socket.destroy();
@@ -44,6 +46,7 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
     // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
     const requestTimeout = options.requestTimeout as number;
     const server = createServer({ connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)) }, onRequest);
+    const connections = OpenConnections.track(server);
     serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
     server.keepAliveTimeout = options.keepAliveTimeout as number;
     server.requestTimeout = requestTimeout;
@@ -104,6 +107,17 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.headers(API_SECURITY_HEADERS);
     reply.header('X-Request-Id', request.id);
+    done();
+  });
+  // Shutdown: once Fastify is closing (new requests get a 503), close the connections on which
+  // no answer is coming, now and every 250 ms until the server has closed (see OpenConnections).
+  fastify.addHook('preClose', (done) => {
+    const connections = OpenConnections.of(fastify.server);
+    if (connections) {
+      connections.dropUnanswerable();
+      const sweeper = setInterval(() => connections.dropUnanswerable(), 250).unref();
+      fastify.server.once('close', () => clearInterval(sweeper));
+    }
     done();
   });
   fastify.addHook('onSend', (request, reply, payload, done) => {

@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { AddressInfo, connect, createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -106,6 +108,53 @@ describe('process lifecycle (e2e, real node process)', () => {
     expect(requestLines.every((l) => typeof (l.req as { id?: unknown }).id === 'string')).toBe(true);
     expect(JSON.stringify(app.lines)).not.toContain(TEST_REFRESH_TOKEN);
   }, 60_000);
+
+  it('stalled clients do not hold the shutdown, a request in flight is still answered, a second SIGTERM changes nothing', async () => {
+    let release!: () => void;
+    upstream.mode = { kind: 'held', body: fixture, until: new Promise<void>((resolve) => (release = resolve)) };
+    upstream.calls = 0;
+    // SHUTDOWN_TIMEOUT_MS past the test's own timeout would hide a hang; this one turns it into exit 1.
+    const app = start({ INGEST_ON_STARTUP: 'false', INGEST_SCHEDULE_ENABLED: 'false', SHUTDOWN_TIMEOUT_MS: '20000' });
+    const base = new URL(await app.ready());
+    // Half a request head, and a body shorter than its Content-Length: no answer can come on either.
+    const stalled = await Promise.all(
+      ['GET /health/live HTTP/1.1\r\nHost: x\r\n', 'POST /refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"'].map(
+        async (bytes) => {
+          const socket = connect(Number(base.port), base.hostname);
+          await once(socket, 'connect');
+          socket.write(bytes);
+          return { closed: once(socket, 'close'), socket };
+        },
+      ),
+    );
+    const refresh = fetch(`${base.origin}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
+    await waitFor('the refresh to reach the upstream', async () => upstream.calls >= 1);
+    app.kill('SIGTERM');
+    await waitFor('shutdown to start', async () => app.lines.some((l) => l.msg === 'SIGTERM: shutting down gracefully'));
+    app.kill('SIGTERM');
+    release(); // the shutdown waits for the run, then closes the server
+    expect((await refresh).status).toBe(200);
+    await Promise.all(stalled.map((s) => s.closed));
+    expect(await app.exited).toEqual({ code: 0, signal: null });
+    expect(app.lines.map((l) => l.msg)).toContain('SIGTERM: already shutting down');
+  }, 60_000);
+
+  it('a signal while startup waits for Redis: exit 0, said in one line', async () => {
+    // A "Redis" that accepts and never answers: its first connection says startup is under way.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const app = start({ REDIS_URL: `redis://127.0.0.1:${(silent.address() as AddressInfo).port}`, REDIS_STARTUP_WAIT_MS: '30000' });
+      await waitFor('startup to reach Redis', async () => sockets.length > 0);
+      app.kill('SIGTERM');
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+      expect(app.stderr).toBe('is-bitcoin-lit: SIGTERM during startup; exiting\n');
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      silent.close();
+    }
+  }, 30_000);
 
   it('Redis down at startup (REDIS_STARTUP_MODE=wait): exits 1 with one line naming the reason', async () => {
     const port = await freePort();

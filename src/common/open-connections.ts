@@ -1,0 +1,58 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+const tracked = new WeakMap<Server, OpenConnections>();
+
+/**
+ * The HTTP server's open connections, for shutdown. Fastify's close waits for every connection
+ * Node does not count as idle, and Node stops enforcing request timeouts once the server is
+ * closing: one client that sent half a request (or a body shorter than its Content-Length)
+ * held every graceful shutdown until SHUTDOWN_TIMEOUT_MS, then exit 1. `dropUnanswerable`
+ * closes those, and only those: a complete request still being answered (a POST /refresh
+ * waiting for its run, an SSE stream) is left to finish, WebSocket connections to the gateway.
+ */
+export class OpenConnections {
+  private readonly sockets = new Set<Socket>();
+  /** The last response each connection started (one WeakMap write per request). */
+  private readonly last = new WeakMap<Duplex, ServerResponse>();
+
+  private constructor(server: Server) {
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    // WebSocket handshakes (the only upgrades Node hands over, see upgrade.ts): the gateway closes them.
+    server.on('upgrade', (_req: IncomingMessage, socket: Socket) => this.sockets.delete(socket));
+  }
+
+  static track(server: Server): OpenConnections {
+    const connections = new OpenConnections(server);
+    tracked.set(server, connections);
+    return connections;
+  }
+
+  static of(server: Server): OpenConnections | undefined {
+    return tracked.get(server);
+  }
+
+  /** Called for every request, before it is answered. */
+  started(req: IncomingMessage, res: ServerResponse): void {
+    this.last.set(req.socket, res);
+  }
+
+  /**
+   * Closes every connection that holds no complete request waiting for its answer: idle, in the
+   * middle of a request's head, or of a body that stopped coming. Returns how many it closed.
+   */
+  dropUnanswerable(): number {
+    let dropped = 0;
+    for (const socket of this.sockets) {
+      const res = this.last.get(socket);
+      if (res !== undefined && !res.writableFinished && res.req.complete) continue;
+      socket.destroy();
+      dropped++;
+    }
+    return dropped;
+  }
+}
