@@ -16,6 +16,14 @@ describe('startup (e2e)', () => {
       createApp({ REDIS_URL: 'redis://:topsecret@127.0.0.1:1/3', REDIS_STARTUP_WAIT_MS: '300', LOG_LEVEL: 'fatal' }),
     ).rejects.toThrow(/^Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/3 is not reachable after 300 ms \([^\n]*\)$/);
   });
+
+  it('fails with one line when the server has no such DB (ioredis would have used DB 0)', async () => {
+    const url = new URL(REDIS_URL);
+    url.pathname = '/99999';
+    await expect(createApp({ REDIS_URL: url.href, REDIS_STARTUP_WAIT_MS: '3000', LOG_LEVEL: 'fatal' })).rejects.toThrow(
+      /^Redis at [^\n]*\/99999: DB 99999 cannot be selected \(ERR DB index is out of range\)$/,
+    );
+  });
 });
 
 describe('Swagger (e2e)', () => {

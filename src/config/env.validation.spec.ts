@@ -45,6 +45,8 @@ describe('validateEnv', () => {
     ['TIMESERIES_BACKEND', 'mongo'],
     ['INGEST_SCHEDULE_ENABLED', 'perhaps'],
     ['INGEST_INTERVAL_MS', '10'],
+    ['INGEST_MAX_AHEAD_MS', '-1'],
+    ['REDIS_STARTUP_WAIT_MS', '0'], // startup could never succeed
     ['SENTIMENT_API_URL', 'ftp://x'],
     ['SUMMARY_ANCHOR', 'yesterday'],
     ['REDIS_PROTOCOL', '4'],
@@ -121,7 +123,7 @@ describe('validateEnv', () => {
   describe('REDIS_URL', () => {
     // Passed the redis:// pattern, then ioredis threw "Invalid URL" at startup without naming
     // the variable, or selected DB NaN.
-    it.each(['redis://host:abc', 'redis://host:99999', 'redis://[bad:6379', 'redis://host:6379/abc', 'redis://host:6379/-1'])('refuses %s, naming it', (url) => {
+    it.each(['redis://host:abc', 'redis://host:99999', 'redis://[bad:6379', 'redis://host:6379/abc', 'redis://host:6379/-1', 'redis://host:6379?db=abc', 'redis://host?db=-1'])('refuses %s, naming it', (url) => {
       expect(() => validateEnv({ REDIS_URL: url })).toThrow(/^Invalid configuration:\n {2}REDIS_URL=/);
     });
 

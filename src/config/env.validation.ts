@@ -103,8 +103,8 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(10) @TimerMax()
   REDIS_RETRY_MAX_MS = 5000;
 
-  /** How long startup waits for Redis before giving up with a one-line error. */
-  @Transform(toInt) @IsInt() @Min(0) @TimerMax()
+  /** How long startup waits for Redis before giving up with a one-line error (at least 100 ms: a connection takes time). */
+  @Transform(toInt) @IsInt() @Min(100) @TimerMax()
   REDIS_STARTUP_WAIT_MS = 30000;
 
   /** RESP protocol version: 3 (default) or 2. Replies are parsed either way. */
@@ -621,6 +621,9 @@ function redisUrlProblem(url: string): string | undefined {
   }
   const db = u.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d+$/.test(db)) return 'the path must be a DB index (a number), e.g. redis://host:6379/2';
+  // ioredis reads ?db= too: a non-number there made it send SELECT NaN, an uncaught error.
+  const query = u.searchParams.get('db');
+  if (query !== null && !/^\d+$/.test(query)) return 'db= must be a DB index (a number), e.g. redis://host:6379?db=2';
   return undefined;
 }
 

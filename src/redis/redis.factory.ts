@@ -126,6 +126,14 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
       throw new Error(`${target} is not reachable after ${s.REDIS_STARTUP_WAIT_MS} ms (${lastError})`);
     }
     await client.ping();
+    // ioredis is 'ready' even when its SELECT failed (a DB index past the server's `databases`),
+    // and every key would then go to DB 0: select it again, and fail startup if it cannot be.
+    const db = client instanceof Redis ? (client.options.db ?? 0) : 0;
+    if (db > 0) {
+      await client.select(db).catch((err: Error) => {
+        throw new Error(`${target}: DB ${db} cannot be selected (${err.message})`);
+      });
+    }
     logger.log(`Connected to ${target}`);
     return client;
   } catch (err) {
