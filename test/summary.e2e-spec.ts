@@ -1,6 +1,7 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { CacheService } from '../src/cache/cache.service.js';
 import { SummaryService } from '../src/summary/summary.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { DATED_AHEAD, postRefresh, startTestApp, stopTestApp } from './support/app.js';
@@ -109,6 +110,22 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
     const hit = await get('/is-bitcoin-lit');
     expect(hit.headers['x-cache']).toBe('HIT');
     expect(hit.json()).toEqual(miss.json());
+  });
+
+  it('never caches a summary over one whose computation started later (another instance, slower): it announces that one', async () => {
+    const cache = app.get(CacheService);
+    const key = `${prefix}:cache:order`;
+    expect(await cache.set(key, 'newer', 60, 2000)).toEqual({ value: 'newer', storedAt: 2000 });
+    expect(await cache.set(key, 'older', 60, 1000)).toEqual({ value: 'newer', storedAt: 2000 });
+    expect(JSON.parse((await redis.get(key))!)).toEqual({ value: 'newer', storedAt: 2000 });
+    expect(await cache.set(key, 'later', 60, 3000)).toEqual({ value: 'later', storedAt: 3000 });
+    await redis.del(key);
+
+    const later = { value: { marker: 'computed later elsewhere' }, storedAt: Date.now() + 60_000 };
+    await redis.set(`${prefix}:cache`, JSON.stringify(later), 'EX', 60);
+    expect(await app.get(SummaryService).refreshCache()).toEqual(later.value);
+    expect(JSON.parse((await redis.get(`${prefix}:cache`))!)).toEqual(later);
+    await redis.del(`${prefix}:cache`);
   });
 
   it('computes concurrent cache misses once in a process', async () => {

@@ -168,6 +168,7 @@ export class SummaryService implements OnModuleInit {
    * Returns it, or null when it could not be computed.
    */
   async refreshCache(): Promise<SummaryResponseDto | null> {
+    const startedAt = Date.now();
     let summary: SummaryResponseDto;
     try {
       summary = await this.compute(true);
@@ -183,7 +184,8 @@ export class SummaryService implements OnModuleInit {
       summary = { ...summary, verdict_since: await this.verdicts.since(summary.verdict).catch(() => null) };
     }
     try {
-      await this.cache.set(this.keys.cache(), summary, this.ttlSeconds);
+      // Another instance's computation that started later wins: its summary is the one to cache and announce.
+      return (await this.cache.set(this.keys.cache(), summary, this.ttlSeconds, startedAt)).value;
     } catch (err) {
       this.logger.warn(`could not prime the summary cache: ${(err as Error).message}`);
     }
