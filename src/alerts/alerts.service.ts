@@ -20,17 +20,21 @@ export type DeliveryOutcome = 'delivered' | 'retry' | 'rejected' | 'exhausted' |
 /** How recent a change must be for catch-up to queue it (see catchUp). */
 export const CATCH_UP_MS = 3_600_000;
 
-// Every receiver has six keys in one slot: due (sorted set id → due ms, Redis clock), bodies
-// (hash id → JSON), attempts (hash id → attempts started), last (the id of the last change
+// Every receiver has seven keys in one slot: due (sorted set id → due ms, Redis clock), bodies
+// (hash id → JSON), attempts (hash id → attempts started), last (the id of the newest change
 // queued), queued (sorted set id → when it was queued: the oldest is dropped first), last-since
-// (the `since` of that change, so an older one queued late is refused). All times come from the
-// Redis server's clock (TIME), so instances with skewed clocks agree on what is due.
+// (the `since` of that change), queued-ids (sorted set id → since: the last QUEUED_IDS changes
+// queued, so each is queued once). All times come from the Redis server's clock (TIME), so
+// instances with skewed clocks agree on what is due.
 // Each key lives ALERT_WEBHOOK_KEY_TTL_MS, set again by every ENQUEUE and CLAIM (the loops claim
 // at least every poll): the queue of a receiver no instance serves any more ends by itself,
 // and none is ever deleted by an instance that does not know the receiver (during a rolling
 // deploy another instance may still serve it).
 
-/** `body` (a script on the six keys), then every key's TTL set to ARGV[ttlArg] ms, in the same script. */
+/** Changes remembered per receiver as queued (catch-up only ever re-reads the last hour's last one). */
+const QUEUED_IDS = 64;
+
+/** `body` (a script on the seven keys), then every key's TTL set to ARGV[ttlArg] ms, in the same script. */
 function refreshingTtl(body: string, ttlArg: number): string {
   return `local function run()
 ${body}
@@ -41,23 +45,28 @@ return reply`;
 }
 
 /**
- * Queues a delivery, due now, unless this change was the last one queued (by the instance that
- * made it, or by another that caught up with it first) or is older than it (its instance, or a
- * catch-up that read it just before a newer change, got here late: queued again after it was
- * delivered, it would reach the receiver twice and after the newer one); then, while more than
- * ARGV[3] are pending, gives up the oldest queued. KEYS: due, bodies, attempts, last, queued,
- * last's `since`. ARGV: id, body, max pending, key TTL, the change's `since` (ms).
- * Returns {queued (0/1), ids given up...}.
+ * Queues a delivery, due now, unless this change was queued before (by the instance that made
+ * it, or by another that caught up with it first, or by the same instance or a catch-up getting
+ * there again late): each change reaches a receiver once however many instances see it, and a
+ * change made just before a newer one is still sent when its queueing comes after the newer
+ * one's (refusing every change older than the last queued lost it). Then, while more than
+ * ARGV[3] are pending, gives up the oldest queued. `last` and `last-since` still name the newest
+ * change queued, for instances from before queued-ids (they refuse anything older). KEYS: due,
+ * bodies, attempts, last, queued, last's `since`, queued-ids. ARGV: id, body, max pending, key
+ * TTL, the change's `since` (ms). Returns {queued (0/1), ids given up...}.
  */
 const ENQUEUE = new LuaScript(LUA_NOW_MS + refreshingTtl(`
-if redis.call('GET', KEYS[4]) == ARGV[1] then return {0} end
-local newest = tonumber(redis.call('GET', KEYS[6]))
-local since = tonumber(ARGV[5])
-if newest and since and since < newest then return {0} end
-redis.call('SET', KEYS[4], ARGV[1])
-if since then redis.call('SET', KEYS[6], ARGV[5]) end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0} end
+if redis.call('ZSCORE', KEYS[7], ARGV[1]) or redis.call('GET', KEYS[4]) == ARGV[1] then return {0} end
 local now = now_ms()
+local since = tonumber(ARGV[5])
+redis.call('ZADD', KEYS[7], since or now, ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -${QUEUED_IDS + 1})
+local newest = tonumber(redis.call('GET', KEYS[6]))
+if not (newest and since and since < newest) then
+  redis.call('SET', KEYS[4], ARGV[1])
+  if since then redis.call('SET', KEYS[6], ARGV[5]) end
+end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return {0} end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZADD', KEYS[5], now, ARGV[1])
 local reply = {1}
@@ -346,6 +355,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       this.keys.alertLastQueued(r.id),
       this.keys.alertQueued(r.id),
       this.keys.alertLastQueuedSince(r.id),
+      this.keys.alertQueuedIds(r.id),
     ];
   }
 }

@@ -125,9 +125,14 @@ export class RedisKeys {
     return sameSlotKey(this.alertDue(receiver), 'last');
   }
 
-  /** `since` (epoch ms) of that last change queued, so an older change queued late is refused. */
+  /** `since` (epoch ms) of the newest change queued (read by instances from before alertQueuedIds). */
   alertLastQueuedSince(receiver: string): string {
     return sameSlotKey(this.alertDue(receiver), 'last-since');
+  }
+
+  /** The ids of the last changes queued for one receiver (a sorted set: id → since), so each is queued once. */
+  alertQueuedIds(receiver: string): string {
+    return sameSlotKey(this.alertDue(receiver), 'queued-ids');
   }
 
   /** When each pending delivery of one receiver was queued (a sorted set: id → ms), so the oldest goes first when the queue is full. */
