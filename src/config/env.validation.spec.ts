@@ -46,6 +46,7 @@ describe('validateEnv', () => {
     ['INGEST_SCHEDULE_ENABLED', 'perhaps'],
     ['INGEST_INTERVAL_MS', '10'],
     ['INGEST_MAX_AHEAD_MS', '-1'],
+    ['HOST', ' '],
     ['REDIS_STARTUP_WAIT_MS', '0'], // startup could never succeed
     ['SENTIMENT_API_URL', 'ftp://x'],
     ['SUMMARY_ANCHOR', 'yesterday'],
@@ -114,6 +115,7 @@ describe('validateEnv', () => {
   it.each([
     ['ALERT_WEBHOOK_URLS', { ALERT_WEBHOOK_URLS: 'ftp://hooks.example/x', ALERT_WEBHOOK_SECRET: 's'.repeat(16) }],
     ['ALERT_WEBHOOK_URLS', { ALERT_WEBHOOK_URLS: 'http://hooks.example/x', ALERT_WEBHOOK_SECRET: 's'.repeat(16) }],
+    ['ALERT_WEBHOOK_URLS', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x,https://HOOKS.example:443/x', ALERT_WEBHOOK_SECRET: 's'.repeat(16) }], // one receiver twice
     ['ALERT_WEBHOOK_SECRET', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x' }],
     ['ALERT_WEBHOOK_SECRET', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x', ALERT_WEBHOOK_SECRET: 'short' }],
   ])('bad webhook setting: fails naming %s', (name, env) => {

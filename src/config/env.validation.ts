@@ -6,7 +6,6 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
-  IsNotEmpty,
   IsNumber,
   IsOptional,
   IsString,
@@ -72,8 +71,8 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(0) @Max(65535)
   PORT = 3000;
 
-  /** Interface to listen on. */
-  @IsString() @IsNotEmpty()
+  /** Interface to listen on (a host name or address: no blanks). */
+  @IsString() @Matches(/^[^\s]+$/, { message: 'HOST must be a host name or an address, without blanks' })
   HOST = '0.0.0.0';
 
   /** redis:// or rediss:// URL, with optional user:password and /db index. */
@@ -572,6 +571,12 @@ function alertProblems(env: EnvironmentVariables): string[] {
   const problems = urls.flatMap((url, i) => {
     const problem = receiverUrlProblem(url);
     return problem ? [`ALERT_WEBHOOK_URLS: URL #${i + 1} ${problem}`] : [];
+  });
+  // Two spellings of one URL (host case, default port…) would be two receivers, each sent every change.
+  const canonical = urls.map((url) => URL.canParse(url) ? new URL(url).href : url);
+  canonical.forEach((url, i) => {
+    const first = canonical.indexOf(url);
+    if (first < i) problems.push(`ALERT_WEBHOOK_URLS: URL #${i + 1} is URL #${first + 1} written another way (one receiver, it would get every change twice)`);
   });
   if (urls.length > 0 && (typeof env.ALERT_WEBHOOK_SECRET !== 'string' || env.ALERT_WEBHOOK_SECRET.length < 16)) {
     problems.push('ALERT_WEBHOOK_SECRET: must be set (16+ characters) when ALERT_WEBHOOK_URLS is, to sign the webhooks');
