@@ -109,8 +109,9 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
     reply.header('X-Request-Id', request.id);
     done();
   });
-  // Shutdown: once Fastify is closing (new requests get a 503), close the connections on which
-  // no answer is coming, now and every 250 ms until the server has closed (see OpenConnections).
+  // Shutdown: once Fastify is closing (new requests get a 503), every 250 ms until the server
+  // has closed, close the connections on which no answer is coming and that sent nothing since
+  // the previous look (see OpenConnections); this first look only notes what each has sent.
   fastify.addHook('preClose', (done) => {
     const connections = OpenConnections.of(fastify.server);
     if (connections) {

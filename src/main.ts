@@ -14,10 +14,11 @@ async function main(): Promise<void> {
   const config = app.get(ConfigService<Env, true>);
   const port = config.get('PORT', { infer: true });
   const host = config.get('HOST', { infer: true });
+  // Before listen: listening starts the startup ingest and the webhook loops, which a signal must shut down gracefully.
+  shutdown.started(app, config.get('SHUTDOWN_TIMEOUT_MS', { infer: true }));
   await app.listen(port, host);
   const docs = config.get('DOCS_ENABLED', { infer: true }) ? 'Swagger UI at /docs' : 'Swagger UI off: DOCS_ENABLED=false';
   new Logger('Bootstrap').log(`Listening on ${await app.getUrl()} (${docs})`);
-  shutdown.started(app, config.get('SHUTDOWN_TIMEOUT_MS', { infer: true }));
 }
 
 /**

@@ -55,8 +55,10 @@ export class CacheInterceptor implements NestInterceptor {
     const key = this.keys.cache(name ?? `url:${adapter.getRequestUrl(request)}`);
     const response = http.getResponse();
     // Lets CacheFastPath answer later hits of this URL from memory, before Nest (opt-in per handler).
-    if (this.reflector.get<boolean | undefined>(CACHE_FAST_PATH_METADATA, context.getHandler())) {
-      this.fastPath.learn(adapter.getRequestUrl(request), key, (request as FastifyRequest).routeOptions?.url ?? 'unmatched');
+    // Not for spellings with an empty query (`?&&`): a client cycling them would evict the real URLs from its table.
+    const url = adapter.getRequestUrl(request);
+    if (!(name !== undefined && url.includes('?')) && this.reflector.get<boolean | undefined>(CACHE_FAST_PATH_METADATA, context.getHandler())) {
+      this.fastPath.learn(url, key, (request as FastifyRequest).routeOptions?.url ?? 'unmatched');
     }
     const mark = (result: CacheResult, storedAt?: number) => {
       adapter.setHeader(response, 'X-Cache', result.toUpperCase());

@@ -9,13 +9,16 @@ const tracked = new WeakMap<Server, OpenConnections>();
  * Node does not count as idle, and Node stops enforcing request timeouts once the server is
  * closing: one client that sent half a request (or a body shorter than its Content-Length)
  * held every graceful shutdown until SHUTDOWN_TIMEOUT_MS, then exit 1. `dropUnanswerable`
- * closes those, and only those: a complete request still being answered (a POST /refresh
- * waiting for its run, an SSE stream) is left to finish, WebSocket connections to the gateway.
+ * closes those once they have sent nothing for a while, and only those: a complete request
+ * still being answered (a POST /refresh waiting for its run, an SSE stream) is left to finish,
+ * WebSocket connections to the gateway.
  */
 export class OpenConnections {
   private readonly sockets = new Set<Socket>();
   /** The last response each connection started (one WeakMap write per request). */
   private readonly last = new WeakMap<Duplex, ServerResponse>();
+  /** bytesRead of each connection at the previous dropUnanswerable. */
+  private readonly bytesSeen = new WeakMap<Socket, number>();
 
   private constructor(server: Server) {
     server.on('connection', (socket: Socket) => {
@@ -42,14 +45,18 @@ export class OpenConnections {
   }
 
   /**
-   * Closes every connection that holds no complete request waiting for its answer: idle, in the
-   * middle of a request's head, or of a body that stopped coming. Returns how many it closed.
+   * Closes every connection that holds no complete request waiting for its answer and received
+   * nothing since the previous call: idle, or stuck in the middle of a request's head or body.
+   * One whose bytes are still coming is left for the next call. Returns how many it closed.
    */
   dropUnanswerable(): number {
     let dropped = 0;
     for (const socket of this.sockets) {
       const res = this.last.get(socket);
-      if (res !== undefined && !res.writableFinished && res.req.complete) continue;
+      const awaited = res !== undefined && !res.writableFinished && res.req.complete;
+      const seen = this.bytesSeen.get(socket);
+      this.bytesSeen.set(socket, socket.bytesRead);
+      if (awaited || seen !== socket.bytesRead) continue;
       socket.destroy();
       dropped++;
     }
