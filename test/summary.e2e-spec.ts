@@ -1,11 +1,13 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
-import { CacheService } from '../src/cache/cache.service.js';
+import { SummaryEvents } from '../src/summary/summary.events.js';
 import { SummaryService } from '../src/summary/summary.service.js';
+import { VerdictService } from '../src/verdict/verdict.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { DATED_AHEAD, postRefresh, startTestApp, stopTestApp } from './support/app.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
+import { waitFor } from './support/wait.js';
 import { expectedSummary, expectSummaryBody } from './support/expected-summary.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
@@ -110,22 +112,6 @@ describe('core loop: ingest → time series → cached summary (e2e, real Redis)
     const hit = await get('/is-bitcoin-lit');
     expect(hit.headers['x-cache']).toBe('HIT');
     expect(hit.json()).toEqual(miss.json());
-  });
-
-  it('never caches a summary over one whose computation started later (another instance, slower): it announces that one', async () => {
-    const cache = app.get(CacheService);
-    const key = `${prefix}:cache:order`;
-    expect(await cache.set(key, 'newer', 60, 2000)).toEqual({ value: 'newer', storedAt: 2000 });
-    expect(await cache.set(key, 'older', 60, 1000)).toEqual({ value: 'newer', storedAt: 2000 });
-    expect(JSON.parse((await redis.get(key))!)).toEqual({ value: 'newer', storedAt: 2000 });
-    expect(await cache.set(key, 'later', 60, 3000)).toEqual({ value: 'later', storedAt: 3000 });
-    await redis.del(key);
-
-    const later = { value: { marker: 'computed later elsewhere' }, storedAt: Date.now() + 60_000 };
-    await redis.set(`${prefix}:cache`, JSON.stringify(later), 'EX', 60);
-    expect(await app.get(SummaryService).refreshCache()).toEqual(later.value);
-    expect(JSON.parse((await redis.get(`${prefix}:cache`))!)).toEqual(later);
-    await redis.del(`${prefix}:cache`);
   });
 
   it('computes concurrent cache misses once in a process', async () => {
@@ -364,5 +350,32 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
       verdict_since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
     expect(Date.parse(body.as_of)).toBeGreaterThanOrEqual(hourStart);
+  });
+});
+
+describe('a summary older than one already recorded (another instance, slower) (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('stale-summary');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture));
+  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
+
+  it('is neither cached nor announced: the newer answer stays for every instance', async () => {
+    // Another instance has recorded (and cached) a summary as of a later time than this data's.
+    const newer = { verdict: 'cold', as_of: '2031-03-01T00:00:00.000Z', verdict_since: null, price_direction: 'falling', sentiment_direction: 'falling' };
+    await app.get(VerdictService).record(newer as unknown as Parameters<VerdictService['record']>[0]);
+    const cached = JSON.stringify({ value: { marker: 'the newer summary' }, storedAt: Date.now() });
+    await redis.set(`${prefix}:cache`, cached, 'EX', 60);
+
+    const events: unknown[] = [];
+    app.get(SummaryEvents).on((e) => void events.push(e.summary));
+    expect((await postRefresh(app)).statusCode).toBe(200); // the 2021 day: older than 2031
+    await waitFor('the refresh after the run', async () => events.length === 1);
+    expect(events).toEqual([null]);
+    expect(await redis.get(`${prefix}:cache`)).toBe(cached);
   });
 });

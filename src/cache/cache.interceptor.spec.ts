@@ -19,9 +19,7 @@ class FakeCache {
   }
   async set(key: string, value: unknown, _ttl: number, storedAt = Date.now()) {
     if (this.down) throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
-    const entry = { value, storedAt };
-    this.store.set(key, entry);
-    return entry;
+    this.store.set(key, { value, storedAt });
   }
 }
 

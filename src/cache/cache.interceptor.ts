@@ -106,16 +106,13 @@ export class CacheInterceptor implements NestInterceptor {
   private async compute(key: string, next: CallHandler): Promise<unknown> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
-    const storedAt = Date.now(); // the computation's start orders it against other writes of the key
     const computation = lastValueFrom(next.handle()).then(async (value) => {
+      const storedAt = Date.now();
       this.remember(key, { value, storedAt });
-      const kept = await this.cache.set(key, value, this.ttlSeconds, storedAt).catch((err: Error) => {
+      await this.cache.set(key, value, this.ttlSeconds, storedAt).catch((err: Error) => {
         this.logger.warn(`cache write failed for ${key}: ${err.message}`);
-        return null;
       });
-      if (kept === null || kept.storedAt === storedAt) return value;
-      this.remember(key, kept); // one computed later was there: answer with it
-      return kept.value;
+      return value;
     });
     this.inflight.set(key, computation);
     try {

@@ -26,7 +26,6 @@ describe('CacheService: the in-process copy', () => {
         return new Promise<string | null>((resolve) => pending.push(() => resolve(stored.get(key) ?? null)));
       },
       set: () => Promise.resolve('OK'),
-      evalsha: () => Promise.resolve(null), // SET_UNLESS_NEWER: written
     } as unknown as RedisClient;
     cache = new CacheService(redis, { get: () => TTL } as unknown as ConfigService<Env, true>);
   });

@@ -1,30 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
-import { LuaScript } from '../redis/lua-script.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 
 export interface CacheEntry<T> {
   value: T;
-  /** Epoch ms when the value's computation started (what orders two writes of one key). */
+  /** Epoch ms when the value was computed. */
   storedAt: number;
 }
-
-/**
- * SET with EX, unless the key holds an entry computed later: then that entry is returned and
- * nothing is written. Two instances (or a request and an ingest) computing one key at about the
- * same time could otherwise leave the older answer in the cache for a whole TTL, e.g. a slow
- * instance's summary after a newer one, contradicting the verdict already sent. Ordered by
- * `storedAt`, the start of each computation: one that started later read data at least as new.
- */
-const SET_UNLESS_NEWER = new LuaScript(`local held = redis.call('GET', KEYS[1])
-if held then
-  local ok, entry = pcall(cjson.decode, held)
-  if ok and type(entry) == 'table' and type(entry.storedAt) == 'number' and entry.storedAt > tonumber(ARGV[2]) then return held end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return false`);
 
 /** A held entry's value as JSON, serialized once, for CacheFastPath. */
 export interface HeldJson {
@@ -112,16 +96,10 @@ export class CacheService {
     return read;
   }
 
-  /**
-   * Stores `value`, computed from `storedAt` on, unless the key already holds an entry computed
-   * later (see SET_UNLESS_NEWER). Returns the entry the key holds afterwards: this one or that.
-   */
-  async set<T>(key: string, value: T, ttlSeconds: number, storedAt = Date.now()): Promise<CacheEntry<T>> {
+  async set<T>(key: string, value: T, ttlSeconds: number, storedAt = Date.now()): Promise<void> {
     const entry: CacheEntry<T> = { value, storedAt };
-    const held = await SET_UNLESS_NEWER.run(this.redis, [key], [JSON.stringify(entry), String(storedAt), String(ttlSeconds)]);
-    const kept = (typeof held === 'string' ? parseEntry<T>(held) : null) ?? entry;
-    if (this.l1Ms > 0) this.remember(key, Promise.resolve(kept)).entry = kept;
-    return kept;
+    await this.redis.set(key, JSON.stringify(entry), 'EX', ttlSeconds);
+    if (this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
   }
 
   /** One read of `key` for an expired copy, shared; the copy is replaced by its answer, or dropped on a miss or an error. */
@@ -153,15 +131,12 @@ export class CacheService {
 
   private async read<T>(key: string): Promise<CacheEntry<T> | null> {
     const raw = await this.redis.get(key);
-    return raw === null ? null : parseEntry<T>(raw);
-  }
-}
-
-function parseEntry<T>(raw: string): CacheEntry<T> | null {
-  try {
-    const entry = JSON.parse(raw) as CacheEntry<T>;
-    return typeof entry === 'object' && entry !== null && 'value' in entry ? entry : null;
-  } catch {
-    return null; // not ours or corrupted: a miss, overwritten on the next set
+    if (raw === null) return null;
+    try {
+      const entry = JSON.parse(raw) as CacheEntry<T>;
+      return typeof entry === 'object' && entry !== null && 'value' in entry ? entry : null;
+    } catch {
+      return null; // not ours or corrupted: a miss, overwritten on the next set
+    }
   }
 }

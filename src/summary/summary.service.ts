@@ -165,10 +165,9 @@ export class SummaryService implements OnModuleInit {
 
   /**
    * Recomputes the summary and stores it where the cache interceptor looks.
-   * Returns it, or null when it could not be computed.
+   * Returns it, or null when it could not be computed or was older than one already recorded.
    */
   async refreshCache(): Promise<SummaryResponseDto | null> {
-    const startedAt = Date.now();
     let summary: SummaryResponseDto;
     try {
       summary = await this.compute(true);
@@ -178,14 +177,20 @@ export class SummaryService implements OnModuleInit {
     }
     try {
       // After an ingest run, the verdict is recorded (history, change, event) before it is cached.
-      summary = { ...summary, verdict_since: await this.verdicts.record(summary) };
+      const { since, stale } = await this.verdicts.record(summary);
+      if (stale) {
+        // Another instance (or a later run) has recorded a newer summary and cached it: caching
+        // or announcing this one would set every instance back to an older answer for a TTL.
+        this.logger.log(`summary as of ${summary.as_of} not cached: a newer one is recorded`);
+        return null;
+      }
+      summary = { ...summary, verdict_since: since };
     } catch (err) {
       this.logger.warn(`could not record the verdict: ${(err as Error).message}`);
       summary = { ...summary, verdict_since: await this.verdicts.since(summary.verdict).catch(() => null) };
     }
     try {
-      // Another instance's computation that started later wins: its summary is the one to cache and announce.
-      return (await this.cache.set(this.keys.cache(), summary, this.ttlSeconds, startedAt)).value;
+      await this.cache.set(this.keys.cache(), summary, this.ttlSeconds);
     } catch (err) {
       this.logger.warn(`could not prime the summary cache: ${(err as Error).message}`);
     }

@@ -109,9 +109,10 @@ export class VerdictService {
   /**
    * Records the verdict of a summary computed after an ingest run: a sample in the verdict
    * series, then the compare-and-set; emits VerdictEvents when this call made a change. Returns
-   * the `verdict_since` that goes with the summary.
+   * the `verdict_since` that goes with the summary, and whether the summary was `stale`: older
+   * (`as_of`) than one already recorded, by another instance or an earlier run.
    */
-  async record(summary: SummaryResponseDto): Promise<string | null> {
+  async record(summary: SummaryResponseDto): Promise<{ since: string | null; stale: boolean }> {
     await this.confirmUnconfirmed();
     const at = Date.parse(summary.as_of);
     // The history sample must not hold up (or, failing, prevent) the transition and its event.
@@ -134,12 +135,12 @@ export class VerdictService {
     }
     await stored;
     const [outcome, current, since, previous] = reply;
-    if (outcome === 'stale') return current === summary.verdict ? iso(since) : null;
+    if (outcome === 'stale') return { since: current === summary.verdict ? iso(since) : null, stale: true };
     if (outcome === 'changed' && isVerdict(previous)) {
       this.logger.log(`verdict changed: ${previous} → ${summary.verdict} (as of ${summary.as_of})`);
       await this.events.emit(changeEvent(change, previous));
     }
-    return new Date(Number(since)).toISOString();
+    return { since: new Date(Number(since)).toISOString(), stale: false };
   }
 
   /** Emits the unconfirmed change if Redis made it and it is still the last one (a newer change had its own event). */
