@@ -21,6 +21,11 @@ class FakeCache {
     if (this.down) throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
     this.store.set(key, { value, storedAt });
   }
+  async fill(key: string, value: unknown, ttl: number, storedAt = Date.now()) {
+    if (this.store.has(key) && !this.down) return false;
+    await this.set(key, value, ttl, storedAt);
+    return true;
+  }
 }
 
 describe('CacheInterceptor stale serving', () => {
@@ -73,6 +78,18 @@ describe('CacheInterceptor stale serving', () => {
     expect(await run({ handle })).toEqual({ answer: 1 });
     expect(headers['X-Cache']).toBe('STALE');
     expect(handle).not.toHaveBeenCalled();
+  });
+
+  it('a miss does not replace what was written while it computed (an ingest refresh, newer)', async () => {
+    cache.store.clear();
+    cache.down = false;
+    const refreshed = { value: { answer: 'refreshed' }, storedAt: 5 };
+    const handle = () => {
+      cache.store.set('p:cache:summary', refreshed); // the ingest's refresh lands mid-computation
+      return of({ answer: 'computed from older data' });
+    };
+    expect(await run({ handle })).toEqual({ answer: 'computed from older data' }); // this request's own answer
+    expect(cache.store.get('p:cache:summary')).toBe(refreshed);
   });
 
   it('does not hide errors that are not Redis outages', async () => {

@@ -102,14 +102,17 @@ export class CacheInterceptor implements NestInterceptor {
     return stale.value;
   }
 
-  /** Runs the handler once for concurrent misses of one key, stores and remembers the result. */
+  /**
+   * Runs the handler once for concurrent misses of one key, stores the result unless the key was
+   * written meanwhile (see CacheService.fill), and remembers it.
+   */
   private async compute(key: string, next: CallHandler): Promise<unknown> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
     const computation = lastValueFrom(next.handle()).then(async (value) => {
       const storedAt = Date.now();
       this.remember(key, { value, storedAt });
-      await this.cache.set(key, value, this.ttlSeconds, storedAt).catch((err: Error) => {
+      await this.cache.fill(key, value, this.ttlSeconds, storedAt).catch((err: Error) => {
         this.logger.warn(`cache write failed for ${key}: ${err.message}`);
       });
       return value;

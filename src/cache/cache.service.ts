@@ -102,6 +102,19 @@ export class CacheService {
     if (this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
   }
 
+  /**
+   * Stores `value` only if the key holds nothing (SET NX): for a value computed on a miss. One
+   * written meanwhile (an ingest's refresh, which reads data at least as new and records the
+   * verdict first) is kept, not replaced by a computation that may have read older data.
+   * Returns whether it was stored.
+   */
+  async fill<T>(key: string, value: T, ttlSeconds: number, storedAt = Date.now()): Promise<boolean> {
+    const entry: CacheEntry<T> = { value, storedAt };
+    const stored = (await this.redis.set(key, JSON.stringify(entry), 'EX', ttlSeconds, 'NX')) !== null;
+    if (stored && this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
+    return stored;
+  }
+
   /** One read of `key` for an expired copy, shared; the copy is replaced by its answer, or dropped on a miss or an error. */
   private refresh(key: string, held: L1Slot): Promise<CacheEntry<unknown> | null> {
     if (held.refresh) return held.refresh;
