@@ -324,6 +324,8 @@ export class SentimentIngestService {
    */
   private withoutFuture(source: SourceId, batch: SourceBatch): SourceBatch {
     const latest = Date.now() + this.maxAheadMs;
+    // Samples come oldest first: when no list's newest is ahead, the batch is kept as it is.
+    if (!Object.values(batch.samples).some((list) => (list.at(-1)?.timestamp ?? -Infinity) > latest)) return batch;
     const dropped = new Set<number>();
     const kept = new Set<number>();
     const samples: SourceBatch['samples'] = {};
@@ -334,7 +336,6 @@ export class SentimentIngestService {
         return ok;
       });
     }
-    if (dropped.size === 0) return batch;
     const reason = `${dropped.size} record(s) dated in the future (more than ${this.maxAheadMs} ms ahead of this server's clock, INGEST_MAX_AHEAD_MS)`;
     const checked = { ...batch, samples, invalid: batch.invalid + dropped.size, invalidReasons: [reason, ...batch.invalidReasons].slice(0, 5) };
     try {
