@@ -252,6 +252,9 @@ describe('history queries (e2e, real Redis)', () => {
     ['from=yesterday', /^from must be an ISO-8601 time with a zone/],
     ['to=2021-07-07T12:00:00', /^to must be an ISO-8601 time with a zone/],
     ['from=2021-02-30', /^from is not a valid time: 2021-02-30$/],
+    // Computed from raw samples (no compaction holds them): a month at most, so one read cannot hold Redis for long.
+    ['from=2021-06-01&to=2021-07-07&bucket=1d&aggregation=std.p', /^aggregation=std.p is computed from the raw samples, over at most 31 days \(SERIES_MAX_RAW_SPAN_MS\); this range spans 36 days: use a shorter range, or avg, sum/],
+    ['from=2021-06-01&to=2021-07-07&bucket=13m', /^a bucket of 780000 ms \(no compaction tier divides it\) is computed from the raw samples, over at most 31 days .*: use a shorter range, or a bucket of whole hours$/],
     ['limit=5', /^property limit should not exist$/],
     ['toString=1', /^property toString should not exist$/], // names every object has: the whitelist alone let them through
     ['__proto__=x', /^property __proto__ should not exist$/],
@@ -262,6 +265,27 @@ describe('history queries (e2e, real Redis)', () => {
       const body = res.json();
       expect(body).toMatchObject({ statusCode: 400, error: 'Bad Request' });
       expect([body.message].flat().join('\n')).toMatch(message);
+    }
+  });
+
+  it('a bucket whose samples are all equal has a spread of 0, not null (TS.RANGE rounds its variance below zero)', async () => {
+    // 34798.04 alone: the module's variance formula (Σx² - 2·Σx·Σx/n + (Σx/n)²·n)/n gives -2.4e-7 for it, std nan.
+    const at = '2021-07-07T07:16:28.258Z';
+    for (const aggregation of ['std.p', 'var.p', 'std.s', 'var.s']) {
+      const res = await get(`/series/price?from=${at}&to=${at}&bucket=1s&aggregation=${aggregation}`);
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual([{ time: '2021-07-07T07:16:28.000Z', value: 0 }]);
+    }
+    // The same bucket through /series/combined, where null means "no sample".
+    const res = await get(`/series/combined?from=${at}&to=${at}&bucket=1s&aggregation=std.p`);
+    expect(res.json()).toEqual([{ time: '2021-07-07T07:16:28.000Z', price: 0, sentiment: 0 }]);
+  });
+
+  it('without a to, a from past the newest sample is an empty answer (polling for what is new), not a 400', async () => {
+    for (const path of ['/series/price', '/series/combined']) {
+      const res = await get(`${path}?from=${LATEST + 1}`);
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual([]);
     }
   });
 

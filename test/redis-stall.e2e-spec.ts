@@ -193,3 +193,42 @@ describe('Readiness during a Redis stall (e2e, private redis-server paused)', ()
     await waitFor('readiness after the stall', async () => (await world.app.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200);
   });
 });
+
+/**
+ * History computed from raw samples over more than a day (std.p here) is one long script per
+ * read on plain Redis. While Redis is busy (paused here, so nothing finishes), at most
+ * SERIES_RAW_READS such reads are sent, 16 per slot wait their turn, and a burst beyond that is
+ * refused at once instead of queueing more work ahead of every other command.
+ */
+describe('Long raw history reads while Redis is busy (e2e, private redis-server paused)', () => {
+  const world = stallWorld({
+    REDIS_KEY_PREFIX: PREFIX,
+    SENTIMENT_API_RETRIES: '0',
+    // Nothing times out during the pause: only the gate can answer early.
+    REDIS_COMMAND_TIMEOUT_MS: '10000',
+    THROTTLE_LIMIT: '1000',
+    SERIES_RAW_READS: '1',
+  });
+  const longRead = '/series/price?from=2021-07-05T17:00:00Z&to=2021-07-07T17:30:00Z&bucket=1h&aggregation=std.p';
+
+  it('sends one, queues sixteen and refuses the rest with a 503 and Retry-After; the queued ones are answered once Redis is', async () => {
+    const before = await world.app.inject({ method: 'GET', url: longRead });
+    expect(before.statusCode).toBe(200);
+    const answers = await pausing(world.server, world.admin, (stillPaused) =>
+      Promise.all(
+        Array.from({ length: 19 }, async () => {
+          const res = await world.app.inject({ method: 'GET', url: longRead });
+          return { status: res.statusCode, retryAfter: res.headers['retry-after'], body: res.json(), beforeRedisAnswered: stillPaused() };
+        }),
+      ),
+    );
+    const refused = answers.filter((a) => a.status === 503);
+    expect(refused).toHaveLength(2);
+    for (const a of refused) {
+      expect(a).toMatchObject({ retryAfter: '1', beforeRedisAnswered: true, body: { message: 'Too many long history queries are running; retry shortly' } });
+    }
+    const served = answers.filter((a) => a.status === 200);
+    expect(served).toHaveLength(17);
+    for (const a of served) expect(a.body).toEqual(before.json());
+  });
+});

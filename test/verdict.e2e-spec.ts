@@ -9,6 +9,7 @@ import { verifySignature } from '../src/alerts/webhook-signature.js';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
 import { RedisKeys } from '../src/redis/redis-keys.service.js';
 import { VerdictEvents } from '../src/verdict/verdict.events.js';
+import { RawReadGate } from '../src/timeseries/raw-read-gate.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { VerdictService } from '../src/verdict/verdict.service.js';
 import { bootApp as bootAnyApp, DATED_AHEAD, postRefresh } from './support/app.js';
@@ -229,6 +230,8 @@ describe('verdict across two instances on one Redis (e2e)', () => {
       ['?from=2031-03-02&to=2031-03-01', 'must not be after'],
       ['?from=2031-03-01&to=2031-03-02&bucket=1ms', 'SERIES_MAX_POINTS'],
       ['?to=yesterday', 'to must be'],
+      // The verdict series has no compactions: a month at most (SERIES_MAX_RAW_SPAN_MS).
+      ['?from=2031-01-01&to=2031-03-01&bucket=1d', 'The verdict history is computed from the raw samples, over at most 31 days (SERIES_MAX_RAW_SPAN_MS); this range spans 59 days'],
     ]) {
       const res = await b.inject({ method: 'GET', url: `/series/verdict${query}` });
       expect([query, res.statusCode, JSON.stringify(res.json())]).toEqual([query, 400, expect.stringContaining(message)]);
@@ -658,7 +661,7 @@ describe('a verdict change is published by the transition itself (e2e, real Redi
     const events = new VerdictEvents();
     const emitted: unknown[] = [];
     events.on((e) => void emitted.push(e));
-    const verdicts = new VerdictService(lossy, keys, timeseries, events, config);
+    const verdicts = new VerdictService(lossy, keys, timeseries, events, app.get(RawReadGate), config);
 
     await expect(verdicts.record(summaryOf('lit', 1))).rejects.toThrow('Command timed out'); // the first verdict: no change
     await expect(verdicts.record(summaryOf('lit', 2))).rejects.toThrow('Command timed out'); // the same: no change
@@ -668,7 +671,7 @@ describe('a verdict change is published by the transition itself (e2e, real Redi
     expect(messages).toHaveLength(1);
     expect(JSON.parse(messages[0])).toMatchObject({ type: 'verdict.changed', previous: 'lit', verdict: 'cold', since: iso(3), summary: { as_of: iso(3), verdict_since: iso(3) } });
     // The JSON lastChange rebuilds for the webhooks, field for field.
-    const verdictsOk = new VerdictService(real, keys, timeseries, events, config);
+    const verdictsOk = new VerdictService(real, keys, timeseries, events, app.get(RawReadGate), config);
     expect(JSON.stringify(await verdictsOk.lastChange(60_000))).toBe(messages[0]);
     real.disconnect();
   });

@@ -386,6 +386,23 @@ export class EnvironmentVariables {
   /** Largest number of buckets one history query may return per series; more is a 400. */
   @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
   SERIES_MAX_POINTS = 5000;
+
+  /**
+   * Longest range a history query may span when it must be computed from raw samples (std.*,
+   * var.*, twa, a bucket no compaction tier divides, GET /series/verdict); more is a 400. On
+   * plain Redis such a read runs as one script over every sample in range, so this bounds how
+   * long one read can hold Redis (with TIMESERIES_RETENTION_MS=0 nothing else would). Default 31 days.
+   */
+  @Transform(toInt) @IsInt() @Min(60_000)
+  SERIES_MAX_RAW_SPAN_MS = 31 * 24 * 3600 * 1000;
+
+  /**
+   * Raw reads of more than a day of samples that one instance runs at once; further ones wait
+   * their turn (up to 16 per slot, then a 503 with Retry-After), so a burst of such queries
+   * cannot queue seconds of Redis work ahead of every other command.
+   */
+  @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  SERIES_RAW_READS = 2;
   /**
    * Lease of the ingest lock (`<prefix>:lock:ingest`) that makes N instances do one scheduled
    * run per tick between them. Renewed every third of it while a run lasts, so it only bounds

@@ -1,4 +1,4 @@
-import { foldPartials, maxBuckets, parseBucket, parseTime, planQuery, type Partials } from './history-query.js';
+import { foldPartials, maxBuckets, parseBucket, parseTime, planQuery, rawSpanProblem, resolveWindow, type Partials } from './history-query.js';
 
 const H = 3_600_000;
 const D = 24 * H;
@@ -36,6 +36,29 @@ describe('maxBuckets', () => {
   it('counts the epoch-aligned buckets a range touches', () => {
     expect(maxBuckets(0, D - 1, H)).toBe(24);
     expect(maxBuckets(H / 2, H, H)).toBe(2);
+  });
+});
+
+describe('resolveWindow', () => {
+  const newest = Date.UTC(2024, 0, 31, 23, 35, 51, 353);
+
+  it('without a to, a from past the newest sample is an empty range ending at from, not a 400', async () => {
+    await expect(resolveWindow({ from: String(newest + 1) }, async () => newest, 5000)).resolves.toEqual({ from: newest + 1, to: newest + 1, bucketMs: H });
+    await expect(resolveWindow({ from: String(newest - H) }, async () => newest, 5000)).resolves.toEqual({ from: newest - H, to: newest, bucketMs: H });
+  });
+
+  it('a to the client gave before from is still refused, naming both', async () => {
+    await expect(resolveWindow({ from: String(newest + 1), to: String(newest) }, async () => newest, 5000)).rejects.toThrow(/must not be after to/);
+  });
+});
+
+describe('rawSpanProblem', () => {
+  it('accepts up to the limit and names the limit, the setting and the span beyond it', () => {
+    expect(rawSpanProblem({ from: 0, to: 31 * D }, 31 * D, 'aggregation=std.p', 'use a shorter range')).toBeUndefined();
+    expect(rawSpanProblem({ from: 0, to: 31 * D + 1 }, 31 * D, 'aggregation=std.p', 'use a shorter range')).toBe(
+      'aggregation=std.p is computed from the raw samples, over at most 31 days (SERIES_MAX_RAW_SPAN_MS); this range spans 31 days: use a shorter range',
+    );
+    expect(rawSpanProblem({ from: 0, to: 36 * H }, 90 * 60_000, 'The verdict history', 'use a shorter range')).toMatch(/at most 90 minutes .*spans 36 hours/);
   });
 });
 

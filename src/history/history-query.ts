@@ -63,14 +63,16 @@ export interface QueryWindow {
 
 /**
  * A history query's window with its defaults: `to` the newest stored time (`newest()`, asked
- * only when `to` is not given), `from` 24 h before `to`, bucket 1h. A bad parameter, `from`
+ * only when `to` is not given; `from` when that is later), `from` 24 h before `to`, bucket 1h. A bad parameter, `from`
  * after `to`, or more than `maxPoints` buckets is a RangeError whose message names it (a 400
  * for the caller); an error of `newest()` is passed on as it is.
  */
 export async function resolveWindow(q: WindowQuery, newest: () => Promise<number>, maxPoints: number, per = ''): Promise<QueryWindow> {
   const bucketMs = parseBucket(q.bucket ?? '1h');
-  const to = q.to !== undefined ? parseTime(q.to, 'to') : await newest();
-  const from = q.from !== undefined ? parseTime(q.from, 'from') : Math.max(0, to - DAY_MS);
+  const given = q.from !== undefined ? parseTime(q.from, 'from') : undefined;
+  // Without a `to`, a `from` past the newest sample (a client polling for what is new) is an empty range, not an inverted one.
+  const to = q.to !== undefined ? parseTime(q.to, 'to') : Math.max(await newest(), given ?? 0);
+  const from = given ?? Math.max(0, to - DAY_MS);
   if (from > to) throw new RangeError(`from (${new Date(from).toISOString()}) must not be after to (${new Date(to).toISOString()})`);
   const points = maxBuckets(from, to, bucketMs);
   if (points > maxPoints) {
@@ -79,6 +81,23 @@ export async function resolveWindow(q: WindowQuery, newest: () => Promise<number
     );
   }
   return { from, to, bucketMs };
+}
+
+/**
+ * Why a query that can only be computed from raw samples (`what` says why) is refused, when it
+ * spans more than `maxSpanMs` (SERIES_MAX_RAW_SPAN_MS); undefined when it is not.
+ */
+export function rawSpanProblem(window: { from: number; to: number }, maxSpanMs: number, what: string, hint: string): string | undefined {
+  if (window.to - window.from <= maxSpanMs) return undefined;
+  return `${what} is computed from the raw samples, over at most ${formatSpan(maxSpanMs)} (SERIES_MAX_RAW_SPAN_MS); this range spans ${formatSpan(window.to - window.from)}: ${hint}`;
+}
+
+/** `ms` in the largest unit that keeps it readable: 31 days, 36 hours, 90 minutes, 1500 ms. */
+function formatSpan(ms: number): string {
+  for (const [unit, size] of [['days', DAY_MS], ['hours', HOUR_MS], ['minutes', 60_000], ['seconds', 1000]] as const) {
+    if (ms >= 2 * size) return `${+(ms / size).toFixed(1)} ${unit}`;
+  }
+  return `${ms} ms`;
 }
 
 /**

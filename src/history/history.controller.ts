@@ -24,6 +24,10 @@ const SOURCE_HEADER = {
   },
 };
 
+const RANGE_LIMITS =
+  'bad parameter, inverted range, more than SERIES_MAX_POINTS buckets, or a range longer than SERIES_MAX_RAW_SPAN_MS for a query computed from raw samples (std.*, var.*, twa, a bucket no compaction tier divides)';
+const BUSY = 'Redis is unavailable, or too many long raw-sample queries are running on this instance (Retry-After)';
+
 @ApiTags('history')
 @ApiExtraModels(SeriesPointDto)
 @Controller('series')
@@ -47,8 +51,8 @@ export class HistoryController {
     description: 'Both metrics over the same buckets (see GET /series/{metric}; price is the composite when PRICE_SOURCE names several venues); a metric without samples in a bucket is null.',
   })
   @ApiOkResponse({ type: [CombinedPointDto], headers: SOURCE_HEADER })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: `A ${RANGE_LIMITS}` })
+  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: BUSY })
   async combined(@Query() query: SeriesQueryDto, @Res({ passthrough: true }) reply: FastifyReply): Promise<CombinedPointDto[]> {
     const q = await this.history.resolve(query);
     const [price, sentiment] = await Promise.all([this.history.series('price', q), this.history.series('sentiment', q)]);
@@ -68,8 +72,8 @@ export class HistoryController {
   })
   @ApiParam({ name: 'metric', enum: METRIC_NAMES })
   @ApiOkResponse({ type: [SeriesPointDto], headers: SOURCE_HEADER })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Unknown metric, unknown or unconfigured source, bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: `Unknown metric, unknown or unconfigured source, ${RANGE_LIMITS}` })
+  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: BUSY })
   async metric(
     @Param('metric') metric: string,
     @Query() query: MetricSeriesQueryDto,

@@ -9,6 +9,7 @@ import { SeriesRepository } from '../series/series.repository.js';
 import { MetricName } from '../sources/source.types.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 import { Aggregation, Sample, SeriesInfo } from '../timeseries/timeseries.types.js';
+import { RawReadGate } from '../timeseries/raw-read-gate.service.js';
 import { UnsupportedAggregationError } from '../timeseries/wire.js';
 import { SeriesInfoDto } from './dto/series-info.dto.js';
 import { SeriesQueryDto } from './dto/series-query.dto.js';
@@ -20,6 +21,7 @@ import {
   Partials,
   Plan,
   planQuery,
+  rawSpanProblem,
   resolveWindow,
   TierCoverage,
 } from './history-query.js';
@@ -37,10 +39,23 @@ export interface SeriesResult {
   source: string;
 }
 
+const SPREADS: ReadonlySet<Aggregation> = new Set(['std.p', 'std.s', 'var.p', 'var.s']);
+
+/**
+ * A std/var bucket as a number JSON can carry. RedisTimeSeries' variance formula (both backends
+ * use it) rounds to slightly below zero for a bucket whose samples are all equal (one sample,
+ * say): TS.RANGE then gives var -2.4e-7 and std nan, which JSON turns into null ("no sample").
+ * Such a bucket's spread is 0.
+ */
+function spreadOf(sample: Sample): Sample {
+  return sample.value >= 0 ? sample : { timestamp: sample.timestamp, value: 0 };
+}
+
 /** GET /series…: validated history queries, answered from compactions where they are exact. */
 @Injectable()
 export class HistoryService {
   private readonly maxPoints: number;
+  private readonly maxRawSpanMs: number;
   private readonly outlierPct: number;
   /** The compactions' coverage the last query of each kind (series, components, fitting tiers) saw. */
   private readonly coverageSeen = new Map<string, TierCoverage[]>();
@@ -49,9 +64,11 @@ export class HistoryService {
     private readonly timeseries: TimeseriesService,
     private readonly compactions: CompactionService,
     private readonly repository: SeriesRepository,
+    private readonly gate: RawReadGate,
     config: ConfigService<Env, true>,
   ) {
     this.maxPoints = config.get('SERIES_MAX_POINTS', { infer: true });
+    this.maxRawSpanMs = config.get('SERIES_MAX_RAW_SPAN_MS', { infer: true });
     this.outlierPct = config.get('PRICE_OUTLIER_PCT', { infer: true });
   }
 
@@ -98,7 +115,13 @@ export class HistoryService {
   private async seriesOf(def: SeriesDef, q: ResolvedQuery): Promise<SeriesResult> {
     const components = COMPONENTS[q.aggregation];
     const fitting = fittingTiers(this.compactions.tiers, q.bucketMs);
-    if (!components || fitting.length === 0) return this.read(def, q, null);
+    if (!components || fitting.length === 0) {
+      const what = components ? `a bucket of ${q.bucketMs} ms (no compaction tier divides it)` : `aggregation=${q.aggregation}`;
+      const hint = components ? 'use a shorter range, or a bucket of whole hours' : 'use a shorter range, or avg, sum, count, min, max, range, first or last';
+      const problem = rawSpanProblem(q, this.maxRawSpanMs, what, hint);
+      if (problem) throw new BadRequestException(problem);
+      return this.read(def, q, null);
+    }
     // The plan needs the compactions' coverage (one round trip) before the reads (another).
     // Coverage moves once per tier bucket, so the reads planned on the coverage the previous
     // query of this kind saw are sent together with the coverage reads, and kept when the
@@ -122,13 +145,13 @@ export class HistoryService {
     const raw = def.key;
     const components = COMPONENTS[q.aggregation];
     if (!components || !plan) {
-      const samples = await this.timeseries
-        .range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } })
+      const samples = await this.gate
+        .run(q.to - q.from, () => this.timeseries.range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } }))
         .catch((err: unknown) => {
           // The backend decides (twa on the portable one), also when it is not known yet.
           throw err instanceof UnsupportedAggregationError ? new BadRequestException(err.message) : err;
         });
-      return { samples, source: 'raw' };
+      return { samples: SPREADS.has(q.aggregation) ? samples.map(spreadOf) : samples, source: 'raw' };
     }
     // Every piece and component in one rangeMany: one round trip (one script call on the
     // portable backend, which also reads a raw edge once for all its components).
@@ -142,7 +165,8 @@ export class HistoryService {
           : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
       }));
     });
-    const answers = await this.timeseries.rangeMany(reads.map((r) => r.query));
+    const rawSpan = plan.pieces.reduce((sum, p) => (p.tierMs === null ? sum + p.to - p.from : sum), 0);
+    const answers = await this.gate.run(rawSpan, () => this.timeseries.rangeMany(reads.map((r) => r.query)));
     const partials: Partials = new Map();
     reads.forEach((r, i) => addPartials(partials, r.component, answers[i]));
     const used = this.compactions.tiers

@@ -56,6 +56,14 @@ describe('combineVenues', () => {
     });
   });
 
+  it('a value that is not a finite number counts as no value (whatever the venue order)', () => {
+    for (const order of [[NaN, 100, 102], [100, NaN, 102], [100, 102, NaN]]) {
+      const bucket = combineVenues(order.map((value, i) => ({ source: `v${i}`, value })), 5);
+      expect(bucket?.value).toBe(101);
+    }
+    expect(combineVenues([{ source: 'a', value: NaN }], 5)).toBeNull();
+  });
+
   it('one venue: its value; none: null', () => {
     expect(combineVenues([v('kraken', 123.45)], 2)).toEqual({ value: 123.45, used: ['kraken'], outliers: [], disagreement: false });
     expect(combineVenues([], 2)).toBeNull();

@@ -48,9 +48,11 @@ function distancePct(value: number, reference: number): number {
  * once would not do: with 100, 100.1 and 105, the good ones are each ~2.4 % from the others'
  * median (pulled up by 105) and every venue would go. Ties go to the first venue given. Two
  * venues check each other and nothing can tell which one is wrong: both stay (the mean), flagged
- * as a disagreement. Null when no venue has a value.
+ * as a disagreement. Null when no venue has a value (a value that is not a finite number counts as none).
  */
-export function combineVenues(values: readonly VenueValue[], outlierPct: number): CompositeBucket | null {
+export function combineVenues(given: readonly VenueValue[], outlierPct: number): CompositeBucket | null {
+  // A value that is not a number (nan from a backend) would make every comparison below false.
+  const values = given.filter((v) => Number.isFinite(v.value));
   if (values.length === 0) return null;
   let kept = [...values];
   const outliers: string[] = [];

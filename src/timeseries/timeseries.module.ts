@@ -4,6 +4,7 @@ import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { detectBackend } from './backend-probe.js';
+import { RawReadGate } from './raw-read-gate.service.js';
 import { backendOf, DeferredTimeseriesBackend } from './deferred.backend.js';
 import { TIMESERIES_BACKEND } from './timeseries.constants.js';
 import { TimeseriesService } from './timeseries.service.js';
@@ -35,7 +36,8 @@ async function createBackend(redis: RedisClient, config: ConfigService<Env, true
   providers: [
     { provide: TIMESERIES_BACKEND, inject: [REDIS_CLIENT, ConfigService], useFactory: createBackend },
     TimeseriesService,
+    RawReadGate,
   ],
-  exports: [TimeseriesService],
+  exports: [TimeseriesService, RawReadGate],
 })
 export class TimeseriesModule {}

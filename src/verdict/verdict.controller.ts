@@ -30,8 +30,8 @@ export class VerdictController {
       'The verdict evaluated after each ingest run, stored as a series (lit 1, mixed 0, cold -1, unknown 2) at the `as_of` of the summary it was evaluated on. Per epoch-aligned bucket over [from, to], the last verdict evaluated in it (TS.RANGE … AGGREGATION last), oldest first; a bucket without an evaluation is left out. from, to, bucket and their defaults are those of GET /series/{metric}; there is no aggregation parameter. With bucket=1h over a month, counting the `lit` hours answers how long it was lit.',
   })
   @ApiOkResponse({ type: [VerdictPointDto] })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Bad parameter, inverted range, or more than SERIES_MAX_POINTS buckets' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Bad parameter, inverted range, more than SERIES_MAX_POINTS buckets, or a range longer than SERIES_MAX_RAW_SPAN_MS' })
+  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable, or too many long history queries are running on this instance (Retry-After)' })
   history(@Query() query: VerdictSeriesQueryDto): Promise<VerdictPointDto[]> {
     return this.verdicts.history(query);
   }

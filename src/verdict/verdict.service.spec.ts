@@ -6,6 +6,7 @@ import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
 import type { SummaryResponseDto } from '../summary/dto/summary-response.dto.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
+import { RawReadGate } from '../timeseries/raw-read-gate.service.js';
 import type { VerdictChangedEventDto } from './dto/verdict.dto.js';
 import { VerdictEvents } from './verdict.events.js';
 import { VerdictService } from './verdict.service.js';
@@ -42,7 +43,7 @@ describe('VerdictService.record', () => {
     const events = new VerdictEvents();
     const emitted: VerdictChangedEventDto[] = [];
     events.on((e) => void emitted.push(e));
-    const verdicts = new VerdictService(redis, new RedisKeys(config), timeseries, events, config);
+    const verdicts = new VerdictService(redis, new RedisKeys(config), timeseries, events, new RawReadGate(config), config);
 
     await expect(verdicts.record(summary('cold', '2031-03-01T04:00:00.000Z'))).rejects.toThrow('Command timed out');
     expect(emitted).toEqual([]);

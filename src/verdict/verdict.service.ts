@@ -1,15 +1,16 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { BadRequestException, Inject, Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { randomUUID } from 'node:crypto';
 import { Env } from '../config/env.validation.js';
 import { badRequestOnRangeError } from '../common/errors.js';
-import { resolveWindow } from '../history/history-query.js';
+import { rawSpanProblem, resolveWindow } from '../history/history-query.js';
 import { LUA_NOW_MS, LuaScript } from '../redis/lua-script.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { APP_LABEL } from '../series/series.catalog.js';
 import type { SummaryResponseDto } from '../summary/dto/summary-response.dto.js';
+import { RawReadGate } from '../timeseries/raw-read-gate.service.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
 import { VerdictChangedEventDto, VerdictChangeDto, VerdictPointDto, VerdictSeriesQueryDto, VerdictStateDto } from './dto/verdict.dto.js';
 import { VerdictEvents } from './verdict.events.js';
@@ -81,6 +82,7 @@ export class VerdictService {
   private readonly logger = new Logger(VerdictService.name);
   private readonly retentionMs: number;
   private readonly maxPoints: number;
+  private readonly maxRawSpanMs: number;
   private seriesReady = false;
   /**
    * The change of a transition whose answer never came (a command timeout, a dropped
@@ -94,10 +96,12 @@ export class VerdictService {
     private readonly keys: RedisKeys,
     private readonly timeseries: TimeseriesService,
     private readonly events: VerdictEvents,
+    private readonly gate: RawReadGate,
     config: ConfigService<Env, true>,
   ) {
     this.retentionMs = config.get('TIMESERIES_RETENTION_MS', { infer: true });
     this.maxPoints = config.get('SERIES_MAX_POINTS', { infer: true });
+    this.maxRawSpanMs = config.get('SERIES_MAX_RAW_SPAN_MS', { infer: true });
   }
 
   /** `verdict_since` for a summary computed on a request: the recorded start when the recorded verdict is this one, else null. */
@@ -205,7 +209,10 @@ export class VerdictService {
     const key = this.keys.verdictSeries();
     const newest = async () => (await this.timeseries.latest(key))?.timestamp ?? Date.now();
     const { from, to, bucketMs } = await badRequestOnRangeError(resolveWindow(query, newest, this.maxPoints));
-    const samples = await this.timeseries.range({ key, from, to, aggregation: { type: 'last', bucketMs } });
+    // The verdict series has no compactions: every query reads its raw samples.
+    const problem = rawSpanProblem({ from, to }, this.maxRawSpanMs, 'The verdict history', 'use a shorter range');
+    if (problem) throw new BadRequestException(problem);
+    const samples = await this.gate.run(to - from, () => this.timeseries.range({ key, from, to, aggregation: { type: 'last', bucketMs } }));
     return samples.flatMap((s) => {
       const verdict = verdictOfCode(s.value);
       return verdict ? [{ time: new Date(s.timestamp).toISOString(), verdict }] : [];
