@@ -3,7 +3,12 @@ import helmet, { type HelmetOptions } from 'helmet';
 
 /**
  * Pages a browser renders (the dashboard, Swagger UI): helmet's full set, with a CSP that
- * allows their inline styles/scripts and data: images.
+ * allows their inline styles/scripts and data: images. Without helmet's default
+ * upgrade-insecure-requests: the service speaks plain HTTP (TLS, where there is any, ends at a
+ * proxy), and a page opened over http by any name but localhost had every script, fetch and
+ * event stream rewritten to https://, where nothing answers: a dead dashboard and an empty
+ * Swagger UI. Behind a TLS proxy the page comes over https and its own requests are https
+ * anyway (they are relative).
  */
 export const PAGE_HELMET_OPTIONS: Readonly<HelmetOptions> = {
   contentSecurityPolicy: {
@@ -12,6 +17,7 @@ export const PAGE_HELMET_OPTIONS: Readonly<HelmetOptions> = {
       styleSrc: ["'self'", "'unsafe-inline'"],
       imgSrc: ["'self'", 'data:', 'validator.swagger.io'],
       scriptSrc: ["'self'", "'unsafe-inline'"],
+      upgradeInsecureRequests: null,
     },
   },
 };
