@@ -242,6 +242,91 @@ describe('notification client cap (e2e)', () => {
   });
 });
 
+/** Sends a WebSocket handshake on a raw socket and then reads nothing back but whether the server closed it. */
+async function silentWebSocket(port: number, headers: Record<string, string> = {}): Promise<{ socket: Socket; closed: () => boolean; head: () => string }> {
+  const socket = connect({ host: '127.0.0.1', port });
+  let received = '';
+  let closed = false;
+  socket.on('data', (d) => (received += d.toString('latin1')));
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.write(
+    `GET /ws/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+  );
+  return { socket, closed: () => closed, head: () => received };
+}
+
+describe('notification clients per address, and what a WebSocket client may send (e2e)', () => {
+  const prefix = uniquePrefix('notify-per-ip');
+  let redis: Redis;
+  let app: NestFastifyApplication;
+  let port: number;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', NOTIFY_MAX_CLIENTS_PER_IP: '2', TRUST_PROXY: 'true' });
+    port = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('one address gets NOTIFY_MAX_CLIENTS_PER_IP slots (429 for SSE, 1013 for WebSocket); another address, as the rate limit sees it, still gets in', async () => {
+    const service = app.get(NotificationsService);
+    const sse = await SseClient.open(port);
+    const ws = await WsClient.open(port);
+    try {
+      await waitFor('two clients registered', () => service.clientCount === 2);
+      const res = await app.inject({ method: 'GET', url: '/events' });
+      expect(res.statusCode).toBe(429);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.json()).toMatchObject({ message: 'Too many notification clients from this address (NOTIFY_MAX_CLIENTS_PER_IP: 2); try again later' });
+      const refused = await WsClient.open(port);
+      await waitFor('WebSocket refused', () => refused.closeCode);
+      expect(refused.closeCode).toBe(1013);
+      // Behind a proxy (TRUST_PROXY), the client is the X-Forwarded-For address, for WebSockets too.
+      const other = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.7, 10.0.0.1' } });
+      await waitFor('the other address registered', () => service.clientCount === 3);
+      expect(other.closeCode).toBeUndefined();
+      const otherSse = await app.inject({ method: 'HEAD', url: '/events', headers: { 'x-forwarded-for': '203.0.113.8' } });
+      expect(otherSse.statusCode).toBe(200);
+      other.close();
+    } finally {
+      sse.close();
+      ws.close();
+    }
+    await waitFor('slots released', () => service.clientCount === 0);
+  });
+
+  it('closes a WebSocket client that sends a message (1008), and frees its slot', async () => {
+    const service = app.get(NotificationsService);
+    const client = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.20' } });
+    await waitFor('client registered', () => service.clientCount === 1);
+    client.ws.send('{"event":"subscribe","data":"anything"}');
+    await waitFor('closed for sending', () => client.closeCode);
+    expect(client.closeCode).toBe(1008);
+    await waitFor('slot released', () => service.clientCount === 0);
+  });
+
+  it('destroys a refused WebSocket connection whose client never answers the close frame, within a second or so', async () => {
+    const service = app.get(NotificationsService);
+    const holders = [await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.30' } }), await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.30' } })];
+    try {
+      await waitFor('two clients registered', () => service.clientCount === 2);
+      const silent = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.30' });
+      await waitFor('the 101 and the close frame', () => silent.head().includes('101 Switching Protocols') && silent.head().includes('Too many notification clients from this address'));
+      // ws alone would wait 30 s for the close frame it never gets.
+      await waitFor('the server closed the socket', () => silent.closed(), { timeoutMs: 5000 });
+    } finally {
+      holders.forEach((h) => h.close());
+    }
+  });
+});
+
 describe('the SSE stream’s headers (e2e)', () => {
   const prefix = uniquePrefix('notify-headers');
   let redis: Redis;

@@ -290,9 +290,20 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1)
   NOTIFY_MAX_CLIENTS = 1000;
 
-  /** A notification client whose unsent output exceeds this many bytes is too slow and is disconnected. */
+  /**
+   * Most notification clients one client IP may hold on an instance (the rate limit's IP: the
+   * X-Forwarded-For client with TRUST_PROXY); more get 429 / close code 1013. Without it, one
+   * address could take all NOTIFY_MAX_CLIENTS slots in half a second and lock everyone out.
+   */
+  @Transform(toInt) @IsInt() @Min(1)
+  NOTIFY_MAX_CLIENTS_PER_IP = 50;
+
+  /**
+   * A notification client whose unsent output exceeds this many bytes is too slow and is
+   * disconnected. 64 KiB holds some fifty ingest events, several minutes of them.
+   */
   @Transform(toInt) @IsInt() @Min(1024)
-  NOTIFY_MAX_BUFFER_BYTES = 1024 * 1024;
+  NOTIFY_MAX_BUFFER_BYTES = 64 * 1024;
 
   // --- Verdict alerts (webhooks) ---------------------------------------------------------------
 

@@ -6,15 +6,16 @@ import {
   ApiProduces,
   ApiServiceUnavailableResponse,
   ApiTags,
+  ApiTooManyRequestsResponse,
   getSchemaPath,
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { RetryLaterException } from '../common/errors.js';
+import { RetryLaterException, TooManyRequestsException } from '../common/errors.js';
 import { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
 import { NotificationsService } from './notifications.service.js';
-import { formatSse, SSE_RETRY_MS } from './sse.js';
+import { SSE_RETRY_MS } from './sse.js';
 
 const FULL_RETRY_AFTER_SECONDS = 5;
 
@@ -92,6 +93,11 @@ export class NotificationsController {
     description: 'NOTIFY_MAX_CLIENTS clients are already connected to this instance',
     headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
   })
+  @ApiTooManyRequestsResponse({
+    content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } } },
+    description: 'NOTIFY_MAX_CLIENTS_PER_IP clients from this address are already connected to this instance (or the rate limit)',
+    headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+  })
   events(@Res() reply: FastifyReply): void {
     // Fastify answers HEAD with the GET handler: headers only, no stream, no slot taken.
     if (reply.request.method === 'HEAD') {
@@ -105,9 +111,11 @@ export class NotificationsController {
       reply.hijack();
       return;
     }
-    const slot = this.notifications.connect('sse');
-    if (!slot) {
-      throw new RetryLaterException('Too many notification clients on this instance; try again later', FULL_RETRY_AFTER_SECONDS);
+    const slot = this.notifications.connect('sse', reply.request.ip);
+    if ('refused' in slot) {
+      throw slot.refused === 'full'
+        ? new RetryLaterException(slot.message, FULL_RETRY_AFTER_SECONDS)
+        : new TooManyRequestsException(slot.message, FULL_RETRY_AFTER_SECONDS);
     }
     reply.hijack();
     const res = reply.raw;
@@ -123,7 +131,7 @@ export class NotificationsController {
           res.destroy();
           return;
         }
-        res.write(formatSse(n));
+        res.write(n.sse);
       },
       complete: () => res.end(),
     });

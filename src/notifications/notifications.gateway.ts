@@ -1,41 +1,70 @@
+import { ConfigService } from '@nestjs/config';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
+import type { IncomingMessage } from 'node:http';
 import type { WebSocket, WebSocketServer } from 'ws';
+import { clientAddress } from '../common/client-address.js';
 import { rejectHandshake } from '../common/upgrade.js';
+import { Env } from '../config/env.validation.js';
 import { NotificationsService } from './notifications.service.js';
 
 /** Close codes (RFC 6455 / IANA registry). */
 const GOING_AWAY = 1001;
+const POLICY_VIOLATION = 1008;
 const TRY_AGAIN_LATER = 1013;
 const MAX_UNANSWERED_PINGS = 2;
+/**
+ * How long a client we close gets to answer the close frame before its socket is destroyed
+ * (`ws` would wait 30 s: refused clients that never answer held a socket each that long).
+ */
+const CLOSE_GRACE_MS = 1000;
+
+/** Closes with `code`, and destroys the socket if the client has not answered within CLOSE_GRACE_MS. */
+function closeFirmly(ws: WebSocket, code: number, reason: string): void {
+  ws.close(code, reason);
+  setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+}
 
 export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
 
 /**
  * WebSocket at /ws/notifications (on the HTTP server's port, through WsAdapter): every
- * notification as a JSON text frame. Clients are not expected to send anything; frames over
- * 4 KiB close the connection. A protocol ping goes out with each heartbeat; a client that has
+ * notification as a JSON text frame. Clients send nothing: a message closes the connection
+ * (1008), as does a frame over 4 KiB (1009); otherwise a client could make the process parse
+ * frames as fast as it sends them (a few clients sending 4 KiB frames took the liveness check
+ * from 1 ms to a second). A protocol ping goes out with each heartbeat; a client that has
  * answered none of the last two is dropped as dead (one is forgiven: an event-loop stall on
  * either side must not cost a live client its connection).
  */
 @WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
 export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer> {
-  constructor(private readonly notifications: NotificationsService) {}
+  private readonly trustProxy: boolean;
+
+  constructor(
+    private readonly notifications: NotificationsService,
+    config: ConfigService<Env, true>,
+  ) {
+    this.trustProxy = config.get('TRUST_PROXY', { infer: true });
+  }
 
   /** A refused handshake gets the API's JSON 400 (with a listener, `ws` leaves the answer to it). */
   afterInit(server: WebSocketServer): void {
     server.on('wsClientError', rejectHandshake);
   }
 
-  handleConnection(ws: WebSocket): void {
-    const slot = this.notifications.connect('ws');
-    if (!slot) {
-      ws.close(TRY_AGAIN_LATER, 'Too many notification clients; try again later');
+  handleConnection(ws: WebSocket, req: IncomingMessage): void {
+    const slot = this.notifications.connect('ws', clientAddress(req, this.trustProxy));
+    if ('refused' in slot) {
+      closeFirmly(ws, TRY_AGAIN_LATER, slot.message);
       return;
     }
     // WsAdapter logs every socket error at error level, but each is the client's doing (a frame
     // over maxPayload, invalid UTF-8, a reset…) and `ws` closes the socket itself: a warning.
     ws.removeAllListeners('error');
     ws.on('error', (err) => this.notifications.recordDrop('ws', `protocol error: ${err.message}`));
+    ws.once('message', () => {
+      this.notifications.recordDrop('ws', 'it sent a message');
+      closeFirmly(ws, POLICY_VIOLATION, 'This endpoint takes no messages');
+    });
     let unansweredPings = 0;
     ws.on('pong', () => {
       unansweredPings = 0;
@@ -53,7 +82,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
           unansweredPings++;
           ws.ping();
         }
-        ws.send(n.data);
+        ws.send(n.text, { binary: false });
       },
       complete: () => ws.close(GOING_AWAY, 'Server shutting down'),
     });

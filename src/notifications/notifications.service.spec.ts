@@ -13,7 +13,8 @@ import { formatSse } from './sse.js';
 const settings: Partial<Env> = {
   REDIS_KEY_PREFIX: 'app',
   NOTIFY_HEARTBEAT_MS: 60_000,
-  NOTIFY_MAX_CLIENTS: 2,
+  NOTIFY_MAX_CLIENTS: 3,
+  NOTIFY_MAX_CLIENTS_PER_IP: 2,
   NOTIFY_MAX_BUFFER_BYTES: 1000,
 };
 const config = { get: (k: keyof Env) => settings[k] } as unknown as ConfigService<Env, true>;
@@ -68,9 +69,10 @@ describe('NotificationsService', () => {
     expect(sub.subscribe).toHaveBeenLastCalledWith('app:events');
   });
 
+  let nextAddress = 0;
   const collect = () => {
-    const slot = service.connect('sse');
-    if (!slot) throw new Error('no slot');
+    const slot = service.connect('sse', `192.0.2.${++nextAddress}`);
+    if ('refused' in slot) throw new Error(slot.message);
     const got: Notification[] = [];
     slot.notifications.subscribe((n) => got.push(n));
     return { slot, got };
@@ -111,16 +113,41 @@ describe('NotificationsService', () => {
     expect(got).toEqual([]);
   });
 
-  it('caps clients and frees a slot once, however often it is released', () => {
-    const a = service.connect('sse');
-    const b = service.connect('ws');
-    expect(service.connect('sse')).toBeNull();
-    expect(service.stats).toEqual({ sse: 1, ws: 1, dropped: 0 });
-    a?.release();
-    a?.release();
-    expect(service.clientCount).toBe(1);
-    expect(service.connect('sse')).not.toBeNull();
-    b?.release();
+  it('caps clients, per instance and per address, and frees a slot once, however often it is released', () => {
+    const slotOf = (transport: 'sse' | 'ws', address: string) => {
+      const slot = service.connect(transport, address);
+      if ('refused' in slot) throw new Error(slot.message);
+      return slot;
+    };
+    const a = slotOf('sse', '192.0.2.1');
+    const b = slotOf('ws', '192.0.2.1');
+    expect(service.connect('sse', '192.0.2.1')).toEqual({
+      refused: 'address',
+      message: 'Too many notification clients from this address (NOTIFY_MAX_CLIENTS_PER_IP: 2); try again later',
+    });
+    const c = slotOf('sse', '192.0.2.2');
+    expect(service.connect('ws', '192.0.2.3')).toEqual({ refused: 'full', message: 'Too many notification clients on this instance; try again later' });
+    expect(service.stats).toEqual({ sse: 2, ws: 1, dropped: 0 });
+    a.release();
+    a.release();
+    expect(service.clientCount).toBe(2);
+    // The address has room again, once.
+    const d = slotOf('sse', '192.0.2.1');
+    expect(service.connect('sse', '192.0.2.4')).toMatchObject({ refused: 'full' });
+    for (const slot of [b, c, d]) slot.release();
+    expect(service.clientCount).toBe(0);
+    slotOf('ws', '192.0.2.1');
+    slotOf('ws', '192.0.2.1');
+  });
+
+  it('serializes each notification once: every client gets the same Buffers', () => {
+    const one = collect();
+    const two = collect();
+    sub.emit('message', 'app:events', JSON.stringify({ type: 'ingest', latestSampleTime: 't', stored: 2, report: {}, summary: null }));
+    expect(one.got[0].sse).toBe(two.got[0].sse);
+    expect(one.got[0].text).toBe(two.got[0].text);
+    expect(one.got[0].sse.toString()).toBe(formatSse(one.got[0]));
+    expect(one.got[0].text.toString()).toBe(one.got[0].data);
   });
 
   it('reports the subscription going down and up once each, and tells late clients it is down', () => {
@@ -146,11 +173,11 @@ describe('NotificationsService', () => {
   });
 
   it('ends every stream on shutdown and refuses new clients', () => {
-    const slot = service.connect('ws');
+    const { slot } = collect();
     let completed = false;
-    slot?.notifications.subscribe({ complete: () => (completed = true) });
+    slot.notifications.subscribe({ complete: () => (completed = true) });
     service.beforeApplicationShutdown();
     expect(completed).toBe(true);
-    expect(service.connect('ws')).toBeNull();
+    expect(service.connect('ws', '192.0.2.99')).toMatchObject({ refused: 'full' });
   });
 });

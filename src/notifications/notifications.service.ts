@@ -9,14 +9,23 @@ import { SummaryEvents, SummaryRefreshedEvent } from '../summary/summary.events.
 import type { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { isVerdict } from '../verdict/verdict.rule.js';
 import { IngestEventDto, NotificationEvent } from './dto/notification-event.dto.js';
+import { formatSse } from './sse.js';
 
-/** One event as it goes out to every client of this instance, serialized once. */
+/**
+ * One event as it goes out to every client of this instance, serialized once: every client's
+ * socket is handed the same Buffers, so what a slow client has not taken yet is shared, not a
+ * copy per client (a copy per client let a few hundred clients that never read fill the heap).
+ */
 export interface Notification {
   /** Sequence number on this instance (the SSE `id:`). */
   id: number;
   type: NotificationEvent['type'];
   /** The event as one line of JSON: SSE `data:` and WebSocket text frame. */
   data: string;
+  /** The whole SSE message (formatSse). */
+  sse: Buffer;
+  /** `data` as UTF-8, the WebSocket text frame's payload. */
+  text: Buffer;
 }
 
 /** A connected client's place in the fan-out. */
@@ -28,6 +37,12 @@ export interface ClientSlot {
 }
 
 export type Transport = 'sse' | 'ws';
+
+/** Why a client was not given a slot: the instance is full, or its address has its share. */
+export interface Refusal {
+  refused: 'full' | 'address';
+  message: string;
+}
 
 /**
  * Live notifications. Ingest events are PUBLISHed on `<prefix>:events`; every instance
@@ -42,9 +57,12 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
   private readonly channel: string;
   private readonly heartbeatMs: number;
   private readonly maxClients: number;
+  private readonly maxPerAddress: number;
   private readonly maxBufferBytes: number;
   private readonly hub = new Subject<Notification>();
   private readonly counts: Record<Transport, number> = { sse: 0, ws: 0 };
+  /** Connected clients per client address (only addresses with at least one). */
+  private readonly perAddress = new Map<string, number>();
   private seq = 0;
   private droppedClients = 0;
   private subscribed = true;
@@ -61,6 +79,7 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     this.channel = keys.events();
     this.heartbeatMs = config.get('NOTIFY_HEARTBEAT_MS', { infer: true });
     this.maxClients = config.get('NOTIFY_MAX_CLIENTS', { infer: true });
+    this.maxPerAddress = config.get('NOTIFY_MAX_CLIENTS_PER_IP', { infer: true });
     this.maxBufferBytes = config.get('NOTIFY_MAX_BUFFER_BYTES', { infer: true });
   }
 
@@ -122,10 +141,21 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     }
   }
 
-  /** A slot in the fan-out, or null when NOTIFY_MAX_CLIENTS clients are connected. */
-  connect(transport: Transport): ClientSlot | null {
-    if (this.stopped || this.clientCount >= this.maxClients) return null;
+  /**
+   * A slot in the fan-out for a client at `address` (its IP, as the rate limit sees it), or why
+   * not: NOTIFY_MAX_CLIENTS clients are connected, or NOTIFY_MAX_CLIENTS_PER_IP from this address
+   * (so one address cannot take every slot and lock everyone else out).
+   */
+  connect(transport: Transport, address: string): ClientSlot | Refusal {
+    if (this.stopped || this.clientCount >= this.maxClients) {
+      return { refused: 'full', message: 'Too many notification clients on this instance; try again later' };
+    }
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (fromAddress >= this.maxPerAddress) {
+      return { refused: 'address', message: `Too many notification clients from this address (NOTIFY_MAX_CLIENTS_PER_IP: ${this.maxPerAddress}); try again later` };
+    }
     this.counts[transport]++;
+    this.perAddress.set(address, fromAddress + 1);
     let released = false;
     // A client arriving during an outage learns at once that events may be missed.
     const initial = this.subscribed ? [] : [this.envelope({ type: 'status', redis: 'down' })];
@@ -135,6 +165,9 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
         if (released) return;
         released = true;
         this.counts[transport]--;
+        const left = (this.perAddress.get(address) ?? 1) - 1;
+        if (left > 0) this.perAddress.set(address, left);
+        else this.perAddress.delete(address);
       },
     };
   }
@@ -187,7 +220,8 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
 
   private envelope(event: NotificationEvent): Notification {
     // Re-serialized, so data is always one line whatever the publisher sent.
-    return { id: ++this.seq, type: event.type, data: JSON.stringify(event) };
+    const message = { id: ++this.seq, type: event.type, data: JSON.stringify(event) };
+    return { ...message, sse: Buffer.from(formatSse(message)), text: Buffer.from(message.data) };
   }
 }
 
