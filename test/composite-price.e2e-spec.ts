@@ -239,6 +239,17 @@ describe('Composite price (e2e: three venues, real Redis, loopback providers)', 
       for (const v of VENUES) expect(list.filter((e) => e.source === v && e.sourceKey !== null).length).toBeGreaterThan(0);
     });
 
+    it('totals each metric over every source that fed it in the refresh answer (three venues feed price)', () => {
+      type Counts = { stored: number; duplicates: number; rejected: number };
+      const body = res.json<{ stored: number; series: Record<string, Counts>; sources: Array<{ source: string; report: { series: Record<string, Counts> } }> }>();
+      const venues = body.sources.filter((o) => VENUES.includes(o.source as (typeof VENUES)[number]));
+      expect(venues).toHaveLength(3);
+      const stored = venues.map((o) => o.report.series.price.stored);
+      expect(stored.every((n) => n > 0)).toBe(true);
+      expect(body.series.price).toEqual({ stored: stored.reduce((a, b) => a + b, 0), duplicates: 0, rejected: 0 });
+      expect(body.series.price.stored + body.series.sentiment.stored).toBe(body.stored);
+    });
+
     it('summary: the median of the venues\' hourly means, every venue used, fresh', async () => {
       const body = await s.summary();
       const used = await expectPricesFrom(s, body, [...VENUES]);

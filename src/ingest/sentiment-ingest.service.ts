@@ -447,10 +447,26 @@ function combine(started: number, outcomes: SourceOutcomeDto[]): IngestReportDto
     stored: sum(reports.map((r) => r.stored)),
     duplicates: sum(reports.map((r) => r.duplicates)),
     rejected: sum(reports.map((r) => r.rejected)),
-    series: Object.assign({}, ...reports.map((r) => r.series)) as SeriesCountsByMetricDto,
+    series: seriesTotals(reports.map((r) => r.series)),
     latestSampleTime: newest,
     sources: outcomes,
   };
+}
+
+/** Per metric, the counts of every source that fed it (three venues feed price). */
+function seriesTotals(each: SeriesCountsByMetricDto[]): SeriesCountsByMetricDto {
+  const out: SeriesCountsByMetricDto = {};
+  for (const counts of each) {
+    for (const metric of ['price', 'sentiment'] as const) {
+      const c = counts[metric];
+      if (!c) continue;
+      const t = (out[metric] ??= { stored: 0, duplicates: 0, rejected: 0 });
+      t.stored += c.stored;
+      t.duplicates += c.duplicates;
+      t.rejected += c.rejected;
+    }
+  }
+  return out;
 }
 
 function totals(stored: Record<string, AddReport>): { stored: number; duplicates: number; rejected: number } {
