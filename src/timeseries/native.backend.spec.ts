@@ -357,6 +357,13 @@ describe('NativeTimeseriesBackend.ensureRule', () => {
     expect(redis.transactions).toEqual([]);
   });
 
+  it('refuses an existing rule into the destination with an aggregator it does not know, naming it', async () => {
+    const redis = new StubRedis().answer(info([['{s}:sum:1h', 3_600_000, 'COUNTNAN', 0]]));
+    const err = await new NativeTimeseriesBackend(redis.asClient()).ensureRule('s', rule).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RuleConflictError);
+    expect((err as Error).message).toContain('exists as countnan 3600000 ms, not sum 3600000 ms');
+  });
+
   it('refuses an existing rule whose buckets are not epoch-aligned (alignTimestamp set by hand)', async () => {
     const redis = new StubRedis().answer(info([['{s}:sum:1h', 3_600_000, 'SUM', 1_800_000]]));
     const err = await new NativeTimeseriesBackend(redis.asClient()).ensureRule('s', rule).catch((e: unknown) => e);

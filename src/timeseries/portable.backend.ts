@@ -43,7 +43,6 @@ import type { RedisClient } from '../redis/redis.types.js';
 import { parseInfo, parseMembers, parseSample, parseSamples } from './reply-parser.js';
 import type {
   AddOutcome,
-  Aggregation,
   CompactionRule,
   EnsuredRule,
   RangeQuery,
@@ -855,7 +854,7 @@ export class PortableTimeseriesBackend implements TimeseriesBackend {
     if (Number(status) === -1) {
       throw new RuleConflictError(source, rule, {
         destKey: rule.destKey,
-        aggregation: String(rest[0]) as Aggregation,
+        aggregation: String(rest[0]),
         bucketMs: Number(rest[1]),
       });
     }

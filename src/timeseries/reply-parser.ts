@@ -9,7 +9,7 @@
  * - RESP3 with `replyMapping: "resp3"`: doubles as JS numbers, maps as plain objects.
  * Timestamps are always integers (RESP integers, or strings when a Lua script returns them).
  */
-import { AGGREGATIONS, type Aggregation, type CompactionRule, type Sample, type SeriesInfo } from './timeseries.types.js';
+import { type ReportedRule, type Sample, type SeriesInfo } from './timeseries.types.js';
 
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
@@ -153,7 +153,7 @@ export function parseInfo(key: string, reply: unknown): SeriesInfo {
  * (alignment since RedisTimeSeries 1.8); RESP3 a map destKey → [bucketDuration, aggregator,
  * alignment?] (an object, a Map, or flattened [k, v, k, v] with the legacy mapping).
  */
-export function parseRules(reply: unknown): CompactionRule[] {
+export function parseRules(reply: unknown): ReportedRule[] {
   if (reply === null || reply === undefined) return [];
   const listForm = Array.isArray(reply) && reply.every((e) => Array.isArray(e));
   const entries: Array<[unknown, unknown[]]> = listForm
@@ -163,10 +163,12 @@ export function parseRules(reply: unknown): CompactionRule[] {
         return [k, v];
       });
   return entries.map(([dest, [bucket, aggregation, align]]) => {
-    const type = (asText(aggregation) ?? '').toLowerCase();
-    if (!(AGGREGATIONS as readonly string[]).includes(type)) throw new TypeError(`Unknown rule aggregation ${describe(aggregation)}`);
+    // Kept as reported, even an aggregator this service does not know: throwing made TS.INFO
+    // (and so GET /series and every startup's rule check) fail for a series with such a rule.
+    const type = asText(aggregation)?.toLowerCase();
+    if (!type) throw new TypeError(`TS.INFO rule for ${describe(dest)} has no aggregation (${describe(aggregation)})`);
     const alignMs = align === undefined || align === null ? 0 : parseTimestamp(align);
-    return { destKey: keyText(dest), bucketMs: parseTimestamp(bucket), aggregation: type as Aggregation, ...(alignMs ? { alignMs } : {}) };
+    return { destKey: keyText(dest), bucketMs: parseTimestamp(bucket), aggregation: type, ...(alignMs ? { alignMs } : {}) };
   });
 }
 

@@ -76,8 +76,14 @@ export interface SeriesInfo {
   /** The series this one is a compaction of, or null. */
   sourceKey: string | null;
   /** Compaction rules with this series as the source, in creation order. */
-  rules: CompactionRule[];
+  rules: ReportedRule[];
 }
+
+/**
+ * A rule as TS.INFO reports it: its aggregator may be one this service never creates (one made
+ * by hand with an aggregator of a newer RedisTimeSeries, such as countNaN on 8.6), lowercased.
+ */
+export type ReportedRule = Omit<CompactionRule, 'aggregation'> & { aggregation: Aggregation | (string & {}) };
 
 /** What ensureRule did. */
 export interface EnsuredRule {

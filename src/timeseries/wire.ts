@@ -3,7 +3,7 @@
  * Error texts are RedisTimeSeries' own (src/module.c), without the "ERR " prefix the server
  * may put in front of them.
  */
-import { AGGREGATIONS, type AddOutcome, type CompactionRule, type RangeQuery, type Sample, type SeriesOptions } from './timeseries.types.js';
+import { AGGREGATIONS, type AddOutcome, type CompactionRule, type RangeQuery, type ReportedRule, type Sample, type SeriesOptions } from './timeseries.types.js';
 
 export const TSDB_ERRORS = {
   invalidValue: 'TSDB: invalid value',
@@ -87,7 +87,7 @@ export function assertRangeQuery(query: RangeQuery): void {
 
 /** A compaction rule into `destKey` exists with another aggregation or bucket. */
 export class RuleConflictError extends Error {
-  constructor(source: string, wanted: CompactionRule, existing: CompactionRule) {
+  constructor(source: string, wanted: CompactionRule, existing: ReportedRule) {
     super(
       `Compaction rule ${source} → ${wanted.destKey} exists as ${existing.aggregation} ${existing.bucketMs} ms${existing.alignMs ? ` aligned to ${existing.alignMs}` : ''}, not ${wanted.aggregation} ${wanted.bucketMs} ms${wanted.alignMs ? ` aligned to ${wanted.alignMs}` : ''} (delete it with TS.DELETERULE, or the destination key, to change it)`,
     );

@@ -1,11 +1,11 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { AGGREGATIONS, type Aggregation } from '../../timeseries/timeseries.types.js';
 
 export class CompactionRuleDto {
   /** @example "{is-bitcoin-lit:price:mean:30s}:sum:1h" */
   destKey!: string;
-  @ApiProperty({ enum: AGGREGATIONS, example: 'sum' })
-  aggregation!: Aggregation;
+  /** One of AGGREGATIONS for the rules this service creates; a rule made by hand may report another aggregator of the server's. */
+  @ApiProperty({ type: 'string', example: 'sum' })
+  aggregation!: string;
   /** @example 3600000 */
   bucketMs!: number;
 }
