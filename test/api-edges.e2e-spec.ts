@@ -83,6 +83,12 @@ describe('API edges (e2e, real Redis)', () => {
     expect(res.json()).toMatchObject({ statusCode: 400, message: `${name} must be given once` });
   });
 
+  it.each([['/series?hours=3'], ['/verdict?since=1'], ['/is-bitcoin-lit?hours=3']])('GET %s, an endpoint that takes no parameters, is a 400 naming the one given', async (url) => {
+    const res = await app.inject({ method: 'GET', url });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ statusCode: 400, message: [`property ${url.split('?')[1].split('=')[0]} should not exist`] });
+  });
+
   // POST /refresh takes its options in the query; its body may only be empty or {}. A JSON
   // scalar or a text body used to pass validation (ValidationPipe checks objects only) and run.
   it.each([

@@ -79,6 +79,19 @@ describe('Swagger (e2e)', () => {
     expect(schemas.HourlyAverageDto.properties.price).toMatchObject({ type: 'number', example: 33812.57 });
     expect(schemas.HourlyAverageDto.properties.time).toMatchObject({ type: 'string', example: '2021-07-07T15:00:00.000Z' });
     expect(schemas.IngestReportDto.properties.stored).toMatchObject({ type: 'number', example: 4948 });
+
+    // What is sent, as it is sent: a refused query's message is a list, other errors' a string.
+    expect(schemas.ErrorResponseDto.properties.message.oneOf).toEqual([{ type: 'string' }, { type: 'array', items: { type: 'string' } }]);
+    expect(refresh.requestBody.required).toBe(false);
+    // Readiness fails with the API's error body, not @nestjs/terminus's own shape.
+    const ready = doc.paths['/health/ready'].get;
+    expect(ready.responses['503'].content['application/json'].schema.$ref).toBe('#/components/schemas/ErrorResponseDto');
+    expect(ready.responses['200'].content['application/json'].schema.properties.status).toEqual({ type: 'string', enum: ['ok'] });
+    // Rate-limited routes say so; probes and the cached summary are not limited.
+    for (const path of ['/series', '/series/{metric}', '/series/combined', '/series/verdict', '/verdict', '/events']) {
+      expect([path, doc.paths[path].get.responses['429']?.headers?.['Retry-After']]).toEqual([path, expect.anything()]);
+    }
+    for (const path of ['/health/ready', '/health/live', '/is-bitcoin-lit']) expect([path, doc.paths[path].get.responses['429']]).toEqual([path, undefined]);
   });
 
   it('answers an unknown route with a JSON 404', async () => {

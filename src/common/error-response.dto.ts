@@ -1,3 +1,5 @@
+import { ApiProperty } from '@nestjs/swagger';
+
 /** The body of every error response. */
 export class ErrorResponseDto {
   /** @example 503 */
@@ -6,7 +8,8 @@ export class ErrorResponseDto {
   /** @example "Service Unavailable" */
   error!: string;
 
-  /** @example "No samples stored yet; the first ingest has not completed" */
+  /** What went wrong; a list for a refused request body or query (one line per problem). */
+  @ApiProperty({ oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }], example: 'No samples stored yet; the first ingest has not completed' })
   message!: string | string[];
 
   /**

@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { HealthCheck, HealthCheckResult, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { SkipThrottle } from '../throttle/throttle.constants.js';
 import { Env } from '../config/env.validation.js';
@@ -9,6 +10,27 @@ import { RedisClient } from '../redis/redis.types.js';
 import { SeriesRepository } from '../series/series.repository.js';
 import { SourceId } from '../sources/source.types.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
+
+const READY_EXAMPLE = {
+  redis: { status: 'up' },
+  timeseries: { status: 'up', backend: 'native' },
+  ingest: {
+    status: 'up',
+    lastSuccess: '2026-12-02T17:12:00.000Z',
+    ageSeconds: 12,
+    sources: { coinbase: { lastSuccess: '2026-12-02T17:12:00.000Z', ageSeconds: 12, ok: true } },
+  },
+};
+
+/** What @nestjs/terminus answers when every check is up (its own Swagger schema describes a database check and a failure shape we do not send). */
+function healthSchema(example: Record<string, unknown>) {
+  const checks = { type: 'object', additionalProperties: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['up'] } } }, example };
+  return {
+    type: 'object',
+    required: ['status', 'info', 'error', 'details'],
+    properties: { status: { type: 'string', enum: ['ok'] }, info: checks, error: { type: 'object', example: {} }, details: checks },
+  };
+}
 
 /**
  * Kubernetes probes. Liveness says only that the process serves HTTP (a Redis outage must not
@@ -43,14 +65,20 @@ export class HealthController implements BeforeApplicationShutdown {
   }
 
   @Get('live')
-  @HealthCheck({ swaggerDocumentation: true })
+  @HealthCheck({ swaggerDocumentation: false })
+  @ApiOkResponse({ description: 'Serving', schema: healthSchema({}) })
   @ApiOperation({ summary: 'Liveness: the process serves HTTP (independent of Redis and the upstream)' })
   live(): Promise<HealthCheckResult> {
     return this.health.check([]);
   }
 
   @Get('ready')
-  @HealthCheck({ swaggerDocumentation: true })
+  @HealthCheck({ swaggerDocumentation: false })
+  @ApiOkResponse({ description: 'Ready: every check up (the ingest check lists each source)', schema: healthSchema(READY_EXAMPLE) })
+  @ApiServiceUnavailableResponse({
+    type: ErrorResponseDto,
+    description: 'Not ready: `message` names the failed checks (`Not ready: redis, ingest`, or `Not ready: shutting down`), `details` holds every check as above',
+  })
   @ApiOperation({
     summary:
       'Readiness: Redis answers PING, the time-series backend is known, and at least one source ingested recently enough (each source is listed under ingest with its last success and age)',

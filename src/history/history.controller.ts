@@ -10,11 +10,13 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { NoQueryDto } from '../common/no-query.dto.js';
 import { METRIC_NAMES, MetricName } from '../sources/source.types.js';
 import { SeriesInfoDto } from './dto/series-info.dto.js';
 import { CombinedPointDto, SeriesPointDto } from './dto/series-point.dto.js';
 import { MetricSeriesQueryDto, SeriesQueryDto } from './dto/series-query.dto.js';
 import { HistoryService } from './history.service.js';
+import { ApiRateLimited } from '../throttle/throttle.constants.js';
 
 const SOURCE_HEADER = {
   'X-Series-Source': {
@@ -29,6 +31,7 @@ const RANGE_LIMITS =
 const BUSY = 'Redis is unavailable, or too many long raw-sample queries are running on this instance (Retry-After)';
 
 @ApiTags('history')
+@ApiRateLimited()
 @ApiExtraModels(SeriesPointDto)
 @Controller('series')
 export class HistoryController {
@@ -41,7 +44,8 @@ export class HistoryController {
   })
   @ApiOkResponse({ type: [SeriesInfoDto] })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
-  list(): Promise<SeriesInfoDto[]> {
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Any query parameter (the endpoint takes none)' })
+  list(@Query() _query: NoQueryDto): Promise<SeriesInfoDto[]> {
     return this.history.list();
   }
 

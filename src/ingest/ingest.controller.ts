@@ -3,6 +3,7 @@ import {
   ApiBadGatewayResponse,
   ApiBadRequestResponse,
   ApiBearerAuth,
+  ApiBody,
   ApiForbiddenResponse,
   ApiOkResponse,
   ApiOperation,
@@ -45,6 +46,7 @@ export class IngestController {
       'Polls every configured source (PRICE_SOURCE, SENTIMENT_SOURCE) at once, backfills a source whose series are empty or have a gap, stores new samples and refreshes the cached summary. Returns what happened, per source; one source failing never stops the other (its entry in `sources` says why). A call during a scheduled run of a source waits for that run and reports it.',
   })
   @ApiOkResponse({ type: IngestReportDto })
+  @ApiBody({ type: RefreshBodyDto, required: false, description: 'None needed: a body may only be empty or {}' })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Malformed query' })
   @ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'Every source failed or sent an unusable payload; nothing stored was changed' })
   @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing or wrong bearer token' })

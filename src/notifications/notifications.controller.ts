@@ -45,7 +45,7 @@ const EXAMPLE = [
   '',
   'id: 2',
   'event: ingest',
-  'data: {"type":"ingest","latestSampleTime":"2021-07-07T17:30:18.000Z","stored":4948,"report":{…},"summary":{…}}',
+  'data: {"type":"ingest","source":"senticrypt-v1","latestSampleTime":"2021-07-07T17:30:18.000Z","stored":4948,"report":{…},"summary":{…}}',
   '',
   'id: 3',
   'event: status',

@@ -4,7 +4,8 @@ import { CacheKey } from '../cache/cache.constants.js';
 import { ServeFromMemory } from '../cache/cache.fast-path.js';
 import { CacheInterceptor } from '../cache/cache.interceptor.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { NoQueryDto, SummaryResponseDto } from './dto/summary-response.dto.js';
+import { NoQueryDto } from '../common/no-query.dto.js';
+import { SummaryResponseDto } from './dto/summary-response.dto.js';
 import { SummaryService } from './summary.service.js';
 
 @ApiTags('summary')

@@ -1,4 +1,6 @@
-import { SetMetadata } from '@nestjs/common';
+import { applyDecorators, SetMetadata } from '@nestjs/common';
+import { ApiTooManyRequestsResponse } from '@nestjs/swagger';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
 
 export const SKIP_THROTTLE = 'is-bitcoin-lit:skip-throttle';
 export const STRICT_THROTTLE = 'is-bitcoin-lit:strict-throttle';
@@ -8,3 +10,13 @@ export const SkipThrottle = () => SetMetadata(SKIP_THROTTLE, true);
 
 /** Puts a handler under the stricter `refresh` limit (THROTTLE_REFRESH_LIMIT) as well. */
 export const StrictThrottle = () => SetMetadata(STRICT_THROTTLE, true);
+
+/** Documents the 429 of the default limit (every route not under @SkipThrottle) in Swagger. */
+export const ApiRateLimited = () =>
+  applyDecorators(
+    ApiTooManyRequestsResponse({
+      type: ErrorResponseDto,
+      description: 'More than THROTTLE_LIMIT requests from this client IP in the window',
+      headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+    }),
+  );

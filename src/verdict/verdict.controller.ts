@@ -1,11 +1,13 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { NoQueryDto } from '../summary/dto/summary-response.dto.js';
+import { NoQueryDto } from '../common/no-query.dto.js';
 import { VerdictPointDto, VerdictSeriesQueryDto, VerdictStateDto } from './dto/verdict.dto.js';
 import { VerdictService } from './verdict.service.js';
+import { ApiRateLimited } from '../throttle/throttle.constants.js';
 
 @ApiTags('verdict')
+@ApiRateLimited()
 @Controller()
 export class VerdictController {
   constructor(private readonly verdicts: VerdictService) {}

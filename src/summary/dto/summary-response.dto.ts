@@ -126,6 +126,3 @@ export class SummaryResponseDto {
    */
   verdict_since!: string | null;
 }
-
-/** GET /is-bitcoin-lit takes no parameters; any given is rejected with its name. */
-export class NoQueryDto {}
