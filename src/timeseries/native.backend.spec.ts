@@ -257,6 +257,44 @@ describe('NativeTimeseriesBackend', () => {
       expect(answers).toEqual([[{ timestamp: 0, value: 6 }], [], [{ timestamp: 3600000, value: 2 }]]);
     });
 
+    it('rangeMany: the queries of one slot (a raw series and its compactions) in one MULTI, so they read one state', async () => {
+      const redis = new StubRedis()
+        .answerExec([
+          [null, [[3600000, '10']]],
+          [null, [[3600000, '4']]],
+          [replyError('ERR TSDB: the key does not exist'), null],
+        ])
+        .answer([[0, '1']]);
+      const answers = await new NativeTimeseriesBackend(redis.asClient()).rangeMany([
+        { key: '{p}:sum:1h', from: 0, to: 7200000 },
+        { key: 'other', from: 0, to: 1 },
+        { key: '{p}:count:1h', from: 0, to: 7200000 },
+        { key: 'p', from: 7200000, to: 7300000, aggregation: { type: 'sum', bucketMs: 3600000 } },
+      ]);
+      expect(redis.transactions).toEqual([
+        [
+          ['TS.RANGE', '{p}:sum:1h', '0', '7200000'],
+          ['TS.RANGE', '{p}:count:1h', '0', '7200000'],
+          ['TS.RANGE', 'p', '7200000', '7300000', 'AGGREGATION', 'sum', '3600000'],
+        ],
+      ]);
+      expect(redis.calls).toEqual([['TS.RANGE', 'other', '0', '1']]);
+      expect(answers).toEqual([[{ timestamp: 3600000, value: 10 }], [{ timestamp: 0, value: 1 }], [{ timestamp: 3600000, value: 4 }], []]);
+    });
+
+    it('rangeMany: an error other than a missing series in the MULTI fails the read', async () => {
+      const redis = new StubRedis().answerExec([
+        [null, []],
+        [replyError('WRONGTYPE Operation against a key holding the wrong kind of value'), null],
+      ]);
+      await expect(
+        new NativeTimeseriesBackend(redis.asClient()).rangeMany([
+          { key: '{p}:sum:1h', from: 0, to: 1 },
+          { key: 'p', from: 0, to: 1 },
+        ]),
+      ).rejects.toThrow('WRONGTYPE');
+    });
+
     it('returns [] for a missing series and rethrows other errors', async () => {
       const redis = new StubRedis()
         .answer(replyError('ERR TSDB: the key does not exist'))

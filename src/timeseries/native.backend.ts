@@ -2,6 +2,7 @@
  * TimeseriesBackend on the RedisTimeSeries module (Redis 8 / Redis Stack): the TS.* commands
  * themselves, replies parsed by reply-parser so RESP2 and RESP3 clients give the same numbers.
  */
+import { hashTag } from '../redis/key-slot.js';
 import { callOnKey, queueOnKey } from '../redis/keyed-command.js';
 import { isCluster, type RedisClient } from '../redis/redis.types.js';
 import { parseInfo, parseSample, parseSamples } from './reply-parser.js';
@@ -98,10 +99,8 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
 
   async range(query: RangeQuery): Promise<Sample[]> {
     assertRangeQuery(query);
-    const args = [String(query.from), String(query.to)];
-    if (query.aggregation) args.push('AGGREGATION', query.aggregation.type, String(query.aggregation.bucketMs));
     try {
-      return parseSamples(await callOnKey(this.redis, 'TS.RANGE', query.key, ...args));
+      return parseSamples(await callOnKey(this.redis, 'TS.RANGE', query.key, ...rangeArgs(query)));
     } catch (err) {
       // Contract: a series that does not exist has no samples.
       if (isKeyMissingError(err)) return [];
@@ -109,9 +108,38 @@ export class NativeTimeseriesBackend implements TimeseriesBackend {
     }
   }
 
-  /** TS.RANGE per query, sent together (each to the node owning its key). */
-  rangeMany(queries: RangeQuery[]): Promise<Sample[][]> {
-    return Promise.all(queries.map((q) => this.range(q)));
+  /**
+   * TS.RANGE per query; those of one cluster slot (a raw series and its compactions) in one
+   * MULTI, so they read one state of the data, as the portable backend's one script does:
+   * history folds avg from a sum and a count compaction, and a write landing between the two
+   * reads would pair a sum with another state's count. Slots in parallel.
+   */
+  async rangeMany(queries: RangeQuery[]): Promise<Sample[][]> {
+    queries.forEach(assertRangeQuery);
+    const bySlot = new Map<string, number[]>();
+    queries.forEach((q, i) => {
+      const slot = hashTag(q.key) ?? q.key;
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), i]);
+    });
+    const results = new Array<Sample[]>(queries.length);
+    await Promise.all(
+      [...bySlot.values()].map(async (indexes) => {
+        if (indexes.length === 1) {
+          results[indexes[0]] = await this.range(queries[indexes[0]]);
+          return;
+        }
+        const tx = this.redis.multi();
+        for (const i of indexes) queueOnKey(tx, 'TS.RANGE', queries[i].key, ...rangeArgs(queries[i]));
+        const replies = await tx.exec();
+        if (!replies || replies.length !== indexes.length) throw new Error(`MULTI of ${indexes.length} TS.RANGE was not executed`);
+        indexes.forEach((i, j) => {
+          const [err, reply] = replies[j];
+          if (err && !isKeyMissingError(err)) throw err;
+          results[i] = err ? [] : parseSamples(reply);
+        });
+      }),
+    );
+    return results;
   }
 
   async latest(key: string): Promise<Sample | null> {
@@ -186,4 +214,11 @@ export function classifyMaddReplies(sent: Sample[], replies: unknown[], present:
     present.add(sample.timestamp);
     return { status: 'stored' };
   });
+}
+
+/** TS.RANGE's arguments after the key. */
+function rangeArgs(query: RangeQuery): string[] {
+  const args = [String(query.from), String(query.to)];
+  if (query.aggregation) args.push('AGGREGATION', query.aggregation.type, String(query.aggregation.bucketMs));
+  return args;
 }
