@@ -7,11 +7,14 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
+import { REDIS_SUBSCRIBER } from '../src/redis/redis.constants.js';
 import playwright, { type Browser, type Page } from 'playwright-core';
 import { startTestApp, stopTestApp, postRefresh, type TestApp } from './support/app.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
+import { waitFor } from './support/wait.js';
 
 // Page-side globals inside page.evaluate / waitForFunction callbacks (the project has no DOM lib).
 declare const document: any; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -246,6 +249,27 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     // Same document: nothing reloaded it.
     expect(await page.evaluate(() => window.marker)).toBe(true);
     await shot('dashboard-after-ingest');
+  });
+
+  it('connected, still reads the summary every refresh period; while the instance has lost its Redis subscription, it says so and polls', async () => {
+    const summaries: number[] = [];
+    page.on('request', (r) => new URL(r.url()).pathname === '/is-bitcoin-lit' && summaries.push(Date.now()));
+    await page.goto(`${base}/?refresh=1`);
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('connected') || document.getElementById('status')?.textContent?.startsWith('live'));
+    // Connected: no ingest event comes (nothing new), yet the stale flags must not freeze.
+    const before = summaries.length;
+    await page.waitForTimeout(2500);
+    expect(summaries.length - before).toBeGreaterThanOrEqual(2);
+
+    // The subscriber connection closes (as ioredis reports a lost connection), then is back.
+    const subscriber = app.get<EventEmitter>(REDIS_SUBSCRIBER);
+    subscriber.emit('close');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('polling every 1 s'));
+    const whileDown = summaries.length;
+    subscriber.emit('ready');
+    await page.waitForFunction(() => !document.getElementById('status')?.textContent?.startsWith('polling'));
+    // Back: it catches up at once.
+    await waitFor('the summary read again', () => summaries.length > whileDown);
   });
 
   it('shows a verdict change without a reload, as the event states it (the page does not recompute it)', async () => {
