@@ -152,6 +152,16 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     });
   });
 
+  it("GET /series/{metric} without a range ends at that metric's newest sample: the daily index is not cut off by price's ticks", async () => {
+    const yesterday = Math.floor(now / DAY) * DAY - DAY;
+    const res = await app.inject({ method: 'GET', url: '/series/sentiment' });
+    expect(res.statusCode).toBe(200);
+    const points = res.json<Array<{ time: string; value: number }>>();
+    // The last 24 h before the index's newest day: that day, and the one before.
+    expect(points.map((p) => p.time)).toEqual([yesterday - DAY, yesterday].map((t) => new Date(t).toISOString()));
+    expect(points.at(-1)!.value).toBe(sentimentAt(yesterday));
+  });
+
   it('polls again without backfilling or storing a sample twice', async () => {
     const before = { price: (await samplesOf(app, 'price')).length, sentiment: (await samplesOf(app, 'sentiment')).length };
     const candleCalls = fake.calls(PATHS.coinbaseCandles).length;

@@ -86,7 +86,7 @@ export class HistoryController {
     if (!(METRIC_NAMES as readonly string[]).includes(metric)) {
       throw new BadRequestException(`metric must be one of: ${METRIC_NAMES.join(', ')} (got "${metric}")`);
     }
-    const result = await this.history.series(metric as MetricName, await this.history.resolve(query), query.source);
+    const result = await this.history.series(metric as MetricName, await this.history.resolve(query, metric as MetricName), query.source);
     reply.header('X-Series-Source', result.source);
     return result.samples.map((s) => ({ time: new Date(s.timestamp).toISOString(), value: s.value }));
   }

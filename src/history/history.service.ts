@@ -73,11 +73,11 @@ export class HistoryService {
   }
 
   /**
-   * Defaults: `to` = the newest sample of either series (now when there is none), `from` =
+   * Defaults: `to` = the newest sample of `metric` (of either metric for /series/combined; now when there is none), `from` =
    * 24 h before `to`, bucket 1h, avg. Every problem is a 400 that names the parameter.
    */
-  async resolve(query: SeriesQueryDto): Promise<ResolvedQuery> {
-    const window = await badRequestOnRangeError(resolveWindow(query, () => this.latestTimestamp(), this.maxPoints, ' per series'));
+  async resolve(query: SeriesQueryDto, metric?: MetricName): Promise<ResolvedQuery> {
+    const window = await badRequestOnRangeError(resolveWindow(query, () => this.latestTimestamp(metric), this.maxPoints, ' per series'));
     return { ...window, aggregation: query.aggregation ?? 'avg' };
   }
 
@@ -190,8 +190,10 @@ export class HistoryService {
     return entries.flatMap((e, i) => (infos[i] ? [toDto(e.def, infos[i])] : []));
   }
 
-  private async latestTimestamp(): Promise<number> {
-    const latest = await Promise.all(this.repository.catalog.map((d) => this.repository.latest(d)));
+  /** The newest sample of `metric`'s series (of every series without one): the default `to`. */
+  private async latestTimestamp(metric?: MetricName): Promise<number> {
+    const defs = metric ? this.repository.defs(metric) : this.repository.catalog;
+    const latest = await Promise.all(defs.map((d) => this.repository.latest(d)));
     const stamps = latest.flatMap((s) => (s ? [s.timestamp] : []));
     return stamps.length ? Math.max(...stamps) : Date.now();
   }
