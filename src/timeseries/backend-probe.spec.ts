@@ -42,6 +42,13 @@ describe('detectBackend', () => {
     await expect(detectBackend(stub(new Error('Connection is closed.')).redis)).rejects.toThrow('Connection is closed.');
   });
 
+  it('fails naming the setting for a reply no RedisTimeSeries gives (another module\'s TS.*)', async () => {
+    const other = Object.assign(new Error('TS: the key "__timeseries_probe__:x" does not exist or is not a timeseries key'), { name: 'ReplyError' });
+    await expect(detectBackend(stub(other).redis)).rejects.toThrow(
+      /^TIMESERIES_BACKEND=auto cannot tell which backend this server takes: TS.INFO on a missing key answered "TS: the key .*Set TIMESERIES_BACKEND=native \(RedisTimeSeries\) or portable/,
+    );
+  });
+
   it('says native when the ACL refuses the probe key (Redis checks the command exists first)', async () => {
     for (const message of [
       'NOPERM No permissions to access a key',

@@ -27,6 +27,11 @@ export async function detectBackend(redis: RedisClient): Promise<BackendKind> {
   );
 }
 
+/** The server answered the probe as no RedisTimeSeries does: the backend must be configured. */
+export class UnknownTimeseriesModuleError extends Error {
+  override name = 'UnknownTimeseriesModuleError';
+}
+
 async function probe(redis: RedisClient | Redis, clusterNode: boolean): Promise<BackendKind> {
   const probeKey = `__timeseries_probe__:${randomUUID()}`;
   try {
@@ -39,6 +44,14 @@ async function probe(redis: RedisClient | Redis, clusterNode: boolean): Promise<
     // Redis 7+: "No permissions to access a key" / "... the '<key>' key"; 6.2: "... one of the keys".
     if (/^NOPERM\b.*\bno permissions to access\b.*\bkeys?\b/i.test(message)) return 'native';
     if (clusterNode && /^(MOVED|ASK) /.test(message)) return 'native';
+    // A reply no RedisTimeSeries gives: another module's TS.* (valkey-timeseries answers
+    // `TS: the key "…" does not exist…`), whose replies this service was never checked against.
+    // Neither backend is a safe guess (one on data the other wrote would not see it): ask.
+    if ((err as Error).name === 'ReplyError' && !/^NOPERM\b/.test(message)) {
+      throw new UnknownTimeseriesModuleError(
+        `TIMESERIES_BACKEND=auto cannot tell which backend this server takes: TS.INFO on a missing key answered "${message.slice(0, 200)}", which RedisTimeSeries never does. Set TIMESERIES_BACKEND=native (RedisTimeSeries) or portable (plain Redis/Valkey, sorted sets)`,
+      );
+    }
     throw err;
   }
 }

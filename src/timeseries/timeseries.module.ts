@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
-import { detectBackend } from './backend-probe.js';
+import { detectBackend, UnknownTimeseriesModuleError } from './backend-probe.js';
 import { RawReadGate } from './raw-read-gate.service.js';
 import { backendOf, DeferredTimeseriesBackend } from './deferred.backend.js';
 import { TIMESERIES_BACKEND } from './timeseries.constants.js';
@@ -23,7 +23,14 @@ async function createBackend(redis: RedisClient, config: ConfigService<Env, true
     return new DeferredTimeseriesBackend(redis, (kind) => logger.log(`Time-series backend: ${kind} (detected)`));
   }
   // A forced portable backend needs no module, so no probe (on a cluster the probe asks every master).
-  const detected = wanted === 'portable' ? 'portable' : await detectBackend(redis);
+  // Configured native on a server whose TS.* is not RedisTimeSeries' (the probe cannot tell): as asked.
+  const detected =
+    wanted === 'portable'
+      ? 'portable'
+      : await detectBackend(redis).catch((err: unknown) => {
+          if (wanted === 'native' && err instanceof UnknownTimeseriesModuleError) return 'native' as const;
+          throw err;
+        });
   if (wanted === 'native' && detected !== 'native') {
     throw new Error('TIMESERIES_BACKEND=native but this Redis has no TS.* commands (use Redis 8 / Redis Stack, or TIMESERIES_BACKEND=portable)');
   }
