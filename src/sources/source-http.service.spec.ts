@@ -1,7 +1,9 @@
 import { HttpService } from '@nestjs/axios';
 import { Logger } from '@nestjs/common';
 import axios from 'axios';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -130,12 +132,31 @@ describe('SourceHttpClient', () => {
     await expect(client().getJson(up.url, MAX)).resolves.toEqual({ data: { ok: true }, attempts: 3 });
   });
 
-  it.each([400, 403, 404, 451])('does not retry HTTP %i', async (status) => {
+  it.each([400, 403, 404, 451, 501, 505])('does not retry HTTP %i', async (status) => {
     const up = await start((_req, res) => res.writeHead(status).end(SECRET));
     const err = await client().getJson(up.url, MAX).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentUpstreamError);
     expect((err as Error).message).toBe(`upstream answered HTTP ${status} (attempt 1 of 3)`);
     expect(up.calls).toHaveLength(1);
+  });
+
+  it('does not retry a certificate it refuses (a self-signed one here): the same certificate comes back every time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ibl-tls-'));
+    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    let connections = 0;
+    const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => json(res, {}));
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const err = await client().getJson(`https://127.0.0.1:${(server.address() as AddressInfo).port}/`, MAX).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermanentUpstreamError);
+      expect((err as Error).message).toBe('upstream certificate refused (DEPTH_ZERO_SELF_SIGNED_CERT) (attempt 1 of 3)');
+      expect(connections).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('honours a 429 Retry-After in seconds (0 here, where the backoff alone would wait a minute)', async () => {

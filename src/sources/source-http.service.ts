@@ -144,7 +144,7 @@ export class SourceHttpClient {
     if (status >= 200 && status < 300) return { status };
     if (status >= 300 && status < 400) throw new PermanentUpstreamError(`receiver answered HTTP ${status} (a redirect); not followed`);
     const msg = `receiver answered HTTP ${status}`;
-    if (status >= 500 || status === 429 || status === 408) {
+    if (isTransientStatus(status)) {
       throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterMs(header(res, 'retry-after')) });
     }
     throw new PermanentUpstreamError(msg);
@@ -210,7 +210,7 @@ export class SourceHttpClient {
         continue;
       }
       const msg = `upstream answered HTTP ${status}`;
-      if (status >= 500 || status === 429 || status === 408) {
+      if (isTransientStatus(status)) {
         throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterMs(header(res, 'retry-after')) });
       }
       throw new PermanentUpstreamError(msg);
@@ -267,8 +267,35 @@ function classify(err: unknown, maxBytes: number): SourceError {
   if (e?.code === 'ECONNABORTED' || e?.code === 'ETIMEDOUT' || e?.code === 'ERR_CANCELED' || /timeout|aborted/i.test(message)) {
     return new TransientUpstreamError('upstream timed out');
   }
+  // A certificate the client refuses is refused again on every attempt: not a retry.
+  if (typeof e?.code === 'string' && (CERTIFICATE_ERRORS.has(e.code) || e.code.startsWith('ERR_TLS_CERT'))) {
+    return new PermanentUpstreamError(`upstream certificate refused (${e.code})`);
+  }
   // Only the error code: a message may carry text from the other side.
   return new TransientUpstreamError(`upstream unreachable (${typeof e?.code === 'string' ? e.code : 'network error'})`);
+}
+
+/** OpenSSL's verification errors, as Node reports them (err.code). */
+const CERTIFICATE_ERRORS = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'HOSTNAME_MISMATCH',
+]);
+
+/**
+ * Answers worth another attempt: 408, 429 and 5xx but 501 (Not Implemented) and 505 (HTTP Version
+ * Not Supported), which the same request gets again whenever it is sent.
+ */
+function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
 }
 
 async function readCapped(url: string, maxBytes: number): Promise<string> {
