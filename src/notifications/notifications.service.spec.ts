@@ -150,13 +150,20 @@ describe('NotificationsService', () => {
     expect(one.got[0].text.toString()).toBe(one.got[0].data);
   });
 
-  it('reports the subscription going down and up once each, and tells late clients it is down', () => {
+  it('reports the subscription going down and up once each (up once SUBSCRIBE is confirmed), and tells late clients it is down', async () => {
     const { got } = collect();
     sub.emit('close');
     sub.emit('close'); // every failed reconnect attempt closes again
     const late = collect();
+    let confirm = (_n: number) => undefined as void;
+    sub.subscribe.mockImplementationOnce(() => new Promise<number>((resolve) => (confirm = resolve)));
     sub.emit('ready');
+    await new Promise((resolve) => setImmediate(resolve));
     const types = (ns: Notification[]) => ns.map((n) => JSON.parse(n.data));
+    // Reconnected, but not subscribed yet: events published now would be missed.
+    expect(types(got)).toEqual([{ type: 'status', redis: 'down' }]);
+    confirm(1);
+    await new Promise((resolve) => setImmediate(resolve));
     expect(types(got)).toEqual([
       { type: 'status', redis: 'down' },
       { type: 'status', redis: 'up' },

@@ -93,15 +93,25 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     // 'close' fires on every lost connection (and every failed reconnect attempt), 'ready'
     // once reconnected.
     this.subscriber.on('close', () => this.setSubscribed(false));
-    this.subscriber.on('ready', () => this.setSubscribed(true));
-    const subscribe = () => this.subscriber.subscribe(this.channel).catch((err: Error) => this.logger.warn(`subscribe failed: ${err.message}`));
+    const subscribe = () =>
+      this.subscriber.subscribe(this.channel).then(
+        () => true,
+        (err: Error) => {
+          this.logger.warn(`subscribe failed: ${err.message}`);
+          return false;
+        },
+      );
     if (!isCluster(this.subscriber)) {
       // One server: we re-subscribe after every reconnect ourselves. ioredis's own re-subscribe
       // (autoResubscribe) leaves its promise unhandled, so a connection that closes again right
       // after 'ready' (a flapping Redis; seen in the stall e2e) rejected it unhandled, which
       // ends a Node process. A Cluster re-subscribes through its own subscriber connection.
+      // 'up' once SUBSCRIBE is confirmed: an event published before that is missed, and
+      // clients told 'up' earlier would not know to refetch.
       this.subscriber.options.autoResubscribe = false;
-      this.subscriber.on('ready', () => void subscribe());
+      this.subscriber.on('ready', () => void subscribe().then((ok) => ok && this.setSubscribed(true)));
+    } else {
+      this.subscriber.on('ready', () => this.setSubscribed(true));
     }
     if (this.subscriber.status === 'ready') {
       await this.subscriber.subscribe(this.channel);
