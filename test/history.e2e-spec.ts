@@ -364,37 +364,6 @@ describe('history queries (e2e, real Redis)', () => {
   });
 });
 
-describe('history older than the raw series keeps (e2e, real Redis)', () => {
-  const prefix = uniquePrefix('history-retention');
-  let redis: Redis;
-  let upstream: FakeUpstream;
-  let app: NestFastifyApplication;
-  const get = (url: string) => app.inject({ method: 'GET', url });
-
-  // The raw series keeps 6 h before its newest sample (from 11:30:18); the hourly compaction, all 24 h.
-  beforeAll(async () => {
-    ({ redis, upstream, app } = await startTestApp(prefix, fixture, { TIMESERIES_RETENTION_MS: String(6 * HOUR) }));
-    expect((await postRefresh(app)).statusCode).toBe(200);
-  });
-  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
-
-  it('answers whole compacted buckets, and leaves out a bucket whose raw part is gone rather than give half of it', async () => {
-    const [from, to] = [Date.parse('2021-07-07T08:30:00Z'), Date.parse('2021-07-07T10:59:59.999Z')];
-    // 2 h buckets: 08:00 would be the 09:00 hour alone (its 08:30-09:00 samples are gone); 10:00 is a whole compacted hour.
-    const twoHours = await get(`/series/price?from=${iso(from)}&to=${iso(to)}&bucket=2h&aggregation=avg`);
-    expect(twoHours.headers['x-series-source']).toBe('1h+raw');
-    expectSeries(twoHours.json(), expected('price', Date.parse('2021-07-07T10:00:00Z'), to, 2 * HOUR, 'avg'), 'avg');
-    // Hourly: the cut 08:00 hour needs only raw samples, which are gone (as TS.RANGE on the raw series); 09:00 and 10:00 are whole.
-    const hourly = await get(`/series/price?from=${iso(from)}&to=${iso(to)}&bucket=1h&aggregation=count`);
-    expectSeries(hourly.json(), expected('price', Date.parse('2021-07-07T09:00:00Z'), to, HOUR, 'count'), 'count');
-    // Within the raw retention nothing is left out: a bucket cut by from is its samples in range.
-    const recent = Date.parse('2021-07-07T12:30:00Z');
-    const inRetention = await get(`/series/price?from=${iso(recent)}&to=${iso(LATEST)}&bucket=2h&aggregation=avg`);
-    expectSeries(inRetention.json(), expected('price', recent, LATEST, 2 * HOUR, 'avg'), 'avg');
-    expect(inRetention.json()[0].time).toBe('2021-07-07T12:00:00.000Z');
-  });
-});
-
 describe('history over data stored before the compaction rules existed (e2e, real Redis)', () => {
   const prefix = uniquePrefix('history-old');
   let redis: Redis;

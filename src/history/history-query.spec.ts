@@ -1,4 +1,4 @@
-import { foldPartials, maxBuckets, parseBucket, parseTime, planQuery, rawSpanProblem, resolveWindow, withoutPartialBuckets, type Partials } from './history-query.js';
+import { foldPartials, maxBuckets, parseBucket, parseTime, planQuery, rawSpanProblem, resolveWindow, type Partials } from './history-query.js';
 
 const H = 3_600_000;
 const D = 24 * H;
@@ -49,18 +49,6 @@ describe('resolveWindow', () => {
 
   it('a to the client gave before from is still refused, naming both', async () => {
     await expect(resolveWindow({ from: String(newest + 1), to: String(newest) }, async () => newest, 5000)).rejects.toThrow(/must not be after to/);
-  });
-});
-
-describe('withoutPartialBuckets', () => {
-  const buckets = [0, 2 * H, 4 * H].map((timestamp) => ({ timestamp, value: 1 }));
-
-  it('leaves out the buckets a raw piece reaches into before the raw series\' oldest kept time, and only those', () => {
-    // A 2 h plan: raw 0:30-1:00, hourly 1:00-5:00, raw 5:00-5:30.
-    const pieces = [{ tierMs: null, from: H / 2, to: H - 1 }, { tierMs: H, from: H, to: 5 * H - 1 }, { tierMs: null, from: 5 * H, to: 5.5 * H }];
-    expect(withoutPartialBuckets(buckets, pieces, 2 * H, H)).toEqual(buckets.slice(1));
-    expect(withoutPartialBuckets(buckets, pieces, 2 * H, H / 2)).toEqual(buckets); // the raw edge is all kept
-    expect(withoutPartialBuckets(buckets, pieces, 2 * H, 5 * H + 1)).toEqual(buckets.slice(1, 2)); // the last edge's first ms is gone too
   });
 });
 

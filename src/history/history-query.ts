@@ -131,17 +131,6 @@ export interface Plan {
   rawBucketMs: number;
 }
 
-/**
- * `samples` (one per requested bucket, at its start) without the buckets a raw piece of the plan
- * reaches into before `rawFrom`, the raw series' oldest time still kept (newest - retention):
- * their raw part is gone while their compacted part is there, so their value would be partial.
- */
-export function withoutPartialBuckets(samples: Sample[], pieces: readonly Piece[], bucketMs: number, rawFrom: number): Sample[] {
-  const lost = pieces.filter((p) => p.tierMs === null && p.from < rawFrom).map((p) => ({ from: p.from, to: Math.min(p.to, rawFrom - 1) }));
-  if (lost.length === 0) return samples;
-  return samples.filter((s) => !lost.some((l) => s.timestamp <= l.to && s.timestamp + bucketMs - 1 >= l.from));
-}
-
 const ceilTo = (t: number, step: number) => Math.ceil(t / step) * step;
 const floorTo = (t: number, step: number) => Math.floor(t / step) * step;
 

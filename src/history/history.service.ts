@@ -24,7 +24,6 @@ import {
   rawSpanProblem,
   resolveWindow,
   TierCoverage,
-  withoutPartialBuckets,
 } from './history-query.js';
 
 export interface ResolvedQuery {
@@ -135,13 +134,10 @@ export class HistoryService {
       guess === undefined ? undefined : this.read(def, q, guess).catch(() => undefined), // redone below if needed
     ]);
     if (this.coverageSeen.size >= 100) this.coverageSeen.clear(); // a few kinds in practice; bounded anyway
-    this.coverageSeen.set(kind, coverage.tiers);
-    const plan = planQuery(q, coverage.tiers);
-    const answer = early !== undefined && JSON.stringify(plan) === JSON.stringify(guess) ? early : await this.read(def, q, plan);
-    // Compactions outlive the raw series: a bucket that also needs raw samples older than the
-    // raw retention would come out partial (half a 2 h bucket, say). It is left out instead.
-    if (!plan || def.retentionMs === 0 || coverage.sourceLatest === null) return answer;
-    return { ...answer, samples: withoutPartialBuckets(answer.samples, plan.pieces, q.bucketMs, coverage.sourceLatest - def.retentionMs) };
+    this.coverageSeen.set(kind, coverage);
+    const plan = planQuery(q, coverage);
+    if (early !== undefined && JSON.stringify(plan) === JSON.stringify(guess)) return early;
+    return this.read(def, q, plan);
   }
 
   /** The answer of one plan: the raw series alone (null), or compactions and raw pieces folded. */

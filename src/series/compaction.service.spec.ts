@@ -19,29 +19,29 @@ describe('CompactionService.coverage', () => {
   beforeEach(() => (calls.length = 0));
 
   it('asks Redis nothing when no tier divides the bucket (30 s, 7 min)', async () => {
-    expect((await service.coverage(price, ['sum', 'count'], 30_000)).tiers).toEqual([]);
-    expect((await service.coverage(price, ['sum', 'count'], 7 * 60_000)).tiers).toEqual([]);
+    expect(await service.coverage(price, ['sum', 'count'], 30_000)).toEqual([]);
+    expect(await service.coverage(price, ['sum', 'count'], 7 * 60_000)).toEqual([]);
     expect(calls).toEqual([]);
   });
 
   it('asks only about the tiers that divide the bucket', async () => {
-    const { tiers } = await service.coverage(price, ['sum', 'count'], 3_600_000);
+    const tiers = await service.coverage(price, ['sum', 'count'], 3_600_000);
     expect(tiers.map((t) => t.bucketMs)).toEqual([3_600_000]);
     expect(calls).toEqual(['latest price', 'info price:sum:1h', 'info price:count:1h']);
-    expect(((await service.coverage(price, ['max'], 86_400_000)).tiers).map((t) => t.bucketMs)).toEqual([3_600_000, 86_400_000]);
+    expect((await service.coverage(price, ['max'], 86_400_000)).map((t) => t.bucketMs)).toEqual([3_600_000, 86_400_000]);
   });
 
   it('5 min buckets and their multiples that no coarser tier fits (5m, 15m, 30m, 90m) ask about the 5 min tier alone', async () => {
     for (const minutes of [5, 15, 30, 90]) {
       calls.length = 0;
-      expect(((await service.coverage(price, ['min'], minutes * 60_000)).tiers).map((t) => t.bucketMs)).toEqual([300_000]);
+      expect((await service.coverage(price, ['min'], minutes * 60_000)).map((t) => t.bucketMs)).toEqual([300_000]);
       expect(calls).toEqual(['latest price', 'info price:min:5m']);
     }
   });
 
   it('hour multiples stay on the hourly and daily tiers: the 5 min tier never answers their edges', async () => {
     for (const bucketMs of [3_600_000, 3 * 3_600_000, 86_400_000]) {
-      expect(((await service.coverage(price, ['min'], bucketMs)).tiers).map((t) => t.bucketMs)).not.toContain(300_000);
+      expect((await service.coverage(price, ['min'], bucketMs)).map((t) => t.bucketMs)).not.toContain(300_000);
     }
   });
 });
@@ -132,22 +132,22 @@ describe('CompactionService: a compaction still to settle (rule created over sto
 
   it('coverage reads none of them once the source is past settle_after (raw instead), and writes nothing', async () => {
     latest = T + 6 * H;
-    expect((await service.coverage(price, ['sum', 'count'], H)).tiers).toEqual([{ bucketMs: H, complete: null }]);
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
     expect(calls).toEqual([]);
     await settle(created, [{ timestamp: T + 2 * H, value: 2 }]);
-    expect((await service.coverage(price, ['sum', 'count'], H)).tiers).toEqual([{ bucketMs: H, complete: { from: T + 3 * H, to: T + 6 * H } }]);
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: { from: T + 3 * H, to: T + 6 * H } }]);
   });
 
   it('coverage keeps the mark while the source has nothing newer (no bucket after it is closed yet)', async () => {
     latest = created;
-    expect((await service.coverage(price, ['sum', 'count'], H)).tiers).toEqual([{ bucketMs: H, complete: null }]);
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
     expect(calls).toEqual([]);
   });
 
   it('coverage reads nothing from a compaction whose label is not a timestamp', async () => {
     latest = T + 3 * H;
     labels['price:sum:1h'][SETTLE_AFTER_LABEL] = 'soon';
-    expect((await service.coverage(price, ['sum', 'count'], H)).tiers).toEqual([{ bucketMs: H, complete: null }]);
+    expect(await service.coverage(price, ['sum', 'count'], H)).toEqual([{ bucketMs: H, complete: null }]);
   });
 });
 

@@ -203,15 +203,15 @@ export class CompactionService {
    * compactions' own retention) up to the source's open bucket, which the rule writes only when
    * a later sample arrives. No tier fits (a 30 s or 90 min bucket): no Redis call at all.
    */
-  async coverage(def: SeriesDef, components: readonly Compacted[], bucketMs: number): Promise<Coverage> {
+  async coverage(def: SeriesDef, components: readonly Compacted[], bucketMs: number): Promise<TierCoverage[]> {
     const fitting = fittingTiers(this.tiers, bucketMs);
-    if (fitting.length === 0) return { tiers: [], sourceLatest: null };
+    if (fitting.length === 0) return [];
     // The source's newest sample and the compactions' marks, read together (one round trip).
     const [sourceLatest, infosByTier] = await Promise.all([
       this.timeseries.latest(def.key),
       Promise.all(fitting.map((tier) => Promise.all(components.map((c) => this.timeseries.info(this.key(def, c, tier)))))),
     ]);
-    const tiers = await Promise.all(
+    return Promise.all(
       fitting.map(async (tier, t): Promise<TierCoverage> => {
         if (!sourceLatest) return { bucketMs: tier.bucketMs, complete: null };
         let from = 0;
@@ -235,7 +235,6 @@ export class CompactionService {
         return { bucketMs: tier.bucketMs, complete: from < to ? { from, to } : null };
       }),
     );
-    return { tiers, sourceLatest: sourceLatest?.timestamp ?? null };
   }
 }
 
@@ -256,12 +255,6 @@ export function bucketAggregates(samples: readonly Sample[], bucketMs: number): 
     }
   }
   return out;
-}
-
-/** What `coverage` read: each fitting tier's complete buckets, and the source's newest timestamp (null: empty). */
-export interface Coverage {
-  tiers: TierCoverage[];
-  sourceLatest: number | null;
 }
 
 /** A label holding epoch ms, or undefined when it is missing or not such a number. */
