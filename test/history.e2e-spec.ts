@@ -83,7 +83,8 @@ describe('history queries (e2e, real Redis)', () => {
   const get = (url: string) => app.inject({ method: 'GET', url });
 
   beforeAll(async () => {
-    ({ redis, upstream, app } = await startTestApp(prefix, fixture, { TIMESERIES_5MIN_TIER: 'true' }));
+    // Raw reads of two days at most (the raw series keeps 30): the fixture's day is within it.
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture, { TIMESERIES_5MIN_TIER: 'true', SERIES_MAX_RAW_SPAN_MS: String(2 * DAY) }));
     expect((await postRefresh(app)).json()).toMatchObject({ stored: 2 * 2474 });
   });
 
@@ -252,9 +253,10 @@ describe('history queries (e2e, real Redis)', () => {
     ['from=yesterday', /^from must be an ISO-8601 time with a zone/],
     ['to=2021-07-07T12:00:00', /^to must be an ISO-8601 time with a zone/],
     ['from=2021-02-30', /^from is not a valid time: 2021-02-30$/],
-    // Computed from raw samples (no compaction holds them): a month at most, so one read cannot hold Redis for long.
-    ['from=2021-06-01&to=2021-07-07&bucket=1d&aggregation=std.p', /^aggregation=std.p is computed from the raw samples, over at most 31 days \(SERIES_MAX_RAW_SPAN_MS\); this range spans 36 days: use a shorter range, or avg, sum/],
-    ['from=2021-06-01&to=2021-07-07&bucket=13m', /^a bucket of 780000 ms \(no compaction tier divides it\) is computed from the raw samples, over at most 31 days .*: use a shorter range, or a bucket of whole hours$/],
+    // Computed from raw samples (no compaction holds them): SERIES_MAX_RAW_SPAN_MS at most, so one
+    // read cannot hold Redis for long; the range counts up to the raw series' retention (30 days).
+    ['from=2021-06-01&to=2021-07-07&bucket=1d&aggregation=std.p', /^aggregation=std.p is computed from raw samples, and this range would read 30 days of them, more than SERIES_MAX_RAW_SPAN_MS allows \(2 days\): use a shorter range, or avg, sum/],
+    ['from=2021-07-04&to=2021-07-07&bucket=13m', /^a bucket of 780000 ms \(no compaction tier divides it\) is computed from raw samples, and this range would read 3 days of them, .*: use a shorter range, or a bucket of whole hours$/],
     ['limit=5', /^property limit should not exist$/],
     ['toString=1', /^property toString should not exist$/], // names every object has: the whitelist alone let them through
     ['__proto__=x', /^property __proto__ should not exist$/],
@@ -399,6 +401,15 @@ describe('history over data stored before the compaction rules existed (e2e, rea
     const before = await get(url);
     expect(before.headers['x-series-source']).toBe('raw');
     expectSeries(before.json(), expected('price', FIRST, LATEST, HOUR, 'avg', firstHalf), 'avg');
+    // Those raw reads are bounded like any (SERIES_MAX_RAW_SPAN_MS), saying why the range is read raw.
+    const strict = await bootApp({ REDIS_KEY_PREFIX: prefix, TIMESERIES_5MIN_TIER: 'true', SENTIMENT_API_URL: upstream.url, SERIES_MAX_RAW_SPAN_MS: String(6 * HOUR) });
+    try {
+      const refused = await strict.inject({ method: 'GET', url });
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().message).toMatch(/^The part of this range the compactions do not cover \(yet\) is computed from raw samples, and this range would read 24 hours of them, more than SERIES_MAX_RAW_SPAN_MS allows \(6 hours\)/);
+    } finally {
+      await strict.close();
+    }
 
     // The rest of the day arrives: hours after the mark come from the compaction, older ones stay raw.
     await postRefresh(app);

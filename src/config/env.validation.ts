@@ -399,10 +399,11 @@ export class EnvironmentVariables {
   SERIES_MAX_POINTS = 5000;
 
   /**
-   * Longest range a history query may span when it must be computed from raw samples (std.*,
-   * var.*, twa, a bucket no compaction tier divides, GET /series/verdict); more is a 400. On
-   * plain Redis such a read runs as one script over every sample in range, so this bounds how
-   * long one read can hold Redis (with TIMESERIES_RETENTION_MS=0 nothing else would). Default 31 days.
+   * Most raw samples, as a time span, one history query may read (std.*, var.*, twa, a bucket no
+   * compaction tier divides, GET /series/verdict, ranges the compactions do not cover yet),
+   * counted up to the raw retention; more is a 400. On plain Redis such a read is one script
+   * over every sample in range, so this bounds how long one read holds Redis (with the default
+   * 30-day retention it only bites when TIMESERIES_RETENTION_MS is raised or 0). Default 31 days.
    */
   @Transform(toInt) @IsInt() @Min(60_000)
   SERIES_MAX_RAW_SPAN_MS = 31 * 24 * 3600 * 1000;
@@ -415,7 +416,7 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1) @Max(64)
   SERIES_RAW_READS = 2;
   /**
-   * Lease of the ingest lock (`<prefix>:lock:ingest`) that makes N instances do one scheduled
+   * Lease of the ingest lock (`<prefix>:lock:ingest:<source>`, `<prefix>:lock:ingest` for SentiCrypt v1) that makes N instances do one scheduled
    * run per tick between them. Renewed every third of it while a run lasts, so it only bounds
    * how long a crashed holder blocks the others.
    */

@@ -84,12 +84,12 @@ export async function resolveWindow(q: WindowQuery, newest: () => Promise<number
 }
 
 /**
- * Why a query that can only be computed from raw samples (`what` says why) is refused, when it
- * spans more than `maxSpanMs` (SERIES_MAX_RAW_SPAN_MS); undefined when it is not.
+ * Why a query is refused that would read `spanMs` of raw samples (`what` says why it reads raw
+ * samples), more than `maxSpanMs` (SERIES_MAX_RAW_SPAN_MS); undefined when it is not.
  */
-export function rawSpanProblem(window: { from: number; to: number }, maxSpanMs: number, what: string, hint: string): string | undefined {
-  if (window.to - window.from <= maxSpanMs) return undefined;
-  return `${what} is computed from the raw samples, over at most ${formatSpan(maxSpanMs)} (SERIES_MAX_RAW_SPAN_MS); this range spans ${formatSpan(window.to - window.from)}: ${hint}`;
+export function rawSpanProblem(spanMs: number, maxSpanMs: number, what: string, hint: string): string | undefined {
+  if (spanMs <= maxSpanMs) return undefined;
+  return `${what} is computed from raw samples, and this range would read ${formatSpan(spanMs)} of them, more than SERIES_MAX_RAW_SPAN_MS allows (${formatSpan(maxSpanMs)}): ${hint}`;
 }
 
 /** `ms` in the largest unit that keeps it readable: 31 days, 36 hours, 90 minutes, 1500 ms. */

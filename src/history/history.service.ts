@@ -41,6 +41,12 @@ export interface SeriesResult {
 
 const SPREADS: ReadonlySet<Aggregation> = new Set(['std.p', 'std.s', 'var.p', 'var.s']);
 
+/** Why a query the compactions could answer reads raw samples anyway. */
+const NOT_COVERED = {
+  what: 'The part of this range the compactions do not cover (yet)',
+  hint: 'use a shorter range, or retry once the compactions cover it',
+};
+
 /**
  * A std/var bucket as a number JSON can carry. RedisTimeSeries' variance formula (both backends
  * use it) rounds to slightly below zero for a bucket whose samples are all equal (one sample,
@@ -116,11 +122,10 @@ export class HistoryService {
     const components = COMPONENTS[q.aggregation];
     const fitting = fittingTiers(this.compactions.tiers, q.bucketMs);
     if (!components || fitting.length === 0) {
-      const what = components ? `a bucket of ${q.bucketMs} ms (no compaction tier divides it)` : `aggregation=${q.aggregation}`;
-      const hint = components ? 'use a shorter range, or a bucket of whole hours' : 'use a shorter range, or avg, sum, count, min, max, range, first or last';
-      const problem = rawSpanProblem(q, this.maxRawSpanMs, what, hint);
-      if (problem) throw new BadRequestException(problem);
-      return this.read(def, q, null);
+      const why = components
+        ? { what: `a bucket of ${q.bucketMs} ms (no compaction tier divides it)`, hint: 'use a shorter range, or a bucket of whole hours' }
+        : { what: `aggregation=${q.aggregation}`, hint: 'use a shorter range, or avg, sum, count, min, max, range, first or last' };
+      return this.read(def, q, null, why);
     }
     // The plan needs the compactions' coverage (one round trip) before the reads (another).
     // Coverage moves once per tier bucket, so the reads planned on the coverage the previous
@@ -140,10 +145,17 @@ export class HistoryService {
     return this.read(def, q, plan);
   }
 
-  /** The answer of one plan: the raw series alone (null), or compactions and raw pieces folded. */
-  private async read(def: SeriesDef, q: ResolvedQuery, plan: Plan | null): Promise<SeriesResult> {
+  /**
+   * The answer of one plan: the raw series alone (null), or compactions and raw pieces folded.
+   * What it reads of the raw series is bounded first (`why` it reads raw samples, for the 400).
+   */
+  private async read(def: SeriesDef, q: ResolvedQuery, plan: Plan | null, why = NOT_COVERED): Promise<SeriesResult> {
     const raw = def.key;
     const components = COMPONENTS[q.aggregation];
+    const rawSpan = plan ? plan.pieces.reduce((sum, p) => (p.tierMs === null ? sum + p.to - p.from : sum), 0) : q.to - q.from;
+    // The raw series holds at most its retention: a longer range costs no more than that.
+    const problem = rawSpanProblem(def.retentionMs > 0 ? Math.min(rawSpan, def.retentionMs) : rawSpan, this.maxRawSpanMs, why.what, why.hint);
+    if (problem) throw new BadRequestException(problem);
     if (!components || !plan) {
       const samples = await this.gate
         .run(q.to - q.from, () => this.timeseries.range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } }))
@@ -165,7 +177,6 @@ export class HistoryService {
           : { key: raw, from, to, aggregation: { type: component, bucketMs: plan.rawBucketMs } },
       }));
     });
-    const rawSpan = plan.pieces.reduce((sum, p) => (p.tierMs === null ? sum + p.to - p.from : sum), 0);
     const answers = await this.gate.run(rawSpan, () => this.timeseries.rangeMany(reads.map((r) => r.query)));
     const partials: Partials = new Map();
     reads.forEach((r, i) => addPartials(partials, r.component, answers[i]));

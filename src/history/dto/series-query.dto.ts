@@ -15,7 +15,7 @@ export class RangeQueryDto {
   from?: string;
 
   /**
-   * End of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: the metric's newest stored sample (either metric's for /series/combined; for the verdict, its newest evaluation).
+   * End of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: the metric's newest stored sample (either metric's for /series/combined; for the verdict, its newest evaluation), or `from` when that is later.
    * @example "2021-07-07T17:30:00Z"
    */
   @IsOptional()
