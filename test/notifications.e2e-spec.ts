@@ -292,8 +292,10 @@ describe('notification clients per address, and what a WebSocket client may send
       const other = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.7, 10.0.0.1' } });
       await waitFor('the other address registered', () => service.clientCount === 3);
       expect(other.closeCode).toBeUndefined();
-      const otherSse = await app.inject({ method: 'HEAD', url: '/events', headers: { 'x-forwarded-for': '203.0.113.8' } });
-      expect(otherSse.statusCode).toBe(200);
+      const otherSse = await SseClient.open(port, { 'x-forwarded-for': '203.0.113.8' });
+      expect(otherSse.response.statusCode).toBe(200);
+      await waitFor('the other address’s stream registered', () => service.clientCount === 4);
+      otherSse.close();
       other.close();
     } finally {
       sse.close();

@@ -18,9 +18,13 @@ const MAX_UNANSWERED_PINGS = 2;
  */
 const CLOSE_GRACE_MS = 1000;
 
-/** Closes with `code`, and destroys the socket if the client has not answered within CLOSE_GRACE_MS. */
+/**
+ * Closes with `code` and reads nothing more (a client that keeps sending frames would otherwise
+ * have each parsed until it answers the close); the socket is destroyed after CLOSE_GRACE_MS.
+ */
 function closeFirmly(ws: WebSocket, code: number, reason: string): void {
   ws.close(code, reason);
+  ws.pause();
   setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
 }
 

@@ -1,12 +1,17 @@
-// Replies that mean "Redis cannot serve right now", not "the command is wrong".
-const TRANSIENT_REPLY = /^(LOADING|READONLY|OOM|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS)\b/;
+// Replies that mean "Redis cannot serve right now", not "the command is wrong"; also as the cause
+// of an aborted MULTI (a command refused while queued: EXEC answers EXECABORT … because of: BUSY …).
+const TRANSIENT_REPLY = /^(?:EXECABORT Transaction discarded because of: )?(LOADING|READONLY|OOM|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS)\b/;
 const CONNECTION = /Connection is closed|Command timed out|Stream isn't writeable|connect ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|Reached the max retries|None of startup nodes is available|Failed to refresh slots cache|Cluster isn't ready|Too many Cluster redirections/i;
 
 /** True when an error comes from Redis being unreachable or temporarily unable to serve. */
 export function isRedisUnavailableError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'MaxRetriesPerRequestError' || err instanceof RedisNotConnectedError || err instanceof RedisStalledError) return true;
-  if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
+  if (err.name === 'ReplyError') {
+    // ioredis keeps the queued commands' errors of an aborted MULTI (older servers say only "previous errors").
+    const previous = (err as Error & { previousErrors?: unknown[] }).previousErrors;
+    return TRANSIENT_REPLY.test(err.message) || (Array.isArray(previous) && previous.some(isRedisUnavailableError));
+  }
   return CONNECTION.test(err.message);
 }
 

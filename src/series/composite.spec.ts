@@ -88,6 +88,11 @@ describe('compositeSeries', () => {
     });
   });
 
+  it('leaves out a bucket where no venue has a number (nan from a backend), instead of failing', () => {
+    const nan = (source: string) => ({ source, samples: [{ timestamp: 0, value: NaN }, { timestamp: 3_600_000, value: 2 }] });
+    expect(compositeSeries([nan('a'), nan('b')], 5, 'twa').samples).toEqual([{ timestamp: 3_600_000, value: 2 }]);
+  });
+
   it('one venue is that venue, unchanged', () => {
     expect(compositeSeries([coinbase], 2).samples).toEqual(coinbase.samples);
   });

@@ -117,7 +117,8 @@ export function compositeSeries(venues: readonly VenueSeries[], outlierPct: numb
   const count = () => Object.fromEntries(venues.map((v) => [v.source, 0])) as Record<string, number>;
   const result: CompositeSeries = { samples: [], used: count(), outliers: count(), disagreements: 0 };
   for (const [timestamp, values] of [...byTime.entries()].sort(([a], [b]) => a - b)) {
-    const bucket = combineVenues(values, pct)!;
+    const bucket = combineVenues(values, pct);
+    if (!bucket) continue; // no venue has a number in it
     result.samples.push({ timestamp, value: bucket.value });
     for (const s of bucket.used) result.used[s]++;
     for (const s of bucket.outliers) result.outliers[s]++;

@@ -35,10 +35,10 @@ export class SseClient extends Collector {
   response!: IncomingMessage;
   private buffer = '';
 
-  static async open(port: number): Promise<SseClient> {
+  static async open(port: number, headers: Record<string, string> = {}): Promise<SseClient> {
     const client = new SseClient();
     await new Promise<void>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/events', headers: { accept: 'text/event-stream' } }, (res) => {
+      const req = request({ host: '127.0.0.1', port, path: '/events', headers: { accept: 'text/event-stream', ...headers } }, (res) => {
         client.response = res;
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => client.feed(chunk));

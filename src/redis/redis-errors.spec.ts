@@ -1,0 +1,20 @@
+import { isRedisUnavailableError } from './redis-errors.js';
+
+const reply = (message: string, previousErrors?: Error[]) => Object.assign(new Error(message), { name: 'ReplyError', ...(previousErrors ? { previousErrors } : {}) });
+
+describe('isRedisUnavailableError', () => {
+  it('counts replies that mean Redis cannot serve now, not those that say the command is wrong', () => {
+    expect(isRedisUnavailableError(reply('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.'))).toBe(true);
+    expect(isRedisUnavailableError(reply('LOADING Redis is loading the dataset in memory'))).toBe(true);
+    expect(isRedisUnavailableError(reply('WRONGTYPE Operation against a key holding the wrong kind of value'))).toBe(false);
+  });
+
+  it('counts an aborted MULTI whose queued commands were refused that way (as Redis 7 and ioredis report it)', () => {
+    const busy = 'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.';
+    expect(isRedisUnavailableError(reply(`EXECABORT Transaction discarded because of: ${busy}`, [reply(busy), reply(busy)]))).toBe(true);
+    // Older servers' wording names no cause: the queued errors tell.
+    expect(isRedisUnavailableError(reply('EXECABORT Transaction discarded because of previous errors.', [reply(busy)]))).toBe(true);
+    const wrong = "ERR unknown command 'TS.RANGE'";
+    expect(isRedisUnavailableError(reply(`EXECABORT Transaction discarded because of: ${wrong}`, [reply(wrong)]))).toBe(false);
+  });
+});
