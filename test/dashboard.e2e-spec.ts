@@ -272,6 +272,21 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     await waitFor('the summary read again', () => summaries.length > whileDown);
   });
 
+  it('reloads the chart once for the events of one poll round (one per venue), not once per event', async () => {
+    const charts: string[] = [];
+    page.on('request', (r) => new URL(r.url()).pathname === '/series/combined' && charts.push(r.url()));
+    await page.goto(`${base}/`);
+    await page.waitForSelector('svg[data-points]');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('connected') || document.getElementById('status')?.textContent?.startsWith('live'));
+    const before = charts.length;
+    for (const source of ['coinbase', 'kraken', 'bitstamp']) {
+      await redis.publish(`${prefix}:events`, JSON.stringify({ type: 'ingest', source, latestSampleTime: '2021-07-07T14:59:00.000Z', stored: 1, report: {}, summary: null }));
+    }
+    await waitFor('the chart reloaded', () => charts.length > before);
+    await page.waitForTimeout(3000);
+    expect(charts.length - before).toBe(1);
+  });
+
   it('shows a verdict change without a reload, as the event states it (the page does not recompute it)', async () => {
     await page.goto(`${base}/`);
     await page.waitForSelector('#verdict:not([data-verdict=""])');
