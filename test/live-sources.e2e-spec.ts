@@ -139,6 +139,10 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
       // A daily index: the level in effect during the hour (the newest complete day's: yesterday's), not missing.
       expect(h.sentiment).toBe(sentimentAt(Math.floor(now / DAY) * DAY - DAY));
     });
+    // The index's direction: yesterday's value against the day before's (the hours alone are flat).
+    const yesterday = Math.floor(now / DAY) * DAY - DAY;
+    const [before, last] = [sentimentAt(yesterday - DAY), sentimentAt(yesterday)];
+    expect(body.sentiment_direction).toBe(last > before ? 'rising' : last < before ? 'falling' : 'flat');
     expect(Date.parse(body.as_of)).toBeGreaterThanOrEqual(now);
     expect(body.metrics).toEqual({
       price: { source: 'coinbase', unit: 'USD', cadence: 'tick', latest_sample_time: new Date(now - 1500).toISOString(), stale: false },

@@ -60,6 +60,35 @@ describe('compositePrice', () => {
     expect(none.freshness).toMatchObject({ stale: true, venues: [{ left_out: null, hours_used: 3 }, { left_out: null, hours_used: 2 }, { left_out: null, hours_used: 3 }] });
   });
 
+  it('the direction compares the venues that have both the first and the last hour', () => {
+    // The first seconds of an hour: one venue has polled in it, the others have not yet.
+    const early = compositePrice(
+      [
+        { def: def('coinbase'), latest: at(NOW - 1000), hours: hours(60000, 60000) },
+        { def: def('kraken'), latest: at(NOW - 1000), hours: hours(60200, 60200, 60200) },
+        { def: def('bitstamp'), latest: at(NOW - 1000), hours: hours(60100, 60100) },
+      ],
+      NOW,
+      STALE_MS,
+      2,
+    );
+    expect(early.hours.map((h) => h.value)).toEqual([60100, 60100, 60200]); // the hours as they are
+    expect(early.trend.map((h) => h.value)).toEqual([60200, 60200]); // kraken's own: flat, not rising
+    // A venue back from an outage (only in the last hours) makes no trend of its own level.
+    const back = compositePrice(
+      [
+        { def: def('coinbase'), latest: at(NOW - 1000), hours: hours(60000, 60000, 60000) },
+        { def: def('kraken'), latest: at(NOW - 1000), hours: hours(60100, 60100, 60100) },
+        { def: def('bitstamp'), latest: at(NOW - 1000), hours: [{ timestamp: 100 * H, value: 60200 }] },
+      ],
+      NOW,
+      STALE_MS,
+      2,
+    );
+    expect(back.hours.map((h) => h.value)).toEqual([60050, 60050, 60100]);
+    expect(back.trend.map((h) => h.value)).toEqual([60050, 60050]);
+  });
+
   it('an outlier venue is named with its hours', () => {
     const r = compositePrice(
       [

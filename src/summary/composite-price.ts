@@ -39,10 +39,10 @@ export function compositePrice(
   now: number,
   staleAfterMs: number,
   outlierPct: number,
-): { hours: Sample[]; freshness: MetricFreshnessDto | PriceFreshnessDto } {
+): { hours: Sample[]; trend: Sample[]; freshness: MetricFreshnessDto | PriceFreshnessDto } {
   if (venues.length === 1) {
     const [only] = venues;
-    return { hours: only.hours, freshness: freshnessOf(only.def, only.latest, now, staleAfterMs) };
+    return { hours: only.hours, trend: only.hours, freshness: freshnessOf(only.def, only.latest, now, staleAfterMs) };
   }
   const fresh = venues.map((v) => v.latest !== null && now - v.latest.timestamp <= staleAfterMs);
   const anyFresh = fresh.some(Boolean);
@@ -69,6 +69,7 @@ export function compositePrice(
   const [first] = venues;
   return {
     hours: composite.samples,
+    trend: trendOf(candidates, composite.samples, outlierPct),
     freshness: {
       source: COMPOSITE_SOURCE,
       unit: first.def.unit,
@@ -83,3 +84,21 @@ export function compositePrice(
 
 /** `metrics.price.source` when several venues make the price. */
 export const COMPOSITE_SOURCE = 'composite';
+
+/**
+ * What the price direction compares: the composite of the venues that have both the window's
+ * first and last hour. Each poll round's venues answer one after the other, so in the first
+ * seconds of an hour that hour held one venue's mean against the others' median in the first
+ * hour: the direction (and the verdict, announced to every client and webhook) flipped for a few
+ * seconds at every top of the hour, and a venue back from an outage made a trend of its own
+ * level. When no venue has both hours, the composite itself.
+ */
+function trendOf(candidates: readonly VenueHours[], hours: Sample[], outlierPct: number): Sample[] {
+  if (hours.length < 2) return hours;
+  const [first, last] = [hours[0].timestamp, hours[hours.length - 1].timestamp];
+  const has = (v: VenueHours, t: number) => v.hours.some((h) => h.timestamp === t);
+  const steady = candidates.filter((v) => has(v, first) && has(v, last));
+  if (steady.length === 0 || steady.length === candidates.length) return hours;
+  const ends = steady.map((v) => ({ source: v.def.source, samples: v.hours.filter((h) => h.timestamp === first || h.timestamp === last) }));
+  return compositeSeries(ends, outlierPct).samples;
+}

@@ -8,7 +8,7 @@ import type { SeriesRepository } from '../series/series.repository.js';
 import type { VerdictService } from '../verdict/verdict.service.js';
 import type { SummaryResponseDto } from './dto/summary-response.dto.js';
 import { SummaryEvents } from './summary.events.js';
-import { buildSummary, CARRY_MS, direction, levelsInEffect, SummaryService, windowStart } from './summary.service.js';
+import { buildSummary, CARRY_MS, dailyTrend, direction, levelsInEffect, SummaryService, windowStart } from './summary.service.js';
 
 const H = 3_600_000;
 
@@ -77,6 +77,28 @@ describe('summary helpers', () => {
     expect(levelsInEffect([{ timestamp: 5 * H + 1, value: 7 }], 5 * H, 5 * H)).toEqual([{ timestamp: 5 * H, value: 7 }]);
     // Past CARRY_MS it no longer counts.
     expect(levelsInEffect([day1], 10 * D + CARRY_MS - H, 10 * D + CARRY_MS)).toEqual([{ timestamp: 10 * D + CARRY_MS - H, value: 0.3 }]);
+  });
+});
+
+describe('a daily index\'s direction', () => {
+  const D = 24 * H;
+  const days = [{ timestamp: 9 * D, value: 0.1 }, { timestamp: 10 * D, value: -0.5 }, { timestamp: 11 * D, value: 0.5 }];
+
+  it('compares the value in effect in the last hour with the day before, whatever the window sees', () => {
+    // A 3 h window inside day 11: every hour has 0.5 (flat by the hours alone), but the index rose.
+    const window = levelsInEffect(days, 11 * D + 5 * H, 11 * D + 7 * H);
+    expect(window.map((h) => h.value)).toEqual([0.5, 0.5, 0.5]);
+    expect(dailyTrend(days, window)).toEqual([days[1], days[2]]);
+    const summary = buildSummary([], window, { sentiment: dailyTrend(days, window) });
+    expect(summary?.sentiment_direction).toBe('rising');
+    // Across midnight the last hour decides: day 10's value against day 9's.
+    expect(dailyTrend(days, levelsInEffect(days, 10 * D - 2 * H, 10 * D))).toEqual([days[0], days[1]]);
+  });
+
+  it('one day known: flat; nothing in effect: no direction', () => {
+    expect(dailyTrend(days.slice(0, 1), levelsInEffect(days.slice(0, 1), 9 * D, 9 * D + H))).toEqual([days[0]]);
+    expect(dailyTrend(days, [])).toEqual([]);
+    expect(buildSummary([{ timestamp: 0, value: 1 }], [], { sentiment: [] })?.sentiment_direction).toBeNull();
   });
 });
 

@@ -46,6 +46,18 @@ export function levelsInEffect(samples: Sample[], from: number, to: number): Sam
   return hours;
 }
 
+/**
+ * A daily index's direction: the value in effect in the window's last hour against the value
+ * before it (the previous day's), when that one was in effect in the window or up to CARRY_MS
+ * earlier. `raw` oldest first; `hours` its levels in effect (none: no direction).
+ */
+export function dailyTrend(raw: Sample[], hours: Sample[]): Sample[] {
+  if (hours.length === 0) return [];
+  const last = hours[hours.length - 1];
+  const i = raw.findLastIndex((s) => s.timestamp < last.timestamp + HOUR_MS);
+  return i > 0 ? [raw[i - 1], raw[i]] : [raw[i]];
+}
+
 function directionOf(values: (number | null)[]): Direction | null {
   const known = values.filter((v): v is number => v !== null);
   return known.length === 0 ? null : direction(known[0], known[known.length - 1]);
@@ -53,11 +65,13 @@ function directionOf(values: (number | null)[]): Direction | null {
 
 /**
  * Joins the two hourly series on bucket time: an hour appears when either metric has a value
- * in it, the other is null there. Null when no hour has any value.
+ * in it, the other is null there. Null when no hour has any value. Each direction compares the
+ * last value with the first of its metric's `trend` (by default its hours; see SummaryService).
  */
 export function buildSummary(
   price: Sample[],
   sentiment: Sample[],
+  trend: { price?: Sample[]; sentiment?: Sample[] } = {},
 ): Pick<SummaryResponseDto, 'hourly_average_of_averages' | 'price_direction' | 'sentiment_direction'> | null {
   const rows = new Map<number, HourlyAverageDto>();
   const row = (t: number) => {
@@ -71,8 +85,8 @@ export function buildSummary(
   const hours = [...rows.entries()].sort(([a], [b]) => a - b).map(([, r]) => r);
   return {
     hourly_average_of_averages: hours,
-    sentiment_direction: directionOf(hours.map((h) => h.sentiment)),
-    price_direction: directionOf(hours.map((h) => h.price)),
+    sentiment_direction: directionOf((trend.sentiment ?? sentiment).map((s) => s.value)),
+    price_direction: directionOf((trend.price ?? price).map((s) => s.value)),
   };
 }
 
@@ -138,9 +152,9 @@ export class SummaryService implements OnModuleInit {
     const anchor = this.anchorMode === 'now' ? now : newest([...venueLatest, sentimentLatest]);
     if (anchor !== null) {
       const from = windowStart(anchor, this.hours);
-      const [venueHours, sentimentHours] = await Promise.all([
+      const [venueHours, { hours: sentimentHours, trend: sentimentTrend }] = await Promise.all([
         Promise.all(venues.map((d) => this.hourly(d, from, anchor))),
-        this.hourly(sentimentDef, from, anchor),
+        this.sentimentHourly(sentimentDef, from, anchor),
       ]);
       const price = compositePrice(
         venues.map((def, i) => ({ def, latest: venueLatest[i], hours: venueHours[i] })),
@@ -148,7 +162,7 @@ export class SummaryService implements OnModuleInit {
         this.staleAfterMs.price,
         this.outlierPct,
       );
-      const summary = buildSummary(price.hours, sentimentHours);
+      const summary = buildSummary(price.hours, sentimentHours, { price: price.trend, sentiment: sentimentTrend });
       if (summary) {
         const sentiment = freshnessOf(sentimentDef, sentimentLatest, now, this.staleAfterMs.sentiment);
         // The verdict follows from the directions (one rule); its start is the one recorded in Redis.
@@ -214,13 +228,26 @@ export class SummaryService implements OnModuleInit {
     await this.events.emit({ summary: await refresh, cause });
   }
 
-  /** Hourly values of one metric over [from, to]: averages for a per-poll feed, levels in effect for a daily index. */
-  private async hourly(def: SeriesDef, from: number, to: number): Promise<Sample[]> {
+  /** Hourly means of a per-poll metric over [from, to]. */
+  private hourly(def: SeriesDef, from: number, to: number): Promise<Sample[]> {
+    return this.series.range(def, { from, to, aggregation: { type: 'avg', bucketMs: HOUR_MS } });
+  }
+
+  /**
+   * Sentiment's hours, and what its direction compares. Per poll (v1): the hourly means, both.
+   * A daily index: the level in effect in each hour, and for the direction its value in effect
+   * against the day before (dailyTrend): within a few hours the level in effect never changes
+   * (or changes once, at midnight), so the hours alone made the direction `flat` nearly all day
+   * and the verdict could never be lit or cold.
+   */
+  private async sentimentHourly(def: SeriesDef, from: number, to: number): Promise<{ hours: Sample[]; trend: Sample[] }> {
     if (def.cadence === 'tick') {
-      return this.series.range(def, { from, to, aggregation: { type: 'avg', bucketMs: HOUR_MS } });
+      const hours = await this.hourly(def, from, to);
+      return { hours, trend: hours };
     }
     const raw = await this.series.range(def, { from: Math.max(0, from - CARRY_MS), to });
-    return levelsInEffect(raw, from, to);
+    const hours = levelsInEffect(raw, from, to);
+    return { hours, trend: dailyTrend(raw, hours) };
   }
 }
 

@@ -91,13 +91,13 @@ export class SummaryResponseDto {
   hourly_average_of_averages!: HourlyAverageDto[];
 
   /**
-   * Sentiment of the last hour compared with the first (hours with a value); null when there is no sentiment in the window.
+   * Sentiment of the last hour compared with the first (hours with a value); for a daily index, its value in effect in the last hour compared with the day before's. Null when there is no sentiment in the window.
    * @example "rising"
    */
   sentiment_direction!: Direction | null;
 
   /**
-   * Price of the last hour compared with the first (hours with a value); null when there is no price in the window.
+   * Price of the last hour compared with the first (hours with a value); for a composite, over the venues that have both hours. Null when there is no price in the window.
    * @example "falling"
    */
   price_direction!: Direction | null;
