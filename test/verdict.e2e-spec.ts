@@ -615,6 +615,54 @@ describe('a change that reaches ENQUEUE late, after a newer one was queued (e2e)
   });
 });
 
+describe('a start with empty series announces no change (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('verdict-first');
+  let redis: Redis;
+  let subscriber: Redis;
+  const messages: string[] = [];
+  const summaryOf = (verdict: 'unknown' | 'mixed' | 'lit', hour: number) =>
+    ({ verdict, as_of: iso(hour), verdict_since: null, price_direction: 'rising', sentiment_direction: null }) as unknown as Parameters<VerdictService['record']>[0];
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    subscriber = new Redis(REDIS_URL);
+    jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  afterAll(async () => {
+    jest.restoreAllMocks();
+    subscriber.disconnect();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('unknown until every source has reported is not recorded; the first known verdict starts the run; a later unknown is a change', async () => {
+    const app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', INGEST_ON_STARTUP: 'false' });
+    try {
+      const verdicts = app.get(VerdictService);
+      const emitted: unknown[] = [];
+      app.get(VerdictEvents).on((e) => void emitted.push(e));
+      await subscriber.subscribe(`${prefix}:events`);
+      subscriber.on('message', (_channel: string, message: string) => messages.push(message));
+
+      // Only one source has reported: unknown, nothing recorded.
+      await verdicts.record(summaryOf('unknown', 1));
+      expect((await app.inject({ method: 'GET', url: '/verdict' })).json()).toMatchObject({ verdict: null, since: null });
+      // Both have: the run starts, no change.
+      await verdicts.record(summaryOf('mixed', 2));
+      expect((await app.inject({ method: 'GET', url: '/verdict' })).json()).toMatchObject({ verdict: 'mixed', since: iso(2), changes: [] });
+      // A source's data gone from the window later is a change like any.
+      await verdicts.record(summaryOf('unknown', 3));
+      await waitFor('the change published', () => messages.length === 1);
+      expect(JSON.parse(messages[0])).toMatchObject({ type: 'verdict.changed', previous: 'mixed', verdict: 'unknown' });
+      expect(emitted).toHaveLength(1);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('a verdict change is published by the transition itself (e2e, real Redis)', () => {
   const prefix = uniquePrefix('verdict-publish');
   let redis: Redis;

@@ -31,7 +31,10 @@ export const MAX_CHANGES = 20;
  * dies right after (publishing from Node afterwards lost both).
  * An evaluation older than the newest one recorded is `stale` (two instances racing must not let
  * the older data win); the same verdict is `same` (the run goes on); no state yet is `first`
- * (nothing changed: no event); otherwise `changed`. Returns {outcome, verdict, since, previous}.
+ * (nothing changed: no event); otherwise `changed`. With no state yet, `unknown` is not recorded:
+ * it is what a start with empty series (a first start, a Redis that lost its data) evaluates
+ * until every source has reported once, and recording it made the first real verdict a change,
+ * announced to every client and webhook. Returns {outcome, verdict, since, previous}.
  */
 const TRANSITION = new LuaScript(`${LUA_NOW_MS}
 local cur = redis.call('HMGET', KEYS[1], 'verdict', 'since', 'at')
@@ -42,7 +45,7 @@ if cur[1] == ARGV[1] then
   return {'same', cur[1], cur[2], ''}
 end
 if not cur[1] then
-  redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2])
+  if ARGV[1] ~= 'unknown' then redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2]) end
   return {'first', ARGV[1], ARGV[2], ''}
 end
 redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2], 'event', ARGV[3], 'change', ARGV[5], 'previous', cur[1],
