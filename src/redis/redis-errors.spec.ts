@@ -9,6 +9,10 @@ describe('isRedisUnavailableError', () => {
     expect(isRedisUnavailableError(reply('WRONGTYPE Operation against a key holding the wrong kind of value'))).toBe(false);
   });
 
+  it('counts a script refused a key whose slot is being migrated away', () => {
+    expect(isRedisUnavailableError(reply('ERR Script attempted to access a non local key in a cluster node script: 6c3f…, on @user_script:176.'))).toBe(true);
+  });
+
   it('counts an aborted MULTI whose queued commands were refused that way (as Redis 7 and ioredis report it)', () => {
     const busy = 'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.';
     expect(isRedisUnavailableError(reply(`EXECABORT Transaction discarded because of: ${busy}`, [reply(busy), reply(busy)]))).toBe(true);

@@ -8,6 +8,8 @@ export function isRedisUnavailableError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'MaxRetriesPerRequestError' || err instanceof RedisNotConnectedError || err instanceof RedisStalledError) return true;
   if (err.name === 'ReplyError') {
+    // A script's key whose slot is being migrated away (portable add script, cluster resharding).
+    if (/Script attempted to access a non local key in a cluster node/.test(err.message)) return true;
     // ioredis keeps the queued commands' errors of an aborted MULTI (older servers say only "previous errors").
     const previous = (err as Error & { previousErrors?: unknown[] }).previousErrors;
     return TRANSIENT_REPLY.test(err.message) || (Array.isArray(previous) && previous.some(isRedisUnavailableError));

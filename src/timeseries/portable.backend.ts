@@ -227,6 +227,10 @@ for _, r in ipairs(cjson.decode(redis.call('HGET', KEYS[2], 'rules') or '[]')) d
   -- One read per rule: every series' metadata has a retention, so a destination deleted since
   -- (its metadata gone) reads as nil and is skipped, as the module does.
   local st = redis.call('HMGET', r.meta, 'retention', 'cur', 'ctxFrom', 'seed')
+  -- The destination is touched here, before any write: on a cluster slot being migrated, a
+  -- destination already moved fails the script now, not after the source was written (the
+  -- script is not rolled back: the samples would be stored and their buckets never written).
+  redis.call('EXISTS', r.dest)
   if st[1] then
     r.bucket = tonumber(r.bucket)
     r.retention = tonumber(st[1]) or 0
