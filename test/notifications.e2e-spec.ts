@@ -304,6 +304,14 @@ describe('notification clients per address, and what a WebSocket client may send
     await waitFor('slots released', () => service.clientCount === 0);
   });
 
+  it('an X-Forwarded-For client with braces is rate limited like any (its key never chooses nor breaks a cluster slot)', async () => {
+    for (const forwarded of ['a{}b', '{x}', '}{', '%7B']) {
+      const res = await app.inject({ method: 'GET', url: '/verdict', headers: { 'x-forwarded-for': forwarded } });
+      expect([forwarded, res.statusCode]).toEqual([forwarded, 200]);
+      expect(res.headers['x-ratelimit-remaining']).toBeDefined();
+    }
+  });
+
   it('closes a WebSocket client that sends a message (1008), and frees its slot', async () => {
     const service = app.get(NotificationsService);
     const client = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.20' } });

@@ -82,9 +82,13 @@ export class RedisKeys {
     return this.lock(source === LEGACY_SOURCE ? 'ingest' : `ingest:${source}`);
   }
 
-  /** Rate-limit counter of one client for one throttler. */
+  /**
+   * Rate-limit counter of one client for one throttler. The client part comes from the request
+   * (X-Forwarded-For with TRUST_PROXY): its braces are escaped, so it neither picks the key's
+   * cluster slot (`{x}`) nor makes a key no companion can share a slot with (`a{}b`: a 500).
+   */
   throttle(name: string): string {
-    return `${this.prefix}:throttle:${name}`;
+    return `${this.prefix}:throttle:${name.replace(/[{}%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
   }
 
   /** The verdict series (lit 1, mixed 0, cold -1, unknown 2 after each evaluation): `<prefix>:verdict`. */
