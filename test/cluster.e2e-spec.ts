@@ -332,6 +332,12 @@ describeCluster('Redis Cluster, 3 masters (e2e)', () => {
     for (const redis of nodes.values()) expect(await redis.dbsize()).toBe(0);
   });
 
+  it('refuses to start on one cluster node given as REDIS_URL, saying to set REDIS_CLUSTER_NODES', async () => {
+    await expect(createApp({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${cluster.ports[0]}`, REDIS_STARTUP_WAIT_MS: '5000', LOG_LEVEL: 'fatal' })).rejects.toThrow(
+      /^Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ is a Redis Cluster node: set REDIS_CLUSTER_NODES/,
+    );
+  });
+
   it('refuses to start with a wrong password, in one line naming the seed nodes', async () => {
     await expect(
       createApp({

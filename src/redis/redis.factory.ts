@@ -126,6 +126,11 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
       throw new Error(`${target} is not reachable after ${s.REDIS_STARTUP_WAIT_MS} ms (${lastError})`);
     }
     await client.ping();
+    // A single connection to a cluster node serves only its own slots: the first key of another
+    // answered MOVED (the one line startup gave). An INFO an ACL refuses tells nothing: go on.
+    if (client instanceof Redis && /^cluster_enabled:1\b/m.test(await client.info('cluster').catch(() => ''))) {
+      throw new Error(`${target} is a Redis Cluster node: set REDIS_CLUSTER_NODES to the cluster's nodes (REDIS_URL then carries only credentials and TLS)`);
+    }
     // ioredis is 'ready' even when its SELECT failed (a DB index past the server's `databases`),
     // and every key would then go to DB 0: select it again, and fail startup if it cannot be.
     const db = client instanceof Redis ? (client.options.db ?? 0) : 0;
