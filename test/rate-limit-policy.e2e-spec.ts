@@ -1,8 +1,8 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { AddressInfo } from 'node:net';
-import { postRefresh, startTestApp, stopTestApp } from './support/app.js';
-import { uniquePrefix } from './support/redis.js';
+import { bootApp, postRefresh, startTestApp, stopTestApp } from './support/app.js';
+import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
 /**
@@ -51,5 +51,40 @@ describe('rate limits and the cached summary (e2e, real Redis, real HTTP)', () =
     const statuses: number[] = [];
     for (let i = 0; i <= LIMIT; i++) statuses.push((await fetch(`${base}/series`)).status);
     expect(statuses).toEqual([...Array.from({ length: LIMIT }, () => 200), 429]);
+  });
+});
+
+describe('TRUST_PROXY (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('trust-proxy');
+  let redis: Redis;
+  let app: NestFastifyApplication;
+
+  afterEach(async () => {
+    await app?.close();
+    await deleteKeys(redis, prefix);
+  });
+  beforeAll(() => (redis = new Redis(REDIS_URL)));
+  afterAll(() => redis.quit());
+
+  /** Statuses of three GET /verdict sent through a proxy at 127.0.0.1 that appends the real client (203.0.113.9) to whatever the client wrote. */
+  const throughProxy = async (trust: string) => {
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', THROTTLE_LIMIT: '2', TRUST_PROXY: trust });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      statuses.push((await app.inject({ method: 'GET', url: '/verdict', headers: { 'x-forwarded-for': `198.51.100.${i}, 203.0.113.9` } })).statusCode);
+    }
+    return statuses;
+  };
+
+  it('listing the proxies, the client is the address the proxy appended: writing another first entry does not reset the limit', async () => {
+    expect(await throughProxy('127.0.0.1')).toEqual([200, 200, 429]);
+  });
+
+  it('true believes every hop, so each first entry the client writes is a new client (documented)', async () => {
+    expect(await throughProxy('true')).toEqual([200, 200, 200]);
+  });
+
+  it('refuses an address it cannot read, naming TRUST_PROXY', async () => {
+    await expect(bootApp({ REDIS_KEY_PREFIX: prefix, TRUST_PROXY: '10.0.0.0/99' })).rejects.toThrow(/TRUST_PROXY: .*10\.0\.0\.0\/99/);
   });
 });

@@ -1,18 +1,12 @@
+import proxyAddr from '@fastify/proxy-addr';
 import type { IncomingMessage } from 'node:http';
 
 /**
- * The client's IP as Fastify's `request.ip` gives it (so the rate limit and the notification
- * slots agree), for requests Fastify never sees (WebSocket upgrades): with TRUST_PROXY, the
- * first address of X-Forwarded-For (Fastify's `trustProxy: true` trusts every hop, and empty
- * entries are skipped), otherwise the peer's address.
+ * The client's address as Fastify's `request.ip` gives it, for requests Fastify never sees
+ * (WebSocket upgrades): the nearest X-Forwarded-For entry not sent by a trusted proxy. With
+ * TRUST_PROXY=true every hop is trusted, so that is the first entry, which the client wrote
+ * itself when the proxy appends rather than replaces the header.
  */
-export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
-  const peer = req.socket.remoteAddress ?? '';
-  const forwarded = req.headers['x-forwarded-for'];
-  if (!trustProxy || forwarded === undefined) return peer;
-  const first = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded)
-    .split(',')
-    .map((a) => a.trim())
-    .find((a) => a !== '');
-  return first ?? peer;
+export function clientAddress(req: IncomingMessage, trust: (addr: string, hop: number) => boolean): string {
+  return proxyAddr(req, trust);
 }

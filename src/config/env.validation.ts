@@ -17,6 +17,7 @@ import {
   validateSync,
   ValidationError,
 } from 'class-validator';
+import { type TrustProxy, trustFunction } from './trust-proxy.js';
 import { receiverUrlProblem } from './webhook-url.js';
 import {
   DEFAULT_PRICE_SOURCES,
@@ -44,6 +45,12 @@ const toNumber = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
 const toList = ({ value }: { value: unknown }) =>
   typeof value === 'string' ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : value;
+
+/** TRUST_PROXY: true/false as toBool reads them, otherwise a list of addresses or ranges. */
+const toTrustProxy = (arg: { value: unknown }) => {
+  const bool = toBool(arg);
+  return typeof bool === 'boolean' ? bool : toList(arg);
+};
 
 const HTTP_URL = /^https?:\/\/\S+$/;
 
@@ -466,9 +473,17 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1)
   THROTTLE_REFRESH_LIMIT = 5;
 
-  /** Trust X-Forwarded-For (set when behind a load balancer / ingress, so limits apply per real client). */
-  @Transform(toBool) @IsBoolean()
-  TRUST_PROXY = false;
+  /**
+   * Behind a load balancer / ingress, whose X-Forwarded-For names the client (rate limits,
+   * notification slots): the proxies' addresses or ranges, comma-separated (`10.0.0.0/8`,
+   * `loopback`, `uniquelocal`…), so the client is the nearest address they did not send; or
+   * `true` to believe every hop (the first entry, which the client itself wrote when the proxy
+   * appends to the header rather than replaces it). `false`: the peer's address.
+   */
+  @Transform(toTrustProxy)
+  @ValidateIf((_env: unknown, v: unknown) => typeof v !== 'boolean')
+  @IsArray({ message: 'TRUST_PROXY must be true, false or a comma-separated list of proxy addresses or ranges' })
+  TRUST_PROXY: TrustProxy = false;
 
   /**
    * Longest a client may take to send a whole request (headers and body), in ms; then 408 and
@@ -584,6 +599,13 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
     problems.push(`METRICS_PORT=${env.METRICS_PORT}: must differ from PORT (0 serves /metrics on PORT)`);
   }
   problems.push(...alertProblems(env));
+  if (Array.isArray(env.TRUST_PROXY)) {
+    try {
+      trustFunction(env.TRUST_PROXY);
+    } catch (err) {
+      problems.push(`TRUST_PROXY: ${(err as Error).message} (addresses or ranges such as 10.0.0.0/8, or loopback, linklocal, uniquelocal)`);
+    }
+  }
   if (problems.length > 0) {
     throw new Error(`Invalid configuration:\n  ${problems.join('\n  ')}`);
   }

@@ -3,6 +3,7 @@ import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/we
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { clientAddress } from '../common/client-address.js';
+import { trustFunction } from '../config/trust-proxy.js';
 import { rejectHandshake } from '../common/upgrade.js';
 import { Env } from '../config/env.validation.js';
 import { NotificationsService } from './notifications.service.js';
@@ -41,13 +42,13 @@ export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
  */
 @WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
 export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer> {
-  private readonly trustProxy: boolean;
+  private readonly trust: (addr: string, hop: number) => boolean;
 
   constructor(
     private readonly notifications: NotificationsService,
     config: ConfigService<Env, true>,
   ) {
-    this.trustProxy = config.get('TRUST_PROXY', { infer: true });
+    this.trust = trustFunction(config.get('TRUST_PROXY', { infer: true }));
   }
 
   /** A refused handshake gets the API's JSON 400 (with a listener, `ws` leaves the answer to it). */
@@ -56,7 +57,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
-    const slot = this.notifications.connect('ws', clientAddress(req, this.trustProxy));
+    const slot = this.notifications.connect('ws', clientAddress(req, this.trust));
     if ('refused' in slot) {
       closeFirmly(ws, TRY_AGAIN_LATER, slot.message);
       return;
