@@ -615,27 +615,32 @@ describe('a change that reaches ENQUEUE late, after a newer one was queued (e2e)
   });
 });
 
-describe('a start with empty series announces no change (e2e, real Redis)', () => {
-  const prefix = uniquePrefix('verdict-first');
-  let redis: Redis;
-  let subscriber: Redis;
-  const messages: string[] = [];
-  const summaryOf = (verdict: 'unknown' | 'mixed' | 'lit', hour: number) =>
-    ({ verdict, as_of: iso(hour), verdict_since: null, price_direction: 'rising', sentiment_direction: null }) as unknown as Parameters<VerdictService['record']>[0];
-
-  beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    subscriber = new Redis(REDIS_URL);
+/**
+ * For a describe block: a subscriber connection (the instance's events, as another process sees
+ * them), with the log muted; closed afterwards, and the prefix's keys deleted.
+ */
+function connections(prefix: string): { subscriber: Redis } {
+  const subscriber = new Redis(REDIS_URL, { lazyConnect: true });
+  beforeAll(() => {
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
   });
-
   afterAll(async () => {
     jest.restoreAllMocks();
     subscriber.disconnect();
+    const redis = new Redis(REDIS_URL);
     await deleteKeys(redis, prefix);
     await redis.quit();
   });
+  return { subscriber };
+}
+
+describe('a start with empty series announces no change (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('verdict-first');
+  const { subscriber } = connections(prefix);
+  const messages: string[] = [];
+  const summaryOf = (verdict: 'unknown' | 'mixed' | 'lit', hour: number) =>
+    ({ verdict, as_of: iso(hour), verdict_since: null, price_direction: 'rising', sentiment_direction: null }) as unknown as Parameters<VerdictService['record']>[0];
 
   it('unknown until every source has reported is not recorded; the first known verdict starts the run; a later unknown is a change', async () => {
     const app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', INGEST_ON_STARTUP: 'false' });
@@ -665,25 +670,10 @@ describe('a start with empty series announces no change (e2e, real Redis)', () =
 
 describe('a verdict change is published by the transition itself (e2e, real Redis)', () => {
   const prefix = uniquePrefix('verdict-publish');
-  let redis: Redis;
-  let subscriber: Redis;
+  const { subscriber } = connections(prefix);
   const messages: string[] = [];
   const summaryOf = (verdict: 'lit' | 'cold', hour: number) =>
     ({ verdict, as_of: iso(hour), verdict_since: null, price_direction: 'rising', sentiment_direction: 'rising' }) as unknown as Parameters<VerdictService['record']>[0];
-
-  beforeAll(async () => {
-    redis = new Redis(REDIS_URL);
-    subscriber = new Redis(REDIS_URL);
-    jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
-    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-  });
-
-  afterAll(async () => {
-    jest.restoreAllMocks();
-    subscriber.disconnect();
-    await deleteKeys(redis, prefix);
-    await redis.quit();
-  });
 
   it('reaches every instance once even when the answer is lost and the instance emits nothing: published if and only if made', async () => {
     const app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/unused' });
