@@ -652,7 +652,7 @@ describe('a start with empty series announces no change (e2e, real Redis)', () =
       subscriber.on('message', (_channel: string, message: string) => messages.push(message));
 
       // Only one source has reported: unknown, nothing recorded.
-      await verdicts.record(summaryOf('unknown', 1));
+      expect(await verdicts.record(summaryOf('unknown', 1))).toEqual({ since: null, stale: false });
       expect((await app.inject({ method: 'GET', url: '/verdict' })).json()).toMatchObject({ verdict: null, since: null });
       // Both have: the run starts, no change.
       await verdicts.record(summaryOf('mixed', 2));

@@ -128,7 +128,7 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
     await client.ping();
     // A single connection to a cluster node serves only its own slots: the first key of another
     // answered MOVED (the one line startup gave). An INFO an ACL refuses tells nothing: go on.
-    if (client instanceof Redis && /^cluster_enabled:1\b/m.test(await client.info('cluster').catch(() => ''))) {
+    if (client instanceof Redis && /^cluster_enabled:1\b/m.test(await client.info('cluster').catch(() => '')) && (await otherClusterNodes(client))) {
       throw new Error(`${target} is a Redis Cluster node: set REDIS_CLUSTER_NODES to the cluster's nodes (REDIS_URL then carries only credentials and TLS)`);
     }
     // ioredis is 'ready' even when its SELECT failed (a DB index past the server's `databases`),
@@ -148,6 +148,12 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Whether this cluster node has others (a one-node cluster serves every slot itself); unknown: no. */
+async function otherClusterNodes(client: Redis): Promise<boolean> {
+  const info = String(await client.call('CLUSTER', 'INFO').catch(() => ''));
+  return Number(/^cluster_known_nodes:(\d+)/m.exec(info)?.[1] ?? 1) > 1;
 }
 
 /**

@@ -96,7 +96,7 @@ export const COMPOSITE_SOURCE = 'composite';
 function trendOf(candidates: readonly VenueHours[], hours: Sample[], outlierPct: number): Sample[] {
   if (hours.length < 2) return hours;
   const [first, last] = [hours[0].timestamp, hours[hours.length - 1].timestamp];
-  const has = (v: VenueHours, t: number) => v.hours.some((h) => h.timestamp === t);
+  const has = (v: VenueHours, t: number) => v.hours.some((h) => h.timestamp === t && Number.isFinite(h.value));
   const steady = candidates.filter((v) => has(v, first) && has(v, last));
   if (steady.length === 0 || steady.length === candidates.length) return hours;
   const ends = steady.map((v) => ({ source: v.def.source, samples: v.hours.filter((h) => h.timestamp === first || h.timestamp === last) }));

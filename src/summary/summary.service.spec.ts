@@ -95,6 +95,13 @@ describe('a daily index\'s direction', () => {
     expect(dailyTrend(days, levelsInEffect(days, 10 * D - 2 * H, 10 * D))).toEqual([days[0], days[1]]);
   });
 
+  it('an index that stopped (its value in effect two days old or more) is flat, not its last move', () => {
+    const window = levelsInEffect(days, 13 * D + 5 * H, 13 * D + 7 * H); // day 11's value, carried two days on
+    expect(window.map((h) => h.value)).toEqual([0.5, 0.5, 0.5]);
+    expect(dailyTrend(days, window)).toEqual([days[2]]);
+    expect(dailyTrend(days, levelsInEffect(days, 12 * D + 20 * H, 12 * D + 22 * H))).toEqual([days[1], days[2]]); // under two days: still the move
+  });
+
   it('one day known: flat; nothing in effect: no direction', () => {
     expect(dailyTrend(days.slice(0, 1), levelsInEffect(days.slice(0, 1), 9 * D, 9 * D + H))).toEqual([days[0]]);
     expect(dailyTrend(days, [])).toEqual([]);

@@ -48,14 +48,17 @@ export function levelsInEffect(samples: Sample[], from: number, to: number): Sam
 
 /**
  * A daily index's direction: the value in effect in the window's last hour against the value
- * before it (the previous day's), when that one was in effect in the window or up to CARRY_MS
- * earlier. `raw` oldest first; `hours` its levels in effect (none: no direction).
+ * before it (the previous day's), while that value is at most two days old. `raw` oldest first;
+ * `hours` its levels in effect (none: no direction).
  */
 export function dailyTrend(raw: Sample[], hours: Sample[]): Sample[] {
   if (hours.length === 0) return [];
   const last = hours[hours.length - 1];
   const i = raw.findLastIndex((s) => s.timestamp < last.timestamp + HOUR_MS);
-  return i > 0 ? [raw[i - 1], raw[i]] : [raw[i]];
+  // A day's value is published the next day (SentiCrypt v2: yesterday's): older than two days,
+  // the index has stopped, and its last move must not keep the verdict lit or cold: flat.
+  const current = last.timestamp - raw[i].timestamp < 2 * DAY_MS;
+  return i > 0 && current ? [raw[i - 1], raw[i]] : [raw[i]];
 }
 
 function directionOf(values: (number | null)[]): Direction | null {

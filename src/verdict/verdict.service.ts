@@ -45,7 +45,8 @@ if cur[1] == ARGV[1] then
   return {'same', cur[1], cur[2], ''}
 end
 if not cur[1] then
-  if ARGV[1] ~= 'unknown' then redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2]) end
+  if ARGV[1] == 'unknown' then return {'first', ARGV[1], '', ''} end
+  redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2])
   return {'first', ARGV[1], ARGV[2], ''}
 end
 redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'since', ARGV[2], 'at', ARGV[2], 'event', ARGV[3], 'change', ARGV[5], 'previous', cur[1],
@@ -147,7 +148,8 @@ export class VerdictService {
       this.logger.log(`verdict changed: ${previous} → ${summary.verdict} (as of ${summary.as_of})`);
       await this.events.emit(changeEvent(change, previous));
     }
-    return { since: new Date(Number(since)).toISOString(), stale: false };
+    // An unknown with nothing recorded has no run yet: no since (as GET /verdict says).
+    return { since: since === '' ? null : new Date(Number(since)).toISOString(), stale: false };
   }
 
   /** Emits the unconfirmed change if Redis made it and it is still the last one (a newer change had its own event). */
