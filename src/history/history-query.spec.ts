@@ -54,11 +54,16 @@ describe('resolveWindow', () => {
 
 describe('rawSpanProblem', () => {
   it('accepts up to the limit and names the limit, the setting and the span beyond it', () => {
-    expect(rawSpanProblem(31 * D, 31 * D, 'aggregation=std.p', 'use a shorter range')).toBeUndefined();
-    expect(rawSpanProblem(36 * D, 31 * D, 'aggregation=std.p', 'use a shorter range')).toBe(
+    expect(rawSpanProblem(31 * D, 0, 31 * D, 'aggregation=std.p', 'use a shorter range')).toBeUndefined();
+    expect(rawSpanProblem(36 * D, 0, 31 * D, 'aggregation=std.p', 'use a shorter range')).toBe(
       'aggregation=std.p is computed from raw samples, and this range would read 36 days of them, more than SERIES_MAX_RAW_SPAN_MS allows (31 days): use a shorter range',
     );
-    expect(rawSpanProblem(36 * H, 90 * 60_000, 'The verdict history', 'use a shorter range')).toMatch(/read 36 hours of them, .*allows \(90 minutes\)/);
+    expect(rawSpanProblem(36 * H, 0, 90 * 60_000, 'The verdict history', 'use a shorter range')).toMatch(/read 36 hours of them, .*allows \(90 minutes\)/);
+  });
+
+  it('counts a range up to the retention: a series keeps no more', () => {
+    expect(rawSpanProblem(365 * D, 30 * D, 31 * D, 'aggregation=std.p', 'x')).toBeUndefined();
+    expect(rawSpanProblem(365 * D, 30 * D, 7 * D, 'aggregation=std.p', 'x')).toMatch(/would read 30 days of them/);
   });
 });
 

@@ -85,11 +85,13 @@ export async function resolveWindow(q: WindowQuery, newest: () => Promise<number
 
 /**
  * Why a query is refused that would read `spanMs` of raw samples (`what` says why it reads raw
- * samples), more than `maxSpanMs` (SERIES_MAX_RAW_SPAN_MS); undefined when it is not.
+ * samples), more than `maxSpanMs` (SERIES_MAX_RAW_SPAN_MS); undefined when it is not. A series
+ * keeps at most `retentionMs` (0: everything), so a longer range costs no more than that.
  */
-export function rawSpanProblem(spanMs: number, maxSpanMs: number, what: string, hint: string): string | undefined {
-  if (spanMs <= maxSpanMs) return undefined;
-  return `${what} is computed from raw samples, and this range would read ${formatSpan(spanMs)} of them, more than SERIES_MAX_RAW_SPAN_MS allows (${formatSpan(maxSpanMs)}): ${hint}`;
+export function rawSpanProblem(spanMs: number, retentionMs: number, maxSpanMs: number, what: string, hint: string): string | undefined {
+  const readMs = retentionMs > 0 ? Math.min(spanMs, retentionMs) : spanMs;
+  if (readMs <= maxSpanMs) return undefined;
+  return `${what} is computed from raw samples, and this range would read ${formatSpan(readMs)} of them, more than SERIES_MAX_RAW_SPAN_MS allows (${formatSpan(maxSpanMs)}): ${hint}`;
 }
 
 /** `ms` in the largest unit that keeps it readable: 31 days, 36 hours, 90 minutes, 1500 ms. */

@@ -153,12 +153,11 @@ export class HistoryService {
     const raw = def.key;
     const components = COMPONENTS[q.aggregation];
     const rawSpan = plan ? plan.pieces.reduce((sum, p) => (p.tierMs === null ? sum + p.to - p.from : sum), 0) : q.to - q.from;
-    // The raw series holds at most its retention: a longer range costs no more than that.
-    const problem = rawSpanProblem(def.retentionMs > 0 ? Math.min(rawSpan, def.retentionMs) : rawSpan, this.maxRawSpanMs, why.what, why.hint);
+    const problem = rawSpanProblem(rawSpan, def.retentionMs, this.maxRawSpanMs, why.what, why.hint);
     if (problem) throw new BadRequestException(problem);
     if (!components || !plan) {
       const samples = await this.gate
-        .run(q.to - q.from, () => this.timeseries.range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } }))
+        .run(rawSpan, () => this.timeseries.range({ key: raw, from: q.from, to: q.to, aggregation: { type: q.aggregation, bucketMs: q.bucketMs } }))
         .catch((err: unknown) => {
           // The backend decides (twa on the portable one), also when it is not known yet.
           throw err instanceof UnsupportedAggregationError ? new BadRequestException(err.message) : err;

@@ -215,8 +215,7 @@ export class VerdictService {
     const newest = async () => (await this.timeseries.latest(key))?.timestamp ?? Date.now();
     const { from, to, bucketMs } = await badRequestOnRangeError(resolveWindow(query, newest, this.maxPoints));
     // The verdict series has no compactions: every query reads its raw samples.
-    const span = this.retentionMs > 0 ? Math.min(to - from, this.retentionMs) : to - from;
-    const problem = rawSpanProblem(span, this.maxRawSpanMs, 'The verdict history', 'use a shorter range');
+    const problem = rawSpanProblem(to - from, this.retentionMs, this.maxRawSpanMs, 'The verdict history', 'use a shorter range');
     if (problem) throw new BadRequestException(problem);
     const samples = await this.gate.run(to - from, () => this.timeseries.range({ key, from, to, aggregation: { type: 'last', bucketMs } }));
     return samples.flatMap((s) => {
