@@ -304,6 +304,26 @@ describe('notification clients per address, and what a WebSocket client may send
     await waitFor('slots released', () => service.clientCount === 0);
   });
 
+  it('counts an IPv6 client\'s notification slots by its /64', async () => {
+    const service = app.get(NotificationsService);
+    const first = await WsClient.open(port, { headers: { 'x-forwarded-for': '2001:db8:1:2::1' } });
+    const second = await SseClient.open(port, { 'x-forwarded-for': '2001:db8:1:2::2' });
+    try {
+      await waitFor('two clients registered', () => service.clientCount === 2);
+      expect((await app.inject({ method: 'GET', url: '/events', headers: { 'x-forwarded-for': '2001:db8:1:2:ffff::3' } })).statusCode).toBe(429);
+      const refused = await WsClient.open(port, { headers: { 'x-forwarded-for': '2001:db8:1:2::4' } });
+      await waitFor('WebSocket refused', () => refused.closeCode);
+      expect(refused.closeCode).toBe(1013);
+      const elsewhere = await WsClient.open(port, { headers: { 'x-forwarded-for': '2001:db8:1:3::1' } });
+      await waitFor('another /64 registered', () => service.clientCount === 3);
+      elsewhere.close();
+    } finally {
+      first.close();
+      second.close();
+    }
+    await waitFor('slots released', () => service.clientCount === 0);
+  });
+
   it('an X-Forwarded-For client with braces is rate limited like any (its key never chooses nor breaks a cluster slot)', async () => {
     for (const forwarded of ['a{}b', '{x}', '}{', '%7B']) {
       const res = await app.inject({ method: 'GET', url: '/verdict', headers: { 'x-forwarded-for': forwarded } });

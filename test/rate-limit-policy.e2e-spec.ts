@@ -84,6 +84,19 @@ describe('TRUST_PROXY (e2e, real Redis)', () => {
     expect(await throughProxy('true')).toEqual([200, 200, 200]);
   });
 
+  it('counts an IPv6 client by its /64: a new address in the same /64 is the same client, another /64 is not', async () => {
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', THROTTLE_LIMIT: '2', TRUST_PROXY: '127.0.0.1' });
+    const status = async (client: string) =>
+      (await app.inject({ method: 'GET', url: '/verdict', headers: { 'x-forwarded-for': client } })).statusCode;
+    const statuses = [];
+    for (const host of [':1', ':2', '1:2:3:4', 'ffff::9']) statuses.push(await status(`2001:db8:0:7:${host}`));
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    expect(await status('2001:db8:0:8::1')).toBe(200);
+    // IPv4 clients, also written IPv4-mapped, stay one address each.
+    expect([await status('203.0.113.9'), await status('::ffff:203.0.113.9'), await status('203.0.113.9')]).toEqual([200, 200, 429]);
+    expect(await status('203.0.113.10')).toBe(200);
+  });
+
   it('refuses an address it cannot read, naming TRUST_PROXY', async () => {
     await expect(bootApp({ REDIS_KEY_PREFIX: prefix, TRUST_PROXY: '10.0.0.0/99' })).rejects.toThrow(/TRUST_PROXY: .*10\.0\.0\.0\/99/);
   });

@@ -299,7 +299,7 @@ export class EnvironmentVariables {
 
   /**
    * Most notification clients one client IP may hold on an instance (the rate limit's IP: the
-   * X-Forwarded-For client with TRUST_PROXY); more get 429 / close code 1013. Without it, one
+   * X-Forwarded-For client with TRUST_PROXY; an IPv6 client's /64); more get 429 / close code 1013. Without it, one
    * address could take all NOTIFY_MAX_CLIENTS slots in half a second and lock everyone out.
    */
   @Transform(toInt) @IsInt() @Min(1)

@@ -11,6 +11,7 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { clientKey } from '../common/client-address.js';
 import { RetryLaterException, TooManyRequestsException } from '../common/errors.js';
 import { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
@@ -111,7 +112,7 @@ export class NotificationsController {
       reply.hijack();
       return;
     }
-    const slot = this.notifications.connect('sse', reply.request.ip);
+    const slot = this.notifications.connect('sse', clientKey(reply.request.ip));
     if ('refused' in slot) {
       throw slot.refused === 'full'
         ? new RetryLaterException(slot.message, FULL_RETRY_AFTER_SECONDS)

@@ -2,7 +2,7 @@ import { ConfigService } from '@nestjs/config';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { clientAddress } from '../common/client-address.js';
+import { clientAddress, clientKey } from '../common/client-address.js';
 import { trustFunction } from '../config/trust-proxy.js';
 import { rejectHandshake } from '../common/upgrade.js';
 import { Env } from '../config/env.validation.js';
@@ -57,7 +57,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
-    const slot = this.notifications.connect('ws', clientAddress(req, this.trust));
+    const slot = this.notifications.connect('ws', clientKey(clientAddress(req, this.trust)));
     if ('refused' in slot) {
       closeFirmly(ws, TRY_AGAIN_LATER, slot.message);
       return;

@@ -2,6 +2,7 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { clientKey } from '../common/client-address.js';
 import { TooManyRequestsException } from '../common/errors.js';
 import { Env } from '../config/env.validation.js';
 import { RedisThrottlerStorage } from './redis-throttler.storage.js';
@@ -13,7 +14,8 @@ interface Limit {
 }
 
 /**
- * Fixed-window rate limit per client IP (the proxy's X-Forwarded-For client when TRUST_PROXY),
+ * Fixed-window rate limit per client IP (the proxy's X-Forwarded-For client when TRUST_PROXY;
+ * an IPv6 client by its /64, see clientKey),
  * counted in Redis so it holds across instances: `default` (THROTTLE_LIMIT) on every route but
  * those marked @SkipThrottle, plus `refresh` (THROTTLE_REFRESH_LIMIT) on @StrictThrottle ones.
  * Over the limit: 429 with Retry-After. Same headers as @nestjs/throttler (X-RateLimit-*).
@@ -52,7 +54,7 @@ export class ThrottleGuard implements CanActivate {
     // Per route, so heavy traffic to one endpoint does not eat another's budget.
     const route = `${request.method}:${request.routeOptions.url ?? 'unmatched'}`;
     for (const { name, limit } of limits) {
-      const record = await this.storage.increment(`${route}:${request.ip}`, this.ttlMs, limit, this.ttlMs, name);
+      const record = await this.storage.increment(`${route}:${clientKey(request.ip)}`, this.ttlMs, limit, this.ttlMs, name);
       if (record.isBlocked) {
         const seconds = Math.max(1, record.timeToBlockExpire);
         throw new TooManyRequestsException(`Too many requests; retry in ${seconds} s`, seconds);
