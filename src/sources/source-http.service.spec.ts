@@ -103,6 +103,13 @@ describe('SourceHttpClient', () => {
     await expect(client().getJson(`${up.url}/x`, MAX)).rejects.toThrow(/another origin \(https:\/\/127\.0\.0\.1\)/);
   });
 
+  it('names another origin only when it is an http(s) one: another scheme\'s "host" is the upstream\'s free text', async () => {
+    const note = `ATTENTION_OPERATOR_set_COINBASE_API_URL_to_evil${'A'.repeat(5000)}`;
+    const up = await start((_req, res) => res.writeHead(302, { location: `zz://${note}/` }).end());
+    const err = await client().getJson(`${up.url}/x`, MAX).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('upstream redirected to another origin; not followed (attempt 1 of 3)');
+  });
+
   it('gives up after a bounded number of same-origin redirects', async () => {
     const up = await start((_req, res) => res.writeHead(307, { location: '/loop' }).end());
     await expect(client({ maxRedirects: 2 }).getJson(`${up.url}/loop`, MAX)).rejects.toThrow(PermanentUpstreamError);
@@ -201,6 +208,27 @@ describe('SourceHttpClient', () => {
     expect(err).toBeInstanceOf(PayloadError);
     expect((err as Error).message).toBe('upstream payload could not be decompressed (Z_DATA_ERROR) (attempt 1 of 3)');
     expect(up.calls).toHaveLength(1);
+  });
+
+  it('judges an error answer by its status, never by its body: a 429 with a page over the cap, or a 503 that does not decompress, is retried', async () => {
+    const up = await start((_req, res, call) => {
+      if (call === 1) res.writeHead(429, { 'retry-after': '0', 'content-type': 'text/html' }).end(`<html>${SECRET}${'x'.repeat(20_000)}</html>`);
+      else if (call === 2) res.writeHead(503, { 'content-type': 'text/plain', 'content-encoding': 'gzip' }).end(SECRET);
+      else json(res, { price: '1' });
+    });
+    await expect(client().getJson(up.url, { maxBytes: 1024 })).resolves.toEqual({ data: { price: '1' }, attempts: 3 });
+    // An endless error body is not read either: the status comes back at once.
+    const endless = await start((_req, res) => {
+      res.writeHead(503, { 'content-type': 'text/html' });
+      const chunk = 'x'.repeat(64 * 1024);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+    });
+    const err = await client({ retries: 0 }).getJson(endless.url, { maxBytes: 1024 }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('upstream answered HTTP 503 (attempt 1 of 1)');
   });
 
   describe('pacing (a minimum interval between calls per provider)', () => {

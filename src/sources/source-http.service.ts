@@ -186,16 +186,17 @@ export class SourceHttpClient {
     const signal = AbortSignal.timeout(this.options.timeoutMs); // one budget for the call, redirects included
     let current = url;
     for (let hop = 0; ; hop++) {
-      let res: AxiosResponse<unknown>;
+      let res: AxiosResponse<Readable>;
       try {
-        res = await this.http.axiosRef.request<unknown>({
+        res = await this.http.axiosRef.request<Readable>({
           url: current,
           method: 'GET',
           timeout: this.options.timeoutMs,
           signal,
-          responseType: 'text',
-          transformResponse: (d: unknown) => d, // the raw text; decoded and reported by us
-          maxContentLength: options.maxBytes,
+          // Resolves with the status and headers: the status decides before any body is read,
+          // so an error page too large or not decompressing is still the 429/503 it is.
+          responseType: 'stream',
+          maxContentLength: options.maxBytes, // enforced by axios on the (decompressed) stream
           maxRedirects: 0, // redirects are ours to judge (same origin only)
           validateStatus: () => true,
           headers: { Accept: 'application/json', 'User-Agent': this.options.userAgent },
@@ -204,7 +205,14 @@ export class SourceHttpClient {
         throw classify(err, options.maxBytes);
       }
       const status = res.status;
-      if (status >= 200 && status < 300) return typeof res.data === 'string' ? res.data : '';
+      if (status >= 200 && status < 300) {
+        try {
+          return await readText(res.data);
+        } catch (err) {
+          throw classify(err, options.maxBytes);
+        }
+      }
+      res.data.destroy(); // a redirect's or an error's body is never read
       if (REDIRECTS.has(status)) {
         current = this.redirectTarget(res, status, current, origin, hop);
         continue;
@@ -227,11 +235,22 @@ export class SourceHttpClient {
       throw new PermanentUpstreamError(`upstream answered HTTP ${status} with an invalid Location`);
     }
     if (next.origin !== origin) {
-      throw new PermanentUpstreamError(`upstream redirected to another origin (${next.protocol}//${next.host}); not followed`);
+      // Named only when it is an http(s) origin, whose host the URL parser has reduced to a
+      // host name or address: any other scheme's "host" is free text from the upstream.
+      const web = (next.protocol === 'http:' || next.protocol === 'https:') && next.host.length <= 260;
+      throw new PermanentUpstreamError(`upstream redirected to another origin${web ? ` (${next.protocol}//${next.host})` : ''}; not followed`);
     }
     if (hop >= this.options.maxRedirects) throw new PermanentUpstreamError(`upstream redirected more than ${this.options.maxRedirects} times`);
     return next.href;
   }
+}
+
+/** A 2xx body as text (UTF-8, a leading BOM dropped, as axios's text responses). */
+async function readText(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 function header(res: AxiosResponse<unknown>, name: string): string | undefined {
@@ -261,7 +280,7 @@ function classify(err: unknown, maxBytes: number): SourceError {
   }
   // axios's words for a body the upstream stopped sending mid-way (it closed the connection):
   // retried like any network failure, but not reported as our timeout.
-  if (e?.code === 'ERR_BAD_RESPONSE' && message === 'stream has been aborted') {
+  if ((e?.code === 'ERR_BAD_RESPONSE' && message === 'stream has been aborted') || (e?.code === 'ECONNRESET' && message === 'aborted')) {
     return new TransientUpstreamError('upstream closed the connection before the whole answer arrived');
   }
   if (e?.code === 'ECONNABORTED' || e?.code === 'ETIMEDOUT' || e?.code === 'ERR_CANCELED' || /timeout|aborted/i.test(message)) {
