@@ -1,4 +1,4 @@
-import { epochSecondsField, isDecimalString, isoTimeField, MAX_DECIMAL_CHARS, numberField, positiveField, utcDayField } from './decimal.js';
+import { epochSecondsField, isDecimalString, isoTimeField, MAX_DECIMAL_CHARS, numberField, priceField, utcDayField } from './decimal.js';
 
 describe('decimal strings (issue #11.2)', () => {
   const hostile = `${'1'.repeat(50_000)}x`;
@@ -42,7 +42,10 @@ describe('decimal strings (issue #11.2)', () => {
     expect(numberField('1', 'f', { numbers: true })).toBe('f has the wrong type (string)');
     expect(numberField(1, 'f', { strings: true })).toBe('f has the wrong type (number)');
     expect(numberField(null, 'f', { numbers: true })).toBe('f is missing');
-    expect(positiveField('0', 'f', { strings: true })).toBe('f is not positive');
+    expect(priceField('0', 'f', { strings: true })).toBe('f is not positive');
+    expect(priceField('1.7e308', 'f', { strings: true })).toBe('f is not a plausible price (1000000000 or more)');
+    expect(priceField(1e9, 'f', { numbers: true })).toBe('f is not a plausible price (1000000000 or more)');
+    expect(priceField('63212.97', 'f', { strings: true })).toBe(63212.97);
   });
 });
 

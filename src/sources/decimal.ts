@@ -36,11 +36,19 @@ export function numberField(value: unknown, field: string, rules: NumberRules): 
   return `${field} has the wrong type (${typeof value})`;
 }
 
-/** A positive finite number (a price), or why not. */
-export function positiveField(value: unknown, field: string, rules: NumberRules): number | string {
+/**
+ * Highest price accepted (USD). Far above any Bitcoin price, and far below where an hour's sum
+ * of samples stops being finite: a feed sending 1.7e308 would otherwise be stored for good
+ * (DUPLICATE_POLICY FIRST) and turn every bucket holding it into null.
+ */
+export const MAX_PRICE = 1e9;
+
+/** A price: a positive finite number below MAX_PRICE, or why not. */
+export function priceField(value: unknown, field: string, rules: NumberRules): number | string {
   const n = numberField(value, field, rules);
   if (typeof n === 'string') return n;
-  return n > 0 ? n : `${field} is not positive`;
+  if (n <= 0) return `${field} is not positive`;
+  return n < MAX_PRICE ? n : `${field} is not a plausible price (${MAX_PRICE} or more)`;
 }
 
 /**

@@ -7,7 +7,7 @@
  * - backfillHourly: the same with step=3600: 30 days of hours is 1 call.
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
-import { epochSecondsField, positiveField } from '../decimal.js';
+import { epochSecondsField, priceField } from '../decimal.js';
 import { arrayOf, assertMostlyValid, batchOf, emptyTally, keepRange, objectOf, SKIP, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { PayloadError, tagSource } from '../source.errors.js';
@@ -54,7 +54,7 @@ export class BitstampProvider implements SourceProvider {
         const timestamp = epochSecondsField(ticker.timestamp, 'timestamp', STRINGS);
         if (typeof timestamp === 'string') return timestamp;
         if (context.since !== null && timestamp <= context.since) return SKIP;
-        const value = positiveField(ticker.last, 'last', STRINGS);
+        const value = priceField(ticker.last, 'last', STRINGS);
         return typeof value === 'string' ? value : { timestamp, value };
       });
       assertMostlyValid(t);
@@ -100,7 +100,7 @@ function candle(raw: unknown): Sample | string {
   const r = raw as Record<string, unknown>;
   const timestamp = epochSecondsField(r.timestamp, 'timestamp', STRINGS);
   if (typeof timestamp === 'string') return timestamp;
-  const value = positiveField(r.close, 'close', STRINGS);
+  const value = priceField(r.close, 'close', STRINGS);
   return typeof value === 'string' ? value : { timestamp, value };
 }
 

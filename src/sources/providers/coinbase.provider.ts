@@ -9,7 +9,7 @@
  * - backfillHourly: the same with granularity=3600: 299 hours per call, 30 days is 3 calls.
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
-import { epochSecondsField, isoTimeField, positiveField } from '../decimal.js';
+import { epochSecondsField, isoTimeField, priceField } from '../decimal.js';
 import { arrayOf, assertMostlyValid, batchOf, emptyTally, keepRange, objectOf, SKIP, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { tagSource } from '../source.errors.js';
@@ -60,7 +60,7 @@ export class CoinbaseProvider implements SourceProvider {
         const timestamp = isoTimeField(ticker.time, 'time');
         if (typeof timestamp === 'string') return timestamp;
         if (context.since !== null && timestamp <= context.since) return SKIP;
-        const value = positiveField(ticker.price, 'price', { strings: true, numbers: true });
+        const value = priceField(ticker.price, 'price', { strings: true, numbers: true });
         return typeof value === 'string' ? value : { timestamp, value };
       });
       assertMostlyValid(t);
@@ -105,7 +105,7 @@ function candle(raw: unknown): Sample | string {
   if (raw.length < 5) return `candle has ${raw.length} fields, not 6`;
   const timestamp = epochSecondsField(raw[0], 'time', { numbers: true });
   if (typeof timestamp === 'string') return timestamp;
-  const value = positiveField(raw[4], 'close', { numbers: true, strings: true });
+  const value = priceField(raw[4], 'close', { numbers: true, strings: true });
   return typeof value === 'string' ? value : { timestamp, value };
 }
 

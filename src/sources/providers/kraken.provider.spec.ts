@@ -88,6 +88,18 @@ describe('kraken provider', () => {
     expect(fake.calls(PATHS.krakenOhlc)).toHaveLength(1);
   });
 
+  it('backfill: the open candle is left out by its time too, when Kraken repeats it or sends rows out of order', async () => {
+    const minute = Math.floor(NOW / 60_000) * 60; // the open candle's start, epoch s
+    const row = (t: number, close: string) => [t, close, close, close, close, close, '1', 1];
+    const rows = [row(minute - 120, '60000.1'), row(minute - 60, '60000.2'), row(minute, '11111.1'), row(minute, '11111.1')];
+    fake.override(PATHS.krakenOhlc, { body: { error: [], result: { XXBTZUSD: rows, last: minute } } });
+    const batch = await provider.backfill(NOW - 600_000, NOW);
+    expect(batch.samples.price).toEqual([
+      { timestamp: (minute - 120) * 1000, value: 60000.1 },
+      { timestamp: (minute - 60) * 1000, value: 60000.2 },
+    ]);
+  });
+
   it('backfill: a mostly broken page fails', async () => {
     fake.override(PATHS.krakenOhlc, { body: { error: [], result: { XXBTZUSD: [[1], [2], [1729209600, 'x', 'x', 'x', '1.5'], [3]], last: 1 } } });
     await expect(provider.backfill(0, NOW)).rejects.toThrow(/mostly invalid: 2 of 3/);

@@ -9,7 +9,7 @@
  * - backfillHourly: the same with interval=60: the newest 720 hours (30 days, the open one dropped).
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
-import { epochSecondsField, positiveField } from '../decimal.js';
+import { epochSecondsField, priceField } from '../decimal.js';
 import { arrayOf, assertMostlyValid, batchOf, keepRange, objectOf, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { PayloadError, PermanentUpstreamError, tagSource, TransientUpstreamError } from '../source.errors.js';
@@ -70,7 +70,7 @@ export class KrakenProvider implements SourceProvider {
         if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'ticker is not an object';
         const c = (raw as Record<string, unknown>).c;
         if (!Array.isArray(c)) return 'c is missing';
-        const value = positiveField(c[0], 'c[0]', STRINGS);
+        const value = priceField(c[0], 'c[0]', STRINGS);
         return typeof value === 'string' ? value : { timestamp, value };
       });
       assertMostlyValid(t);
@@ -106,7 +106,10 @@ export class KrakenProvider implements SourceProvider {
         t.fetched++;
         t.skipped++;
       }
-      keepRange(t, from, to);
+      // Also by time, as the other venues: a candle is closed once its interval has passed. The
+      // position alone keeps the open one when a row is repeated or out of order, and a
+      // provisional close would be stored for good (DUPLICATE_POLICY FIRST).
+      keepRange(t, from, Math.min(to, this.now() - intervalMinutes * 60_000));
       return batchOf('price', t, attempts);
     });
   }
@@ -134,6 +137,6 @@ function candle(raw: unknown): Sample | string {
   if (raw.length < 5) return `candle has ${raw.length} fields, not 8`;
   const timestamp = epochSecondsField(raw[0], 'time', STRINGS);
   if (typeof timestamp === 'string') return timestamp;
-  const value = positiveField(raw[4], 'close', STRINGS);
+  const value = priceField(raw[4], 'close', STRINGS);
   return typeof value === 'string' ? value : { timestamp, value };
 }

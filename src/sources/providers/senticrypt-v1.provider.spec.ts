@@ -98,6 +98,19 @@ describe('senticrypt-v1 against hostile payloads over HTTP (issue #11.3)', () =>
 });
 
 describe('parseSenticryptV1', () => {
+  it('refuses a mean outside -1..1 and an implausible price, as the other sources do', async () => {
+    const batch = await parseSenticryptV1(
+      [good, { ...good, timestamp: 1625592656.42, mean: -1e6 }, { ...good, timestamp: 1625592686.42, btc_price: '1.7e308' }, { ...good, timestamp: 1625592716.42 }],
+      null,
+      1,
+    );
+    expect(batch).toMatchObject({ invalid: 2, invalidReasons: ['#1: mean is outside -1..1', '#2: btc_price is not a plausible price (1000000000 or more)'] });
+    expect(batch.samples.sentiment).toEqual([
+      { timestamp: 1625592626345, value: 0.2 },
+      { timestamp: 1625592716420, value: 0.2 },
+    ]);
+  });
+
   it('keeps good records and reports bad ones with their index and our own wording', async () => {
     const batch = await parseSenticryptV1([good, { ...good, mean: 'x' }, { ...good, timestamp: 1625592656.42 }, 'junk'], null, 1);
     expect(batch).toMatchObject({

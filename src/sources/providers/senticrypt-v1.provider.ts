@@ -5,7 +5,7 @@
  * one ingest had before sources existed (same validation, same reasons, `skipped` semantics).
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
-import { numberField, positiveField } from '../decimal.js';
+import { numberField, priceField } from '../decimal.js';
 import { arrayOf, assertMostlyValid, SKIP, sortedSamples, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { tagSource } from '../source.errors.js';
@@ -37,10 +37,11 @@ function timestampOf(raw: unknown): number | string {
 }
 
 function fieldsOf(r: Record<string, unknown>, timestamp: number): V1Record | string {
-  const price = positiveField(r.btc_price, 'btc_price', { numbers: true, strings: true });
+  const price = priceField(r.btc_price, 'btc_price', { numbers: true, strings: true });
   if (typeof price === 'string') return price;
   const sentiment = numberField(r.mean, 'mean', { numbers: true });
   if (typeof sentiment === 'string') return sentiment;
+  if (sentiment < -1 || sentiment > 1) return 'mean is outside -1..1';
   return { timestamp, price, sentiment };
 }
 
