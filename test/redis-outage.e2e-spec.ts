@@ -1,7 +1,6 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { SentimentIngestService } from '../src/ingest/sentiment-ingest.service.js';
-import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { expectedSummary } from './support/expected-summary.js';
 import { FaultRedisServer } from './support/fault-redis.js';
@@ -204,12 +203,40 @@ describe('Redis down at startup (e2e)', () => {
     expect((await app.inject({ method: 'GET', url: '/series/price?aggregation=twa' })).statusCode).toBe(503);
 
     await server.restart();
-    // The backend is probed on first use; readiness then sees Redis up and the backend known.
-    await waitFor('summary attempt after Redis came', async () => (await app!.inject({ method: 'GET', url: '/is-bitcoin-lit' })).statusCode === 503 && app!.get(TimeseriesService).kindKnown);
+    // No data request needed (a load balancer sends none to an unready instance): the backend
+    // is probed once Redis is there, or by readiness itself.
     const after = await waitFor('ready', async () => {
       const r = await app!.inject({ method: 'GET', url: '/health/ready' });
       return r.statusCode === 200 && r;
     });
     expect(after.json().info).toMatchObject({ redis: { status: 'up' }, timeseries: { backend: 'portable' } });
+  });
+});
+
+describe('Redis refusing writes after a failed save (MISCONF) (e2e, private redis-server)', () => {
+  let server: FaultRedisServer;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    server = await new FaultRedisServer(false).start();
+    app = await bootApp({ ...FAST_REDIS, REDIS_URL: server.url, SENTIMENT_API_URL: 'http://127.0.0.1:9/none' });
+    await server.failSaves();
+  });
+  afterAll(async () => {
+    await app?.close();
+    await server?.stop();
+  });
+
+  it('still serves reads (the rate limit fails open, as for any Redis outage), and readiness says MISCONF without the server\'s text', async () => {
+    for (const url of ['/verdict', '/series/price?bucket=1h', '/series']) {
+      const res = await app.inject({ method: 'GET', url });
+      expect([url, res.statusCode]).toEqual([url, 200]);
+    }
+    // What must write is a 503, like any Redis outage.
+    expect((await app.inject({ method: 'GET', url: '/is-bitcoin-lit' })).statusCode).toBe(503);
+    const ready = await app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().details.redis).toMatchObject({ status: 'down', message: 'Redis refused the command (MISCONF)' });
+    expect(ready.body).not.toMatch(/RDB|snapshot|disk/i);
   });
 });

@@ -7,6 +7,7 @@ import { SkipThrottle } from '../throttle/throttle.constants.js';
 import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
+import { redisErrorSummary } from '../redis/redis-errors.js';
 import { SeriesRepository } from '../series/series.repository.js';
 import { SourceId } from '../sources/source.types.js';
 import { TimeseriesService } from '../timeseries/timeseries.service.js';
@@ -103,13 +104,17 @@ export class HealthController implements BeforeApplicationShutdown {
     if (this.redis.status !== 'ready') return check.down({ message: `not connected (${this.redis.status})` });
     return check
       .attempt(async () => {
-        await this.redis.ping();
+        await this.redis.ping().catch((err: unknown) => {
+          throw new Error(redisErrorSummary(err));
+        });
       })
       .withTimeout(this.redisTimeoutMs);
   }
 
-  private checkBackend() {
+  private async checkBackend() {
     const check = this.indicator.check('timeseries');
+    // Not known yet (a degraded start): probe now, within the same deadline as the PING.
+    if (!this.timeseries.kindKnown && this.redis.status === 'ready') await within(this.redisTimeoutMs, this.timeseries.probeKind().catch(() => undefined));
     return this.timeseries.kindKnown ? check.up({ backend: this.timeseries.kind }) : check.down({ message: 'backend not probed yet' });
   }
 

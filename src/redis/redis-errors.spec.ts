@@ -1,4 +1,4 @@
-import { isRedisUnavailableError } from './redis-errors.js';
+import { isRedisUnavailableError, redisErrorSummary } from './redis-errors.js';
 
 const reply = (message: string, previousErrors?: Error[]) => Object.assign(new Error(message), { name: 'ReplyError', ...(previousErrors ? { previousErrors } : {}) });
 
@@ -7,6 +7,8 @@ describe('isRedisUnavailableError', () => {
     expect(isRedisUnavailableError(reply('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.'))).toBe(true);
     expect(isRedisUnavailableError(reply('LOADING Redis is loading the dataset in memory'))).toBe(true);
     expect(isRedisUnavailableError(reply('WRONGTYPE Operation against a key holding the wrong kind of value'))).toBe(false);
+    expect(isRedisUnavailableError(reply('MISCONF Redis is configured to save RDB snapshots, but it\'s currently unable to persist to disk.'))).toBe(true);
+    expect(isRedisUnavailableError(reply('NOAUTH Authentication required.'))).toBe(true);
   });
 
   it('counts a script refused a key whose slot is being migrated away', () => {
@@ -20,5 +22,13 @@ describe('isRedisUnavailableError', () => {
     expect(isRedisUnavailableError(reply('EXECABORT Transaction discarded because of previous errors.', [reply(busy)]))).toBe(true);
     const wrong = "ERR unknown command 'TS.RANGE'";
     expect(isRedisUnavailableError(reply(`EXECABORT Transaction discarded because of: ${wrong}`, [reply(wrong)]))).toBe(false);
+  });
+});
+
+describe('redisErrorSummary', () => {
+  it('names an error reply by its code only, and keeps the client\'s own errors', () => {
+    expect(redisErrorSummary(reply('MISCONF Redis is configured to save RDB snapshots in /var/lib/redis'))).toBe('Redis refused the command (MISCONF)');
+    expect(redisErrorSummary(reply('something odd'))).toBe('Redis refused the command');
+    expect(redisErrorSummary(new Error('Connection is closed.'))).toBe('Connection is closed.');
   });
 });

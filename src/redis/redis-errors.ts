@@ -1,6 +1,21 @@
 // Replies that mean "Redis cannot serve right now", not "the command is wrong"; also as the cause
 // of an aborted MULTI (a command refused while queued: EXEC answers EXECABORT … because of: BUSY …).
-const TRANSIENT_REPLY = /^(?:EXECABORT Transaction discarded because of: )?(LOADING|READONLY|OOM|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS)\b/;
+// MISCONF: writes (and PING) refused after a failed RDB save; NOAUTH/WRONGPASS: the server's
+// credentials changed under a connected client. Neither is the request's fault.
+const TRANSIENT_REPLY =
+  /^(?:EXECABORT Transaction discarded because of: )?(LOADING|READONLY|OOM|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|MISCONF|NOAUTH|WRONGPASS)\b/;
+
+/**
+ * What may be said of a Redis error in a response (readiness details): an error reply by its
+ * code only (MISCONF, OOM…: the rest is the server's text, with paths and settings), the
+ * client's own errors as they are.
+ */
+export function redisErrorSummary(err: unknown): string {
+  if (!(err instanceof Error)) return 'Redis call failed';
+  if (err.name !== 'ReplyError') return err.message;
+  const code = /^[A-Z][A-Z_-]{1,31}\b/.exec(err.message)?.[0];
+  return `Redis refused the command${code ? ` (${code})` : ''}`;
+}
 const CONNECTION = /Connection is closed|Command timed out|Stream isn't writeable|connect ETIMEDOUT|ECONNREFUSED|ECONNRESET|EPIPE|Reached the max retries|None of startup nodes is available|Failed to refresh slots cache|Cluster isn't ready|Too many Cluster redirections/i;
 
 /** True when an error comes from Redis being unreachable or temporarily unable to serve. */

@@ -20,9 +20,9 @@ export function backendOf(kind: BackendKind, redis: RedisClient): TimeseriesBack
 
 /**
  * TIMESERIES_BACKEND=auto when the app started without Redis (REDIS_STARTUP_MODE=degraded):
- * the probe runs on first use, and again on the next call if Redis is still away (the call
- * fails like any command would while Redis is down). Until then the kind is unknown, which
- * readiness reports.
+ * the probe runs once Redis is connected, or on first use, or when readiness asks, and again on
+ * the next call if Redis is still away (the call fails like any command would while Redis is
+ * down). Until then the kind is unknown, which readiness reports.
  */
 export class DeferredTimeseriesBackend implements TimeseriesBackend {
   private resolved: TimeseriesBackend | null = null;
@@ -40,6 +40,11 @@ export class DeferredTimeseriesBackend implements TimeseriesBackend {
   get kind(): BackendKind {
     if (!this.resolved) throw new Error('time-series backend not known yet (Redis has not answered the probe)');
     return this.resolved.kind;
+  }
+
+  /** Probes now if the kind is not known yet (readiness, Redis back): rejects like any call while Redis is away. */
+  async probe(): Promise<void> {
+    await this.backend();
   }
 
   private backend(): Promise<TimeseriesBackend> {

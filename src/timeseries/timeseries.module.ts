@@ -20,7 +20,10 @@ async function createBackend(redis: RedisClient, config: ConfigService<Env, true
   }
   if (redis.status !== 'ready') {
     logger.warn('Time-series backend: unknown until Redis answers (auto; started degraded)');
-    return new DeferredTimeseriesBackend(redis, (kind) => logger.log(`Time-series backend: ${kind} (detected)`));
+    const deferred = new DeferredTimeseriesBackend(redis, (kind) => logger.log(`Time-series backend: ${kind} (detected)`));
+    // Probed as soon as Redis is there; a failed probe is retried by the next call or readiness.
+    redis.once('ready', () => void deferred.probe().catch(() => undefined));
+    return deferred;
   }
   // A forced portable backend needs no module, so no probe (on a cluster the probe asks every master).
   // Configured native on a server whose TS.* is not RedisTimeSeries' (the probe cannot tell): as asked.

@@ -47,6 +47,14 @@ export class TimeseriesService {
     return !(this.backend instanceof DeferredTimeseriesBackend) || this.backend.known;
   }
 
+  /**
+   * Probes a deferred backend whose kind is not known yet (readiness asks: a degraded start must
+   * not wait for a data request, which a load balancer never sends to an unready instance).
+   */
+  async probeKind(): Promise<void> {
+    if (this.backend instanceof DeferredTimeseriesBackend) await this.backend.probe();
+  }
+
   ensureSeries(key: string, options: SeriesOptions): Promise<void> {
     return this.backend.ensureSeries(key, options);
   }

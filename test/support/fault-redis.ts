@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { Redis } from 'ioredis';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from './wait.js';
@@ -63,6 +64,22 @@ export class FaultRedisServer {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill(signal);
     await exited;
+  }
+
+  /**
+   * Makes the server refuse writes and PING with MISCONF, as after a failed RDB save on a full
+   * disk: its directory goes away, a save point is set, and a BGSAVE fails.
+   */
+  async failSaves(): Promise<void> {
+    rmSync(this.dir, { recursive: true, force: true });
+    const client = new Redis(this.url, { maxRetriesPerRequest: 0 });
+    try {
+      await client.config('SET', 'save', '3600 1');
+      await client.bgsave();
+      await waitFor('a failed BGSAVE', async () => /rdb_last_bgsave_status:err/.test(await client.info('persistence')));
+    } finally {
+      client.disconnect();
+    }
   }
 
   async stop(): Promise<void> {
