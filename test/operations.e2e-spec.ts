@@ -1,7 +1,10 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
-import { AUTH, bootApp, postRefresh, startTestApp, stopTestApp, TEST_REFRESH_TOKEN } from './support/app.js';
+import { SeriesRepository } from '../src/series/series.repository.js';
+import { metaKey } from '../src/timeseries/portable.backend.js';
+import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
+import { AUTH, bootApp, postRefresh, startTestApp, stopTestApp, TEST_REFRESH_TOKEN, type TestApp } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { sampleCount } from './support/series.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
@@ -306,5 +309,34 @@ describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
     });
     expect(res.json().details.ingest).toMatchObject({ status: 'down', message: 'older than 1 ms' });
     await deleteKeys(redis, `${prefix}:age`);
+  });
+});
+
+describe('a series that lost part of its keys (plain Redis: evicted or deleted by hand) (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('ops-evicted');
+  let t: TestApp | undefined;
+  afterAll(() => stopTestApp(prefix, t ?? {}));
+
+  it('is rebuilt by the next ingest and at startup, instead of failing every call for good', async () => {
+    t = await startTestApp(prefix, fixture, { LOG_LEVEL: 'fatal' });
+    const { app, redis } = t;
+    // The portable backend's layout (a sorted set and a metadata hash); native keys are one key.
+    if (app.get(TimeseriesService).kind !== 'portable') return;
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    const price = app.get(SeriesRepository).defs('price')[0].key;
+    const before = (await app.inject({ method: 'GET', url: '/series/price?bucket=1h' })).json();
+    expect(before.length).toBeGreaterThan(0);
+
+    await redis.del(metaKey(price));
+    // The run that meets it fails, and repairs it for the next one.
+    expect((await postRefresh(app)).statusCode).toBeGreaterThanOrEqual(500);
+    expect((await postRefresh(app)).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/series/price?bucket=1h' })).json()).toEqual(before);
+
+    // At startup: a new instance starts and serves.
+    await redis.del(metaKey(price));
+    await app.close();
+    t.app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: t.upstream.url, LOG_LEVEL: 'fatal' });
+    expect((await t.app.inject({ method: 'GET', url: '/series/price?bucket=1h' })).json()).toEqual(before);
   });
 });

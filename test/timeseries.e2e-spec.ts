@@ -585,6 +585,42 @@ describe('portable backend storage layout (e2e, private redis-server)', () => {
     await expect(portable.ensureSeries(`${prefix}:{}x`, { retentionMs: 0, labels: {} })).rejects.toThrow(/braces/);
   });
 
+  it('rebuilds a series whose metadata went away (evicted), its rules included, and keeps refusing a foreign sorted set', async () => {
+    const source = `${prefix}:evicted`;
+    const dest = sameSlotKey(source, 'sum:1h');
+    await portable.ensureSeries(source, { retentionMs: 0, labels: { a: '1' } });
+    await portable.ensureSeries(dest, { retentionMs: 0, labels: {} });
+    await portable.ensureRule(source, { destKey: dest, aggregation: 'sum', bucketMs: 3_600_000 });
+    await portable.addMany(source, [{ timestamp: T0, value: 1 }, { timestamp: T0 + 3_600_000, value: 2 }]);
+
+    // The source's metadata is gone: it is rebuilt around its samples, and the rule attached again as a new one.
+    await redis.del(metaKey(source));
+    await portable.ensureSeries(source, { retentionMs: 0, labels: { a: '1' } });
+    await portable.ensureSeries(dest, { retentionMs: 0, labels: {} });
+    expect(await portable.ensureRule(source, { destKey: dest, aggregation: 'sum', bucketMs: 3_600_000 })).toMatchObject({ created: true });
+    expect(await portable.range({ key: source, from: 0, to: T0 + 3_600_000 })).toHaveLength(2);
+    // Like any rule created over stored data: the bucket open at its creation is not back-filled
+    // (the history readers' marks keep it out of what the compaction is trusted for).
+    await portable.addMany(source, [{ timestamp: T0 + 7_200_000, value: 3 }, { timestamp: T0 + 10_800_000, value: 4 }]);
+    const hour = (t: number) => t - (t % 3_600_000);
+    expect(await portable.range({ key: dest, from: 0, to: T0 + 10_800_000 })).toEqual([
+      { timestamp: hour(T0), value: 1 },
+      { timestamp: hour(T0 + 7_200_000), value: 3 },
+    ]);
+
+    // The destination's: rebuilt too, and it names its source again.
+    await redis.del(metaKey(dest));
+    await portable.ensureSeries(dest, { retentionMs: 0, labels: {} });
+    expect(await portable.ensureRule(source, { destKey: dest, aggregation: 'sum', bucketMs: 3_600_000 })).toMatchObject({ created: false });
+    expect(await redis.hget(metaKey(dest), 'source')).toBe(source);
+
+    // A sorted set that holds no samples of ours is still not taken over.
+    const foreign = `${prefix}:leaderboard`;
+    await redis.zadd(foreign, 10, 'alice');
+    await expect(portable.ensureSeries(foreign, { retentionMs: 0, labels: {} })).rejects.toThrow(/not a time series/);
+    expect(await redis.exists(metaKey(foreign))).toBe(0);
+  });
+
   it('keeps a compaction destination and its metadata in the source slot, rule state in the metadata', async () => {
     const source = `${prefix}:slot`;
     const dest = sameSlotKey(source, 'sum:1h');

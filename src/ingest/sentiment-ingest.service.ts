@@ -168,6 +168,12 @@ export class SentimentIngestService {
       this.metrics.ingestRuns.inc({ outcome });
       this.metrics.sourceRuns.inc({ source, outcome });
       this.logger.error(`ingest failed (${outcome}): source=${source} after ${Date.now() - started} ms: ${(err as Error).message}`);
+      // A series key of the wrong kind: on plain Redis, a series that lost half its keys
+      // (evicted, deleted by hand). ensureStorage rebuilds it, so the next run goes through;
+      // a key that is really someone else's is left alone (and logged).
+      if (err instanceof Error && err.message.startsWith('WRONGTYPE')) {
+        await this.series.ensureStorage().catch((e: unknown) => this.logger.error(`series not repaired: ${(e as Error).message}`));
+      }
       throw err;
     }
   }

@@ -140,6 +140,7 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
       });
     }
     logger.log(`Connected to ${target}`);
+    await warnIfEvicting(client, logger);
     return client;
   } catch (err) {
     client.disconnect();
@@ -147,6 +148,19 @@ export async function connectRedis(s: RedisConnectionSettings, name: string, log
     throw new Error(`${target} did not answer PING: ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * The series, the verdict and the delivery records have no TTL and must not be evicted: under an
+ * allkeys-* policy a full Redis drops history (and on plain Redis half of a series, rebuilt at
+ * the next ingest). Said once at startup; an INFO an ACL refuses tells nothing.
+ */
+async function warnIfEvicting(client: RedisClient, logger: Logger): Promise<void> {
+  const info = client instanceof Redis ? await client.info('memory').catch(() => '') : '';
+  const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+  if (policy?.startsWith('allkeys-')) {
+    logger.warn(`Redis maxmemory-policy is ${policy}: once full, Redis evicts this service's series and records; use noeviction (or a volatile-* policy)`);
   }
 }
 

@@ -37,6 +37,7 @@
  * - twa needs samples outside the bucket and the range; it is not implemented here and throws.
  * - Compaction rules (TS.CREATERULE, epoch-aligned, no back-fill): see the ADD script.
  */
+import { Logger } from '@nestjs/common';
 import { hashTag, sameSlotKey } from '../redis/key-slot.js';
 import { LuaScript } from '../redis/lua-script.js';
 import type { RedisClient } from '../redis/redis.types.js';
@@ -169,9 +170,19 @@ local function value_text(v) return string.format('%.17g', v) end
 /** ARGV: retention, labels JSON. Returns 'OK' or 'foreign'. */
 const ENSURE = `${COMMON}
 local state = series_state()
-if state == 'foreign' then return 'foreign' end
+local reply = 'OK'
+if state == 'foreign' then
+  -- Samples whose metadata went away (evicted under an allkeys-* policy, deleted by hand): the
+  -- series is rebuilt around them when they are ours (members "<ts>:<value>" scored by ts),
+  -- instead of the series failing every call for good.
+  if redis.call('TYPE', KEYS[2])['ok'] ~= 'none' or redis.call('TYPE', KEYS[1])['ok'] ~= 'zset' then return 'foreign' end
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local ts = first[1] and string.match(first[1], '^(-?%d+):.')
+  if not ts or tonumber(ts) ~= tonumber(first[2]) then return 'foreign' end
+  reply = 'rebuilt'
+end
 redis.call('HSET', KEYS[2], 'retention', ARGV[1], 'duplicatePolicy', 'first', 'labels', ARGV[2])
-return 'OK'
+return reply
 `;
 
 /**
@@ -703,11 +714,18 @@ local agg, bucket = ARGV[1], tonumber(ARGV[2])
 local rules = cjson.decode(redis.call('HGET', KEYS[2], 'rules') or '[]')
 for _, r in ipairs(rules) do
   if r.dest == KEYS[3] then
-    if r.agg == agg and tonumber(r.bucket) == bucket then return { 0 } end
+    if r.agg == agg and tonumber(r.bucket) == bucket then
+      -- The destination's metadata was rebuilt (see ENSURE): it names its source again.
+      redis.call('HSETNX', KEYS[4], 'source', KEYS[1])
+      return { 0 }
+    end
     return { -1, r.agg, tostring(r.bucket) }
   end
 end
-if redis.call('HEXISTS', KEYS[4], 'source') == 1 then
+-- A destination naming this source whose rule the source no longer lists (the source's
+-- metadata was rebuilt) gets the rule again, as a new one: no back-fill, marks from now.
+local src = redis.call('HGET', KEYS[4], 'source')
+if src and src ~= KEYS[1] then
   return redis.error_reply('ERR TSDB: the destination key already has a src rule')
 end
 if redis.call('HEXISTS', KEYS[2], 'source') == 1 then
@@ -722,6 +740,8 @@ if not top[1] then return { 1 } end
 local colon = string.find(top[1], ':', 1, true)
 return { 1, string.sub(top[1], 1, colon - 1), string.sub(top[1], colon + 1) }
 `;
+
+const logger = new Logger('Timeseries');
 
 const SCRIPTS = {
   ensure: new LuaScript(ENSURE),
@@ -742,6 +762,9 @@ export class PortableTimeseriesBackend implements TimeseriesBackend {
     const labels = JSON.stringify(Object.entries(options.labels));
     const reply = await SCRIPTS.ensure.run(this.redis, [key, metaKey(key)], [String(options.retentionMs), labels]);
     if (reply === 'foreign') throw new NotATimeSeriesError(key);
+    if (reply === 'rebuilt') {
+      logger.warn(`${key} had lost its metadata (evicted or deleted; Redis must not evict these keys: maxmemory-policy noeviction); rebuilt around its samples`);
+    }
   }
 
   async addMany(key: string, samples: Sample[]): Promise<AddOutcome[]> {
