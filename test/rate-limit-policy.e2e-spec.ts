@@ -52,6 +52,12 @@ describe('rate limits and the cached summary (e2e, real Redis, real HTTP)', () =
     for (let i = 0; i <= LIMIT; i++) statuses.push((await fetch(`${base}/series`)).status);
     expect(statuses).toEqual([...Array.from({ length: LIMIT }, () => 200), 429]);
   });
+
+  it('counts HEAD against the GET budget of its route (it runs the GET handler), not a budget of its own', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i <= LIMIT; i++) statuses.push((await fetch(`${base}/verdict`, { method: i % 2 === 0 ? 'GET' : 'HEAD' })).status);
+    expect(statuses).toEqual([...Array.from({ length: LIMIT }, () => 200), 429]);
+  });
 });
 
 describe('TRUST_PROXY (e2e, real Redis)', () => {

@@ -51,8 +51,10 @@ export class ThrottleGuard implements CanActivate {
     const http = context.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    // Per route, so heavy traffic to one endpoint does not eat another's budget.
-    const route = `${request.method}:${request.routeOptions.url ?? 'unmatched'}`;
+    // Per route, so heavy traffic to one endpoint does not eat another's budget. HEAD runs the
+    // GET handler, so it counts against GET's (not a second budget of its own).
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
+    const route = `${method}:${request.routeOptions.url ?? 'unmatched'}`;
     for (const { name, limit } of limits) {
       const record = await this.storage.increment(`${route}:${clientKey(request.ip)}`, this.ttlMs, limit, this.ttlMs, name);
       if (record.isBlocked) {
