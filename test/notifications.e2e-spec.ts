@@ -342,6 +342,21 @@ describe('notification clients per address, and what a WebSocket client may send
     await waitFor('slot released', () => service.clientCount === 0);
   });
 
+  it('closes a WebSocket client that pings more than a keepalive needs (1008): each ping costs a pong it may never read', async () => {
+    const service = app.get(NotificationsService);
+    const calm = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.21' } });
+    const flood = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.22' } });
+    await waitFor('clients registered', () => service.clientCount === 2);
+    for (let i = 0; i < 3; i++) calm.ws.ping();
+    for (let i = 0; i < 50; i++) flood.ws.ping();
+    await waitFor('closed for pinging', () => flood.closeCode);
+    expect(flood.closeCode).toBe(1008);
+    await waitFor('its slot released', () => service.clientCount === 1);
+    expect(calm.closeCode).toBeUndefined();
+    calm.close();
+    await waitFor('slots released', () => service.clientCount === 0);
+  });
+
   it('destroys a refused WebSocket connection whose client never answers the close frame, within a second or so', async () => {
     const service = app.get(NotificationsService);
     const holders = [await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.30' } }), await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.30' } })];

@@ -13,6 +13,8 @@ const GOING_AWAY = 1001;
 const POLICY_VIOLATION = 1008;
 const TRY_AGAIN_LATER = 1013;
 const MAX_UNANSWERED_PINGS = 2;
+/** Pings a client may send between two heartbeats (a keepalive needs one). */
+const MAX_CLIENT_PINGS = 10;
 /**
  * How long a client we close gets to answer the close frame before its socket is destroyed
  * (`ws` would wait 30 s: refused clients that never answer held a socket each that long).
@@ -78,11 +80,24 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
       this.notifications.recordDrop('ws', reason);
       ws.terminate();
     };
+    // `ws` answers a client's ping with a pong by itself, and a client that pings without
+    // reading piled them up in memory (hundreds of MB in seconds) between two of our sends, the
+    // only place the backlog was checked: checked at each ping too, and a client pinging more
+    // than a few times between two heartbeats is closed like one sending messages.
+    let pingsSinceHeartbeat = 0;
+    ws.on('ping', () => {
+      if (this.notifications.isBacklogged(ws.bufferedAmount)) return drop(`${ws.bufferedAmount} bytes unsent`);
+      if (++pingsSinceHeartbeat > MAX_CLIENT_PINGS) {
+        this.notifications.recordDrop('ws', 'it pinged too often');
+        closeFirmly(ws, POLICY_VIOLATION, 'Too many pings');
+      }
+    });
     const subscription = slot.notifications.subscribe({
       next: (n) => {
         if (ws.readyState !== ws.OPEN) return;
         if (this.notifications.isBacklogged(ws.bufferedAmount)) return drop(`${ws.bufferedAmount} bytes unsent`);
         if (n.type === 'heartbeat') {
+          pingsSinceHeartbeat = 0;
           if (unansweredPings >= MAX_UNANSWERED_PINGS) return drop(`no pong to the last ${unansweredPings} pings`);
           unansweredPings++;
           ws.ping();
