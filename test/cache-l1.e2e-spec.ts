@@ -158,4 +158,23 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
     expect(seen.json()).toEqual(other);
     expect(seen.headers['x-cache']).toBe('HIT');
   });
+
+  it('never puts an older summary over a newer one (two instances refreshing at once: the older one records first, caches last)', async () => {
+    const summaries = app.get(SummaryService);
+    const cache = app.get(CacheService);
+    await redis.del(cacheKey);
+    const current = (await summaries.refreshCache())!;
+    expect(await inRedis()).toEqual(current);
+    const later = Date.parse(current.as_of) + 3_600_000;
+    // What a refresh on another instance, as of an hour later, has just cached.
+    expect(await cache.setUnlessNewer(cacheKey, { ...current, as_of: new Date(later).toISOString() }, 60, later)).toBe(true);
+    expect(await summaries.refreshCache()).toBeNull();
+    expect((await inRedis()).as_of).toBe(new Date(later).toISOString());
+    // An older order is refused by the script itself; a newer one replaces.
+    expect(await cache.setUnlessNewer(cacheKey, current, 60, later - 1)).toBe(false);
+    expect(await cache.setUnlessNewer(cacheKey, current, 60, later + 1)).toBe(true);
+    expect((await inRedis()).as_of).toBe(current.as_of);
+    await redis.del(cacheKey);
+    expect(await summaries.refreshCache()).not.toBeNull();
+  });
 });

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { LuaScript } from '../redis/lua-script.js';
 import { RedisClient } from '../redis/redis.types.js';
 
 export interface CacheEntry<T> {
@@ -29,6 +30,14 @@ interface L1Slot {
   /** The read refreshing an expired copy, while the copy is still served (see peekJson). */
   refresh?: Promise<CacheEntry<unknown> | null>;
 }
+
+const SET_UNLESS_NEWER = new LuaScript(`
+local held = redis.call('GET', KEYS[1])
+local order = held and tonumber(string.match(held, '^{"order":(%d+),'))
+if order and order > tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+`);
 
 /** Most keys kept in memory (GET handlers keyed on their URL could otherwise grow it without bound). */
 const L1_MAX_KEYS = 1000;
@@ -100,6 +109,21 @@ export class CacheService {
     const entry: CacheEntry<T> = { value, storedAt };
     await this.redis.set(key, JSON.stringify(entry), 'EX', ttlSeconds);
     if (this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
+  }
+
+  /**
+   * Stores `value` unless the key holds one of a later `order` (epoch ms of what it is as of),
+   * in one script: two instances refreshing at once must not leave the older answer last
+   * (the verdict's own check passes both when the older one records first and caches last).
+   * Returns whether it was stored.
+   */
+  async setUnlessNewer<T>(key: string, value: T, ttlSeconds: number, order: number, storedAt = Date.now()): Promise<boolean> {
+    const entry: CacheEntry<T> = { value, storedAt };
+    // `order` first in the JSON: the script reads it with one anchored match, no JSON decoding.
+    const text = JSON.stringify({ order, ...entry });
+    const stored = (await SET_UNLESS_NEWER.run(this.redis, [key], [text, String(ttlSeconds), String(order)])) === 1;
+    if (stored && this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
+    return stored;
   }
 
   /**

@@ -207,7 +207,10 @@ export class SummaryService implements OnModuleInit {
       summary = { ...summary, verdict_since: await this.verdicts.since(summary.verdict).catch(() => null) };
     }
     try {
-      await this.cache.set(this.keys.cache(), summary, this.ttlSeconds);
+      if (!(await this.cache.setUnlessNewer(this.keys.cache(), summary, this.ttlSeconds, Date.parse(summary.as_of)))) {
+        this.logger.log(`summary as of ${summary.as_of} not cached: a newer one is`);
+        return null;
+      }
     } catch (err) {
       this.logger.warn(`could not prime the summary cache: ${(err as Error).message}`);
     }
