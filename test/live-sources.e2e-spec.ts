@@ -2,6 +2,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
+import { RedisKeys } from '../src/redis/redis-keys.service.js';
 import { SeriesRepository } from '../src/series/series.repository.js';
 import type { MetricName } from '../src/sources/source.types.js';
 import { bootApp, postRefresh } from './support/app.js';
@@ -222,6 +223,46 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
       expect(Object.keys(ready.info.ingest.sources).sort()).toEqual(['coinbase', 'senticrypt-v2']);
     } finally {
       fake.clearOverrides();
+    }
+  });
+
+  it("stays off a venue that answered with a long Retry-After, on every instance, until it has passed", async () => {
+    const keys = app.get(RedisKeys);
+    fake.override(PATHS.coinbaseTicker, { status: 429, headers: { 'retry-after': '3600' }, times: 1 });
+    let other: NestFastifyApplication | undefined;
+    try {
+      const before = fake.calls(PATHS.coinbaseTicker).length;
+      const first = (await postRefresh(app)).json<{ sources: SourceOutcome[] }>();
+      const failed = first.sources.find((s) => s.source === 'coinbase')!;
+      expect(failed).toMatchObject({ ok: false, report: null });
+      expect(failed.error).toMatch(/^upstream answered HTTP 429; not retried: Retry-After 3600 s .*; no call before \S+Z$/);
+      const until = Number(await redis.get(keys.ingestNotBefore('coinbase')));
+      expect(until).toBeGreaterThan(Date.now() + 3_590_000);
+      expect(await redis.pttl(keys.ingestNotBefore('coinbase'))).toBeGreaterThan(3_590_000);
+
+      // The next run here and a run of another instance sharing the Redis: skipped, no call.
+      other = await bootApp({ REDIS_KEY_PREFIX: prefix, ...fake.env() });
+      for (const instance of [app, other]) {
+        const body = (await postRefresh(instance)).json<{ sources: SourceOutcome[] }>();
+        expect(body.sources.find((s) => s.source === 'coinbase')).toEqual({
+          source: 'coinbase',
+          ok: false,
+          error: `upstream asked to wait until ${new Date(until).toISOString()}; skipped`,
+          report: null,
+        });
+        expect(body.sources.find((s) => s.source === 'senticrypt-v2')).toMatchObject({ ok: true });
+      }
+      expect(fake.calls(PATHS.coinbaseTicker).length).toBe(before + 1);
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toMatch(/source_runs_total\{source="coinbase",outcome="skipped"\} 1/);
+
+      // Once it has passed (the key expires with it), the venue is called again.
+      await redis.del(keys.ingestNotBefore('coinbase'));
+      expect((await postRefresh(app)).json<{ sources: SourceOutcome[] }>().sources.find((s) => s.source === 'coinbase')).toMatchObject({ ok: true });
+    } finally {
+      await other?.close();
+      fake.clearOverrides();
+      await redis.del(keys.ingestNotBefore('coinbase'));
     }
   });
 

@@ -189,7 +189,7 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(0)
   UPSTREAM_RETRY_BASE_MS = 500;
 
-  /** Longest Retry-After (429/503) the client waits before retrying; an upstream asking for more fails the run at once. */
+  /** Longest Retry-After (429/503) the client waits before retrying; an upstream asking for more fails the run at once and its source is skipped until then (docs/ingest.md). */
   @Transform(toInt) @IsInt() @Min(0) @Max(300000)
   UPSTREAM_RETRY_AFTER_MAX_MS = 10000;
 

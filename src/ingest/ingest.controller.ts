@@ -15,7 +15,7 @@ import {
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { IngestReportDto, RefreshBodyDto, RefreshQueryDto } from './dto/ingest-report.dto.js';
 import { StrictThrottle } from '../throttle/throttle.constants.js';
-import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from '../sources/source.errors.js';
+import { SourceError } from '../sources/source.errors.js';
 import { RefreshTokenGuard } from './refresh-token.guard.js';
 import { AllSourcesFailedError, SentimentIngestService } from './sentiment-ingest.service.js';
 
@@ -58,12 +58,8 @@ export class IngestController {
     try {
       return await this.ingest.runAll({ full: query.full === true });
     } catch (err) {
-      if (
-        err instanceof PayloadError ||
-        err instanceof PermanentUpstreamError ||
-        err instanceof TransientUpstreamError ||
-        err instanceof AllSourcesFailedError
-      ) {
+      // Every upstream failure, and a source skipped because its upstream asked to wait.
+      if (err instanceof SourceError || err instanceof AllSourcesFailedError) {
         throw new BadGatewayException(`Ingest failed: ${err.message}`);
       }
       throw err;

@@ -6,7 +6,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
-import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from '../sources/source.errors.js';
+import { PayloadError, PermanentUpstreamError, TransientUpstreamError, UpstreamPausedError } from '../sources/source.errors.js';
 import { SourceRegistry } from '../sources/source.registry.js';
 import { MetricName, SourceBatch, SourceId, SourceProvider } from '../sources/source.types.js';
 import { AddReport } from '../timeseries/timeseries.service.js';
@@ -44,6 +44,7 @@ function memorySeries(defs: SeriesDef[]) {
   const data = new Map<MetricName, Sample[]>();
   const pending = new Map<SourceId, number>();
   const pendingHourly = new Map<SourceId, { from: number; until: number }>();
+  const notBefore = new Map<SourceId, number>();
   const added: Array<{ metric: MetricName; samples: Sample[] }> = [];
   const hourly: Array<{ metric: MetricName; samples: Sample[]; fineFrom: number }> = [];
   const store = {
@@ -68,8 +69,10 @@ function memorySeries(defs: SeriesDef[]) {
     pendingBackfill: async (source: SourceId) => pending.get(source) ?? null,
     setPendingBackfill: async (source: SourceId, from: number) => void pending.set(source, from),
     clearPendingBackfill: async (source: SourceId) => void pending.delete(source),
+    upstreamNotBefore: async (source: SourceId) => ((notBefore.get(source) ?? 0) > Date.now() ? notBefore.get(source)! : null),
+    setUpstreamNotBefore: async (source: SourceId, until: number) => void notBefore.set(source, until),
   };
-  return { store, data, pending, pendingHourly, added, hourly };
+  return { store, data, pending, pendingHourly, notBefore, added, hourly };
 }
 
 const def = (metric: MetricName, source: SourceId, cadence: 'tick' | 'daily'): SeriesDef =>
@@ -201,6 +204,52 @@ describe('SentimentIngestService', () => {
     const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
     await expect(t.service.run('coinbase')).rejects.toThrow('HTTP 503');
     expect(t.added).toEqual([]);
+  });
+
+  describe("an upstream's Retry-After the HTTP client did not wait out", () => {
+    const rateLimited = (retryAfterMs: number) => new TransientUpstreamError('upstream answered HTTP 429', { retryAfterMs });
+
+    it('skips the source, without calling it, until then: scheduled runs and POST /refresh alike, said in the outcome and metrics', async () => {
+      const coinbase = provider('coinbase', 'price', 'tick', false);
+      coinbase.poll.mockRejectedValueOnce(rateLimited(H));
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      const at = new Date(NOW + H).toISOString();
+      await expect(t.service.run('coinbase')).rejects.toThrow(`upstream answered HTTP 429; no call before ${at}`);
+      expect(t.notBefore.get('coinbase')).toBe(NOW + H);
+
+      jest.setSystemTime(NOW + H - 1);
+      const skipped = await t.service.run('coinbase').catch((e: unknown) => e);
+      expect(skipped).toBeInstanceOf(UpstreamPausedError);
+      expect((skipped as Error).message).toBe(`upstream asked to wait until ${at}; skipped`);
+      await expect(t.service.runAll({ full: true })).rejects.toThrow(`upstream asked to wait until ${at}; skipped`);
+      expect(coinbase.poll).toHaveBeenCalledTimes(1);
+      expect(jest.spyOn(Logger.prototype, 'warn')).toHaveBeenCalledWith(`coinbase: upstream asked to wait until ${at}; skipped`);
+      const metrics = await (t.service as unknown as { metrics: MetricsService }).metrics.registry.metrics();
+      expect(metrics).toContain('source_runs_total{source="coinbase",outcome="skipped"} 2');
+
+      jest.setSystemTime(NOW + H);
+      await t.service.run('coinbase');
+      expect(coinbase.poll).toHaveBeenCalledTimes(2);
+    });
+
+    it('is remembered when only the backfill got it (the poll is stored), and never for more than 24 h', async () => {
+      const coinbase = provider('coinbase', 'price', 'tick');
+      coinbase.backfill!.mockRejectedValueOnce(rateLimited(3 * DAY));
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      const report = await t.service.run('coinbase');
+      expect(report.stored).toBe(1);
+      expect(report.backfill?.error).toBe(`upstream answered HTTP 429; no call before ${new Date(NOW + DAY).toISOString()}`);
+      expect(t.notBefore.get('coinbase')).toBe(NOW + DAY);
+    });
+
+    it('is not a pause without a Retry-After (a plain 503 is retried on the next tick)', async () => {
+      const coinbase = provider('coinbase', 'price', 'tick', false);
+      coinbase.poll.mockRejectedValueOnce(new TransientUpstreamError('upstream answered HTTP 503'));
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      await expect(t.service.run('coinbase')).rejects.toThrow(/^upstream answered HTTP 503$/);
+      await t.service.run('coinbase');
+      expect(t.notBefore.size).toBe(0);
+    });
   });
 
   it('a backfill failing on Redis (not the upstream) fails the run', async () => {

@@ -8,7 +8,7 @@ import { isRedisStalled } from '../redis/redis-stall.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { DAY_MS, HOUR_MS, SeriesDef } from '../series/series.catalog.js';
 import { SeriesRepository } from '../series/series.repository.js';
-import { PayloadError, SourceError, TransientUpstreamError } from '../sources/source.errors.js';
+import { PayloadError, SourceError, TransientUpstreamError, UpstreamPausedError } from '../sources/source.errors.js';
 import { assertMostlyValid } from '../sources/records.js';
 import { SourceRegistry } from '../sources/source.registry.js';
 import { SourceBatch, SourceId, SourceProvider } from '../sources/source.types.js';
@@ -36,6 +36,12 @@ interface Window {
 interface HourlyWindow extends Window {
   until: number;
 }
+
+/**
+ * Longest pause an upstream's Retry-After imposes on its source: beyond it, a typo'd or hostile
+ * header (up to 31 years) would silence the source until someone deletes the key.
+ */
+export const MAX_UPSTREAM_PAUSE_MS = DAY_MS;
 
 /** The span a first backfill of a price venue fetches at 1-minute resolution; older hours are hourly. */
 export const FINE_SPAN_MS = DAY_MS;
@@ -130,6 +136,9 @@ export class SentimentIngestService {
       // No point calling the upstream for data we cannot store; the next run catches up.
       if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
       if (isRedisStalled(this.redis)) throw new RedisStalledError();
+      // The upstream asked, in an earlier run of any instance, to be left alone until then.
+      const notBefore = await this.series.upstreamNotBefore(source);
+      if (notBefore !== null) throw new UpstreamPausedError(notBefore);
       const defs = this.series.ofSource(source);
       const before = await Promise.all(defs.map((d) => this.series.latest(d)));
       this.warnIfAhead(source, defs, before, started);
@@ -164,10 +173,12 @@ export class SentimentIngestService {
       await this.events.emit({ source, report });
       return report;
     } catch (err) {
+      await this.pauseIfAsked(source, err);
       const outcome = outcomeOf(err);
       this.metrics.ingestRuns.inc({ outcome });
       this.metrics.sourceRuns.inc({ source, outcome });
-      this.logger.error(`ingest failed (${outcome}): source=${source} after ${Date.now() - started} ms: ${(err as Error).message}`);
+      if (err instanceof UpstreamPausedError) this.logger.warn(`${source}: ${err.message}`);
+      else this.logger.error(`ingest failed (${outcome}): source=${source} after ${Date.now() - started} ms: ${(err as Error).message}`);
       // A series key of the wrong kind: on plain Redis, a series that lost half its keys
       // (evicted, deleted by hand). ensureStorage rebuilds it, so the next run goes through;
       // a key that is really someone else's is left alone (and logged).
@@ -176,6 +187,26 @@ export class SentimentIngestService {
       }
       throw err;
     }
+  }
+
+  /**
+   * A failure carrying a Retry-After (the HTTP client gave up before it was over: longer than
+   * UPSTREAM_RETRY_AFTER_MAX_MS, or the retries ran out): no call to that upstream, by any
+   * instance, scheduled or POST /refresh, until then (at most MAX_UPSTREAM_PAUSE_MS). Calling
+   * again every tick is what gets an IP banned (Bitstamp). Said in the error, so in the report.
+   */
+  private async pauseIfAsked(source: SourceId, err: unknown): Promise<void> {
+    if (!(err instanceof TransientUpstreamError) || err.retryAfterMs === undefined || err.retryAfterMs <= 0) return;
+    const until = Date.now() + Math.min(err.retryAfterMs, MAX_UPSTREAM_PAUSE_MS);
+    try {
+      await this.series.setUpstreamNotBefore(source, until);
+    } catch (redisErr) {
+      this.logger.warn(`${source}: could not remember the upstream's Retry-After: ${(redisErr as Error).message}`);
+      return;
+    }
+    const at = new Date(until).toISOString();
+    err.message = `${err.message}; no call before ${at}`;
+    this.logger.warn(`${source}: upstream asked to wait until ${at}; its runs are skipped until then`);
   }
 
   /**
@@ -266,6 +297,7 @@ export class SentimentIngestService {
     } catch (err) {
       // Only the upstream's failures are the backfill's: Redis or a bug fails the run.
       if (!(err instanceof SourceError)) throw err;
+      await this.pauseIfAsked(provider.id, err);
       dto.attempts = err.attempts ?? 0;
       dto.error = err.message;
       return { dto, batch: null, retry: err instanceof TransientUpstreamError };
@@ -489,6 +521,7 @@ function publicReason(err: unknown): string {
 }
 
 function outcomeOf(err: unknown): IngestOutcome {
+  if (err instanceof UpstreamPausedError) return 'skipped';
   if (err instanceof PayloadError) return 'payload_error';
   if (err instanceof SourceError) return 'upstream_error';
   if (isRedisUnavailableError(err)) return 'redis_error';

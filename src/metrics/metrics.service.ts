@@ -6,7 +6,7 @@ import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 
-export type IngestOutcome = 'success' | 'upstream_error' | 'payload_error' | 'redis_error' | 'error';
+export type IngestOutcome = 'success' | 'skipped' | 'upstream_error' | 'payload_error' | 'redis_error' | 'error';
 export type CacheResult = 'hit' | 'miss' | 'stale';
 
 /**
@@ -34,7 +34,7 @@ export class MetricsService implements OnModuleInit {
 
   readonly sourceRuns = new Counter({
     name: 'source_runs_total',
-    help: 'Ingest runs of each source by outcome (success, upstream_error, payload_error, redis_error, error)',
+    help: 'Ingest runs of each source by outcome (success, skipped: the upstream asked to wait, upstream_error, payload_error, redis_error, error)',
     labelNames: ['source', 'outcome'] as const,
     registers: [this.registry],
   });

@@ -77,6 +77,14 @@ export class RedisKeys {
     return `${this.prefix}:ingest:backfill-pending-hourly:${source}`;
   }
 
+  /**
+   * Epoch ms before which no instance calls one source's upstream: it answered with a
+   * `Retry-After` the HTTP client did not wait out. Expires at that time.
+   */
+  ingestNotBefore(source: SourceId): string {
+    return `${this.prefix}:ingest:not-before:${source}`;
+  }
+
   /** Lease of one source's scheduled runs (one instance polls a source per tick). */
   ingestLock(source: SourceId): string {
     return this.lock(source === LEGACY_SOURCE ? 'ingest' : `ingest:${source}`);

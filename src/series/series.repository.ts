@@ -142,6 +142,19 @@ export class SeriesRepository implements OnModuleInit {
     await this.redis.set(this.keys.ingestLastSuccess(source), String(at));
   }
 
+  /** Until when (epoch ms) the upstream of `source` asked not to be called (shared by every instance), or null. */
+  async upstreamNotBefore(source: SourceId): Promise<number | null> {
+    const raw = await this.redis.get(this.keys.ingestNotBefore(source));
+    const n = raw === null ? NaN : Number(raw);
+    return Number.isFinite(n) && n > Date.now() ? n : null;
+  }
+
+  /** Remembers that time; the key expires with it. The latest answer wins (it is the upstream's latest word). */
+  async setUpstreamNotBefore(source: SourceId, until: number): Promise<void> {
+    const ms = Math.ceil(until - Date.now());
+    if (ms > 0) await this.redis.set(this.keys.ingestNotBefore(source), String(until), 'PX', ms);
+  }
+
   /** Start of a backfill of `source` to retry (shared: whichever instance runs the source next retries it), or null. */
   async pendingBackfill(source: SourceId): Promise<number | null> {
     const raw = await this.redis.get(this.keys.backfillPending(source));

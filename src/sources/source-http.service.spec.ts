@@ -182,6 +182,8 @@ describe('SourceHttpClient', () => {
     const err = await client({ retryAfterMaxMs: 10_000 }).getJson(up.url, MAX).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientUpstreamError);
     expect((err as Error).message).toMatch(/^upstream answered HTTP 429; not retried: Retry-After 120 s .* \(attempt 1 of 3\)$/);
+    // The delay reaches the ingest service, which keeps every instance off the upstream until then.
+    expect((err as TransientUpstreamError).retryAfterMs).toBe(120_000);
     expect(up.calls).toHaveLength(1);
   });
 

@@ -25,6 +25,18 @@ export class TransientUpstreamError extends SourceError {
   }
 }
 
+/**
+ * Not called at all: the upstream asked (Retry-After) not to be called before `until`, and this
+ * run came earlier. Nothing was fetched or stored.
+ */
+export class UpstreamPausedError extends SourceError {
+  override readonly name = 'UpstreamPausedError';
+
+  constructor(readonly until: number) {
+    super(`upstream asked to wait until ${new Date(until).toISOString()}; skipped`);
+  }
+}
+
 /** A retry will not fix it: HTTP 4xx, a redirect to another origin, too large, unreadable file. */
 export class PermanentUpstreamError extends SourceError {
   override readonly name = 'PermanentUpstreamError';
