@@ -22,8 +22,8 @@ async function main(): Promise<void> {
 }
 
 /**
- * SIGTERM/SIGINT: stop the schedule, let the ingest run in progress and in-flight requests
- * finish, close the HTTP server, QUIT Redis, then exit 0 (Nest's own signal hooks re-raise the
+ * SIGTERM/SIGINT: abort upstream calls in flight (the ingest run in progress ends as a failure),
+ * stop the schedule, let in-flight requests finish, close the HTTP server, QUIT Redis, then exit 0 (Nest's own signal hooks re-raise the
  * signal, which exits 143). After SHUTDOWN_TIMEOUT_MS it gives up and exits 1. A signal during
  * startup exits 0 at once (nothing is served yet); a second signal changes nothing (an
  * orchestrator repeating SIGTERM must not cut the graceful shutdown short).

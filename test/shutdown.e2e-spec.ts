@@ -51,92 +51,113 @@ describe('process lifecycle (e2e, real node process)', () => {
     await redis?.quit();
   });
 
-  it('SIGTERM during an ingest run and under request load: requests finish, the run completes, Redis is quit, exit 0', async () => {
-    // The run's poll is held by the upstream until the test lets it go: in flight at SIGTERM,
-    // however slow the machine.
+  it('SIGTERM during an ingest run: the upstream call is aborted at once, the refresh that joined it is answered, Redis is quit, exit 0', async () => {
+    // The run's poll is held by the upstream and never let go before the process has exited:
+    // only the shutdown's abort can end it.
     let release!: () => void;
     upstream.mode = { kind: 'held', body: fixture, until: new Promise<void>((resolve) => (release = resolve)) };
     upstream.calls = 0;
-    // The age check off: readiness is green before SIGTERM although the first run has not stored
-    // yet, so red afterwards can only be the shutdown's doing.
+    // The age check off: readiness is green before SIGTERM although the first run has not stored.
     const app = start({ INGEST_ON_STARTUP: 'true', INGEST_SCHEDULE_ENABLED: 'true', HEALTH_INGEST_MAX_AGE_MS: '0' });
-    const base = await app.ready();
-    await waitFor('ingest run in progress', async () => upstream.calls >= 1);
-    const before = await fetch(`${base}/health/ready`);
-    expect({ status: before.status, body: await before.json() }).toMatchObject({ status: 200, body: { status: 'ok' } });
+    try {
+      const base = await app.ready();
+      await waitFor('ingest run in progress', async () => upstream.calls >= 1);
+      const before = await fetch(`${base}/health/ready`);
+      expect({ status: before.status, body: await before.json() }).toMatchObject({ status: 200, body: { status: 'ok' } });
 
-    // In flight at SIGTERM: a refresh that joins the running ingest, and a burst of reads.
-    const refresh = fetch(`${base}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
-    const reads = Array.from({ length: 50 }, (_, i) => fetch(`${base}/${i % 2 ? 'health/live' : 'metrics'}`).then((r) => r.status));
-    // Counted by its rate limit: the refresh is past the guards and joins the held run next.
-    await waitFor('refresh accepted', () => hasKey(redis, `*${prefix}:throttle:refresh:*`));
-    app.kill('SIGTERM');
-    // Green until the signal is handled, then the shutdown's own 503, while the held run keeps the
-    // server open: a connection error fails the test (no catch), and so does any other answer.
-    const red = await waitFor('readiness red while shutting down', async () => {
-      const r = await fetch(`${base}/health/ready`);
-      const answer = { status: r.status, body: (await r.json()) as Record<string, unknown> };
-      return r.status === 200 ? null : answer;
-    });
-    expect(red).toEqual({ status: 503, body: expect.objectContaining({ statusCode: 503, message: 'Not ready: shutting down' }) });
-    expect(app.lines.map((l) => l.msg)).toContain('SIGTERM: shutting down gracefully');
-    // Every read gets an answer while the held run keeps the server open: 200, or, if it reached
-    // the server after SIGTERM, the 503 that tells a load balancer to go elsewhere (never a reset
-    // connection).
-    const statuses = await Promise.all(reads);
-    expect(statuses.filter((s) => s !== 200 && s !== 503)).toEqual([]);
-    expect(statuses).toContain(200);
-    expect(upstream.calls).toBe(1); // the refresh joined the run instead of starting one
-    release();
+      // In flight at SIGTERM: a refresh that joins the running ingest.
+      const refresh = fetch(`${base}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
+      // Counted by its rate limit: the refresh is past the guards and joins the held run next.
+      await waitFor('refresh accepted', () => hasKey(redis, `*${prefix}:throttle:refresh:*`));
+      const signalled = Date.now();
+      app.kill('SIGTERM');
 
-    const res = await refresh;
-    expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ fetched: 2474, stored: 4948, rejected: 0 });
-    expect(await app.exited).toEqual({ code: 0, signal: null });
-    // The run completed: every sample is there (none half-written), and the log says so.
-    expect(await sampleCount(redis, `${prefix}:price:mean:30s`)).toBe(2474);
-    expect(await sampleCount(redis, `${prefix}:sentiment:mean:30s`)).toBe(2474);
-    const messages = app.lines.map((l) => String(l.msg));
-    expect(messages).toEqual(expect.arrayContaining(['SIGTERM: shutting down gracefully', 'Redis connection closed']));
-    const ingestOk = messages.findIndex((m) => m.startsWith('ingest ok'));
-    expect(ingestOk).toBeGreaterThanOrEqual(0);
-    expect(ingestOk).toBeLessThan(messages.indexOf('Redis connection closed'));
-    // JSON lines with a level; request lines carry the request id.
-    expect(app.lines.every((l) => !l.unparsed && typeof l.level === 'number')).toBe(true);
-    const requestLines = app.lines.filter((l) => l.req);
-    expect(requestLines.length).toBeGreaterThan(0);
-    expect(requestLines.every((l) => typeof (l.req as { id?: unknown }).id === 'string')).toBe(true);
-    expect(JSON.stringify(app.lines)).not.toContain(TEST_REFRESH_TOKEN);
+      // The run fails as transient, without a retry, and the refresh gets its reason.
+      const res = await refresh;
+      expect({ status: res.status, message: ((await res.json()) as { message: string }).message }).toEqual({
+        status: 502,
+        message: 'Ingest failed: upstream call aborted: the service is shutting down (attempt 1 of 3)',
+      });
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+      expect(Date.now() - signalled).toBeLessThan(5000); // UPSTREAM_TIMEOUT_MS alone is 10 s
+      expect(upstream.calls).toBe(1);
+      // Nothing was fetched, so nothing is stored (and nothing half).
+      expect(await sampleCount(redis, `${prefix}:price:mean:30s`)).toBe(0);
+      const messages = app.lines.map((l) => String(l.msg));
+      expect(messages).toEqual(expect.arrayContaining(['SIGTERM: shutting down gracefully', 'Redis connection closed']));
+      const failed = messages.findIndex((m) => m.startsWith('ingest failed (upstream_error)') && m.endsWith('the service is shutting down (attempt 1 of 3)'));
+      expect(failed).toBeGreaterThanOrEqual(0);
+      expect(failed).toBeLessThan(messages.indexOf('Redis connection closed'));
+      // JSON lines with a level; request lines carry the request id.
+      expect(app.lines.every((l) => !l.unparsed && typeof l.level === 'number')).toBe(true);
+      const requestLines = app.lines.filter((l) => l.req);
+      expect(requestLines.length).toBeGreaterThan(0);
+      expect(requestLines.every((l) => typeof (l.req as { id?: unknown }).id === 'string')).toBe(true);
+      expect(JSON.stringify(app.lines)).not.toContain(TEST_REFRESH_TOKEN);
+    } finally {
+      release();
+    }
   }, 60_000);
 
-  it('stalled clients do not hold the shutdown, a request in flight is still answered, a second SIGTERM changes nothing', async () => {
+  it('SIGTERM with the defaults while a venue accepts and never answers: exit 0 within a second or two, not after 3 timeouts', async () => {
+    // Accepts every connection, never answers: each attempt would wait out UPSTREAM_TIMEOUT_MS (10 s).
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const app = start({ PRICE_SOURCE: 'coinbase', SENTIMENT_SOURCE: 'fear-greed', COINBASE_API_URL: url, FEAR_GREED_API_URL: url, INGEST_ON_STARTUP: 'true', INGEST_SCHEDULE_ENABLED: 'true' });
+      await app.ready();
+      await waitFor('both sources calling the venue', async () => sockets.length >= 2);
+      const signalled = Date.now();
+      app.kill('SIGTERM');
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+      expect(Date.now() - signalled).toBeLessThan(3000);
+      expect(app.stderr).not.toContain('shutdown took longer');
+      expect(sockets).toHaveLength(2); // no retry
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      silent.close();
+    }
+  }, 30_000);
+
+  it('stalled clients do not hold the shutdown, a request in flight is still answered, a second signal changes nothing', async () => {
     let release!: () => void;
     upstream.mode = { kind: 'held', body: fixture, until: new Promise<void>((resolve) => (release = resolve)) };
     upstream.calls = 0;
     // SHUTDOWN_TIMEOUT_MS past the test's own timeout would hide a hang; this one turns it into exit 1.
     const app = start({ INGEST_ON_STARTUP: 'false', INGEST_SCHEDULE_ENABLED: 'false', SHUTDOWN_TIMEOUT_MS: '20000' });
-    const base = new URL(await app.ready());
-    // Half a request head, and a body shorter than its Content-Length: no answer can come on either.
-    const stalled = await Promise.all(
-      ['GET /health/live HTTP/1.1\r\nHost: x\r\n', 'POST /refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"'].map(
-        async (bytes) => {
-          const socket = connect(Number(base.port), base.hostname);
-          await once(socket, 'connect');
-          socket.write(bytes);
-          return { closed: once(socket, 'close'), socket };
-        },
-      ),
-    );
-    const refresh = fetch(`${base.origin}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
-    await waitFor('the refresh to reach the upstream', async () => upstream.calls >= 1);
-    app.kill('SIGTERM');
-    await waitFor('shutdown to start', async () => app.lines.some((l) => l.msg === 'SIGTERM: shutting down gracefully'));
-    app.kill('SIGTERM');
-    release(); // the shutdown waits for the run, then closes the server
-    expect((await refresh).status).toBe(200);
-    await Promise.all(stalled.map((s) => s.closed));
-    expect(await app.exited).toEqual({ code: 0, signal: null });
-    expect(app.lines.map((l) => l.msg)).toContain('SIGTERM: already shutting down');
+    try {
+      const base = new URL(await app.ready());
+      // Half a request head, and a body shorter than its Content-Length: no answer can come on either.
+      const stalled = await Promise.all(
+        ['GET /health/live HTTP/1.1\r\nHost: x\r\n', 'POST /refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"'].map(
+          async (bytes) => {
+            const socket = connect(Number(base.port), base.hostname);
+            await once(socket, 'connect');
+            socket.write(bytes);
+            return { closed: once(socket, 'close'), socket };
+          },
+        ),
+      );
+      const refresh = fetch(`${base.origin}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
+      await waitFor('the refresh to reach the upstream', async () => upstream.calls >= 1);
+      // Two signals arriving together (held while the process is stopped; two of one kind would
+      // merge into one): whichever is handled second is only logged.
+      app.kill('SIGSTOP');
+      app.kill('SIGTERM');
+      app.kill('SIGINT');
+      app.kill('SIGCONT');
+      // The shutdown aborts the held call: the refresh is answered with the reason.
+      expect((await refresh).status).toBe(502);
+      await Promise.all(stalled.map((s) => s.closed));
+      expect(await app.exited).toEqual({ code: 0, signal: null });
+      const messages = app.lines.map((l) => String(l.msg));
+      expect(messages.filter((m) => /^SIG(TERM|INT): shutting down gracefully$/.test(m))).toHaveLength(1);
+      expect(messages.filter((m) => /^SIG(TERM|INT): already shutting down$/.test(m))).toHaveLength(1);
+    } finally {
+      release();
+    }
   }, 60_000);
 
   it('a signal while startup waits for Redis: exit 0, said in one line', async () => {

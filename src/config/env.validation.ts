@@ -501,7 +501,7 @@ export class EnvironmentVariables {
   @Matches(CORS_LIST, { message: 'CORS_ORIGINS must be * or comma-separated origins: scheme://host[:port], no path or trailing slash' })
   CORS_ORIGINS = '';
 
-  /** On SIGTERM: how long the in-flight ingest run and requests may take before the process gives up and exits 1 (ms). */
+  /** On SIGTERM: how long in-flight requests and the shutdown may take before the process gives up and exits 1 (ms); upstream calls are aborted at once. */
   @Transform(toInt) @IsInt() @Min(1000) @TimerMax()
   SHUTDOWN_TIMEOUT_MS = 25_000;
 

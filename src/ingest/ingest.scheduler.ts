@@ -75,7 +75,10 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     }
   }
 
-  /** Stop scheduling and let runs in progress (and their lease bookkeeping) finish before Redis is closed. */
+  /**
+   * Stop scheduling and wait for runs in progress (and their lease bookkeeping) before Redis is
+   * closed: quick, as SourceHttpClient has aborted their upstream calls (onModuleDestroy).
+   */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     for (const s of this.schedules) {

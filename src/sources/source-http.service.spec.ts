@@ -233,6 +233,51 @@ describe('SourceHttpClient', () => {
     expect((err as Error).message).toBe('upstream answered HTTP 503 (attempt 1 of 1)');
   });
 
+  describe('on shutdown (onModuleDestroy)', () => {
+    const SHUTDOWN = 'upstream call aborted: the service is shutting down';
+    /** Settles `promise`, measuring how long after `t0` it did. */
+    const settled = async (promise: Promise<unknown>, t0: number) => {
+      const err = await promise.catch((e: unknown) => e);
+      return { err: err as TransientUpstreamError, ms: Date.now() - t0 };
+    };
+
+    it('aborts a call in flight to an upstream that never answers, and retries nothing', async () => {
+      const up = await start(() => undefined); // accepts, never answers
+      const http = client({ timeoutMs: 60_000 });
+      const pending = http.getJson(up.url, MAX);
+      while (up.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+      const t0 = Date.now();
+      http.onModuleDestroy();
+      const { err, ms } = await settled(pending, t0);
+      expect(err).toBeInstanceOf(TransientUpstreamError);
+      expect(err.message).toBe(`${SHUTDOWN} (attempt 1 of 3)`);
+      expect(err.attempts).toBe(1);
+      expect(ms).toBeLessThan(1000);
+      expect(up.calls).toHaveLength(1);
+    });
+
+    it('ends a backoff or Retry-After wait, and a wait for the pacing lane, without calling again', async () => {
+      const up = await start((_req, res) => res.writeHead(503, { 'retry-after': '60' }).end());
+      const http = client({ retryAfterMaxMs: 120_000 });
+      const retrying = http.getJson(up.url, MAX);
+      const paced = http.getJson(up.url, { ...MAX, pacing: { lane: 'kraken', minIntervalMs: 60_000 } });
+      const waiting = http.getJson(up.url, { ...MAX, pacing: { lane: 'kraken', minIntervalMs: 60_000 } });
+      while (up.calls.length < 2) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 50)); // both in their 60 s waits
+      const t0 = Date.now();
+      http.onModuleDestroy();
+      for (const p of [retrying, paced, waiting]) {
+        const { err, ms } = await settled(p, t0);
+        expect(err.message).toMatch(new RegExp(`^${SHUTDOWN} \\(attempt 1 of 3\\)$`));
+        expect(ms).toBeLessThan(1000);
+      }
+      expect(up.calls).toHaveLength(2);
+      // Later calls are not made at all.
+      await expect(http.getJson(up.url, MAX)).rejects.toThrow(SHUTDOWN);
+      expect(up.calls).toHaveLength(2);
+    });
+  });
+
   describe('pacing (a minimum interval between calls per provider)', () => {
     /** Arrival times at the server per lane (the `lane` query parameter). */
     const arrivals = () => {

@@ -1,5 +1,5 @@
 import { HttpService } from '@nestjs/axios';
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, Optional } from '@nestjs/common';
 import { AxiosError, AxiosResponse } from 'axios';
 import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -67,12 +67,15 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * with exponential backoff and jitter for transient failures only (network, timeout, 5xx, 408,
  * 429 honouring `Retry-After`), a descriptive User-Agent, a size cap, same-origin redirects only,
  * and error messages that never quote what the upstream sent. file:// URLs read a replay.
+ * On shutdown every GET in flight is aborted and none is retried or started (see onModuleDestroy).
  */
 @Injectable()
-export class SourceHttpClient {
+export class SourceHttpClient implements OnModuleDestroy {
   private readonly logger = new Logger(SourceHttpClient.name);
   /** Per lane: when its latest call ended (resolves once it has). */
   private readonly lanes = new Map<string, Promise<number>>();
+  /** Aborted when the application shuts down. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly http: HttpService,
@@ -80,31 +83,55 @@ export class SourceHttpClient {
     @Optional() private readonly metrics?: MetricsService,
   ) {}
 
+  /**
+   * Nest's first shutdown hook, before the ingest scheduler waits for its runs: one run may
+   * otherwise take UPSTREAM_RETRIES + 1 timeouts plus backoff (~31 s by default), longer than
+   * SHUTDOWN_TIMEOUT_MS. A run cut short fails as transient; the next one, here or on another
+   * instance, fetches again. Webhooks (post) have their own signal.
+   */
+  onModuleDestroy(): void {
+    this.stopping.abort();
+  }
+
   /** GET `url` and decode it as JSON. Throws a SourceError subclass with `attempts` set. */
   async getJson(url: string, options: GetJsonOptions): Promise<FetchedJson> {
     const total = this.options.retries + 1;
     for (let attempt = 1; ; attempt++) {
-      const release = options.pacing ? await this.pace(options.pacing) : undefined;
-      const timer = this.metrics?.upstreamDuration.startTimer();
+      let release: (() => void) | undefined;
+      let timer: ((labels: { outcome: string }) => number) | undefined;
       let error: SourceError;
       try {
+        if (options.pacing) release = await this.pace(options.pacing);
+        timer = this.metrics?.upstreamDuration.startTimer();
         const data = decodeJson(await this.fetchText(url, options));
         timer?.({ outcome: 'ok' });
         return { data, attempts: attempt };
       } catch (err) {
-        error = err instanceof SourceError ? err : new TransientUpstreamError(`upstream call failed (${(err as Error).name})`);
+        if (this.stopping.signal.aborted) error = shuttingDown();
+        else error = err instanceof SourceError ? err : new TransientUpstreamError(`upstream call failed (${(err as Error).name})`);
       } finally {
         release?.();
       }
       timer?.({ outcome: error instanceof TransientUpstreamError ? 'transient_error' : 'permanent_error' });
-      const delay = error instanceof TransientUpstreamError && attempt < total ? this.retryDelay(error, attempt) : null;
-      if (typeof delay !== 'number') {
-        error.message = `${error.message}${typeof delay === 'string' ? `; ${delay}` : ''} (attempt ${attempt} of ${total})`;
-        error.attempts = attempt;
-        throw error;
+      const delay = error instanceof TransientUpstreamError && attempt < total && !this.stopping.signal.aborted ? this.retryDelay(error, attempt) : null;
+      if (typeof delay === 'number') {
+        this.logger.warn(`Upstream attempt ${attempt} failed (${error.message}); retrying in ${delay} ms`);
+        if (await this.sleep(delay)) continue;
+        error = shuttingDown();
       }
-      this.logger.warn(`Upstream attempt ${attempt} failed (${error.message}); retrying in ${delay} ms`);
-      await sleep(delay);
+      error.message = `${error.message}${typeof delay === 'string' ? `; ${delay}` : ''} (attempt ${attempt} of ${total})`;
+      error.attempts = attempt;
+      throw error;
+    }
+  }
+
+  /** Waits `ms`; false when shutdown cut the wait short. */
+  private async sleep(ms: number): Promise<boolean> {
+    try {
+      await sleep(ms, undefined, { signal: this.stopping.signal });
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -164,7 +191,12 @@ export class SourceHttpClient {
     let end!: (at: number) => void;
     this.lanes.set(lane, new Promise<number>((resolve) => (end = resolve)));
     const wait = (await previous) + interval - Date.now();
-    if (wait > 0) await sleep(wait);
+    // Cut short by shutdown: the call is not made (getJson sees the signal), and the lane ends
+    // here, or every later caller would wait for it forever.
+    if (wait > 0 && !(await this.sleep(wait))) {
+      end(Date.now());
+      throw shuttingDown();
+    }
     return () => end(Date.now());
   }
 
@@ -183,7 +215,8 @@ export class SourceHttpClient {
       return readCapped(url, options.maxBytes);
     }
     const origin = new URL(url).origin;
-    const signal = AbortSignal.timeout(this.options.timeoutMs); // one budget for the call, redirects included
+    // One budget for the call, redirects included; shutdown aborts it at once.
+    const signal = AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.stopping.signal]);
     let current = url;
     for (let hop = 0; ; hop++) {
       let res: AxiosResponse<Readable>;
@@ -348,6 +381,11 @@ function decodeJson(text: string): unknown {
     // Never quote the text: it may be any page (issue #11.1).
     throw new PayloadError(`upstream payload is not JSON (${text.length} characters)`);
   }
+}
+
+/** A call cut short, or never made, because the service is shutting down: transient (the next run tries again). */
+function shuttingDown(): TransientUpstreamError {
+  return new TransientUpstreamError('upstream call aborted: the service is shutting down');
 }
 
 /** Longest wait between two attempts, whatever UPSTREAM_RETRY_BASE_MS and UPSTREAM_RETRIES say (a run holds its source's lease). */
