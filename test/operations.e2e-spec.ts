@@ -1,6 +1,7 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { HealthController } from '../src/health/health.controller.js';
 import { SeriesRepository } from '../src/series/series.repository.js';
 import { metaKey } from '../src/timeseries/portable.backend.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
@@ -338,5 +339,20 @@ describe('a series that lost part of its keys (plain Redis: evicted or deleted b
     await app.close();
     t.app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: t.upstream.url, LOG_LEVEL: 'fatal' });
     expect((await t.app.inject({ method: 'GET', url: '/series/price?bucket=1h' })).json()).toEqual(before);
+  });
+});
+
+describe('readiness once shutdown has begun (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('ops-closing');
+  let t: TestApp | undefined;
+  afterAll(() => stopTestApp(prefix, t ?? {}));
+
+  it('answers 503 "shutting down" from then on, so load balancers move on while work in flight finishes', async () => {
+    t = await startTestApp(prefix, fixture, { LOG_LEVEL: 'fatal', HEALTH_INGEST_MAX_AGE_MS: '0' });
+    expect((await t.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+    t.app.get(HealthController).beforeApplicationShutdown();
+    const res = await t.app.inject({ method: 'GET', url: '/health/ready' });
+    expect({ status: res.statusCode, message: res.json().message }).toEqual({ status: 503, message: 'Not ready: shutting down' });
+    expect((await t.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
   });
 });
