@@ -356,3 +356,23 @@ describe('readiness once shutdown has begun (e2e, real Redis)', () => {
     expect((await t.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
   });
 });
+
+describe('the summary while there is nothing to summarise (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('ops-nothing');
+  let t: TestApp | undefined;
+  afterAll(() => stopTestApp(prefix, t ?? {}));
+
+  it('repeats its 503 for a second without reading Redis again (the route is not rate limited), and not once data came', async () => {
+    t = await startTestApp(prefix, fixture, { LOG_LEVEL: 'fatal' });
+    const get = () => t!.app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+    const first = Date.now();
+    expect((await get()).statusCode).toBe(503);
+    const reads = jest.spyOn(t.app.get(SeriesRepository), 'latest');
+    for (let i = 0; i < 5; i++) expect((await get()).statusCode).toBe(503);
+    // (A machine stalled past the second would rightly have read again.)
+    if (Date.now() - first < 900) expect(reads).not.toHaveBeenCalled();
+    expect((await postRefresh(t.app)).statusCode).toBe(200);
+    expect((await get()).statusCode).toBe(200);
+    reads.mockRestore();
+  });
+});

@@ -93,6 +93,9 @@ export function buildSummary(
   };
 }
 
+/** How long a request's "no samples" answer is given again without computing. */
+const NOTHING_HELD_MS = 1000;
+
 /**
  * Hourly averages of price and sentiment (TS.RANGE … AGGREGATION avg 3600000; the level in
  * effect for a daily index) and their directions, with each metric's source and freshness.
@@ -109,6 +112,8 @@ export class SummaryService implements OnModuleInit {
   private readonly outlierPct: number;
   /** The last summary refresh started or queued (refreshCache never rejects). */
   private refreshing: Promise<unknown> = Promise.resolve();
+  /** A request's "no samples" answer, given again until `until` (see compute). */
+  private nothing: { error: RetryLaterException; until: number } | undefined;
   /** The refresh queued behind the running one and not started yet, which later runs share. */
   private queued: Promise<SummaryResponseDto | null> | undefined;
 
@@ -146,6 +151,10 @@ export class SummaryService implements OnModuleInit {
    */
   async compute(recordVerdict = false): Promise<SummaryResponseDto> {
     const now = Date.now();
+    // A request's computation that found nothing is repeated for a second without reading
+    // Redis again: the route is not rate limited (hits cost nothing), so each request would
+    // otherwise cost a computation while there is no data (a first start, an upstream outage).
+    if (!recordVerdict && this.nothing && this.nothing.until > now) throw this.nothing.error;
     const venues = this.series.defs('price');
     const [sentimentDef] = this.series.defs('sentiment');
     const [venueLatest, sentimentLatest] = await Promise.all([
@@ -174,10 +183,12 @@ export class SummaryService implements OnModuleInit {
         return { ...summary, as_of: new Date(anchor).toISOString(), metrics: { price: price.freshness, sentiment }, verdict, verdict_since };
       }
     }
-    throw new RetryLaterException(
+    const error = new RetryLaterException(
       this.anchorMode === 'now' ? `No samples in the last ${this.hours} hour(s) yet` : 'No samples stored yet; the first ingest has not completed',
       this.retryAfterSeconds,
     );
+    if (!recordVerdict) this.nothing = { error, until: now + NOTHING_HELD_MS };
+    throw error;
   }
 
   /**
@@ -218,6 +229,7 @@ export class SummaryService implements OnModuleInit {
   }
 
   private async onIngested(cause: SourceIngestedEvent): Promise<void> {
+    this.nothing = undefined; // there may be data now
     // One refresh at a time in this process: two sources finishing together must not leave the
     // older computation in the cache (each one reads the data as it is when its turn comes).
     // A run that finishes while a refresh is queued shares it: that refresh has not read
