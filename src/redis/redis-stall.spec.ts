@@ -7,6 +7,10 @@ import { failFastOnStall, isRedisStalled } from './redis-stall.js';
 class FakeConnection extends EventEmitter {
   readonly sent: Command[] = [];
   status = 'ready';
+  reconnects = 0;
+  disconnect(reconnect: boolean): void {
+    if (reconnect) this.reconnects++;
+  }
   sendCommand(command: Command): unknown {
     this.sent.push(command);
     return command.promise;
@@ -52,6 +56,26 @@ describe('failFastOnStall', () => {
     expect(isRedisUnavailableError(err)).toBe(true);
     // Only the timed-out command and the probe PING went out.
     expect(connection.sent.map((c) => c.name)).toEqual(['evalsha', 'ping']);
+  });
+
+  it('replaces a connection that answers none of three probe PINGs (a black-holed socket never closes by itself)', async () => {
+    const first = send('get');
+    first.reject(new Error('Command timed out'));
+    await settled(first.promise);
+    for (let i = 0; i < 3; i++) {
+      await flush();
+      const ping = connection.sent.at(-1)!;
+      expect(ping.name).toBe('ping');
+      expect(connection.reconnects).toBe(0);
+      ping.reject(new Error('Command timed out'));
+      await settled(ping.promise);
+    }
+    await flush();
+    expect(connection.reconnects).toBe(1);
+    expect(connection.sent.map((c) => c.name)).toEqual(['get', 'ping', 'ping', 'ping']);
+    // The new connection's 'ready' ends the stall.
+    connection.emit('ready');
+    expect(isRedisStalled(client)).toBe(false);
   });
 
   it('other failures (a wrong command, a dropped connection) do not open it', async () => {

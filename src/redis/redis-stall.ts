@@ -4,6 +4,8 @@ import { isCluster, RedisClient } from './redis.types.js';
 
 /** Message ioredis rejects a command with when REDIS_COMMAND_TIMEOUT_MS passes without a reply. */
 const TIMED_OUT = 'Command timed out';
+/** Probe PINGs lost in a row before the connection is replaced. */
+const PROBES_BEFORE_RECONNECT = 3;
 
 interface StallLogger {
   warn(message: string): void;
@@ -30,11 +32,15 @@ export class StallBreaker {
   /** Epoch ms of the timeout that opened the breaker, or null while commands are sent. */
   private stalledSince: number | null = null;
   private probing = false;
+  /** Probe PINGs of this stall that timed out in a row. */
+  private probesLost = 0;
 
   constructor(
     private readonly send: SendCommand,
     private readonly logger: StallLogger,
     private readonly name: string,
+    /** Drops the socket and connects again (undefined: never). */
+    private readonly reconnect?: () => void,
   ) {}
 
   get stalled(): boolean {
@@ -82,12 +88,24 @@ export class StallBreaker {
         // An error reply (BUSY, LOADING…) is still an answer: the connection flows; those commands fail on their own.
         if (err.name === 'ReplyError') this.close('answers again');
         // Still stalled: ask again. Otherwise (connection closed…) 'ready' ends the stall.
-        else if (err.message === TIMED_OUT) this.probe();
+        else if (err.message === TIMED_OUT) {
+          // A socket whose path died without a reset (a black-holed network, a server replaced
+          // behind a proxy) never answers nor closes until TCP gives up, ~15 min: after a few
+          // lost probes, a new connection is tried instead (its 'ready' ends the stall).
+          if (++this.probesLost >= PROBES_BEFORE_RECONNECT && this.reconnect) {
+            this.logger.warn(`${this.name}: no answer to ${this.probesLost} PINGs; reconnecting`);
+            this.probesLost = 0;
+            this.reconnect();
+          } else {
+            this.probe();
+          }
+        }
       },
     );
   }
 
   private close(why: string): void {
+    this.probesLost = 0;
     if (this.stalledSince === null) return;
     const ms = Date.now() - this.stalledSince;
     this.stalledSince = null;
@@ -97,9 +115,9 @@ export class StallBreaker {
 
 const BREAKERS = new WeakMap<RedisClient, StallBreaker[]>();
 
-function install(connection: Redis, logger: StallLogger, name: string): StallBreaker {
+function install(connection: Redis, logger: StallLogger, name: string, reconnect?: () => void): StallBreaker {
   const original = connection.sendCommand.bind(connection) as SendCommand;
-  const breaker = new StallBreaker(original, logger, name);
+  const breaker = new StallBreaker(original, logger, name, reconnect);
   // Only commands on a ready connection queue behind a stuck one. A new socket's handshake (AUTH,
   // HELLO, SELECT, the ready check) must go out, or a reconnect during a stall never completes.
   connection.sendCommand = (command, stream) => (connection.status === 'ready' ? breaker.sendCommand(command, stream) : original(command, stream));
@@ -118,7 +136,8 @@ export function failFastOnStall(client: RedisClient, logger: StallLogger): void 
   const breakers: StallBreaker[] = [];
   BREAKERS.set(client, breakers);
   if (!isCluster(client)) {
-    breakers.push(install(client, logger, 'Redis'));
+    // (A cluster's node connections are the cluster's to replace: not done for them.)
+    breakers.push(install(client, logger, 'Redis', () => client.disconnect(true)));
     return;
   }
   const seen = new WeakSet<Redis>();
