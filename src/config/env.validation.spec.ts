@@ -139,6 +139,13 @@ describe('validateEnv', () => {
         expect(() => validateEnv({ REDIS_URL: url })).not.toThrow(/s3cr/);
       }
     });
+
+    it('never echoes a password given in the query of a REDIS_URL it refuses (ioredis reads ?password=)', () => {
+      for (const url of ['redis://host:abc/?password=hunter2', 'redis://host:6379/x?db=1&PASS=hunter2', 'http://host/?Password=hunter2#f', 'redis://[::1/?pass%77ord=hunter2']) {
+        expect(() => validateEnv({ REDIS_URL: url })).toThrow(/^Invalid configuration:\n {2}REDIS_URL="[^"]*=\*\*\*/);
+        expect(() => validateEnv({ REDIS_URL: url })).not.toThrow(/hunter2/);
+      }
+    });
   });
 
   describe('CORS_ORIGINS', () => {

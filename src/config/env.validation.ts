@@ -18,6 +18,7 @@ import {
   ValidationError,
 } from 'class-validator';
 import { type TrustProxy, trustFunction } from './trust-proxy.js';
+import { maskPasswordParams } from './url-secrets.js';
 import { receiverUrlProblem } from './webhook-url.js';
 import {
   DEFAULT_PRICE_SOURCES,
@@ -539,13 +540,15 @@ const TYPE_CHECKS = ['isInt', 'isNumber', 'isBoolean', 'isIn', 'matches', 'isStr
 // (path, query) or credentials.
 const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET', 'ALERT_WEBHOOK_URLS'];
 
-/** A URL with whatever precedes its last `@` (user and password) replaced by ***, parseable or not. */
-function maskUserinfo(url: string): string {
+/**
+ * A URL with whatever precedes its last `@` (user and password) replaced by ***, and any
+ * `?password=` too, parseable or not.
+ */
+function maskUrlSecrets(url: string): string {
   const at = url.lastIndexOf('@');
-  if (at < 0) return url;
   const slashes = url.indexOf('//');
   const from = slashes >= 0 && slashes < at ? slashes + 2 : 0;
-  return `${url.slice(0, from)}***${url.slice(at)}`;
+  return maskPasswordParams(at < 0 ? url : `${url.slice(0, from)}***${url.slice(at)}`);
 }
 
 function describe(errors: ValidationError[]): string {
@@ -556,7 +559,7 @@ function describe(errors: ValidationError[]): string {
       const msgs = typeCheck ? constraints[typeCheck] : Object.values(constraints).join('; ');
       const shown = SECRETS.includes(e.property)
         ? '"***"'
-        : JSON.stringify(e.property.endsWith('_URL') && typeof e.value === 'string' ? maskUserinfo(e.value) : e.value);
+        : JSON.stringify(e.property.endsWith('_URL') && typeof e.value === 'string' ? maskUrlSecrets(e.value) : e.value);
       return `${e.property}=${shown}: ${msgs}`;
     })
     .join('\n  ');
@@ -578,7 +581,7 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   }
   const redisUrlOk = typeof env.REDIS_URL === 'string' && /^rediss?:\/\/[^\s]+$/.test(env.REDIS_URL);
   const urlProblem = redisUrlOk ? redisUrlProblem(env.REDIS_URL) : undefined;
-  if (urlProblem) problems.push(`REDIS_URL=${JSON.stringify(maskUserinfo(env.REDIS_URL))}: ${urlProblem}`);
+  if (urlProblem) problems.push(`REDIS_URL=${JSON.stringify(maskUrlSecrets(env.REDIS_URL))}: ${urlProblem}`);
   if (env.REDIS_CLUSTER_NODES?.length > 0 && redisUrlOk && !urlProblem) {
     const db = redisUrlDb(env.REDIS_URL);
     if (db !== 0) problems.push(`REDIS_URL: selects DB ${db}, but a Redis Cluster (REDIS_CLUSTER_NODES) has only DB 0`);

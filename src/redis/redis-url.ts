@@ -1,9 +1,11 @@
-/** The URL with any password replaced, safe to log. */
+import { maskPasswordParams } from '../config/url-secrets.js';
+
+/** The URL with any password replaced (userinfo or `?password=`), safe to log. */
 export function redactRedisUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
-    return u.toString();
+    return maskPasswordParams(u.toString());
   } catch {
     return '<unparseable REDIS_URL>';
   }

@@ -10,6 +10,13 @@ describe('redis connection helpers', () => {
     expect(redactRedisUrl('redis://host:6379')).toBe('redis://host:6379');
   });
 
+  it('never logs a password given in the query (ioredis reads ?password=), any case or encoding', () => {
+    expect(redactRedisUrl('redis://127.0.0.1:6441/?password=hunter2')).toBe('redis://127.0.0.1:6441/?password=***');
+    expect(redactRedisUrl('redis://host/2?db=2&PASS=hunter2&family=6')).toBe('redis://host/2?db=2&PASS=***&family=6');
+    expect(redactRedisUrl('redis://u:s3cret@host?Password=hunter2&pass%77ord=hunter2')).toBe('redis://u:***@host?Password=***&pass%77ord=***');
+    expect(redactRedisUrl('redis://host?passenger=1')).toBe('redis://host?passenger=1');
+  });
+
   it('backs off exponentially with jitter, capped', () => {
     for (let i = 0; i < 50; i++) {
       const d1 = reconnectDelay(1, 100, 5000);
@@ -41,6 +48,28 @@ describe('redis connection helpers', () => {
         logger,
       ),
     ).rejects.toThrow(/^Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0 is not reachable after 300 ms \(.*ECONNREFUSED.*\)$/);
+  });
+
+  it('names the URL without a password given in its query, when Redis is not reachable', async () => {
+    const logger = new Logger('test');
+    const warn = jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
+    const failure = connectRedis(
+      {
+        REDIS_URL: 'redis://127.0.0.1:1/?password=hunter2', // nothing listens on port 1
+        REDIS_CONNECT_TIMEOUT_MS: 200,
+        REDIS_COMMAND_TIMEOUT_MS: 200,
+        REDIS_MAX_RETRIES_PER_REQUEST: 0,
+        REDIS_RETRY_BASE_MS: 20,
+        REDIS_RETRY_MAX_MS: 50,
+        REDIS_STARTUP_WAIT_MS: 300,
+        REDIS_PROTOCOL: 3,
+      },
+      'test',
+      logger,
+    );
+    await expect(failure).rejects.toThrow(/^Redis at redis:\/\/127\.0\.0\.1:1\/\?password=\*\*\* is not reachable after 300 ms/);
+    await expect(failure).rejects.not.toThrow(/hunter2/);
+    expect(JSON.stringify(warn.mock.calls)).not.toMatch(/hunter2/);
   });
 
   const settings = {
