@@ -106,4 +106,15 @@ describe('TRUST_PROXY (e2e, real Redis)', () => {
   it('refuses an address it cannot read, naming TRUST_PROXY', async () => {
     await expect(bootApp({ REDIS_KEY_PREFIX: prefix, TRUST_PROXY: '10.0.0.0/99' })).rejects.toThrow(/TRUST_PROXY: .*10\.0\.0\.0\/99/);
   });
+
+  // Fastify/Express read a number as a hop count; here "1" used to trust every hop and "2" no proxy at all.
+  it('refuses a hop count at startup, naming TRUST_PROXY and what to set instead', async () => {
+    for (const hops of ['1', '2']) {
+      const outcome = await bootApp({ REDIS_KEY_PREFIX: prefix, TRUST_PROXY: hops }).then(
+        async (booted) => booted.close().then(() => 'started'),
+        (err: Error) => err.message,
+      );
+      expect(outcome).toMatch(/TRUST_PROXY: "\d" looks like a hop count, which is not supported: list the proxies' addresses/);
+    }
+  });
 });

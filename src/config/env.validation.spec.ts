@@ -148,6 +148,28 @@ describe('validateEnv', () => {
     });
   });
 
+  describe('TRUST_PROXY', () => {
+    it.each([['true', true], [' TRUE ', true], ['false', false], ['False', false]])('reads %s as %s', (value, expected) => {
+      expect(validateEnv({ TRUST_PROXY: value }).TRUST_PROXY).toBe(expected);
+    });
+
+    it('reads a list of addresses and ranges', () => {
+      expect(validateEnv({ TRUST_PROXY: '10.0.0.0/8, loopback,::1' }).TRUST_PROXY).toEqual(['10.0.0.0/8', 'loopback', '::1']);
+    });
+
+    // Express/Fastify users write hop counts: "1" was read as true (every hop trusted, so any
+    // client could pick its address) and "2" by proxy-addr as the address 0.0.0.2 (none trusted).
+    it.each(['1', '2', '0', '10.0.0.1, 2'])('refuses the hop count in %s, saying to list the proxies instead', (value) => {
+      expect(() => validateEnv({ TRUST_PROXY: value })).toThrow(
+        /^Invalid configuration:\n {2}TRUST_PROXY: "\d+" looks like a hop count, which is not supported: list the proxies' addresses or CIDR ranges instead/,
+      );
+    });
+
+    it.each(['yes', 'on', 'no', 'off'])('refuses %s: only true or false are booleans', (value) => {
+      expect(() => validateEnv({ TRUST_PROXY: value })).toThrow(/^Invalid configuration:\n {2}TRUST_PROXY: /);
+    });
+  });
+
   describe('CORS_ORIGINS', () => {
     // @fastify/cors compares each entry with the Origin header byte for byte, and a browser's
     // Origin is scheme://host[:port]: a path or trailing slash never matched, CORS silently off.

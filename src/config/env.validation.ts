@@ -47,10 +47,14 @@ const toNumber = ({ value }: { value: unknown }) =>
 const toList = ({ value }: { value: unknown }) =>
   typeof value === 'string' ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : value;
 
-/** TRUST_PROXY: true/false as toBool reads them, otherwise a list of addresses or ranges. */
+/**
+ * TRUST_PROXY: `true` or `false` spelled out, otherwise a list of addresses or ranges. Not
+ * toBool: "1" read as true would trust every hop (a client could spoof its address); a number
+ * is left in the list, where trustFunction refuses it as the hop count it was meant to be.
+ */
 const toTrustProxy = (arg: { value: unknown }) => {
-  const bool = toBool(arg);
-  return typeof bool === 'boolean' ? bool : toList(arg);
+  const v = typeof arg.value === 'string' ? arg.value.trim().toLowerCase() : arg.value;
+  return v === 'true' || v === true ? true : v === 'false' || v === false ? false : toList(arg);
 };
 
 const HTTP_URL = /^https?:\/\/\S+$/;
@@ -479,7 +483,7 @@ export class EnvironmentVariables {
    * notification slots): the proxies' addresses or ranges, comma-separated (`10.0.0.0/8`,
    * `loopback`, `uniquelocal`…), so the client is the nearest address they did not send; or
    * `true` to believe every hop (the first entry, which the client itself wrote when the proxy
-   * appends to the header rather than replaces it). `false`: the peer's address.
+   * appends to the header rather than replaces it). `false`: the peer's address. No hop counts.
    */
   @Transform(toTrustProxy)
   @ValidateIf((_env: unknown, v: unknown) => typeof v !== 'boolean')
