@@ -256,11 +256,31 @@ describe('validateEnv', () => {
     });
 
     it('an explicit choice wins over the upgrade default, per metric', () => {
-      expect(validateEnv({ SENTIMENT_API_URL: 'https://x/v1.json', PRICE_SOURCE: 'kraken' })).toMatchObject({
+      expect(validateEnv({ SENTIMENT_API_URL: 'https://x/v1.json', PRICE_SOURCE: 'kraken', SENTIMENT_SOURCE: 'fear-greed' })).toMatchObject({
         PRICE_SOURCE: ['kraken'],
+        SENTIMENT_SOURCE: 'fear-greed',
+      });
+      expect(validateEnv({ SENTIMENT_API_URL: 'https://x/v1.json', PRICE_SOURCE: 'senticrypt-v1' })).toMatchObject({
+        PRICE_SOURCE: ['senticrypt-v1'],
         SENTIMENT_SOURCE: 'senticrypt-v1',
       });
       expect(validateEnv({ SENTIMENT_SOURCE: 'fear-greed' })).toMatchObject({ PRICE_SOURCE: ['coinbase', 'kraken', 'bitstamp'], SENTIMENT_SOURCE: 'fear-greed' });
+    });
+
+    // The frozen v1 feed's samples are a day of 2021: with the other metric live, no summary
+    // window holds both and the verdict is `unknown` forever.
+    it.each([
+      [{ SENTIMENT_API_URL: 'file:///data/replay.json', PRICE_SOURCE: 'coinbase' }, /^Invalid configuration:\n {2}SENTIMENT_SOURCE="senticrypt-v1" \(its default when SENTIMENT_API_URL is set\) with PRICE_SOURCE="coinbase": .*; set SENTIMENT_SOURCE to a live source \(senticrypt-v2, fear-greed\), or PRICE_SOURCE=senticrypt-v1 to replay the feed$/],
+      [{ SENTIMENT_API_URL: 'https://x/v1.json', SENTIMENT_SOURCE: 'fear-greed' }, /^Invalid configuration:\n {2}PRICE_SOURCE="senticrypt-v1" \(its default when SENTIMENT_API_URL is set\) with SENTIMENT_SOURCE="fear-greed": .*; set PRICE_SOURCE to live venues/],
+      [{ SENTIMENT_SOURCE: 'senticrypt-v1' }, /^Invalid configuration:\n {2}SENTIMENT_SOURCE="senticrypt-v1" with PRICE_SOURCE="coinbase,kraken,bitstamp": senticrypt-v1 is the frozen 2021 feed and serves both metrics or neither/],
+      [{ PRICE_SOURCE: 'senticrypt-v1', SENTIMENT_SOURCE: 'senticrypt-v2' }, /^Invalid configuration:\n {2}PRICE_SOURCE="senticrypt-v1" with SENTIMENT_SOURCE="senticrypt-v2": /],
+    ])('refuses senticrypt-v1 for one metric only: %j', (env, message) => {
+      expect(() => validateEnv(env)).toThrow(message);
+    });
+
+    it('reports a v1 mix only when both settings are otherwise valid (their own rule names them)', () => {
+      expect(() => validateEnv({ PRICE_SOURCE: 'coinbase,senticrypt-v1' })).toThrow(/^Invalid configuration:\n {2}PRICE_SOURCE="coinbase,senticrypt-v1": [^\n]*$/);
+      expect(() => validateEnv({ PRICE_SOURCE: 'binance', SENTIMENT_SOURCE: 'senticrypt-v1' })).toThrow(/^Invalid configuration:\n {2}PRICE_SOURCE=[^\n]*$/);
     });
 
     it('an empty SENTIMENT_API_URL means unset: live defaults', () => {
@@ -270,7 +290,7 @@ describe('validateEnv', () => {
     it('PRICE_SOURCE takes a comma-separated list of venues (spaces allowed); one name is that venue alone', () => {
       expect(validateEnv({ PRICE_SOURCE: ' kraken , bitstamp' }).PRICE_SOURCE).toEqual(['kraken', 'bitstamp']);
       expect(validateEnv({ PRICE_SOURCE: 'coinbase' }).PRICE_SOURCE).toEqual(['coinbase']);
-      expect(validateEnv({ PRICE_SOURCE: 'senticrypt-v1' }).PRICE_SOURCE).toEqual(['senticrypt-v1']);
+      expect(validateEnv({ PRICE_SOURCE: 'senticrypt-v1', SENTIMENT_SOURCE: 'senticrypt-v1' }).PRICE_SOURCE).toEqual(['senticrypt-v1']);
     });
 
     it.each(['coinbase,binance', 'kraken,kraken', ',', 'coinbase,senticrypt-v2'])('refuses PRICE_SOURCE=%s, naming it', (value) => {

@@ -158,6 +158,7 @@ export class EnvironmentVariables {
   /**
    * Where sentiment comes from: senticrypt-v2 | fear-greed | senticrypt-v1. Default
    * senticrypt-v2, but senticrypt-v1 when SENTIMENT_API_URL is set and this is not.
+   * senticrypt-v1 for both metrics or neither (v1MixProblems).
    */
   @IsIn(SENTIMENT_SOURCE_IDS)
   SENTIMENT_SOURCE: SentimentSourceId = DEFAULT_SENTIMENT_SOURCE;
@@ -573,6 +574,7 @@ function describe(errors: ValidationError[]): string {
 export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables {
   // Empty strings mean "unset" (docker-compose often passes VAR= ), so defaults apply.
   const cleaned = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== ''));
+  const setExplicitly = new Set(Object.keys(cleaned));
   applyUpgradeDefaults(cleaned);
   const env = plainToInstance(EnvironmentVariables, cleaned, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
@@ -595,6 +597,7 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
       `PRICE_SOURCE=${JSON.stringify(env.PRICE_SOURCE.join(','))}: ${V1_SOURCE} cannot be combined with other price sources (the frozen v1 feed is used alone)`,
     );
   }
+  problems.push(...v1MixProblems(env, setExplicitly));
   // Runs start INGEST_INTERVAL_MS after the previous one ends: a shorter allowed age turns every
   // instance unready between two successful runs.
   if (env.INGEST_SCHEDULE_ENABLED === true && env.HEALTH_INGEST_MAX_AGE_MS > 0 && env.HEALTH_INGEST_MAX_AGE_MS <= env.INGEST_INTERVAL_MS) {
@@ -621,6 +624,28 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
     if (!(current in cleaned) && old in cleaned) env[current] = env[old];
   }
   return env;
+}
+
+/**
+ * senticrypt-v1 for one metric only: its samples are the frozen feed's day of 2021, the other
+ * metric's are live, so a summary window never holds both and the verdict is `unknown` forever.
+ * Reported only when both settings are otherwise valid (their own rules name them).
+ */
+function v1MixProblems(env: EnvironmentVariables, setExplicitly: Set<string>): string[] {
+  const price = Array.isArray(env.PRICE_SOURCE) ? env.PRICE_SOURCE : [];
+  const priceV1 = price.length === 1 && price[0] === V1_SOURCE;
+  const priceLive = price.length > 0 && price.every((id) => id !== V1_SOURCE && PRICE_SOURCE_IDS.includes(id));
+  const sentimentV1 = env.SENTIMENT_SOURCE === V1_SOURCE;
+  const sentimentLive = !sentimentV1 && SENTIMENT_SOURCE_IDS.includes(env.SENTIMENT_SOURCE);
+  if (!(priceV1 && sentimentLive) && !(priceLive && sentimentV1)) return [];
+  const [v1Name, otherName, otherValue, live] = priceV1
+    ? ['PRICE_SOURCE', 'SENTIMENT_SOURCE', env.SENTIMENT_SOURCE, 'live venues (coinbase, kraken, bitstamp)']
+    : ['SENTIMENT_SOURCE', 'PRICE_SOURCE', price.join(','), 'a live source (senticrypt-v2, fear-greed)'];
+  const defaulted = setExplicitly.has(v1Name) ? '' : ' (its default when SENTIMENT_API_URL is set)';
+  return [
+    `${v1Name}="${V1_SOURCE}"${defaulted} with ${otherName}=${JSON.stringify(otherValue)}: ${V1_SOURCE} is the frozen 2021 feed and serves both metrics or neither ` +
+      `(with the other metric live no summary window holds both: verdict unknown forever); set ${v1Name} to ${live}, or ${otherName}=${V1_SOURCE} to replay the feed`,
+  ];
 }
 
 /** Webhook receivers: each URL allowed (named by its position, never echoed: it may carry a token), and a secret to sign with. */

@@ -54,8 +54,8 @@ describe('SourceRegistry', () => {
   });
 
   it('explicit choices win over the v1 upgrade default', () => {
-    const r = registry({ SENTIMENT_API_URL: 'file:///tmp/replay.json', PRICE_SOURCE: 'coinbase' });
-    expect(r.active().map((p) => p.id)).toEqual(['coinbase', 'senticrypt-v1']);
+    const r = registry({ SENTIMENT_API_URL: 'file:///tmp/replay.json', PRICE_SOURCE: 'coinbase', SENTIMENT_SOURCE: 'fear-greed' });
+    expect(r.active().map((p) => p.id)).toEqual(['coinbase', 'fear-greed']);
   });
 
   it('upgrade path: SENTIMENT_API_URL alone → one senticrypt-v1 provider serving both metrics', () => {
