@@ -347,6 +347,17 @@ describe('validateEnv', () => {
     });
   });
 
+  // Long enough, but no `Authorization: Bearer` header can match it (the matcher takes 1-512
+  // visible ASCII characters): POST /refresh would be a 401 forever, so startup refuses it.
+  it.each([['spaces', 'a long token with spaces'], ['a tab', 'long-token\twith-a-tab'], ['non-ASCII', 'long-token-with-é-in-it'], ['513 characters', 'x'.repeat(513)]])(
+    'rejects a REFRESH_TOKEN with %s, naming it and the allowed characters, without echoing it',
+    (_what, token) => {
+      expect(() => validateEnv({ REFRESH_TOKEN: token })).toThrow(
+        'REFRESH_TOKEN="***": REFRESH_TOKEN must be 16 to 512 visible ASCII characters (no spaces): what an Authorization header can carry',
+      );
+    },
+  );
+
   it('defaults the operations settings: wait for Redis, refresh disabled, rate limits on', () => {
     expect(validateEnv({})).toMatchObject({
       REDIS_STARTUP_MODE: 'wait',
@@ -391,8 +402,10 @@ describe('validateEnv', () => {
   });
 
   it('rejects a short REFRESH_TOKEN without echoing it', () => {
-    expect(() => validateEnv({ REFRESH_TOKEN: 'hunter2' })).toThrow('REFRESH_TOKEN="***": REFRESH_TOKEN must be at least 16 characters');
+    expect(() => validateEnv({ REFRESH_TOKEN: 'hunter2' })).toThrow('REFRESH_TOKEN="***": REFRESH_TOKEN must be 16 to 512 visible ASCII characters');
     expect(() => validateEnv({ REFRESH_TOKEN: 'hunter2' })).not.toThrow(/hunter2/);
+    expect(validateEnv({ REFRESH_TOKEN: 'x'.repeat(16) }).REFRESH_TOKEN).toBe('x'.repeat(16));
+    expect(validateEnv({ REFRESH_TOKEN: '~'.repeat(512) }).REFRESH_TOKEN).toBe('~'.repeat(512));
     expect(() => validateEnv({ REDIS_STARTUP_MODE: 'later' })).toThrow(/REDIS_STARTUP_MODE="later"/);
   });
 });

@@ -12,7 +12,6 @@ import {
   Matches,
   Max,
   Min,
-  MinLength,
   ValidateIf,
   validateSync,
   ValidationError,
@@ -462,9 +461,12 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(10) @TimerMax()
   HEALTH_REDIS_TIMEOUT_MS = 1000;
 
-  /** Bearer token required by POST /refresh; unset disables the endpoint (403). At least 16 characters. */
+  /**
+   * Bearer token required by POST /refresh; unset disables the endpoint (403). 16 to 512
+   * visible ASCII characters: anything else no Authorization header matches (src/common/bearer-token.ts).
+   */
   @ValidateIf((o: EnvironmentVariables) => o.REFRESH_TOKEN !== '')
-  @IsString() @MinLength(16, { message: 'REFRESH_TOKEN must be at least 16 characters' })
+  @IsString() @Matches(/^[\x21-\x7e]{16,512}$/, { message: 'REFRESH_TOKEN must be 16 to 512 visible ASCII characters (no spaces): what an Authorization header can carry' })
   REFRESH_TOKEN = '';
 
   /** Rate limit window (ms), shared by all instances through Redis. */
