@@ -148,6 +148,44 @@ describe('validateEnv', () => {
     });
   });
 
+  describe('upstream URLs', () => {
+    const BASES = ['COINBASE_API_URL', 'KRAKEN_API_URL', 'BITSTAMP_API_URL', 'SENTICRYPT_V2_API_URL', 'FEAR_GREED_API_URL'];
+    // These passed a ^https?://\S+$ pattern, then failed every run as a "transient" TypeError.
+    const UNFETCHABLE = ['http://127.0.0.1:99999', 'http://[::1', 'http://[::1]:0x50', 'https://exa mple.com', 'https://'];
+
+    it.each(BASES.flatMap((name) => [...UNFETCHABLE, 'ftp://mirror.example', 'file:///tmp/x'].map((url) => [name, url])))('refuses %s=%s, naming it', (name, url) => {
+      expect(() => validateEnv({ [name]: url })).toThrow(new RegExp(`^Invalid configuration:\\n {2}${name}=[^\\n]*: ${name} must be an http:// or https:// URL`));
+    });
+
+    // Paths are appended to a base URL: after a query or fragment they would not be a path.
+    it.each(BASES.flatMap((name) => ['https://mirror.example/api?key=1', 'https://mirror.example/api#x', 'https://mirror.example/api?'].map((url) => [name, url])))(
+      'refuses %s=%s: no query or fragment in a base URL',
+      (name, url) => {
+        expect(() => validateEnv({ [name]: url })).toThrow(`${name} is a base URL the paths are appended to: no ?query or #fragment`);
+      },
+    );
+
+    it.each(BASES)('accepts a mirror as %s (port, path, trailing slash, IPv6)', (name) => {
+      for (const url of ['http://127.0.0.1:8080/mirror/', 'https://mirror.example/api/v2', 'http://[::1]:9000']) {
+        expect(validateEnv({ [name]: url })[name as 'COINBASE_API_URL']).toBe(url);
+      }
+    });
+
+    it.each([...UNFETCHABLE, 'ftp://x'])('refuses SENTIMENT_API_URL=%s, naming it', (url) => {
+      expect(() => validateEnv({ SENTIMENT_API_URL: url })).toThrow(/^Invalid configuration:\n {2}SENTIMENT_API_URL=[^\n]*: SENTIMENT_API_URL must be an http:\/\/, https:\/\/ or file:\/\/ URL/);
+    });
+
+    it('SENTIMENT_API_URL is a full URL: a query is fine; file:// needs an absolute path, not a host', () => {
+      for (const url of ['https://mirror.example/v1/bitcoin.json?token=1', 'file:///data/replay.json', 'file://localhost/data/replay.json']) {
+        expect(validateEnv({ SENTIMENT_API_URL: url }).SENTIMENT_API_URL).toBe(url);
+      }
+      // The replay reader refused it at every run ("not a local file URL"): "test" is read as a host.
+      expect(() => validateEnv({ SENTIMENT_API_URL: 'file://test/fixtures/replay.json' })).toThrow(
+        /^Invalid configuration:\n {2}SENTIMENT_API_URL="file:\/\/test\/fixtures\/replay.json": SENTIMENT_API_URL must name an absolute path after file:\/\//,
+      );
+    });
+  });
+
   describe('TRUST_PROXY', () => {
     it.each([['true', true], [' TRUE ', true], ['false', false], ['False', false]])('reads %s as %s', (value, expected) => {
       expect(validateEnv({ TRUST_PROXY: value }).TRUST_PROXY).toBe(expected);

@@ -17,6 +17,7 @@ import {
   ValidationError,
 } from 'class-validator';
 import { type TrustProxy, trustFunction } from './trust-proxy.js';
+import { IsUpstreamUrl } from './upstream-url.js';
 import { maskPasswordParams } from './url-secrets.js';
 import { receiverUrlProblem } from './webhook-url.js';
 import {
@@ -55,8 +56,6 @@ const toTrustProxy = (arg: { value: unknown }) => {
   const v = typeof arg.value === 'string' ? arg.value.trim().toLowerCase() : arg.value;
   return v === 'true' || v === true ? true : v === 'false' || v === false ? false : toList(arg);
 };
-
-const HTTP_URL = /^https?:\/\/\S+$/;
 
 /** A comma-separated list (blank entries ignored) of `*` or origins as browsers send them: scheme://host[:port]. */
 const CORS_LIST = /^\s*(?:(?:\*|[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#,]+)\s*)?(?:,\s*(?:(?:\*|[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s/?#,]+)\s*)?)*$/;
@@ -163,23 +162,23 @@ export class EnvironmentVariables {
   SENTIMENT_SOURCE: SentimentSourceId = DEFAULT_SENTIMENT_SOURCE;
 
   /** Coinbase Exchange base URL; /products/BTC-USD/ticker and /products/BTC-USD/candles are appended. */
-  @Matches(HTTP_URL, { message: 'COINBASE_API_URL must be an http:// or https:// URL' })
+  @IsUpstreamUrl('base')
   COINBASE_API_URL = 'https://api.exchange.coinbase.com';
 
   /** Bitstamp API v2 base URL; /ticker/btcusd/ and /ohlc/btcusd/ are appended. */
-  @Matches(HTTP_URL, { message: 'BITSTAMP_API_URL must be an http:// or https:// URL' })
+  @IsUpstreamUrl('base')
   BITSTAMP_API_URL = 'https://www.bitstamp.net/api/v2';
 
   /** Kraken public API base URL; /Ticker and /OHLC are appended. */
-  @Matches(HTTP_URL, { message: 'KRAKEN_API_URL must be an http:// or https:// URL' })
+  @IsUpstreamUrl('base')
   KRAKEN_API_URL = 'https://api.kraken.com/0/public';
 
   /** SentiCrypt v2 base URL; /all.json is appended. */
-  @Matches(HTTP_URL, { message: 'SENTICRYPT_V2_API_URL must be an http:// or https:// URL' })
+  @IsUpstreamUrl('base')
   SENTICRYPT_V2_API_URL = 'https://api.senticrypt.com/v2';
 
   /** alternative.me base URL; /fng/ is appended. */
-  @Matches(HTTP_URL, { message: 'FEAR_GREED_API_URL must be an http:// or https:// URL' })
+  @IsUpstreamUrl('base')
   FEAR_GREED_API_URL = 'https://api.alternative.me';
 
   /** Per-call timeout of every upstream call, redirects and body included (alias: SENTIMENT_API_TIMEOUT_MS). */
@@ -210,8 +209,8 @@ export class EnvironmentVariables {
   @IsString() @Matches(/^[\x21-\x7e][\x20-\x7e]{0,199}$/, { message: 'UPSTREAM_USER_AGENT must be 1-200 printable ASCII characters' })
   UPSTREAM_USER_AGENT = DEFAULT_USER_AGENT;
 
-  /** SentiCrypt v1 feed (http://, https:// or file:// for replays). Setting it alone selects v1 for both metrics. */
-  @Matches(/^(https?|file):\/\/\S+$/, { message: 'SENTIMENT_API_URL must be an http://, https:// or file:// URL' })
+  /** SentiCrypt v1 feed: the full URL (http://, https://, or file:// and an absolute path for replays). Setting it alone selects v1 for both metrics. */
+  @IsUpstreamUrl('feed')
   SENTIMENT_API_URL = 'https://api.senticrypt.com/v1/bitcoin.json';
 
   /** Deprecated alias of UPSTREAM_TIMEOUT_MS (used when that is not set). */
