@@ -35,6 +35,12 @@ describe('validateEnv', () => {
     expect(env.SUMMARY_HOURS).toBe(3);
   });
 
+  it('SUMMARY_HOURS takes 2 to 168 hours', () => {
+    expect(validateEnv({ SUMMARY_HOURS: '2' }).SUMMARY_HOURS).toBe(2);
+    expect(validateEnv({ SUMMARY_HOURS: '168' }).SUMMARY_HOURS).toBe(168);
+    expect(() => validateEnv({ SUMMARY_HOURS: '1' })).toThrow('SUMMARY_HOURS=1: SUMMARY_HOURS must not be less than 2');
+  });
+
   // A Node timer longer than 2^31-1 ms (~24.8 days) fires after 1 ms instead (TimeoutOverflowWarning):
   // an interval would busy-loop (ingest every millisecond), a timeout would fire at once.
   const TIMER_OVERFLOW = String(2 ** 31);
@@ -50,6 +56,8 @@ describe('validateEnv', () => {
     ['REDIS_STARTUP_WAIT_MS', '0'], // startup could never succeed
     ['SENTIMENT_API_URL', 'ftp://x'],
     ['SUMMARY_ANCHOR', 'yesterday'],
+    ['SUMMARY_HOURS', '1'], // the first hour is the last: every direction would be flat
+    ['SUMMARY_HOURS', '169'],
     ['REDIS_PROTOCOL', '4'],
     ['PRICE_SOURCE', 'senticrypt-v2'],
     ['PRICE_SOURCE', 'binance'],

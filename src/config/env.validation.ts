@@ -274,8 +274,8 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000)
   SENTIMENT_STALE_AFTER_MS = 72 * 3600 * 1000;
 
-  /** Hourly buckets in the summary. */
-  @Transform(toInt) @IsInt() @Min(1) @Max(168)
+  /** Hourly buckets in the summary, 2-168: a direction compares the last hour with the first, so one hour is always flat. */
+  @Transform(toInt) @IsInt() @Min(2) @Max(168)
   SUMMARY_HOURS = 3;
 
   /**
