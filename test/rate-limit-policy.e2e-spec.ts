@@ -47,6 +47,19 @@ describe('rate limits and the cached summary (e2e, real Redis, real HTTP)', () =
     expect(answers).toEqual(Array.from({ length: 6 * LIMIT }, () => ({ status: 200, limited: false })));
   });
 
+  // Swagger's routes are Fastify's own, outside the Nest guard: documented as not limited.
+  it('does not limit /docs and /docs-json either, as documented', async () => {
+    const answers: Array<{ status: number; limited: boolean }> = [];
+    for (const path of ['/docs', '/docs-json']) {
+      for (let i = 0; i < 2 * LIMIT; i++) {
+        const res = await fetch(`${base}${path}`);
+        await res.text();
+        answers.push({ status: res.status, limited: res.headers.has('x-ratelimit-limit') });
+      }
+    }
+    expect(answers).toEqual(Array.from({ length: 4 * LIMIT }, () => ({ status: 200, limited: false })));
+  });
+
   it('still limits the same client on the other routes', async () => {
     const statuses: number[] = [];
     for (let i = 0; i <= LIMIT; i++) statuses.push((await fetch(`${base}/series`)).status);
