@@ -177,6 +177,15 @@ describe('process lifecycle (e2e, real node process)', () => {
     }
   }, 30_000);
 
+  it('a signal while it is still loading (before Nest is imported): exit 0, not killed by the signal', async () => {
+    // Loading Nest and the app takes a second or more; the handlers are in place before that.
+    const app = start({ REDIS_URL: 'redis://127.0.0.1:9' });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    app.kill('SIGTERM');
+    expect(await app.exited).toEqual({ code: 0, signal: null });
+    expect(app.stderr).toBe('is-bitcoin-lit: SIGTERM during startup; exiting\n');
+  }, 30_000);
+
   it('Redis down at startup (REDIS_STARTUP_MODE=wait): exits 1 with one line naming the reason', async () => {
     const port = await freePort();
     const app = start({ REDIS_URL: `redis://:secret-pass@127.0.0.1:${port}`, REDIS_STARTUP_WAIT_MS: '500', LOG_LEVEL: 'log' });
