@@ -107,6 +107,11 @@ describe('redis connection helpers', () => {
       expect(delay).toBeLessThanOrEqual(20);
     });
 
+    it('takes the credentials from the query too, as ioredis does for one server', () => {
+      const { redisOptions } = clusterOptions({ ...settings, REDIS_URL: 'redis://ignored:6379/?username=app&password=p%26ss' }, 'svc');
+      expect(redisOptions).toMatchObject({ username: 'app', password: 'p&ss' });
+    });
+
     it('sends no credentials or TLS when REDIS_URL has none', () => {
       const { redisOptions } = clusterOptions(settings, 'svc');
       expect(redisOptions).not.toHaveProperty('password');

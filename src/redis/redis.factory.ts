@@ -51,6 +51,9 @@ export function parseClusterNode(hostPort: string): { host: string; port: number
  */
 export function clusterOptions(s: RedisConnectionSettings, name: string): ClusterOptions {
   const url = new URL(s.REDIS_URL);
+  // Credentials as ioredis reads them from a single server's URL: the userinfo, else the query.
+  const username = url.username ? decodeURIComponent(url.username) : (url.searchParams.get('username') ?? '');
+  const password = url.password ? decodeURIComponent(url.password) : (url.searchParams.get('password') ?? '');
   // The cluster owns reconnects and the offline queue of its node connections (ioredis refuses
   // both in redisOptions), so they are set on the cluster instead.
   const { retryStrategy: _retry, enableOfflineQueue: _queue, lazyConnect: _lazy, ...nodeOptions } = redisOptions(s, name);
@@ -64,8 +67,8 @@ export function clusterOptions(s: RedisConnectionSettings, name: string): Cluste
     scaleReads: 'master',
     redisOptions: {
       ...nodeOptions,
-      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
-      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
       ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
     },
   };
