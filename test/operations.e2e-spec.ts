@@ -313,14 +313,22 @@ describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
   });
 });
 
-describe('a series that lost part of its keys (plain Redis: evicted or deleted by hand) (e2e, real Redis)', () => {
-  const prefix = uniquePrefix('ops-evicted');
+/** Tests that need an app of their own, each under its own prefix, dropped after it. */
+describe('one app per test: storage repair, readiness at shutdown, no data yet (e2e, real Redis)', () => {
+  let prefix = '';
   let t: TestApp | undefined;
-  afterAll(() => stopTestApp(prefix, t ?? {}));
+  const start = async (name: string, env: Record<string, string> = {}) => {
+    prefix = uniquePrefix(name);
+    t = await startTestApp(prefix, fixture, { LOG_LEVEL: 'fatal', ...env });
+    return t;
+  };
+  afterEach(async () => {
+    if (t) await stopTestApp(prefix, t);
+    t = undefined;
+  });
 
-  it('is rebuilt by the next ingest and at startup, instead of failing every call for good', async () => {
-    t = await startTestApp(prefix, fixture, { LOG_LEVEL: 'fatal' });
-    const { app, redis } = t;
+  it('rebuilds a series that lost part of its keys (plain Redis: evicted or deleted by hand) at the next ingest and at startup, instead of failing every call for good', async () => {
+    const { app, redis, upstream } = await start('ops-evicted');
     // The portable backend's layout (a sorted set and a metadata hash); native keys are one key.
     if (app.get(TimeseriesService).kind !== 'portable') return;
     expect((await postRefresh(app)).statusCode).toBe(200);
@@ -337,41 +345,29 @@ describe('a series that lost part of its keys (plain Redis: evicted or deleted b
     // At startup: a new instance starts and serves.
     await redis.del(metaKey(price));
     await app.close();
-    t.app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: t.upstream.url, LOG_LEVEL: 'fatal' });
-    expect((await t.app.inject({ method: 'GET', url: '/series/price?bucket=1h' })).json()).toEqual(before);
+    t!.app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, LOG_LEVEL: 'fatal' });
+    expect((await t!.app.inject({ method: 'GET', url: '/series/price?bucket=1h' })).json()).toEqual(before);
   });
-});
 
-describe('readiness once shutdown has begun (e2e, real Redis)', () => {
-  const prefix = uniquePrefix('ops-closing');
-  let t: TestApp | undefined;
-  afterAll(() => stopTestApp(prefix, t ?? {}));
-
-  it('answers 503 "shutting down" from then on, so load balancers move on while work in flight finishes', async () => {
-    t = await startTestApp(prefix, fixture, { LOG_LEVEL: 'fatal', HEALTH_INGEST_MAX_AGE_MS: '0' });
-    expect((await t.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
-    t.app.get(HealthController).beforeApplicationShutdown();
-    const res = await t.app.inject({ method: 'GET', url: '/health/ready' });
+  it('answers readiness 503 "shutting down" once shutdown has begun, so load balancers move on while work in flight finishes', async () => {
+    const { app } = await start('ops-closing', { HEALTH_INGEST_MAX_AGE_MS: '0' });
+    expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+    app.get(HealthController).beforeApplicationShutdown();
+    const res = await app.inject({ method: 'GET', url: '/health/ready' });
     expect({ status: res.statusCode, message: res.json().message }).toEqual({ status: 503, message: 'Not ready: shutting down' });
-    expect((await t.app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
   });
-});
 
-describe('the summary while there is nothing to summarise (e2e, real Redis)', () => {
-  const prefix = uniquePrefix('ops-nothing');
-  let t: TestApp | undefined;
-  afterAll(() => stopTestApp(prefix, t ?? {}));
-
-  it('repeats its 503 for a second without reading Redis again (the route is not rate limited), and not once data came', async () => {
-    t = await startTestApp(prefix, fixture, { LOG_LEVEL: 'fatal' });
-    const get = () => t!.app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
+  it('repeats the summary\'s "no data" 503 for a second without reading Redis again (the route is not rate limited), and not once data came', async () => {
+    const { app } = await start('ops-nothing');
+    const get = () => app.inject({ method: 'GET', url: '/is-bitcoin-lit' });
     const first = Date.now();
     expect((await get()).statusCode).toBe(503);
-    const reads = jest.spyOn(t.app.get(SeriesRepository), 'latest');
+    const reads = jest.spyOn(app.get(SeriesRepository), 'latest');
     for (let i = 0; i < 5; i++) expect((await get()).statusCode).toBe(503);
     // (A machine stalled past the second would rightly have read again.)
     if (Date.now() - first < 900) expect(reads).not.toHaveBeenCalled();
-    expect((await postRefresh(t.app)).statusCode).toBe(200);
+    expect((await postRefresh(app)).statusCode).toBe(200);
     expect((await get()).statusCode).toBe(200);
     reads.mockRestore();
   });

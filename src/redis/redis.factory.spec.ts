@@ -3,6 +3,18 @@ import { Logger } from '@nestjs/common';
 import { clusterOptions, connectRedis, describeTarget, parseClusterNode, reconnectDelay } from './redis.factory.js';
 import { redactRedisUrl } from './redis-url.js';
 
+/** Quick to give up; nothing listens on port 1. */
+const UNREACHABLE = {
+  REDIS_URL: 'redis://127.0.0.1:1/0',
+  REDIS_CONNECT_TIMEOUT_MS: 200,
+  REDIS_COMMAND_TIMEOUT_MS: 200,
+  REDIS_MAX_RETRIES_PER_REQUEST: 0,
+  REDIS_RETRY_BASE_MS: 20,
+  REDIS_RETRY_MAX_MS: 50,
+  REDIS_STARTUP_WAIT_MS: 300,
+  REDIS_PROTOCOL: 3,
+} as const;
+
 describe('redis connection helpers', () => {
   it('never logs the password', () => {
     expect(redactRedisUrl('redis://user:s3cret@host:6380/2')).toBe('redis://user:***@host:6380/2');
@@ -33,40 +45,14 @@ describe('redis connection helpers', () => {
     const logger = new Logger('test');
     jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
     await expect(
-      connectRedis(
-        {
-          REDIS_URL: 'redis://:hunter2@127.0.0.1:1/0', // nothing listens on port 1
-          REDIS_CONNECT_TIMEOUT_MS: 200,
-          REDIS_COMMAND_TIMEOUT_MS: 200,
-          REDIS_MAX_RETRIES_PER_REQUEST: 0,
-          REDIS_RETRY_BASE_MS: 20,
-          REDIS_RETRY_MAX_MS: 50,
-          REDIS_STARTUP_WAIT_MS: 300,
-          REDIS_PROTOCOL: 3,
-        },
-        'test',
-        logger,
-      ),
+      connectRedis({ ...UNREACHABLE, REDIS_URL: 'redis://:hunter2@127.0.0.1:1/0' }, 'test', logger),
     ).rejects.toThrow(/^Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0 is not reachable after 300 ms \(.*ECONNREFUSED.*\)$/);
   });
 
   it('names the URL without a password given in its query, when Redis is not reachable', async () => {
     const logger = new Logger('test');
     const warn = jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
-    const failure = connectRedis(
-      {
-        REDIS_URL: 'redis://127.0.0.1:1/?password=hunter2', // nothing listens on port 1
-        REDIS_CONNECT_TIMEOUT_MS: 200,
-        REDIS_COMMAND_TIMEOUT_MS: 200,
-        REDIS_MAX_RETRIES_PER_REQUEST: 0,
-        REDIS_RETRY_BASE_MS: 20,
-        REDIS_RETRY_MAX_MS: 50,
-        REDIS_STARTUP_WAIT_MS: 300,
-        REDIS_PROTOCOL: 3,
-      },
-      'test',
-      logger,
-    );
+    const failure = connectRedis({ ...UNREACHABLE, REDIS_URL: 'redis://127.0.0.1:1/?password=hunter2' }, 'test', logger);
     await expect(failure).rejects.toThrow(/^Redis at redis:\/\/127\.0\.0\.1:1\/\?password=\*\*\* is not reachable after 300 ms/);
     await expect(failure).rejects.not.toThrow(/hunter2/);
     expect(JSON.stringify(warn.mock.calls)).not.toMatch(/hunter2/);
