@@ -48,13 +48,16 @@ const toList = ({ value }: { value: unknown }) =>
   typeof value === 'string' ? value.split(',').map((v) => v.trim()).filter((v) => v !== '') : value;
 
 /**
- * TRUST_PROXY: `true` or `false` spelled out, otherwise a list of addresses or ranges. Not
- * toBool: "1" read as true would trust every hop (a client could spoof its address); a number
- * is left in the list, where trustFunction refuses it as the hop count it was meant to be.
+ * TRUST_PROXY: `true` spelled out, `false` (or `0`, `no`, `off`: trust no proxy, the safe
+ * reading they always had), otherwise a list of addresses or ranges. Not toBool: "1" read as
+ * true would trust every hop (a client could spoof its address); another number is left in the
+ * list, where trustFunction refuses it as the hop count it was meant to be.
  */
 const toTrustProxy = (arg: { value: unknown }) => {
   const v = typeof arg.value === 'string' ? arg.value.trim().toLowerCase() : arg.value;
-  return v === 'true' || v === true ? true : v === 'false' || v === false ? false : toList(arg);
+  if (v === 'true' || v === true) return true;
+  if (v === false || (typeof v === 'string' && ['false', '0', 'no', 'off'].includes(v))) return false;
+  return toList(arg);
 };
 
 /** A comma-separated list (blank entries ignored) of `*` or origins as browsers send them: scheme://host[:port]. */
