@@ -13,8 +13,9 @@ const GOING_AWAY = 1001;
 const POLICY_VIOLATION = 1008;
 const TRY_AGAIN_LATER = 1013;
 const MAX_UNANSWERED_PINGS = 2;
-/** Pings a client may send between two heartbeats (a keepalive needs one). */
+/** Pings a client may send per PING_WINDOW_MS (a keepalive sends one every 10-30 s). */
 const MAX_CLIENT_PINGS = 10;
+const PING_WINDOW_MS = 10_000;
 /**
  * How long a client we close gets to answer the close frame before its socket is destroyed
  * (`ws` would wait 30 s: refused clients that never answer held a socket each that long).
@@ -83,11 +84,17 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
     // `ws` answers a client's ping with a pong by itself, and a client that pings without
     // reading piled them up in memory (hundreds of MB in seconds) between two of our sends, the
     // only place the backlog was checked: checked at each ping too, and a client pinging more
-    // than a few times between two heartbeats is closed like one sending messages.
-    let pingsSinceHeartbeat = 0;
+    // than a keepalive needs (MAX_CLIENT_PINGS per PING_WINDOW_MS) is closed like one sending messages.
+    let pings = 0;
+    let windowStart = Date.now();
     ws.on('ping', () => {
       if (this.notifications.isBacklogged(ws.bufferedAmount)) return drop(`${ws.bufferedAmount} bytes unsent`);
-      if (++pingsSinceHeartbeat > MAX_CLIENT_PINGS) {
+      const now = Date.now();
+      if (now - windowStart >= PING_WINDOW_MS) {
+        windowStart = now;
+        pings = 0;
+      }
+      if (++pings > MAX_CLIENT_PINGS) {
         this.notifications.recordDrop('ws', 'it pinged too often');
         closeFirmly(ws, POLICY_VIOLATION, 'Too many pings');
       }
@@ -97,7 +104,6 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
         if (ws.readyState !== ws.OPEN) return;
         if (this.notifications.isBacklogged(ws.bufferedAmount)) return drop(`${ws.bufferedAmount} bytes unsent`);
         if (n.type === 'heartbeat') {
-          pingsSinceHeartbeat = 0;
           if (unansweredPings >= MAX_UNANSWERED_PINGS) return drop(`no pong to the last ${unansweredPings} pings`);
           unansweredPings++;
           ws.ping();
