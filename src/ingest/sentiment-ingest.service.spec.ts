@@ -280,6 +280,16 @@ describe('SentimentIngestService', () => {
       expect(report.stored).toBe(2 + 2 + 1);
     });
 
+    it('a Retry-After on the hours keeps the minutes from calling the venue in the same run; both are retried later', async () => {
+      const coinbase = venue('coinbase');
+      coinbase.backfillHourly.mockRejectedValueOnce(new TransientUpstreamError('upstream answered HTTP 429', { retryAfterMs: H }));
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      const report = await t.service.run('coinbase');
+      expect(coinbase.backfill).not.toHaveBeenCalled();
+      expect(report.backfill?.error).toBe(`upstream asked to wait until ${new Date(NOW + H).toISOString()}; skipped`);
+      expect(t.pending.get('coinbase')).toBeDefined();
+    });
+
     it("starts the minutes at the first whole hour the venue still holds (Kraken's 12 h)", async () => {
       const kraken = venue('kraken', 12 * H);
       const t = setup([kraken], [def('price', 'kraken', 'tick')]);

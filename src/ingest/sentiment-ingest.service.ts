@@ -290,6 +290,13 @@ export class SentimentIngestService {
       rejected: 0,
       error: null,
     };
+    // A pause the upstream asked for earlier in this run (the hourly backfill's 429): this one
+    // waits too, and is retried on a later run like any transient failure.
+    const notBefore = await this.series.upstreamNotBefore(provider.id);
+    if (notBefore !== null) {
+      dto.error = new UpstreamPausedError(notBefore).message;
+      return { dto, batch: null, retry: true };
+    }
     try {
       const batch = this.withoutFuture(provider.id, hourly ? await provider.backfillHourly!(window.from, window.to) : await provider.backfill!(window.from, window.to));
       Object.assign(dto, { attempts: batch.attempts, fetched: batch.fetched, invalid: batch.invalid });
