@@ -9,17 +9,21 @@ async function main(): Promise<void> {
   // .env under the real environment (which wins), before anything reads either: createApp sets
   // up Fastify (TRUST_PROXY) and the logger (LOG_LEVEL) before ConfigModule would load .env.
   if (existsSync('.env')) process.loadEnvFile('.env');
-  const [{ createApp }, { ConfigService }, { Logger }] = await Promise.all([
+  const [{ createApp }, { ConfigService }, { Logger }, { HealthController }] = await Promise.all([
     import('./app.factory.js'),
     import('@nestjs/config'),
     import('@nestjs/common'),
+    import('./health/health.controller.js'),
   ]);
   const app = await createApp();
   const config = app.get(ConfigService<Env, true>);
   const port = config.get('PORT', { infer: true });
   const host = config.get('HOST', { infer: true });
   // Before listen: listening starts the startup ingest and the webhook loops, which a signal must shut down gracefully.
-  shutdown.started(app, config.get('SHUTDOWN_TIMEOUT_MS', { infer: true }), new Logger('Shutdown'));
+  const drainMs = config.get('SHUTDOWN_DRAIN_MS', { infer: true });
+  // The drain: readiness red at once, the shutdown itself drainMs later.
+  const drain = () => app.get(HealthController).beforeApplicationShutdown();
+  shutdown.started({ app, timeoutMs: config.get('SHUTDOWN_TIMEOUT_MS', { infer: true }), drainMs, drain, logger: new Logger('Shutdown') });
   await app.listen(port, host);
   const docs = config.get('DOCS_ENABLED', { infer: true }) ? 'Swagger UI at /docs' : 'Swagger UI off: DOCS_ENABLED=false';
   new Logger('Bootstrap').log(`Listening on ${await app.getUrl()} (${docs})`);
@@ -27,7 +31,8 @@ async function main(): Promise<void> {
 }
 
 /**
- * SIGTERM/SIGINT: abort upstream calls in flight (the ingest run in progress ends as a failure),
+ * SIGTERM/SIGINT: readiness 503, and SHUTDOWN_DRAIN_MS of serving as usual (0 by default) while a
+ * load balancer stops sending; then abort upstream calls in flight (the ingest run in progress ends as a failure),
  * stop the schedule, let in-flight requests finish, close the HTTP server, QUIT Redis, then exit
  * 0 (Nest's own signal hooks re-raise the signal, which exits 143). After SHUTDOWN_TIMEOUT_MS it
  * gives up and exits 1. A signal during startup exits 0 at once (nothing is served yet); one
@@ -35,16 +40,31 @@ async function main(): Promise<void> {
  * listens (closing it mid-listen failed the startup). A second signal changes nothing (an
  * orchestrator repeating SIGTERM must not cut the graceful shutdown short).
  */
-function exitOnSignals(): {
-  started(app: INestApplication, timeoutMs: number, logger: LoggerService): void;
-  listening(): void;
-} {
+interface Running {
+  app: INestApplication;
+  timeoutMs: number;
+  /** SHUTDOWN_DRAIN_MS, and what turns readiness red for it. */
+  drainMs: number;
+  drain: () => void;
+  logger: LoggerService;
+}
+
+function exitOnSignals(): { started(running: Running): void; listening(): void } {
   let closing = false;
-  let running: { app: INestApplication; timeoutMs: number; logger: LoggerService } | undefined;
+  let running: Running | undefined;
   let listening = false;
   let closeWhenListening = false;
   const close = () => {
-    const { app } = running!;
+    const { app, drainMs, drain, logger } = running!;
+    if (drainMs > 0) {
+      drain();
+      logger.log(`readiness is 503; serving ${drainMs} ms more (SHUTDOWN_DRAIN_MS) before closing`);
+      setTimeout(() => closeNow(app), drainMs);
+    } else {
+      closeNow(app);
+    }
+  };
+  const closeNow = (app: INestApplication) => {
     app.close().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -75,7 +95,7 @@ function exitOnSignals(): {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   return {
-    started: (app, timeoutMs, logger) => void (running = { app, timeoutMs, logger }),
+    started: (what) => void (running = what),
     listening: () => {
       listening = true;
       if (closeWhenListening) close();

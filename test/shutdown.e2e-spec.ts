@@ -99,6 +99,32 @@ describe('process lifecycle (e2e, real node process)', () => {
     }
   }, 60_000);
 
+  it('SHUTDOWN_DRAIN_MS: from SIGTERM readiness is red while it keeps serving; reads in flight and sent meanwhile are answered, then exit 0', async () => {
+    const app = start({ INGEST_ON_STARTUP: 'false', INGEST_SCHEDULE_ENABLED: 'false', HEALTH_INGEST_MAX_AGE_MS: '0', SHUTDOWN_DRAIN_MS: '1500' });
+    const base = await app.ready();
+    expect((await fetch(`${base}/health/ready`)).status).toBe(200);
+    const reads = Array.from({ length: 50 }, (_, i) => fetch(`${base}/${i % 2 ? 'health/live' : 'verdict'}`).then((r) => r.status));
+    const signalled = Date.now();
+    app.kill('SIGTERM');
+    // Through the real signal path: green until the signal is handled, then the shutdown's 503,
+    // while the drain keeps the server open (a refused connection fails the test).
+    const red = await waitFor('readiness red while draining', async () => {
+      const r = await fetch(`${base}/health/ready`);
+      const answer = { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      return r.status === 200 ? null : answer;
+    });
+    expect(red).toEqual({ status: 503, body: expect.objectContaining({ statusCode: 503, message: 'Not ready: shutting down' }) });
+    // Still serving during the drain: what a load balancer sends before it notices is answered.
+    expect((await fetch(`${base}/verdict`)).status).toBe(200);
+    const statuses = await Promise.all(reads);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect(await app.exited).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalled).toBeGreaterThanOrEqual(1500);
+    expect(app.lines.map((l) => String(l.msg))).toEqual(
+      expect.arrayContaining(['SIGTERM: shutting down gracefully', 'readiness is 503; serving 1500 ms more (SHUTDOWN_DRAIN_MS) before closing', 'Redis connection closed']),
+    );
+  }, 30_000);
+
   it('SIGTERM with the defaults while a venue accepts and never answers: exit 0 within a second or two, not after 3 timeouts', async () => {
     // Accepts every connection, never answers: each attempt would wait out UPSTREAM_TIMEOUT_MS (10 s).
     const sockets: Socket[] = [];

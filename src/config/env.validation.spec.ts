@@ -194,6 +194,11 @@ describe('validateEnv', () => {
     });
   });
 
+  it('refuses a SHUTDOWN_DRAIN_MS that leaves no time for the shutdown itself', () => {
+    expect(validateEnv({ SHUTDOWN_DRAIN_MS: '5000' }).SHUTDOWN_DRAIN_MS).toBe(5000);
+    expect(() => validateEnv({ SHUTDOWN_DRAIN_MS: '25000' })).toThrow(/SHUTDOWN_DRAIN_MS=25000 must be shorter than SHUTDOWN_TIMEOUT_MS=25000/);
+  });
+
   describe('TRUST_PROXY', () => {
     it.each([['true', true], [' TRUE ', true], ['false', false], ['False', false], ['0', false], ['no', false], ['OFF', false]])('reads %s as %s', (value, expected) => {
       expect(validateEnv({ TRUST_PROXY: value }).TRUST_PROXY).toBe(expected);

@@ -515,6 +515,14 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000) @TimerMax()
   SHUTDOWN_TIMEOUT_MS = 25_000;
 
+  /**
+   * On SIGTERM, how long to keep serving with readiness already 503 before the shutdown starts
+   * (ms): a load balancer takes a few seconds to stop sending to an instance, and requests it
+   * sends meanwhile to a closed port are refused. Counts within SHUTDOWN_TIMEOUT_MS. 0: none.
+   */
+  @Transform(toInt) @IsInt() @Min(0) @TimerMax()
+  SHUTDOWN_DRAIN_MS = 0;
+
   /** Serve Prometheus metrics at /metrics. `false` also stops the process collectors (event loop lag, GC…) and request timing. */
   @Transform(toBool) @IsBoolean()
   METRICS_ENABLED = true;
@@ -602,6 +610,9 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
     );
   }
   problems.push(...v1MixProblems(env, setExplicitly));
+  if (env.SHUTDOWN_DRAIN_MS >= env.SHUTDOWN_TIMEOUT_MS) {
+    problems.push(`SHUTDOWN_DRAIN_MS=${env.SHUTDOWN_DRAIN_MS} must be shorter than SHUTDOWN_TIMEOUT_MS=${env.SHUTDOWN_TIMEOUT_MS} (the drain counts within it)`);
+  }
   // Runs start INGEST_INTERVAL_MS after the previous one ends: a shorter allowed age turns every
   // instance unready between two successful runs.
   if (env.INGEST_SCHEDULE_ENABLED === true && env.HEALTH_INGEST_MAX_AGE_MS > 0 && env.HEALTH_INGEST_MAX_AGE_MS <= env.INGEST_INTERVAL_MS) {

@@ -93,7 +93,7 @@ export class HealthController implements BeforeApplicationShutdown {
     }
   }
 
-  /** From SIGTERM on, load balancers are told to stop sending while in-flight work finishes. */
+  /** From SIGTERM on (the drain, then the shutdown), load balancers are told to stop sending while in-flight work finishes. */
   beforeApplicationShutdown(): void {
     this.shuttingDown = true;
   }
