@@ -26,6 +26,7 @@ describe('CacheService: the in-process copy', () => {
         return new Promise<string | null>((resolve) => pending.push(() => resolve(stored.get(key) ?? null)));
       },
       set: () => Promise.resolve('OK'),
+      evalsha: () => Promise.resolve(1), // setUnlessNewer's script: stored
     } as unknown as RedisClient;
     cache = new CacheService(redis, { get: () => TTL } as unknown as ConfigService<Env, true>);
   });
@@ -77,7 +78,7 @@ describe('CacheService: the in-process copy', () => {
     await load();
     now += TTL;
     expect(held()).toBe('first'); // refresh started; Redis (the stub) still answers 'first'
-    await cache.set('k', 'own', 60);
+    await cache.setUnlessNewer('k', 'own', 60, now);
     await release();
     expect(held()).toBe('own');
   });

@@ -105,12 +105,6 @@ export class CacheService {
     return read;
   }
 
-  async set<T>(key: string, value: T, ttlSeconds: number, storedAt = Date.now()): Promise<void> {
-    const entry: CacheEntry<T> = { value, storedAt };
-    await this.redis.set(key, JSON.stringify(entry), 'EX', ttlSeconds);
-    if (this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
-  }
-
   /**
    * Stores `value` unless the key holds one of a later `order` (epoch ms of what it is as of),
    * in one script: two instances refreshing at once must not leave the older answer last
