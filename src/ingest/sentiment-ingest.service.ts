@@ -136,11 +136,11 @@ export class SentimentIngestService {
       // No point calling the upstream for data we cannot store; the next run catches up.
       if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
       if (isRedisStalled(this.redis)) throw new RedisStalledError();
-      // The upstream asked, in an earlier run of any instance, to be left alone until then.
-      const notBefore = await this.series.upstreamNotBefore(source);
-      if (notBefore !== null) throw new UpstreamPausedError(notBefore);
       const defs = this.series.ofSource(source);
-      const before = await Promise.all(defs.map((d) => this.series.latest(d)));
+      // Read together (one round trip on every poll, not two): whether the upstream asked, in an
+      // earlier run of any instance, to be left alone until then, and what is stored.
+      const [notBefore, before] = await Promise.all([this.series.upstreamNotBefore(source), Promise.all(defs.map((d) => this.series.latest(d)))]);
+      if (notBefore !== null) throw new UpstreamPausedError(notBefore);
       this.warnIfAhead(source, defs, before, started);
       // No data: the first run, or Redis lost the series (restart without persistence, failover,
       // FLUSHALL). Re-create them and their rules, or every sample would be rejected until restart.
