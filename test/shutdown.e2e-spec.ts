@@ -13,6 +13,21 @@ import { freePort, waitFor } from './support/wait.js';
 
 const fixture = loadFixture();
 
+/** A TCP server on a free loopback port that accepts every connection and never answers. */
+async function silentServer(): Promise<{ port: number; sockets: Socket[]; close: () => void }> {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => sockets.push(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    sockets,
+    close: () => {
+      sockets.forEach((socket) => socket.destroy());
+      server.close();
+    },
+  };
+}
+
 /** The real process (`node main.js`) receives the signals and reports its exit code. */
 describe('process lifecycle (e2e, real node process)', () => {
   let main: string;
@@ -126,12 +141,10 @@ describe('process lifecycle (e2e, real node process)', () => {
   }, 30_000);
 
   it('SIGTERM with the defaults while a venue accepts and never answers: exit 0 within a second or two, not after 3 timeouts', async () => {
-    // Accepts every connection, never answers: each attempt would wait out UPSTREAM_TIMEOUT_MS (10 s).
-    const sockets: Socket[] = [];
-    const silent = createServer((socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    // Each attempt would wait out UPSTREAM_TIMEOUT_MS (10 s).
+    const { port, sockets, close } = await silentServer();
     try {
-      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const url = `http://127.0.0.1:${port}`;
       const app = start({ PRICE_SOURCE: 'coinbase', SENTIMENT_SOURCE: 'fear-greed', COINBASE_API_URL: url, FEAR_GREED_API_URL: url, INGEST_ON_STARTUP: 'true', INGEST_SCHEDULE_ENABLED: 'true' });
       await app.ready();
       await waitFor('both sources calling the venue', async () => sockets.length >= 2);
@@ -142,8 +155,7 @@ describe('process lifecycle (e2e, real node process)', () => {
       expect(app.stderr).not.toContain('shutdown took longer');
       expect(sockets).toHaveLength(2); // no retry
     } finally {
-      sockets.forEach((s) => s.destroy());
-      silent.close();
+      close();
     }
   }, 30_000);
 
@@ -187,19 +199,16 @@ describe('process lifecycle (e2e, real node process)', () => {
   }, 60_000);
 
   it('a signal while startup waits for Redis: exit 0, said in one line', async () => {
-    // A "Redis" that accepts and never answers: its first connection says startup is under way.
-    const sockets: Socket[] = [];
-    const silent = createServer((socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    // A "Redis" that never answers: its first connection says startup is under way.
+    const { port, sockets, close } = await silentServer();
     try {
-      const app = start({ REDIS_URL: `redis://127.0.0.1:${(silent.address() as AddressInfo).port}`, REDIS_STARTUP_WAIT_MS: '30000' });
+      const app = start({ REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_STARTUP_WAIT_MS: '30000' });
       await waitFor('startup to reach Redis', async () => sockets.length > 0);
       app.kill('SIGTERM');
       expect(await app.exited).toEqual({ code: 0, signal: null });
       expect(app.stderr).toBe('is-bitcoin-lit: SIGTERM during startup; exiting\n');
     } finally {
-      sockets.forEach((s) => s.destroy());
-      silent.close();
+      close();
     }
   }, 30_000);
 
