@@ -275,19 +275,26 @@ describe('notification clients per address, and what a WebSocket client may send
     await redis.quit();
   });
 
+  /** With the address's slots taken (`forwarded` as the proxy names it, else the peer): /events is a 429, a WebSocket closed with 1013. */
+  const expectRefused = async (forwarded?: string) => {
+    const headers: Record<string, string> = forwarded === undefined ? {} : { 'x-forwarded-for': forwarded };
+    const res = await app.inject({ method: 'GET', url: '/events', headers });
+    expect(res.statusCode).toBe(429);
+    const refused = await WsClient.open(port, { headers });
+    await waitFor('WebSocket refused', () => refused.closeCode);
+    expect(refused.closeCode).toBe(1013);
+    return res;
+  };
+
   it('one address gets NOTIFY_MAX_CLIENTS_PER_IP slots (429 for SSE, 1013 for WebSocket); another address, as the rate limit sees it, still gets in', async () => {
     const service = app.get(NotificationsService);
     const sse = await SseClient.open(port);
     const ws = await WsClient.open(port);
     try {
       await waitFor('two clients registered', () => service.clientCount === 2);
-      const res = await app.inject({ method: 'GET', url: '/events' });
-      expect(res.statusCode).toBe(429);
+      const res = await expectRefused();
       expect(res.headers['retry-after']).toBe('5');
       expect(res.json()).toMatchObject({ message: 'Too many notification clients from this address (NOTIFY_MAX_CLIENTS_PER_IP: 2); try again later' });
-      const refused = await WsClient.open(port);
-      await waitFor('WebSocket refused', () => refused.closeCode);
-      expect(refused.closeCode).toBe(1013);
       // Behind a proxy (TRUST_PROXY), the client is the X-Forwarded-For address, for WebSockets too.
       const other = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.7, 10.0.0.1' } });
       await waitFor('the other address registered', () => service.clientCount === 3);
@@ -310,10 +317,7 @@ describe('notification clients per address, and what a WebSocket client may send
     const second = await SseClient.open(port, { 'x-forwarded-for': '2001:db8:1:2::2' });
     try {
       await waitFor('two clients registered', () => service.clientCount === 2);
-      expect((await app.inject({ method: 'GET', url: '/events', headers: { 'x-forwarded-for': '2001:db8:1:2:ffff::3' } })).statusCode).toBe(429);
-      const refused = await WsClient.open(port, { headers: { 'x-forwarded-for': '2001:db8:1:2::4' } });
-      await waitFor('WebSocket refused', () => refused.closeCode);
-      expect(refused.closeCode).toBe(1013);
+      await expectRefused('2001:db8:1:2:ffff::3');
       const elsewhere = await WsClient.open(port, { headers: { 'x-forwarded-for': '2001:db8:1:3::1' } });
       await waitFor('another /64 registered', () => service.clientCount === 3);
       elsewhere.close();
