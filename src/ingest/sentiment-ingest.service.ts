@@ -37,6 +37,13 @@ interface HourlyWindow extends Window {
   until: number;
 }
 
+/** The backfills that failed before and are to be retried (kept in Redis), as read at a run's start. */
+interface PendingBackfills {
+  /** Where the 1-minute backfill starts, or null. */
+  from: number | null;
+  hourly: { from: number; until: number } | null;
+}
+
 /**
  * Longest pause an upstream's Retry-After imposes on its source: beyond it, a typo'd or hostile
  * header (up to 31 years) would silence the source until someone deletes the key.
@@ -137,9 +144,14 @@ export class SentimentIngestService {
       if (this.redis.status !== 'ready') throw new RedisNotConnectedError(this.redis.status);
       if (isRedisStalled(this.redis)) throw new RedisStalledError();
       const defs = this.series.ofSource(source);
-      // Read together (one round trip on every poll, not two): whether the upstream asked, in an
-      // earlier run of any instance, to be left alone until then, and what is stored.
-      const [notBefore, before] = await Promise.all([this.series.upstreamNotBefore(source), Promise.all(defs.map((d) => this.series.latest(d)))]);
+      // Read together (one round trip on every poll, not three): whether the upstream asked, in an
+      // earlier run of any instance, to be left alone until then, what is stored, and which
+      // backfills failed before.
+      const [notBefore, before, pending] = await Promise.all([
+        this.series.upstreamNotBefore(source),
+        Promise.all(defs.map((d) => this.series.latest(d))),
+        this.pendingBackfills(provider),
+      ]);
       if (notBefore !== null) throw new UpstreamPausedError(notBefore);
       this.warnIfAhead(source, defs, before, started);
       // No data: the first run, or Redis lost the series (restart without persistence, failover,
@@ -148,8 +160,8 @@ export class SentimentIngestService {
       // Newest timestamp present in EVERY series of the source: if a run stored one and not the
       // other, the next run re-sends from the older one (harmless under DUPLICATE_POLICY FIRST).
       const common = before.some((s) => s === null) ? null : Math.min(...before.map((s) => (s as Sample).timestamp));
-      const window = await this.backfillWindow(provider, defs, common, started);
-      const hourlyWindow = await this.hourlyWindow(provider, defs, common, started);
+      const window = this.backfillWindow(provider, defs, common, started, pending);
+      const hourlyWindow = this.hourlyWindow(provider, defs, common, started, pending);
       // Fetch and validate first: a bad upstream fails the run before anything is written.
       const batch = this.withoutFuture(source, await provider.poll({ since: options.full ? null : common }));
       const hourly = hourlyWindow ? await this.fetchBackfill(provider, hourlyWindow, true) : null;
@@ -217,9 +229,9 @@ export class SentimentIngestService {
    * and the dashboard mean something at once. A daily source gets whole days, from the day before
    * the window, so the level in effect at the window's start is known.
    */
-  async backfillWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number): Promise<Window | null> {
+  backfillWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number, pending: PendingBackfills): Window | null {
     if (!provider.backfill || this.backfillMs === 0) return null;
-    const pendingFrom = await this.series.pendingBackfill(provider.id);
+    const pendingFrom = pending.from;
     // A first backfill longer than a day: the minutes of the last 24 h only, the rest hourly.
     if (newest === null && pendingFrom === null && this.splitsHourly(provider, defs)) {
       return { from: fineStart(now, provider.backfillReachMs), to: now };
@@ -254,22 +266,28 @@ export class SentimentIngestService {
    * window's start (as far as the provider reaches) up to where the minutes start; or one that
    * failed before, kept in Redis with its boundary, so a retry lands exactly where it would have.
    */
-  async hourlyWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number): Promise<HourlyWindow | null> {
+  hourlyWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number, pending: PendingBackfills): HourlyWindow | null {
     if (!this.splitsHourly(provider, defs)) return null;
     const earliest = Math.max(now - this.backfillMs, now - (provider.hourlyReachMs ?? Infinity));
-    const pending = await this.series.pendingHourlyBackfill(provider.id);
     let from: number;
     let until: number;
-    if (pending !== null) {
-      ({ from, until } = pending);
+    if (pending.hourly !== null) {
+      ({ from, until } = pending.hourly);
       from = Math.max(from, earliest);
-    } else if (newest === null && (await this.series.pendingBackfill(provider.id)) === null) {
+    } else if (newest === null && pending.from === null) {
       from = earliest;
       until = fineStart(now, provider.backfillReachMs);
     } else {
       return null;
     }
     return from < until ? { from, to: until - 1, until } : null;
+  }
+
+  /** The source's backfills to retry; none are read for a source that has no backfill. */
+  private async pendingBackfills(provider: SourceProvider): Promise<PendingBackfills> {
+    if (this.backfillMs === 0 || (!provider.backfill && !provider.backfillHourly)) return { from: null, hourly: null };
+    const [from, hourly] = await Promise.all([this.series.pendingBackfill(provider.id), this.series.pendingHourlyBackfill(provider.id)]);
+    return { from, hourly };
   }
 
   /** Whether a first backfill of this source is split: its last 24 h by the minute, the rest hourly. */

@@ -157,17 +157,16 @@ export class SummaryService implements OnModuleInit {
     if (!recordVerdict && this.nothing && this.nothing.until > now) throw this.nothing.error;
     const venues = this.series.defs('price');
     const [sentimentDef] = this.series.defs('sentiment');
-    const [venueLatest, sentimentLatest] = await Promise.all([
-      Promise.all(venues.map((d) => this.series.latest(d))),
-      this.series.latest(sentimentDef),
+    const latest = Promise.all([Promise.all(venues.map((d) => this.series.latest(d))), this.series.latest(sentimentDef)]);
+    // Anchored at now, the window does not depend on what is stored: it is read together with the
+    // newest samples (one round trip per computation, not two).
+    const [[venueLatest, sentimentLatest], nowWindow] = await Promise.all([
+      latest,
+      this.anchorMode === 'now' ? this.window(venues, sentimentDef, now) : null,
     ]);
     const anchor = this.anchorMode === 'now' ? now : newest([...venueLatest, sentimentLatest]);
     if (anchor !== null) {
-      const from = windowStart(anchor, this.hours);
-      const [venueHours, { hours: sentimentHours, trend: sentimentTrend }] = await Promise.all([
-        Promise.all(venues.map((d) => this.hourly(d, from, anchor))),
-        this.sentimentHourly(sentimentDef, from, anchor),
-      ]);
+      const [venueHours, { hours: sentimentHours, trend: sentimentTrend }] = nowWindow ?? (await this.window(venues, sentimentDef, anchor));
       const price = compositePrice(
         venues.map((def, i) => ({ def, latest: venueLatest[i], hours: venueHours[i] })),
         now,
@@ -244,6 +243,12 @@ export class SummaryService implements OnModuleInit {
       this.queued = this.refreshing = refresh = next;
     }
     await this.events.emit({ summary: await refresh, cause });
+  }
+
+  /** The hours of the summary's window ending at `anchor`: each venue's, and the sentiment's with its trend. */
+  private window(venues: readonly SeriesDef[], sentimentDef: SeriesDef, anchor: number) {
+    const from = windowStart(anchor, this.hours);
+    return Promise.all([Promise.all(venues.map((d) => this.hourly(d, from, anchor))), this.sentimentHourly(sentimentDef, from, anchor)]);
   }
 
   /** Hourly means of a per-poll metric over [from, to]. */
