@@ -81,7 +81,11 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
     for (const [bytes, status] of [['GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 400], [`GET /metrics HTTP/1.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 431]] as const) {
       const raw = await rawExchange(port, bytes);
       expect(raw.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
-      expect(bodyOf(raw)).toMatchObject({ statusCode: status });
+      // The same shape and headers as every other error: a request id (new: the request was never parsed), nosniff.
+      const { requestId } = bodyOf(raw) as { requestId: string };
+      expect(bodyOf(raw)).toMatchObject({ statusCode: status, requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+      expect(raw.toLowerCase()).toContain(`\r\nx-request-id: ${requestId}\r\n`);
+      expect(raw.toLowerCase()).toContain('\r\nx-content-type-options: nosniff\r\n');
     }
 
     await app.close();

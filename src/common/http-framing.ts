@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { requestIdFrom } from './request-id.js';
+import { newRequestId, requestIdFrom } from './request-id.js';
 import { API_SECURITY_HEADERS } from './security-headers.js';
 
 export const UNFRAMED_BODY_MESSAGE =
@@ -77,10 +77,13 @@ export function clientErrorHandler(answered: WeakSet<Duplex>) {
     // As Node's own handler: never write into a response already being sent on this connection.
     const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
     if (socket.writable && !inProgress) {
-      const body = JSON.stringify({ statusCode, error, message });
-      socket.write(
-        `HTTP/1.1 ${statusCode} ${error}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
-      );
+      // The API's error shape and headers, as every other error; the request was never parsed,
+      // so its id is a new one (a client's X-Request-Id cannot be read).
+      const requestId = newRequestId();
+      const body = JSON.stringify({ statusCode, error, message, requestId });
+      const headers = { ...API_SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' };
+      const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+      socket.write(`HTTP/1.1 ${statusCode} ${error}\r\n${head}\r\n${body}`);
     }
     socket.destroy(err);
   };
