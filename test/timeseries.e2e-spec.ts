@@ -637,6 +637,32 @@ describe('portable backend storage layout (e2e, private redis-server)', () => {
     ).rejects.toThrow(/must share the cluster slot/);
   });
 
+  it('reads made by script are not held by CLIENT PAUSE WRITE (a FAILOVER, a manual cluster failover); writes are', async () => {
+    const version = /redis_version:(\d+)/.exec(await redis.info('server'))?.[1];
+    if (Number(version) < 7) return; // EVALSHA_RO is Redis 7+: older servers hold these reads too
+    const k = `${prefix}:paused`;
+    await portable.ensureSeries(k, { retentionMs: 0, labels: {} });
+    await portable.addMany(k, [{ timestamp: T0, value: 1 }]);
+    const admin = new Redis(server.url);
+    const writer = new Redis(server.url);
+    try {
+      await admin.client('PAUSE', 10_000, 'WRITE');
+      let written = false;
+      const write = writer.set(`${prefix}:paused-write`, '1').then(() => (written = true));
+      // Each script read of the backend answers while the write still waits for the pause to end.
+      expect(await portable.latest(k)).toEqual({ timestamp: T0, value: 1 });
+      expect(await portable.range({ key: k, from: T0, to: T0 })).toEqual([{ timestamp: T0, value: 1 }]);
+      expect((await portable.info(k))?.totalSamples).toBe(1);
+      expect(written).toBe(false);
+      await admin.client('UNPAUSE');
+      await write;
+    } finally {
+      await admin.client('UNPAUSE').catch(() => undefined);
+      admin.disconnect();
+      writer.disconnect();
+    }
+  });
+
   it('deletes samples beyond retention when adding', async () => {
     const k = `${prefix}:trim`;
     await portable.ensureSeries(k, { retentionMs: 10, labels: {} });

@@ -746,9 +746,9 @@ const logger = new Logger('Timeseries');
 const SCRIPTS = {
   ensure: new LuaScript(ENSURE),
   add: new LuaScript(ADD),
-  range: new LuaScript(RANGE),
-  latest: new LuaScript(LATEST),
-  info: new LuaScript(INFO),
+  range: new LuaScript(RANGE, true),
+  latest: new LuaScript(LATEST, true),
+  info: new LuaScript(INFO, true),
   ensureRule: new LuaScript(ENSURE_RULE),
 };
 

@@ -71,7 +71,7 @@ local v = redis.call('HMGET', KEYS[1], 'change', 'previous', 'changed_at')
 local at = tonumber(v[3])
 if not v[1] or not v[2] or not at then return false end
 if now_ms() - at >= tonumber(ARGV[1]) then return false end
-return {v[1], v[2]}`);
+return {v[1], v[2]}`, true);
 
 type Outcome = 'stale' | 'same' | 'first' | 'changed';
 
