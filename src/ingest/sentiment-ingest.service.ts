@@ -150,7 +150,7 @@ export class SentimentIngestService {
       const [notBefore, before, pending] = await Promise.all([
         this.series.upstreamNotBefore(source),
         Promise.all(defs.map((d) => this.series.latest(d))),
-        this.pendingBackfills(provider),
+        this.pendingBackfills(provider, defs),
       ]);
       if (notBefore !== null) throw new UpstreamPausedError(notBefore);
       this.warnIfAhead(source, defs, before, started);
@@ -283,10 +283,13 @@ export class SentimentIngestService {
     return from < until ? { from, to: until - 1, until } : null;
   }
 
-  /** The source's backfills to retry; none are read for a source that has no backfill. */
-  private async pendingBackfills(provider: SourceProvider): Promise<PendingBackfills> {
-    if (this.backfillMs === 0 || (!provider.backfill && !provider.backfillHourly)) return { from: null, hourly: null };
-    const [from, hourly] = await Promise.all([this.series.pendingBackfill(provider.id), this.series.pendingHourlyBackfill(provider.id)]);
+  /** The source's backfills to retry, as backfillWindow and hourlyWindow use them: only what they can use is read. */
+  private async pendingBackfills(provider: SourceProvider, defs: SeriesDef[]): Promise<PendingBackfills> {
+    const splits = this.splitsHourly(provider, defs);
+    const [from, hourly] = await Promise.all([
+      (provider.backfill && this.backfillMs > 0) || splits ? this.series.pendingBackfill(provider.id) : null,
+      splits ? this.series.pendingHourlyBackfill(provider.id) : null,
+    ]);
     return { from, hourly };
   }
 

@@ -157,11 +157,10 @@ export class SummaryService implements OnModuleInit {
     if (!recordVerdict && this.nothing && this.nothing.until > now) throw this.nothing.error;
     const venues = this.series.defs('price');
     const [sentimentDef] = this.series.defs('sentiment');
-    const latest = Promise.all([Promise.all(venues.map((d) => this.series.latest(d))), this.series.latest(sentimentDef)]);
     // Anchored at now, the window does not depend on what is stored: it is read together with the
     // newest samples (one round trip per computation, not two).
     const [[venueLatest, sentimentLatest], nowWindow] = await Promise.all([
-      latest,
+      Promise.all([Promise.all(venues.map((d) => this.series.latest(d))), this.series.latest(sentimentDef)]),
       this.anchorMode === 'now' ? this.window(venues, sentimentDef, now) : null,
     ]);
     const anchor = this.anchorMode === 'now' ? now : newest([...venueLatest, sentimentLatest]);
