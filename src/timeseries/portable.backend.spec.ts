@@ -5,10 +5,12 @@ import { NotATimeSeriesError, RuleConflictError } from './wire.js';
 
 type Args = Array<string | number>;
 
-/** Answers EVALSHA / EVAL from a queue; records what was sent. The Lua itself runs in the e2e suite. */
+type ScriptCommand = 'evalsha' | 'eval' | 'evalsha_ro' | 'eval_ro';
+
+/** Answers EVALSHA / EVAL (and their read-only forms) from a queue; records what was sent. The Lua itself runs in the e2e suite. */
 function stub(...replies: unknown[]) {
-  const calls: Array<{ command: 'evalsha' | 'eval'; args: Args }> = [];
-  const answer = async (command: 'evalsha' | 'eval', args: Args) => {
+  const calls: Array<{ command: ScriptCommand; args: Args }> = [];
+  const answer = async (command: ScriptCommand, args: Args) => {
     calls.push({ command, args });
     const reply = replies.shift();
     if (reply instanceof Error) throw reply;
@@ -17,6 +19,8 @@ function stub(...replies: unknown[]) {
   const client = {
     evalsha: (...args: Args) => answer('evalsha', args),
     eval: (...args: Args) => answer('eval', args),
+    evalsha_ro: (...args: Args) => answer('evalsha_ro', args),
+    eval_ro: (...args: Args) => answer('eval_ro', args),
   };
   return { calls, redis: client as unknown as RedisClient };
 }
@@ -69,6 +73,16 @@ describe('PortableTimeseriesBackend', () => {
   it('passes other script errors through', async () => {
     const { redis } = stub(new Error('BUSY Redis is busy running a script'));
     await expect(new PortableTimeseriesBackend(redis).latest('k')).rejects.toThrow('BUSY');
+  });
+
+  it('reads (latest, info, range) with the read-only script commands, writes with EVALSHA', async () => {
+    const { calls, redis } = stub(null, null, [null], ['s']);
+    const backend = new PortableTimeseriesBackend(redis);
+    await backend.latest('k');
+    await backend.info('k');
+    await backend.range({ key: 'k', from: 0, to: 1 });
+    await backend.addMany('k', [{ timestamp: 1, value: 1 }]);
+    expect(calls.map((c) => c.command)).toEqual(['evalsha_ro', 'evalsha_ro', 'evalsha_ro', 'evalsha']);
   });
 
   it('maps script replies to outcomes and answers invalid samples without sending them', async () => {
