@@ -34,7 +34,6 @@ import type { Tally } from './metrics/tallied-histogram.js';
 function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered: WeakSet<Duplex>): FastifyServerFactory<Server> {
   return (handler, options) => {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      connections.started(req, res);
       // A request the parser found in the unread body of one already answered 400: smuggled, never served.
       if (answered.has(req.socket)) {
         req.socket.destroy();
@@ -46,7 +45,7 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
     // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
     const requestTimeout = options.requestTimeout as number;
     const server = createServer({ connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)) }, onRequest);
-    const connections = OpenConnections.track(server);
+    OpenConnections.track(server);
     serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
     server.keepAliveTimeout = options.keepAliveTimeout as number;
     server.requestTimeout = requestTimeout;
