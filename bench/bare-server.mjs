@@ -1,6 +1,7 @@
 // The reference point of the cached-GET benchmark: a bare Node `http` server answering every
 // request with the same bytes the service sends for GET /is-bitcoin-lit. Started by run.mjs as
 // its own process (like the service), body file path in argv[2]; prints its port on stdout.
+// `--headers <file>` replaces its two headers with the list in that file (see below).
 //
 // With `--after-traffic` it first serves a few hundred requests with the header sets real
 // clients send (browsers, curl, a load balancer's probe, a proxy) and reads the answers with
@@ -11,8 +12,15 @@ import { Agent, createServer, get } from 'node:http';
 
 // A string, as a bare server would usually send it (Node writes headers and body in one go).
 const body = readFileSync(process.argv[2], 'utf8');
+// With `--headers <file>` (a JSON flat [name, value, …] list) it sends exactly those headers, as
+// one list (as the service's fast path does): the cost of the header set itself, for context.
+const headersAt = process.argv.indexOf('--headers');
+const headers =
+  headersAt > 0
+    ? JSON.parse(readFileSync(process.argv[headersAt + 1], 'utf8'))
+    : { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) };
 const server = createServer((_req, res) => {
-  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(200, headers);
   res.end(body);
 });
 

@@ -6,8 +6,9 @@
 //    connections; autocannon in its own process when wrk is not installed, or with
 //    BENCH_HTTP_CLIENT=autocannon) loads the cached GET /is-bitcoin-lit and a bare Node `http`
 //    server (also its own process) returning the same bytes, in alternating rounds; medians over
-//    rounds, and each server's CPU time per request. Same run, same machine. A third server, the
-//    bare one after a few hundred ordinary requests, is printed as context (not the floor).
+//    rounds, and each server's CPU time per request. Same run, same machine. Two more bare
+//    servers are printed as context (not the floor): one after a few hundred ordinary requests,
+//    and one sending the hit's own headers (what the header set itself costs).
 // 2. In-process (a Nest application context built from dist/ in this process, own key prefix):
 //    cache-miss summary computations, ingest of the 24 h payload handed over as text in memory
 //    (so the HTTP download is excluded; JSON decoding and validation are not), backfill of synthetic samples through
@@ -200,13 +201,19 @@ async function main() {
     // A plain POST /refresh joins the startup run in progress: once it answers, the whole
     // payload is stored and the cache primed (a GET during that run may see part of it).
     await new Promise((resolve, reject) => request(`http://127.0.0.1:${port}/refresh`, { method: 'POST', agent, headers: { authorization: `Bearer ${BENCH_TOKEN}` } }, (res) => res.resume().on('end', resolve)).on('error', reject).end());
-    const body = (await httpGet(url)).body;
+    await httpGet(url); // the first GET teaches the fast path the URL; the second is a hit
+    const { body, headers: hitHeaders } = await httpGet(url);
+    if (hitHeaders['x-cache'] !== 'HIT') throw new Error('the second GET of the summary was not a cache hit');
 
     // --- cached GET: the service and the bare server with the same bytes, interleaved --------
     // Both run side by side; rounds alternate which goes first, and each figure is the median
     // over rounds, so a slow moment of the (shared) machine does not land on one side only.
     const bodyFile = join(tmp, 'body.json');
     writeFileSync(bodyFile, body);
+    // The hit's own headers (those Node adds itself left out), request id included, for the context server.
+    const headersFile = join(tmp, 'headers.json');
+    const nodeAdds = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding']);
+    writeFileSync(headersFile, JSON.stringify(Object.entries(hitHeaders).filter(([name]) => !nodeAdds.has(name)).flat()));
     const startBare = async (...args) => {
       const child = spawn(process.execPath, [join(root, 'bench/bare-server.mjs'), bodyFile, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(child);
@@ -216,17 +223,21 @@ async function main() {
     const { child: bare, url: bareUrl } = await startBare();
     // Context, not the floor: the same bare server after a few hundred ordinary requests (see bare-server.mjs).
     const { child: used, url: usedUrl } = await startBare('--after-traffic');
+    // Context too: the bare server sending the service's headers (same bytes but the request id).
+    const { child: headed, url: headedUrl } = await startBare('--headers', headersFile);
     console.error(`bench: cached GET, ${HTTP_CLIENT}, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${DURATION_S} s per target …`);
     // Warm-up, the same for both: after 2 s the service's first round still ran at 60-70 % of
     // the later ones (its code is still being optimized); after 5 s it no longer stands out.
     await load(url, WARMUP_S);
     await load(bareUrl, WARMUP_S);
     await load(usedUrl, WARMUP_S);
-    const rounds = { service: [], bare: [], used: [] };
+    await load(headedUrl, WARMUP_S);
+    const rounds = { service: [], bare: [], used: [], headed: [] };
     const targets = [
       ['service', url, service.pid],
       ['bare', bareUrl, bare.pid],
       ['used', usedUrl, used.pid],
+      ['headed', headedUrl, headed.pid],
     ];
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, target, pid] of round % 2 ? [...targets].reverse() : targets) {
@@ -240,6 +251,7 @@ async function main() {
     if (hit.headers['x-cache'] !== 'HIT' || !hit.body.equals(body)) throw new Error('the service did not serve the cached body');
     bare.kill('SIGTERM');
     used.kill('SIGTERM');
+    headed.kill('SIGTERM');
     const summarize = (runs) => ({
       rps: median(runs.map((r) => r.rps)),
       p50: median(runs.map((r) => r.p50)),
@@ -252,8 +264,11 @@ async function main() {
     const svc = summarize(rounds.service);
     const bareResult = summarize(rounds.bare);
     const usedResult = summarize(rounds.used);
-    if (svc.errors || bareResult.errors || usedResult.errors) {
-      throw new Error(`errors under load: service ${svc.errors}, bare ${bareResult.errors}, bare after traffic ${usedResult.errors}`);
+    const headedResult = summarize(rounds.headed);
+    if (svc.errors || bareResult.errors || usedResult.errors || headedResult.errors) {
+      throw new Error(
+        `errors under load: service ${svc.errors}, bare ${bareResult.errors}, bare after traffic ${usedResult.errors}, bare with the service's headers ${headedResult.errors}`,
+      );
     }
     // Each round pairs a service run with a bare run at about the same time: the ratio is the
     // median of the rounds' ratios.
@@ -267,7 +282,11 @@ async function main() {
       usedBare: usedResult,
       usedRatio: median(rounds.used.map((r, i) => r.rps / rounds.bare[i].rps)),
       ratioToUsed: median(rounds.service.map((r, i) => r.rps / rounds.used[i].rps)),
+      headedBare: headedResult,
+      headedRatio: median(rounds.headed.map((r, i) => r.rps / rounds.bare[i].rps)),
+      ratioToHeaded: median(rounds.service.map((r, i) => r.rps / rounds.headed[i].rps)),
       bodyBytes: body.length,
+      headedHeaderCount: JSON.parse(readFileSync(headersFile, 'utf8')).length / 2,
     };
 
     // --- in-process: Nest application context over dist/ ----------------------------------
@@ -603,6 +622,13 @@ function report(r) {
       'context: bare after ordinary traffic',
       `${fmt(h.usedRatio)} × bare`,
       `the bare server once it has served 300 requests of real clients' header sets (${int(h.usedBare.rps)} req/s, ${fmt(h.usedBare.cpuUsPerRequest, 1)} µs CPU/req); service / it ${fmt(h.ratioToUsed)} ×`,
+      '',
+      null,
+    ],
+    [
+      "context: bare with the service's headers",
+      `${fmt(h.headedRatio)} × bare`,
+      `the bare server sending the hit's ${h.headedHeaderCount} headers as one list (${int(h.headedBare.rps)} req/s, ${fmt(h.headedBare.cpuUsPerRequest, 1)} µs CPU/req); service / it ${fmt(h.ratioToHeaded)} ×`,
       '',
       null,
     ],
