@@ -9,6 +9,7 @@ describe('OpenConnections.dropUnanswerable', () => {
   let connections: OpenConnections;
   const held: ServerResponse[] = [];
   const clients: Socket[] = [];
+  const accepted: Socket[] = [];
 
   beforeEach(async () => {
     server = createServer((req, res) => {
@@ -16,6 +17,7 @@ describe('OpenConnections.dropUnanswerable', () => {
       else if (req.method === 'POST') req.resume().on('end', () => res.end('body read'));
       else res.end('quick');
     });
+    server.on('connection', (socket: Socket) => accepted.push(socket));
     connections = OpenConnections.track(server);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -23,6 +25,7 @@ describe('OpenConnections.dropUnanswerable', () => {
 
   afterEach(async () => {
     for (const socket of clients.splice(0)) socket.destroy();
+    accepted.length = 0;
     held.length = 0;
     server.closeAllConnections();
     server.close();
@@ -41,13 +44,15 @@ describe('OpenConnections.dropUnanswerable', () => {
     return state;
   }
 
-  /** Until the server has taken in every byte sent (no request is still on its way). */
+  /** Until the server has read every byte the clients sent and both held requests arrived. */
   async function settled(): Promise<void> {
+    const sum = (sockets: Socket[], bytes: (s: Socket) => number) => sockets.reduce((n, s) => n + bytes(s), 0);
     for (let i = 0; i < 100; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
-      if (held.length === 2 && clients.every((c) => c.bytesWritten > 0)) return;
+      const read = sum(accepted, (s) => s.bytesRead);
+      if (held.length === 2 && accepted.length === clients.length && read === sum(clients, (s) => s.bytesWritten)) return;
     }
-    throw new Error('the held requests never arrived');
+    throw new Error('the server never received every request');
   }
 
   it('closes idle and stalled connections, and leaves those whose complete request is being answered', async () => {
