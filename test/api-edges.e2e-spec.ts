@@ -130,6 +130,21 @@ describe('API edges (e2e, real Redis)', () => {
     if (status >= 400) expect(bodyOf(raw)).toMatchObject({ statusCode: status, error: 'Not Found' });
   });
 
+  // Node hands such a request over as soon as it is parsed, while the answer to the one before
+  // it on the connection may still be on its way: serving it then threw ERR_HTTP_SOCKET_ASSIGNED
+  // out of the socket's data handler and took the process down.
+  it('an Upgrade request pipelined behind a request still being answered is answered after it, in order', async () => {
+    const plain = ['GET /health/live HTTP/1.1', 'Host: 127.0.0.1', '', ''].join('\r\n');
+    const upgrade = ['GET /verdict HTTP/1.1', 'Host: 127.0.0.1', 'Connection: Upgrade', 'Upgrade: h2c', '', ''].join('\r\n');
+    const raw = await rawExchange(port, plain + plain + upgrade);
+    const statuses = [...raw.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+    expect(statuses).toEqual([200, 200, 200]);
+    expect(raw.indexOf('"status":"ok"')).toBeLessThan(raw.lastIndexOf('HTTP/1.1 200'));
+    expect(raw.slice(raw.lastIndexOf('HTTP/1.1 200'))).toMatch(/\r\nconnection: close\r\n/i);
+    // Still serving.
+    expect((await fetch(`http://127.0.0.1:${port}/health/live`)).status).toBe(200);
+  });
+
   it('an Upgrade request with a body (not a WebSocket handshake) is a 400 in the API shape', async () => {
     const body = '{"full":true}';
     const raw = await rawExchange(

@@ -39,23 +39,43 @@ export function serveNonWebSocketUpgrades(
     if (isWebSocketHandshake(req, paths)) return emit(event, ...args);
     // Node took its own error and timeout listeners off this socket when it handed it over.
     socket.on('error', () => socket.destroy());
-    const res = new ServerResponse(req);
-    res.shouldKeepAlive = false;
-    res.assignSocket(socket);
-    res.once('finish', () => {
-      res.detachSocket(socket);
-      socket.destroySoon();
+    afterPendingResponses(socket, () => {
+      if (socket.destroyed || !socket.writable) return;
+      const res = new ServerResponse(req);
+      res.shouldKeepAlive = false;
+      res.assignSocket(socket);
+      res.once('finish', () => {
+        res.detachSocket(socket);
+        socket.destroySoon();
+      });
+      const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) !== 0;
+      if (!hasBody) {
+        handler(req, res);
+        return;
+      }
+      const { body, headers } = badRequestReply(req, UPGRADE_WITH_BODY_MESSAGE);
+      res.writeHead(400, headers);
+      res.end(body);
     });
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) !== 0;
-    if (!hasBody) {
-      handler(req, res);
-      return true;
-    }
-    const { body, headers } = badRequestReply(req, UPGRADE_WITH_BODY_MESSAGE);
-    res.writeHead(400, headers);
-    res.end(body);
     return true;
   }) as typeof server.emit;
+}
+
+/**
+ * Runs `serve` once no response is being written on `socket`. Node hands an Upgrade request
+ * over as soon as it is parsed, while answers to requests pipelined before it may still be on
+ * their way (Node then assigns them one after another, each once the one before finishes):
+ * assigning a second response to the socket threw out of its data handler and took the process
+ * down. Waiting keeps the answers in the order of the requests.
+ */
+function afterPendingResponses(socket: Socket, serve: () => void): void {
+  const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (pending == null) {
+    serve();
+    return;
+  }
+  // Node's own 'finish' listener (added first) detaches it and assigns the next one queued.
+  pending.once('finish', () => afterPendingResponses(socket, serve));
 }
 
 /**
