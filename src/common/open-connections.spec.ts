@@ -44,51 +44,48 @@ describe('OpenConnections.dropUnanswerable', () => {
     return state;
   }
 
-  /** Until the server has read every byte the clients sent and both held requests arrived. */
-  async function settled(): Promise<void> {
-    const sum = (sockets: Socket[], bytes: (s: Socket) => number) => sockets.reduce((n, s) => n + bytes(s), 0);
-    for (let i = 0; i < 100; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      const read = sum(accepted, (s) => s.bytesRead);
-      if (held.length === 2 && accepted.length === clients.length && read === sum(clients, (s) => s.bytesWritten)) return;
-    }
-    throw new Error('the server never received every request');
+  /** Polls `done` every 10 ms, for up to 2 s. */
+  async function until(what: string, done: () => boolean): Promise<void> {
+    for (let i = 0; i < 200 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (!done()) throw new Error(`timed out waiting for ${what}`);
   }
+
+  /** Until the server has read every byte the clients sent. */
+  const allRead = () =>
+    accepted.length === clients.length && accepted.reduce((n, s) => n + s.bytesRead, 0) === clients.reduce((n, s) => n + s.bytesWritten, 0);
 
   it('closes idle and stalled connections, and leaves those whose complete request is being answered', async () => {
     const idle = await client('GET /quick HTTP/1.1\r\nHost: x\r\n\r\n');
     const halfHead = await client('GET /quick HTTP/1.1\r\nHost: x\r\n');
     const shortBody = await client('POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a"');
     const inFlight = await client('GET /held HTTP/1.1\r\nHost: x\r\n\r\n');
-    // Pipelined: the second request waits behind the first, which is being answered.
+    // Pipelined behind a request being answered: a complete one, and one whose body stalls.
     const pipelined = await client('GET /held HTTP/1.1\r\nHost: x\r\n\r\nGET /quick HTTP/1.1\r\nHost: x\r\n\r\n');
-    await settled();
-    expect(idle.received).toContain('quick');
+    const pipelinedShort = await client('GET /held HTTP/1.1\r\nHost: x\r\n\r\nPOST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a"');
+    await until('every request to arrive', () => held.length === 3 && allRead() && idle.received.includes('quick'));
 
     expect(connections.dropUnanswerable()).toBe(0); // the first look only notes what each has sent
     expect(connections.dropUnanswerable()).toBe(3);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect([idle.closed, halfHead.closed, shortBody.closed]).toEqual([true, true, true]);
-    expect([inFlight.closed, pipelined.closed]).toEqual([false, false]);
+    expect(connections.dropUnanswerable()).toBe(0); // not counted again before they leave the set (on 'close')
+    await until('the three to close', () => idle.closed && halfHead.closed && shortBody.closed);
+    expect([inFlight.closed, pipelined.closed, pipelinedShort.closed]).toEqual([false, false, false]);
 
     for (const res of held) res.end('answered');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(inFlight.received).toContain('answered');
-    expect(pipelined.received).toMatch(/answered[\s\S]*quick/);
-    // Answered and idle now: the next looks close them too.
-    connections.dropUnanswerable();
-    expect(connections.dropUnanswerable()).toBe(2);
+    await until('the answers', () => /answered[\s\S]*quick/.test(pipelined.received) && inFlight.received.includes('answered') && pipelinedShort.received.includes('answered'));
+    // Now idle, or (the last) stuck in a body: their bytes were noted above, so this look closes them.
+    expect(connections.dropUnanswerable()).toBe(3);
+    await until('the rest to close', () => inFlight.closed && pipelined.closed && pipelinedShort.closed);
   });
 
   it('leaves a connection whose bytes are still coming', async () => {
     const slowBody = await client('POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await until('the first bytes', allRead);
     connections.dropUnanswerable();
     clients[0].write('345');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await until('more bytes', allRead);
     expect(connections.dropUnanswerable()).toBe(0);
     clients[0].write('67890');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(slowBody.received).toContain('body read');
+    await until('the answer', () => slowBody.received.includes('body read'));
+    expect(slowBody.closed).toBe(false);
   });
 });
