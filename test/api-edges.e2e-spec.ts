@@ -2,11 +2,12 @@ import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
-import { AddressInfo } from 'node:net';
+import { AddressInfo, connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { AUTH, startTestApp, stopTestApp } from './support/app.js';
 import { bodyOf, rawExchange, statusOf } from './support/raw-http.js';
 import { uniquePrefix } from './support/redis.js';
+import { waitFor } from './support/wait.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
 /**
@@ -143,6 +144,21 @@ describe('API edges (e2e, real Redis)', () => {
     expect(raw.slice(raw.lastIndexOf('HTTP/1.1 200'))).toMatch(/\r\nconnection: close\r\n/i);
     // Still serving.
     expect((await fetch(`http://127.0.0.1:${port}/health/live`)).status).toBe(200);
+  });
+
+  it('a WebSocket handshake pipelined behind a request still being answered gets its 101 after that answer', async () => {
+    const socket = connect(port, '127.0.0.1');
+    let raw = '';
+    socket.on('data', (chunk: Buffer) => (raw += chunk.toString('latin1')));
+    const handshake = ['GET /ws/notifications HTTP/1.1', 'Host: 127.0.0.1', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''];
+    socket.write(['GET /health/live HTTP/1.1', 'Host: 127.0.0.1', '', ''].join('\r\n') + handshake.join('\r\n'));
+    try {
+      await waitFor('the 101', () => raw.includes('101 Switching Protocols'));
+      expect(raw.startsWith('HTTP/1.1 200 ')).toBe(true);
+      expect(raw.indexOf('"status":"ok"')).toBeLessThan(raw.indexOf('HTTP/1.1 101'));
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('an Upgrade request with a body (not a WebSocket handshake) is a 400 in the API shape', async () => {

@@ -36,9 +36,17 @@ export function serveNonWebSocketUpgrades(
   server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
     if (event !== 'upgrade') return emit(event, ...args);
     const [req, socket] = args as [IncomingMessage, Socket];
-    if (isWebSocketHandshake(req, paths)) return emit(event, ...args);
+    const handshake = isWebSocketHandshake(req, paths);
+    if (handshake && pendingResponse(socket) === undefined) return emit(event, ...args);
     // Node took its own error and timeout listeners off this socket when it handed it over.
     socket.on('error', () => socket.destroy());
+    if (handshake) {
+      // The gateway writes its 101 straight to the socket: only once the answers before it are out.
+      afterPendingResponses(socket, () => {
+        if (!socket.destroyed) emit(event, ...args);
+      });
+      return true;
+    }
     afterPendingResponses(socket, () => {
       if (socket.destroyed || !socket.writable) return;
       const res = new ServerResponse(req);
@@ -69,8 +77,8 @@ export function serveNonWebSocketUpgrades(
  * down. Waiting keeps the answers in the order of the requests.
  */
 function afterPendingResponses(socket: Socket, serve: () => void): void {
-  const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (pending == null) {
+  const pending = pendingResponse(socket);
+  if (pending === undefined) {
     serve();
     return;
   }
@@ -97,4 +105,9 @@ export function rejectHandshake(err: Error, socket: Duplex, req: IncomingMessage
   };
   const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   socket.end(`HTTP/1.1 400 Bad Request\r\n${head}\r\n${body}`);
+}
+
+/** The response Node is writing on `socket`, if any (Node clears it once the response finishes). */
+function pendingResponse(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
