@@ -275,6 +275,28 @@ describe('notification clients per address, and what a WebSocket client may send
     await redis.quit();
   });
 
+  // Node reads no peer address for a connection the client reset before its request was
+  // handled; the gateway split that undefined address, and rxjs rethrew the error from a timer:
+  // one such client took the process down. /events answered it a 500 with an error-level log.
+  it('clients that reset the connection right after their request take nothing down (WebSocket and SSE)', async () => {
+    const requests = [
+      'GET /ws/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+    ];
+    for (let i = 0; i < 10; i++) {
+      const socket = connect({ host: '127.0.0.1', port });
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(requests[i % 2]);
+      socket.resetAndDestroy();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    const ws = await WsClient.open(port); // still accepting WebSocket clients
+    ws.close();
+    await waitFor('no client left', () => app.get(NotificationsService).clientCount === 0);
+  });
+
   /** With the address's slots taken (`forwarded` as the proxy names it, else the peer): /events is a 429, a WebSocket closed with 1013. */
   const expectRefused = async (forwarded?: string) => {
     const headers: Record<string, string> = forwarded === undefined ? {} : { 'x-forwarded-for': forwarded };

@@ -1,11 +1,18 @@
 import type { IncomingMessage } from 'node:http';
 import { trustFunction } from '../config/trust-proxy.js';
-import { clientAddress, clientKey } from './client-address.js';
+import { clientAddress, clientKey, UNKNOWN_CLIENT } from './client-address.js';
 
 const req = (forwarded?: string | string[]) =>
   ({ socket: { remoteAddress: '10.0.0.1' }, connection: { remoteAddress: '10.0.0.1' }, headers: forwarded === undefined ? {} : { 'x-forwarded-for': forwarded } }) as unknown as IncomingMessage;
 
 describe('clientAddress', () => {
+  it('is undefined when Node read no peer address (a connection the client reset), with or without TRUST_PROXY', () => {
+    const reset = { socket: {}, connection: {}, headers: {} } as unknown as IncomingMessage;
+    expect(clientAddress(reset, trustFunction(false))).toBeUndefined();
+    expect(clientAddress(reset, trustFunction(true))).toBeUndefined();
+    expect(clientKey(undefined)).toBe(UNKNOWN_CLIENT);
+  });
+
   it('is the peer without TRUST_PROXY, whatever X-Forwarded-For says', () => {
     expect(clientAddress(req('203.0.113.7'), trustFunction(false))).toBe('10.0.0.1');
     expect(clientAddress(req('203.0.113.7'), trustFunction([]))).toBe('10.0.0.1');

@@ -8,18 +8,28 @@ import type { IncomingMessage } from 'node:http';
  * TRUST_PROXY=true every hop is trusted, so that is the first entry, which the client wrote
  * itself when the proxy appends rather than replaces the header.
  */
-export function clientAddress(req: IncomingMessage, trust: (addr: string, hop: number) => boolean): string {
+export function clientAddress(req: IncomingMessage, trust: (addr: string, hop: number) => boolean): string | undefined {
+  // Undefined when the connection was reset before its address was read (see clientKey).
   return proxyAddr(req, trust);
 }
+
+/**
+ * The key of a client whose address is unknown: Node reports none for a connection the client
+ * reset before its request was handled (the kernel took the reset in first). Such a client is
+ * gone; its request is only counted, under this one key.
+ */
+export const UNKNOWN_CLIENT = 'unknown';
 
 /**
  * The key a client's address is counted under (rate limit, notification slots per address): an
  * IPv4 address as it is (also when it comes IPv4-mapped, `::ffff:203.0.113.7`), an IPv6 address
  * by its /64, the smallest block a network is given (RFC 6177): one host there can use any of
  * 2^64 addresses, so counting exact addresses would give it a new budget per request. Anything
- * else (an X-Forwarded-For entry that is no address, with TRUST_PROXY) is kept as it is.
+ * else (an X-Forwarded-For entry that is no address, with TRUST_PROXY) is kept as it is; no
+ * address at all (a reset connection) is UNKNOWN_CLIENT.
  */
-export function clientKey(address: string): string {
+export function clientKey(address: string | undefined): string {
+  if (address === undefined) return UNKNOWN_CLIENT;
   const bare = address.split('%')[0]; // a zone index (fe80::1%eth0) names the interface, not the host
   if (isIPv4(bare) || !isIPv6(bare)) return address;
   const hextets = expandIPv6(bare);

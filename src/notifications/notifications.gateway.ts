@@ -60,7 +60,13 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
-    const slot = this.notifications.connect('ws', clientKey(clientAddress(req, this.trust)));
+    const address = clientAddress(req, this.trust);
+    if (address === undefined) {
+      // Reset by the client before its handshake was handled (Node reads no address then): gone.
+      ws.terminate();
+      return;
+    }
+    const slot = this.notifications.connect('ws', clientKey(address));
     if ('refused' in slot) {
       closeFirmly(ws, TRY_AGAIN_LATER, slot.message);
       return;
