@@ -6,6 +6,9 @@ async function main(): Promise<void> {
   // Before anything else, even loading Nest and the app (a second or more): a signal during
   // startup, which can also wait for Redis for a while, then ends it with exit 0.
   const shutdown = exitOnSignals();
+  // A throw no handler caught (a timer, an event listener, a rejected promise nothing awaited):
+  // the same graceful shutdown, exit 1, instead of dying mid-write with leases still held.
+  process.on('uncaughtException', (err, origin) => shutdown.crashed(err, origin));
   // .env under the real environment (which wins), before anything reads either: createApp sets
   // up Fastify (TRUST_PROXY) and the logger (LOG_LEVEL) before ConfigModule would load .env.
   if (existsSync('.env')) process.loadEnvFile('.env');
@@ -31,6 +34,12 @@ async function main(): Promise<void> {
 }
 
 /**
+ * An uncaught exception (or a promise rejection nothing handled, which Node raises as one) is
+ * logged at fatal level with its stack, then shuts the process down as SIGTERM does, but exits
+ * 1: in-flight requests are answered, Redis is quit and leases are released, while the process's
+ * state is no longer trusted for new work. During startup it exits 1 at once with one line. One
+ * during the shutdown is logged and the shutdown goes on; SHUTDOWN_TIMEOUT_MS still bounds it.
+ *
  * SIGTERM/SIGINT: readiness 503, and SHUTDOWN_DRAIN_MS of serving as usual (0 by default) while a
  * load balancer stops sending; then abort upstream calls in flight (the ingest run in progress ends as a failure),
  * stop the schedule, let in-flight requests finish, close the HTTP server, QUIT Redis, then exit
@@ -49,8 +58,15 @@ interface Running {
   logger: LoggerService;
 }
 
-function exitOnSignals(): { started(running: Running): void; listening(): void } {
+/** An uncaught error's stack (or value) for the log, capped: a thrown value may be anything. */
+function describeUncaught(err: unknown): string {
+  const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `non-Error value thrown: ${typeof err}`;
+  return text.length > 4096 ? `${text.slice(0, 4096)}…` : text;
+}
+
+function exitOnSignals(): { started(running: Running): void; listening(): void; crashed(err: unknown, origin: string): void } {
   let closing = false;
+  let exitCode = 0;
   let running: Running | undefined;
   let listening = false;
   let closeWhenListening = false;
@@ -66,7 +82,7 @@ function exitOnSignals(): { started(running: Running): void; listening(): void }
   };
   const closeNow = (app: INestApplication) => {
     app.close().then(
-      () => process.exit(0),
+      () => process.exit(exitCode),
       (err: unknown) => {
         process.stderr.write(`is-bitcoin-lit: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
         process.exit(1);
@@ -83,8 +99,25 @@ function exitOnSignals(): { started(running: Running): void; listening(): void }
       process.stderr.write(`is-bitcoin-lit: ${signal} during startup; exiting\n`);
       process.exit(0);
     }
-    const { timeoutMs, logger } = running;
-    logger.log(`${signal}: shutting down gracefully`);
+    running.logger.log(`${signal}: shutting down gracefully`);
+    shutDown();
+  };
+  const crashed = (err: unknown, origin: string) => {
+    exitCode = 1;
+    if (running === undefined) {
+      // Before the logger and the app exist: one line, as for any failed startup.
+      const first = describeUncaught(err).split('\n', 1)[0];
+      process.stderr.write(`is-bitcoin-lit failed to start: ${origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception'}: ${first}\n`);
+      process.exit(1);
+    }
+    const what = origin === 'unhandledRejection' ? 'unhandled promise rejection' : 'uncaught exception';
+    running.logger.fatal?.(`${what}; ${closing ? 'already shutting down' : 'shutting down gracefully, then exit 1'}\n${describeUncaught(err)}`);
+    if (closing) return;
+    closing = true;
+    shutDown();
+  };
+  const shutDown = () => {
+    const { timeoutMs } = running!;
     setTimeout(() => {
       process.stderr.write(`is-bitcoin-lit: shutdown took longer than ${timeoutMs} ms; exiting\n`);
       process.exit(1);
@@ -95,6 +128,7 @@ function exitOnSignals(): { started(running: Running): void; listening(): void }
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   return {
+    crashed,
     started: (what) => void (running = what),
     listening: () => {
       listening = true;

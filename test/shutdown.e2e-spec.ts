@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { AddressInfo, connect, createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { TEST_REFRESH_TOKEN } from './support/app.js';
 import { AppProcess, builtApp } from './support/process.js';
@@ -12,6 +13,8 @@ import { FakeUpstream, loadFixture } from './support/upstream.js';
 import { freePort, waitFor } from './support/wait.js';
 
 const fixture = loadFixture();
+/** Preloaded into the process: SIGUSR2 throws from a timer (or rejects a promise nothing handles). */
+const CRASH_ON_SIGNAL = ['--import', fileURLToPath(new URL('./support/crash-on-signal.mjs', import.meta.url))];
 
 /** A TCP server on a free loopback port that accepts every connection and never answers. */
 async function silentServer(): Promise<{ port: number; sockets: Socket[]; close: () => void }> {
@@ -35,7 +38,7 @@ describe('process lifecycle (e2e, real node process)', () => {
   let upstream: FakeUpstream;
   const prefix = uniquePrefix('shutdown');
   const running: AppProcess[] = [];
-  const start = (env: Record<string, string>, cwd?: string) => {
+  const start = (env: Record<string, string>, cwd?: string, nodeArgs?: string[]) => {
     const p = new AppProcess(
       main,
       {
@@ -49,6 +52,7 @@ describe('process lifecycle (e2e, real node process)', () => {
         ...env,
       },
       cwd,
+      nodeArgs,
     );
     running.push(p);
     return p;
@@ -197,6 +201,61 @@ describe('process lifecycle (e2e, real node process)', () => {
       release();
     }
   }, 60_000);
+
+  it('an uncaught exception: logged once at fatal with its stack, then the graceful shutdown (the request in flight answered, Redis quit), exit 1', async () => {
+    let release!: () => void;
+    upstream.mode = { kind: 'held', body: fixture, until: new Promise<void>((resolve) => (release = resolve)) };
+    upstream.calls = 0;
+    const app = start({ INGEST_ON_STARTUP: 'false', INGEST_SCHEDULE_ENABLED: 'false' }, undefined, CRASH_ON_SIGNAL);
+    try {
+      const base = await app.ready();
+      const refresh = fetch(`${base}/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TEST_REFRESH_TOKEN}` } });
+      await waitFor('the refresh to reach the upstream', async () => upstream.calls >= 1);
+      app.kill('SIGUSR2');
+      // Without the policy Node prints the stack and exits at once: the refresh's connection is reset.
+      expect((await refresh).status).toBe(502);
+      expect(await app.exited).toEqual({ code: 1, signal: null });
+      const fatal = app.lines.filter((l) => l.level === 60).map((l) => String(l.msg));
+      expect(fatal).toEqual([expect.stringMatching(/^uncaught exception; shutting down gracefully, then exit 1\nTypeError: crash-on-signal: a bug in a callback\n +at /)]);
+      expect(app.lines.map((l) => String(l.msg))).toContain('Redis connection closed');
+      expect(app.stderr).toBe('');
+    } finally {
+      release();
+    }
+  }, 60_000);
+
+  it('an unhandled rejection: the same shutdown (SHUTDOWN_DRAIN_MS first); a second one meanwhile is logged and starts nothing more', async () => {
+    const app = start(
+      { INGEST_ON_STARTUP: 'false', INGEST_SCHEDULE_ENABLED: 'false', HEALTH_INGEST_MAX_AGE_MS: '0', SHUTDOWN_DRAIN_MS: '1500', CRASH_AS: 'reject' },
+      undefined,
+      CRASH_ON_SIGNAL,
+    );
+    const base = await app.ready();
+    expect((await fetch(`${base}/health/ready`)).status).toBe(200);
+    app.kill('SIGUSR2');
+    await waitFor('readiness to turn red', async () => (await fetch(`${base}/health/ready`)).status === 503);
+    app.kill('SIGUSR2');
+    expect(await app.exited).toEqual({ code: 1, signal: null });
+    const fatal = app.lines.filter((l) => l.level === 60).map((l) => String(l.msg));
+    expect(fatal).toEqual([
+      expect.stringMatching(/^unhandled promise rejection; shutting down gracefully, then exit 1\nTypeError: crash-on-signal/),
+      expect.stringMatching(/^unhandled promise rejection; already shutting down\nTypeError: crash-on-signal/),
+    ]);
+    expect(app.lines.map((l) => String(l.msg))).toContain('Redis connection closed');
+  }, 30_000);
+
+  it('an uncaught exception while startup waits for Redis: exit 1, said in one line', async () => {
+    const { port, sockets, close } = await silentServer();
+    try {
+      const app = start({ REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_STARTUP_WAIT_MS: '30000' }, undefined, CRASH_ON_SIGNAL);
+      await waitFor('startup to reach Redis', async () => sockets.length > 0);
+      app.kill('SIGUSR2');
+      expect(await app.exited).toEqual({ code: 1, signal: null });
+      expect(app.stderr).toBe('is-bitcoin-lit failed to start: uncaught exception: TypeError: crash-on-signal: a bug in a callback\n');
+    } finally {
+      close();
+    }
+  }, 30_000);
 
   it('a signal while startup waits for Redis: exit 0, said in one line', async () => {
     // A "Redis" that never answers: its first connection says startup is under way.

@@ -85,8 +85,9 @@ export class AppProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly child: ChildProcess;
 
-  constructor(main: string, env: Record<string, string>, cwd = ROOT) {
-    this.child = spawn(process.execPath, [main], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `nodeArgs`: Node options before main.js (e.g. `--import` of a test fixture). */
+  constructor(main: string, env: Record<string, string>, cwd = ROOT, nodeArgs: string[] = []) {
+    this.child = spawn(process.execPath, [...nodeArgs, main], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let buffered = '';
     this.child.stdout!.on('data', (d: Buffer) => {
       this.output += d.toString();
