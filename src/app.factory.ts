@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
@@ -42,9 +42,18 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
       if (rejectUnframedBody(req, res, answered)) return;
       if (!fastPath()?.serve(req, res)) handler(req, res);
     };
-    // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
     const requestTimeout = options.requestTimeout as number;
-    const server = createServer({ connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)) }, onRequest);
+    const serverOptions: ServerOptions & { optimizeEmptyRequests?: boolean } = {
+      // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)),
+      // Node >= 24.12: a request without Content-Length or Transfer-Encoding (every GET) gets a
+      // body stream that is already ended, instead of one that emits 'end' and 'close' a tick
+      // later; ~10 % more cached GETs per CPU second (docs/performance.md). Nothing here listens
+      // on a request's own stream events: disconnects are watched on the socket or the response.
+      // Older Nodes ignore the option.
+      optimizeEmptyRequests: true,
+    };
+    const server = createServer(serverOptions, onRequest);
     OpenConnections.track(server);
     serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
     server.keepAliveTimeout = options.keepAliveTimeout as number;
