@@ -297,6 +297,21 @@ describe('notification clients per address, and what a WebSocket client may send
     await waitFor('no client left', () => app.get(NotificationsService).clientCount === 0);
   });
 
+  // A response pipelined behind another has no socket yet; Node 20 never emits its 'close' when
+  // the connection closes (Node 24 does), so the stream's slot was never released: a client
+  // could fill NOTIFY_MAX_CLIENTS with two requests per connection.
+  it('SSE requests pipelined on one connection release their slots when it closes', async () => {
+    const service = app.get(NotificationsService);
+    const sse = 'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n';
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(sse + sse);
+    await waitFor('both streams registered', () => service.clientCount === 2);
+    socket.destroy();
+    await waitFor('no client left', () => service.clientCount === 0);
+  });
+
   /** With the address's slots taken (`forwarded` as the proxy names it, else the peer): /events is a 429, a WebSocket closed with 1013. */
   const expectRefused = async (forwarded?: string) => {
     const headers: Record<string, string> = forwarded === undefined ? {} : { 'x-forwarded-for': forwarded };

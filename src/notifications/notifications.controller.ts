@@ -106,7 +106,11 @@ export class NotificationsController {
       reply.raw.writeHead(200, sseHead(reply)).end();
       return;
     }
-    if (reply.raw.destroyed) {
+    // The connection, not only the response: a response pipelined behind another one on the
+    // connection has no socket yet, and Node 20 never emits its 'close' when the connection
+    // closes (Node 24 does), so its slot would never be released.
+    const connection = reply.request.raw.socket;
+    if (reply.raw.destroyed || connection.destroyed) {
       // The client hung up before we got here (e.g. while the rate limit waited for Redis): its
       // 'close' has fired already, so a slot taken now would never be released.
       reply.hijack();
@@ -136,9 +140,13 @@ export class NotificationsController {
       },
       complete: () => res.end(),
     });
-    res.once('close', () => {
+    const closed = () => {
+      res.off('close', closed);
+      connection.off('close', closed);
       subscription.unsubscribe();
       slot.release();
-    });
+    };
+    res.once('close', closed);
+    connection.once('close', closed);
   }
 }
