@@ -1,11 +1,13 @@
 import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { AddressInfo, connect } from 'node:net';
+import { AddressInfo, connect, Server } from 'node:net';
 import { Redis } from 'ioredis';
-import { AUTH, postRefresh, startTestApp, stopTestApp } from './support/app.js';
+import { NotificationsService } from '../src/notifications/notifications.service.js';
+import { AUTH, postRefresh, startTestApp, stopTestApp, TEST_REFRESH_TOKEN } from './support/app.js';
 import { uniquePrefix } from './support/redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-import { report } from './support/wait.js';
+import { report, waitFor } from './support/wait.js';
 
 // Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
 jest.setTimeout(30_000);
@@ -126,5 +128,138 @@ describe('request fuzzer (e2e, real HTTP, real Redis)', () => {
 
   it('is deterministic: the same seed generates the same cases', () => {
     expect(generate(SEED, 20)).toEqual(generate(SEED, 20));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Hostile connections: what a client does with the connection, not what it asks. Code that
+// runs on raw sockets outside Fastify's error handling (the request listener in front of it,
+// the Upgrade wrapper, the WebSocket gateway, the shutdown sweep) took the process down twice
+// from one connection: a non-WebSocket Upgrade pipelined behind an unanswered request, and a
+// reset right after a WebSocket handshake. Each case pipelines a few requests of the kinds below,
+// possibly cut short and written in pieces, then ends the connection one of several ways.
+
+const WS_HANDSHAKE = 'GET /ws/notifications HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+const REQUESTS: Readonly<Record<string, string>> = {
+  hit: 'GET /is-bitcoin-lit HTTP/1.1\r\nHost: x\r\n\r\n',
+  head: 'HEAD /is-bitcoin-lit HTTP/1.1\r\nHost: x\r\n\r\n',
+  live: 'GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n',
+  series: 'GET /series/price HTTP/1.1\r\nHost: x\r\n\r\n',
+  sse: 'GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n',
+  ws: WS_HANDSHAKE,
+  // A masked text frame, then a masked close frame, after the handshake.
+  wsFrames: WS_HANDSHAKE + '\x81\x82\x00\x00\x00\x00hi\x88\x80\x00\x00\x00\x00',
+  h2c: 'GET /verdict HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n',
+  refresh: `POST /refresh HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_REFRESH_TOKEN}\r\nContent-Length: 0\r\n\r\n`,
+  shortBody: 'POST /refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"full":',
+  chunked: 'POST /refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"ful',
+  bodyNoLength: 'POST /refresh HTTP/1.1\r\nHost: x\r\n\r\n{"full":true}',
+  getWithBody: 'GET /is-bitcoin-lit HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello',
+  halfHead: 'GET /is-bitcoin-lit HTTP/1.1\r\nHo',
+  tls: '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03',
+  http10: 'GET /is-bitcoin-lit HTTP/1.0\r\n\r\n',
+};
+/** rst: reset at once; rstOnData: reset when the first answer byte arrives; rstLater: after a while; fin: half-close, then wait. */
+const ENDINGS = ['rst', 'rstOnData', 'rstLater', 'fin'] as const;
+
+interface ConnectionCase {
+  requests: string[];
+  /** Bytes of the concatenated requests actually sent (may cut the last one short). */
+  cut: number;
+  pieces: number;
+  ending: (typeof ENDINGS)[number];
+  laterMs: number;
+}
+
+function connectionCases(seed: number, n: number): ConnectionCase[] {
+  const r = prng(seed);
+  const kinds = Object.keys(REQUESTS);
+  return Array.from({ length: n }, () => {
+    const requests = Array.from({ length: 1 + Math.floor(r.next() * 3) }, () => r.pick(kinds));
+    const total = requests.reduce((sum, k) => sum + REQUESTS[k].length, 0);
+    return {
+      requests,
+      cut: r.next() < 0.3 ? Math.floor(r.next() * total) : total,
+      pieces: 1 + Math.floor(r.next() * 3),
+      ending: r.pick(ENDINGS),
+      laterMs: Math.floor(r.next() * 60),
+    };
+  });
+}
+
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Plays one case on a real socket; resolves with what came back once the connection is gone. */
+async function play(port: number, c: ConnectionCase): Promise<string> {
+  const bytes = Buffer.from(c.requests.map((k) => REQUESTS[k]).join(''), 'latin1').subarray(0, c.cut);
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let raw = '';
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('data', (chunk: Buffer) => {
+    raw += chunk.toString('latin1');
+    if (c.ending === 'rstOnData') socket.resetAndDestroy();
+  });
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  const step = Math.ceil(bytes.length / c.pieces) || 1;
+  for (let at = 0; at < bytes.length && !socket.destroyed; at += step) {
+    socket.write(bytes.subarray(at, at + step));
+    if (c.pieces > 1) await tick();
+  }
+  if (c.ending === 'rst') socket.resetAndDestroy();
+  else if (c.ending === 'fin') socket.end();
+  else if (c.ending === 'rstLater') setTimeout(() => socket.resetAndDestroy(), c.laterMs);
+  // An SSE stream or an open WebSocket never ends by itself: the client leaves after a while.
+  const leave = setTimeout(() => socket.resetAndDestroy(), 300);
+  await closed;
+  clearTimeout(leave);
+  return raw;
+}
+
+describe('connection fuzzer (e2e, real HTTP, real Redis)', () => {
+  const prefix = uniquePrefix('connfuzz');
+  const CONNECTIONS = 240;
+  const SEED_C = 0xc0ffee;
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  let port: number;
+
+  beforeAll(async () => {
+    // Enough notification slots for every SSE and WebSocket client of a batch to get in.
+    ({ redis, upstream, app } = await startTestApp(prefix, loadFixture(), { NOTIFY_MAX_CLIENTS_PER_IP: '1000' }));
+    await app.listen(0, '127.0.0.1');
+    port = (app.getHttpServer().address() as AddressInfo).port;
+    expect((await postRefresh(app)).statusCode).toBe(200);
+  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
+
+  it(`survives ${CONNECTIONS} generated hostile connections: no 5xx, no error-level log line, no connection or notification client left, still serving`, async () => {
+    const errors: string[] = [];
+    const spy = jest.spyOn(Logger.prototype, 'error').mockImplementation((message: unknown) => void errors.push(String(message).slice(0, 300)));
+    try {
+      const cases = connectionCases(SEED_C, CONNECTIONS);
+      const answers: string[] = [];
+      // Eight at a time: SSE and WebSocket clients of a batch overlap, as real ones would.
+      for (let i = 0; i < cases.length; i += 8) answers.push(...(await Promise.all(cases.slice(i, i + 8).map((c) => play(port, c)))));
+      const statuses = answers.flatMap((raw) => [...raw.matchAll(/HTTP\/1\.[01] (\d{3}) /g)].map((m) => Number(m[1])));
+      report('connection fuzz statuses', Object.fromEntries([...new Set(statuses)].sort().map((s) => [s, statuses.filter((x) => x === s).length])));
+      expect(statuses.filter((s) => s >= 500)).toEqual([]);
+      expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(50); // it really got answers
+      const server = app.getHttpServer() as Server;
+      const open = () => new Promise<number>((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+      await waitFor('every connection closed on the server side', async () => (await open()) === 0, { timeoutMs: 10_000 });
+      await waitFor('no notification client left', () => app.get(NotificationsService).clientCount === 0);
+      expect(errors).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await fetch(`http://127.0.0.1:${port}/health/live`)).status).toBe(200);
+    const hit = await fetch(`http://127.0.0.1:${port}/is-bitcoin-lit`);
+    expect(hit.status).toBe(200);
+  }, 120_000);
+
+  it('is deterministic: the same seed plays the same connections', () => {
+    expect(connectionCases(SEED_C, 20)).toEqual(connectionCases(SEED_C, 20));
   });
 });

@@ -87,8 +87,10 @@ interface RoutedRequest {
 }
 
 function isClientError(err: unknown): boolean {
-  const status = (err as { statusCode?: unknown } | null)?.statusCode;
-  return err instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
+  const e = err as { statusCode?: unknown; message?: unknown } | null;
+  // Not `instanceof Error`: an error Node itself raised (e.g. 'aborted' when a client resets
+  // mid-body) comes from another realm under Jest's VM modules, and is the same client error.
+  return typeof e?.message === 'string' && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500;
 }
 
 /** The reason phrase of a status (RFC 9110's, e.g. "URI Too Long"), else from Nest's HttpStatus name. */
