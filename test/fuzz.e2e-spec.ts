@@ -1,7 +1,7 @@
 import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { AddressInfo, connect, Server } from 'node:net';
+import { AddressInfo, connect, Server, Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
 import { AUTH, postRefresh, startTestApp, stopTestApp, TEST_REFRESH_TOKEN } from './support/app.js';
@@ -258,6 +258,21 @@ describe('connection fuzzer (e2e, real HTTP, real Redis)', () => {
     const hit = await fetch(`http://127.0.0.1:${port}/is-bitcoin-lit`);
     expect(hit.status).toBe(200);
   }, 120_000);
+
+  it('fifteen SSE streams pipelined on one connection: one close listener on the socket, every slot released when it closes', async () => {
+    const server = app.getHttpServer() as Server;
+    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(REQUESTS.sse.repeat(15));
+    const serverSide = await accepted;
+    const service = app.get(NotificationsService);
+    await waitFor('all fifteen streams registered', () => service.clientCount === 15);
+    // Node's own listener(s) plus ours; one each per stream would pass Node's leak warning at 11.
+    expect(serverSide.listenerCount('close')).toBeLessThan(5);
+    socket.destroy();
+    await waitFor('no client left', () => service.clientCount === 0);
+  });
 
   it('is deterministic: the same seed plays the same connections', () => {
     expect(connectionCases(SEED_C, 20)).toEqual(connectionCases(SEED_C, 20));

@@ -16,7 +16,7 @@ import { RetryLaterException, TooManyRequestsException } from '../common/errors.
 import { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
 import { NotificationsService } from './notifications.service.js';
-import { SSE_RETRY_MS } from './sse.js';
+import { onConnectionClose, SSE_RETRY_MS } from './sse.js';
 
 const FULL_RETRY_AFTER_SECONDS = 5;
 
@@ -142,11 +142,11 @@ export class NotificationsController {
     });
     const closed = () => {
       res.off('close', closed);
-      connection.off('close', closed);
+      stopWaiting();
       subscription.unsubscribe();
       slot.release();
     };
     res.once('close', closed);
-    connection.once('close', closed);
+    const stopWaiting = onConnectionClose(connection, closed);
   }
 }
