@@ -104,6 +104,9 @@ export function rejectHandshake(err: Error, socket: Duplex, req: IncomingMessage
     ...(err.message.includes('Sec-WebSocket-Version') ? { 'sec-websocket-version': '13, 8' } : {}),
   };
   const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  // Destroyed once written, as `ws` does: half-closed and never read, a socket whose client
+  // then left unnoticed, and held every later graceful shutdown until its timeout.
+  socket.once('finish', () => socket.destroy());
   socket.end(`HTTP/1.1 400 Bad Request\r\n${head}\r\n${body}`);
 }
 
