@@ -35,10 +35,10 @@ async function main(): Promise<void> {
 
 /**
  * An uncaught exception (or a promise rejection nothing handled, which Node raises as one) is
- * logged at fatal level with its stack, then shuts the process down as SIGTERM does, but exits
- * 1: in-flight requests are answered, Redis is quit and leases are released, while the process's
- * state is no longer trusted for new work. During startup it exits 1 at once with one line. One
- * during the shutdown is logged and the shutdown goes on; SHUTDOWN_TIMEOUT_MS still bounds it.
+ * logged at fatal level with its stack (on stderr if the log cannot be written), then shuts the
+ * process down as SIGTERM does (drain included), but exits 1: in-flight requests are answered,
+ * Redis is quit and leases are released. During startup it exits 1 at once with one line. Each
+ * one during the shutdown is logged and the shutdown goes on; SHUTDOWN_TIMEOUT_MS bounds it.
  *
  * SIGTERM/SIGINT: readiness 503, and SHUTDOWN_DRAIN_MS of serving as usual (0 by default) while a
  * load balancer stops sending; then abort upstream calls in flight (the ingest run in progress ends as a failure),
@@ -60,7 +60,12 @@ interface Running {
 
 /** An uncaught error's stack (or value) for the log, capped: a thrown value may be anything. */
 function describeUncaught(err: unknown): string {
-  const text = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : `non-Error value thrown: ${typeof err}`;
+  let text: string;
+  try {
+    text = err instanceof Error ? String(err.stack ?? `${err.name}: ${err.message}`) : `non-Error value thrown: ${typeof err}`;
+  } catch {
+    text = 'an error whose stack could not be read';
+  }
   return text.length > 4096 ? `${text.slice(0, 4096)}…` : text;
 }
 
@@ -104,6 +109,8 @@ function exitOnSignals(): { started(running: Running): void; listening(): void; 
   };
   const crashed = (err: unknown, origin: string) => {
     exitCode = 1;
+    // Also for an exit without process.exit (the event loop emptied during the shutdown).
+    process.exitCode = 1;
     if (running === undefined) {
       // Before the logger and the app exist: one line, as for any failed startup.
       const first = describeUncaught(err).split('\n', 1)[0];
@@ -111,7 +118,17 @@ function exitOnSignals(): { started(running: Running): void; listening(): void; 
       process.exit(1);
     }
     const what = origin === 'unhandledRejection' ? 'unhandled promise rejection' : 'uncaught exception';
-    running.logger.fatal?.(`${what}; ${closing ? 'already shutting down' : 'shutting down gracefully, then exit 1'}\n${describeUncaught(err)}`);
+    const line = `${what}; ${closing ? 'already shutting down' : 'shutting down gracefully, then exit 1'}\n${describeUncaught(err)}`;
+    try {
+      running.logger.fatal?.(line);
+    } catch {
+      // The log itself failed (stdout gone: EIO, ENOSPC): a throw here would exit 7 at once.
+      try {
+        process.stderr.write(`is-bitcoin-lit: ${line}\n`);
+      } catch {
+        // Nowhere left to say it; the shutdown still runs.
+      }
+    }
     if (closing) return;
     closing = true;
     shutDown();
