@@ -40,6 +40,15 @@ export function serveNonWebSocketUpgrades(
     if (handshake && pendingResponse(socket) === undefined) return emit(event, ...args);
     // Node took its own error and timeout listeners off this socket when it handed it over.
     socket.on('error', () => socket.destroy());
+    // And its 'end' listener, which ends our side when the client half-closes (the server's
+    // httpAllowHalfOpen is off). Without it, a client that sent FIN behind an answer that never
+    // finishes by itself (an SSE stream) left a socket nothing reads: its reset went unnoticed
+    // until the stream's next write, and a graceful shutdown waited for it.
+    const endOurSide = () => {
+      if (socket.writable) socket.end();
+    };
+    if (socket.readableEnded) endOurSide();
+    else socket.once('end', endOurSide);
     if (handshake) {
       // The gateway writes its 101 straight to the socket: only once the answers before it are out.
       afterPendingResponses(socket, () => {
