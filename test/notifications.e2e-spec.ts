@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { type IncomingHttpHeaders, request } from 'node:http';
 import { connect, Socket } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -243,7 +245,7 @@ describe('notification client cap (e2e)', () => {
 });
 
 /** Sends a WebSocket handshake on a raw socket and then reads nothing back but whether the server closed it. */
-async function silentWebSocket(port: number, headers: Record<string, string> = {}): Promise<{ socket: Socket; closed: () => boolean; head: () => string }> {
+async function silentWebSocket(port: number, headers: Record<string, string> = {}, then = ''): Promise<{ socket: Socket; closed: () => boolean; head: () => string }> {
   const socket = connect({ host: '127.0.0.1', port });
   let received = '';
   let closed = false;
@@ -253,9 +255,20 @@ async function silentWebSocket(port: number, headers: Record<string, string> = {
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
   const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   socket.write(
-    `GET /ws/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+    `GET /ws/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n${then}`,
+    'latin1',
   );
   return { socket, closed: () => closed, head: () => received };
+}
+
+/** A WebSocket handshake on a raw socket, then `frame` in its packet or once the 101 is in; resolves when the server has closed the connection. */
+async function rawWebSocket(port: number, headers: Record<string, string>, frame: string, when: 'with' | 'after'): Promise<void> {
+  const silent = await silentWebSocket(port, headers, when === 'with' ? frame : '');
+  if (when === 'after') {
+    await waitFor('the 101', () => silent.head().includes('101 Switching Protocols'));
+    silent.socket.write(Buffer.from(frame, 'latin1'));
+  }
+  await waitFor('the server closed the socket', () => silent.closed(), { timeoutMs: 5000 });
 }
 
 describe('notification clients per address, and what a WebSocket client may send (e2e)', () => {
@@ -396,6 +409,27 @@ describe('notification clients per address, and what a WebSocket client may send
     expect(calm.closeCode).toBeUndefined();
     calm.close();
     await waitFor('slots released', () => service.clientCount === 0);
+  });
+
+  // WsAdapter logs every WebSocket error at error level; each of these is the client's doing.
+  it('a client\'s WebSocket protocol error is no error-level log line: an unmasked frame in the handshake\'s packet, after it, or from a refused client', async () => {
+    const service = app.get(NotificationsService);
+    const errors: string[] = [];
+    const spy = jest.spyOn(Logger.prototype, 'error').mockImplementation((message: unknown) => void errors.push(String(message).slice(0, 200)));
+    const holders: WsClient[] = [];
+    try {
+      const unmasked = '\x81\x02hi'; // RFC 6455 §5.1: a client masks every frame
+      await rawWebSocket(port, { 'X-Forwarded-For': '203.0.113.40' }, unmasked, 'with');
+      await rawWebSocket(port, { 'X-Forwarded-For': '203.0.113.41' }, unmasked, 'after');
+      holders.push(await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.42' } }), await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.42' } }));
+      await waitFor('two clients registered', () => service.clientCount === 2);
+      await rawWebSocket(port, { 'X-Forwarded-For': '203.0.113.42' }, unmasked, 'after'); // refused: over its address's two slots
+    } finally {
+      holders.forEach((h) => h.close());
+      spy.mockRestore();
+    }
+    expect(errors).toEqual([]);
+    await waitFor('no client left', () => service.clientCount === 0);
   });
 
   it('destroys a refused WebSocket connection whose client never answers the close frame, within a second or so', async () => {

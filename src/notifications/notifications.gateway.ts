@@ -60,6 +60,14 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
+    // WsAdapter logs every socket error at error level, but each is the client's doing (a frame
+    // over maxPayload, unmasked or invalid UTF-8, a reset…) and `ws` closes the socket itself:
+    // an admitted client's counts as a drop (a warning), a refused one's as nothing.
+    ws.removeAllListeners('error');
+    let admitted = false;
+    ws.on('error', (err) => {
+      if (admitted) this.notifications.recordDrop('ws', `protocol error: ${err.message}`);
+    });
     const address = clientAddress(req, this.trust);
     if (address === undefined) {
       // Reset by the client before its handshake was handled (Node reads no address then): gone.
@@ -71,10 +79,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
       closeFirmly(ws, TRY_AGAIN_LATER, slot.message);
       return;
     }
-    // WsAdapter logs every socket error at error level, but each is the client's doing (a frame
-    // over maxPayload, invalid UTF-8, a reset…) and `ws` closes the socket itself: a warning.
-    ws.removeAllListeners('error');
-    ws.on('error', (err) => this.notifications.recordDrop('ws', `protocol error: ${err.message}`));
+    admitted = true;
     ws.once('message', () => {
       this.notifications.recordDrop('ws', 'it sent a message');
       closeFirmly(ws, POLICY_VIOLATION, 'This endpoint takes no messages');
