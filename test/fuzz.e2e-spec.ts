@@ -154,6 +154,8 @@ const REQUESTS: Readonly<Record<string, string>> = {
   shortBody: 'POST /refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"full":',
   chunked: 'POST /refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"ful',
   bodyNoLength: 'POST /refresh HTTP/1.1\r\nHost: x\r\n\r\n{"full":true}',
+  // What `curl -X POST -H 'content-type: application/json'` sends: no body, and no length.
+  typeNoLength: `POST /refresh HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_REFRESH_TOKEN}\r\nContent-Type: application/json\r\n\r\n`,
   getWithBody: 'GET /is-bitcoin-lit HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello',
   halfHead: 'GET /is-bitcoin-lit HTTP/1.1\r\nHo',
   tls: '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03',
