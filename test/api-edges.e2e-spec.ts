@@ -154,7 +154,7 @@ describe('API edges (e2e, real Redis)', () => {
     expect((await fetch(`http://127.0.0.1:${port}/health/live`)).status).toBe(200);
   });
 
-  it('a WebSocket handshake pipelined behind a request still being answered gets its 101 after that answer', async () => {
+  it('a WebSocket handshake pipelined behind a request still being answered gets its 101 after that answer, then works', async () => {
     const socket = connect(port, '127.0.0.1');
     let raw = '';
     socket.on('data', (chunk: Buffer) => (raw += chunk.toString('latin1')));
@@ -164,6 +164,9 @@ describe('API edges (e2e, real Redis)', () => {
       await waitFor('the 101', () => raw.includes('101 Switching Protocols'));
       expect(raw.startsWith('HTTP/1.1 200 ')).toBe(true);
       expect(raw.indexOf('"status":"ok"')).toBeLessThan(raw.indexOf('HTTP/1.1 101'));
+      // The socket was read while it waited, then handed on: the gateway reads what comes next.
+      socket.write(Buffer.from('\x81\x82\x00\x00\x00\x00hi', 'latin1')); // a masked text frame: clients send none
+      await waitFor('a close frame with 1008 (policy violation)', () => raw.includes('\x88') && raw.slice(raw.indexOf('\x88') + 2).startsWith('\x03\xf0'));
     } finally {
       socket.destroy();
     }

@@ -3,6 +3,9 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { badRequestReply } from './http-framing.js';
 
+/** What a client may send on an upgraded connection while it waits for its answer (more is abuse). */
+const MAX_HELD_BYTES = 64 * 1024;
+
 export const UPGRADE_WITH_BODY_MESSAGE =
   'Upgrade is only supported for the WebSocket handshake; send this request without the Upgrade header';
 
@@ -38,24 +41,40 @@ export function serveNonWebSocketUpgrades(
     const [req, socket] = args as [IncomingMessage, Socket];
     const handshake = isWebSocketHandshake(req, paths);
     if (handshake && pendingResponse(socket) === undefined) return emit(event, ...args);
-    // Node took its own error and timeout listeners off this socket when it handed it over.
+    // Node took its own listeners off this socket when it handed it over, and reads it no more.
+    // So read it here (what a handshake's client sends too early is kept for the gateway, up to
+    // a bound), end our side when the client half-closes, as Node's server does
+    // (httpAllowHalfOpen is off), and destroy it on an error. Unread, a socket whose client
+    // half-closed behind an answer that never finishes by itself (an SSE stream) stayed open
+    // after the client left, until the stream's next heartbeat write.
     socket.on('error', () => socket.destroy());
-    // And its 'end' listener, which ends our side when the client half-closes (the server's
-    // httpAllowHalfOpen is off). Without it, a client that sent FIN behind an answer that never
-    // finishes by itself (an SSE stream) left a socket nothing reads: its reset went unnoticed
-    // until the stream's next write, and a graceful shutdown waited for it.
     const endOurSide = () => {
       if (socket.writable) socket.end();
     };
     if (socket.readableEnded) endOurSide();
     else socket.once('end', endOurSide);
+    const held: Buffer[] = [];
+    let heldBytes = 0;
+    const hold = (chunk: Buffer) => {
+      heldBytes += chunk.length;
+      if (heldBytes > MAX_HELD_BYTES) socket.destroy();
+      else if (handshake) held.push(chunk);
+    };
+    socket.on('data', hold);
     if (handshake) {
       // The gateway writes its 101 straight to the socket: only once the answers before it are out.
       afterPendingResponses(socket, () => {
-        if (!socket.destroyed) emit(event, ...args);
+        // Handed on as Node hands it over: paused, resumed by the gateway's own 'data' listener.
+        socket.off('data', hold);
+        socket.pause();
+        (socket as { readableFlowing: boolean | null }).readableFlowing = null;
+        const head = args[2] as Buffer;
+        if (!socket.destroyed) emit(event, req, socket, held.length ? Buffer.concat([head, ...held]) : head);
       });
       return true;
     }
+    // Any other request is answered as a plain one, then the connection closes: what the client
+    // sends meanwhile is read and dropped (Node's parser has let go of the connection).
     afterPendingResponses(socket, () => {
       if (socket.destroyed || !socket.writable) return;
       const res = new ServerResponse(req);
