@@ -1,25 +1,10 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { servedBy } from './redis-server.js';
 import { freePort, waitFor } from './wait.js';
-
-/** One PING over a raw socket: true when a Redis answers +PONG. */
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
-    socket.connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
-  });
-}
 
 /**
  * A private `redis-server` child process (SIGKILLed rather than shut down, unlike
@@ -97,10 +82,10 @@ export class FaultRedisServer {
     });
     try {
       await waitFor(
-        `redis-server to answer PING on port ${this.port}`,
+        `redis-server to answer on port ${this.port}`,
         async () => {
           if (exited) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
-          return ping(this.port);
+          return servedBy(this.port, child.pid);
         },
         { timeoutMs: 5000, intervalMs: 50 },
       );

@@ -1,9 +1,34 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { freePort, waitFor } from './wait.js';
+
+/**
+ * Whether the Redis answering on `port` is process `pid`. A free port can be taken between
+ * freePort() and the spawn (CI runs three suites side by side, each with private servers): the
+ * child then exits, and a bare PING would have reached the other run's server.
+ */
+export function servedBy(port: number, pid: number | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    let text = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      const m = /\r\nprocess_id:(\d+)\r\n/.exec(text);
+      if (m) done(Number(m[1]) === pid);
+      else if (text.startsWith('-')) done(false); // -LOADING and the like: not ready yet
+    });
+    socket.connect(port, '127.0.0.1', () => socket.write('INFO server\r\n'));
+  });
+}
 
 /**
  * A throwaway redis-server child process on its own port and temp directory, for tests that
@@ -18,9 +43,16 @@ export class RedisServerProcess {
   private constructor(readonly port: number) {}
 
   static async start(): Promise<RedisServerProcess> {
-    const server = new RedisServerProcess(await freePort());
-    await server.start();
-    return server;
+    for (let attempt = 1; ; attempt++) {
+      const server = new RedisServerProcess(await freePort());
+      try {
+        await server.start();
+        return server;
+      } catch (err) {
+        await server.destroy();
+        if (attempt === 5) throw err;
+      }
+    }
   }
 
   get url(): string {
@@ -33,13 +65,11 @@ export class RedisServerProcess {
       ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--shutdown-on-sigterm', 'save', '--appendonly', 'no', '--protected-mode', 'no'],
       { stdio: 'ignore' },
     );
-    const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => 20, maxRetriesPerRequest: 0 });
-    probe.on('error', () => undefined);
-    try {
-      await waitFor(`redis-server on port ${this.port}`, () => probe.ping().then(() => true, () => false));
-    } finally {
-      probe.disconnect();
-    }
+    const child = this.child;
+    await waitFor(`redis-server on port ${this.port}`, () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
+      return servedBy(this.port, child.pid);
+    });
   }
 
   /** SIGTERM: every connection drops, the data set is saved for the next start(). */
