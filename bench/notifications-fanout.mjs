@@ -29,6 +29,7 @@ const server = spawn(process.execPath, ['dist/main.js'], {
     INGEST_SCHEDULE_ENABLED: 'false',
     NOTIFY_MAX_CLIENTS: String(2 * perTransport),
     NOTIFY_MAX_CLIENTS_PER_IP: String(2 * perTransport), // every client here is 127.0.0.1
+    THROTTLE_LIMIT: '0', // and each SSE request and WebSocket handshake counts against the rate limit
     REFRESH_TOKEN: token,
   },
   stdio: ['ignore', 'inherit', 'inherit'],

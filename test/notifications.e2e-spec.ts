@@ -447,6 +447,46 @@ describe('notification clients per address, and what a WebSocket client may send
   });
 });
 
+describe('WebSocket handshakes and the rate limit (e2e)', () => {
+  const prefix = uniquePrefix('notify-ws-rate');
+  let redis: Redis;
+  let app: NestFastifyApplication;
+  let port: number;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', THROTTLE_LIMIT: '3', THROTTLE_TTL_MS: '60000', TRUST_PROXY: 'true' });
+    port = await listen(app);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  // Node hands a handshake from its 'upgrade' event to the gateway: Nest's guards never saw
+  // one, so a client could open and close WebSockets as fast as it liked.
+  it('counts each handshake against THROTTLE_LIMIT per client, as a GET: over it, closed with 1013 and the seconds to wait; another client still gets in', async () => {
+    const service = app.get(NotificationsService);
+    const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+    const within: WsClient[] = [];
+    for (let i = 0; i < 3; i++) within.push(await WsClient.open(port, from('203.0.113.60')));
+    const over = await WsClient.open(port, from('203.0.113.60'));
+    const other = await WsClient.open(port, from('203.0.113.61'));
+    try {
+      await waitFor('closed for the rate limit', () => over.closeCode);
+      expect(over.closeCode).toBe(1013);
+      expect(over.closeReason).toMatch(/^Too many requests; retry in \d+ s$/);
+      await waitFor('the others registered', () => service.clientCount === 4);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // their counts are in too
+      expect([...within, other].map((c) => c.closeCode)).toEqual([undefined, undefined, undefined, undefined]);
+    } finally {
+      [...within, over, other].forEach((c) => c.close());
+    }
+    await waitFor('no client left', () => service.clientCount === 0);
+  });
+});
+
 describe('the SSE stream’s headers (e2e)', () => {
   const prefix = uniquePrefix('notify-headers');
   let redis: Redis;

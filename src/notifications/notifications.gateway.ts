@@ -6,6 +6,7 @@ import { clientAddress, clientKey } from '../common/client-address.js';
 import { trustFunction } from '../config/trust-proxy.js';
 import { rejectHandshake } from '../common/upgrade.js';
 import { Env } from '../config/env.validation.js';
+import { ThrottleService } from '../throttle/throttle.service.js';
 import { NotificationsService } from './notifications.service.js';
 
 /** Close codes (RFC 6455 / IANA registry). */
@@ -49,6 +50,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
 
   constructor(
     private readonly notifications: NotificationsService,
+    private readonly throttle: ThrottleService,
     config: ConfigService<Env, true>,
   ) {
     this.trust = trustFunction(config.get('TRUST_PROXY', { infer: true }));
@@ -80,6 +82,14 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
       return;
     }
     admitted = true;
+    // Counted against the rate limit as any GET is (ThrottleGuard never sees a handshake);
+    // over it, closed as a client over its slots is. While Redis is away the count fails open.
+    this.throttle.hit(`GET:${NOTIFICATIONS_WS_PATH}`, address).then(
+      (retryIn) => {
+        if (retryIn !== undefined && ws.readyState === ws.OPEN) closeFirmly(ws, TRY_AGAIN_LATER, `Too many requests; retry in ${retryIn} s`);
+      },
+      () => undefined,
+    );
     ws.once('message', () => {
       this.notifications.recordDrop('ws', 'it sent a message');
       closeFirmly(ws, POLICY_VIOLATION, 'This endpoint takes no messages');

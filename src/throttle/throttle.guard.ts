@@ -40,7 +40,7 @@ export class ThrottleGuard implements CanActivate {
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (context.getType() !== 'http') return true; // WebSocket messages: the upgrade request was counted
+    if (context.getType() !== 'http') return true; // WebSocket messages: the gateway counts the handshake (ThrottleService)
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(SKIP_THROTTLE, targets)) return true;
     const limits: Limit[] = [];

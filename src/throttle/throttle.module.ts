@@ -2,9 +2,11 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { RedisThrottlerStorage } from './redis-throttler.storage.js';
 import { ThrottleGuard } from './throttle.guard.js';
+import { ThrottleService } from './throttle.service.js';
 
-/** Global rate limiting (see ThrottleGuard). */
+/** Global rate limiting (see ThrottleGuard), and ThrottleService for what the guard does not see. */
 @Module({
-  providers: [RedisThrottlerStorage, { provide: APP_GUARD, useClass: ThrottleGuard }],
+  providers: [RedisThrottlerStorage, ThrottleService, { provide: APP_GUARD, useClass: ThrottleGuard }],
+  exports: [ThrottleService],
 })
 export class ThrottleModule {}

@@ -74,13 +74,15 @@ export class SseClient extends Collector {
 /** A client of the WebSocket at /ws/notifications. */
 export class WsClient extends Collector {
   closeCode?: number;
+  closeReason?: string;
 
   private constructor(readonly ws: WebSocket) {
     super();
     // ws' default binaryType ('nodebuffer') hands every message over as one Buffer.
     ws.on('message', (data: Buffer) => this.received.push({ data: JSON.parse(data.toString('utf8')) }));
-    ws.on('close', (code) => {
+    ws.on('close', (code, reason: Buffer) => {
       this.closeCode = code;
+      this.closeReason = reason.toString('utf8');
     });
     ws.on('error', () => undefined);
   }
