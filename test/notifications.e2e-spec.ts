@@ -432,6 +432,19 @@ describe('notification clients per address, and what a WebSocket client may send
     await waitFor('no client left', () => service.clientCount === 0);
   });
 
+  // `ws` parses every frame it had read before the close: each ping after it logged a warning.
+  it('a burst of pings in one write is closed with one warning, not one per ping', async () => {
+    const warnings: string[] = [];
+    const spy = jest.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => void warnings.push(String(message)));
+    try {
+      await rawWebSocket(port, { 'X-Forwarded-For': '203.0.113.45' }, '\x89\x80\x00\x00\x00\x00'.repeat(2000), 'after'); // masked, empty pings
+    } finally {
+      spy.mockRestore();
+    }
+    expect(warnings.filter((w) => w.includes('pinged too often'))).toHaveLength(1);
+    await waitFor('no client left', () => app.get(NotificationsService).clientCount === 0);
+  });
+
   it('destroys a refused WebSocket connection whose client never answers the close frame, within a second or so', async () => {
     const service = app.get(NotificationsService);
     const holders = [await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.30' } }), await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.30' } })];
@@ -455,7 +468,7 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
-    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', THROTTLE_LIMIT: '3', THROTTLE_TTL_MS: '60000', TRUST_PROXY: 'true' });
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', THROTTLE_LIMIT: '3', THROTTLE_TTL_MS: '60000', TRUST_PROXY: 'true', NOTIFY_MAX_CLIENTS_PER_IP: '1' });
     port = await listen(app);
   });
   afterAll(async () => {
@@ -466,22 +479,25 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
 
   // Node hands a handshake from its 'upgrade' event to the gateway: Nest's guards never saw
   // one, so a client could open and close WebSockets as fast as it liked.
-  it('counts each handshake against THROTTLE_LIMIT per client, as a GET: over it, closed with 1013 and the seconds to wait; another client still gets in', async () => {
+  it('counts each handshake against THROTTLE_LIMIT per client, as a GET, refused or not: over it, closed with 1013 and the seconds to wait; another client still gets in', async () => {
     const service = app.get(NotificationsService);
     const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
-    const within: WsClient[] = [];
-    for (let i = 0; i < 3; i++) within.push(await WsClient.open(port, from('203.0.113.60')));
+    const admitted = await WsClient.open(port, from('203.0.113.60'));
+    await waitFor('the first client registered', () => service.clientCount === 1);
+    // Over the address's one slot: refused, and counted all the same.
+    const refused = [await WsClient.open(port, from('203.0.113.60')), await WsClient.open(port, from('203.0.113.60'))];
+    await waitFor('both refused', () => refused.every((c) => c.closeCode === 1013));
+    expect(refused.map((c) => c.closeReason)).toEqual([expect.stringMatching(/^Too many notification clients/), expect.stringMatching(/^Too many notification clients/)]);
     const over = await WsClient.open(port, from('203.0.113.60'));
     const other = await WsClient.open(port, from('203.0.113.61'));
     try {
       await waitFor('closed for the rate limit', () => over.closeCode);
       expect(over.closeCode).toBe(1013);
       expect(over.closeReason).toMatch(/^Too many requests; retry in \d+ s$/);
-      await waitFor('the others registered', () => service.clientCount === 4);
-      await new Promise((resolve) => setTimeout(resolve, 200)); // their counts are in too
-      expect([...within, other].map((c) => c.closeCode)).toEqual([undefined, undefined, undefined, undefined]);
+      await waitFor('the other address registered', () => service.clientCount === 2);
+      expect([admitted.closeCode, other.closeCode]).toEqual([undefined, undefined]);
     } finally {
-      [...within, over, other].forEach((c) => c.close());
+      [admitted, ...refused, over, other].forEach((c) => c.close());
     }
     await waitFor('no client left', () => service.clientCount === 0);
   });

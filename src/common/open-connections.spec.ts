@@ -77,6 +77,17 @@ describe('OpenConnections.dropUnanswerable', () => {
     await until('the rest to close', () => inFlight.closed && pipelined.closed && pipelinedShort.closed);
   });
 
+  // A WebSocket handshake handed over once the gateway had gone (one pipelined behind an answer
+  // at shutdown): nothing answered or closed it, and the shutdown waited for it until its timeout.
+  it('closes an upgraded connection nothing answers, like an idle one', async () => {
+    server.on('upgrade', () => undefined);
+    const orphan = await client('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    await until('the handshake to arrive', allRead);
+    expect(connections.dropUnanswerable()).toBe(0);
+    expect(connections.dropUnanswerable()).toBe(1);
+    await until('it to close', () => orphan.closed);
+  });
+
   it('leaves a connection whose bytes are still coming', async () => {
     const slowBody = await client('POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12');
     await until('the first bytes', allRead);

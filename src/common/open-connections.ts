@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 const tracked = new WeakMap<Server, OpenConnections>();
@@ -9,8 +9,7 @@ const tracked = new WeakMap<Server, OpenConnections>();
  * closing: one client that sent half a request (or a body shorter than its Content-Length)
  * held every graceful shutdown until SHUTDOWN_TIMEOUT_MS, then exit 1. `dropUnanswerable`
  * closes those once they have sent nothing for a while, and only those: a complete request
- * still being answered (a POST /refresh waiting for its run, an SSE stream) is left to finish,
- * WebSocket connections to the gateway.
+ * still being answered (a POST /refresh waiting for its run, an SSE stream) is left to finish.
  */
 export class OpenConnections {
   private readonly sockets = new Set<Socket>();
@@ -22,8 +21,10 @@ export class OpenConnections {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    // WebSocket handshakes (the only upgrades Node hands over, see upgrade.ts): the gateway closes them.
-    server.on('upgrade', (_req: IncomingMessage, socket: Socket) => this.sockets.delete(socket));
+    // Upgraded connections stay tracked: by the time the shutdown sweeps, the gateway has closed
+    // its WebSockets, and a handshake that arrived after it went had nobody to answer or close
+    // it (it held every such shutdown until SHUTDOWN_TIMEOUT_MS). No 'upgrade' listener here
+    // either: with the gateway's gone, Node then serves a late handshake as a plain request (503).
   }
 
   static track(server: Server): OpenConnections {

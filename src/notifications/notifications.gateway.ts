@@ -76,20 +76,28 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
       ws.terminate();
       return;
     }
+    // Every handshake counts against the rate limit, as any GET does (ThrottleGuard never sees
+    // one), refused or not; over it the client is closed as one over its slots is, before it
+    // takes a slot or hears anything. While Redis is away the count fails open.
+    this.throttle.hit(`GET:${NOTIFICATIONS_WS_PATH}`, address).then(
+      (retryIn) => {
+        if (ws.readyState !== ws.OPEN) return;
+        if (retryIn !== undefined) closeFirmly(ws, TRY_AGAIN_LATER, `Too many requests; retry in ${retryIn} s`);
+        else admitted = this.admit(ws, address);
+      },
+      () => {
+        if (ws.readyState === ws.OPEN) admitted = this.admit(ws, address);
+      },
+    );
+  }
+
+  /** Takes a notification slot for `ws` and subscribes it; false when refused (and closed). */
+  private admit(ws: WebSocket, address: string): boolean {
     const slot = this.notifications.connect('ws', clientKey(address));
     if ('refused' in slot) {
       closeFirmly(ws, TRY_AGAIN_LATER, slot.message);
-      return;
+      return false;
     }
-    admitted = true;
-    // Counted against the rate limit as any GET is (ThrottleGuard never sees a handshake);
-    // over it, closed as a client over its slots is. While Redis is away the count fails open.
-    this.throttle.hit(`GET:${NOTIFICATIONS_WS_PATH}`, address).then(
-      (retryIn) => {
-        if (retryIn !== undefined && ws.readyState === ws.OPEN) closeFirmly(ws, TRY_AGAIN_LATER, `Too many requests; retry in ${retryIn} s`);
-      },
-      () => undefined,
-    );
     ws.once('message', () => {
       this.notifications.recordDrop('ws', 'it sent a message');
       closeFirmly(ws, POLICY_VIOLATION, 'This endpoint takes no messages');
@@ -109,6 +117,9 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
     let pings = 0;
     let windowStart = Date.now();
     ws.on('ping', () => {
+      // `ws` still parses what it had read when it was closed: one warning per ping after that
+      // (thousands from one 64 KiB write) is a flood of its own.
+      if (ws.readyState !== ws.OPEN) return;
       if (this.notifications.isBacklogged(ws.bufferedAmount)) return drop(`${ws.bufferedAmount} bytes unsent`);
       const now = Date.now();
       if (now - windowStart >= PING_WINDOW_MS) {
@@ -137,5 +148,6 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
       subscription.unsubscribe();
       slot.release();
     });
+    return true;
   }
 }

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { freePort, waitFor } from './wait.js';
 
 /**
- * Whether the Redis answering on `port` is process `pid`. A free port can be taken between
- * freePort() and the spawn (CI runs three suites side by side, each with private servers): the
- * child then exits, and a bare PING would have reached the other run's server.
+ * Whether the Redis answering on `port` is process `pid`, and ready (PING answers PONG, not
+ * -LOADING). A free port can be taken between freePort() and the spawn (CI runs three suites
+ * side by side, each with private servers): the child then exits, and a bare PING would have
+ * reached whatever else listens there.
  */
 export function servedBy(port: number, pid: number | undefined): Promise<boolean> {
   return new Promise((resolve) => {
@@ -20,13 +21,13 @@ export function servedBy(port: number, pid: number | undefined): Promise<boolean
     };
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
+    socket.once('close', () => done(false)); // closed without an answer: not a Redis (no-op once resolved)
     socket.on('data', (d: Buffer) => {
       text += d.toString('latin1');
-      const m = /\r\nprocess_id:(\d+)\r\n/.exec(text);
-      if (m) done(Number(m[1]) === pid);
-      else if (text.startsWith('-')) done(false); // -LOADING and the like: not ready yet
+      if (text.startsWith('-') || text.includes('\r\n-')) done(false); // -LOADING and the like: not ready yet
+      else if (text.endsWith('+PONG\r\n')) done(new RegExp(`\r\nprocess_id:${pid}\r\n`).test(text));
     });
-    socket.connect(port, '127.0.0.1', () => socket.write('INFO server\r\n'));
+    socket.connect(port, '127.0.0.1', () => socket.write('INFO server\r\nPING\r\n'));
   });
 }
 
