@@ -48,11 +48,9 @@ export function serveNonWebSocketUpgrades(
     // half-closed behind an answer that never finishes by itself (an SSE stream) stayed open
     // after the client left, until the stream's next heartbeat write.
     socket.on('error', () => socket.destroy());
-    const endOurSide = () => {
+    socket.once('end', () => {
       if (socket.writable) socket.end();
-    };
-    if (socket.readableEnded) endOurSide();
-    else socket.once('end', endOurSide);
+    });
     const held: Buffer[] = [];
     let heldBytes = 0;
     const hold = (chunk: Buffer) => {

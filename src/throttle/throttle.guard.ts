@@ -2,11 +2,10 @@ import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Reflector } from '@nestjs/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { clientKey } from '../common/client-address.js';
 import { TooManyRequestsException } from '../common/errors.js';
 import { Env } from '../config/env.validation.js';
-import { RedisThrottlerStorage } from './redis-throttler.storage.js';
 import { SKIP_THROTTLE, STRICT_THROTTLE } from './throttle.constants.js';
+import { ThrottleService } from './throttle.service.js';
 
 interface Limit {
   name: string;
@@ -25,16 +24,14 @@ interface Limit {
  */
 @Injectable()
 export class ThrottleGuard implements CanActivate {
-  private readonly ttlMs: number;
   private readonly defaultLimit: number;
   private readonly refreshLimit: number;
 
   constructor(
-    private readonly storage: RedisThrottlerStorage,
+    private readonly throttle: ThrottleService,
     private readonly reflector: Reflector,
     config: ConfigService<Env, true>,
   ) {
-    this.ttlMs = config.get('THROTTLE_TTL_MS', { infer: true });
     this.defaultLimit = config.get('THROTTLE_LIMIT', { infer: true });
     this.refreshLimit = config.get('THROTTLE_REFRESH_LIMIT', { infer: true });
   }
@@ -56,7 +53,7 @@ export class ThrottleGuard implements CanActivate {
     const method = request.method === 'HEAD' ? 'GET' : request.method;
     const route = `${method}:${request.routeOptions.url ?? 'unmatched'}`;
     for (const { name, limit } of limits) {
-      const record = await this.storage.increment(`${route}:${clientKey(request.ip)}`, this.ttlMs, limit, this.ttlMs, name);
+      const record = await this.throttle.count(route, request.ip, name, limit);
       if (record.isBlocked) {
         const seconds = Math.max(1, record.timeToBlockExpire);
         throw new TooManyRequestsException(`Too many requests; retry in ${seconds} s`, seconds);

@@ -2,12 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { clientKey } from '../common/client-address.js';
 import { Env } from '../config/env.validation.js';
-import { RedisThrottlerStorage } from './redis-throttler.storage.js';
+import { RedisThrottlerStorage, type ThrottleRecord } from './redis-throttler.storage.js';
 
 /**
- * The default rate limit (THROTTLE_LIMIT per THROTTLE_TTL_MS, per client and route) for what
- * does not pass ThrottleGuard: a WebSocket handshake goes from Node's 'upgrade' event straight
- * to the gateway, never through Nest's guards.
+ * Rate-limit counting per client and route, in Redis (RedisThrottlerStorage): for ThrottleGuard,
+ * and with the default limit (THROTTLE_LIMIT per THROTTLE_TTL_MS) for what the guard never sees:
+ * a WebSocket handshake goes from Node's 'upgrade' event straight to the gateway.
  */
 @Injectable()
 export class ThrottleService {
@@ -23,12 +23,17 @@ export class ThrottleService {
   }
 
   /**
-   * Counts one request to `route` (`METHOD:/path`, as the guard names it, so both share a
-   * budget) from `address`; resolves with the seconds to wait when it is over the limit.
+   * Counts one request to `route` (`METHOD:/path`) from `address` against limit `name`: the
+   * one place a client's counter is named, for ThrottleGuard and for `hit`.
    */
+  count(route: string, address: string | undefined, name: string, limit: number): Promise<ThrottleRecord> {
+    return this.storage.increment(`${route}:${clientKey(address)}`, this.ttlMs, limit, this.ttlMs, name);
+  }
+
+  /** Counts one request against the default limit; resolves with the seconds to wait when it is over it. */
   async hit(route: string, address: string): Promise<number | undefined> {
     if (this.limit <= 0) return undefined;
-    const record = await this.storage.increment(`${route}:${clientKey(address)}`, this.ttlMs, this.limit, this.ttlMs, 'default');
+    const record = await this.count(route, address, 'default', this.limit);
     return record.isBlocked ? Math.max(1, record.timeToBlockExpire) : undefined;
   }
 }

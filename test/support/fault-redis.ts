@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { servedBy } from './redis-server.js';
+import { untilServing } from './redis-server.js';
 import { freePort, waitFor } from './wait.js';
 
 /**
@@ -76,19 +76,8 @@ export class FaultRedisServer {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning'];
     args.push(...(this.persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
     const child = spawn('redis-server', args, { stdio: 'ignore' });
-    let exited = false;
-    child.once('exit', () => {
-      exited = true;
-    });
     try {
-      await waitFor(
-        `redis-server to answer on port ${this.port}`,
-        async () => {
-          if (exited) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
-          return servedBy(this.port, child.pid);
-        },
-        { timeoutMs: 5000, intervalMs: 50 },
-      );
+      await untilServing(child, this.port, { timeoutMs: 5000, intervalMs: 50 });
     } catch (err) {
       child.kill('SIGKILL');
       throw err;

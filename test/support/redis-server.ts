@@ -11,7 +11,7 @@ import { freePort, waitFor } from './wait.js';
  * side by side, each with private servers): the child then exits, and a bare PING would have
  * reached whatever else listens there.
  */
-export function servedBy(port: number, pid: number | undefined): Promise<boolean> {
+function servedBy(port: number, pid: number | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new Socket();
     let text = '';
@@ -29,6 +29,18 @@ export function servedBy(port: number, pid: number | undefined): Promise<boolean
     });
     socket.connect(port, '127.0.0.1', () => socket.write('INFO server\r\nPING\r\n'));
   });
+}
+
+/** Waits until `child`, a redis-server just spawned on `port`, serves there; throws at once if it exited. */
+export function untilServing(child: ChildProcess, port: number, options?: { timeoutMs?: number; intervalMs?: number }): Promise<boolean> {
+  return waitFor(
+    `redis-server on port ${port}`,
+    () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited at start (port ${port} taken?)`);
+      return servedBy(port, child.pid);
+    },
+    options,
+  );
 }
 
 /**
@@ -66,11 +78,7 @@ export class RedisServerProcess {
       ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--shutdown-on-sigterm', 'save', '--appendonly', 'no', '--protected-mode', 'no'],
       { stdio: 'ignore' },
     );
-    const child = this.child;
-    await waitFor(`redis-server on port ${this.port}`, () => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited at start (port ${this.port} taken?)`);
-      return servedBy(this.port, child.pid);
-    });
+    await untilServing(this.child, this.port);
   }
 
   /** SIGTERM: every connection drops, the data set is saved for the next start(). */
