@@ -478,8 +478,9 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
   });
 
   // Node hands a handshake from its 'upgrade' event to the gateway: Nest's guards never saw
-  // one, so a client could open and close WebSockets as fast as it liked.
-  it('counts each handshake against THROTTLE_LIMIT per client, as a GET, refused or not: over it, closed with 1013 and the seconds to wait; another client still gets in', async () => {
+  // one, so a client could open and close WebSockets as fast as it liked. Refused after its 101,
+  // a flooding client still cost a socket and a WebSocket each time.
+  it('counts each handshake against THROTTLE_LIMIT per client, as a GET, refused or not: over it, the API’s 429 with Retry-After instead of the 101; another client still gets in', async () => {
     const service = app.get(NotificationsService);
     const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
     const admitted = await WsClient.open(port, from('203.0.113.60'));
@@ -488,16 +489,32 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
     const refused = [await WsClient.open(port, from('203.0.113.60')), await WsClient.open(port, from('203.0.113.60'))];
     await waitFor('both refused', () => refused.every((c) => c.closeCode === 1013));
     expect(refused.map((c) => c.closeReason)).toEqual([expect.stringMatching(/^Too many notification clients/), expect.stringMatching(/^Too many notification clients/)]);
-    const over = await WsClient.open(port, from('203.0.113.60'));
+    const over = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.60', 'X-Request-Id': 'ws-over-limit' });
     const other = await WsClient.open(port, from('203.0.113.61'));
     try {
-      await waitFor('closed for the rate limit', () => over.closeCode);
-      expect(over.closeCode).toBe(1013);
-      expect(over.closeReason).toMatch(/^Too many requests; retry in \d+ s$/);
+      await waitFor('answered and closed', () => over.closed(), { timeoutMs: 5000 });
+      const [head, body] = over.head().split('\r\n\r\n');
+      const headers = Object.fromEntries(head.split('\r\n').slice(1).map((line) => line.split(': ')).map(([k, v]) => [k.toLowerCase(), v]));
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 429 Too Many Requests');
+      expect(headers).toMatchObject({
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': String(Buffer.byteLength(body)),
+        'retry-after': expect.stringMatching(/^\d+$/),
+        'x-request-id': 'ws-over-limit',
+        'x-content-type-options': 'nosniff',
+        connection: 'close',
+      });
+      expect(JSON.parse(body)).toEqual({
+        statusCode: 429,
+        error: 'Too Many Requests',
+        message: `Too many requests; retry in ${headers['retry-after']} s`,
+        requestId: 'ws-over-limit',
+      });
       await waitFor('the other address registered', () => service.clientCount === 2);
       expect([admitted.closeCode, other.closeCode]).toEqual([undefined, undefined]);
     } finally {
-      [admitted, ...refused, over, other].forEach((c) => c.close());
+      [admitted, ...refused, other].forEach((c) => c.close());
+      over.socket.destroy();
     }
     await waitFor('no client left', () => service.clientCount === 0);
   });

@@ -2,11 +2,13 @@ import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { SentimentIngestService } from '../src/ingest/sentiment-ingest.service.js';
+import { NotificationsService } from '../src/notifications/notifications.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { expectedSummary } from './support/expected-summary.js';
 import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture, RawRecord } from './support/upstream.js';
 import { sampleCount, storedSamples } from './support/series.js';
+import { listen, WsClient } from './support/streams.js';
 import { report, waitFor } from './support/wait.js';
 
 // Waits on real processes and timers (reconnects, scheduled runs): more than Jest's default 5 s.
@@ -137,6 +139,19 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
       }
       latencies.sort((a, b) => a - b);
       report('503 latency during outage (ms, p50/max of 20)', [latencies[10].toFixed(2), latencies[19].toFixed(2)]);
+    });
+
+    // A handshake is counted against the rate limit before its 101; that count fails open, as
+    // the guard's does, rather than shutting every notification client out for the outage.
+    it('still accepts WebSocket clients (their rate-limit count fails open)', async () => {
+      const port = await listen(app);
+      const ws = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.90' } });
+      try {
+        await waitFor('the client registered', () => app.get(NotificationsService).clientCount === 1);
+        expect(ws.closeCode).toBeUndefined();
+      } finally {
+        ws.close();
+      }
     });
 
     it('ingest fails cleanly (counted as redis_error, upstream not called) and metrics still answer', async () => {

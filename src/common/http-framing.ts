@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { newRequestId, requestIdFrom } from './request-id.js';
@@ -21,12 +21,17 @@ export function hasUnframedBody(req: IncomingMessage): boolean {
 }
 
 /**
- * A 400 in the API's JSON error shape for `req`, answered before Fastify (which would add these
- * itself): its body, and headers with the API security set, the request id and the length.
+ * An error answer in the API's JSON shape for `req`, written before Fastify or outside it (which
+ * would add these itself): its body, and headers with the API security set, the request id and
+ * the length.
  */
-export function badRequestReply(req: IncomingMessage, message: string): { body: string; headers: Record<string, string | number> } {
+export function errorReply(
+  req: IncomingMessage,
+  statusCode: number,
+  message: string,
+): { body: string; headers: Record<string, string | number> } {
   const requestId = requestIdFrom(req);
-  const body = JSON.stringify({ statusCode: 400, error: 'Bad Request', message, requestId });
+  const body = JSON.stringify({ statusCode, error: STATUS_CODES[statusCode], message, requestId });
   return {
     body,
     headers: {
@@ -36,6 +41,11 @@ export function badRequestReply(req: IncomingMessage, message: string): { body: 
       'x-request-id': requestId,
     },
   };
+}
+
+/** A 400 in the API's JSON error shape for `req` (see errorReply). */
+export function badRequestReply(req: IncomingMessage, message: string): { body: string; headers: Record<string, string | number> } {
+  return errorReply(req, 400, message);
 }
 
 /**

@@ -1,7 +1,7 @@
-import { type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import { type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { badRequestReply } from './http-framing.js';
+import { badRequestReply, errorReply } from './http-framing.js';
 
 /** What a client may send on an upgraded connection while it waits for its answer (more is abuse). */
 const MAX_HELD_BYTES = 64 * 1024;
@@ -118,22 +118,35 @@ function afterPendingResponses(socket: Socket, serve: () => void): void {
  * where `ws` itself would answer text/html, and closes the connection.
  */
 export function rejectHandshake(err: Error, socket: Duplex, req: IncomingMessage): void {
+  // As `ws` does: which versions it speaks (RFC 6455 §4.4).
+  const headers: Record<string, string> = {};
+  if (err.message.includes('Sec-WebSocket-Version')) headers['sec-websocket-version'] = '13, 8';
+  refuseHandshake(socket, req, 400, err.message, headers);
+}
+
+/**
+ * Answers a WebSocket handshake with `statusCode` instead of its 101, in the API's JSON error
+ * shape (with `headers` besides), and closes the connection.
+ */
+export function refuseHandshake(
+  socket: Duplex,
+  req: IncomingMessage,
+  statusCode: number,
+  message: string,
+  headers: Record<string, string | number> = {},
+): void {
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  const { body, headers: base } = badRequestReply(req, err.message);
-  const headers = {
-    ...base,
-    connection: 'close',
-    // As `ws` does: which versions it speaks (RFC 6455 §4.4).
-    ...(err.message.includes('Sec-WebSocket-Version') ? { 'sec-websocket-version': '13, 8' } : {}),
-  };
-  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const { body, headers: base } = errorReply(req, statusCode, message);
+  const head = Object.entries({ ...base, ...headers, connection: 'close' })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
   // Destroyed once written, as `ws` does: half-closed and never read, a socket whose client
   // then left unnoticed, and held every later graceful shutdown until its timeout.
   socket.once('finish', () => socket.destroy());
-  socket.end(`HTTP/1.1 400 Bad Request\r\n${head}\r\n${body}`);
+  socket.end(`HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\n${head}\r\n${body}`);
 }
 
 /** The response Node is writing on `socket`, if any (Node clears it once the response finishes). */

@@ -1,10 +1,11 @@
+import { Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { clientAddress, clientKey } from '../common/client-address.js';
 import { trustFunction } from '../config/trust-proxy.js';
-import { rejectHandshake } from '../common/upgrade.js';
+import { refuseHandshake, rejectHandshake } from '../common/upgrade.js';
 import { Env } from '../config/env.validation.js';
 import { ThrottleService } from '../throttle/throttle.service.js';
 import { NotificationsService } from './notifications.service.js';
@@ -46,6 +47,7 @@ export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
  */
 @WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
 export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer> {
+  private readonly logger = new Logger(NotificationsGateway.name);
   private readonly trust: (addr: string, hop: number) => boolean;
 
   constructor(
@@ -56,9 +58,35 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
     this.trust = trustFunction(config.get('TRUST_PROXY', { infer: true }));
   }
 
-  /** A refused handshake gets the API's JSON 400 (with a listener, `ws` leaves the answer to it). */
   afterInit(server: WebSocketServer): void {
+    // A malformed handshake gets the API's JSON 400 (with a listener, `ws` leaves the answer to it).
     server.on('wsClientError', rejectHandshake);
+    // Set here, not in @WebSocketGateway's options: the check needs this instance's services.
+    server.options.verifyClient = (info: { req: IncomingMessage }, done: (verified: boolean) => void) =>
+      void this.verify(info.req, done);
+  }
+
+  /**
+   * Every handshake counts against the rate limit, as any GET does (ThrottleGuard never sees
+   * one: Node hands it from its 'upgrade' event straight to `ws`), before its 101. Over the limit
+   * the client gets the API's 429 with Retry-After, as for any request, and costs no WebSocket.
+   * While Redis is away the count fails open.
+   */
+  private async verify(req: IncomingMessage, done: (verified: boolean) => void): Promise<void> {
+    const address = clientAddress(req, this.trust);
+    let retryIn: number | undefined;
+    // No address: reset by the client already; handleConnection lets it go.
+    if (address !== undefined) {
+      try {
+        retryIn = await this.throttle.hit(`GET:${NOTIFICATIONS_WS_PATH}`, address);
+      } catch (err) {
+        this.logger.error(`Rate-limit count failed, handshake let through: ${(err as Error).message}`);
+      }
+    }
+    if (retryIn === undefined) return done(true);
+    // Answered here: `done(false, 429)` would have `ws` answer text/html. `ws` has nothing left
+    // to do with the socket (it only destroys it on an error).
+    refuseHandshake(req.socket, req, 429, `Too many requests; retry in ${retryIn} s`, { 'retry-after': retryIn });
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
@@ -76,19 +104,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
       ws.terminate();
       return;
     }
-    // Every handshake counts against the rate limit, as any GET does (ThrottleGuard never sees
-    // one), refused or not; over it the client is closed as one over its slots is, before it
-    // takes a slot or hears anything. While Redis is away the count fails open.
-    this.throttle.hit(`GET:${NOTIFICATIONS_WS_PATH}`, address).then(
-      (retryIn) => {
-        if (ws.readyState !== ws.OPEN) return;
-        if (retryIn !== undefined) closeFirmly(ws, TRY_AGAIN_LATER, `Too many requests; retry in ${retryIn} s`);
-        else admitted = this.admit(ws, address);
-      },
-      () => {
-        if (ws.readyState === ws.OPEN) admitted = this.admit(ws, address);
-      },
-    );
+    admitted = this.admit(ws, address);
   }
 
   /** Takes a notification slot for `ws` and subscribes it; false when refused (and closed). */
