@@ -63,6 +63,8 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
       INGEST_SCHEDULE_ENABLED: 'true',
       INGEST_ON_STARTUP: 'true',
       INGEST_INTERVAL_MS: '1000',
+      // Far longer than the test waits for the catch-up: a lease left behind must be freed, not expire.
+      INGEST_LOCK_TTL_MS: '120000',
     });
   });
 
@@ -91,11 +93,16 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
 
   describe('while Redis is down', () => {
     beforeAll(async () => {
-      upstream.mode = { kind: 'json', body: fixture }; // the upstream moves on during the outage
+      // The kill lands while a scheduled run holds the ingest lease, waiting on the upstream (the
+      // upstream moves on during the outage): the lease outlives the restart (AOF) and the run
+      // cannot hand it back. Its holder must free it once Redis is back, not wait out its TTL.
+      let answer!: () => void;
+      const calls = upstream.calls;
+      upstream.mode = { kind: 'held', body: fixture, until: new Promise<void>((resolve) => (answer = resolve)) };
+      await waitFor('a scheduled run waiting on the upstream', () => upstream.calls > calls);
       await server.kill('SIGKILL');
-      // A scheduled run that stored its data before the kill may still be finishing (the
-      // summary refresh and the verdict after it): a POST /refresh now would join it and get
-      // its successful report. The refreshes below must start runs of their own.
+      answer();
+      // The POST /refresh calls below must start runs of their own, not join this one.
       await app.get(SentimentIngestService).inFlight;
     });
 

@@ -55,7 +55,7 @@ describe('IngestScheduler under the lease', () => {
       config,
     );
     expect(scheduler.schedules).toEqual([
-      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null },
+      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null, unreturned: null },
     ]);
   });
 
@@ -84,6 +84,29 @@ describe('IngestScheduler under the lease', () => {
     expect(await failing.tick()).toBe(INTERVAL);
     expect(failing.stop).toHaveBeenCalledTimes(1);
     expect(failing.lock.renew).toHaveBeenCalledTimes(1);
+  });
+
+  // With persistence, a lease left in Redis by a run that Redis's restart cut short survives
+  // it: the next ticks found it held and waited up to a whole INGEST_LOCK_TTL_MS to catch up.
+  it('frees a lease it could not hand back at the next tick, before taking it again; until Redis answers, keeps trying', async () => {
+    const s = setup(async () => ({ lease: s.lease }));
+    s.lock.renew.mockImplementationOnce(async () => Promise.reject(new Error('Connection is closed.')));
+    expect(await s.tick()).toBe(INTERVAL);
+    expect(s.lock.release).not.toHaveBeenCalled();
+
+    s.lock.release.mockImplementationOnce(async () => Promise.reject(new Error('Connection is closed.')));
+    s.lock.tryAcquire.mockImplementationOnce(async () => Promise.reject(new Error('Connection is closed.')));
+    expect(await s.tick()).toBe(INTERVAL);
+    expect(s.lock.release).toHaveBeenCalledWith(s.lease);
+    expect(s.ingest.run).toHaveBeenCalledTimes(1);
+
+    expect(await s.tick()).toBe(INTERVAL);
+    expect(s.lock.release).toHaveBeenCalledTimes(2);
+    expect(s.lock.release.mock.invocationCallOrder[1]).toBeLessThan(s.lock.tryAcquire.mock.invocationCallOrder[2]);
+    expect(s.ingest.run).toHaveBeenCalledTimes(2);
+
+    expect(await s.tick()).toBe(INTERVAL); // handed back this time: nothing left to free
+    expect(s.lock.release).toHaveBeenCalledTimes(2);
   });
 
   it.each([

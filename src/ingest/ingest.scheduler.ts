@@ -2,7 +2,7 @@ import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap }
 import { ConfigService } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Env } from '../config/env.validation.js';
-import { LeaseLockService } from '../lock/lease-lock.service.js';
+import { type Lease, LeaseLockService } from '../lock/lease-lock.service.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { SourceId } from '../sources/source.types.js';
 import { SentimentIngestService } from './sentiment-ingest.service.js';
@@ -18,6 +18,8 @@ export interface SourceSchedule {
   intervalMs: number;
   leaseKey: string;
   current: Promise<void> | null;
+  /** This instance's lease that a tick could not hand back (Redis was away): freed at the next. */
+  unreturned: Lease | null;
 }
 
 /**
@@ -63,6 +65,7 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
       intervalMs: p.metrics.some((m) => m.cadence === 'tick') ? tickMs : dailyMs,
       leaseKey: keys.ingestLock(p.id),
       current: null,
+      unreturned: null,
     }));
   }
 
@@ -97,6 +100,17 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
 
   /** One tick of one source: take its lease or learn when it ends; returns the ms until the next attempt. */
   private async runUnderLease(s: SourceSchedule): Promise<number> {
+    if (s.unreturned) {
+      // Left behind when Redis went away during a run (with persistence it survives a restart):
+      // it would keep every instance, this one too, from catching up until it expired, up to
+      // INGEST_LOCK_TTL_MS later. Ours, and its tick is over: free it (a token-checked delete).
+      try {
+        await this.lock.release(s.unreturned);
+        s.unreturned = null;
+      } catch {
+        // Still away: taking the lease below fails as well.
+      }
+    }
     let attempt;
     try {
       attempt = await this.lock.tryAcquire(s.leaseKey, this.leaseMs);
@@ -125,7 +139,8 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     try {
       await (rest > 0 ? this.lock.renew(lease, rest) : this.lock.release(lease));
     } catch (err) {
-      this.logger.warn(`could not hand back the ingest lease (it expires by itself): ${(err as Error).message}`);
+      s.unreturned = lease;
+      this.logger.warn(`could not hand back the ingest lease (freed at the next tick, or it expires by itself): ${(err as Error).message}`);
     }
     return s.intervalMs;
   }
