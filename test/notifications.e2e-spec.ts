@@ -5,6 +5,7 @@ import { connect, Socket } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
+import { ThrottleService } from '../src/throttle/throttle.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { RedisServerProcess } from './support/redis-server.js';
@@ -500,6 +501,7 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
         'content-type': 'application/json; charset=utf-8',
         'content-length': String(Buffer.byteLength(body)),
         'retry-after': expect.stringMatching(/^\d+$/),
+        date: expect.stringMatching(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/),
         'x-request-id': 'ws-over-limit',
         'x-content-type-options': 'nosniff',
         connection: 'close',
@@ -517,6 +519,24 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
       over.socket.destroy();
     }
     await waitFor('no client left', () => service.clientCount === 0);
+  });
+
+  // An outage fails open (see the outage suite); anything else is a fault, a 500 as for a request.
+  it('answers a handshake whose count fails for another reason with the API’s 500, without its 101', async () => {
+    const hit = jest.spyOn(app.get(ThrottleService), 'hit').mockRejectedValueOnce(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'));
+    const errors: string[] = [];
+    const logged = jest.spyOn(Logger.prototype, 'error').mockImplementation((message: unknown) => void errors.push(String(message)));
+    try {
+      const refused = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.62', 'X-Request-Id': 'ws-count-failed' });
+      await waitFor('answered and closed', () => refused.closed(), { timeoutMs: 5000 });
+      const [head, body] = refused.head().split('\r\n\r\n');
+      expect(head.split('\r\n')[0]).toBe('HTTP/1.1 500 Internal Server Error');
+      expect(JSON.parse(body)).toEqual({ statusCode: 500, error: 'Internal Server Error', message: 'Internal server error', requestId: 'ws-count-failed' });
+      expect(errors).toEqual([expect.stringMatching(/^WebSocket handshake: rate-limit count failed: Error: WRONGTYPE /)]);
+    } finally {
+      hit.mockRestore();
+      logged.mockRestore();
+    }
   });
 });
 

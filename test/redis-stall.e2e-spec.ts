@@ -1,10 +1,12 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { AUTH, bootApp, postRefresh } from './support/app.js';
 import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-import { waitFor } from './support/wait.js';
+import { listen } from './support/streams.js';
+import { sleep, waitFor } from './support/wait.js';
 
 jest.setTimeout(30_000);
 
@@ -230,5 +232,47 @@ describe('Long raw history reads while Redis is busy (e2e, private redis-server 
     const served = answers.filter((a) => a.status === 200);
     expect(served).toHaveLength(17);
     for (const a of served) expect(a.body).toEqual(before.json());
+  });
+});
+
+/**
+ * A WebSocket handshake waits for its rate-limit count (in Redis) before its 101. Caught there by
+ * a shutdown, it was closed unanswered by the shutdown's sweep (no response is in progress on
+ * it), or answered by `ws` in text/html once the count came back.
+ */
+describe('A WebSocket handshake waiting on a stalled Redis at shutdown (e2e, private redis-server paused)', () => {
+  const world = stallWorld({
+    REDIS_KEY_PREFIX: `${PREFIX}-ws`,
+    REDIS_COMMAND_TIMEOUT_MS: String(3 * PAUSE_MS),
+    THROTTLE_LIMIT: '1000',
+    HEALTH_INGEST_MAX_AGE_MS: '0',
+  });
+
+  it('gets the API’s 503 with Retry-After, and the connection closes', async () => {
+    const port = await listen(world.app);
+    const socket = connect({ host: '127.0.0.1', port });
+    let received = '';
+    let closed = false;
+    socket.on('data', (d) => (received += d.toString('latin1')));
+    socket.on('close', () => (closed = true));
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const app = world.app;
+    world.app = undefined as unknown as NestFastifyApplication; // closed here, not by afterAll
+    await pausing(world.server, world.admin, async () => {
+      socket.write(
+        'GET /ws/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Request-Id: ws-at-shutdown\r\n\r\n',
+      );
+      await sleep(300); // its count is waiting on Redis
+      expect(received).toBe('');
+      const closing = app.close();
+      await waitFor('answered and closed', () => closed, { timeoutMs: 10_000 });
+      await closing;
+    });
+    const [head, body] = received.split('\r\n\r\n');
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
+    expect(head).toMatch(/\r\nretry-after: 1\r\n/);
+    expect(head).toMatch(/\r\ncontent-type: application\/json; charset=utf-8\r\n/);
+    expect(JSON.parse(body)).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'Server shutting down; try again', requestId: 'ws-at-shutdown' });
   });
 });

@@ -140,7 +140,8 @@ export function refuseHandshake(
     return;
   }
   const { body, headers: base } = errorReply(req, statusCode, message);
-  const head = Object.entries({ ...base, ...headers, connection: 'close' })
+  // Node's ServerResponse would add Date (RFC 9110 §6.6.1).
+  const head = Object.entries({ date: new Date().toUTCString(), ...base, ...headers, connection: 'close' })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   // Destroyed once written, as `ws` does: half-closed and never read, a socket whose client

@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
@@ -46,9 +46,12 @@ export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
  * either side must not cost a live client its connection).
  */
 @WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
-export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer> {
+export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer>, BeforeApplicationShutdown {
   private readonly logger = new Logger(NotificationsGateway.name);
   private readonly trust: (addr: string, hop: number) => boolean;
+  /** Handshakes whose rate-limit count is in flight. */
+  private readonly verifying = new Set<IncomingMessage>();
+  private closing = false;
 
   constructor(
     private readonly notifications: NotificationsService,
@@ -70,23 +73,43 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
    * Every handshake counts against the rate limit, as any GET does (ThrottleGuard never sees
    * one: Node hands it from its 'upgrade' event straight to `ws`), before its 101. Over the limit
    * the client gets the API's 429 with Retry-After, as for any request, and costs no WebSocket.
-   * While Redis is away the count fails open.
+   * While Redis is away the count fails open; any other failure is a 500, as for a request.
    */
   private async verify(req: IncomingMessage, done: (verified: boolean) => void): Promise<void> {
+    if (this.closing) return this.refuseClosing(req);
     const address = clientAddress(req, this.trust);
-    let retryIn: number | undefined;
     // No address: reset by the client already; handleConnection lets it go.
-    if (address !== undefined) {
-      try {
-        retryIn = await this.throttle.hit(`GET:${NOTIFICATIONS_WS_PATH}`, address);
-      } catch (err) {
-        this.logger.error(`Rate-limit count failed, handshake let through: ${(err as Error).message}`);
-      }
+    if (address === undefined) return done(true);
+    this.verifying.add(req);
+    let retryIn: number | undefined;
+    try {
+      retryIn = await this.throttle.hit(`GET:${NOTIFICATIONS_WS_PATH}`, address);
+    } catch (err) {
+      if (!this.verifying.delete(req)) return;
+      this.logger.error(`WebSocket handshake: rate-limit count failed: ${(err as Error).stack ?? String(err)}`);
+      return refuseHandshake(req.socket, req, 500, 'Internal server error');
     }
+    // Answered by beforeApplicationShutdown meanwhile.
+    if (!this.verifying.delete(req)) return;
     if (retryIn === undefined) return done(true);
     // Answered here: `done(false, 429)` would have `ws` answer text/html. `ws` has nothing left
     // to do with the socket (it only destroys it on an error).
     refuseHandshake(req.socket, req, 429, `Too many requests; retry in ${retryIn} s`, { 'retry-after': retryIn });
+  }
+
+  /**
+   * Handshakes still being counted get a 503 now, as requests arriving during shutdown do: the
+   * shutdown's sweep would close them unanswered (no response is in progress on them), or `ws`,
+   * closed by then, would answer text/html.
+   */
+  beforeApplicationShutdown(): void {
+    this.closing = true;
+    for (const req of this.verifying) this.refuseClosing(req);
+    this.verifying.clear();
+  }
+
+  private refuseClosing(req: IncomingMessage): void {
+    refuseHandshake(req.socket, req, 503, 'Server shutting down; try again', { 'retry-after': 1 });
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
