@@ -40,7 +40,7 @@ function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown
   );
   const tick = () =>
     (scheduler as unknown as { runUnderLease(s: unknown): Promise<number> }).runUnderLease(scheduler.schedules[0]);
-  return { lease, lock, ingest, stop, tick };
+  return { lease, lock, ingest, stop, tick, scheduler };
 }
 
 describe('IngestScheduler under the lease', () => {
@@ -89,23 +89,37 @@ describe('IngestScheduler under the lease', () => {
   // With persistence, a lease left in Redis by a run that Redis's restart cut short survives
   // it: the next ticks found it held and waited up to a whole INGEST_LOCK_TTL_MS to catch up.
   it('frees a lease it could not hand back at the next tick, before taking it again; until Redis answers, keeps trying', async () => {
-    const s = setup(async () => ({ lease: s.lease }));
-    s.lock.renew.mockImplementationOnce(async () => Promise.reject(new Error('Connection is closed.')));
+    // Runs that outlast their tick: each hands its lease back with a release.
+    const s = setup(async () => ({ lease: { ...s.lease, acquiredAt: Date.now() - INTERVAL - 1 } }));
+    const down = async () => Promise.reject(new Error('Connection is closed.'));
+    s.lock.release.mockImplementationOnce(down);
     expect(await s.tick()).toBe(INTERVAL);
-    expect(s.lock.release).not.toHaveBeenCalled();
+    expect(s.lock.release).toHaveBeenCalledTimes(1);
 
-    s.lock.release.mockImplementationOnce(async () => Promise.reject(new Error('Connection is closed.')));
-    s.lock.tryAcquire.mockImplementationOnce(async () => Promise.reject(new Error('Connection is closed.')));
-    expect(await s.tick()).toBe(INTERVAL);
-    expect(s.lock.release).toHaveBeenCalledWith(s.lease);
+    s.lock.release.mockImplementationOnce(down);
+    s.lock.tryAcquire.mockImplementationOnce(down);
+    expect(await s.tick()).toBe(INTERVAL); // Redis still away: tried, kept for the next tick
+    expect(s.lock.release).toHaveBeenCalledTimes(2);
     expect(s.ingest.run).toHaveBeenCalledTimes(1);
 
     expect(await s.tick()).toBe(INTERVAL);
-    expect(s.lock.release).toHaveBeenCalledTimes(2);
-    expect(s.lock.release.mock.invocationCallOrder[1]).toBeLessThan(s.lock.tryAcquire.mock.invocationCallOrder[2]);
+    expect(s.lock.release).toHaveBeenCalledTimes(4); // the one left behind, then this run's own
+    expect(s.lock.release.mock.invocationCallOrder[2]).toBeLessThan(s.lock.tryAcquire.mock.invocationCallOrder[2]);
     expect(s.ingest.run).toHaveBeenCalledTimes(2);
 
-    expect(await s.tick()).toBe(INTERVAL); // handed back this time: nothing left to free
+    expect(await s.tick()).toBe(INTERVAL); // nothing left behind: only this run's release
+    expect(s.lock.release).toHaveBeenCalledTimes(5);
+  });
+
+  it('hands back a lease left behind at shutdown, so the next instance need not wait for its expiry', async () => {
+    const s = setup(async () => ({ lease: { ...s.lease, acquiredAt: Date.now() - INTERVAL - 1 } }));
+    s.lock.release.mockImplementationOnce(async () => Promise.reject(new Error('Connection is closed.')));
+    expect(await s.tick()).toBe(INTERVAL);
+    expect(s.lock.release).toHaveBeenCalledTimes(1);
+    await s.scheduler.beforeApplicationShutdown();
+    expect(s.lock.release).toHaveBeenCalledTimes(2);
+    expect(s.lock.release.mock.calls[1]).toEqual([expect.objectContaining({ token: 't' })]);
+    await s.scheduler.beforeApplicationShutdown(); // nothing left the second time
     expect(s.lock.release).toHaveBeenCalledTimes(2);
   });
 

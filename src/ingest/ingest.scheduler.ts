@@ -89,6 +89,8 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     }
     await Promise.all(this.schedules.flatMap((s) => (s.current ? [s.current] : [])));
     await this.ingest.inFlight;
+    // A lease an outage left behind, handed back now: else the instance replacing this one waits for it to expire.
+    await Promise.all(this.schedules.flatMap((s) => (s.unreturned ? [this.handBack(s, s.unreturned)] : [])));
   }
 
   private tick(s: SourceSchedule): void {
@@ -100,16 +102,11 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
 
   /** One tick of one source: take its lease or learn when it ends; returns the ms until the next attempt. */
   private async runUnderLease(s: SourceSchedule): Promise<number> {
-    if (s.unreturned) {
+    if (s.unreturned && (await this.handBack(s, s.unreturned)) === undefined) {
       // Left behind when Redis went away during a run (with persistence it survives a restart):
-      // it would keep every instance, this one too, from catching up until it expired, up to
-      // INGEST_LOCK_TTL_MS later. Ours, and its tick is over: free it (a token-checked delete).
-      try {
-        await this.lock.release(s.unreturned);
-        s.unreturned = null;
-      } catch {
-        // Still away: taking the lease below fails as well.
-      }
+      // it kept every instance, this one too, from catching up until it expired, up to
+      // INGEST_LOCK_TTL_MS later. Its tick is over, so it was freed (a token-checked delete).
+      this.logger.log(`ingest lease of ${s.source} left behind by a Redis outage handed back`);
     }
     let attempt;
     try {
@@ -134,15 +131,26 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     } finally {
       stopRenewing();
     }
-    // Keep the lease to the end of this tick (see the class comment); past it, free it now.
+    const err = await this.handBack(s, lease);
+    if (err) this.logger.warn(`could not hand back the ingest lease (tried again at the next tick; else it expires by itself): ${err.message}`);
+    return s.intervalMs;
+  }
+
+  /**
+   * Keeps `lease` to the end of its tick (see the class comment), or frees it once the tick is
+   * over. While Redis cannot be told, the lease is remembered (`unreturned`) and handed back at
+   * the next tick or at shutdown; returns why it could not be.
+   */
+  private async handBack(s: SourceSchedule, lease: Lease): Promise<Error | undefined> {
     const rest = lease.acquiredAt + s.intervalMs - Date.now();
     try {
       await (rest > 0 ? this.lock.renew(lease, rest) : this.lock.release(lease));
+      s.unreturned = null;
+      return undefined;
     } catch (err) {
       s.unreturned = lease;
-      this.logger.warn(`could not hand back the ingest lease (freed at the next tick, or it expires by itself): ${(err as Error).message}`);
+      return err as Error;
     }
-    return s.intervalMs;
   }
 
   private scheduleNext(s: SourceSchedule, delayMs: number): void {
