@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { MetricsService } from '../src/metrics/metrics.service.js';
@@ -58,7 +60,31 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
     }
     const ok = await scrape(`Bearer ${METRICS_TOKEN}`);
     expect(ok.statusCode).toBe(200);
+    expect(ok.headers).toMatchObject({ 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' });
     expect(ok.body).toContain('http_request_duration_seconds');
+  });
+
+  // Anyone may send these, and /metrics is not rate limited: a warning each (Nest's adapter
+  // warned that the text/plain type set for a scrape did not match the JSON error) let any
+  // client write to the log as fast as it liked.
+  it('a refused scrape (401 with METRICS_TOKEN, 404 with METRICS_PORT or METRICS_ENABLED=false) is JSON and logs no warning', async () => {
+    const refusing = [await boot({ METRICS_TOKEN }), await boot({ METRICS_PORT: String(await freePort()), HOST: '127.0.0.1' }), await boot({ METRICS_ENABLED: 'false' })];
+    const warnings: string[] = [];
+    const record = (message: unknown) => void warnings.push(String(message));
+    const spies = [jest.spyOn(Logger, 'warn').mockImplementation(record), jest.spyOn(Logger.prototype, 'warn').mockImplementation(record)];
+    try {
+      const statuses = [];
+      for (const app of refusing) {
+        const res = await app.inject({ method: 'GET', url: '/metrics' });
+        statuses.push(res.statusCode);
+        expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+        expect(res.json()).toMatchObject({ statusCode: res.statusCode });
+      }
+      expect(statuses).toEqual([401, 404, 404]);
+      expect(warnings).toEqual([]);
+    } finally {
+      spies.forEach((spy) => spy.mockRestore());
+    }
   });
 
   it('with METRICS_PORT, /metrics is served on that port only (token still applies), and the port closes with the app', async () => {
