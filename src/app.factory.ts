@@ -13,7 +13,7 @@ import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.js';
 import { AllowedMethods } from './common/allowed-methods.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
-import { clientErrorHandler, rejectUnframedBody } from './common/http-framing.js';
+import { clientErrorHandler, rejectMissingHost, rejectUnframedBody } from './common/http-framing.js';
 import { OpenConnections } from './common/open-connections.js';
 import { requestIdOf } from './common/request-id.js';
 import { QueryShapePipe } from './common/query-shape.pipe.js';
@@ -39,7 +39,7 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
         req.socket.destroy();
         return;
       }
-      if (rejectUnframedBody(req, res, answered)) return;
+      if (rejectUnframedBody(req, res, answered) || rejectMissingHost(req, res)) return;
       if (!fastPath()?.serve(req, res)) handler(req, res);
     };
     // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
@@ -47,7 +47,11 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
     // ends the body stream of any request without a length header, and Fastify still waits for
     // the body of one that has a Content-Type, so such a request was never answered.
     const requestTimeout = options.requestTimeout as number;
-    const server = createServer({ connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)) }, onRequest);
+    const server = createServer(
+      // Host is checked by rejectMissingHost instead, to answer in the API's shape.
+      { connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)), requireHostHeader: false },
+      onRequest,
+    );
     OpenConnections.track(server);
     serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
     server.keepAliveTimeout = options.keepAliveTimeout as number;

@@ -104,7 +104,11 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
     expect((await fetch(`${url}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(405);
     // A request Node's parser refuses (a bad request line, oversized headers) gets the API's JSON
     // error too, not Node's bare `400 Bad Request` without a body.
-    for (const [bytes, status] of [['GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 400], [`GET /metrics HTTP/1.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 431]] as const) {
+    for (const [bytes, status] of [
+      ['GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 400],
+      [`GET /metrics HTTP/1.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 431],
+      ['GET /metrics HTTP/1.1\r\n\r\n', 400], // no Host (RFC 9112 §3.2)
+    ] as const) {
       const raw = await rawExchange(port, bytes);
       expect(raw.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
       // The same shape and headers as every other error: a request id (new: the request was never parsed), nosniff.

@@ -94,6 +94,34 @@ describe('request framing (e2e, raw sockets)', () => {
     });
   });
 
+  // Node's own parser refuses both: its error is answered in the API's shape, with a message that says which.
+  it('a request with both Transfer-Encoding and Content-Length gets one 400 that says so, and the connection closed', async () => {
+    const request = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', 'Content-Length: 5', 'Transfer-Encoding: chunked', '', '0', '', ''].join('\r\n');
+    const { statuses, closedByServer, raw } = await exchange(port, request, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    expect(raw).toMatch(/\r\ndate: \w{3}, \d{2} \w{3} \d{4} [\d:]{8} GMT\r\n/);
+    expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toMatchObject({
+      statusCode: 400,
+      message: 'A request must not have both Transfer-Encoding and Content-Length (RFC 9112 section 6.1): the request body length is ambiguous',
+    });
+  });
+
+  // RFC 9112 §3.2. Node's own check answered a bare 400: no body, no request id, no security headers.
+  it.each(['/series', '/health/live'])('an HTTP/1.1 request for %s without Host gets the API’s 400 and the connection closed; HTTP/1.0 needs none', async (url) => {
+    const { statuses, closedByServer, raw } = await exchange(port, `GET ${url} HTTP/1.1\r\nX-Request-Id: no-host\r\n\r\n`, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    expect(raw).toMatch(/\r\nx-request-id: no-host\r\n/);
+    expect(raw).toMatch(/\r\nx-content-type-options: nosniff\r\n/);
+    expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toEqual({
+      statusCode: 400,
+      error: 'Bad Request',
+      message: 'An HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)',
+      requestId: 'no-host',
+    });
+    const old = await exchange(port, `GET ${url} HTTP/1.0\r\n\r\n`, 1);
+    expect(old.statuses).toEqual([200]);
+  });
+
   it('a body that arrives after the answer is not read as a next request (one 400, then the connection closed)', async () => {
     const head = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Transfer-Encoding: xchunked', '', ''].join('\r\n');
     const { statuses, closedByServer } = await exchange(port, head, 2, '2\r\n{}\r\n0\r\n\r\n');

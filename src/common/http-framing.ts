@@ -4,6 +4,9 @@ import type { Duplex } from 'node:stream';
 import { newRequestId, requestIdFrom } from './request-id.js';
 import { API_SECURITY_HEADERS } from './security-headers.js';
 
+export const BOTH_LENGTHS_MESSAGE =
+  'A request must not have both Transfer-Encoding and Content-Length (RFC 9112 section 6.1): the request body length is ambiguous';
+
 export const UNFRAMED_BODY_MESSAGE =
   'Transfer-Encoding must end with chunked (RFC 9112 section 6.1): the request body length cannot be determined';
 
@@ -48,6 +51,21 @@ export function badRequestReply(req: IncomingMessage, message: string): { body: 
   return errorReply(req, 400, message);
 }
 
+export const MISSING_HOST_MESSAGE = 'An HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)';
+
+/**
+ * Answers an HTTP/1.1 request without a Host header with a 400 (RFC 9112 §3.2) in the API's
+ * JSON error shape and `Connection: close`, and returns true; Node's own check
+ * (`requireHostHeader`, off on our server) answers a bare 400 without a body or the API's headers.
+ */
+export function rejectMissingHost(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
+  const { body, headers } = badRequestReply(req, MISSING_HOST_MESSAGE);
+  res.writeHead(400, { ...headers, connection: 'close' });
+  res.end(body);
+  return true;
+}
+
 /**
  * The HTTP server's first step for every request: answers one whose body cannot be delimited
  * with a 400 (the API's JSON error shape) and `Connection: close`, and returns true; the
@@ -82,7 +100,8 @@ export function clientErrorHandler(answered: WeakSet<Duplex>) {
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'Request Header Fields Too Large', 'Exceeded maximum allowed HTTP header size']
           : err.code === 'HPE_INVALID_TRANSFER_ENCODING'
-            ? [400, 'Bad Request', UNFRAMED_BODY_MESSAGE] // e.g. `chunked, gzip`, which Node's parser refuses itself
+            ? // `chunked, gzip`, or Transfer-Encoding with Content-Length, which Node's parser refuses itself
+              [400, 'Bad Request', /Content-Length/.test(String((err as { reason?: unknown }).reason)) ? BOTH_LENGTHS_MESSAGE : UNFRAMED_BODY_MESSAGE]
             : [400, 'Bad Request', 'Client Error'];
     // As Node's own handler: never write into a response already being sent on this connection.
     const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
@@ -91,7 +110,7 @@ export function clientErrorHandler(answered: WeakSet<Duplex>) {
       // so its id is a new one (a client's X-Request-Id cannot be read).
       const requestId = newRequestId();
       const body = JSON.stringify({ statusCode, error, message, requestId });
-      const headers = { ...API_SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' };
+      const headers = { date: new Date().toUTCString(), ...API_SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' };
       const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
       socket.write(`HTTP/1.1 ${statusCode} ${error}\r\n${head}\r\n${body}`);
     }

@@ -2,7 +2,7 @@ import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { ConfigService } from '@nestjs/config';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { BearerToken } from '../common/bearer-token.js';
-import { clientErrorHandler } from '../common/http-framing.js';
+import { clientErrorHandler, rejectMissingHost } from '../common/http-framing.js';
 import { API_SECURITY_HEADERS } from '../common/security-headers.js';
 import { Env } from '../config/env.validation.js';
 import { METRICS_UNAUTHORIZED } from './metrics.controller.js';
@@ -35,9 +35,11 @@ export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationS
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.port === 0 || !this.enabled) return;
-    const server = createServer((req, res) => this.handle(req, res));
-    // Requests Node's parser refuses get the API's JSON error, as on the API port (Node's own
-    // handler answers a bare `400 Bad Request` without a body).
+    const server = createServer({ requireHostHeader: false }, (req, res) => {
+      if (!rejectMissingHost(req, res)) this.handle(req, res);
+    });
+    // Requests Node's parser refuses, or one without Host, get the API's JSON error, as on the API
+    // port (Node's own handler answers a bare `400 Bad Request` without a body).
     server.on('clientError', clientErrorHandler(new WeakSet()));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
