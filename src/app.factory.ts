@@ -14,6 +14,7 @@ import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.
 import { AllowedMethods } from './common/allowed-methods.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, rejectMissingHost, rejectUnframedBody } from './common/http-framing.js';
+import { corsOrigins } from './config/cors-origins.js';
 import { OpenConnections } from './common/open-connections.js';
 import { requestIdOf } from './common/request-id.js';
 import { QueryShapePipe } from './common/query-shape.pipe.js';
@@ -175,11 +176,7 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
       done();
     });
   }
-  const origins = config
-    .get('CORS_ORIGINS', { infer: true })
-    .split(',')
-    .map((o) => o.trim())
-    .filter(Boolean);
+  const origins = corsOrigins(config.get('CORS_ORIGINS', { infer: true }));
   // strictPreflight off: an OPTIONS that is no preflight (no Origin or no
   // Access-Control-Request-Method) gets the plugin's empty 204, not its text/plain 400.
   if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600, strictPreflight: false });

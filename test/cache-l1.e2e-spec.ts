@@ -88,17 +88,24 @@ describe('in-process cache copy (L1) and fast path (e2e, real Redis)', () => {
     expect(after[requests] - before[requests]).toBe(2);
   });
 
-  it('leaves cross-origin requests to Fastify, which adds the CORS headers (still a hit from memory)', async () => {
+  it('leaves cross-origin requests to Fastify, which adds the CORS headers (still a hit from memory); its own answers vary by Origin too', async () => {
     const cors = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, CACHE_L1_TTL_MS: '60000', CORS_ORIGINS: 'https://dash.example' });
     try {
       expect((await postRefresh(cors)).statusCode).toBe(200);
       const base = await listen(cors);
-      await (await fetch(`${base}/is-bitcoin-lit`)).text(); // learned by the fast path
+      const learned = await fetch(`${base}/is-bitcoin-lit`); // through Nest, then learned by the fast path
+      await learned.text();
       const viaNest = jest.spyOn(cors.get(CacheService), 'get');
+      // Without Origin: from the fast path, and varying by Origin as Fastify's answers do.
+      const fast = await fetch(`${base}/is-bitcoin-lit`);
+      await fast.text();
+      expect(viaNest).not.toHaveBeenCalled();
+      expect([learned.headers.get('vary'), fast.headers.get('vary')]).toEqual(['Origin', 'Origin']);
       const res = await fetch(`${base}/is-bitcoin-lit`, { headers: { origin: 'https://dash.example' } });
       await res.text();
       expect(res.headers.get('x-cache')).toBe('HIT');
       expect(res.headers.get('access-control-allow-origin')).toBe('https://dash.example');
+      expect(res.headers.get('vary')).toBe('Origin');
       expect(viaNest).toHaveBeenCalled();
     } finally {
       await cors.close();

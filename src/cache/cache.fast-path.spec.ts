@@ -1,4 +1,6 @@
+import { ConfigService } from '@nestjs/config';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Env } from '../config/env.validation.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { CacheFastPath } from './cache.fast-path.js';
 import { CacheService } from './cache.service.js';
@@ -15,6 +17,8 @@ describe('CacheFastPath', () => {
     httpDuration: { tally: () => ({ observe: (s: number) => observed.push(s) }) },
   } as unknown as MetricsService;
 
+  const config = (corsOrigins: string) => ({ get: () => corsOrigins }) as unknown as ConfigService<Env, true>;
+
   const request = (method = 'GET', url = '/is-bitcoin-lit', headers: Record<string, string> = {}) =>
     ({ method, url, headers }) as unknown as IncomingMessage;
   function response() {
@@ -30,7 +34,7 @@ describe('CacheFastPath', () => {
     held = { body, bytes: String(Buffer.byteLength(body)), storedAt: Date.now() - 5_000 };
     hits = 0;
     observed = [];
-    fastPath = new CacheFastPath(cache, metrics);
+    fastPath = new CacheFastPath(cache, metrics, config(''));
     fastPath.learn('/is-bitcoin-lit', 'p:cache', '/is-bitcoin-lit');
   });
 
@@ -46,8 +50,18 @@ describe('CacheFastPath', () => {
     expect(header('x-request-id')).toBe('trace-1');
     expect(header('content-security-policy')).toBe("default-src 'none';frame-ancestors 'none'");
     expect(header('x-content-type-options')).toBe('nosniff');
+    expect(sent.headers).not.toContain('vary');
     expect(hits).toBe(1);
     expect(observed).toHaveLength(1);
+  });
+
+  // Requests with an Origin go to Fastify (and @fastify/cors); this answer is the one without.
+  it.each(['https://dash.example', '*'])('sends Vary: Origin when CORS_ORIGINS=%s, as the answers with CORS headers do', (origins) => {
+    const withCors = new CacheFastPath(cache, metrics, config(origins));
+    withCors.learn('/is-bitcoin-lit', 'p:cache', '/is-bitcoin-lit');
+    const { res, header } = response();
+    expect(withCors.serve(request('GET', '/is-bitcoin-lit'), res)).toBe(true);
+    expect(header('vary')).toBe('Origin');
   });
 
   it('makes up a request id when the caller sent none or a malformed one', () => {

@@ -1,8 +1,11 @@
 import { applyDecorators, BeforeApplicationShutdown, Injectable, SetMetadata } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { API_SECURITY_HEADERS } from '../common/security-headers.js';
 import { requestIdFrom } from '../common/request-id.js';
+import { corsOrigins } from '../config/cors-origins.js';
+import { Env } from '../config/env.validation.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { Tally } from '../metrics/tallied-histogram.js';
 import { SkipThrottle } from '../throttle/throttle.constants.js';
@@ -64,19 +67,25 @@ interface Head {
 export class CacheFastPath implements BeforeApplicationShutdown {
   private readonly known = new Map<string, KnownUrl>();
   /** The fixed headers, as Node's flat [name, value, …] list (cheaper than an object, measured). */
-  private readonly headers: readonly string[] = [
-    ...Object.entries(API_SECURITY_HEADERS).flat(),
-    'x-cache',
-    'HIT',
-    'content-type',
-    'application/json; charset=utf-8',
-  ];
+  private readonly headers: readonly string[];
   private closing = false;
 
   constructor(
     private readonly cache: CacheService,
     private readonly metrics: MetricsService,
-  ) {}
+    config: ConfigService<Env, true>,
+  ) {
+    this.headers = [
+      ...Object.entries(API_SECURITY_HEADERS).flat(),
+      // With CORS on, the answer depends on Origin (@fastify/cors sends this on every answer it
+      // makes): a shared cache must not hand this one, without CORS headers, to a browser page.
+      ...(corsOrigins(config.get('CORS_ORIGINS', { infer: true })).length > 0 ? ['vary', 'Origin'] : []),
+      'x-cache',
+      'HIT',
+      'content-type',
+      'application/json; charset=utf-8',
+    ];
+  }
 
   /** Called by the interceptor: GET `url` (of route pattern `route`) is served from cache entry `key`. */
   learn(url: string, key: string, route: string): void {
