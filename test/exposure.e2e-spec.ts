@@ -35,12 +35,13 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
     await redis.quit();
   });
 
-  it('serves Swagger UI and the OpenAPI document by default, and neither with DOCS_ENABLED=false', async () => {
+  it('serves Swagger UI and the OpenAPI document (JSON and YAML) by default, and none with DOCS_ENABLED=false', async () => {
     const byDefault = await boot({ DOCS_ENABLED: '' }); // empty = unset: the default applies
     expect((await byDefault.inject({ method: 'GET', url: '/docs' })).statusCode).toBe(200);
     expect((await byDefault.inject({ method: 'GET', url: '/docs-json' })).json()).toHaveProperty('paths');
+    expect((await byDefault.inject({ method: 'GET', url: '/docs-yaml' })).body).toMatch(/^openapi: /);
     const off = await boot({ DOCS_ENABLED: 'false' });
-    for (const url of ['/docs', '/docs-json']) {
+    for (const url of ['/docs', '/docs-json', '/docs-yaml']) {
       const res = await off.inject({ method: 'GET', url });
       expect(res.statusCode).toBe(404);
       expect(res.json()).toMatchObject({ statusCode: 404, error: 'Not Found' });

@@ -242,6 +242,7 @@ describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
     for (const authorization of [undefined, 'Bearer wrong-token-wrong-token', `Basic ${TEST_REFRESH_TOKEN}`, `Bearer ${TEST_REFRESH_TOKEN}x`]) {
       const res = await app.inject({ method: 'POST', url: '/refresh', headers: authorization ? { authorization } : {} });
       expect(res.statusCode).toBe(401);
+      expect(res.headers['www-authenticate']).toBe('Bearer');
       expect(res.json()).toMatchObject({ statusCode: 401, message: 'Missing or invalid bearer token (Authorization: Bearer <REFRESH_TOKEN>)' });
     }
     expect(upstream.calls).toBe(0);

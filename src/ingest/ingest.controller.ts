@@ -49,7 +49,11 @@ export class IngestController {
   @ApiBody({ type: RefreshBodyDto, required: false, description: 'None needed: a body may only be empty or {}' })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Malformed query' })
   @ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'Every source failed or sent an unusable payload; nothing stored was changed' })
-  @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Missing or wrong bearer token' })
+  @ApiUnauthorizedResponse({
+    type: ErrorResponseDto,
+    description: 'Missing or wrong bearer token',
+    headers: { 'WWW-Authenticate': { description: 'The scheme wanted: `Bearer`', schema: { type: 'string' } } },
+  })
   @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'Disabled: REFRESH_TOKEN is not set on the server' })
   @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited (THROTTLE_REFRESH_LIMIT); see Retry-After' })
   @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })

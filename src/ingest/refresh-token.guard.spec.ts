@@ -5,8 +5,10 @@ import { RefreshTokenGuard } from './refresh-token.guard.js';
 
 const TOKEN = 'a-long-enough-refresh-token';
 const guard = (token: string) => new RefreshTokenGuard({ get: () => token } as unknown as ConfigService<never, true>);
+const sent: Record<string, string> = {};
+const reply = { header: (name: string, value: string) => (sent[name] = value) };
 const ctx = (authorization?: unknown) =>
-  ({ switchToHttp: () => ({ getRequest: () => ({ headers: { authorization } }) }) }) as unknown as ExecutionContext;
+  ({ switchToHttp: () => ({ getRequest: () => ({ headers: { authorization } }), getResponse: () => reply }) }) as unknown as ExecutionContext;
 
 describe('RefreshTokenGuard', () => {
   beforeAll(() => {
@@ -19,9 +21,11 @@ describe('RefreshTokenGuard', () => {
   });
 
   it.each([[undefined], [''], [TOKEN], [`Bearer ${TOKEN} `], [`Bearer${TOKEN}`], [`Bearer\t${TOKEN}`], [`Basic ${TOKEN}`], [`Bearer ${TOKEN.slice(0, -1)}`], [`Bearer ${TOKEN}x`], [['Bearer', TOKEN]]])(
-    'rejects %j with 401',
+    'rejects %j with 401 and WWW-Authenticate: Bearer',
     (authorization) => {
+      delete sent['WWW-Authenticate'];
       expect(() => guard(TOKEN).canActivate(ctx(authorization))).toThrow(UnauthorizedException);
+      expect(sent['WWW-Authenticate']).toBe('Bearer');
     },
   );
 

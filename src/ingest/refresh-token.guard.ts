@@ -1,5 +1,6 @@
 import { CanActivate, ExecutionContext, ForbiddenException, Injectable, Logger, UnauthorizedException } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import type { FastifyReply } from 'fastify';
 import { BearerToken } from '../common/bearer-token.js';
 import { Env } from '../config/env.validation.js';
 
@@ -22,8 +23,11 @@ export class RefreshTokenGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     if (!this.token.configured) throw new ForbiddenException('POST /refresh is disabled on this server (REFRESH_TOKEN is not set)');
-    const header = context.switchToHttp().getRequest<{ headers: Record<string, unknown> }>().headers.authorization;
+    const http = context.switchToHttp();
+    const header = http.getRequest<{ headers: Record<string, unknown> }>().headers.authorization;
     if (!this.token.matches(header)) {
+      // RFC 9110 §11.6.1: a 401 names the scheme it wants.
+      void http.getResponse<FastifyReply>().header('WWW-Authenticate', 'Bearer');
       throw new UnauthorizedException('Missing or invalid bearer token (Authorization: Bearer <REFRESH_TOKEN>)');
     }
     return true;

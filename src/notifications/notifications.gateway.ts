@@ -19,8 +19,9 @@ const MAX_UNANSWERED_PINGS = 2;
 const MAX_CLIENT_PINGS = 10;
 const PING_WINDOW_MS = 10_000;
 /**
- * How long a client we close gets to answer the close frame before its socket is destroyed
- * (`ws` would wait 30 s: refused clients that never answer held a socket each that long).
+ * How long after we close a client its socket is destroyed: time for our close frame to go out.
+ * Its answer is not read (see closeFirmly), so this is the wait either way; `ws` would wait up
+ * to 30 s for it (refused clients that never answer held a socket each that long).
  */
 const CLOSE_GRACE_MS = 1000;
 
