@@ -1,6 +1,7 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { IngestScheduler } from '../src/ingest/ingest.scheduler.js';
 import { SentimentIngestService } from '../src/ingest/sentiment-ingest.service.js';
 import { NotificationsService } from '../src/notifications/notifications.service.js';
 import { bootApp, postRefresh } from './support/app.js';
@@ -240,6 +241,34 @@ describe('Redis down at startup (e2e)', () => {
       return r.statusCode === 200 && r;
     });
     expect(after.json().info).toMatchObject({ redis: { status: 'up' }, timeseries: { backend: 'portable' } });
+  });
+
+  // The startup run could not reach Redis; the next came INGEST_INTERVAL_MS later, and readiness
+  // (no ingest recorded yet) stayed red on every instance until then.
+  it('REDIS_STARTUP_MODE=degraded with the schedule on: the run Redis made it miss runs as soon as Redis comes, not an interval later', async () => {
+    await server.kill('SIGKILL');
+    const upstream = await new FakeUpstream(firstHalf).start();
+    const late = await bootApp({
+      ...FAST_REDIS,
+      REDIS_URL: server.url,
+      REDIS_STARTUP_MODE: 'degraded',
+      SENTIMENT_API_URL: upstream.url,
+      INGEST_SCHEDULE_ENABLED: 'true',
+      INGEST_ON_STARTUP: 'true',
+      INGEST_INTERVAL_MS: '600000', // far past what the test waits
+      HEALTH_INGEST_MAX_AGE_MS: '1200000',
+      LOG_LEVEL: 'fatal',
+    });
+    try {
+      await waitFor('the startup run, skipped', () => late.get(IngestScheduler).schedules[0].missed);
+      expect(upstream.calls).toBe(0);
+      await server.restart();
+      await waitFor('ready, with an ingest recorded', async () => (await late.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200);
+      expect(upstream.calls).toBe(1);
+    } finally {
+      await late.close();
+      await upstream.stop();
+    }
   });
 });
 

@@ -1,9 +1,11 @@
 import { jest } from '@jest/globals';
+import { EventEmitter } from 'node:events';
 import { ConfigService } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Env } from '../config/env.validation.js';
 import { AcquireResult, Lease, LeaseLockService } from '../lock/lease-lock.service.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
+import { RedisClient } from '../redis/redis.types.js';
 import { IngestScheduler } from './ingest.scheduler.js';
 import { SentimentIngestService } from './sentiment-ingest.service.js';
 
@@ -31,16 +33,19 @@ function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown
   const stop = jest.fn();
   const v1 = { id: 'senticrypt-v1', metrics: [{ metric: 'price', unit: 'USD', cadence: 'tick' }] };
   const ingest = { run: jest.fn(run), inFlight: null, sources: [v1] };
+  const redis = new EventEmitter();
+  const registry = new SchedulerRegistry();
   const scheduler = new IngestScheduler(
     ingest as unknown as SentimentIngestService,
-    new SchedulerRegistry(),
+    registry,
     lock as unknown as LeaseLockService,
     new RedisKeys(config),
+    redis as unknown as RedisClient,
     config,
   );
   const tick = () =>
     (scheduler as unknown as { runUnderLease(s: unknown): Promise<number> }).runUnderLease(scheduler.schedules[0]);
-  return { lease, lock, ingest, stop, tick, scheduler };
+  return { lease, lock, ingest, stop, tick, scheduler, redis, registry };
 }
 
 describe('IngestScheduler under the lease', () => {
@@ -52,10 +57,11 @@ describe('IngestScheduler under the lease', () => {
       new SchedulerRegistry(),
       {} as LeaseLockService,
       new RedisKeys(config),
+      new EventEmitter() as unknown as RedisClient,
       config,
     );
     expect(scheduler.schedules).toEqual([
-      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null, unreturned: null },
+      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null, unreturned: null, missed: false },
     ]);
   });
 
@@ -121,6 +127,49 @@ describe('IngestScheduler under the lease', () => {
     expect(s.lock.release.mock.calls[1]).toEqual([expect.objectContaining({ token: 't' })]);
     await s.scheduler.beforeApplicationShutdown(); // nothing left the second time
     expect(s.lock.release).toHaveBeenCalledTimes(2);
+  });
+
+  // Else the next tick came an interval after Redis was back (30 s by default), and if Redis
+  // came back empty every instance stayed unready (no ingest recorded) until then.
+  it('runs a source whose tick Redis made it skip as soon as Redis is ready again, and only such a source', async () => {
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+    const s = setup(async () => Promise.reject(new Error('Connection is closed.')));
+    try {
+      s.redis.emit('ready'); // nothing skipped yet
+      await settle();
+      expect(s.lock.tryAcquire).not.toHaveBeenCalled();
+      expect(await s.tick()).toBe(INTERVAL); // skipped: Redis away
+      s.lock.tryAcquire.mockImplementation(async () => ({ lease: s.lease }));
+      s.redis.emit('ready');
+      await settle();
+      expect(s.lock.tryAcquire).toHaveBeenCalledTimes(2);
+      expect(s.ingest.run).toHaveBeenCalledTimes(1);
+      s.redis.emit('ready'); // nothing skipped since
+      await settle();
+      expect(s.lock.tryAcquire).toHaveBeenCalledTimes(2);
+    } finally {
+      await s.scheduler.beforeApplicationShutdown();
+    }
+  });
+
+  it('also runs again once Redis is back when a run failed for Redis, not when it failed for the upstream', async () => {
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+    const failures = [new Error('Connection is closed.'), new Error('upstream down')];
+    const s = setup(
+      async () => ({ lease: s.lease }),
+      async () => Promise.reject(failures.shift() ?? new Error('upstream down')),
+    );
+    try {
+      expect(await s.tick()).toBe(INTERVAL); // Redis went away during the run
+      s.redis.emit('ready');
+      await settle();
+      expect(s.ingest.run).toHaveBeenCalledTimes(2); // again at once; the upstream failed this time
+      s.redis.emit('ready');
+      await settle();
+      expect(s.ingest.run).toHaveBeenCalledTimes(2);
+    } finally {
+      await s.scheduler.beforeApplicationShutdown();
+    }
   });
 
   it.each([

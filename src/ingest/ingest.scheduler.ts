@@ -1,9 +1,12 @@
-import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Env } from '../config/env.validation.js';
 import { type Lease, LeaseLockService } from '../lock/lease-lock.service.js';
+import { REDIS_CLIENT } from '../redis/redis.constants.js';
+import { isRedisUnavailableError } from '../redis/redis-errors.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
+import { RedisClient } from '../redis/redis.types.js';
 import { SourceId } from '../sources/source.types.js';
 import { SentimentIngestService } from './sentiment-ingest.service.js';
 
@@ -20,6 +23,8 @@ export interface SourceSchedule {
   current: Promise<void> | null;
   /** This instance's lease that a tick could not hand back (Redis was away): freed at the next. */
   unreturned: Lease | null;
+  /** A tick was skipped or its run failed because Redis was away: run again once it is back. */
+  missed: boolean;
 }
 
 /**
@@ -52,6 +57,7 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     private readonly registry: SchedulerRegistry,
     private readonly lock: LeaseLockService,
     keys: RedisKeys,
+    @Inject(REDIS_CLIENT) redis: RedisClient,
     config: ConfigService<Env, true>,
   ) {
     this.enabled = config.get('INGEST_SCHEDULE_ENABLED', { infer: true });
@@ -66,7 +72,18 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
       leaseKey: keys.ingestLock(p.id),
       current: null,
       unreturned: null,
+      missed: false,
     }));
+    // Back after an outage (or a start in REDIS_STARTUP_MODE=degraded): a source whose tick was
+    // skipped meanwhile runs now rather than an interval later. Its series stay behind until then,
+    // and readiness too if Redis came back empty (no ingest recorded: every instance unready).
+    redis.on('ready', () => {
+      for (const s of this.schedules) {
+        if (!s.missed || s.current || this.stopped) continue;
+        s.missed = false;
+        this.scheduleNext(s, 0);
+      }
+    });
   }
 
   onApplicationBootstrap(): void {
@@ -112,9 +129,11 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     try {
       attempt = await this.lock.tryAcquire(s.leaseKey, this.leaseMs);
     } catch (err) {
+      s.missed = true;
       this.logger.warn(`ingest of ${s.source} skipped: cannot take the lease ${s.leaseKey}: ${(err as Error).message}`);
       return s.intervalMs;
     }
+    s.missed = false;
     if (!attempt.lease) {
       this.logger.debug(`ingest lease of ${s.source} held by another instance; next try in ${attempt.retryInMs ?? s.intervalMs} ms`);
       return Math.min(s.intervalMs, Math.max(MIN_RETRY_MS, attempt.retryInMs ?? s.intervalMs));
@@ -126,8 +145,9 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     );
     try {
       await this.ingest.run(s.source);
-    } catch {
-      // The ingest service has logged the reason; the next tick tries again.
+    } catch (err) {
+      // The ingest service has logged the reason; the next tick tries again, or Redis's return.
+      if (isRedisUnavailableError(err)) s.missed = true;
     } finally {
       stopRenewing();
     }
