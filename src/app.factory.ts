@@ -13,7 +13,7 @@ import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.js';
 import { AllowedMethods } from './common/allowed-methods.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
-import { clientErrorHandler, rejectMissingHost, rejectUnframedBody } from './common/http-framing.js';
+import { clientErrorHandler, handleExpectations, rejectMissingHost, rejectUnframedBody } from './common/http-framing.js';
 import { corsOrigins } from './config/cors-origins.js';
 import { OpenConnections } from './common/open-connections.js';
 import { requestIdOf } from './common/request-id.js';
@@ -40,7 +40,7 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
         req.socket.destroy();
         return;
       }
-      if (rejectUnframedBody(req, res, answered) || rejectMissingHost(req, res)) return;
+      if (rejectUnframedBody(req, res, answered) || rejectMissingHost(req, res, answered)) return;
       if (!fastPath()?.serve(req, res)) handler(req, res);
     };
     // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
@@ -54,6 +54,7 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
       onRequest,
     );
     OpenConnections.track(server);
+    handleExpectations(server, onRequest, answered);
     serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
     server.keepAliveTimeout = options.keepAliveTimeout as number;
     server.requestTimeout = requestTimeout;

@@ -36,7 +36,8 @@ function exchange(port: number, bytes: string, expected: number, afterFirstAnswe
       clearTimeout(idle);
       if (later !== undefined && statuses().length > 0 && raw.includes('\r\n\r\n')) {
         // The rest of the body arrives after the server has answered (a second TCP segment).
-        setTimeout(() => socket.writable && socket.write(later as string), 100);
+        const rest = later;
+        setTimeout(() => socket.writable && socket.write(rest), 100);
         later = undefined;
       }
       if (statuses().length >= expected) idle = setTimeout(() => finish(false), 1000);
@@ -71,6 +72,7 @@ describe('request framing (e2e, raw sockets)', () => {
     ['POST /refresh', 'xchunked'],
     ['POST /refresh', 'chunked, gzip'],
     ['POST /refresh', 'gzip'],
+    ['POST /refresh', 'chunked, chunked'],
     ['GET /is-bitcoin-lit', 'xchunked'],
   ])('%s with Transfer-Encoding: %s gets one 400 and the connection closed', async (line, te) => {
     const request = [
@@ -90,13 +92,16 @@ describe('request framing (e2e, raw sockets)', () => {
     expect(body).toMatchObject({
       statusCode: 400,
       error: 'Bad Request',
-      message: 'Transfer-Encoding must end with chunked (RFC 9112 section 6.1): the request body length cannot be determined',
+      message: 'Transfer-Encoding must end with chunked, applied once (RFC 9112 section 6.1): the request body length cannot be determined',
     });
   });
 
-  // Node's own parser refuses both: its error is answered in the API's shape, with a message that says which.
-  it('a request with both Transfer-Encoding and Content-Length gets one 400 that says so, and the connection closed', async () => {
-    const request = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', 'Content-Length: 5', 'Transfer-Encoding: chunked', '', '0', '', ''].join('\r\n');
+  // Node's own parser refuses both, naming whichever came second: answered in the API's shape, with a message that says so.
+  it.each([
+    ['Content-Length first', ['Content-Length: 5', 'Transfer-Encoding: chunked']],
+    ['Transfer-Encoding first', ['Transfer-Encoding: chunked', 'Content-Length: 5']],
+  ])('a request with both Transfer-Encoding and Content-Length (%s) gets one 400 that says so, and the connection closed', async (_order, lengths) => {
+    const request = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', ...lengths, '', '0', '', ''].join('\r\n');
     const { statuses, closedByServer, raw } = await exchange(port, request, 1);
     expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
     expect(raw).toMatch(/\r\ndate: \w{3}, \d{2} \w{3} \d{4} [\d:]{8} GMT\r\n/);
@@ -120,6 +125,38 @@ describe('request framing (e2e, raw sockets)', () => {
     });
     const old = await exchange(port, `GET ${url} HTTP/1.0\r\n\r\n`, 1);
     expect(old.statuses).toEqual([200]);
+  });
+
+  const HOST_MESSAGE = 'An HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)';
+  const bodyOf = (raw: string) => JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+
+  // Node answers Expect before emitting the request; its Host check came first, so must ours.
+  it.each([
+    ['Expect: 100-continue', 'POST /refresh HTTP/1.1\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n'],
+    ['another Expect', 'GET /health/live HTTP/1.1\r\nExpect: something-else\r\n\r\n'],
+    ['a WebSocket handshake', 'GET /ws/notifications HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'],
+  ])('without Host, %s gets the same 400 first, and nothing else', async (_kind, request) => {
+    const { statuses, closedByServer, raw } = await exchange(port, request, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    expect(raw).not.toContain('100 Continue');
+    expect(bodyOf(raw)).toMatchObject({ statusCode: 400, message: HOST_MESSAGE });
+  });
+
+  it('with Host, Expect: 100-continue gets its 100 and then the answer; another Expect a 417 in the API’s shape', async () => {
+    const post = await exchange(port, 'POST /refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n', 2, '{}');
+    expect(post.statuses).toEqual([100, 401]);
+    const other = await exchange(port, 'GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: something-else\r\nX-Request-Id: expect-417\r\n\r\n', 1);
+    expect(other.statuses).toEqual([417]);
+    expect(bodyOf(other.raw)).toEqual({ statusCode: 417, error: 'Expectation Failed', message: 'Only Expect: 100-continue is supported', requestId: 'expect-417' });
+  });
+
+  it('a request pipelined behind one without Host is not served', async () => {
+    const calls = upstream.calls;
+    const refresh = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Content-Length: 0', '', ''].join('\r\n');
+    const { statuses, closedByServer } = await exchange(port, `GET /health/live HTTP/1.1\r\n\r\n${refresh}`, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(upstream.calls).toBe(calls); // the refresh would have called the upstream
   });
 
   it('a body that arrives after the answer is not read as a next request (one 400, then the connection closed)', async () => {

@@ -1,4 +1,4 @@
-import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { newRequestId, requestIdFrom } from './request-id.js';
@@ -8,7 +8,7 @@ export const BOTH_LENGTHS_MESSAGE =
   'A request must not have both Transfer-Encoding and Content-Length (RFC 9112 section 6.1): the request body length is ambiguous';
 
 export const UNFRAMED_BODY_MESSAGE =
-  'Transfer-Encoding must end with chunked (RFC 9112 section 6.1): the request body length cannot be determined';
+  'Transfer-Encoding must end with chunked, applied once (RFC 9112 section 6.1): the request body length cannot be determined';
 
 /**
  * True when the request's Transfer-Encoding does not end in `chunked` (`xchunked`, `gzip`,
@@ -53,17 +53,50 @@ export function badRequestReply(req: IncomingMessage, message: string): { body: 
 
 export const MISSING_HOST_MESSAGE = 'An HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)';
 
+/** Whether `req` is HTTP/1.1 without a Host header, which RFC 9112 §3.2 says to answer 400. */
+export function lacksHost(req: IncomingMessage): boolean {
+  return req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1;
+}
+
 /**
  * Answers an HTTP/1.1 request without a Host header with a 400 (RFC 9112 §3.2) in the API's
- * JSON error shape and `Connection: close`, and returns true; Node's own check
- * (`requireHostHeader`, off on our server) answers a bare 400 without a body or the API's headers.
+ * JSON error shape and `Connection: close`, and returns true; requests pipelined behind it are
+ * not served (`answered`). Node's own check (`requireHostHeader`, off on our servers) answers a
+ * bare 400 without a body or the API's headers.
  */
-export function rejectMissingHost(req: IncomingMessage, res: ServerResponse): boolean {
-  if (req.headers.host !== undefined || req.httpVersionMajor !== 1 || req.httpVersionMinor !== 1) return false;
+export function rejectMissingHost(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
+  if (!lacksHost(req)) return false;
+  answered.add(req.socket);
   const { body, headers } = badRequestReply(req, MISSING_HOST_MESSAGE);
   res.writeHead(400, { ...headers, connection: 'close' });
   res.end(body);
   return true;
+}
+
+export const UNSUPPORTED_EXPECTATION_MESSAGE = 'Only Expect: 100-continue is supported';
+
+/**
+ * Node answers a request with an `Expect` header before emitting it ('checkContinue',
+ * 'checkExpectation'), after its own Host check, which is off here: with these listeners the
+ * Host check still comes first, then `100 Continue` and `handler` as Node would, or a 417 in the
+ * API's shape where Node's is bare.
+ */
+export function handleExpectations(
+  server: Server,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  answered: WeakSet<Duplex>,
+): void {
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (rejectMissingHost(req, res, answered)) return;
+    res.writeContinue();
+    handler(req, res);
+  });
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    if (rejectMissingHost(req, res, answered)) return;
+    const { body, headers } = errorReply(req, 417, UNSUPPORTED_EXPECTATION_MESSAGE);
+    res.writeHead(417, headers);
+    res.end(body);
+  });
 }
 
 /**
@@ -94,14 +127,16 @@ export function clientErrorHandler(answered: WeakSet<Duplex>) {
       (socket as Socket).destroySoon();
       return;
     }
-    const [statusCode, error, message] =
-      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    // Node's parser names whichever of the two came second (HPE_INVALID_TRANSFER_ENCODING or _CONTENT_LENGTH).
+    const bothLengths = /Content-Length.*Transfer-Encoding|Transfer-Encoding.*Content-Length/.test(String((err as { reason?: unknown }).reason));
+    const [statusCode, error, message] = bothLengths
+      ? [400, 'Bad Request', BOTH_LENGTHS_MESSAGE]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', 'Client Timeout']
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'Request Header Fields Too Large', 'Exceeded maximum allowed HTTP header size']
           : err.code === 'HPE_INVALID_TRANSFER_ENCODING'
-            ? // `chunked, gzip`, or Transfer-Encoding with Content-Length, which Node's parser refuses itself
-              [400, 'Bad Request', /Content-Length/.test(String((err as { reason?: unknown }).reason)) ? BOTH_LENGTHS_MESSAGE : UNFRAMED_BODY_MESSAGE]
+            ? [400, 'Bad Request', UNFRAMED_BODY_MESSAGE] // e.g. `chunked, gzip`, which Node's parser refuses itself
             : [400, 'Bad Request', 'Client Error'];
     // As Node's own handler: never write into a response already being sent on this connection.
     const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;

@@ -1,8 +1,9 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { BearerToken } from '../common/bearer-token.js';
-import { clientErrorHandler, rejectMissingHost } from '../common/http-framing.js';
+import { clientErrorHandler, handleExpectations, rejectMissingHost } from '../common/http-framing.js';
 import { API_SECURITY_HEADERS } from '../common/security-headers.js';
 import { Env } from '../config/env.validation.js';
 import { METRICS_UNAUTHORIZED } from './metrics.controller.js';
@@ -35,12 +36,16 @@ export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationS
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.port === 0 || !this.enabled) return;
-    const server = createServer({ requireHostHeader: false }, (req, res) => {
-      if (!rejectMissingHost(req, res)) this.handle(req, res);
-    });
     // Requests Node's parser refuses, or one without Host, get the API's JSON error, as on the API
     // port (Node's own handler answers a bare `400 Bad Request` without a body).
-    server.on('clientError', clientErrorHandler(new WeakSet()));
+    const answered = new WeakSet<Duplex>();
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      if (answered.has(req.socket)) req.socket.destroy(); // pipelined behind a refused one
+      else if (!rejectMissingHost(req, res, answered)) this.handle(req, res);
+    };
+    const server = createServer({ requireHostHeader: false }, onRequest);
+    handleExpectations(server, onRequest, answered);
+    server.on('clientError', clientErrorHandler(answered));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, this.host, () => {
