@@ -272,6 +272,70 @@ describe('Redis down at startup (e2e)', () => {
   });
 });
 
+/**
+ * The schedule after Redis comes back, with an interval far past what the tests wait: each
+ * must catch up on Redis's return, not an interval later.
+ */
+describe('Redis back while the schedule waits (e2e, private redis-server killed and restarted)', () => {
+  const slowSchedule = {
+    ...FAST_REDIS,
+    REDIS_KEY_PREFIX: 'outage-back',
+    SENTIMENT_API_RETRIES: '0',
+    INGEST_SCHEDULE_ENABLED: 'true',
+    INGEST_ON_STARTUP: 'true',
+    INGEST_INTERVAL_MS: '600000',
+    HEALTH_INGEST_MAX_AGE_MS: '1200000',
+    INGEST_LOCK_TTL_MS: '120000',
+    LOG_LEVEL: 'fatal',
+  };
+
+  // Its lease outlived the restart (AOF), kept to the end of a tick whose run stored nothing.
+  it('a run cut short by the outage runs again as soon as Redis is back, though Redis kept its lease', async () => {
+    const server = await new FaultRedisServer(true).start();
+    let answer!: () => void;
+    const upstream = await new FakeUpstream(firstHalf).start();
+    upstream.mode = { kind: 'held', body: firstHalf, until: new Promise<void>((resolve) => (answer = resolve)) };
+    const reader = new Redis(server.url);
+    reader.on('error', () => undefined);
+    let app: NestFastifyApplication | undefined;
+    try {
+      app = await bootApp({ ...slowSchedule, REDIS_URL: server.url, SENTIMENT_API_URL: upstream.url });
+      await waitFor('the startup run waiting on the upstream', () => upstream.calls === 1);
+      await server.kill('SIGKILL');
+      answer();
+      await app.get(SentimentIngestService).inFlight;
+      await server.restart();
+      await waitFor('the run again, stored', async () => (await sampleCount(reader, 'outage-back:price:mean:30s').catch(() => 0)) === firstHalf.length);
+      expect(upstream.calls).toBe(2);
+    } finally {
+      reader.disconnect();
+      await app?.close();
+      await upstream.stop();
+      await server.stop();
+    }
+  });
+
+  // No tick fell inside the outage; Redis lost everything, the record of the last ingest too.
+  it('Redis back empty between two ticks: every source runs at once, and the instance is ready again', async () => {
+    const server = await new FaultRedisServer(false).start();
+    const upstream = await new FakeUpstream(firstHalf).start();
+    let app: NestFastifyApplication | undefined;
+    try {
+      app = await bootApp({ ...slowSchedule, REDIS_URL: server.url, SENTIMENT_API_URL: upstream.url });
+      const ready = async () => (await app!.inject({ method: 'GET', url: '/health/ready' })).statusCode === 200;
+      await waitFor('ready after the startup run', ready);
+      await server.kill('SIGKILL');
+      await server.restart();
+      await waitFor('ready again', ready);
+      expect(upstream.calls).toBe(2);
+    } finally {
+      await app?.close();
+      await upstream.stop();
+      await server.stop();
+    }
+  });
+});
+
 describe('Redis refusing writes after a failed save (MISCONF) (e2e, private redis-server)', () => {
   let server: FaultRedisServer;
   let app: NestFastifyApplication;

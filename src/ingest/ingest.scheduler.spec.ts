@@ -21,7 +21,15 @@ const settings: Record<string, unknown> = {
 };
 const config = { get: (k: string) => settings[k] } as unknown as ConfigService<Env, true>;
 
-function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown> = async () => ({})) {
+interface Options {
+  /** Settings over `settings`. */
+  env?: Record<string, unknown>;
+  /** The Redis client's status when the scheduler is built ('ready', or 'connecting' in a degraded start). */
+  status?: string;
+}
+
+function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown> = async () => ({}), options: Options = {}) {
+  const env = { get: (k: string) => ({ ...settings, ...options.env })[k] } as unknown as ConfigService<Env, true>;
   const lease: Lease = { key: 'p:lock:ingest', token: 't', acquiredAt: Date.now() };
   const lock = {
     instanceId: 'me',
@@ -33,20 +41,25 @@ function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown
   const stop = jest.fn();
   const v1 = { id: 'senticrypt-v1', metrics: [{ metric: 'price', unit: 'USD', cadence: 'tick' }] };
   const ingest = { run: jest.fn(run), inFlight: null, sources: [v1] };
-  const redis = new EventEmitter();
-  const registry = new SchedulerRegistry();
+  const redis = Object.assign(new EventEmitter(), { status: options.status ?? 'ready' });
   const scheduler = new IngestScheduler(
     ingest as unknown as SentimentIngestService,
-    registry,
+    new SchedulerRegistry(),
     lock as unknown as LeaseLockService,
-    new RedisKeys(config),
+    new RedisKeys(env),
     redis as unknown as RedisClient,
-    config,
+    env,
   );
-  const tick = () =>
-    (scheduler as unknown as { runUnderLease(s: unknown): Promise<number> }).runUnderLease(scheduler.schedules[0]);
-  return { lease, lock, ingest, stop, tick, scheduler, redis, registry };
+  const internals = scheduler as unknown as { runUnderLease(s: unknown): Promise<number>; tick(s: unknown): void };
+  /** One tick's work, awaited (the next one is not scheduled). */
+  const tick = () => internals.runUnderLease(scheduler.schedules[0]);
+  /** A tick as the timer starts it (the next one is scheduled after it). */
+  const start = () => internals.tick(scheduler.schedules[0]);
+  return { lease, lock, ingest, stop, tick, start, scheduler, redis };
 }
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+const connectionClosed = () => Promise.reject(new Error('Connection is closed.'));
 
 describe('IngestScheduler under the lease', () => {
   it('gives a daily-only source its own slower schedule and lease', () => {
@@ -61,7 +74,7 @@ describe('IngestScheduler under the lease', () => {
       config,
     );
     expect(scheduler.schedules).toEqual([
-      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null, unreturned: null, missed: false },
+      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null, unreturned: null, missed: false, again: false },
     ]);
   });
 
@@ -131,42 +144,100 @@ describe('IngestScheduler under the lease', () => {
 
   // Else the next tick came an interval after Redis was back (30 s by default), and if Redis
   // came back empty every instance stayed unready (no ingest recorded) until then.
-  it('runs a source whose tick Redis made it skip as soon as Redis is ready again, and only such a source', async () => {
-    const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
-    const s = setup(async () => Promise.reject(new Error('Connection is closed.')));
+  // Else the next tick came an interval after Redis was back (30 s by default): a tick skipped or
+  // cut short meanwhile left the series behind, and a Redis back empty left every instance
+  // unready (no ingest recorded) until then.
+  it('ticks at once when Redis is back; a Redis that kept the lease still allows one fetch per tick', async () => {
+    const s = setup(async () => ({ lease: s.lease }));
     try {
-      s.redis.emit('ready'); // nothing skipped yet
-      await settle();
-      expect(s.lock.tryAcquire).not.toHaveBeenCalled();
-      expect(await s.tick()).toBe(INTERVAL); // skipped: Redis away
-      s.lock.tryAcquire.mockImplementation(async () => ({ lease: s.lease }));
+      expect(await s.tick()).toBe(INTERVAL);
+      expect(s.ingest.run).toHaveBeenCalledTimes(1);
+      s.lock.tryAcquire.mockImplementation(async () => ({ lease: null, retryInMs: 20_000 })); // kept to the tick's end
       s.redis.emit('ready');
       await settle();
       expect(s.lock.tryAcquire).toHaveBeenCalledTimes(2);
       expect(s.ingest.run).toHaveBeenCalledTimes(1);
-      s.redis.emit('ready'); // nothing skipped since
+      s.lock.tryAcquire.mockImplementation(async () => ({ lease: s.lease })); // came back empty
+      s.redis.emit('ready');
       await settle();
-      expect(s.lock.tryAcquire).toHaveBeenCalledTimes(2);
+      expect(s.ingest.run).toHaveBeenCalledTimes(2);
     } finally {
       await s.scheduler.beforeApplicationShutdown();
     }
   });
 
-  it('also runs again once Redis is back when a run failed for Redis, not when it failed for the upstream', async () => {
-    const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
-    const failures = [new Error('Connection is closed.'), new Error('upstream down')];
+  it('ticks again right after the tick in progress when Redis comes back during it', async () => {
+    let finish!: () => void;
     const s = setup(
       async () => ({ lease: s.lease }),
-      async () => Promise.reject(failures.shift() ?? new Error('upstream down')),
+      () => new Promise<void>((resolve) => (finish = resolve)),
     );
     try {
-      expect(await s.tick()).toBe(INTERVAL); // Redis went away during the run
+      s.start();
+      await settle();
       s.redis.emit('ready');
       await settle();
-      expect(s.ingest.run).toHaveBeenCalledTimes(2); // again at once; the upstream failed this time
-      s.redis.emit('ready');
+      expect(s.ingest.run).toHaveBeenCalledTimes(1); // still the first
+      s.ingest.run.mockImplementation(async () => ({}));
+      finish();
       await settle();
       expect(s.ingest.run).toHaveBeenCalledTimes(2);
+    } finally {
+      await s.scheduler.beforeApplicationShutdown();
+    }
+  });
+
+  it('at the first connection of a degraded start, runs only what Redis made fail, even with the schedule off; with it off, not on reconnects', async () => {
+    const s = setup(connectionClosed, undefined, { status: 'connecting', env: { INGEST_SCHEDULE_ENABLED: false } });
+    try {
+      expect(await s.tick()).toBe(INTERVAL); // the startup run: Redis not there yet
+      s.lock.tryAcquire.mockImplementation(async () => ({ lease: s.lease }));
+      s.redis.emit('ready');
+      await settle();
+      expect(s.ingest.run).toHaveBeenCalledTimes(1);
+      s.redis.emit('ready'); // a reconnect: this instance schedules nothing
+      await settle();
+      expect(s.ingest.run).toHaveBeenCalledTimes(1);
+    } finally {
+      await s.scheduler.beforeApplicationShutdown();
+    }
+
+    const scheduled = setup(async () => ({ lease: scheduled.lease }), undefined, { status: 'connecting' });
+    try {
+      scheduled.redis.emit('ready'); // first connection, nothing failed: nothing to run early
+      await settle();
+      expect(scheduled.lock.tryAcquire).not.toHaveBeenCalled();
+    } finally {
+      await scheduled.scheduler.beforeApplicationShutdown();
+    }
+  });
+
+  // Nothing it fetched was stored: kept to the tick's end, it held off the run that Redis's
+  // return starts (the lease outlives a failover or a restart with persistence).
+  it('frees, rather than keeps, the lease of a run that failed for Redis, also when it is handed back later', async () => {
+    const s = setup(async () => ({ lease: s.lease }), connectionClosed);
+    try {
+      expect(await s.tick()).toBe(INTERVAL);
+      expect(s.lock.release).toHaveBeenCalledWith(s.lease);
+      expect(s.lock.renew).not.toHaveBeenCalled();
+      s.lock.release.mockImplementationOnce(connectionClosed);
+      expect(await s.tick()).toBe(INTERVAL);
+      s.ingest.run.mockImplementation(async () => ({}));
+      expect(await s.tick()).toBe(INTERVAL);
+      expect(s.lock.release).toHaveBeenCalledTimes(3); // the one left behind, freed though its tick was not over
+      expect(s.lock.renew).toHaveBeenCalledTimes(1); // this run's, kept to its tick's end
+    } finally {
+      await s.scheduler.beforeApplicationShutdown();
+    }
+  });
+
+  it('a run that failed for the upstream is not run again when Redis comes back (on reconnect only with the next tick)', async () => {
+    const s = setup(async () => ({ lease: s.lease }), () => Promise.reject(new Error('upstream down')), { status: 'connecting' });
+    try {
+      expect(await s.tick()).toBe(INTERVAL);
+      s.redis.emit('ready'); // a first connection: only what Redis made fail would run
+      await settle();
+      expect(s.ingest.run).toHaveBeenCalledTimes(1);
     } finally {
       await s.scheduler.beforeApplicationShutdown();
     }

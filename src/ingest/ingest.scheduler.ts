@@ -21,10 +21,16 @@ export interface SourceSchedule {
   intervalMs: number;
   leaseKey: string;
   current: Promise<void> | null;
-  /** This instance's lease that a tick could not hand back (Redis was away): freed at the next. */
-  unreturned: Lease | null;
+  /**
+   * This instance's lease that a tick could not hand back (Redis was away), handed back at the
+   * next tick or at shutdown; `free`: its run failed for Redis, so free it rather than keep it
+   * to the end of its tick (nothing it fetched was stored).
+   */
+  unreturned: { lease: Lease; free: boolean } | null;
   /** A tick was skipped or its run failed because Redis was away: run again once it is back. */
   missed: boolean;
+  /** Redis came back during the current tick: tick again once it ends. */
+  again: boolean;
 }
 
 /**
@@ -73,16 +79,19 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
       current: null,
       unreturned: null,
       missed: false,
+      again: false,
     }));
-    // Back after an outage (or a start in REDIS_STARTUP_MODE=degraded): a source whose tick was
-    // skipped meanwhile runs now rather than an interval later. Its series stay behind until then,
-    // and readiness too if Redis came back empty (no ingest recorded: every instance unready).
+    // Redis back after an outage: every scheduled source ticks now rather than an interval later.
+    // A tick skipped or cut short meanwhile left its series behind, and a Redis that came back
+    // empty left every instance unready (no ingest recorded) until the next run. If Redis kept its
+    // keys, the lease each tick keeps to its end still allows one fetch per tick. On the first
+    // connection (REDIS_STARTUP_MODE=degraded) only the startup run that Redis made fail runs
+    // again, even with the schedule off on this instance.
+    let connected = redis.status === 'ready';
     redis.on('ready', () => {
-      for (const s of this.schedules) {
-        if (!s.missed || s.current || this.stopped) continue;
-        s.missed = false;
-        this.scheduleNext(s, 0);
-      }
+      const reconnected = connected;
+      connected = true;
+      for (const s of this.schedules) if ((reconnected && this.enabled) || s.missed) this.tickSoon(s);
     });
   }
 
@@ -107,19 +116,28 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     await Promise.all(this.schedules.flatMap((s) => (s.current ? [s.current] : [])));
     await this.ingest.inFlight;
     // A lease an outage left behind, handed back now: else the instance replacing this one waits for it to expire.
-    await Promise.all(this.schedules.flatMap((s) => (s.unreturned ? [this.handBack(s, s.unreturned)] : [])));
+    await Promise.all(this.schedules.flatMap((s) => (s.unreturned ? [this.handBack(s, s.unreturned.lease, s.unreturned.free)] : [])));
   }
 
   private tick(s: SourceSchedule): void {
     s.current = this.runUnderLease(s).then((nextInMs) => {
       s.current = null;
-      this.scheduleNext(s, nextInMs);
+      if (s.again) this.tickSoon(s);
+      else this.scheduleNext(s, nextInMs);
     });
+  }
+
+  /** Ticks `s` now instead of at its next time, or once its tick in progress ends. */
+  private tickSoon(s: SourceSchedule): void {
+    s.again = s.current !== null;
+    if (this.stopped || s.again) return;
+    if (this.registry.doesExist('timeout', s.name)) this.registry.deleteTimeout(s.name);
+    this.tick(s);
   }
 
   /** One tick of one source: take its lease or learn when it ends; returns the ms until the next attempt. */
   private async runUnderLease(s: SourceSchedule): Promise<number> {
-    if (s.unreturned && (await this.handBack(s, s.unreturned)) === undefined) {
+    if (s.unreturned && (await this.handBack(s, s.unreturned.lease, s.unreturned.free)) === undefined) {
       // Left behind when Redis went away during a run (with persistence it survives a restart):
       // it kept every instance, this one too, from catching up until it expired, up to
       // INGEST_LOCK_TTL_MS later. Its tick is over, so it was freed (a token-checked delete).
@@ -143,32 +161,35 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     const stopRenewing = this.lock.keepAlive(lease, this.leaseMs, (reason) =>
       this.logger.warn(`ingest lease of ${s.source} lost during the run (${reason}); another instance may ingest too (harmless: duplicates are ignored)`),
     );
+    let failedForRedis = false;
     try {
       await this.ingest.run(s.source);
     } catch (err) {
       // The ingest service has logged the reason; the next tick tries again, or Redis's return.
-      if (isRedisUnavailableError(err)) s.missed = true;
+      failedForRedis = isRedisUnavailableError(err);
+      if (failedForRedis) s.missed = true;
     } finally {
       stopRenewing();
     }
-    const err = await this.handBack(s, lease);
+    const err = await this.handBack(s, lease, failedForRedis);
     if (err) this.logger.warn(`could not hand back the ingest lease (tried again at the next tick; else it expires by itself): ${err.message}`);
     return s.intervalMs;
   }
 
   /**
    * Keeps `lease` to the end of its tick (see the class comment), or frees it once the tick is
-   * over. While Redis cannot be told, the lease is remembered (`unreturned`) and handed back at
-   * the next tick or at shutdown; returns why it could not be.
+   * over or when `free` (its run stored nothing). While Redis cannot be told, the lease is
+   * remembered (`unreturned`) and handed back at the next tick or at shutdown; returns why it
+   * could not be.
    */
-  private async handBack(s: SourceSchedule, lease: Lease): Promise<Error | undefined> {
-    const rest = lease.acquiredAt + s.intervalMs - Date.now();
+  private async handBack(s: SourceSchedule, lease: Lease, free: boolean): Promise<Error | undefined> {
+    const rest = free ? 0 : lease.acquiredAt + s.intervalMs - Date.now();
     try {
       await (rest > 0 ? this.lock.renew(lease, rest) : this.lock.release(lease));
       s.unreturned = null;
       return undefined;
     } catch (err) {
-      s.unreturned = lease;
+      s.unreturned = { lease, free };
       return err as Error;
     }
   }
