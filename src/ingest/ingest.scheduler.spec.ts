@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
 import { EventEmitter } from 'node:events';
+import { Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Env } from '../config/env.validation.js';
@@ -50,6 +51,7 @@ function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown
     redis as unknown as RedisClient,
     env,
   );
+  scheduler.onApplicationBootstrap(); // INGEST_ON_STARTUP is off: the first tick is an interval away
   const internals = scheduler as unknown as { runUnderLease(s: unknown): Promise<number>; tick(s: unknown): void };
   /** One tick's work, awaited (the next one is not scheduled). */
   const tick = () => internals.runUnderLease(scheduler.schedules[0]);
@@ -62,6 +64,11 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
 const connectionClosed = () => Promise.reject(new Error('Connection is closed.'));
 
 describe('IngestScheduler under the lease', () => {
+  beforeAll(() => {
+    jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+  });
+  afterAll(() => jest.restoreAllMocks());
+
   it('gives a daily-only source its own slower schedule and lease', () => {
     const fng = { id: 'fear-greed', metrics: [{ metric: 'sentiment', unit: 'index 0..100', cadence: 'daily' }] };
     const ingest = { sources: [fng], run: jest.fn(), inFlight: null };
@@ -74,7 +81,7 @@ describe('IngestScheduler under the lease', () => {
       config,
     );
     expect(scheduler.schedules).toEqual([
-      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null, unreturned: null, missed: false, again: false },
+      { source: 'fear-greed', name: 'ingest:fear-greed', intervalMs: 10 * INTERVAL, leaseKey: 'p:lock:ingest:fear-greed', current: null, unreturned: null, missed: false, again: false, earlyAt: -Infinity },
     ]);
   });
 
@@ -147,7 +154,7 @@ describe('IngestScheduler under the lease', () => {
   // Else the next tick came an interval after Redis was back (30 s by default): a tick skipped or
   // cut short meanwhile left the series behind, and a Redis back empty left every instance
   // unready (no ingest recorded) until then.
-  it('ticks at once when Redis is back; a Redis that kept the lease still allows one fetch per tick', async () => {
+  it('ticks at once when Redis is back, at most once an interval (a Redis restarting in a loop); a Redis that kept the lease allows one fetch per tick', async () => {
     const s = setup(async () => ({ lease: s.lease }));
     try {
       expect(await s.tick()).toBe(INTERVAL);
@@ -158,6 +165,10 @@ describe('IngestScheduler under the lease', () => {
       expect(s.lock.tryAcquire).toHaveBeenCalledTimes(2);
       expect(s.ingest.run).toHaveBeenCalledTimes(1);
       s.lock.tryAcquire.mockImplementation(async () => ({ lease: s.lease })); // came back empty
+      s.redis.emit('ready'); // again within the interval: no early tick
+      await settle();
+      expect(s.lock.tryAcquire).toHaveBeenCalledTimes(2);
+      s.scheduler.schedules[0].earlyAt -= INTERVAL; // an interval later
       s.redis.emit('ready');
       await settle();
       expect(s.ingest.run).toHaveBeenCalledTimes(2);
@@ -226,6 +237,12 @@ describe('IngestScheduler under the lease', () => {
       expect(await s.tick()).toBe(INTERVAL);
       expect(s.lock.release).toHaveBeenCalledTimes(3); // the one left behind, freed though its tick was not over
       expect(s.lock.renew).toHaveBeenCalledTimes(1); // this run's, kept to its tick's end
+      // Once this interval's early tick is spent, nothing would follow a free: kept as any other.
+      s.scheduler.schedules[0].earlyAt = Date.now();
+      s.ingest.run.mockImplementation(connectionClosed);
+      expect(await s.tick()).toBe(INTERVAL);
+      expect(s.lock.release).toHaveBeenCalledTimes(3);
+      expect(s.lock.renew).toHaveBeenCalledTimes(2);
     } finally {
       await s.scheduler.beforeApplicationShutdown();
     }

@@ -31,6 +31,8 @@ export interface SourceSchedule {
   missed: boolean;
   /** Redis came back during the current tick: tick again once it ends. */
   again: boolean;
+  /** When this instance last ticked it early because Redis came back (at most once an interval). */
+  earlyAt: number;
 }
 
 /**
@@ -63,7 +65,7 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     private readonly registry: SchedulerRegistry,
     private readonly lock: LeaseLockService,
     keys: RedisKeys,
-    @Inject(REDIS_CLIENT) redis: RedisClient,
+    @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
     config: ConfigService<Env, true>,
   ) {
     this.enabled = config.get('INGEST_SCHEDULE_ENABLED', { infer: true });
@@ -80,22 +82,28 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
       unreturned: null,
       missed: false,
       again: false,
+      earlyAt: -Infinity,
     }));
-    // Redis back after an outage: every scheduled source ticks now rather than an interval later.
-    // A tick skipped or cut short meanwhile left its series behind, and a Redis that came back
-    // empty left every instance unready (no ingest recorded) until the next run. If Redis kept its
-    // keys, the lease each tick keeps to its end still allows one fetch per tick. On the first
-    // connection (REDIS_STARTUP_MODE=degraded) only the startup run that Redis made fail runs
-    // again, even with the schedule off on this instance.
-    let connected = redis.status === 'ready';
-    redis.on('ready', () => {
-      const reconnected = connected;
-      connected = true;
-      for (const s of this.schedules) if ((reconnected && this.enabled) || s.missed) this.tickSoon(s);
-    });
   }
 
   onApplicationBootstrap(): void {
+    // Redis back after an outage: every scheduled source ticks now rather than an interval later.
+    // A tick skipped or cut short meanwhile left its series behind, and a Redis that came back
+    // empty left every instance unready (no ingest recorded) until the next run. At most once an
+    // interval per source and instance: a Redis restarting in a loop must not make every restart
+    // a fetch. If Redis kept its keys, the lease each tick keeps to its end still allows one fetch
+    // per tick. On the first connection (REDIS_STARTUP_MODE=degraded) only a startup run that
+    // Redis made fail runs again, even with the schedule off on this instance.
+    let connected = this.redis.status === 'ready';
+    this.redis.on('ready', () => {
+      const reconnected = connected;
+      connected = true;
+      for (const s of this.schedules) {
+        if (!((reconnected && this.enabled) || s.missed) || !this.mayTickEarly(s)) continue;
+        s.earlyAt = Date.now();
+        this.tickSoon(s);
+      }
+    });
     for (const s of this.schedules) {
       if (!this.enabled) this.logger.log(`Scheduled ingest of ${s.source} is off on this instance (INGEST_SCHEDULE_ENABLED=false)`);
       else this.logger.log(`Scheduled ingest of ${s.source} every ${s.intervalMs} ms under lease ${s.leaseKey} (instance ${this.lock.instanceId})`);
@@ -125,6 +133,10 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
       if (s.again) this.tickSoon(s);
       else this.scheduleNext(s, nextInMs);
     });
+  }
+
+  private mayTickEarly(s: SourceSchedule): boolean {
+    return Date.now() - s.earlyAt >= s.intervalMs;
   }
 
   /** Ticks `s` now instead of at its next time, or once its tick in progress ends. */
@@ -171,7 +183,9 @@ export class IngestScheduler implements OnApplicationBootstrap, BeforeApplicatio
     } finally {
       stopRenewing();
     }
-    const err = await this.handBack(s, lease, failedForRedis);
+    // Nothing it fetched was stored: freed, the early tick Redis's return starts can run (kept
+    // to the tick's end, it held that off). Once that is spent, kept as any other.
+    const err = await this.handBack(s, lease, failedForRedis && this.mayTickEarly(s));
     if (err) this.logger.warn(`could not hand back the ingest lease (tried again at the next tick; else it expires by itself): ${err.message}`);
     return s.intervalMs;
   }
