@@ -142,6 +142,13 @@ describe('request framing (e2e, raw sockets)', () => {
     expect(bodyOf(raw)).toMatchObject({ statusCode: 400, message: HOST_MESSAGE });
   });
 
+  it.each(['100-continue', 'something-else'])('Expect: %s with a body that cannot be delimited gets the one 400, no 100 or 417 first', async (expect100) => {
+    const request = `POST /refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: ${expect100}\r\nTransfer-Encoding: gzip\r\n\r\nGET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
+    const { statuses, closedByServer, raw } = await exchange(port, request, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    expect(bodyOf(raw)).toMatchObject({ statusCode: 400, message: 'Transfer-Encoding must end with chunked, applied once (RFC 9112 section 6.1): the request body length cannot be determined' });
+  });
+
   it('with Host, Expect: 100-continue gets its 100 and then the answer; another Expect a 417 in the API’s shape', async () => {
     const post = await exchange(port, 'POST /refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n', 2, '{}');
     expect(post.statuses).toEqual([100, 401]);

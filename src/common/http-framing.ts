@@ -77,26 +77,40 @@ export const UNSUPPORTED_EXPECTATION_MESSAGE = 'Only Expect: 100-continue is sup
 
 /**
  * Node answers a request with an `Expect` header before emitting it ('checkContinue',
- * 'checkExpectation'), after its own Host check, which is off here: with these listeners the
- * Host check still comes first, then `100 Continue` and `handler` as Node would, or a 417 in the
- * API's shape where Node's is bare.
+ * 'checkExpectation'), after its own Host check, which is off here. With these listeners such a
+ * request is first screened as any other (`screen`: answers it and returns true when it is not
+ * to be served: no Host, a body that cannot be delimited…), then gets `100 Continue` and
+ * `handler` as Node would, or a 417 in the API's shape where Node's is bare.
  */
 export function handleExpectations(
   server: Server,
+  screen: (req: IncomingMessage, res: ServerResponse) => boolean,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
-  answered: WeakSet<Duplex>,
 ): void {
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (rejectMissingHost(req, res, answered)) return;
+    if (screen(req, res)) return;
     res.writeContinue();
     handler(req, res);
   });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    if (rejectMissingHost(req, res, answered)) return;
+    if (screen(req, res)) return;
     const { body, headers } = errorReply(req, 417, UNSUPPORTED_EXPECTATION_MESSAGE);
     res.writeHead(417, headers);
     res.end(body);
   });
+}
+
+/**
+ * Answers what must not be served, and returns true: a request pipelined behind one answered
+ * 400 here (its connection is closed), one whose body cannot be delimited, one without Host.
+ */
+export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
+  // A request the parser found in the unread body of one already answered 400: smuggled, never served.
+  if (answered.has(req.socket)) {
+    req.socket.destroy();
+    return true;
+  }
+  return rejectUnframedBody(req, res, answered) || rejectMissingHost(req, res, answered);
 }
 
 /**

@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BearerToken } from '../common/bearer-token.js';
-import { clientErrorHandler, handleExpectations, rejectMissingHost } from '../common/http-framing.js';
+import { clientErrorHandler, handleExpectations, screenRequest } from '../common/http-framing.js';
 import { API_SECURITY_HEADERS } from '../common/security-headers.js';
 import { Env } from '../config/env.validation.js';
 import { METRICS_UNAUTHORIZED } from './metrics.controller.js';
@@ -40,11 +40,10 @@ export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationS
     // port (Node's own handler answers a bare `400 Bad Request` without a body).
     const answered = new WeakSet<Duplex>();
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      if (answered.has(req.socket)) req.socket.destroy(); // pipelined behind a refused one
-      else if (!rejectMissingHost(req, res, answered)) this.handle(req, res);
+      if (!screenRequest(req, res, answered)) this.handle(req, res);
     };
     const server = createServer({ requireHostHeader: false }, onRequest);
-    handleExpectations(server, onRequest, answered);
+    handleExpectations(server, (req, res) => screenRequest(req, res, answered), onRequest);
     server.on('clientError', clientErrorHandler(answered));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
