@@ -9,7 +9,7 @@ import { ThrottleService } from '../src/throttle/throttle.service.js';
 import { bootApp, postRefresh } from './support/app.js';
 import { deleteKeys, REDIS_URL, uniquePrefix } from './support/redis.js';
 import { RedisServerProcess } from './support/redis-server.js';
-import { listen, SseClient, WsClient } from './support/streams.js';
+import { listen, silentWebSocket, SseClient, WsClient } from './support/streams.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 import { waitFor } from './support/wait.js';
 
@@ -244,23 +244,6 @@ describe('notification client cap (e2e)', () => {
     again.close();
   });
 });
-
-/** Sends a WebSocket handshake on a raw socket and then reads nothing back but whether the server closed it. */
-async function silentWebSocket(port: number, headers: Record<string, string> = {}, then = ''): Promise<{ socket: Socket; closed: () => boolean; head: () => string }> {
-  const socket = connect({ host: '127.0.0.1', port });
-  let received = '';
-  let closed = false;
-  socket.on('data', (d) => (received += d.toString('latin1')));
-  socket.on('close', () => (closed = true));
-  socket.on('error', () => undefined);
-  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  socket.write(
-    `GET /ws/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n${then}`,
-    'latin1',
-  );
-  return { socket, closed: () => closed, head: () => received };
-}
 
 /** A WebSocket handshake on a raw socket, then `frame` in its packet or once the 101 is in; resolves when the server has closed the connection. */
 async function rawWebSocket(port: number, headers: Record<string, string>, frame: string, when: 'with' | 'after'): Promise<void> {

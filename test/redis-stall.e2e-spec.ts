@@ -1,11 +1,10 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { AUTH, bootApp, postRefresh } from './support/app.js';
 import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
-import { listen } from './support/streams.js';
+import { listen, silentWebSocket } from './support/streams.js';
 import { sleep, waitFor } from './support/wait.js';
 
 jest.setTimeout(30_000);
@@ -250,25 +249,18 @@ describe('A WebSocket handshake waiting on a stalled Redis at shutdown (e2e, pri
 
   it('gets the API’s 503 with Retry-After, and the connection closes', async () => {
     const port = await listen(world.app);
-    const socket = connect({ host: '127.0.0.1', port });
-    let received = '';
-    let closed = false;
-    socket.on('data', (d) => (received += d.toString('latin1')));
-    socket.on('close', () => (closed = true));
-    socket.on('error', () => undefined);
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     const app = world.app;
     world.app = undefined as unknown as NestFastifyApplication; // closed here, not by afterAll
-    await pausing(world.server, world.admin, async () => {
-      socket.write(
-        'GET /ws/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Request-Id: ws-at-shutdown\r\n\r\n',
-      );
+    const handshake = await pausing(world.server, world.admin, async () => {
+      const sent = await silentWebSocket(port, { 'X-Request-Id': 'ws-at-shutdown' });
       await sleep(300); // its count is waiting on Redis
-      expect(received).toBe('');
+      expect(sent.head()).toBe('');
       const closing = app.close();
-      await waitFor('answered and closed', () => closed, { timeoutMs: 10_000 });
+      await waitFor('answered and closed', () => sent.closed(), { timeoutMs: 10_000 });
       await closing;
+      return sent;
     });
+    const received = handshake.head();
     const [head, body] = received.split('\r\n\r\n');
     expect(head.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable');
     expect(head).toMatch(/\r\nretry-after: 1\r\n/);

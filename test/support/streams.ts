@@ -1,5 +1,5 @@
 import { IncomingMessage, request } from 'node:http';
-import { AddressInfo } from 'node:net';
+import { AddressInfo, connect, Socket } from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ClientOptions, WebSocket } from 'ws';
 import { waitFor } from './wait.js';
@@ -100,4 +100,21 @@ export class WsClient extends Collector {
   close(): void {
     this.ws.terminate();
   }
+}
+
+/** Sends a WebSocket handshake on a raw socket (then `then`); tells what the server sent back, as text, and whether it closed the connection. */
+export async function silentWebSocket(port: number, headers: Record<string, string> = {}, then = ''): Promise<{ socket: Socket; closed: () => boolean; head: () => string }> {
+  const socket = connect({ host: '127.0.0.1', port });
+  let received = '';
+  let closed = false;
+  socket.on('data', (d) => (received += d.toString('latin1')));
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.write(
+    `GET /ws/notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n${then}`,
+    'latin1',
+  );
+  return { socket, closed: () => closed, head: () => received };
 }
