@@ -13,7 +13,7 @@ import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.js';
 import { AllowedMethods } from './common/allowed-methods.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
-import { clientErrorHandler, handleExpectations, screenRequest } from './common/http-framing.js';
+import { clientErrorHandler, serveScreened } from './common/http-framing.js';
 import { corsOrigins } from './config/cors-origins.js';
 import { OpenConnections } from './common/open-connections.js';
 import { requestIdOf } from './common/request-id.js';
@@ -26,29 +26,28 @@ import { MetricsService } from './metrics/metrics.service.js';
 import type { Tally } from './metrics/tallied-histogram.js';
 
 /**
- * The HTTP server: requests whose body cannot be delimited are answered 400 and the connection
- * closed (RFC 9112 §6.1, http-framing.ts), then CacheFastPath, then Fastify's handler; a request
+ * The HTTP server: requests are first screened (http-framing.ts: a body that cannot be delimited,
+ * no Host, or behind a request refused so: a 400 and the connection closed), then CacheFastPath,
+ * then Fastify's handler; a request
  * with an Upgrade header that is no WebSocket handshake is served the same way (upgrade.ts).
  * Configured as Fastify configures the server it creates itself (fastify/lib/server.js), so its
  * timeouts still apply.
  */
 function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered: WeakSet<Duplex>): FastifyServerFactory<Server> {
   return (handler, options) => {
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      if (!screenRequest(req, res, answered) && !fastPath()?.serve(req, res)) handler(req, res);
-    };
     // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
     // Not `optimizeEmptyRequests` (Node >= 24.12, ~10 % less CPU per cached GET on Node 26): it
     // ends the body stream of any request without a length header, and Fastify still waits for
     // the body of one that has a Content-Type, so such a request was never answered.
     const requestTimeout = options.requestTimeout as number;
-    const server = createServer(
-      // Host is checked by rejectMissingHost instead, to answer in the API's shape.
-      { connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)), requireHostHeader: false },
-      onRequest,
-    );
+    const server = createServer({
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)),
+      requireHostHeader: false, // checked by screenRequest instead, to answer in the API's shape
+    });
     OpenConnections.track(server);
-    handleExpectations(server, (req, res) => screenRequest(req, res, answered), onRequest);
+    const onRequest = serveScreened(server, answered, (req: IncomingMessage, res: ServerResponse) => {
+      if (!fastPath()?.serve(req, res)) handler(req, res);
+    });
     serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
     server.keepAliveTimeout = options.keepAliveTimeout as number;
     server.requestTimeout = requestTimeout;

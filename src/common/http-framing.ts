@@ -76,28 +76,34 @@ export function rejectMissingHost(req: IncomingMessage, res: ServerResponse, ans
 export const UNSUPPORTED_EXPECTATION_MESSAGE = 'Only Expect: 100-continue is supported';
 
 /**
- * Node answers a request with an `Expect` header before emitting it ('checkContinue',
- * 'checkExpectation'), after its own Host check, which is off here. With these listeners such a
- * request is first screened as any other (`screen`: answers it and returns true when it is not
- * to be served: no Host, a body that cannot be delimited…), then gets `100 Continue` and
- * `handler` as Node would, or a 417 in the API's shape where Node's is bare.
+ * Serves `server`'s requests with `serve`, each first screened (screenRequest), and returns that
+ * screened handler (for requests the server hands over elsewhere, e.g. upgrade.ts). Node answers
+ * a request with an `Expect` header before emitting it ('checkContinue', 'checkExpectation'),
+ * after its own Host check, which is off on our servers: such a request is screened first too,
+ * then gets `100 Continue` and `serve` as Node would, or a 417 in the API's shape where Node's is
+ * bare.
  */
-export function handleExpectations(
+export function serveScreened(
   server: Server,
-  screen: (req: IncomingMessage, res: ServerResponse) => boolean,
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-): void {
+  answered: WeakSet<Duplex>,
+  serve: (req: IncomingMessage, res: ServerResponse) => void,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (!screenRequest(req, res, answered)) serve(req, res);
+  };
+  server.on('request', onRequest);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (screen(req, res)) return;
+    if (screenRequest(req, res, answered)) return;
     res.writeContinue();
-    handler(req, res);
+    serve(req, res);
   });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    if (screen(req, res)) return;
+    if (screenRequest(req, res, answered)) return;
     const { body, headers } = errorReply(req, 417, UNSUPPORTED_EXPECTATION_MESSAGE);
     res.writeHead(417, headers);
     res.end(body);
   });
+  return onRequest;
 }
 
 /**

@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { BearerToken } from '../common/bearer-token.js';
-import { clientErrorHandler, handleExpectations, screenRequest } from '../common/http-framing.js';
+import { clientErrorHandler, serveScreened } from '../common/http-framing.js';
 import { API_SECURITY_HEADERS } from '../common/security-headers.js';
 import { Env } from '../config/env.validation.js';
 import { METRICS_UNAUTHORIZED } from './metrics.controller.js';
@@ -39,11 +39,8 @@ export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationS
     // Requests Node's parser refuses, or one without Host, get the API's JSON error, as on the API
     // port (Node's own handler answers a bare `400 Bad Request` without a body).
     const answered = new WeakSet<Duplex>();
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-      if (!screenRequest(req, res, answered)) this.handle(req, res);
-    };
-    const server = createServer({ requireHostHeader: false }, onRequest);
-    handleExpectations(server, (req, res) => screenRequest(req, res, answered), onRequest);
+    const server = createServer({ requireHostHeader: false });
+    serveScreened(server, answered, (req, res) => this.handle(req, res));
     server.on('clientError', clientErrorHandler(answered));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
