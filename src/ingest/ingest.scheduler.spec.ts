@@ -29,6 +29,9 @@ interface Options {
   status?: string;
 }
 
+/** Stopped after each test: a schedule left running ticks on in the worker, every 10 ms with a lease "held" for 0 ms. */
+const started: IngestScheduler[] = [];
+
 function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown> = async () => ({}), options: Options = {}) {
   const env = { get: (k: string) => ({ ...settings, ...options.env })[k] } as unknown as ConfigService<Env, true>;
   const lease: Lease = { key: 'p:lock:ingest', token: 't', acquiredAt: Date.now() };
@@ -52,6 +55,7 @@ function setup(acquire: () => Promise<AcquireResult>, run: () => Promise<unknown
     env,
   );
   scheduler.onApplicationBootstrap(); // INGEST_ON_STARTUP is off: the first tick is an interval away
+  started.push(scheduler);
   const internals = scheduler as unknown as { runUnderLease(s: unknown): Promise<number>; tick(s: unknown): void };
   /** One tick's work, awaited (the next one is not scheduled). */
   const tick = () => internals.runUnderLease(scheduler.schedules[0]);
@@ -68,6 +72,9 @@ describe('IngestScheduler under the lease', () => {
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
   });
   afterAll(() => jest.restoreAllMocks());
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((scheduler) => scheduler.beforeApplicationShutdown()));
+  });
 
   it('gives a daily-only source its own slower schedule and lease', () => {
     const fng = { id: 'fear-greed', metrics: [{ metric: 'sentiment', unit: 'index 0..100', cadence: 'daily' }] };
