@@ -27,9 +27,8 @@ import type { Tally } from './metrics/tallied-histogram.js';
 
 /**
  * The HTTP server: requests are first screened (http-framing.ts: a body that cannot be delimited,
- * no Host, or behind a request refused so: a 400 and the connection closed), then CacheFastPath,
- * then Fastify's handler; a request
- * with an Upgrade header that is no WebSocket handshake is served the same way (upgrade.ts).
+ * a missing, repeated or invalid Host, or behind a request refused so: a 400 and the connection
+ * closed), then CacheFastPath, then Fastify's handler; a request with an Upgrade header that is no WebSocket handshake is served the same way (upgrade.ts).
  * Configured as Fastify configures the server it creates itself (fastify/lib/server.js), so its
  * timeouts still apply.
  */

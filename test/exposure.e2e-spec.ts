@@ -110,6 +110,7 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
       [`GET /metrics HTTP/1.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 431],
       ['GET /metrics HTTP/1.1\r\n\r\n', 400], // no Host (RFC 9112 §3.2)
       ['GET /metrics HTTP/1.1\r\nExpect: 100-continue\r\n\r\n', 400], // no Host, checked before Expect
+      ['GET /metrics HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n', 400], // two Hosts
       ['GET /metrics HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n\r\n', 417],
     ] as const) {
       const raw = await rawExchange(port, bytes);

@@ -157,6 +157,31 @@ describe('request framing (e2e, raw sockets)', () => {
     expect(bodyOf(other.raw)).toEqual({ statusCode: 417, error: 'Expectation Failed', message: 'Only Expect: 100-continue is supported', requestId: 'expect-417' });
   });
 
+  // RFC 9112 §3.2 again: Node kept the first of two Hosts and never looked at a Host's value.
+  const handshake = 'GET /ws/notifications HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+  it.each([
+    ['two Hosts', 'GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n', 'A request must have at most one Host header (RFC 9112 section 3.2)'],
+    ['two Hosts on HTTP/1.0', 'GET /health/live HTTP/1.0\r\nHost: 127.0.0.1\r\nhost: 127.0.0.1\r\n', 'A request must have at most one Host header (RFC 9112 section 3.2)'],
+    ['a Host with a path', 'GET /health/live HTTP/1.1\r\nHost: 127.0.0.1/x\r\n', 'The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)'],
+    ['a Host with a space', 'GET /series HTTP/1.1\r\nHost: a b\r\n', 'The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)'],
+    ['a WebSocket handshake with two Hosts', `${handshake}Host: 127.0.0.1\r\nHost: 127.0.0.1\r\n`, 'A request must have at most one Host header (RFC 9112 section 3.2)'],
+    ['a WebSocket handshake with an invalid Host', `${handshake}Host: [::1\r\n`, 'The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)'],
+  ])('%s gets the API’s 400 and the connection closed; a request pipelined behind it is not served', async (_kind, head, message) => {
+    const calls = upstream.calls;
+    const refresh = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Content-Length: 0', '', ''].join('\r\n');
+    const { statuses, closedByServer, raw } = await exchange(port, `${head}X-Request-Id: bad-host\r\n\r\n${refresh}`, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    expect(raw).toMatch(/\r\nx-content-type-options: nosniff\r\n/);
+    expect(bodyOf(raw)).toEqual({ statusCode: 400, error: 'Bad Request', message, requestId: 'bad-host' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(upstream.calls).toBe(calls); // the refresh would have called the upstream
+  });
+
+  it.each(['127.0.0.1', 'localhost:1234', '[::1]:80', 'my_service.internal.'])('Host: %s is served', async (host) => {
+    const { statuses } = await exchange(port, `GET /health/live HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 1);
+    expect(statuses).toEqual([200]);
+  });
+
   it('a request pipelined behind one without Host is not served', async () => {
     const calls = upstream.calls;
     const refresh = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Content-Length: 0', '', ''].join('\r\n');

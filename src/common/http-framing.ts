@@ -52,22 +52,41 @@ export function badRequestReply(req: IncomingMessage, message: string): { body: 
 }
 
 export const MISSING_HOST_MESSAGE = 'An HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)';
+export const DUPLICATE_HOST_MESSAGE = 'A request must have at most one Host header (RFC 9112 section 3.2)';
+export const INVALID_HOST_MESSAGE = 'The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)';
 
-/** Whether `req` is HTTP/1.1 without a Host header, which RFC 9112 §3.2 says to answer 400. */
-export function lacksHost(req: IncomingMessage): boolean {
-  return req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1;
+// RFC 9110 §7.2: Host = uri-host [ ":" port ], uri-host being RFC 3986's host (an IP literal in
+// brackets, or a name or IPv4 address of unreserved characters, sub-delims and %XX); empty is
+// allowed (a target without authority).
+const VALID_HOST = /^(?:\[[0-9A-Za-z._~!$&'()*+,;=:%-]+\]|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+
+/**
+ * Why `req`'s Host must be answered 400 (RFC 9112 §3.2), or undefined: missing on HTTP/1.1,
+ * sent more than once (Node keeps the first and drops the others silently, so a proxy and this
+ * server could see different hosts), or not a host[:port].
+ */
+export function hostProblem(req: IncomingMessage): string | undefined {
+  const host = req.headers.host;
+  if (host === undefined) return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? MISSING_HOST_MESSAGE : undefined;
+  const raw = req.rawHeaders;
+  let lines = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') lines++;
+  if (lines > 1) return DUPLICATE_HOST_MESSAGE;
+  return VALID_HOST.test(host) ? undefined : INVALID_HOST_MESSAGE;
 }
 
 /**
- * Answers an HTTP/1.1 request without a Host header with a 400 (RFC 9112 §3.2) in the API's
- * JSON error shape and `Connection: close`, and returns true; requests pipelined behind it are
- * not served (`answered`). Node's own check (`requireHostHeader`, off on our servers) answers a
- * bare 400 without a body or the API's headers.
+ * Answers a request whose Host is missing (HTTP/1.1), repeated or invalid with a 400 (RFC 9112
+ * §3.2) in the API's JSON error shape and `Connection: close`, and returns true; requests
+ * pipelined behind it are not served (`answered`). Node's own check (`requireHostHeader`, off
+ * on our servers) answers a missing one with a bare 400 (no body or API headers) and never
+ * checked the other two.
  */
-export function rejectMissingHost(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
-  if (!lacksHost(req)) return false;
+export function rejectBadHost(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
+  const problem = hostProblem(req);
+  if (problem === undefined) return false;
   answered.add(req.socket);
-  const { body, headers } = badRequestReply(req, MISSING_HOST_MESSAGE);
+  const { body, headers } = badRequestReply(req, problem);
   res.writeHead(400, { ...headers, connection: 'close' });
   res.end(body);
   return true;
@@ -108,7 +127,8 @@ export function serveScreened(
 
 /**
  * Answers what must not be served, and returns true: a request pipelined behind one answered
- * 400 here (its connection is closed), one whose body cannot be delimited, one without Host.
+ * 400 here (its connection is closed), one whose body cannot be delimited, one whose Host is
+ * missing, repeated or invalid.
  */
 export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
   // A request the parser found in the unread body of one already answered 400: smuggled, never served.
@@ -116,7 +136,7 @@ export function screenRequest(req: IncomingMessage, res: ServerResponse, answere
     req.socket.destroy();
     return true;
   }
-  return rejectUnframedBody(req, res, answered) || rejectMissingHost(req, res, answered);
+  return rejectUnframedBody(req, res, answered) || rejectBadHost(req, res, answered);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { badRequestReply, errorReply, lacksHost } from './http-framing.js';
+import { badRequestReply, errorReply, hostProblem } from './http-framing.js';
 
 /** What a client may send on an upgraded connection while it waits for its answer (more is abuse). */
 const MAX_HELD_BYTES = 64 * 1024;
@@ -12,8 +12,8 @@ export const UPGRADE_WITH_BODY_MESSAGE =
 /** Whether `req` is a WebSocket handshake for one of `paths` (what the WebSocket adapter would take). */
 function isWebSocketHandshake(req: IncomingMessage, paths: readonly string[]): boolean {
   const protocols = (req.headers.upgrade ?? '').toLowerCase().split(',').map((p) => p.trim());
-  // Without Host (HTTP/1.1), served as a plain request: the 400 every such request gets.
-  if (req.method !== 'GET' || !protocols.includes('websocket') || lacksHost(req)) return false;
+  // With a missing, repeated or invalid Host, served as a plain request: the 400 every such request gets.
+  if (req.method !== 'GET' || !protocols.includes('websocket') || hostProblem(req) !== undefined) return false;
   try {
     // As WsAdapter resolves it (a Host it cannot parse makes it write a malformed response).
     return paths.includes(new URL(req.url ?? '/', `ws://${req.headers.host}/`).pathname);
