@@ -497,6 +497,16 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
       });
       await waitFor('the other address registered', () => service.clientCount === 2);
       expect([admitted.closeCode, other.closeCode]).toEqual([undefined, undefined]);
+      // A malformed handshake (another client: not over its limit) is the API's 400.
+      const malformed = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.63', 'Sec-WebSocket-Key': 'bad' });
+      await waitFor('answered and closed', () => malformed.closed(), { timeoutMs: 5000 });
+      expect(malformed.head()).toMatch(/^HTTP\/1\.1 400 /);
+      // Every handshake's answer is timed as a request's would be, and the slots are counted.
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const handshakes = (status: number) => new RegExp(`\\nhttp_request_duration_seconds_count\\{method="GET",route="/ws/notifications",status="${status}"\\} (\\d+)\\n`).exec(metrics)?.[1];
+      expect([101, 429, 400].map(handshakes)).toEqual(['4', '1', '1']);
+      expect(metrics).toContain('\nnotification_clients{transport="ws"} 2\n');
+      expect(metrics).toContain('\nnotification_clients_refused_total{transport="ws",reason="address"} 2\n');
     } finally {
       [admitted, ...refused, other].forEach((c) => c.close());
       over.socket.destroy();

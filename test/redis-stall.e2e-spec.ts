@@ -1,6 +1,7 @@
 import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { MetricsService } from '../src/metrics/metrics.service.js';
 import { AUTH, bootApp, postRefresh } from './support/app.js';
 import { FaultRedisServer } from './support/fault-redis.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
@@ -266,5 +267,7 @@ describe('A WebSocket handshake waiting on a stalled Redis at shutdown (e2e, pri
     expect(head).toMatch(/\r\nretry-after: 1\r\n/);
     expect(head).toMatch(/\r\ncontent-type: application\/json; charset=utf-8\r\n/);
     expect(JSON.parse(body)).toEqual({ statusCode: 503, error: 'Service Unavailable', message: 'Server shutting down; try again', requestId: 'ws-at-shutdown' });
+    // Timed in the metrics as a request would be (read from the closed app: nothing scrapes it now).
+    expect(await app.get(MetricsService).render()).toMatch(/\nhttp_request_duration_seconds_count\{method="GET",route="\/ws\/notifications",status="503"\} 1\n/);
   });
 });

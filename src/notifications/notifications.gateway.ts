@@ -2,11 +2,15 @@ import { BeforeApplicationShutdown, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { clientAddress, clientKey } from '../common/client-address.js';
 import { trustFunction } from '../config/trust-proxy.js';
 import { refuseHandshake, rejectHandshake } from '../common/upgrade.js';
 import { Env } from '../config/env.validation.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import type { Tally } from '../metrics/tallied-histogram.js';
 import { ThrottleService } from '../throttle/throttle.service.js';
 import { NotificationsService } from './notifications.service.js';
 
@@ -50,21 +54,28 @@ export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
 export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer>, BeforeApplicationShutdown {
   private readonly logger = new Logger(NotificationsGateway.name);
   private readonly trust: (addr: string, hop: number) => boolean;
-  /** Handshakes whose rate-limit count is in flight. */
-  private readonly verifying = new Set<IncomingMessage>();
+  /** Handshakes whose rate-limit count is in flight, with when each began (performance.now()). */
+  private readonly verifying = new Map<IncomingMessage, number>();
   private closing = false;
+  /** http_request_duration_seconds tallies of handshake answers by status; none with METRICS_ENABLED=false. */
+  private readonly timings?: Map<number, Tally>;
 
   constructor(
     private readonly notifications: NotificationsService,
     private readonly throttle: ThrottleService,
+    private readonly metrics: MetricsService,
     config: ConfigService<Env, true>,
   ) {
     this.trust = trustFunction(config.get('TRUST_PROXY', { infer: true }));
+    if (config.get('METRICS_ENABLED', { infer: true })) this.timings = new Map();
   }
 
   afterInit(server: WebSocketServer): void {
     // A malformed handshake gets the API's JSON 400 (with a listener, `ws` leaves the answer to it).
-    server.on('wsClientError', rejectHandshake);
+    server.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
+      rejectHandshake(err, socket, req);
+      this.answered(400, performance.now());
+    });
     // Set here, not in @WebSocketGateway's options: the check needs this instance's services.
     server.options.verifyClient = (info: { req: IncomingMessage }, done: (verified: boolean) => void) =>
       void this.verify(info.req, done);
@@ -77,25 +88,46 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
    * While Redis is away the count fails open; any other failure is a 500, as for a request.
    */
   private async verify(req: IncomingMessage, done: (verified: boolean) => void): Promise<void> {
-    if (this.closing) return this.refuseClosing(req);
+    const started = performance.now();
+    if (this.closing) return this.refuseClosing(req, started);
     const address = clientAddress(req, this.trust);
-    // No address: reset by the client already; handleConnection lets it go.
+    // No address: reset by the client already (no 101 will go out); handleConnection lets it go.
     if (address === undefined) return done(true);
-    this.verifying.add(req);
+    this.verifying.set(req, started);
     let retryIn: number | undefined;
     try {
       retryIn = await this.throttle.hit(`GET:${NOTIFICATIONS_WS_PATH}`, address);
     } catch (err) {
       if (!this.verifying.delete(req)) return;
       this.logger.error(`WebSocket handshake: rate-limit count failed: ${(err as Error).stack ?? String(err)}`);
-      return refuseHandshake(req.socket, req, 500, 'Internal server error');
+      refuseHandshake(req.socket, req, 500, 'Internal server error');
+      return this.answered(500, started);
     }
     // Answered by beforeApplicationShutdown meanwhile.
     if (!this.verifying.delete(req)) return;
-    if (retryIn === undefined) return done(true);
+    if (retryIn === undefined) {
+      // The 101 goes out now (a client refused a notification slot then gets its 1013 on top).
+      this.answered(101, started);
+      return done(true);
+    }
     // Answered here: `done(false, 429)` would have `ws` answer text/html. `ws` has nothing left
     // to do with the socket (it only destroys it on an error).
     refuseHandshake(req.socket, req, 429, `Too many requests; retry in ${retryIn} s`, { 'retry-after': retryIn });
+    this.answered(429, started);
+  }
+
+  /**
+   * Times a handshake's answer as Fastify's hook times a request's (method GET, the gateway's
+   * path as route): Node hands handshakes to `ws`, not Fastify, so they were in no metric.
+   */
+  private answered(status: number, started: number): void {
+    if (this.timings === undefined) return;
+    let tally = this.timings.get(status);
+    if (tally === undefined) {
+      tally = this.metrics.httpDuration.tally({ method: 'GET', route: NOTIFICATIONS_WS_PATH, status: String(status) });
+      this.timings.set(status, tally);
+    }
+    tally.observe((performance.now() - started) / 1000);
   }
 
   /**
@@ -105,12 +137,13 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
    */
   beforeApplicationShutdown(): void {
     this.closing = true;
-    for (const req of this.verifying) this.refuseClosing(req);
+    for (const [req, started] of this.verifying) this.refuseClosing(req, started);
     this.verifying.clear();
   }
 
-  private refuseClosing(req: IncomingMessage): void {
+  private refuseClosing(req: IncomingMessage, started: number): void {
     refuseHandshake(req.socket, req, 503, 'Server shutting down; try again', { 'retry-after': 1 });
+    this.answered(503, started);
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {

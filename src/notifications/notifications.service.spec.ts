@@ -7,6 +7,7 @@ import { SourceReportDto } from '../ingest/dto/ingest-report.dto.js';
 import { SummaryEvents } from '../summary/summary.events.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { RedisClient } from '../redis/redis.types.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { Notification, NotificationsService } from './notifications.service.js';
 import { formatSse } from './sse.js';
 
@@ -37,7 +38,10 @@ describe('NotificationsService', () => {
   let service: NotificationsService;
   let summaryEvents: SummaryEvents;
 
+  let metrics: MetricsService;
+
   beforeEach(async () => {
+    metrics = new MetricsService({ on: () => undefined } as unknown as RedisClient, config);
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     publish = jest.fn(async () => 1);
@@ -49,6 +53,7 @@ describe('NotificationsService', () => {
       summaryEvents,
       new RedisKeys(config),
       config,
+      metrics,
     );
     await service.onModuleInit();
   });
@@ -138,6 +143,22 @@ describe('NotificationsService', () => {
     expect(service.clientCount).toBe(0);
     slotOf('ws', '192.0.2.1');
     slotOf('ws', '192.0.2.1');
+  });
+
+  it('exposes connected, refused and dropped clients in /metrics', async () => {
+    const sse = service.connect('sse', '192.0.2.1');
+    service.connect('ws', '192.0.2.1');
+    service.connect('ws', '192.0.2.1'); // over NOTIFY_MAX_CLIENTS_PER_IP
+    service.connect('sse', '192.0.2.2');
+    service.connect('sse', '192.0.2.3'); // over NOTIFY_MAX_CLIENTS
+    service.recordDrop('ws', 'no pong');
+    if (!('refused' in sse)) sse.release();
+    const text = await metrics.render();
+    expect(text).toContain('notification_clients{transport="sse"} 1\n');
+    expect(text).toContain('notification_clients{transport="ws"} 1\n');
+    expect(text).toContain('notification_clients_refused_total{transport="ws",reason="address"} 1\n');
+    expect(text).toContain('notification_clients_refused_total{transport="sse",reason="full"} 1\n');
+    expect(text).toContain('notification_clients_dropped_total{transport="ws"} 1\n');
   });
 
   it('serializes each notification once: every client gets the same Buffers', () => {

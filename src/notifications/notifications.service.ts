@@ -1,7 +1,9 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { Counter, Gauge } from 'prom-client';
 import { concat, Observable, of, Subject } from 'rxjs';
 import { Env } from '../config/env.validation.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { isCluster, RedisClient } from '../redis/redis.types.js';
@@ -68,6 +70,8 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
   private subscribed = true;
   private stopped = false;
   private heartbeat?: NodeJS.Timeout;
+  private readonly refusals: Counter<'transport' | 'reason'>;
+  private readonly drops: Counter<'transport'>;
 
   constructor(
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
@@ -75,12 +79,37 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     private readonly summaryEvents: SummaryEvents,
     keys: RedisKeys,
     config: ConfigService<Env, true>,
+    metrics: MetricsService,
   ) {
     this.channel = keys.events();
     this.heartbeatMs = config.get('NOTIFY_HEARTBEAT_MS', { infer: true });
     this.maxClients = config.get('NOTIFY_MAX_CLIENTS', { infer: true });
     this.maxPerAddress = config.get('NOTIFY_MAX_CLIENTS_PER_IP', { infer: true });
     this.maxBufferBytes = config.get('NOTIFY_MAX_BUFFER_BYTES', { infer: true });
+    // What an operator sizes NOTIFY_MAX_CLIENTS(_PER_IP) and NOTIFY_MAX_BUFFER_BYTES by.
+    const counts = this.counts;
+    new Gauge({
+      name: 'notification_clients',
+      help: 'Notification clients connected to this instance, by transport (sse, ws)',
+      labelNames: ['transport'] as const,
+      registers: [metrics.registry],
+      collect() {
+        this.set({ transport: 'sse' }, counts.sse);
+        this.set({ transport: 'ws' }, counts.ws);
+      },
+    });
+    this.refusals = new Counter({
+      name: 'notification_clients_refused_total',
+      help: 'Notification clients refused a slot, by transport and reason: full (NOTIFY_MAX_CLIENTS reached, or shutting down), address (NOTIFY_MAX_CLIENTS_PER_IP reached)',
+      labelNames: ['transport', 'reason'] as const,
+      registers: [metrics.registry],
+    });
+    this.drops = new Counter({
+      name: 'notification_clients_dropped_total',
+      help: 'Notification clients dropped by the server, by transport: too slow (NOTIFY_MAX_BUFFER_BYTES), dead (no pong), or misbehaving',
+      labelNames: ['transport'] as const,
+      registers: [metrics.registry],
+    });
   }
 
   async onModuleInit(): Promise<void> {
@@ -158,10 +187,12 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
    */
   connect(transport: Transport, address: string): ClientSlot | Refusal {
     if (this.stopped || this.clientCount >= this.maxClients) {
+      this.refusals.inc({ transport, reason: 'full' });
       return { refused: 'full', message: 'Too many notification clients on this instance; try again later' };
     }
     const fromAddress = this.perAddress.get(address) ?? 0;
     if (fromAddress >= this.maxPerAddress) {
+      this.refusals.inc({ transport, reason: 'address' });
       return { refused: 'address', message: `Too many notification clients from this address (NOTIFY_MAX_CLIENTS_PER_IP: ${this.maxPerAddress}); try again later` };
     }
     this.counts[transport]++;
@@ -190,6 +221,7 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
   /** Logs and counts a client dropped for being too slow or dead. */
   recordDrop(transport: Transport, reason: string): void {
     this.droppedClients++;
+    this.drops.inc({ transport });
     this.logger.warn(`dropped a ${transport} notification client: ${reason}`);
   }
 
