@@ -162,6 +162,9 @@ const REQUESTS: Readonly<Record<string, string>> = {
   http10: 'GET /is-bitcoin-lit HTTP/1.0\r\n\r\n',
   badWs: 'GET /ws/notifications HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: bad\r\nSec-WebSocket-Version: 13\r\n\r\n',
   headSse: 'HEAD /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n',
+  // Refused in front of Fastify (RFC 9112 §3.2): a 400, then the connection closed.
+  twoHosts: 'GET /is-bitcoin-lit HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n',
+  badHostWs: WS_HANDSHAKE.replace('Host: x', 'Host: x/y'),
 };
 /** rst: reset at once; rstOnData: reset when the first answer byte arrives; rstLater: after a while; fin: half-close, then wait. */
 const ENDINGS = ['rst', 'rstOnData', 'rstLater', 'fin'] as const;
