@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { AddressInfo, connect } from 'node:net';
@@ -175,6 +177,29 @@ describe('request framing (e2e, raw sockets)', () => {
     expect(bodyOf(raw)).toEqual({ statusCode: 400, error: 'Bad Request', message, requestId: 'bad-host' });
     await new Promise((r) => setTimeout(r, 300));
     expect(upstream.calls).toBe(calls); // the refresh would have called the upstream
+  });
+
+  // Answered in front of Fastify, they had no access log line and no timing in the metrics.
+  it('a request answered before routing is logged (with its reason and request id) and counted in the metrics as unmatched', async () => {
+    const logged: string[] = [];
+    const log = jest.spyOn(Logger.prototype, 'log').mockImplementation((message: unknown) => void logged.push(String(message)));
+    const countOf = async (status: number) => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return Number(new RegExp(`\\nhttp_request_duration_seconds_count\\{method="GET",route="unmatched",status="${status}"\\} (\\d+)\\n`).exec(text)?.[1] ?? 0);
+    };
+    try {
+      const [before400, before417] = [await countOf(400), await countOf(417)];
+      const refused = await exchange(port, 'GET /series?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n', 1);
+      const { requestId } = bodyOf(refused.raw) as { requestId: string };
+      await exchange(port, 'GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: something-else\r\nX-Request-Id: expect-logged\r\n\r\n', 1);
+      expect(logged.filter((line) => line.includes('before routing'))).toEqual([
+        `GET /series answered 400 before routing (request id ${requestId}): A request must have at most one Host header (RFC 9112 section 3.2)`,
+        'GET /health/live answered 417 before routing (request id expect-logged): Only Expect: 100-continue is supported',
+      ]);
+      expect([await countOf(400), await countOf(417)]).toEqual([before400 + 1, before417 + 1]);
+    } finally {
+      log.mockRestore();
+    }
   });
 
   it.each(['127.0.0.1', 'localhost:1234', '[::1]:80', 'my_service.internal.'])('Host: %s is served', async (host) => {

@@ -1,7 +1,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { newRequestId, requestIdFrom } from './request-id.js';
+import { newRequestId, requestIdOf } from './request-id.js';
 import { API_SECURITY_HEADERS } from './security-headers.js';
 
 export const BOTH_LENGTHS_MESSAGE =
@@ -33,7 +33,7 @@ export function errorReply(
   statusCode: number,
   message: string,
 ): { body: string; headers: Record<string, string | number> } {
-  const requestId = requestIdFrom(req);
+  const requestId = requestIdOf(req);
   const body = JSON.stringify({ statusCode, error: STATUS_CODES[statusCode], message, requestId });
   return {
     body,
@@ -75,24 +75,14 @@ export function hostProblem(req: IncomingMessage): string | undefined {
   return VALID_HOST.test(host) ? undefined : INVALID_HOST_MESSAGE;
 }
 
-/**
- * Answers a request whose Host is missing (HTTP/1.1), repeated or invalid with a 400 (RFC 9112
- * §3.2) in the API's JSON error shape and `Connection: close`, and returns true; requests
- * pipelined behind it are not served (`answered`). Node's own check (`requireHostHeader`, off
- * on our servers) answers a missing one with a bare 400 (no body or API headers) and never
- * checked the other two.
- */
-export function rejectBadHost(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
-  const problem = hostProblem(req);
-  if (problem === undefined) return false;
-  answered.add(req.socket);
-  const { body, headers } = badRequestReply(req, problem);
-  res.writeHead(400, { ...headers, connection: 'close' });
-  res.end(body);
-  return true;
-}
-
 export const UNSUPPORTED_EXPECTATION_MESSAGE = 'Only Expect: 100-continue is supported';
+
+/**
+ * Told of each request answered by the screen itself (serveScreened): its status and the
+ * message of its JSON error. Such a request never reaches Fastify, so neither its access log
+ * line nor its timing in the metrics is written otherwise.
+ */
+export type ScreenedAnswer = (req: IncomingMessage, statusCode: number, message: string) => void;
 
 /**
  * Serves `server`'s requests with `serve`, each first screened (screenRequest), and returns that
@@ -100,63 +90,64 @@ export const UNSUPPORTED_EXPECTATION_MESSAGE = 'Only Expect: 100-continue is sup
  * a request with an `Expect` header before emitting it ('checkContinue', 'checkExpectation'),
  * after its own Host check, which is off on our servers: such a request is screened first too,
  * then gets `100 Continue` and `serve` as Node would, or a 417 in the API's shape where Node's is
- * bare.
+ * bare. `onAnswered` hears of every answer made here instead of by `serve`.
  */
 export function serveScreened(
   server: Server,
   answered: WeakSet<Duplex>,
   serve: (req: IncomingMessage, res: ServerResponse) => void,
+  onAnswered?: ScreenedAnswer,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    if (!screenRequest(req, res, answered)) serve(req, res);
+    if (!screenRequest(req, res, answered, onAnswered)) serve(req, res);
   };
   server.on('request', onRequest);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    if (screenRequest(req, res, answered)) return;
+    if (screenRequest(req, res, answered, onAnswered)) return;
     res.writeContinue();
     serve(req, res);
   });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    if (screenRequest(req, res, answered)) return;
+    if (screenRequest(req, res, answered, onAnswered)) return;
     const { body, headers } = errorReply(req, 417, UNSUPPORTED_EXPECTATION_MESSAGE);
     res.writeHead(417, headers);
     res.end(body);
+    onAnswered?.(req, 417, UNSUPPORTED_EXPECTATION_MESSAGE);
   });
   return onRequest;
 }
 
+/** Why `req` must be answered 400 and its connection closed (hasUnframedBody, hostProblem), or undefined. */
+function screenProblem(req: IncomingMessage): string | undefined {
+  return hasUnframedBody(req) ? UNFRAMED_BODY_MESSAGE : hostProblem(req);
+}
+
 /**
- * Answers what must not be served, and returns true: a request pipelined behind one answered
- * 400 here (its connection is closed), one whose body cannot be delimited, one whose Host is
- * missing, repeated or invalid.
+ * The HTTP server's first step for every request. Answers what must not be served, and returns
+ * true: a request pipelined behind one answered 400 here is dropped with its connection (the
+ * parser found it in an unread body: smuggled); one with a screenProblem gets a 400 in the API's
+ * JSON error shape with `Connection: close`, and the connection ends once it is sent. Everything
+ * else returns false.
  */
-export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
-  // A request the parser found in the unread body of one already answered 400: smuggled, never served.
+export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>, onAnswered?: ScreenedAnswer): boolean {
   if (answered.has(req.socket)) {
     req.socket.destroy();
     return true;
   }
-  return rejectUnframedBody(req, res, answered) || rejectBadHost(req, res, answered);
-}
-
-/**
- * The HTTP server's first step for every request: answers one whose body cannot be delimited
- * with a 400 (the API's JSON error shape) and `Connection: close`, and returns true; the
- * connection ends once the answer is sent. Everything else returns false.
- */
-export function rejectUnframedBody(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>): boolean {
-  if (!hasUnframedBody(req)) return false;
+  const problem = screenProblem(req);
+  if (problem === undefined) return false;
   answered.add(req.socket);
-  const { body, headers } = badRequestReply(req, UNFRAMED_BODY_MESSAGE);
+  const { body, headers } = badRequestReply(req, problem);
   res.writeHead(400, { ...headers, connection: 'close' }); // Node then ends the socket after this response
   res.end(body);
+  onAnswered?.(req, 400, problem);
   return true;
 }
 
 /**
  * Fastify's clientErrorHandler (malformed requests Node's parser rejects: 400, 408 on a request
  * timeout, 431 for oversized headers, as Fastify's default, in the API's JSON shape), except on
- * a connection whose request was already answered by rejectUnframedBody: its unread body is
+ * a connection whose request was already answered 400 by screenRequest: its unread body is
  * what the parser tripped on, and the client must get one answer, not two.
  */
 export function clientErrorHandler(answered: WeakSet<Duplex>) {
