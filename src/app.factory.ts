@@ -13,7 +13,7 @@ import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.js';
 import { AllowedMethods } from './common/allowed-methods.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
-import { clientErrorHandler, type ScreenedAnswer, serveScreened } from './common/http-framing.js';
+import { clientErrorHandler, type OnScreenedAnswer, serveScreened } from './common/http-framing.js';
 import { corsOrigins } from './config/cors-origins.js';
 import { OpenConnections } from './common/open-connections.js';
 import { requestIdOf } from './common/request-id.js';
@@ -32,7 +32,7 @@ import type { Tally } from './metrics/tallied-histogram.js';
  * Configured as Fastify configures the server it creates itself (fastify/lib/server.js), so its
  * timeouts still apply.
  */
-function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered: WeakSet<Duplex>, screened: ScreenedAnswer): FastifyServerFactory<Server> {
+function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered: WeakSet<Duplex>, screened: OnScreenedAnswer): FastifyServerFactory<Server> {
   return (handler, options) => {
     // Node checks request timeouts on this interval (default 30 s), so it bounds how late they fire.
     // Not `optimizeEmptyRequests` (Node >= 24.12, ~10 % less CPU per cached GET on Node 26): it
@@ -64,21 +64,24 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
 
 /**
  * The access log line and metrics timing of a request the HTTP server answered before Fastify
- * (screenRequest's 400s, a 417): at the access log's level (info), with the reason, and timed
- * as 0 s (answered at once) with route `unmatched`, as an unrouted request is.
+ * (screenRequest's 400s, a 417, what Node's parser refused): at the access log's level (info),
+ * with the reason, and timed as 0 s (answered at once) with route `unmatched`, as an unrouted
+ * request is (method `unknown` when the parser refused it).
  */
-function screenedReport(app: NestFastifyApplication): ScreenedAnswer {
+function screenedReport(app: NestFastifyApplication): OnScreenedAnswer {
   const logger = new NestLogger('HttpServer');
   const timed = app.get(ConfigService<Env, true>).get('METRICS_ENABLED', { infer: true });
   const metrics = app.get(MetricsService);
   const tallies = new Map<string, Tally>();
-  return (req, statusCode, message) => {
-    logger.log(`${req.method} ${(req.url ?? '').split('?')[0]} answered ${statusCode} before routing (request id ${requestIdOf(req)}): ${message}`);
+  return ({ req, requestId, statusCode, message }) => {
+    const method = req?.method ?? 'unknown';
+    const what = req === undefined ? 'a request Node could not read (malformed, too large or too slow)' : `${method} ${(req.url ?? '').split('?')[0]}`;
+    logger.log(`${what} answered ${statusCode} before routing (request id ${requestId}): ${message}`);
     if (!timed) return;
-    const key = `${req.method} ${statusCode}`;
+    const key = `${method} ${statusCode}`;
     let tally = tallies.get(key);
     if (tally === undefined) {
-      tally = metrics.httpDuration.tally({ method: req.method ?? 'unknown', route: 'unmatched', status: String(statusCode) });
+      tally = metrics.httpDuration.tally({ method, route: 'unmatched', status: String(statusCode) });
       tallies.set(key, tally);
     }
     tally.observe(0);
@@ -102,7 +105,8 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   const { TRUST_PROXY: trustProxy, HTTP_REQUEST_TIMEOUT_MS: requestTimeout } = validateEnv({ ...process.env, ...env });
   // Created before the app, so the server below reaches CacheFastPath and the access log through these variables.
   let fastPath: CacheFastPath | undefined;
-  let reportScreened: ScreenedAnswer | undefined;
+  let reportScreened: OnScreenedAnswer | undefined;
+  const screened: OnScreenedAnswer = (answer) => reportScreened?.(answer);
   // Connections answered 400 in front of Fastify: the parser's error on their unread body is not answered again.
   const answered = new WeakSet<Duplex>();
   const adapter = new FastifyAdapter({
@@ -113,8 +117,8 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
     // The default 'reqId' label and Fastify's own request logging stay off: pino-http logs requests.
     logger: false,
     // Cached GETs are answered in front of Fastify; every other request goes to its handler.
-    serverFactory: serverWithFastPath(() => fastPath, answered, (req, status, message) => reportScreened?.(req, status, message)),
-    clientErrorHandler: clientErrorHandler(answered),
+    serverFactory: serverWithFastPath(() => fastPath, answered, screened),
+    clientErrorHandler: clientErrorHandler(answered, screened),
     // The router refuses a malformed URL (400) or an over-long route parameter (414) before any
     // hook or filter runs: answered here in the API's error shape, with the headers the onRequest
     // hook below would have set (Fastify's own body has a `code` and no request id).

@@ -183,20 +183,24 @@ describe('request framing (e2e, raw sockets)', () => {
   it('a request answered before routing is logged (with its reason and request id) and counted in the metrics as unmatched', async () => {
     const logged: string[] = [];
     const log = jest.spyOn(Logger.prototype, 'log').mockImplementation((message: unknown) => void logged.push(String(message)));
-    const countOf = async (status: number) => {
+    const countOf = async (status: number, method = 'GET') => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      return Number(new RegExp(`\\nhttp_request_duration_seconds_count\\{method="GET",route="unmatched",status="${status}"\\} (\\d+)\\n`).exec(text)?.[1] ?? 0);
+      return Number(new RegExp(`\\nhttp_request_duration_seconds_count\\{method="${method}",route="unmatched",status="${status}"\\} (\\d+)\\n`).exec(text)?.[1] ?? 0);
     };
     try {
-      const [before400, before417] = [await countOf(400), await countOf(417)];
+      const [before400, before417, before431] = [await countOf(400), await countOf(417), await countOf(431, 'unknown')];
       const refused = await exchange(port, 'GET /series?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n', 1);
       const { requestId } = bodyOf(refused.raw) as { requestId: string };
       await exchange(port, 'GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: something-else\r\nX-Request-Id: expect-logged\r\n\r\n', 1);
+      // Refused by Node's parser (oversized headers): no request to name, a new request id.
+      const big = await exchange(port, `GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 1);
+      const bigId = (bodyOf(big.raw) as { requestId: string }).requestId;
       expect(logged.filter((line) => line.includes('before routing'))).toEqual([
         `GET /series answered 400 before routing (request id ${requestId}): A request must have at most one Host header (RFC 9112 section 3.2)`,
         'GET /health/live answered 417 before routing (request id expect-logged): Only Expect: 100-continue is supported',
+        `a request Node could not read (malformed, too large or too slow) answered 431 before routing (request id ${bigId}): Exceeded maximum allowed HTTP header size`,
       ]);
-      expect([await countOf(400), await countOf(417)]).toEqual([before400 + 1, before417 + 1]);
+      expect([await countOf(400), await countOf(417), await countOf(431, 'unknown')]).toEqual([before400 + 1, before417 + 1, before431 + 1]);
     } finally {
       log.mockRestore();
     }

@@ -77,12 +77,21 @@ export function hostProblem(req: IncomingMessage): string | undefined {
 
 export const UNSUPPORTED_EXPECTATION_MESSAGE = 'Only Expect: 100-continue is supported';
 
+/** An answer made in front of Fastify: by the screen (serveScreened) or to a request Node's parser refused (clientErrorHandler). */
+export interface ScreenedAnswer {
+  /** Absent when the parser refused the request. */
+  req?: IncomingMessage;
+  requestId: string;
+  statusCode: number;
+  /** The message of its JSON error. */
+  message: string;
+}
+
 /**
- * Told of each request answered by the screen itself (serveScreened): its status and the
- * message of its JSON error. Such a request never reaches Fastify, so neither its access log
+ * Told of each ScreenedAnswer. Such a request never reaches Fastify, so neither its access log
  * line nor its timing in the metrics is written otherwise.
  */
-export type ScreenedAnswer = (req: IncomingMessage, statusCode: number, message: string) => void;
+export type OnScreenedAnswer = (answer: ScreenedAnswer) => void;
 
 /**
  * Serves `server`'s requests with `serve`, each first screened (screenRequest), and returns that
@@ -96,7 +105,7 @@ export function serveScreened(
   server: Server,
   answered: WeakSet<Duplex>,
   serve: (req: IncomingMessage, res: ServerResponse) => void,
-  onAnswered?: ScreenedAnswer,
+  onAnswered?: OnScreenedAnswer,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (!screenRequest(req, res, answered, onAnswered)) serve(req, res);
@@ -112,7 +121,7 @@ export function serveScreened(
     const { body, headers } = errorReply(req, 417, UNSUPPORTED_EXPECTATION_MESSAGE);
     res.writeHead(417, headers);
     res.end(body);
-    onAnswered?.(req, 417, UNSUPPORTED_EXPECTATION_MESSAGE);
+    onAnswered?.({ req, requestId: requestIdOf(req), statusCode: 417, message: UNSUPPORTED_EXPECTATION_MESSAGE });
   });
   return onRequest;
 }
@@ -129,7 +138,7 @@ function screenProblem(req: IncomingMessage): string | undefined {
  * JSON error shape with `Connection: close`, and the connection ends once it is sent. Everything
  * else returns false.
  */
-export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>, onAnswered?: ScreenedAnswer): boolean {
+export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>, onAnswered?: OnScreenedAnswer): boolean {
   if (answered.has(req.socket)) {
     req.socket.destroy();
     return true;
@@ -140,7 +149,7 @@ export function screenRequest(req: IncomingMessage, res: ServerResponse, answere
   const { body, headers } = badRequestReply(req, problem);
   res.writeHead(400, { ...headers, connection: 'close' }); // Node then ends the socket after this response
   res.end(body);
-  onAnswered?.(req, 400, problem);
+  onAnswered?.({ req, requestId: requestIdOf(req), statusCode: 400, message: problem });
   return true;
 }
 
@@ -150,7 +159,7 @@ export function screenRequest(req: IncomingMessage, res: ServerResponse, answere
  * a connection whose request was already answered 400 by screenRequest: its unread body is
  * what the parser tripped on, and the client must get one answer, not two.
  */
-export function clientErrorHandler(answered: WeakSet<Duplex>) {
+export function clientErrorHandler(answered: WeakSet<Duplex>, onAnswered?: OnScreenedAnswer) {
   return (err: NodeJS.ErrnoException, socket: Duplex): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     if (answered.has(socket)) {
@@ -179,6 +188,7 @@ export function clientErrorHandler(answered: WeakSet<Duplex>) {
       const headers = { date: new Date().toUTCString(), ...API_SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' };
       const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
       socket.write(`HTTP/1.1 ${statusCode} ${error}\r\n${head}\r\n${body}`);
+      onAnswered?.({ requestId, statusCode, message });
     }
     socket.destroy(err);
   };
