@@ -164,7 +164,7 @@ const REQUESTS: Readonly<Record<string, string>> = {
   headSse: 'HEAD /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n',
   // Refused in front of Fastify (RFC 9112 §3.2): a 400, then the connection closed.
   twoHosts: 'GET /is-bitcoin-lit HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n',
-  badHostWs: WS_HANDSHAKE.replace('Host: x', 'Host: x/y'),
+  badHostWs: WS_HANDSHAKE.replace('Host: x', 'Host: [x]'),
 };
 /** rst: reset at once; rstOnData: reset when the first answer byte arrives; rstLater: after a while; fin: half-close, then wait. */
 const ENDINGS = ['rst', 'rstOnData', 'rstLater', 'fin'] as const;

@@ -53,17 +53,18 @@ export function badRequestReply(req: IncomingMessage, message: string): { body: 
 
 export const MISSING_HOST_MESSAGE = 'An HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)';
 export const DUPLICATE_HOST_MESSAGE = 'A request must have at most one Host header (RFC 9112 section 3.2)';
-export const INVALID_HOST_MESSAGE = 'The Host header must be a host name or address with an optional port (RFC 9110 section 7.2)';
-
-// RFC 9110 §7.2: Host = uri-host [ ":" port ], uri-host being RFC 3986's host (an IP literal in
-// brackets, or a name or IPv4 address of unreserved characters, sub-delims and %XX); empty is
-// allowed (a target without authority).
-const VALID_HOST = /^(?:\[[0-9A-Za-z._~!$&'()*+,;=:%-]+\]|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+export const WEBSOCKET_HOST_MESSAGE =
+  "A WebSocket handshake's Host header must be a host name or address with an optional port (RFC 9110 section 7.2)";
 
 /**
- * Why `req`'s Host must be answered 400 (RFC 9112 §3.2), or undefined: missing on HTTP/1.1,
- * sent more than once (Node keeps the first and drops the others silently, so a proxy and this
- * server could see different hosts), or not a host[:port].
+ * Why `req`'s Host must be answered 400, or undefined: missing on HTTP/1.1 or sent more than once
+ * (RFC 9112 §3.2; Node keeps the first of two and drops the other silently, so a proxy and this
+ * server could see different hosts), or, on a WebSocket handshake only, one its URL cannot be
+ * resolved against. The value is not otherwise checked against RFC 9110's syntax: nothing here
+ * reads it, and real infrastructure sends names outside it (an Envoy health check sends its
+ * cluster's name unless told otherwise, e.g. Istio's `outbound|8080||svc.ns.svc.cluster.local`).
+ * A handshake's is read: WsAdapter resolves the URL against it, as upgrade.ts does, and a Host
+ * it could not parse got a 404, or a malformed answer from WsAdapter.
  */
 export function hostProblem(req: IncomingMessage): string | undefined {
   const host = req.headers.host;
@@ -72,7 +73,9 @@ export function hostProblem(req: IncomingMessage): string | undefined {
   let lines = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') lines++;
   if (lines > 1) return DUPLICATE_HOST_MESSAGE;
-  return VALID_HOST.test(host) ? undefined : INVALID_HOST_MESSAGE;
+  const upgrade = req.headers.upgrade;
+  if (upgrade !== undefined && /websocket/i.test(upgrade) && !URL.canParse(req.url ?? '/', `ws://${host}/`)) return WEBSOCKET_HOST_MESSAGE;
+  return undefined;
 }
 
 export const UNSUPPORTED_EXPECTATION_MESSAGE = 'Only Expect: 100-continue is supported';
