@@ -102,6 +102,8 @@ describe('docs and metrics exposure switches (e2e, real Redis)', () => {
     expect(denied.status).toBe(401);
     expect(await denied.json()).toMatchObject({ statusCode: 401 });
     expect((await fetch(`${url}/is-bitcoin-lit`)).status).toBe(404);
+    // Absolute-form (RFC 9112 §3.2.2), as the API port takes it: the token is what refuses it here.
+    expect(await rawExchange(port, `GET http://127.0.0.1:${port}/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)).toMatch(/^HTTP\/1\.1 401 /);
     expect((await fetch(`${url}/metrics`, { method: 'POST', headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(405);
     // A request Node's parser refuses (a bad request line, oversized headers) gets the API's JSON
     // error too, not Node's bare `400 Bad Request` without a body.

@@ -514,6 +514,34 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
     await waitFor('no client left', () => service.clientCount === 0);
   });
 
+  it('times no 101 for a handshake whose client left while it was being counted (`ws` writes none)', async () => {
+    const count = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return Number(/\nhttp_request_duration_seconds_count\{method="GET",route="\/ws\/notifications",status="101"\} (\d+)\n/.exec(text)?.[1] ?? 0);
+    };
+    const before = await count();
+    let release = () => undefined as void;
+    const throttle = app.get(ThrottleService);
+    const original = throttle.hit.bind(throttle);
+    const hit = jest.spyOn(throttle, 'hit').mockImplementationOnce((...args) => new Promise<void>((resolve) => (release = resolve)).then(() => original(...args)));
+    try {
+      const leaving = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.64' });
+      await waitFor('its count started', () => hit.mock.calls.length === 1);
+      leaving.socket.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 100));
+      release();
+      await new Promise((r) => setTimeout(r, 300));
+      expect(leaving.head()).toBe('');
+      expect(await count()).toBe(before);
+      // A client that stays gets its 101, timed.
+      const staying = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.65' } });
+      staying.close();
+      expect(await count()).toBe(before + 1);
+    } finally {
+      hit.mockRestore();
+    }
+  });
+
   // An outage fails open (see the outage suite); anything else is a fault, a 500 as for a request.
   it('answers a handshake whose count fails for another reason with the API’s 500, without its 101', async () => {
     const hit = jest.spyOn(app.get(ThrottleService), 'hit').mockRejectedValueOnce(new Error('WRONGTYPE Operation against a key holding the wrong kind of value'));

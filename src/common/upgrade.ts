@@ -116,18 +116,19 @@ function afterPendingResponses(socket: Socket, serve: () => void): void {
 /**
  * Answers a WebSocket handshake the `ws` server refused (its 'wsClientError': bad
  * Sec-WebSocket-Key or -Version, Upgrade header…) with a 400 in the API's JSON error shape,
- * where `ws` itself would answer text/html, and closes the connection.
+ * where `ws` itself would answer text/html, and closes the connection (see refuseHandshake).
  */
-export function rejectHandshake(err: Error, socket: Duplex, req: IncomingMessage): void {
+export function rejectHandshake(err: Error, socket: Duplex, req: IncomingMessage): boolean {
   // As `ws` does: which versions it speaks (RFC 6455 §4.4).
   const headers: Record<string, string> = {};
   if (err.message.includes('Sec-WebSocket-Version')) headers['sec-websocket-version'] = '13, 8';
-  refuseHandshake(socket, req, 400, err.message, headers);
+  return refuseHandshake(socket, req, 400, err.message, headers);
 }
 
 /**
  * Answers a WebSocket handshake with `statusCode` instead of its 101, in the API's JSON error
- * shape (with `headers` besides), and closes the connection.
+ * shape (with `headers` besides), and closes the connection. False when the client had already
+ * gone (nothing written).
  */
 export function refuseHandshake(
   socket: Duplex,
@@ -135,10 +136,10 @@ export function refuseHandshake(
   statusCode: number,
   message: string,
   headers: Record<string, string | number> = {},
-): void {
+): boolean {
   if (!socket.writable) {
     socket.destroy();
-    return;
+    return false;
   }
   const { body, headers: base } = errorReply(req, statusCode, message);
   // Node's ServerResponse would add Date (RFC 9110 §6.6.1).
@@ -149,6 +150,7 @@ export function refuseHandshake(
   // then left unnoticed, and held every later graceful shutdown until its timeout.
   socket.once('finish', () => socket.destroy());
   socket.end(`HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode]}\r\n${head}\r\n${body}`);
+  return true;
 }
 
 /** The response Node is writing on `socket`, if any (Node clears it once the response finishes). */

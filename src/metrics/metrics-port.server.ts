@@ -63,7 +63,9 @@ export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationS
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '').split('?')[0];
+    // Origin-form, or absolute-form (`GET http://host/metrics`, RFC 9112 §3.2.2), as the API port takes both.
+    const url = req.url ?? '';
+    const path = !url.startsWith('/') && URL.canParse(url) ? new URL(url).pathname : url.split('?')[0];
     if (path !== '/metrics') return error(res, 404, 'Not Found', `Cannot ${req.method ?? 'GET'} ${path}`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');

@@ -56,6 +56,8 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   private readonly trust: (addr: string, hop: number) => boolean;
   /** Handshakes whose rate-limit count is in flight, with when each began (performance.now()). */
   private readonly verifying = new Map<IncomingMessage, number>();
+  /** When each handshake let through began, until its 101 is out (handleConnection). */
+  private readonly upgrading = new WeakMap<IncomingMessage, number>();
   private closing = false;
   /** http_request_duration_seconds tallies of handshake answers by status; none with METRICS_ENABLED=false. */
   private readonly timings?: Map<number, Tally>;
@@ -73,8 +75,8 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   afterInit(server: WebSocketServer): void {
     // A malformed handshake gets the API's JSON 400 (with a listener, `ws` leaves the answer to it).
     server.on('wsClientError', (err: Error, socket: Duplex, req: IncomingMessage) => {
-      rejectHandshake(err, socket, req);
-      this.answered(400, performance.now());
+      const started = performance.now();
+      if (rejectHandshake(err, socket, req)) this.answered(400, started);
     });
     // Set here, not in @WebSocketGateway's options: the check needs this instance's services.
     server.options.verifyClient = (info: { req: IncomingMessage }, done: (verified: boolean) => void) =>
@@ -100,20 +102,19 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
     } catch (err) {
       if (!this.verifying.delete(req)) return;
       this.logger.error(`WebSocket handshake: rate-limit count failed: ${(err as Error).stack ?? String(err)}`);
-      refuseHandshake(req.socket, req, 500, 'Internal server error');
-      return this.answered(500, started);
+      if (refuseHandshake(req.socket, req, 500, 'Internal server error')) this.answered(500, started);
+      return;
     }
     // Answered by beforeApplicationShutdown meanwhile.
     if (!this.verifying.delete(req)) return;
     if (retryIn === undefined) {
-      // The 101 goes out now (a client refused a notification slot then gets its 1013 on top).
-      this.answered(101, started);
+      // Timed once the 101 is out (handleConnection): `ws` writes none to a client already gone.
+      this.upgrading.set(req, started);
       return done(true);
     }
     // Answered here: `done(false, 429)` would have `ws` answer text/html. `ws` has nothing left
     // to do with the socket (it only destroys it on an error).
-    refuseHandshake(req.socket, req, 429, `Too many requests; retry in ${retryIn} s`, { 'retry-after': retryIn });
-    this.answered(429, started);
+    if (refuseHandshake(req.socket, req, 429, `Too many requests; retry in ${retryIn} s`, { 'retry-after': retryIn })) this.answered(429, started);
   }
 
   /**
@@ -142,11 +143,13 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   }
 
   private refuseClosing(req: IncomingMessage, started: number): void {
-    refuseHandshake(req.socket, req, 503, 'Server shutting down; try again', { 'retry-after': 1 });
-    this.answered(503, started);
+    if (refuseHandshake(req.socket, req, 503, 'Server shutting down; try again', { 'retry-after': 1 })) this.answered(503, started);
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
+    // `ws` has written the 101 (a client refused a notification slot below gets its 1013 on top).
+    const started = this.upgrading.get(req);
+    if (started !== undefined) this.answered(101, started);
     // WsAdapter logs every socket error at error level, but each is the client's doing (a frame
     // over maxPayload, unmasked or invalid UTF-8, a reset…) and `ws` closes the socket itself:
     // an admitted client's counts as a drop (a warning), a refused one's as nothing.
