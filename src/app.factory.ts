@@ -17,6 +17,7 @@ import { clientErrorHandler, type OnScreenedAnswer, serveScreened } from './comm
 import { corsOrigins } from './config/cors-origins.js';
 import { OpenConnections } from './common/open-connections.js';
 import { requestIdOf } from './common/request-id.js';
+import { isRoutinePath, loggedPath } from './common/logger.module.js';
 import { QueryShapePipe } from './common/query-shape.pipe.js';
 import { serveNonWebSocketUpgrades } from './common/upgrade.js';
 import { NOTIFICATIONS_WS_PATH } from './notifications/notifications.gateway.js';
@@ -52,7 +53,7 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
       },
       screened,
     );
-    serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest);
+    serveNonWebSocketUpgrades(server, [NOTIFICATIONS_WS_PATH], onRequest, screened);
     server.keepAliveTimeout = options.keepAliveTimeout as number;
     server.requestTimeout = requestTimeout;
     server.headersTimeout = Math.min(server.headersTimeout, requestTimeout);
@@ -64,19 +65,23 @@ function serverWithFastPath(fastPath: () => CacheFastPath | undefined, answered:
 
 /**
  * The access log line and metrics timing of a request the HTTP server answered before Fastify
- * (screenRequest's 400s, a 417, what Node's parser refused): at the access log's level (info),
- * with the reason, and timed as 0 s (answered at once) with route `unmatched`, as an unrouted
- * request is (method `unknown` when the parser refused it).
+ * (screenRequest's 400s, a 417, an Upgrade with a body, what Node's parser refused): the access
+ * log's fields and level, with the reason in the message, and a timing with route `unmatched`,
+ * as an unrouted request's (method `unknown` when the parser refused it).
  */
 function screenedReport(app: NestFastifyApplication): OnScreenedAnswer {
   const logger = new NestLogger('HttpServer');
   const timed = app.get(ConfigService<Env, true>).get('METRICS_ENABLED', { infer: true });
   const metrics = app.get(MetricsService);
   const tallies = new Map<string, Tally>();
-  return ({ req, requestId, statusCode, message }) => {
+  return ({ req, requestId, statusCode, message, seconds }) => {
     const method = req?.method ?? 'unknown';
-    const what = req === undefined ? 'a request Node could not read (malformed, too large or too slow)' : `${method} ${(req.url ?? '').split('?')[0]}`;
-    logger.log(`${what} answered ${statusCode} before routing (request id ${requestId}): ${message}`);
+    const path = loggedPath(req?.url);
+    // As pino-http's line: its serializers read `url`, and a status only once `headersSent`.
+    const line = { req: { id: requestId, method, url: path }, res: { statusCode, headersSent: true }, responseTime: Math.round(seconds * 1000) };
+    const text = `request answered before routing: ${message}`;
+    if (isRoutinePath(path)) logger.debug(line, text);
+    else logger.log(line, text);
     if (!timed) return;
     const key = `${method} ${statusCode}`;
     let tally = tallies.get(key);
@@ -84,7 +89,7 @@ function screenedReport(app: NestFastifyApplication): OnScreenedAnswer {
       tally = metrics.httpDuration.tally({ method, route: 'unmatched', status: String(statusCode) });
       tallies.set(key, tally);
     }
-    tally.observe(0);
+    tally.observe(seconds);
   };
 }
 

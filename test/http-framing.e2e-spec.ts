@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
+import { once } from 'node:events';
 import { AddressInfo, connect } from 'node:net';
 import { startTestApp, stopTestApp, TEST_REFRESH_TOKEN } from './support/app.js';
 import { uniquePrefix } from './support/redis.js';
@@ -180,30 +181,75 @@ describe('request framing (e2e, raw sockets)', () => {
   });
 
   // Answered in front of Fastify, they had no access log line and no timing in the metrics.
-  it('a request answered before routing is logged (with its reason and request id) and counted in the metrics as unmatched', async () => {
-    const logged: string[] = [];
-    const log = jest.spyOn(Logger.prototype, 'log').mockImplementation((message: unknown) => void logged.push(String(message)));
+  it('a request answered before routing gets an access log line (its reason in the message) and a timing under route unmatched', async () => {
+    const logged: unknown[][] = [];
+    const record = (level: string) => (line: unknown, text: unknown) => void logged.push([level, line, text]);
+    const spies = [jest.spyOn(Logger.prototype, 'log').mockImplementation(record('info')), jest.spyOn(Logger.prototype, 'debug').mockImplementation(record('debug'))];
     const countOf = async (status: number, method = 'GET') => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       return Number(new RegExp(`\\nhttp_request_duration_seconds_count\\{method="${method}",route="unmatched",status="${status}"\\} (\\d+)\\n`).exec(text)?.[1] ?? 0);
     };
     try {
-      const [before400, before417, before431] = [await countOf(400), await countOf(417), await countOf(431, 'unknown')];
-      const refused = await exchange(port, 'GET /series?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n', 1);
+      const before = [await countOf(400), await countOf(417), await countOf(431, 'unknown'), await countOf(400, 'POST')];
+      // The path as the access log writes it: no query string, no absolute-form origin or credentials.
+      const refused = await exchange(port, 'GET http://user:secret@127.0.0.1/series?token=x HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n', 1);
       const { requestId } = bodyOf(refused.raw) as { requestId: string };
+      // A probe's path: at debug, as its access line would be.
       await exchange(port, 'GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: something-else\r\nX-Request-Id: expect-logged\r\n\r\n', 1);
       // Refused by Node's parser (oversized headers): no request to name, a new request id.
-      const big = await exchange(port, `GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 1);
+      const big = await exchange(port, `GET /series HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'h'.repeat(20_000)}\r\n\r\n`, 1);
       const bigId = (bodyOf(big.raw) as { requestId: string }).requestId;
-      expect(logged.filter((line) => line.includes('before routing'))).toEqual([
-        `GET /series answered 400 before routing (request id ${requestId}): A request must have at most one Host header (RFC 9112 section 3.2)`,
-        'GET /health/live answered 417 before routing (request id expect-logged): Only Expect: 100-continue is supported',
-        `a request Node could not read (malformed, too large or too slow) answered 431 before routing (request id ${bigId}): Exceeded maximum allowed HTTP header size`,
+      // Served as a plain request but for its body (upgrade.ts).
+      await exchange(port, 'POST /refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nX-Request-Id: upgrade-body\r\nContent-Length: 5\r\n\r\nhello', 1);
+      const line = (level: string, id: string, method: string, path: string, statusCode: number, message: string) => [
+        level,
+        { req: { id, method, url: path }, res: { statusCode, headersSent: true }, responseTime: expect.any(Number) },
+        `request answered before routing: ${message}`,
+      ];
+      expect(logged.filter(([, , text]) => String(text).includes('before routing'))).toEqual([
+        line('info', requestId, 'GET', '/series', 400, 'A request must have at most one Host header (RFC 9112 section 3.2)'),
+        line('debug', 'expect-logged', 'GET', '/health/live', 417, 'Only Expect: 100-continue is supported'),
+        line('info', bigId, 'unknown', '', 431, 'Exceeded maximum allowed HTTP header size'),
+        line('info', 'upgrade-body', 'POST', '/refresh', 400, 'Upgrade is only supported for the WebSocket handshake; send this request without the Upgrade header'),
       ]);
-      expect([await countOf(400), await countOf(417), await countOf(431, 'unknown')]).toEqual([before400 + 1, before417 + 1, before431 + 1]);
+      expect([await countOf(400), await countOf(417), await countOf(431, 'unknown'), await countOf(400, 'POST')]).toEqual(before.map((n) => n + 1));
     } finally {
-      log.mockRestore();
+      spies.forEach((spy) => spy.mockRestore());
     }
+  });
+
+  it('a connection that sends nothing until the request timeout is no request: no log line, no timing', async () => {
+    const slowPrefix = uniquePrefix('framing-idle');
+    const slow = await startTestApp(slowPrefix, [], { HTTP_REQUEST_TIMEOUT_MS: '1000' });
+    const logged: string[] = [];
+    const spy = jest.spyOn(Logger.prototype, 'log').mockImplementation((_line: unknown, text: unknown) => void logged.push(String(text)));
+    try {
+      await slow.app.listen(0, '127.0.0.1');
+      const slowPort = (slow.app.getHttpServer().address() as AddressInfo).port;
+      // Read (and dropped), so each sees the server's close.
+      const idle = connect(slowPort, '127.0.0.1').resume();
+      const partial = connect(slowPort, '127.0.0.1').resume();
+      await Promise.all([once(idle, 'connect'), once(partial, 'connect')]);
+      partial.write('GET /series HTTP/1.1\r\nHost: 127.0.0.1\r\n'); // never finished: a 408, reported
+      await Promise.all([once(idle, 'close'), once(partial, 'close')]);
+      expect(logged.filter((text) => text.includes('before routing'))).toEqual(['request answered before routing: Client Timeout']);
+    } finally {
+      spy.mockRestore();
+      await stopTestApp(slowPrefix, slow);
+    }
+  });
+
+  // The 400 waits for the answers before it; dropping the connection at the next request lost them all.
+  it.each([
+    ['without Host', 'GET /q2 HTTP/1.1\r\n\r\n'],
+    ['with a body that cannot be delimited', 'GET /q2 HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n'],
+  ])('a request %s pipelined behind a good one: both answered in order, then the connection closed; the one behind is not served', async (_kind, bad) => {
+    const calls = upstream.calls;
+    const refresh = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Content-Length: 0', '', ''].join('\r\n');
+    const { statuses, closedByServer } = await exchange(port, `GET /verdict HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n${bad}${refresh}`, 2);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [200, 400], closedByServer: true });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(upstream.calls).toBe(calls);
   });
 
   // Nothing reads a plain request's Host: names outside RFC 9110's syntax are served (an Envoy

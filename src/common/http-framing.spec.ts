@@ -22,7 +22,7 @@ const withHeaders = (rawHeaders: string[], version = '1.1') => {
   const headers: Record<string, string> = {};
   for (let i = 0; i < rawHeaders.length; i += 2) headers[rawHeaders[i].toLowerCase()] ??= rawHeaders[i + 1];
   const [httpVersionMajor, httpVersionMinor] = version.split('.').map(Number);
-  return { headers, rawHeaders, httpVersionMajor, httpVersionMinor, url: '/ws/notifications' } as unknown as IncomingMessage;
+  return { method: 'GET', headers, rawHeaders, httpVersionMajor, httpVersionMinor, url: '/ws/notifications' } as unknown as IncomingMessage;
 };
 const handshake = (host: string) => withHeaders(['Host', host, 'Upgrade', 'websocket', 'Connection', 'Upgrade']);
 
@@ -42,6 +42,13 @@ describe('hostProblem (RFC 9112 section 3.2)', () => {
   it.each(unresolvable)('Host "%s" is refused on a WebSocket handshake only', (host) => {
     expect(hostProblem(withHeaders(['Host', host]))).toBeUndefined();
     expect(hostProblem(handshake(host))).toBe(WEBSOCKET_HOST_MESSAGE);
+  });
+
+  it('only a GET offering the WebSocket protocol has its Host resolved (what the gateway is handed)', () => {
+    const post = { ...handshake('[zz]'), method: 'POST' } as unknown as IncomingMessage;
+    expect(hostProblem(post)).toBeUndefined();
+    expect(hostProblem(withHeaders(['Host', '[zz]', 'Upgrade', 'xwebsocketx']))).toBeUndefined();
+    expect(hostProblem(withHeaders(['Host', '[zz]', 'Upgrade', 'h2c, WebSocket']))).toBe(WEBSOCKET_HOST_MESSAGE);
   });
 
   it('two Host lines are refused, the same value or not, whatever their case', () => {

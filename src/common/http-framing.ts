@@ -1,5 +1,7 @@
+import { AsyncResource } from 'node:async_hooks';
 import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { newRequestId, requestIdOf } from './request-id.js';
 import { API_SECURITY_HEADERS } from './security-headers.js';
@@ -66,6 +68,20 @@ export const WEBSOCKET_HOST_MESSAGE =
  * A handshake's is read: WsAdapter resolves the URL against it, as upgrade.ts does, and a Host
  * it could not parse got a 404, or a malformed answer from WsAdapter.
  */
+export const UPGRADE_WITH_BODY_MESSAGE =
+  'Upgrade is only supported for the WebSocket handshake; send this request without the Upgrade header';
+
+/** Whether `req` is a GET offering the WebSocket protocol (a handshake, for whichever path). */
+export function offersWebSocket(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return req.method === 'GET' && upgrade !== undefined && upgrade.toLowerCase().split(',').some((p) => p.trim() === 'websocket');
+}
+
+/** The response Node is writing on `socket`, if any (Node clears it once the response finishes). */
+export function pendingResponse(socket: Duplex): ServerResponse | undefined {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
 export function hostProblem(req: IncomingMessage): string | undefined {
   const host = req.headers.host;
   if (host === undefined) return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? MISSING_HOST_MESSAGE : undefined;
@@ -73,8 +89,7 @@ export function hostProblem(req: IncomingMessage): string | undefined {
   let lines = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') lines++;
   if (lines > 1) return DUPLICATE_HOST_MESSAGE;
-  const upgrade = req.headers.upgrade;
-  if (upgrade !== undefined && /websocket/i.test(upgrade) && !URL.canParse(req.url ?? '/', `ws://${host}/`)) return WEBSOCKET_HOST_MESSAGE;
+  if (req.headers.upgrade !== undefined && offersWebSocket(req) && !URL.canParse(req.url ?? '/', `ws://${host}/`)) return WEBSOCKET_HOST_MESSAGE;
   return undefined;
 }
 
@@ -88,6 +103,17 @@ export interface ScreenedAnswer {
   statusCode: number;
   /** The message of its JSON error. */
   message: string;
+  /** From the request's arrival to its answer written; 0 when the parser refused it (no request was read). */
+  seconds: number;
+}
+
+/** Tells `onAnswered` of `res`'s answer once it is written (not if the connection goes first), timed from now. */
+export function reportWhenSent(req: IncomingMessage, res: ServerResponse, statusCode: number, message: string, onAnswered?: OnScreenedAnswer): void {
+  if (onAnswered === undefined) return;
+  const started = performance.now();
+  // Bound to this context: an answer queued behind another is written, and 'finish' emitted, in
+  // the context of the request before it, whose log fields (nestjs-pino's) would join its line.
+  res.once('finish', AsyncResource.bind(() => onAnswered({ req, requestId: requestIdOf(req), statusCode, message, seconds: (performance.now() - started) / 1000 })));
 }
 
 /**
@@ -122,9 +148,9 @@ export function serveScreened(
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     if (screenRequest(req, res, answered, onAnswered)) return;
     const { body, headers } = errorReply(req, 417, UNSUPPORTED_EXPECTATION_MESSAGE);
+    reportWhenSent(req, res, 417, UNSUPPORTED_EXPECTATION_MESSAGE, onAnswered);
     res.writeHead(417, headers);
     res.end(body);
-    onAnswered?.({ req, requestId: requestIdOf(req), statusCode: 417, message: UNSUPPORTED_EXPECTATION_MESSAGE });
   });
   return onRequest;
 }
@@ -143,16 +169,21 @@ function screenProblem(req: IncomingMessage): string | undefined {
  */
 export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>, onAnswered?: OnScreenedAnswer): boolean {
   if (answered.has(req.socket)) {
-    req.socket.destroy();
+    // Never served. Dropped with its connection at once only when nothing is queued before it:
+    // an answer still on its way (the 400's, or one to a request before) would be lost. Otherwise
+    // nothing more is read, and the 400's `Connection: close` ends the connection once it is out.
+    const pending = pendingResponse(req.socket);
+    if (pending === undefined || pending === res) req.socket.destroy();
+    else req.socket.pause();
     return true;
   }
   const problem = screenProblem(req);
   if (problem === undefined) return false;
   answered.add(req.socket);
   const { body, headers } = badRequestReply(req, problem);
+  reportWhenSent(req, res, 400, problem, onAnswered);
   res.writeHead(400, { ...headers, connection: 'close' }); // Node then ends the socket after this response
   res.end(body);
-  onAnswered?.({ req, requestId: requestIdOf(req), statusCode: 400, message: problem });
   return true;
 }
 
@@ -166,8 +197,11 @@ export function clientErrorHandler(answered: WeakSet<Duplex>, onAnswered?: OnScr
   return (err: NodeJS.ErrnoException, socket: Duplex): void => {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     if (answered.has(socket)) {
-      // The 400 is on its way and Node closes the connection after it; read nothing more.
-      (socket as Socket).destroySoon();
+      // The 400 is on its way, with `Connection: close`: read nothing more. Ended here only once
+      // nothing is left to send on it; until then, answers queued before the 400 (and the 400)
+      // would be lost, and Node ends the connection itself once the 400 is out.
+      if (pendingResponse(socket) === undefined) (socket as Socket).destroySoon();
+      else socket.pause();
       return;
     }
     // Node's parser names whichever of the two came second (HPE_INVALID_TRANSFER_ENCODING or _CONTENT_LENGTH).
@@ -191,7 +225,8 @@ export function clientErrorHandler(answered: WeakSet<Duplex>, onAnswered?: OnScr
       const headers = { date: new Date().toUTCString(), ...API_SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': requestId, connection: 'close' };
       const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
       socket.write(`HTTP/1.1 ${statusCode} ${error}\r\n${head}\r\n${body}`);
-      onAnswered?.({ requestId, statusCode, message });
+      // A connection that never sent a byte (a browser's preconnect, say) timed out: no request to report.
+      if (!(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && (socket as Socket).bytesRead === 0)) onAnswered?.({ requestId, statusCode, message, seconds: 0 });
     }
     socket.destroy(err);
   };

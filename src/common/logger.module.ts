@@ -35,11 +35,11 @@ const PINO_LEVEL = { fatal: 'fatal', error: 'error', warn: 'warn', log: 'info', 
             customLogLevel: (req, res, err) => {
               if (res.statusCode >= 502 && res.statusCode <= 504) return 'warn';
               if (err || res.statusCode >= 500) return 'error';
-              return /^\/(health|metrics)\b/.test(req.url ?? '') ? 'debug' : 'info';
+              return isRoutinePath(req.url ?? '') ? 'debug' : 'info';
             },
             serializers: {
-              // The URL's path only: query strings are user input of any size.
-              req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: req.url.split('?')[0] }),
+              // The URL's path only (loggedPath).
+              req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: loggedPath(req.url) }),
               res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
               // pino-http makes up an Error (with a stack) for every 5xx; the status says it all.
               err: (err: { type?: string; message?: string }) => ({ type: err.type, message: err.message }),
@@ -56,4 +56,23 @@ export class LoggerModule {}
 /** Where log lines go (`fd`: stdout), each written before the logging call returns (see LoggerModule). */
 export function logDestination(fd = 1): DestinationStream {
   return destination({ dest: fd, sync: true });
+}
+
+/** Longest request path written to a log line; a longer one is cut (the header limit, 16 KiB, bounds it otherwise). */
+const MAX_LOGGED_PATH = 512;
+
+/**
+ * A request target as logged: its path only, capped. No query string (user input of any size,
+ * maybe a token), nor an absolute-form target's scheme, host and credentials
+ * (`GET http://user:password@host/path`).
+ */
+export function loggedPath(url: string | undefined): string {
+  let path = (url ?? '').split('?')[0];
+  if (!path.startsWith('/') && URL.canParse(path)) path = new URL(path).pathname;
+  return path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path;
+}
+
+/** Whether requests for `path` are logged at debug, not info (probes and scrapes: many, and routine). */
+export function isRoutinePath(path: string): boolean {
+  return /^\/(health|metrics)\b/.test(path);
 }

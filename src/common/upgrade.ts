@@ -1,19 +1,25 @@
 import { type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { badRequestReply, errorReply, hostProblem } from './http-framing.js';
+import {
+  badRequestReply,
+  errorReply,
+  hostProblem,
+  offersWebSocket,
+  type OnScreenedAnswer,
+  pendingResponse,
+  reportWhenSent,
+  UPGRADE_WITH_BODY_MESSAGE,
+} from './http-framing.js';
 
 /** What a client may send on an upgraded connection while it waits for its answer (more is abuse). */
 const MAX_HELD_BYTES = 64 * 1024;
 
-export const UPGRADE_WITH_BODY_MESSAGE =
-  'Upgrade is only supported for the WebSocket handshake; send this request without the Upgrade header';
 
 /** Whether `req` is a WebSocket handshake for one of `paths` (what the WebSocket adapter would take). */
 function isWebSocketHandshake(req: IncomingMessage, paths: readonly string[]): boolean {
-  const protocols = (req.headers.upgrade ?? '').toLowerCase().split(',').map((p) => p.trim());
   // With a missing, repeated or invalid Host, served as a plain request: the 400 every such request gets.
-  if (req.method !== 'GET' || !protocols.includes('websocket') || hostProblem(req) !== undefined) return false;
+  if (!offersWebSocket(req) || hostProblem(req) !== undefined) return false;
   try {
     // As WsAdapter resolves it (a Host it cannot parse makes it write a malformed response).
     return paths.includes(new URL(req.url ?? '/', `ws://${req.headers.host}/`).pathname);
@@ -35,6 +41,7 @@ export function serveNonWebSocketUpgrades(
   server: Server,
   paths: readonly string[],
   handler: (req: IncomingMessage, res: ServerResponse) => void,
+  onAnswered?: OnScreenedAnswer,
 ): void {
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
   server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
@@ -89,6 +96,7 @@ export function serveNonWebSocketUpgrades(
         return;
       }
       const { body, headers } = badRequestReply(req, UPGRADE_WITH_BODY_MESSAGE);
+      reportWhenSent(req, res, 400, UPGRADE_WITH_BODY_MESSAGE, onAnswered);
       res.writeHead(400, headers);
       res.end(body);
     });
@@ -153,7 +161,3 @@ export function refuseHandshake(
   return true;
 }
 
-/** The response Node is writing on `socket`, if any (Node clears it once the response finishes). */
-function pendingResponse(socket: Socket): ServerResponse | undefined {
-  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
-}

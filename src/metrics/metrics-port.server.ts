@@ -65,7 +65,8 @@ export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationS
   private handle(req: IncomingMessage, res: ServerResponse): void {
     // Origin-form, or absolute-form (`GET http://host/metrics`, RFC 9112 §3.2.2), as the API port takes both.
     const url = req.url ?? '';
-    const path = !url.startsWith('/') && URL.canParse(url) ? new URL(url).pathname : url.split('?')[0];
+    const absolute = !url.startsWith('/') && URL.canParse(url) ? new URL(url) : undefined;
+    const path = absolute && /^https?:$/.test(absolute.protocol) ? absolute.pathname : url.split('?')[0];
     if (path !== '/metrics') return error(res, 404, 'Not Found', `Cannot ${req.method ?? 'GET'} ${path}`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
