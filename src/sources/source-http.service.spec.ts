@@ -8,6 +8,8 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { pathToFileURL } from 'node:url';
 import { PayloadError, PermanentUpstreamError, TransientUpstreamError } from './source.errors.js';
@@ -336,6 +338,25 @@ describe('SourceHttpClient', () => {
       res.on('close', () => clearInterval(t));
     });
     await expect(client({ timeoutMs: 200, retries: 0 }).getJson(up.url, MAX)).rejects.toThrow('upstream timed out (attempt 1 of 1)');
+  });
+
+  // On Node 20, AbortSignal.any([AbortSignal.timeout(…), …]) lost its timeout to a garbage
+  // collection (nodejs/node#57736): the body then trickled in for as long as the upstream liked.
+  it('times out a body that trickles forever, a garbage collection or not', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const up = await start((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('[');
+      const t = setInterval(() => res.write('1,'), 20);
+      res.on('close', () => clearInterval(t));
+    });
+    const call = client({ timeoutMs: 400, retries: 0 }).getJson(up.url, MAX);
+    const collect = setInterval(gc, 50);
+    const outcome = await Promise.race([call.catch((err: unknown) => err), new Promise((resolve) => setTimeout(resolve, 5000, 'still reading after 5 s'))]);
+    clearInterval(collect);
+    expect(outcome).toBeInstanceOf(TransientUpstreamError);
+    expect((outcome as Error).message).toBe('upstream timed out (attempt 1 of 1)');
   });
 
   it('reports a body cut short by a closed connection as such, not as a timeout, and retries it', async () => {

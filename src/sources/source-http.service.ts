@@ -146,6 +146,7 @@ export class SourceHttpClient implements OnModuleDestroy {
    */
   async post(url: string, body: string, options: PostOptions): Promise<{ status: number }> {
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
+    const limit = deadline(timeoutMs, options.signal);
     let res: AxiosResponse<Readable>;
     try {
       res = await this.http.axiosRef.request<Readable>({
@@ -156,7 +157,7 @@ export class SourceHttpClient implements OnModuleDestroy {
         // string, and JSON.stringify any other string sent as application/json.
         transformRequest: [(data: string) => data],
         timeout: timeoutMs,
-        signal: options.signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), options.signal]) : AbortSignal.timeout(timeoutMs),
+        signal: limit.signal,
         responseType: 'stream', // resolves with the status and headers; the body stays unread
         decompress: false,
         maxRedirects: 0,
@@ -165,6 +166,8 @@ export class SourceHttpClient implements OnModuleDestroy {
       });
     } catch (err) {
       throw classify(err, 0);
+    } finally {
+      limit.done();
     }
     res.data.destroy();
     const status = res.status;
@@ -214,9 +217,17 @@ export class SourceHttpClient implements OnModuleDestroy {
       if (!options.allowFile) throw new PermanentUpstreamError('file:// URLs are not allowed for this source');
       return readCapped(url, options.maxBytes);
     }
+    // One budget for the call, redirects and body included; shutdown aborts it at once.
+    const limit = deadline(this.options.timeoutMs, this.stopping.signal);
+    try {
+      return await this.fetchWithin(url, options, limit.signal);
+    } finally {
+      limit.done();
+    }
+  }
+
+  private async fetchWithin(url: string, options: GetJsonOptions, signal: AbortSignal): Promise<string> {
     const origin = new URL(url).origin;
-    // One budget for the call, redirects included; shutdown aborts it at once.
-    const signal = AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.stopping.signal]);
     let current = url;
     for (let hop = 0; ; hop++) {
       let res: AxiosResponse<Readable>;
@@ -276,6 +287,28 @@ export class SourceHttpClient implements OnModuleDestroy {
     if (hop >= this.options.maxRedirects) throw new PermanentUpstreamError(`upstream redirected more than ${this.options.maxRedirects} times`);
     return next.href;
   }
+}
+
+/**
+ * A signal aborted after `ms`, or when `also` aborts, and `done` to clear it once the call is
+ * over. Not `AbortSignal.any([AbortSignal.timeout(ms), also])`: on Node 20 a garbage
+ * collection could free the timeout signal inside it before it fired (nodejs/node#57736), and
+ * then nothing bounded a body trickling in once the headers had come (axios's own `timeout`
+ * stops at the headers). The timer here is held until `done`.
+ */
+function deadline(ms: number, also?: AbortSignal): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), ms);
+  const forward = () => controller.abort(also?.reason);
+  if (also?.aborted) forward();
+  else also?.addEventListener('abort', forward, { once: true });
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      also?.removeEventListener('abort', forward);
+    },
+  };
 }
 
 /** A 2xx body as text (UTF-8, a leading BOM dropped, as axios's text responses). */
