@@ -46,6 +46,10 @@ describe('decimal strings (issue #11.2)', () => {
     expect(priceField('1.7e308', 'f', { strings: true })).toBe('f is not a plausible price (1000000000 or more)');
     expect(priceField(1e9, 'f', { numbers: true })).toBe('f is not a plausible price (1000000000 or more)');
     expect(priceField('63212.97', 'f', { strings: true })).toBe(63212.97);
+    // Stored for good: an absurdly low price would drag every average it joins.
+    expect(priceField('1e-300', 'f', { strings: true })).toBe('f is not a plausible price (below 1)');
+    expect(priceField(0.000001, 'f', { numbers: true })).toBe('f is not a plausible price (below 1)');
+    expect(priceField('1.00', 'f', { strings: true })).toBe(1);
   });
 });
 

@@ -43,11 +43,19 @@ export function numberField(value: unknown, field: string, rules: NumberRules): 
  */
 export const MAX_PRICE = 1e9;
 
-/** A price: a positive finite number below MAX_PRICE, or why not. */
+/**
+ * Lowest price accepted (USD), for the same reason: stored for good, a feed's 1e-300 or
+ * 0.000001 dragged every average it joined (a one-venue hour's from ~60,000 to ~20,000).
+ * Bitcoin has not traded under a dollar on these venues since 2011.
+ */
+export const MIN_PRICE = 1;
+
+/** A price: a finite number from MIN_PRICE up to (not including) MAX_PRICE, or why not. */
 export function priceField(value: unknown, field: string, rules: NumberRules): number | string {
   const n = numberField(value, field, rules);
   if (typeof n === 'string') return n;
   if (n <= 0) return `${field} is not positive`;
+  if (n < MIN_PRICE) return `${field} is not a plausible price (below ${MIN_PRICE})`;
   return n < MAX_PRICE ? n : `${field} is not a plausible price (${MAX_PRICE} or more)`;
 }
 
