@@ -187,15 +187,30 @@ describe('SentimentIngestService', () => {
     expect(t.pending.has('coinbase')).toBe(false);
   });
 
-  it('gives up a backfill that failed for good (4xx, garbage), and says so', async () => {
-    for (const err of [new PermanentUpstreamError('upstream answered HTTP 404'), new PayloadError('candles payload is not an array')]) {
-      const coinbase = provider('coinbase', 'price', 'tick');
-      coinbase.backfill!.mockRejectedValueOnce(err);
-      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
-      const report = await t.service.run('coinbase');
-      expect(report.backfill?.error).toBe(err.message);
-      expect(t.pending.size).toBe(0);
-    }
+  it('gives up a backfill that failed for good (4xx), and says so', async () => {
+    const err = new PermanentUpstreamError('upstream answered HTTP 404');
+    const coinbase = provider('coinbase', 'price', 'tick');
+    coinbase.backfill!.mockRejectedValueOnce(err);
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    const report = await t.service.run('coinbase');
+    expect(report.backfill?.error).toBe(err.message);
+    expect(t.pending.size).toBe(0);
+  });
+
+  // A 200 that is no JSON is mostly a CDN's challenge or a maintenance page; given up, the first
+  // backfill's hours were lost for good (the poll kept the series fresh, so no gap was seen).
+  it('retries a backfill that got garbage on the next run', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    coinbase.backfill!.mockRejectedValueOnce(new PayloadError('upstream payload is not JSON (44 characters)'));
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    const first = await t.service.run('coinbase');
+    expect(first.backfill?.error).toBe('upstream payload is not JSON (44 characters)');
+    expect(t.pending.get('coinbase')).toBe(NOW - DAY);
+    t.data.set('price', [{ timestamp: NOW - 1000, value: 1 }]);
+    const second = await t.service.run('coinbase');
+    expect(coinbase.backfill).toHaveBeenCalledTimes(2);
+    expect(second.backfill?.error).toBeNull();
+    expect(t.pending.has('coinbase')).toBe(false);
   });
 
   it('writes nothing when the poll fails, not even the backfill it fetched', async () => {

@@ -328,14 +328,18 @@ export class SentimentIngestService {
       await this.pauseIfAsked(provider.id, err);
       dto.attempts = err.attempts ?? 0;
       dto.error = err.message;
-      return { dto, batch: null, retry: err instanceof TransientUpstreamError };
+      // Garbage is retried too: a 200 that is no JSON is mostly a CDN's or WAF's challenge page
+      // or a maintenance page, gone on a later run, and the first backfill is the only one that
+      // fetches those hours (given up, the series kept the gap for good). Bounded like a
+      // transient failure: the pending window expires with BACKFILL_HOURS.
+      return { dto, batch: null, retry: err instanceof TransientUpstreamError || err instanceof PayloadError };
     }
   }
 
   /**
-   * Stored: nothing left to do. Failed transiently (network, 5xx, 429): kept in Redis and
-   * retried on the source's next run. Failed for good (4xx, a redirect elsewhere, garbage): given
-   * up, said once; a later gap starts a new one.
+   * Stored: nothing left to do. Failed transiently (network, 5xx, 429) or with garbage (see
+   * fetchBackfill): kept in Redis and retried on the source's next run. Failed for good (4xx, a
+   * redirect elsewhere): given up, said once; a later gap starts a new one.
    */
   private async settleBackfill(provider: SourceProvider, backfill: Backfill, window: Window, stored: Record<string, AddReport>): Promise<void> {
     const { dto } = backfill;
