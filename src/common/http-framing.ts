@@ -58,16 +58,6 @@ export const DUPLICATE_HOST_MESSAGE = 'A request must have at most one Host head
 export const WEBSOCKET_HOST_MESSAGE =
   "A WebSocket handshake's Host header must be a host name or address with an optional port (RFC 9110 section 7.2)";
 
-/**
- * Why `req`'s Host must be answered 400, or undefined: missing on HTTP/1.1 or sent more than once
- * (RFC 9112 §3.2; Node keeps the first of two and drops the other silently, so a proxy and this
- * server could see different hosts), or, on a WebSocket handshake only, one its URL cannot be
- * resolved against. The value is not otherwise checked against RFC 9110's syntax: nothing here
- * reads it, and real infrastructure sends names outside it (an Envoy health check sends its
- * cluster's name unless told otherwise, e.g. Istio's `outbound|8080||svc.ns.svc.cluster.local`).
- * A handshake's is read: WsAdapter resolves the URL against it, as upgrade.ts does, and a Host
- * it could not parse got a 404, or a malformed answer from WsAdapter.
- */
 export const UPGRADE_WITH_BODY_MESSAGE =
   'Upgrade is only supported for the WebSocket handshake; send this request without the Upgrade header';
 
@@ -82,6 +72,16 @@ export function pendingResponse(socket: Duplex): ServerResponse | undefined {
   return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
+/**
+ * Why `req`'s Host must be answered 400, or undefined: missing on HTTP/1.1 or sent more than once
+ * (RFC 9112 §3.2; Node keeps the first of two and drops the other silently, so a proxy and this
+ * server could see different hosts), or, on a WebSocket handshake only, one its URL cannot be
+ * resolved against. The value is not otherwise checked against RFC 9110's syntax: nothing here
+ * reads it, and real infrastructure sends names outside it (an Envoy health check sends its
+ * cluster's name unless told otherwise, e.g. Istio's `outbound|8080||svc.ns.svc.cluster.local`).
+ * A handshake's is read: WsAdapter resolves the URL against it, as upgrade.ts does, and a Host
+ * it could not parse got a 404, or a malformed answer from WsAdapter.
+ */
 export function hostProblem(req: IncomingMessage): string | undefined {
   const host = req.headers.host;
   if (host === undefined) return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? MISSING_HOST_MESSAGE : undefined;
@@ -162,10 +162,10 @@ function screenProblem(req: IncomingMessage): string | undefined {
 
 /**
  * The HTTP server's first step for every request. Answers what must not be served, and returns
- * true: a request pipelined behind one answered 400 here is dropped with its connection (the
- * parser found it in an unread body: smuggled); one with a screenProblem gets a 400 in the API's
- * JSON error shape with `Connection: close`, and the connection ends once it is sent. Everything
- * else returns false.
+ * true: a request pipelined behind one answered 400 here is never served (the parser may have
+ * found it in an unread body: smuggled); one with a screenProblem gets a 400 in the API's JSON
+ * error shape with `Connection: close`, and the connection ends once it is sent. Everything else
+ * returns false.
  */
 export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>, onAnswered?: OnScreenedAnswer): boolean {
   if (answered.has(req.socket)) {
