@@ -252,6 +252,15 @@ describe('request framing (e2e, raw sockets)', () => {
     expect(upstream.calls).toBe(calls);
   });
 
+  // Node queues a response for every request it parses behind an answer still on its way; one
+  // client streaming requests behind an SSE stream and a refused request grew the process by GBs.
+  it('more than one request behind a refused one, while an answer is still on its way: the connection is dropped', async () => {
+    const verdict = 'GET /verdict HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+    const { statuses, closedByServer } = await exchange(port, `GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /q2 HTTP/1.1\r\n\r\n${verdict.repeat(3)}`, 1);
+    expect(closedByServer).toBe(true);
+    expect(statuses.every((s) => s === 200)).toBe(true); // at most the stream's head, nothing behind it
+  });
+
   // Nothing reads a plain request's Host: names outside RFC 9110's syntax are served (an Envoy
   // health check sends its cluster's name, e.g. Istio's `outbound|8080||svc…`).
   it.each(['127.0.0.1', 'localhost:1234', '[::1]:80', 'my_service.internal.', 'outbound|8080||backend.default.svc.cluster.local', 'a b'])('Host: %s is served', async (host) => {

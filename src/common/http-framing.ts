@@ -155,6 +155,9 @@ export function serveScreened(
   return onRequest;
 }
 
+/** Connections on which one request behind a refused one waits for the answers before it (screenRequest). */
+const waitingBehind = new WeakSet<Duplex>();
+
 /** Why `req` must be answered 400 and its connection closed (hasUnframedBody, hostProblem), or undefined. */
 function screenProblem(req: IncomingMessage): string | undefined {
   return hasUnframedBody(req) ? UNFRAMED_BODY_MESSAGE : hostProblem(req);
@@ -169,12 +172,15 @@ function screenProblem(req: IncomingMessage): string | undefined {
  */
 export function screenRequest(req: IncomingMessage, res: ServerResponse, answered: WeakSet<Duplex>, onAnswered?: OnScreenedAnswer): boolean {
   if (answered.has(req.socket)) {
-    // Never served. Dropped with its connection at once only when nothing is queued before it:
-    // an answer still on its way (the 400's, or one to a request before) would be lost. Otherwise
-    // nothing more is read, and the 400's `Connection: close` ends the connection once it is out.
+    // Never served. While an answer is still on its way (the 400's, or one to a request before
+    // it), the first such request leaves the connection be, so those answers go out and the
+    // 400's `Connection: close` ends it. Any later one drops it at once: Node queues a response
+    // for each request it parses (pausing the socket does not stop its parser), and a client
+    // streaming requests behind an answer that never ends (an SSE stream) grew the process by
+    // gigabytes, then stalled it for minutes while Node dropped the queue.
     const pending = pendingResponse(req.socket);
-    if (pending === undefined || pending === res) req.socket.destroy();
-    else req.socket.pause();
+    if (pending === undefined || pending === res || waitingBehind.has(req.socket)) req.socket.destroy();
+    else waitingBehind.add(req.socket);
     return true;
   }
   const problem = screenProblem(req);

@@ -353,7 +353,9 @@ describe('SourceHttpClient', () => {
     });
     const call = client({ timeoutMs: 400, retries: 0 }).getJson(up.url, MAX);
     const collect = setInterval(gc, 50);
-    const outcome = await Promise.race([call.catch((err: unknown) => err), new Promise((resolve) => setTimeout(resolve, 5000, 'still reading after 5 s'))]);
+    let guard: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([call.catch((err: unknown) => err), new Promise((resolve) => (guard = setTimeout(resolve, 5000, 'still reading after 5 s')))]);
+    clearTimeout(guard);
     clearInterval(collect);
     expect(outcome).toBeInstanceOf(TransientUpstreamError);
     expect((outcome as Error).message).toBe('upstream timed out (attempt 1 of 1)');
