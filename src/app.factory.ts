@@ -28,8 +28,9 @@ import type { Tally } from './metrics/tallied-histogram.js';
 
 /**
  * The HTTP server: requests are first screened (http-framing.ts: a body that cannot be delimited,
- * a missing, repeated or invalid Host, or behind a request refused so: a 400 and the connection
- * closed), then CacheFastPath, then Fastify's handler; a request with an Upgrade header that is no WebSocket handshake is served the same way (upgrade.ts).
+ * a missing or repeated Host, or behind a request refused so: a 400 and the connection closed),
+ * then CacheFastPath, then Fastify's handler; a request with an Upgrade header that is no
+ * WebSocket handshake is served the same way (upgrade.ts).
  * Configured as Fastify configures the server it creates itself (fastify/lib/server.js), so its
  * timeouts still apply.
  */
@@ -73,7 +74,6 @@ function screenedReport(app: NestFastifyApplication): OnScreenedAnswer {
   const logger = new NestLogger('HttpServer');
   const timed = app.get(ConfigService<Env, true>).get('METRICS_ENABLED', { infer: true });
   const metrics = app.get(MetricsService);
-  const tallies = new Map<string, Tally>();
   return ({ req, requestId, statusCode, message, seconds }) => {
     const method = req?.method ?? 'unknown';
     const path = loggedPath(req?.url);
@@ -82,14 +82,7 @@ function screenedReport(app: NestFastifyApplication): OnScreenedAnswer {
     const text = `request answered before routing: ${message}`;
     if (isRoutinePath(path)) logger.debug(line, text);
     else logger.log(line, text);
-    if (!timed) return;
-    const key = `${method} ${statusCode}`;
-    let tally = tallies.get(key);
-    if (tally === undefined) {
-      tally = metrics.httpDuration.tally({ method, route: 'unmatched', status: String(statusCode) });
-      tallies.set(key, tally);
-    }
-    tally.observe(seconds);
+    if (timed) metrics.httpDuration.tally({ method, route: 'unmatched', status: String(statusCode) }).observe(seconds);
   };
 }
 

@@ -89,7 +89,7 @@ export function hostProblem(req: IncomingMessage): string | undefined {
   let lines = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') lines++;
   if (lines > 1) return DUPLICATE_HOST_MESSAGE;
-  if (req.headers.upgrade !== undefined && offersWebSocket(req) && !URL.canParse(req.url ?? '/', `ws://${host}/`)) return WEBSOCKET_HOST_MESSAGE;
+  if (offersWebSocket(req) && !URL.canParse(req.url ?? '/', `ws://${host}/`)) return WEBSOCKET_HOST_MESSAGE;
   return undefined;
 }
 

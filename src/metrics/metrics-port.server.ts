@@ -36,8 +36,8 @@ export class MetricsPortServer implements OnApplicationBootstrap, OnApplicationS
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.port === 0 || !this.enabled) return;
-    // Requests Node's parser refuses, or one with a missing, repeated or invalid Host, get the API's JSON error, as on the API
-    // port (Node's own handler answers a bare `400 Bad Request` without a body).
+    // Requests Node's parser refuses, or the screen (e.g. a missing or repeated Host), get the
+    // API's JSON error, as on the API port (Node's own handler answers a bare `400` without a body).
     const answered = new WeakSet<Duplex>();
     const server = createServer({ requireHostHeader: false });
     serveScreened(server, answered, (req, res) => this.handle(req, res));

@@ -10,7 +10,6 @@ import { trustFunction } from '../config/trust-proxy.js';
 import { refuseHandshake, rejectHandshake } from '../common/upgrade.js';
 import { Env } from '../config/env.validation.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { Tally } from '../metrics/tallied-histogram.js';
 import { ThrottleService } from '../throttle/throttle.service.js';
 import { NotificationsService } from './notifications.service.js';
 
@@ -59,8 +58,8 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   /** When each handshake let through began, until its 101 is out (handleConnection). */
   private readonly upgrading = new WeakMap<IncomingMessage, number>();
   private closing = false;
-  /** http_request_duration_seconds tallies of handshake answers by status; none with METRICS_ENABLED=false. */
-  private readonly timings?: Map<number, Tally>;
+  /** Whether handshake answers are timed (not with METRICS_ENABLED=false, as requests are not). */
+  private readonly timed: boolean;
 
   constructor(
     private readonly notifications: NotificationsService,
@@ -69,7 +68,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
     config: ConfigService<Env, true>,
   ) {
     this.trust = trustFunction(config.get('TRUST_PROXY', { infer: true }));
-    if (config.get('METRICS_ENABLED', { infer: true })) this.timings = new Map();
+    this.timed = config.get('METRICS_ENABLED', { infer: true });
   }
 
   afterInit(server: WebSocketServer): void {
@@ -122,13 +121,8 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
    * path as route): Node hands handshakes to `ws`, not Fastify, so they were in no metric.
    */
   private answered(status: number, started: number): void {
-    if (this.timings === undefined) return;
-    let tally = this.timings.get(status);
-    if (tally === undefined) {
-      tally = this.metrics.httpDuration.tally({ method: 'GET', route: NOTIFICATIONS_WS_PATH, status: String(status) });
-      this.timings.set(status, tally);
-    }
-    tally.observe((performance.now() - started) / 1000);
+    if (!this.timed) return;
+    this.metrics.httpDuration.tally({ method: 'GET', route: NOTIFICATIONS_WS_PATH, status: String(status) }).observe((performance.now() - started) / 1000);
   }
 
   /**
