@@ -212,7 +212,7 @@ describe('notification client cap (e2e)', () => {
     await redis.quit();
   });
 
-  it('refuses clients over NOTIFY_MAX_CLIENTS: 503 JSON for SSE, close code 1013 for WebSocket', async () => {
+  it('refuses clients over NOTIFY_MAX_CLIENTS: 503 JSON with Retry-After, for SSE and for a WebSocket handshake before its 101', async () => {
     const first = await SseClient.open(port);
     try {
       await waitFor('first client registered', () => app.get(NotificationsService).clientCount === 1);
@@ -225,9 +225,13 @@ describe('notification client cap (e2e)', () => {
         message: 'Too many notification clients on this instance; try again later',
         requestId: res.headers['x-request-id'],
       });
-      const refused = await WsClient.open(port);
-      await waitFor('WebSocket closed', () => refused.closeCode);
-      expect(refused.closeCode).toBe(1013);
+      const refused = await WsClient.refused(port, { headers: { 'x-request-id': 'ws-full' } });
+      expect(refused).toMatchObject({
+        statusCode: 503,
+        headers: { 'retry-after': '5', 'content-type': 'application/json; charset=utf-8' },
+        body: { statusCode: 503, error: 'Service Unavailable', message: 'Too many notification clients on this instance; try again later', requestId: 'ws-full' },
+      });
+      expect(app.get(NotificationsService).clientCount).toBe(1);
     } finally {
       first.close();
     }
@@ -309,18 +313,17 @@ describe('notification clients per address, and what a WebSocket client may send
     await waitFor('no client left', () => service.clientCount === 0);
   });
 
-  /** With the address's slots taken (`forwarded` as the proxy names it, else the peer): /events is a 429, a WebSocket closed with 1013. */
+  /** With the address's slots taken (`forwarded` as the proxy names it, else the peer): /events and a WebSocket handshake are each a 429. */
   const expectRefused = async (forwarded?: string) => {
     const headers: Record<string, string> = forwarded === undefined ? {} : { 'x-forwarded-for': forwarded };
     const res = await app.inject({ method: 'GET', url: '/events', headers });
     expect(res.statusCode).toBe(429);
-    const refused = await WsClient.open(port, { headers });
-    await waitFor('WebSocket refused', () => refused.closeCode);
-    expect(refused.closeCode).toBe(1013);
+    const refused = await WsClient.refused(port, { headers });
+    expect(refused).toMatchObject({ statusCode: 429, headers: { 'retry-after': '5' }, body: { statusCode: 429, error: 'Too Many Requests', message: res.json().message } });
     return res;
   };
 
-  it('one address gets NOTIFY_MAX_CLIENTS_PER_IP slots (429 for SSE, 1013 for WebSocket); another address, as the rate limit sees it, still gets in', async () => {
+  it('one address gets NOTIFY_MAX_CLIENTS_PER_IP slots (429 for SSE and for a WebSocket handshake, before its 101); another address, as the rate limit sees it, still gets in', async () => {
     const service = app.get(NotificationsService);
     const sse = await SseClient.open(port);
     const ws = await WsClient.open(port);
@@ -396,7 +399,7 @@ describe('notification clients per address, and what a WebSocket client may send
   });
 
   // WsAdapter logs every WebSocket error at error level; each of these is the client's doing.
-  it('a client\'s WebSocket protocol error is no error-level log line: an unmasked frame in the handshake\'s packet, after it, or from a refused client', async () => {
+  it('a client\'s WebSocket protocol error is no error-level log line: an unmasked frame in the handshake\'s packet, after it, or behind a refused handshake', async () => {
     const service = app.get(NotificationsService);
     const errors: string[] = [];
     const spy = jest.spyOn(Logger.prototype, 'error').mockImplementation((message: unknown) => void errors.push(String(message).slice(0, 200)));
@@ -407,7 +410,7 @@ describe('notification clients per address, and what a WebSocket client may send
       await rawWebSocket(port, { 'X-Forwarded-For': '203.0.113.41' }, unmasked, 'after');
       holders.push(await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.42' } }), await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.42' } }));
       await waitFor('two clients registered', () => service.clientCount === 2);
-      await rawWebSocket(port, { 'X-Forwarded-For': '203.0.113.42' }, unmasked, 'after'); // refused: over its address's two slots
+      await rawWebSocket(port, { 'X-Forwarded-For': '203.0.113.42' }, unmasked, 'with'); // refused: over its address's two slots
     } finally {
       holders.forEach((h) => h.close());
       spy.mockRestore();
@@ -429,18 +432,22 @@ describe('notification clients per address, and what a WebSocket client may send
     await waitFor('no client left', () => app.get(NotificationsService).clientCount === 0);
   });
 
-  it('destroys a refused WebSocket connection whose client never answers the close frame, within a second or so', async () => {
+  // Refused after its 101 (close code 1013), such a client cost a socket and a WebSocket, for a
+  // second more when it never answered the close frame.
+  it('answers a WebSocket handshake over its address\'s slots with a 429 instead of its 101, and closes the connection', async () => {
     const service = app.get(NotificationsService);
     const holders = [await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.30' } }), await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.30' } })];
     try {
       await waitFor('two clients registered', () => service.clientCount === 2);
       const silent = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.30' });
-      await waitFor('the 101 and the close frame', () => silent.head().includes('101 Switching Protocols') && silent.head().includes('Too many notification clients from this address'));
-      // ws alone would wait 30 s for the close frame it never gets.
       await waitFor('the server closed the socket', () => silent.closed(), { timeoutMs: 5000 });
+      expect(silent.head()).toMatch(/^HTTP\/1\.1 429 Too Many Requests\r\n/);
+      expect(silent.head()).toContain('"message":"Too many notification clients from this address (NOTIFY_MAX_CLIENTS_PER_IP: 2); try again later"');
+      expect(service.clientCount).toBe(2);
     } finally {
       holders.forEach((h) => h.close());
     }
+    await waitFor('slots released', () => service.clientCount === 0);
   });
 });
 
@@ -470,9 +477,11 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
     const admitted = await WsClient.open(port, from('203.0.113.60'));
     await waitFor('the first client registered', () => service.clientCount === 1);
     // Over the address's one slot: refused, and counted all the same.
-    const refused = [await WsClient.open(port, from('203.0.113.60')), await WsClient.open(port, from('203.0.113.60'))];
-    await waitFor('both refused', () => refused.every((c) => c.closeCode === 1013));
-    expect(refused.map((c) => c.closeReason)).toEqual([expect.stringMatching(/^Too many notification clients/), expect.stringMatching(/^Too many notification clients/)]);
+    const refused = [await WsClient.refused(port, from('203.0.113.60')), await WsClient.refused(port, from('203.0.113.60'))];
+    expect(refused.map((r) => [r.statusCode, r.body.message])).toEqual([
+      [429, expect.stringMatching(/^Too many notification clients from this address/)],
+      [429, expect.stringMatching(/^Too many notification clients from this address/)],
+    ]);
     const over = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.60', 'X-Request-Id': 'ws-over-limit' });
     const other = await WsClient.open(port, from('203.0.113.61'));
     try {
@@ -504,11 +513,11 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
       // Every handshake's answer is timed as a request's would be, and the slots are counted.
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       const handshakes = (status: number) => new RegExp(`\\nhttp_request_duration_seconds_count\\{method="GET",route="/ws/notifications",status="${status}"\\} (\\d+)\\n`).exec(metrics)?.[1];
-      expect([101, 429, 400].map(handshakes)).toEqual(['4', '1', '1']);
+      expect([101, 429, 400].map(handshakes)).toEqual(['2', '3', '1']);
       expect(metrics).toContain('\nnotification_clients{transport="ws"} 2\n');
       expect(metrics).toContain('\nnotification_clients_refused_total{transport="ws",reason="address"} 2\n');
     } finally {
-      [admitted, ...refused, other].forEach((c) => c.close());
+      [admitted, other].forEach((c) => c.close());
       over.socket.destroy();
     }
     await waitFor('no client left', () => service.clientCount === 0);
@@ -533,10 +542,31 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(leaving.head()).toBe('');
       expect(await count()).toBe(before);
+      expect(app.get(NotificationsService).clientCount).toBe(0); // no slot kept for it
       // A client that stays gets its 101, timed.
       const staying = await WsClient.open(port, { headers: { 'x-forwarded-for': '203.0.113.65' } });
       staying.close();
       expect(await count()).toBe(before + 1);
+    } finally {
+      hit.mockRestore();
+    }
+  });
+
+  it('frees the notification slot of a handshake whose client half-closed while it was being counted', async () => {
+    const service = app.get(NotificationsService);
+    let release = () => undefined as void;
+    const throttle = app.get(ThrottleService);
+    const original = throttle.hit.bind(throttle);
+    const hit = jest.spyOn(throttle, 'hit').mockImplementationOnce((...args) => new Promise<void>((resolve) => (release = resolve)).then(() => original(...args)));
+    try {
+      const leaving = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.66' });
+      await waitFor('its count started', () => hit.mock.calls.length === 1);
+      leaving.socket.end();
+      await new Promise((r) => setTimeout(r, 100));
+      release();
+      await waitFor('the server closed the socket', () => leaving.closed(), { timeoutMs: 5000 });
+      expect(leaving.head()).toBe(''); // `ws` writes no 101 to it
+      await waitFor('no slot kept for it', () => service.clientCount === 0, { timeoutMs: 3000 });
     } finally {
       hit.mockRestore();
     }

@@ -300,13 +300,13 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(50) @TimerMax()
   NOTIFY_HEARTBEAT_MS = 15000;
 
-  /** Most SSE + WebSocket notification clients one instance serves; more get 503 / close code 1013. */
+  /** Most SSE + WebSocket notification clients one instance serves; more get 503 (SSE and WebSocket handshakes). */
   @Transform(toInt) @IsInt() @Min(1)
   NOTIFY_MAX_CLIENTS = 1000;
 
   /**
    * Most notification clients one client IP may hold on an instance (the rate limit's IP: the
-   * X-Forwarded-For client with TRUST_PROXY; an IPv6 client's /64); more get 429 / close code 1013. Without it, one
+   * X-Forwarded-For client with TRUST_PROXY; an IPv6 client's /64); more get 429. Without it, one
    * address could take all NOTIFY_MAX_CLIENTS slots in half a second and lock everyone out.
    */
   @Transform(toInt) @IsInt() @Min(1)

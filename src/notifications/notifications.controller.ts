@@ -15,10 +15,8 @@ import { clientKey } from '../common/client-address.js';
 import { RetryLaterException, TooManyRequestsException } from '../common/errors.js';
 import { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
-import { NotificationsService } from './notifications.service.js';
+import { NotificationsService, SLOT_RETRY_AFTER_SECONDS } from './notifications.service.js';
 import { onConnectionClose, SSE_RETRY_MS } from './sse.js';
-
-const FULL_RETRY_AFTER_SECONDS = 5;
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -119,8 +117,8 @@ export class NotificationsController {
     const slot = this.notifications.connect('sse', clientKey(reply.request.ip));
     if ('refused' in slot) {
       throw slot.refused === 'full'
-        ? new RetryLaterException(slot.message, FULL_RETRY_AFTER_SECONDS)
-        : new TooManyRequestsException(slot.message, FULL_RETRY_AFTER_SECONDS);
+        ? new RetryLaterException(slot.message, SLOT_RETRY_AFTER_SECONDS)
+        : new TooManyRequestsException(slot.message, SLOT_RETRY_AFTER_SECONDS);
     }
     reply.hijack();
     const res = reply.raw;

@@ -11,12 +11,11 @@ import { refuseHandshake, rejectHandshake } from '../common/upgrade.js';
 import { Env } from '../config/env.validation.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ThrottleService } from '../throttle/throttle.service.js';
-import { NotificationsService } from './notifications.service.js';
+import { ClientSlot, NotificationsService, SLOT_RETRY_AFTER_SECONDS } from './notifications.service.js';
 
 /** Close codes (RFC 6455 / IANA registry). */
 const GOING_AWAY = 1001;
 const POLICY_VIOLATION = 1008;
-const TRY_AGAIN_LATER = 1013;
 const MAX_UNANSWERED_PINGS = 2;
 /** Pings a client may send per PING_WINDOW_MS (a keepalive sends one every 10-30 s). */
 const MAX_CLIENT_PINGS = 10;
@@ -55,8 +54,8 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   private readonly trust: (addr: string, hop: number) => boolean;
   /** Handshakes whose rate-limit count is in flight, with when each began (performance.now()). */
   private readonly verifying = new Map<IncomingMessage, number>();
-  /** When each handshake let through began, until its 101 is out (handleConnection). */
-  private readonly upgrading = new WeakMap<IncomingMessage, number>();
+  /** Each handshake let through: when it began, and the notification slot taken for it, until its 101 is out (handleConnection). */
+  private readonly upgrading = new WeakMap<IncomingMessage, { started: number; slot: ClientSlot }>();
   private closing = false;
   /** Whether handshake answers are timed (not with METRICS_ENABLED=false, as requests are not). */
   private readonly timed: boolean;
@@ -84,9 +83,10 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
 
   /**
    * Every handshake counts against the rate limit, as any GET does (ThrottleGuard never sees
-   * one: Node hands it from its 'upgrade' event straight to `ws`), before its 101. Over the limit
-   * the client gets the API's 429 with Retry-After, as for any request, and costs no WebSocket.
-   * While Redis is away the count fails open; any other failure is a 500, as for a request.
+   * one: Node hands it from its 'upgrade' event straight to `ws`), then takes its notification
+   * slot, both before its 101. Over the limit the client gets the API's 429 with Retry-After, as
+   * for any request; refused a slot, the 503 or 429 `/events` answers. Either way it costs no
+   * WebSocket. While Redis is away the count fails open; any other failure is a 500, as for a request.
    */
   private async verify(req: IncomingMessage, done: (verified: boolean) => void): Promise<void> {
     const started = performance.now();
@@ -106,14 +106,26 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
     }
     // Answered by beforeApplicationShutdown meanwhile.
     if (!this.verifying.delete(req)) return;
-    if (retryIn === undefined) {
-      // Timed once the 101 is out (handleConnection): `ws` writes none to a client already gone.
-      this.upgrading.set(req, started);
-      return done(true);
+    // Answered here, as below: `done(false, 429)` would have `ws` answer text/html. `ws` has
+    // nothing left to do with the socket (it only destroys it on an error).
+    if (retryIn !== undefined) {
+      if (refuseHandshake(req.socket, req, 429, `Too many requests; retry in ${retryIn} s`, { 'retry-after': retryIn })) this.answered(429, started);
+      return;
     }
-    // Answered here: `done(false, 429)` would have `ws` answer text/html. `ws` has nothing left
-    // to do with the socket (it only destroys it on an error).
-    if (refuseHandshake(req.socket, req, 429, `Too many requests; retry in ${retryIn} s`, { 'retry-after': retryIn })) this.answered(429, started);
+    // Gone while it was counted: no slot, whose release would wait for a 'close' already emitted.
+    if (req.socket.destroyed) return;
+    const slot = this.notifications.connect('ws', clientKey(address));
+    if ('refused' in slot) {
+      const status = slot.refused === 'full' ? 503 : 429;
+      if (refuseHandshake(req.socket, req, status, slot.message, { 'retry-after': SLOT_RETRY_AFTER_SECONDS })) this.answered(status, started);
+      return;
+    }
+    // The socket's end frees the slot: `ws` drops a handshake whose client left before its 101
+    // without a word (no handleConnection), and an admitted client's WebSocket closes with it.
+    req.socket.once('close', () => slot.release());
+    // Timed once the 101 is out (handleConnection): `ws` writes none to a client already gone.
+    this.upgrading.set(req, { started, slot });
+    done(true);
   }
 
   /**
@@ -141,33 +153,25 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   }
 
   handleConnection(ws: WebSocket, req: IncomingMessage): void {
-    // `ws` has written the 101 (a client refused a notification slot below gets its 1013 on top).
-    const started = this.upgrading.get(req);
-    if (started !== undefined) this.answered(101, started);
+    // `ws` has written the 101.
+    const upgrade = this.upgrading.get(req);
+    this.upgrading.delete(req);
     // WsAdapter logs every socket error at error level, but each is the client's doing (a frame
     // over maxPayload, unmasked or invalid UTF-8, a reset…) and `ws` closes the socket itself:
     // an admitted client's counts as a drop (a warning), a refused one's as nothing.
     ws.removeAllListeners('error');
-    let admitted = false;
-    ws.on('error', (err) => {
-      if (admitted) this.notifications.recordDrop('ws', `protocol error: ${err.message}`);
-    });
-    const address = clientAddress(req, this.trust);
-    if (address === undefined) {
-      // Reset by the client before its handshake was handled (Node reads no address then): gone.
+    if (upgrade === undefined) {
+      // Reset by the client before its handshake was verified (Node reads no address then): gone.
       ws.terminate();
       return;
     }
-    admitted = this.admit(ws, address);
+    this.answered(101, upgrade.started);
+    ws.on('error', (err) => this.notifications.recordDrop('ws', `protocol error: ${err.message}`));
+    this.admit(ws, upgrade.slot);
   }
 
-  /** Takes a notification slot for `ws` and subscribes it; false when refused (and closed). */
-  private admit(ws: WebSocket, address: string): boolean {
-    const slot = this.notifications.connect('ws', clientKey(address));
-    if ('refused' in slot) {
-      closeFirmly(ws, TRY_AGAIN_LATER, slot.message);
-      return false;
-    }
+  /** Subscribes `ws` to the notifications of the slot taken for it. */
+  private admit(ws: WebSocket, slot: ClientSlot): void {
     ws.once('message', () => {
       this.notifications.recordDrop('ws', 'it sent a message');
       closeFirmly(ws, POLICY_VIOLATION, 'This endpoint takes no messages');
@@ -214,10 +218,6 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
       },
       complete: () => ws.close(GOING_AWAY, 'Server shutting down'),
     });
-    ws.once('close', () => {
-      subscription.unsubscribe();
-      slot.release();
-    });
-    return true;
+    ws.once('close', () => subscription.unsubscribe());
   }
 }

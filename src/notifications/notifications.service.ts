@@ -40,6 +40,9 @@ export interface ClientSlot {
 
 export type Transport = 'sse' | 'ws';
 
+/** Seconds a client refused a slot is told to wait (Retry-After), on either transport. */
+export const SLOT_RETRY_AFTER_SECONDS = 5;
+
 /** Why a client was not given a slot: the instance is full, or its address has its share. */
 export interface Refusal {
   refused: 'full' | 'address';

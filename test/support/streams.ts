@@ -100,6 +100,28 @@ export class WsClient extends Collector {
   close(): void {
     this.ws.terminate();
   }
+
+  /** A handshake the server must refuse before its 101: the answer's status, headers and JSON body. */
+  static async refused(port: number, options?: ClientOptions): Promise<{ statusCode: number; headers: IncomingMessage['headers']; body: Record<string, unknown> }> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/notifications`, options);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => {
+        ws.terminate();
+        reject(new Error('the handshake was accepted'));
+      });
+      ws.once('error', reject);
+      // With this listener `ws` leaves the answer to us instead of failing with an error.
+      ws.once('unexpected-response', (req, res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.once('end', () => {
+          req.destroy();
+          resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) as Record<string, unknown> });
+        });
+      });
+    });
+  }
 }
 
 /** Sends a WebSocket handshake on a raw socket (then `then`); tells what the server sent back, as text, and whether it closed the connection. */
