@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Redis } from 'ioredis';
 import { HealthController } from '../src/health/health.controller.js';
+import { RedisKeys } from '../src/redis/redis-keys.service.js';
 import { SeriesRepository } from '../src/series/series.repository.js';
 import { metaKey } from '../src/timeseries/portable.backend.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
@@ -45,6 +46,24 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
     expect(after.json().info.ingest.ageSeconds).toBeLessThanOrEqual(1);
     // Shared through Redis, so replicas without the schedule are ready too.
     expect(Number(await redis.get(`${prefix}:ingest:last-success`))).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('keeps a failed backfill to retry in Redis with its failure count and due time, and reads one kept before those were', async () => {
+    const series = app.get(SeriesRepository);
+    const keys = app.get(RedisKeys);
+    await series.setPendingBackfill('coinbase', { from: 1_000, failures: 3, retryAt: 2_000 }, 60_000);
+    await series.setPendingHourlyBackfill('coinbase', { from: 1_000, until: 5_000, failures: 2, retryAt: 3_000 }, 60_000);
+    expect(await series.pendingBackfill('coinbase')).toEqual({ from: 1_000, failures: 3, retryAt: 2_000 });
+    expect(await series.pendingHourlyBackfill('coinbase')).toEqual({ from: 1_000, until: 5_000, failures: 2, retryAt: 3_000 });
+    expect(await redis.pttl(keys.backfillPending('coinbase'))).toBeGreaterThan(50_000);
+    // Written by an earlier version, the start (and end) alone: failed once, due now.
+    await redis.set(keys.backfillPending('coinbase'), '1000', 'PX', 60_000);
+    await redis.set(keys.backfillPendingHourly('coinbase'), '1000:5000', 'PX', 60_000);
+    expect(await series.pendingBackfill('coinbase')).toEqual({ from: 1_000, failures: 1, retryAt: 0 });
+    expect(await series.pendingHourlyBackfill('coinbase')).toEqual({ from: 1_000, until: 5_000, failures: 1, retryAt: 0 });
+    await series.clearPendingBackfill('coinbase');
+    await series.clearPendingHourlyBackfill('coinbase');
+    expect([await series.pendingBackfill('coinbase'), await series.pendingHourlyBackfill('coinbase')]).toEqual([null, null]);
   });
 
   it('returns the request id in a header, reusing a well-formed incoming one', async () => {

@@ -60,7 +60,8 @@ export class IngestController {
   // The body is validated too (it must be empty or {}), so stray fields get a 400 naming them.
   async refresh(@Query() query: RefreshQueryDto, @Body(EmptyBodyPipe) _body: RefreshBodyDto): Promise<IngestReportDto> {
     try {
-      return await this.ingest.runAll({ full: query.full === true });
+      // An operator's request: a failed backfill is retried now, whenever its next retry was due.
+      return await this.ingest.runAll({ full: query.full === true, retryNow: true });
     } catch (err) {
       // Every upstream failure, and a source skipped because its upstream asked to wait.
       if (err instanceof SourceError || err instanceof AllSourcesFailedError) {

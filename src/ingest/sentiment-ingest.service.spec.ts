@@ -5,7 +5,7 @@ import { Env } from '../config/env.validation.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { SeriesDef } from '../series/series.catalog.js';
-import { SeriesRepository } from '../series/series.repository.js';
+import { PendingBackfill, PendingHourlyBackfill, SeriesRepository } from '../series/series.repository.js';
 import { PayloadError, PermanentUpstreamError, TransientUpstreamError, UpstreamPausedError } from '../sources/source.errors.js';
 import { SourceRegistry } from '../sources/source.registry.js';
 import { MetricName, SourceBatch, SourceId, SourceProvider } from '../sources/source.types.js';
@@ -42,8 +42,8 @@ function provider(id: SourceId, metric: MetricName, cadence: 'tick' | 'daily', w
 /** A series store in memory (the real one is covered by the e2e specs). */
 function memorySeries(defs: SeriesDef[]) {
   const data = new Map<MetricName, Sample[]>();
-  const pending = new Map<SourceId, number>();
-  const pendingHourly = new Map<SourceId, { from: number; until: number }>();
+  const pending = new Map<SourceId, PendingBackfill>();
+  const pendingHourly = new Map<SourceId, PendingHourlyBackfill>();
   const notBefore = new Map<SourceId, number>();
   const added: Array<{ metric: MetricName; samples: Sample[] }> = [];
   const hourly: Array<{ metric: MetricName; samples: Sample[]; fineFrom: number }> = [];
@@ -63,11 +63,11 @@ function memorySeries(defs: SeriesDef[]) {
       return { stored: samples.length, duplicates: 0, rejected: 0, errors: [] };
     },
     pendingHourlyBackfill: async (source: SourceId) => pendingHourly.get(source) ?? null,
-    setPendingHourlyBackfill: async (source: SourceId, from: number, until: number) => void pendingHourly.set(source, { from, until }),
+    setPendingHourlyBackfill: async (source: SourceId, p: PendingHourlyBackfill) => void pendingHourly.set(source, p),
     clearPendingHourlyBackfill: async (source: SourceId) => void pendingHourly.delete(source),
     recordSuccess: async () => undefined,
     pendingBackfill: async (source: SourceId) => pending.get(source) ?? null,
-    setPendingBackfill: async (source: SourceId, from: number) => void pending.set(source, from),
+    setPendingBackfill: async (source: SourceId, p: PendingBackfill) => void pending.set(source, p),
     clearPendingBackfill: async (source: SourceId) => void pending.delete(source),
     upstreamNotBefore: async (source: SourceId) => ((notBefore.get(source) ?? 0) > Date.now() ? notBefore.get(source)! : null),
     setUpstreamNotBefore: async (source: SourceId, until: number) => void notBefore.set(source, until),
@@ -176,7 +176,7 @@ describe('SentimentIngestService', () => {
     const first = await t.service.run('coinbase');
     expect(first.backfill).toMatchObject({ error: 'upstream unreachable (ECONNRESET)', attempts: 3, stored: 0 });
     expect(first.stored).toBe(1);
-    expect(t.pending.get('coinbase')).toBe(NOW - DAY);
+    expect(t.pending.get('coinbase')).toEqual({ from: NOW - DAY, failures: 1, retryAt: NOW + 15_000 });
 
     // Two days later the poll has kept "newest" fresh; the retry still happens, within 24 h.
     jest.setSystemTime(NOW + 2 * DAY);
@@ -184,6 +184,33 @@ describe('SentimentIngestService', () => {
     const second = await t.service.run('coinbase');
     expect(coinbase.backfill).toHaveBeenLastCalledWith(NOW + DAY, NOW + 2 * DAY);
     expect(second.backfill?.error).toBeNull();
+    expect(t.pending.has('coinbase')).toBe(false);
+  });
+
+  // Retried on every run, a backfill broken for good (a candles endpoint that changed shape while
+  // the ticker still works) cost its calls and a warning every 30 s for BACKFILL_HOURS.
+  it('spaces out the retries of a backfill that keeps failing (1, 2, 4, 8… intervals apart, at most an hour), unless an operator asks; a success ends them', async () => {
+    const coinbase = provider('coinbase', 'price', 'tick');
+    const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+    const calledAt: number[] = [];
+    coinbase.backfill!.mockImplementation(async () => {
+      calledAt.push((Date.now() - NOW) / 30_000);
+      throw new PayloadError('upstream payload is not JSON (44 characters)');
+    });
+    // A poll every 30 s for 8 h; each stores a newer sample, as the live poll does.
+    for (let tick = 0; tick <= 960; tick++) {
+      jest.setSystemTime(NOW + tick * 30_000);
+      await t.service.run('coinbase');
+    }
+    const gaps = calledAt.slice(1).map((at, i) => at - calledAt[i]);
+    expect(gaps).toEqual([1, 2, 4, 8, 16, 32, 64, 120, 120, 120, 120, 120, 120, 120].slice(0, gaps.length));
+    expect(calledAt.length).toBe(14); // of 961 runs
+    expect(t.pending.get('coinbase')).toMatchObject({ failures: 14, retryAt: NOW + (calledAt.at(-1)! * 30 + 3600 - 15) * 1000 });
+    // An operator's POST /refresh retries it at once, due or not; a success ends the retries.
+    jest.setSystemTime(t.pending.get('coinbase')!.retryAt - 60_000);
+    expect((await t.service.run('coinbase')).backfill).toBeNull();
+    coinbase.backfill!.mockResolvedValueOnce(batchOf('price', [{ timestamp: NOW, value: 2 }]));
+    expect((await t.service.run('coinbase', { retryNow: true })).backfill?.error).toBeNull();
     expect(t.pending.has('coinbase')).toBe(false);
   });
 
@@ -205,8 +232,9 @@ describe('SentimentIngestService', () => {
     const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
     const first = await t.service.run('coinbase');
     expect(first.backfill?.error).toBe('upstream payload is not JSON (44 characters)');
-    expect(t.pending.get('coinbase')).toBe(NOW - DAY);
+    expect(t.pending.get('coinbase')).toEqual({ from: NOW - DAY, failures: 1, retryAt: NOW + 15_000 });
     t.data.set('price', [{ timestamp: NOW - 1000, value: 1 }]);
+    jest.setSystemTime(NOW + 30_000);
     const second = await t.service.run('coinbase');
     expect(coinbase.backfill).toHaveBeenCalledTimes(2);
     expect(second.backfill?.error).toBeNull();
@@ -336,7 +364,7 @@ describe('SentimentIngestService', () => {
       const fineFrom = Date.UTC(2026, 11, 1, 7);
       expect(first.hourlyBackfill).toMatchObject({ error: 'upstream answered HTTP 503', stored: 0 });
       expect(first.backfill).toMatchObject({ error: null, stored: 2 });
-      expect(t.pendingHourly.get('coinbase')).toEqual({ from: NOW - 720 * H, until: fineFrom });
+      expect(t.pendingHourly.get('coinbase')).toEqual({ from: NOW - 720 * H, until: fineFrom, failures: 1, retryAt: NOW + 15_000 });
 
       jest.setSystemTime(NOW + 30_000);
       coinbase.backfill!.mockClear();

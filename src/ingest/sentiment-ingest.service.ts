@@ -7,7 +7,7 @@ import { isRedisUnavailableError, RedisNotConnectedError, RedisStalledError } fr
 import { isRedisStalled } from '../redis/redis-stall.js';
 import { RedisClient } from '../redis/redis.types.js';
 import { DAY_MS, HOUR_MS, SeriesDef } from '../series/series.catalog.js';
-import { SeriesRepository } from '../series/series.repository.js';
+import { PendingBackfill, PendingHourlyBackfill, SeriesRepository } from '../series/series.repository.js';
 import { PayloadError, SourceError, TransientUpstreamError, UpstreamPausedError } from '../sources/source.errors.js';
 import { assertMostlyValid } from '../sources/records.js';
 import { SourceRegistry } from '../sources/source.registry.js';
@@ -20,6 +20,8 @@ import { IngestEvents } from './ingest.events.js';
 export interface IngestOptions {
   /** Re-send everything the upstream serves, not only what is newer than the stored data. */
   full?: boolean;
+  /** Retry a failed backfill now, not only once its spaced-out retry is due (an operator's POST /refresh). */
+  retryNow?: boolean;
 }
 
 /** Every source of a POST /refresh failed; the message lists each one's reason. */
@@ -39,9 +41,9 @@ interface HourlyWindow extends Window {
 
 /** The backfills that failed before and are to be retried (kept in Redis), as read at a run's start. */
 interface PendingBackfills {
-  /** Where the 1-minute backfill starts, or null. */
-  from: number | null;
-  hourly: { from: number; until: number } | null;
+  /** The 1-minute backfill to retry, or null. */
+  from: PendingBackfill | null;
+  hourly: PendingHourlyBackfill | null;
 }
 
 /**
@@ -49,6 +51,8 @@ interface PendingBackfills {
  * header (up to 31 years) would silence the source until someone deletes the key.
  */
 export const MAX_UPSTREAM_PAUSE_MS = DAY_MS;
+/** Longest wait between two tries of a failing backfill (see retryAt). */
+const MAX_BACKFILL_RETRY_DELAY_MS = 3_600_000;
 
 /** The span a first backfill of a price venue fetches at 1-minute resolution; older hours are hourly. */
 export const FINE_SPAN_MS = DAY_MS;
@@ -160,8 +164,8 @@ export class SentimentIngestService {
       // Newest timestamp present in EVERY series of the source: if a run stored one and not the
       // other, the next run re-sends from the older one (harmless under DUPLICATE_POLICY FIRST).
       const common = before.some((s) => s === null) ? null : Math.min(...before.map((s) => (s as Sample).timestamp));
-      const window = this.backfillWindow(provider, defs, common, started, pending);
-      const hourlyWindow = this.hourlyWindow(provider, defs, common, started, pending);
+      const window = this.backfillWindow(provider, defs, common, started, pending, options.retryNow);
+      const hourlyWindow = this.hourlyWindow(provider, defs, common, started, pending, options.retryNow);
       // Fetch and validate first: a bad upstream fails the run before anything is written.
       const batch = this.withoutFuture(source, await provider.poll({ since: options.full ? null : common }));
       const hourly = hourlyWindow ? await this.fetchBackfill(provider, hourlyWindow, true) : null;
@@ -170,8 +174,8 @@ export class SentimentIngestService {
       const hourlyStored = hourly?.batch ? await this.storeHourly(defs, hourly.batch, hourlyWindow!.until) : {};
       const backfilled = backfill?.batch ? await this.store(defs, backfill.batch) : {};
       const stored = await this.store(defs, batch);
-      if (hourly) await this.settleHourly(provider, hourly, hourlyWindow!, hourlyStored);
-      if (backfill) await this.settleBackfill(provider, backfill, window!, backfilled);
+      if (hourly) await this.settleHourly(provider, hourly, hourlyWindow!, hourlyStored, pending.hourly, started);
+      if (backfill) await this.settleBackfill(provider, backfill, window!, backfilled, pending.from, started);
       const report = this.report(source, started, defs, before, batch, stored, backfill, backfilled, hourly, hourlyStored);
       const at = Date.now();
       await this.series.recordSuccess(source, at);
@@ -229,9 +233,11 @@ export class SentimentIngestService {
    * and the dashboard mean something at once. A daily source gets whole days, from the day before
    * the window, so the level in effect at the window's start is known.
    */
-  backfillWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number, pending: PendingBackfills): Window | null {
+  backfillWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number, pending: PendingBackfills, retryNow = false): Window | null {
     if (!provider.backfill || this.backfillMs === 0) return null;
-    const pendingFrom = pending.from;
+    // A retry not due yet (see retryAt): nothing this run, not even a gap's backfill.
+    if (pending.from !== null && !retryNow && now < pending.from.retryAt) return null;
+    const pendingFrom = pending.from?.from ?? null;
     // A first backfill longer than a day: the minutes of the last 24 h only, the rest hourly.
     if (newest === null && pendingFrom === null && this.splitsHourly(provider, defs)) {
       return { from: fineStart(now, provider.backfillReachMs), to: now };
@@ -266,12 +272,13 @@ export class SentimentIngestService {
    * window's start (as far as the provider reaches) up to where the minutes start; or one that
    * failed before, kept in Redis with its boundary, so a retry lands exactly where it would have.
    */
-  hourlyWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number, pending: PendingBackfills): HourlyWindow | null {
+  hourlyWindow(provider: SourceProvider, defs: SeriesDef[], newest: number | null, now: number, pending: PendingBackfills, retryNow = false): HourlyWindow | null {
     if (!this.splitsHourly(provider, defs)) return null;
     const earliest = Math.max(now - this.backfillMs, now - (provider.hourlyReachMs ?? Infinity));
     let from: number;
     let until: number;
     if (pending.hourly !== null) {
+      if (!retryNow && now < pending.hourly.retryAt) return null;
       ({ from, until } = pending.hourly);
       from = Math.max(from, earliest);
     } else if (newest === null && pending.from === null) {
@@ -337,19 +344,39 @@ export class SentimentIngestService {
   }
 
   /**
-   * Stored: nothing left to do. Failed transiently (network, 5xx, 429) or with garbage (see
-   * fetchBackfill): kept in Redis and retried on the source's next run. Failed for good (4xx, a
-   * redirect elsewhere): given up, said once; a later gap starts a new one.
+   * When a backfill that failed `failures` runs in a row, the last one begun at `started`, is
+   * tried again: 1, 2, 4, 8… intervals later (on the next run, then every other one…), at most
+   * an hour. Retried on every run, one broken for good (a candles endpoint that changed shape
+   * while the ticker still works) cost its calls and a warning every INGEST_INTERVAL_MS for
+   * BACKFILL_HOURS. Half an interval early: another instance's tick may begin a moment before
+   * a whole interval has passed since this run began.
    */
-  private async settleBackfill(provider: SourceProvider, backfill: Backfill, window: Window, stored: Record<string, AddReport>): Promise<void> {
+  private retryAt(started: number, failures: number): number {
+    const delay = Math.min(this.tickIntervalMs * 2 ** Math.min(failures - 1, 20), MAX_BACKFILL_RETRY_DELAY_MS);
+    return started + delay - this.tickIntervalMs / 2;
+  }
+
+  /** How a failed backfill's warning ends: when it is tried again. */
+  private static retryNote(pending: PendingBackfill): string {
+    return pending.failures === 1 ? 'retried on the next run' : `failed ${pending.failures} runs in a row; retried on the first run from ${new Date(pending.retryAt).toISOString()}`;
+  }
+
+  /**
+   * Stored: nothing left to do. Failed transiently (network, 5xx, 429) or with garbage (see
+   * fetchBackfill): kept in Redis and retried on a later run (see retryAt). Failed for good (4xx,
+   * a redirect elsewhere): given up, said once; a later gap starts a new one.
+   */
+  private async settleBackfill(provider: SourceProvider, backfill: Backfill, window: Window, stored: Record<string, AddReport>, before: PendingBackfill | null, started: number): Promise<void> {
     const { dto } = backfill;
     if (backfill.batch) {
       Object.assign(dto, totals(stored));
       await this.series.clearPendingBackfill(provider.id);
       this.logger.log(`backfill ${provider.id} ${dto.from} → ${dto.to}: fetched=${dto.fetched} stored=${dto.stored} duplicates=${dto.duplicates}`);
     } else if (backfill.retry) {
-      await this.series.setPendingBackfill(provider.id, window.from, this.backfillMs);
-      this.logger.warn(`backfill ${provider.id} failed (retried on the next run): ${dto.error}`);
+      const failures = (before?.failures ?? 0) + 1;
+      const pending = { from: window.from, failures, retryAt: this.retryAt(started, failures) };
+      await this.series.setPendingBackfill(provider.id, pending, this.backfillMs);
+      this.logger.warn(`backfill ${provider.id} failed (${SentimentIngestService.retryNote(pending)}): ${dto.error}`);
     } else {
       await this.series.clearPendingBackfill(provider.id);
       this.logger.warn(`backfill ${provider.id} failed (not retried): ${dto.error}`);
@@ -357,15 +384,17 @@ export class SentimentIngestService {
   }
 
   /** The hourly part: stored and done, retried later (kept in Redis with its boundary), or given up. */
-  private async settleHourly(provider: SourceProvider, hourly: Backfill, window: HourlyWindow, stored: Record<string, AddReport>): Promise<void> {
+  private async settleHourly(provider: SourceProvider, hourly: Backfill, window: HourlyWindow, stored: Record<string, AddReport>, before: PendingHourlyBackfill | null, started: number): Promise<void> {
     const { dto } = hourly;
     if (hourly.batch) {
       Object.assign(dto, totals(stored));
       await this.series.clearPendingHourlyBackfill(provider.id);
       this.logger.log(`hourly backfill ${provider.id} ${dto.from} → ${dto.to}: fetched=${dto.fetched} stored=${dto.stored} duplicates=${dto.duplicates}`);
     } else if (hourly.retry) {
-      await this.series.setPendingHourlyBackfill(provider.id, window.from, window.until, this.backfillMs);
-      this.logger.warn(`hourly backfill ${provider.id} failed (retried on the next run): ${dto.error}`);
+      const failures = (before?.failures ?? 0) + 1;
+      const pending = { from: window.from, until: window.until, failures, retryAt: this.retryAt(started, failures) };
+      await this.series.setPendingHourlyBackfill(provider.id, pending, this.backfillMs);
+      this.logger.warn(`hourly backfill ${provider.id} failed (${SentimentIngestService.retryNote(pending)}): ${dto.error}`);
     } else {
       await this.series.clearPendingHourlyBackfill(provider.id);
       this.logger.warn(`hourly backfill ${provider.id} failed (not retried): ${dto.error}`);

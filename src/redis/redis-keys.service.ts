@@ -64,14 +64,18 @@ export class RedisKeys {
     return source === LEGACY_SOURCE ? `${this.prefix}:ingest:last-success` : `${this.prefix}:ingest:last-success:${source}`;
   }
 
-  /** Start (epoch ms) of a source's backfill that failed and is retried on its next run. */
+  /**
+   * `<from>:<failures>:<retryAt>` (epoch ms, a count, epoch ms) of a source's backfill that failed
+   * and is retried on a later run (`<from>` alone before retries were spaced out).
+   */
   backfillPending(source: SourceId): string {
     return `${this.prefix}:ingest:backfill-pending:${source}`;
   }
 
   /**
-   * `<from>:<until>` (epoch ms) of a source's hourly history (a first backfill's part before its
-   * 1-minute window, which starts at `until`) that failed and is retried on its next run.
+   * `<from>:<until>:<failures>:<retryAt>` of a source's hourly history (a first backfill's part
+   * before its 1-minute window, which starts at `until`) that failed and is retried on a later
+   * run (`<from>:<until>` alone before retries were spaced out).
    */
   backfillPendingHourly(source: SourceId): string {
     return `${this.prefix}:ingest:backfill-pending-hourly:${source}`;

@@ -12,6 +12,18 @@ import { RangeQuery, Sample } from '../timeseries/timeseries.types.js';
 import { CompactionService } from './compaction.service.js';
 import { SeriesDef, seriesLabels } from './series.catalog.js';
 
+/** A failed backfill to retry: where it starts, how many runs it has failed, and when it may run again (epoch ms). */
+export interface PendingBackfill {
+  from: number;
+  failures: number;
+  retryAt: number;
+}
+
+/** The hourly part of a first backfill to retry: PendingBackfill, and where it ends (the minutes start there). */
+export interface PendingHourlyBackfill extends PendingBackfill {
+  until: number;
+}
+
 /**
  * The series store: the catalog (one raw series per metric and configured source: sentiment's
  * one, and each price venue's own, labelled with its source),
@@ -155,16 +167,18 @@ export class SeriesRepository implements OnModuleInit {
     if (ms > 0) await this.redis.set(this.keys.ingestNotBefore(source), String(until), 'PX', ms);
   }
 
-  /** Start of a backfill of `source` to retry (shared: whichever instance runs the source next retries it), or null. */
-  async pendingBackfill(source: SourceId): Promise<number | null> {
+  /** A backfill of `source` to retry (shared: whichever instance runs the source next retries it), or null. */
+  async pendingBackfill(source: SourceId): Promise<PendingBackfill | null> {
     const raw = await this.redis.get(this.keys.backfillPending(source));
-    const n = raw === null ? NaN : Number(raw);
-    return Number.isFinite(n) ? n : null;
+    const m = raw === null ? null : /^(\d+)(?::(\d+):(\d+))?$/.exec(raw);
+    // Written before retries were spaced out (the start alone): failed once, due now.
+    return m ? { from: Number(m[1]), failures: Number(m[2] ?? 1), retryAt: Number(m[3] ?? 0) } : null;
   }
 
   /** Remembers a failed backfill; past `ttlMs` it would be out of the backfill's reach anyway. */
-  async setPendingBackfill(source: SourceId, from: number, ttlMs: number): Promise<void> {
-    await this.redis.set(this.keys.backfillPending(source), String(from), 'PX', Math.max(1, ttlMs));
+  async setPendingBackfill(source: SourceId, pending: PendingBackfill, ttlMs: number): Promise<void> {
+    const value = `${pending.from}:${pending.failures}:${pending.retryAt}`;
+    await this.redis.set(this.keys.backfillPending(source), value, 'PX', Math.max(1, ttlMs));
   }
 
   async clearPendingBackfill(source: SourceId): Promise<void> {
@@ -172,14 +186,15 @@ export class SeriesRepository implements OnModuleInit {
   }
 
   /** The hourly history of `source` to retry (see addHourly; shared like pendingBackfill), or null. */
-  async pendingHourlyBackfill(source: SourceId): Promise<{ from: number; until: number } | null> {
+  async pendingHourlyBackfill(source: SourceId): Promise<PendingHourlyBackfill | null> {
     const raw = await this.redis.get(this.keys.backfillPendingHourly(source));
-    const m = raw === null ? null : /^(\d+):(\d+)$/.exec(raw);
-    return m ? { from: Number(m[1]), until: Number(m[2]) } : null;
+    const m = raw === null ? null : /^(\d+):(\d+)(?::(\d+):(\d+))?$/.exec(raw);
+    return m ? { from: Number(m[1]), until: Number(m[2]), failures: Number(m[3] ?? 1), retryAt: Number(m[4] ?? 0) } : null;
   }
 
-  async setPendingHourlyBackfill(source: SourceId, from: number, until: number, ttlMs: number): Promise<void> {
-    await this.redis.set(this.keys.backfillPendingHourly(source), `${from}:${until}`, 'PX', Math.max(1, ttlMs));
+  async setPendingHourlyBackfill(source: SourceId, pending: PendingHourlyBackfill, ttlMs: number): Promise<void> {
+    const value = `${pending.from}:${pending.until}:${pending.failures}:${pending.retryAt}`;
+    await this.redis.set(this.keys.backfillPendingHourly(source), value, 'PX', Math.max(1, ttlMs));
   }
 
   async clearPendingHourlyBackfill(source: SourceId): Promise<void> {
