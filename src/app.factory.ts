@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import fastifyCompress from '@fastify/compress';
 import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
@@ -205,6 +206,12 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
   // strictPreflight off: an OPTIONS that is no preflight (no Origin or no
   // Access-Control-Request-Method) gets the plugin's empty 204, not its text/plain 400.
   if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600, strictPreflight: false });
+  // Answers from 1 KiB (the plugin's threshold) in br or gzip, as Accept-Encoding allows; event
+  // streams and smaller answers as they are. Request bodies are never inflated: the only one
+  // taken (POST /refresh) must be empty, and an inflated one is unbounded work.
+  if (config.get('COMPRESSION_ENABLED', { infer: true })) {
+    await app.register(fastifyCompress, { encodings: ['br', 'gzip'], globalDecompression: false });
+  }
   app.useGlobalPipes(
     new QueryShapePipe(),
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),

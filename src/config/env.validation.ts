@@ -546,6 +546,14 @@ export class EnvironmentVariables {
    */
   @Transform(toBool) @IsBoolean()
   DOCS_ENABLED = true;
+
+  /**
+   * Answers of 1 KiB or more in brotli or gzip, as the client accepts (`Accept-Encoding`): a
+   * 30-day /series is ~30 KB of JSON, Swagger UI's script ~1.5 MB. Off behind a proxy that
+   * compresses already, to spend no CPU on it twice.
+   */
+  @Transform(toBool) @IsBoolean()
+  COMPRESSION_ENABLED = true;
 }
 
 export type Env = EnvironmentVariables;

@@ -1,0 +1,107 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Redis } from 'ioredis';
+import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
+import { AUTH, bootApp, postRefresh, startTestApp, stopTestApp } from './support/app.js';
+import { REDIS_URL, uniquePrefix } from './support/redis.js';
+import { listen, SseClient } from './support/streams.js';
+import { FakeUpstream, loadFixture } from './support/upstream.js';
+
+/** The recorded day in 5-minute buckets: ~290 points, some 14 KB of JSON. */
+const DAY_SERIES = '/series/price?from=2021-07-06T18:00:00Z&to=2021-07-07T18:00:00Z&bucket=5m&aggregation=avg';
+
+describe('response compression (e2e, real Redis)', () => {
+  const prefix = uniquePrefix('compress');
+  let redis: Redis;
+  let upstream: FakeUpstream;
+  let app: NestFastifyApplication;
+  const get = (url: string, acceptEncoding?: string) =>
+    app.inject({ method: 'GET', url, headers: acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding } });
+
+  beforeAll(async () => {
+    ({ redis, upstream, app } = await startTestApp(prefix, loadFixture()));
+    expect((await postRefresh(app)).statusCode).toBe(200);
+  });
+  afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
+
+  it('answers a large answer in brotli or gzip, as Accept-Encoding prefers, with Vary and no stale length; the same JSON as uncompressed', async () => {
+    const plain = await get(DAY_SERIES);
+    expect(plain.statusCode).toBe(200);
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.rawPayload.length).toBeGreaterThan(10_000);
+
+    const br = await get(DAY_SERIES, 'gzip, deflate, br');
+    expect(br.headers).toMatchObject({ 'content-encoding': 'br', vary: expect.stringMatching(/accept-encoding/i), 'content-type': 'application/json; charset=utf-8' });
+    // Chunked when streamed through zlib (the plugin's choice by size and cores), else exact: never the uncompressed length.
+    expect([undefined, String(br.rawPayload.length)]).toContain(br.headers['content-length']);
+    expect(br.rawPayload.length).toBeLessThan(plain.rawPayload.length / 3);
+    expect(brotliDecompressSync(br.rawPayload).toString('utf8')).toBe(plain.payload);
+
+    const gzip = await get(DAY_SERIES, 'gzip');
+    expect(gzip.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(gzip.rawPayload).toString('utf8')).toBe(plain.payload);
+    // Security headers and the request id are on it as on any answer.
+    expect(gzip.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'x-request-id': expect.any(String) });
+
+    // Neither offered (or refused): as it is.
+    for (const encoding of ['identity', 'deflate', 'br;q=0, gzip;q=0']) {
+      const res = await get(DAY_SERIES, encoding);
+      expect([encoding, res.headers['content-encoding']]).toEqual([encoding, undefined]);
+      expect(res.payload).toBe(plain.payload);
+    }
+  });
+
+  it('leaves a small answer as it is (under 1 KiB)', async () => {
+    const res = await get('/health/live', 'br, gzip');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-encoding']).toBeUndefined();
+    expect(res.json()).toMatchObject({ status: 'ok' });
+  });
+
+  it('compresses the dashboard and the OpenAPI document', async () => {
+    for (const url of ['/', '/docs-json']) {
+      const res = await get(url, 'br');
+      expect([url, res.statusCode, res.headers['content-encoding']]).toEqual([url, 200, 'br']);
+    }
+  });
+
+  it('never inflates a request body: POST /refresh with a gzip body is refused like any body that is not empty JSON', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/refresh',
+      headers: { ...AUTH, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      payload: gzipSync('{}'),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+  });
+
+  it('sends an event stream uncompressed, whatever the client accepts', async () => {
+    const port = await listen(app);
+    const sse = await SseClient.open(port, { 'accept-encoding': 'br, gzip' });
+    try {
+      expect(sse.response.statusCode).toBe(200);
+      expect(sse.response.headers['content-encoding']).toBeUndefined();
+    } finally {
+      sse.close();
+    }
+  });
+});
+
+describe('response compression off (COMPRESSION_ENABLED=false, e2e)', () => {
+  const prefix = uniquePrefix('compress-off');
+  let redis: Redis;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    app = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: 'http://127.0.0.1:9/none', COMPRESSION_ENABLED: 'false' });
+  });
+  afterAll(() => stopTestApp(prefix, { app, redis }));
+
+  it('answers as it is, for a proxy that compresses', async () => {
+    const res = await app.inject({ method: 'GET', url: '/docs-json', headers: { 'accept-encoding': 'br, gzip' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-encoding']).toBeUndefined();
+    expect(res.rawPayload.length).toBeGreaterThan(10_000);
+  });
+});
