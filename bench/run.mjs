@@ -88,9 +88,9 @@ async function timed(fn) {
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-function httpGet(url) {
+function httpGet(url, headers = {}) {
   return new Promise((resolve, reject) => {
-    request(url, { agent }, (res) => {
+    request(url, { agent, headers }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -534,7 +534,29 @@ async function history(redisUrl, keyPrefix, composite = false) {
       }
       steady = { name, ...(await alternate(url, floor, name)) };
     }
-    return { backend: timeseries.kind, shapes, steady };
+    // The 30-day shape as a browser asks for it (Accept-Encoding: br), alternating with the
+    // plain query: what compression adds to the answer's time, and what it saves on the wire.
+    let compressed;
+    if (!composite) {
+      const [name, span, bucket, aggregation] = SHAPES[3];
+      const url = `${base}/series/price?from=${end - span}&to=${end}&bucket=${bucket}&aggregation=${aggregation}`;
+      const plainMs = [];
+      const brMs = [];
+      let plain;
+      let br;
+      for (let i = 0; i < HISTORY_QUERIES; i++) {
+        const a = await timed(() => httpGet(url));
+        const b = await timed(() => httpGet(url, { 'accept-encoding': 'br' }));
+        ok(a.result, name);
+        ok(b.result, name);
+        plainMs.push(a.ms);
+        brMs.push(b.ms);
+        [plain, br] = [a.result, b.result];
+      }
+      if (br.headers['content-encoding'] !== 'br') throw new Error(`GET /series/price (${name}) was not compressed`);
+      compressed = { name, plainMs: median(plainMs), brMs: median(brMs), plainBytes: plain.body.length, brBytes: br.body.length };
+    }
+    return { backend: timeseries.kind, shapes, steady, compressed };
   } finally {
     await app.close(); // its keys go with the run's prefix
   }
@@ -669,6 +691,14 @@ function report(r) {
       ]);
     }
   }
+  const brotli = r.history.portable.compressed;
+  rows.push([
+    `GET /series ${brotli.name}, Accept-Encoding: br`,
+    `${fmt(brotli.brMs)} ms`,
+    `the same query uncompressed ${fmt(brotli.plainMs)} ms (${brotli.brMs >= brotli.plainMs ? '+' : ''}${fmt(brotli.brMs - brotli.plainMs)} ms); ${int(brotli.plainBytes)} → ${int(brotli.brBytes)} bytes`,
+    '',
+    null,
+  ]);
   const comp = r.history.composite.shapes[0];
   const compOverhead = comp.httpMs - comp.floorMs;
   rows.push([

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { constants as zlibConstants } from 'node:zlib';
 import fastifyCompress from '@fastify/compress';
 import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
@@ -207,10 +208,17 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
   // Access-Control-Request-Method) gets the plugin's empty 204, not its text/plain 400.
   if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600, strictPreflight: false });
   // Answers from 1 KiB (the plugin's threshold) in br or gzip, as Accept-Encoding allows; event
-  // streams and smaller answers as they are. Request bodies are never inflated: the only one
-  // taken (POST /refresh) must be empty, and an inflated one is unbounded work.
+  // streams and smaller answers as they are. Each at its fastest level: answers are built per
+  // request, and the fastest gets most of the saving (a 30-day /series, 45 KB: 7.9 KB in
+  // brotli 1, 8.0 KB in brotli 4 at five times the CPU). Request bodies are never inflated:
+  // the only one taken (POST /refresh) must be empty, and an inflated one is unbounded work.
   if (config.get('COMPRESSION_ENABLED', { infer: true })) {
-    await app.register(fastifyCompress, { encodings: ['br', 'gzip'], globalDecompression: false });
+    await app.register(fastifyCompress, {
+      encodings: ['br', 'gzip'],
+      brotliOptions: { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 1 } },
+      zlibOptions: { level: 1 },
+      globalDecompression: false,
+    });
   }
   app.useGlobalPipes(
     new QueryShapePipe(),

@@ -6,7 +6,7 @@ import { REDIS_URL, uniquePrefix } from './support/redis.js';
 import { listen, SseClient } from './support/streams.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
-/** The recorded day in 5-minute buckets: ~290 points, some 14 KB of JSON. */
+/** The recorded day in 5-minute buckets: ~290 points, some 17 KB of JSON. */
 const DAY_SERIES = '/series/price?from=2021-07-06T18:00:00Z&to=2021-07-07T18:00:00Z&bucket=5m&aggregation=avg';
 
 describe('response compression (e2e, real Redis)', () => {
