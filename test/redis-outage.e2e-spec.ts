@@ -113,8 +113,9 @@ describe('Redis outage while serving (e2e, private redis-server killed and resta
       expect(ready.json()).toMatchObject({
         statusCode: 503,
         error: 'Service Unavailable',
-        message: expect.stringMatching(/^Not ready: redis/),
-        details: { redis: { status: 'down' } },
+        message: 'Not ready: redis, ingest',
+        // Its last successes cannot be read: not known, which is no "never ingested".
+        details: { redis: { status: 'down' }, ingest: { status: 'down', message: 'not known: Redis is unavailable' } },
         requestId: ready.headers['x-request-id'],
       });
       const live = await get('/health/live');

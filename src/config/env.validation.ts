@@ -475,7 +475,7 @@ export class EnvironmentVariables {
   @Transform(toInt) @IsInt() @Min(1000)
   THROTTLE_TTL_MS = 60_000;
 
-  /** Requests per client IP and route per window on every route except health, metrics, /docs, /docs-json and the cached summary; 0 turns this limit off. */
+  /** Requests per client IP and route per window on every route except health, metrics, /docs, /docs-json, /docs-yaml and the cached summary; 0 turns this limit off. */
   @Transform(toInt) @IsInt() @Min(0)
   THROTTLE_LIMIT = 300;
 

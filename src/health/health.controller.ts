@@ -128,10 +128,12 @@ export class HealthController implements BeforeApplicationShutdown {
     // One deadline for all the reads, like the PING's: during a Redis stall readiness answers
     // within HEALTH_REDIS_TIMEOUT_MS, not after REDIS_COMMAND_TIMEOUT_MS per source.
     const entries = [...this.maxAgeBySource];
-    // A failed read is Redis away: the redis check already reports it.
-    const reads = Promise.all(entries.map(([source]) => this.series.lastSuccess(source).catch(() => null)));
-    const lasts = await within(this.redisTimeoutMs, reads);
-    if (lasts === undefined) return check.down({ message: `Redis did not answer within ${this.redisTimeoutMs} ms` });
+    // A failed read is Redis away (the redis check says why): not known, which is no "never".
+    const reads = Promise.all(entries.map(([source]) => this.series.lastSuccess(source).catch(() => undefined)));
+    const read = await within(this.redisTimeoutMs, reads);
+    if (read === undefined) return check.down({ message: `Redis did not answer within ${this.redisTimeoutMs} ms` });
+    if (read.every((last) => last === undefined)) return check.down({ message: 'not known: Redis is unavailable' });
+    const lasts = read.map((last) => last ?? null);
     const now = Date.now();
     const sources: Record<string, { lastSuccess: string | null; ageSeconds: number | null; ok: boolean }> = {};
     for (const [i, [source, maxAgeMs]] of entries.entries()) {
