@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { constants as zlibConstants } from 'node:zlib';
 import fastifyCompress from '@fastify/compress';
 import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
@@ -25,6 +24,7 @@ import { serveNonWebSocketUpgrades } from './common/upgrade.js';
 import { NOTIFICATIONS_WS_PATH } from './notifications/notifications.gateway.js';
 import { API_SECURITY_HEADERS, PAGE_HELMET_OPTIONS, securityHeaders } from './common/security-headers.js';
 import { Env, validateEnv } from './config/env.validation.js';
+import { SUMMARY_PATH } from './summary/summary.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import type { Tally } from './metrics/tallied-histogram.js';
 
@@ -89,6 +89,12 @@ function screenedReport(app: NestFastifyApplication): OnScreenedAnswer {
 }
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
+
+/** Where Swagger UI is served (and /docs-json, /docs-yaml), with DOCS_ENABLED. */
+const DOCS_PATH = 'docs';
+
+/** Content types compressed (COMPRESSION_ENABLED): JSON, HTML, plain text (Prometheus) and YAML. */
+const COMPRESSIBLE = /^(?:application\/(?:[\w.-]+\+)?json|text\/(?:html|plain|yaml))\s*(?:;|$)/i;
 
 /** Log levels up to LOG_LEVEL, read before config validation so startup errors are printed. */
 export function logLevels(level = process.env.LOG_LEVEL ?? 'log'): LogLevel[] {
@@ -207,16 +213,24 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
   // strictPreflight off: an OPTIONS that is no preflight (no Origin or no
   // Access-Control-Request-Method) gets the plugin's empty 204, not its text/plain 400.
   if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600, strictPreflight: false });
-  // Answers from 1 KiB (the plugin's threshold) in br or gzip, as Accept-Encoding allows; event
-  // streams and smaller answers as they are. Each at its fastest level: answers are built per
-  // request, and the fastest gets most of the saving (a 30-day /series, 45 KB: 7.9 KB in
-  // brotli 1, 8.0 KB in brotli 4 at five times the CPU). Request bodies are never inflated:
-  // the only one taken (POST /refresh) must be empty, and an inflated one is unbounded work.
+  // Answers from 1 KiB (the plugin's threshold) in gzip, when Accept-Encoding allows it.
   if (config.get('COMPRESSION_ENABLED', { infer: true })) {
+    // As they are: the summary, whose hits are answered from memory ahead of Fastify (a miss
+    // compressed and a hit not would answer one URL two ways), and Swagger UI's static files
+    // (1.8 MB of script and style, recompressed on every request).
+    fastify.addHook('onRoute', (route) => {
+      if (route.url === `/${SUMMARY_PATH}` || route.url === `/${DOCS_PATH}/*`) route.compress = false;
+    });
     await app.register(fastifyCompress, {
-      encodings: ['br', 'gzip'],
-      brotliOptions: { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 1 } },
+      // gzip at its fastest level: answers are built per request, and it gets most of the saving
+      // (a 30-day /series, 45 KB: 9 KB in 0.3 ms; level 6, 8.9 KB in 0.7). Brotli (8 KB) was
+      // left out: each of its streams held ~1 MB for a client that did not read, and a few
+      // hundred such clients grew the process by hundreds of MB that it did not give back.
+      encodings: ['gzip'],
       zlibOptions: { level: 1 },
+      // JSON, HTML and the text of /metrics and /docs-yaml; not event streams.
+      customTypes: COMPRESSIBLE,
+      // Request bodies are never inflated: the only one taken (POST /refresh) must be empty.
       globalDecompression: false,
     });
   }
@@ -236,6 +250,6 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
     .build();
   // Off unless DOCS_ENABLED (see env.validation.ts): /docs and /docs-json are then plain 404s.
   if (config.get('DOCS_ENABLED', { infer: true })) {
-    SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
+    SwaggerModule.setup(DOCS_PATH, app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
   }
 }

@@ -51,7 +51,7 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
   it('keeps a failed backfill to retry in Redis with its failure count and due time, and reads one kept before those were', async () => {
     const series = app.get(SeriesRepository);
     const keys = app.get(RedisKeys);
-    await series.setPendingBackfill('coinbase', { from: 1_000, failures: 3, retryAt: 2_000 }, 60_000);
+    await series.setPendingBackfill('coinbase', { from: 1_000, failures: 3, retryAt: 1_999.5 }, 60_000); // kept whole: read back, not lost
     await series.setPendingHourlyBackfill('coinbase', { from: 1_000, until: 5_000, failures: 2, retryAt: 3_000 }, 60_000);
     expect(await series.pendingBackfill('coinbase')).toEqual({ from: 1_000, failures: 3, retryAt: 2_000 });
     expect(await series.pendingHourlyBackfill('coinbase')).toEqual({ from: 1_000, until: 5_000, failures: 2, retryAt: 3_000 });

@@ -548,9 +548,9 @@ export class EnvironmentVariables {
   DOCS_ENABLED = true;
 
   /**
-   * Answers of 1 KiB or more in brotli or gzip, as the client accepts (`Accept-Encoding`): a
-   * 30-day /series is ~30 KB of JSON, Swagger UI's script ~1.5 MB. Off behind a proxy that
-   * compresses already, to spend no CPU on it twice.
+   * JSON, HTML and text answers of 1 KiB or more in gzip, when the client accepts it
+   * (`Accept-Encoding`): a 30-day /series is ~45 KB of JSON, ~9 KB in gzip. Off behind a proxy
+   * that compresses already, to spend no CPU on it twice.
    */
   @Transform(toBool) @IsBoolean()
   COMPRESSION_ENABLED = true;

@@ -214,6 +214,19 @@ describe('SentimentIngestService', () => {
     expect(t.pending.has('coinbase')).toBe(false);
   });
 
+  it('dates a retry in whole milliseconds, whatever INGEST_INTERVAL_MS (half an odd one is not)', async () => {
+    settings.INGEST_INTERVAL_MS = 15_001;
+    try {
+      const coinbase = provider('coinbase', 'price', 'tick');
+      coinbase.backfill!.mockRejectedValueOnce(new PayloadError('upstream payload is not JSON (44 characters)'));
+      const t = setup([coinbase], [def('price', 'coinbase', 'tick')]);
+      await t.service.run('coinbase');
+      expect(t.pending.get('coinbase')).toEqual({ from: NOW - DAY, failures: 1, retryAt: NOW + 7_501 });
+    } finally {
+      settings.INGEST_INTERVAL_MS = 30_000;
+    }
+  });
+
   it('gives up a backfill that failed for good (4xx), and says so', async () => {
     const err = new PermanentUpstreamError('upstream answered HTTP 404');
     const coinbase = provider('coinbase', 'price', 'tick');

@@ -353,7 +353,7 @@ export class SentimentIngestService {
    */
   private retryAt(started: number, failures: number): number {
     const delay = Math.min(this.tickIntervalMs * 2 ** Math.min(failures - 1, 20), MAX_BACKFILL_RETRY_DELAY_MS);
-    return started + delay - this.tickIntervalMs / 2;
+    return Math.ceil(started + delay - this.tickIntervalMs / 2);
   }
 
   /** How a failed backfill's warning ends: when it is tried again. */

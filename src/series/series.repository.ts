@@ -177,7 +177,7 @@ export class SeriesRepository implements OnModuleInit {
 
   /** Remembers a failed backfill; past `ttlMs` it would be out of the backfill's reach anyway. */
   async setPendingBackfill(source: SourceId, pending: PendingBackfill, ttlMs: number): Promise<void> {
-    const value = `${pending.from}:${pending.failures}:${pending.retryAt}`;
+    const value = `${pending.from}:${pending.failures}:${Math.ceil(pending.retryAt)}`;
     await this.redis.set(this.keys.backfillPending(source), value, 'PX', Math.max(1, ttlMs));
   }
 
@@ -193,7 +193,7 @@ export class SeriesRepository implements OnModuleInit {
   }
 
   async setPendingHourlyBackfill(source: SourceId, pending: PendingHourlyBackfill, ttlMs: number): Promise<void> {
-    const value = `${pending.from}:${pending.until}:${pending.failures}:${pending.retryAt}`;
+    const value = `${pending.from}:${pending.until}:${pending.failures}:${Math.ceil(pending.retryAt)}`;
     await this.redis.set(this.keys.backfillPendingHourly(source), value, 'PX', Math.max(1, ttlMs));
   }
 

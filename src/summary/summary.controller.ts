@@ -8,13 +8,16 @@ import { NoQueryDto } from '../common/no-query.dto.js';
 import { SummaryResponseDto } from './dto/summary-response.dto.js';
 import { SummaryService } from './summary.service.js';
 
+/** The summary's path (the original app's): answered from memory ahead of Fastify on a hit. */
+export const SUMMARY_PATH = 'is-bitcoin-lit';
+
 @ApiTags('summary')
 @Controller()
 @UseInterceptors(CacheInterceptor)
 export class SummaryController {
   constructor(private readonly summary: SummaryService) {}
 
-  @Get('is-bitcoin-lit')
+  @Get(SUMMARY_PATH)
   @CacheKey('') // the bare `<prefix>:cache` key, as in the original app
   @ServeFromMemory() // public route: hits may be answered before Nest's pipeline; not rate limited
   @ApiOperation({
