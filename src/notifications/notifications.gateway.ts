@@ -158,7 +158,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
     this.upgrading.delete(req);
     // WsAdapter logs every socket error at error level, but each is the client's doing (a frame
     // over maxPayload, unmasked or invalid UTF-8, a reset…) and `ws` closes the socket itself:
-    // an admitted client's counts as a drop (a warning), a refused one's as nothing.
+    // each counts as a drop (a warning).
     ws.removeAllListeners('error');
     if (upgrade === undefined) {
       // Reset by the client before its handshake was verified (Node reads no address then): gone.
