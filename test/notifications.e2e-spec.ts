@@ -523,16 +523,22 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
     await waitFor('no client left', () => service.clientCount === 0);
   });
 
+  /** Holds the next handshake's rate-limit count until `release()`; `hit` is the spy (mockRestore it). */
+  const holdNextCount = () => {
+    let resolveHeld = () => undefined as void;
+    const throttle = app.get(ThrottleService);
+    const original = throttle.hit.bind(throttle);
+    const hit = jest.spyOn(throttle, 'hit').mockImplementationOnce((...args) => new Promise<void>((resolve) => (resolveHeld = resolve)).then(() => original(...args)));
+    return { hit, release: () => resolveHeld() };
+  };
+
   it('times no 101 for a handshake whose client left while it was being counted (`ws` writes none)', async () => {
     const count = async () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       return Number(/\nhttp_request_duration_seconds_count\{method="GET",route="\/ws\/notifications",status="101"\} (\d+)\n/.exec(text)?.[1] ?? 0);
     };
     const before = await count();
-    let release = () => undefined as void;
-    const throttle = app.get(ThrottleService);
-    const original = throttle.hit.bind(throttle);
-    const hit = jest.spyOn(throttle, 'hit').mockImplementationOnce((...args) => new Promise<void>((resolve) => (release = resolve)).then(() => original(...args)));
+    const { hit, release } = holdNextCount();
     try {
       const leaving = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.64' });
       await waitFor('its count started', () => hit.mock.calls.length === 1);
@@ -554,10 +560,7 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
 
   it('frees the notification slot of a handshake whose client half-closed while it was being counted', async () => {
     const service = app.get(NotificationsService);
-    let release = () => undefined as void;
-    const throttle = app.get(ThrottleService);
-    const original = throttle.hit.bind(throttle);
-    const hit = jest.spyOn(throttle, 'hit').mockImplementationOnce((...args) => new Promise<void>((resolve) => (release = resolve)).then(() => original(...args)));
+    const { hit, release } = holdNextCount();
     try {
       const leaving = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.66' });
       await waitFor('its count started', () => hit.mock.calls.length === 1);
