@@ -15,6 +15,8 @@ import { freePort, waitFor } from './support/wait.js';
 const fixture = loadFixture();
 /** Preloaded into the process: SIGUSR2 throws from a timer (or rejects a promise nothing handles). */
 const CRASH_ON_SIGNAL = ['--import', fileURLToPath(new URL('./support/crash-on-signal.mjs', import.meta.url))];
+/** Preloaded into the process: a stdout line once the app's SIGTERM handler is in place. */
+const SIGNAL_HANDLERS_READY = ['--import', fileURLToPath(new URL('./support/signal-handlers-ready.mjs', import.meta.url))];
 
 /** A TCP server on a free loopback port that accepts every connection and never answers. */
 async function silentServer(): Promise<{ port: number; sockets: Socket[]; close: () => void }> {
@@ -273,8 +275,9 @@ describe('process lifecycle (e2e, real node process)', () => {
 
   it('a signal while it is still loading (before Nest is imported): exit 0, not killed by the signal', async () => {
     // Loading Nest and the app takes a second or more; the handlers are in place before that.
-    const app = start({ REDIS_URL: 'redis://127.0.0.1:9' });
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The preload says when they are (a fixed wait lost the race on a loaded CI machine).
+    const app = start({ REDIS_URL: 'redis://127.0.0.1:9' }, undefined, SIGNAL_HANDLERS_READY);
+    await waitFor('the SIGTERM handler', async () => app.lines.some((l) => l.msg === 'test: SIGTERM handler in place'));
     app.kill('SIGTERM');
     expect(await app.exited).toEqual({ code: 0, signal: null });
     expect(app.stderr).toBe('is-bitcoin-lit: SIGTERM during startup; exiting\n');
