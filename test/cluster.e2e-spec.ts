@@ -348,10 +348,11 @@ describeCluster('Redis Cluster, 3 masters (e2e)', () => {
       createApp({
         REDIS_CLUSTER_NODES: cluster.seeds,
         REDIS_URL: 'redis://:wrong-password@unused.invalid:6379',
-        REDIS_STARTUP_WAIT_MS: '500',
+        // Time enough for a loaded machine's AUTH round trip, whose WRONGPASS the line must name.
+        REDIS_STARTUP_WAIT_MS: '3000',
         LOG_LEVEL: 'fatal',
       }),
-    ).rejects.toThrow(/^Redis Cluster \(127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+\) is not reachable after 500 ms \([^\n]*WRONGPASS[^\n]*\)$/);
+    ).rejects.toThrow(/^Redis Cluster \(127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+\) is not reachable after 3000 ms \([^\n]*WRONGPASS[^\n]*\)$/);
   });
 
   it('QUITs every node connection on shutdown', async () => {

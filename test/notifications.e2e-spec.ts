@@ -43,7 +43,9 @@ describe('live notifications across instances (e2e, real Redis)', () => {
     upstream = await new FakeUpstream(fixture).start();
     const env = { REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url };
     a = await bootApp(env);
-    b = await bootApp({ ...env, NOTIFY_HEARTBEAT_MS: '200', NOTIFY_MAX_BUFFER_BYTES: '65536' });
+    // Heartbeats every second: quick to test, yet a client in this process paused by a loaded
+    // machine answers its pings before two go unanswered.
+    b = await bootApp({ ...env, NOTIFY_HEARTBEAT_MS: '1000', NOTIFY_MAX_BUFFER_BYTES: '65536' });
     port = await listen(b);
     // Two clients of B that every test below reads (so each test can also run alone).
     sseClient = await sse();

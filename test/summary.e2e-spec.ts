@@ -7,7 +7,7 @@ import { VerdictService } from '../src/verdict/verdict.service.js';
 import { TimeseriesService } from '../src/timeseries/timeseries.service.js';
 import { DATED_AHEAD, postRefresh, startTestApp, stopTestApp } from './support/app.js';
 import { deleteKeys, uniquePrefix } from './support/redis.js';
-import { waitFor } from './support/wait.js';
+import { nowClearOfHourEdges, waitFor } from './support/wait.js';
 import { expectedSummary, expectSummaryBody } from './support/expected-summary.js';
 import { FakeUpstream, loadFixture } from './support/upstream.js';
 
@@ -313,7 +313,8 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
   });
 
   it('summarises the hours ending at the current time', async () => {
-    const hourStart = Math.floor(Date.now() / HOUR) * HOUR;
+    // Not within seconds of an hour's end: the hour must not turn between the refresh and the read.
+    const hourStart = Math.floor((await nowClearOfHourEdges()) / HOUR) * HOUR;
     const at = (t: number, price: string, mean: number) => ({ timestamp: t / 1000, btc_price: price, mean });
     upstream.mode = {
       kind: 'json',

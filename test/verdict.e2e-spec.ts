@@ -504,7 +504,7 @@ describe("a receiver's queue keys expire once no instance serves it, never while
   const ttlMs = 3000;
   // Retries far away: each delivery stays pending (all seven keys of its receiver exist) throughout.
   const env = (receivers: WebhookReceiver[]) =>
-    webhookEnv(world.prefix, world.upstream, receivers, { ALERT_WEBHOOK_KEY_TTL_MS: String(ttlMs), ALERT_WEBHOOK_TIMEOUT_MS: '100', ALERT_WEBHOOK_RETRY_BASE_MS: '600000' });
+    webhookEnv(world.prefix, world.upstream, receivers, { ALERT_WEBHOOK_KEY_TTL_MS: String(ttlMs), ALERT_WEBHOOK_TIMEOUT_MS: '250', ALERT_WEBHOOK_RETRY_BASE_MS: '600000' });
   const redisNow = async () => {
     const [s, us] = await redis.time();
     return Number(s) * 1000 + Math.floor(Number(us) / 1000);
@@ -554,16 +554,17 @@ describe("a receiver's queue keys expire once no instance serves it, never while
     const delivery = await stored(keptKeys);
     expect(delivery[1]).toEqual({ [(JSON.parse(kept.received[0].body) as { id: string }).id]: '1' });
     // Shortened by hand: the serving loop sets the full TTL again, before they expire.
-    await Promise.all(keptKeys.map((k) => redis.pexpire(k, 1000)));
-    await waitFor('the TTLs refreshed', async () => (await pttls(keptKeys)).every((t) => t > 1000));
+    await Promise.all(keptKeys.map((k) => redis.pexpire(k, 2000)));
+    await waitFor('the TTLs refreshed', async () => (await pttls(keptKeys)).every((t) => t > 2000));
     expect(await stored(keptKeys)).toEqual(delivery);
 
-    // A new configuration without `removed` (as in a rolling deploy): its keys are left alone, to expire.
-    await first.close();
-    world.apps.pop();
-    const stoppedAt = await redisNow();
+    // A new configuration without `removed`, started before the old one stops (a rolling deploy):
+    // the removed receiver's keys are left alone, to expire.
     const second = await bootApp(env([kept]));
     world.apps.push(second);
+    await first.close();
+    world.apps.splice(world.apps.indexOf(first), 1);
+    const stoppedAt = await redisNow();
     expect((await pttls(removedKeys)).every((t) => t > 0)).toBe(true);
     await waitFor('the keys of the receiver nobody serves gone', async () => (await redis.exists(...removedKeys)) === 0, { timeoutMs: 4 * ttlMs });
     // More than a TTL since the first instance stopped: the kept receiver's keys live on, refreshed by the second.
