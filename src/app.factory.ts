@@ -96,6 +96,17 @@ const DOCS_PATH = 'docs';
 /** Content types compressed (COMPRESSION_ENABLED): JSON, HTML, plain text (Prometheus) and YAML. */
 const COMPRESSIBLE = /^(?:application\/(?:[\w.-]+\+)?json|text\/(?:html|plain|yaml))\s*(?:;|$)/i;
 
+/**
+ * On a HEAD route Fastify made from a GET, moves its body-dropping onSend hook (last when
+ * Fastify adds the route) behind the compression plugin's, added after it by the plugin's
+ * onRoute hook, so the plugin sets the answer's headers as on the GET.
+ */
+function compressBeforeHeadDrop(onSend: unknown): void {
+  if (!Array.isArray(onSend)) return;
+  const drop = onSend.findIndex((hook: { name?: string }) => hook.name === 'headRouteOnSendHandler');
+  if (drop >= 0 && drop < onSend.length - 1) onSend.push(...onSend.splice(drop, 1));
+}
+
 /** Log levels up to LOG_LEVEL, read before config validation so startup errors are printed. */
 export function logLevels(level = process.env.LOG_LEVEL ?? 'log'): LogLevel[] {
   const i = LEVELS.indexOf(level as LogLevel);
@@ -232,6 +243,12 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
       customTypes: COMPRESSIBLE,
       // Request bodies are never inflated: the only one taken (POST /refresh) must be empty.
       globalDecompression: false,
+    });
+    // A HEAD answer carries the headers its GET would (RFC 9110, 9.3.2: Content-Encoding, Vary,
+    // no uncompressed Content-Length): Fastify's HEAD route drops the body in its own onSend
+    // hook, which came first, so the plugin saw no body and left the headers as they were.
+    fastify.addHook('onRoute', (route) => {
+      if (route.method === 'HEAD') compressBeforeHeadDrop(route.onSend);
     });
   }
   app.useGlobalPipes(

@@ -47,6 +47,29 @@ describe('response compression (e2e, real Redis)', () => {
     }
   });
 
+  // RFC 9110, 9.3.2: a HEAD answer has the headers its GET would. Fastify's HEAD routes dropped
+  // the body before the plugin saw it, so HEAD said "not compressed, 17 KB" where GET sent gzip.
+  it('answers HEAD with the headers of the GET: gzip and Vary when accepted, never the uncompressed length', async () => {
+    const head = (url: string, acceptEncoding?: string) =>
+      app.inject({ method: 'HEAD', url, headers: acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding } });
+    for (const url of [DAY_SERIES, '/series', '/', '/docs-json']) {
+      const got = await get(url, 'gzip');
+      const res = await head(url, 'gzip');
+      expect([url, res.statusCode, res.rawPayload.length]).toEqual([url, 200, 0]);
+      expect([url, res.headers['content-encoding'], res.headers.vary, res.headers['content-type']]).toEqual([url, 'gzip', got.headers.vary, got.headers['content-type']]);
+      // The compressed length when the GET sends one (Node's inject does not chunk a HEAD), else none.
+      expect([url, res.headers['content-length']]).toEqual([url, got.headers['content-length']]);
+    }
+    // Not accepted: the uncompressed length, as the GET's.
+    const plain = await head(DAY_SERIES);
+    expect([plain.headers['content-encoding'], plain.headers['content-length']]).toEqual([undefined, String((await get(DAY_SERIES)).rawPayload.length)]);
+    // Routes kept as they are stay so on HEAD too.
+    for (const url of ['/is-bitcoin-lit', '/docs/swagger-ui.css']) {
+      const res = await head(url, 'gzip');
+      expect([url, res.statusCode, res.headers['content-encoding']]).toEqual([url, 200, undefined]);
+    }
+  });
+
   it('leaves a small answer as it is (under 1 KiB)', async () => {
     const res = await get('/health/live', 'gzip');
     expect(res.statusCode).toBe(200);
