@@ -596,7 +596,7 @@ describe('WebSocket handshakes and the rate limit (e2e)', () => {
   });
 });
 
-describe('the SSE stream’s headers (e2e)', () => {
+describe('the SSE stream’s headers, and which pages may open the WebSocket (e2e)', () => {
   const prefix = uniquePrefix('notify-headers');
   let redis: Redis;
   let app: NestFastifyApplication;
@@ -629,6 +629,36 @@ describe('the SSE stream’s headers (e2e)', () => {
     });
     const res = await app.inject({ method: 'HEAD', url: '/events', headers: { 'x-request-id': 'trace-sse-2' } });
     expect(res.headers).toMatchObject({ 'x-request-id': 'trace-sse-2', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY' });
+  });
+
+  // Browsers apply no CORS to a WebSocket: without this, a page of any site could read the
+  // notifications of a service its visitor's browser reaches, as CORS keeps it from /events.
+  it('refuses a WebSocket handshake from another site\'s page not in CORS_ORIGINS (403 before the 101); the same host, CORS_ORIGINS and clients without Origin get in', async () => {
+    const service = app.get(NotificationsService);
+    for (const origin of ['https://evil.example', 'null', `http://localhost:${port}`, 'https://dash.example.evil.example']) {
+      const refused = await WsClient.refused(port, { headers: { origin, 'x-request-id': 'ws-cross-site' } });
+      expect([origin, refused.statusCode, refused.headers['content-type']]).toEqual([origin, 403, 'application/json; charset=utf-8']);
+      expect(refused.body).toEqual({
+        statusCode: 403,
+        error: 'Forbidden',
+        message: 'This origin may not open the WebSocket: only the same host and CORS_ORIGINS may',
+        requestId: 'ws-cross-site',
+      });
+    }
+    expect(service.clientCount).toBe(0);
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.payload).toMatch(/http_request_duration_seconds_count\{method="GET",route="\/ws\/notifications",status="403"\} 4/);
+
+    for (const origin of [undefined, 'https://dash.example', `http://127.0.0.1:${port}`]) {
+      const client = await WsClient.open(port, { headers: origin === undefined ? {} : { origin } });
+      try {
+        await waitFor(`a client from ${origin} registered`, () => service.clientCount === 1);
+        expect([origin, client.closeCode]).toEqual([origin, undefined]);
+      } finally {
+        client.close();
+      }
+      await waitFor('its slot released', () => service.clientCount === 0);
+    }
   });
 });
 

@@ -506,6 +506,7 @@ export class EnvironmentVariables {
   /**
    * Comma-separated origins allowed by CORS (`*` for any); empty disables CORS. Each is compared
    * with the browser's Origin header as is, so it must be one: scheme://host[:port], no path.
+   * Also which other sites' pages may open the WebSocket (NotificationsGateway, originAllowed).
    */
   @IsOptional() @IsString()
   @Matches(CORS_LIST, { message: 'CORS_ORIGINS must be * or comma-separated origins: scheme://host[:port], no path or trailing slash' })

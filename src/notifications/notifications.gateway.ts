@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { clientAddress, clientKey } from '../common/client-address.js';
+import { corsOrigins } from '../config/cors-origins.js';
 import { trustFunction } from '../config/trust-proxy.js';
 import { refuseHandshake, rejectHandshake } from '../common/upgrade.js';
 import { Env } from '../config/env.validation.js';
@@ -26,6 +27,8 @@ const PING_WINDOW_MS = 10_000;
  * to 30 s for it (refused clients that never answer held a socket each that long).
  */
 const CLOSE_GRACE_MS = 1000;
+/** A refused Origin is not echoed back: it is the client's text. */
+const CROSS_SITE_MESSAGE = 'This origin may not open the WebSocket: only the same host and CORS_ORIGINS may';
 
 /**
  * Closes with `code` and reads nothing more (a client that keeps sending frames would otherwise
@@ -38,6 +41,25 @@ function closeFirmly(ws: WebSocket, code: number, reason: string): void {
 }
 
 export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
+
+/**
+ * Whether a handshake may open the WebSocket, by its Origin. Browsers send Origin with every
+ * handshake and apply no CORS to WebSockets, so without this check any site a user visits could
+ * read the notifications of a service that user's browser reaches (an internal one, say), as
+ * CORS keeps it from reading /events. Allowed: clients that send no Origin (not browsers), pages
+ * of the host the handshake is addressed to, and CORS_ORIGINS (`*`: any), as for the REST API.
+ */
+export function originAllowed(req: IncomingMessage, origins: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined || origins.includes('*') || origins.includes(origin)) return true;
+  try {
+    const page = new URL(origin);
+    // Parsed with the page's scheme, so a default port written out ("host:443") still matches.
+    return page.host === new URL(`${page.protocol}//${req.headers.host ?? ''}`).host;
+  } catch {
+    return false; // "null" (a sandboxed or file: page) or no valid Host
+  }
+}
 
 /**
  * WebSocket at /ws/notifications (on the HTTP server's port, through WsAdapter): every
@@ -59,6 +81,8 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   private closing = false;
   /** Whether handshake answers are timed (not with METRICS_ENABLED=false, as requests are not). */
   private readonly timed: boolean;
+  /** CORS_ORIGINS: the other sites whose pages may open the WebSocket (originAllowed). */
+  private readonly origins: readonly string[];
 
   constructor(
     private readonly notifications: NotificationsService,
@@ -68,6 +92,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   ) {
     this.trust = trustFunction(config.get('TRUST_PROXY', { infer: true }));
     this.timed = config.get('METRICS_ENABLED', { infer: true });
+    this.origins = corsOrigins(config.get('CORS_ORIGINS', { infer: true }));
   }
 
   afterInit(server: WebSocketServer): void {
@@ -87,10 +112,15 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
    * slot, both before its 101. Over the limit the client gets the API's 429 with Retry-After, as
    * for any request; refused a slot, the 503 or 429 `/events` answers. Either way it costs no
    * WebSocket. While Redis is away the count fails open; any other failure is a 500, as for a request.
+   * A page of another site not in CORS_ORIGINS gets a 403 before any of that (originAllowed).
    */
   private async verify(req: IncomingMessage, done: (verified: boolean) => void): Promise<void> {
     const started = performance.now();
     if (this.closing) return this.refuseClosing(req, started);
+    if (!originAllowed(req, this.origins)) {
+      if (refuseHandshake(req.socket, req, 403, CROSS_SITE_MESSAGE)) this.answered(403, started);
+      return;
+    }
     const address = clientAddress(req, this.trust);
     // No address: reset by the client already (no 101 will go out); handleConnection lets it go.
     if (address === undefined) return done(true);
