@@ -88,6 +88,9 @@ function screenedReport(app: NestFastifyApplication): OnScreenedAnswer {
   };
 }
 
+/** Largest request body taken (only POST /refresh takes one, and it must be empty or `{}`). */
+const BODY_LIMIT = 64 * 1024;
+
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
 /** Where Swagger UI is served (and /docs-json, /docs-yaml), with DOCS_ENABLED. */
@@ -127,7 +130,7 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
   // Connections answered 400 in front of Fastify: the parser's error on their unread body is not answered again.
   const answered = new WeakSet<Duplex>();
   const adapter = new FastifyAdapter({
-    bodyLimit: 64 * 1024,
+    bodyLimit: BODY_LIMIT,
     trustProxy,
     requestTimeout,
     genReqId: requestIdOf,
@@ -251,6 +254,14 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
       if (route.method === 'HEAD') compressBeforeHeadDrop(route.onSend);
     });
   }
+  // An empty body sent with `Content-Type: application/json` (generated clients set it on every
+  // POST) is no body, as without the header; Fastify's parser answered it 400. Any other body is
+  // parsed as Nest's default parser does (Fastify's, refusing prototype poisoning).
+  const fastifyJson = fastify.getDefaultJsonParser('error', 'error');
+  app.useBodyParser<Server>('application/json', { bodyLimit: BODY_LIMIT }, (req, body, done) => {
+    if (body.length === 0) done(null, undefined);
+    else void fastifyJson(req, body.toString(), done);
+  });
   app.useGlobalPipes(
     new QueryShapePipe(),
     new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true, stopAtFirstError: false }),

@@ -117,6 +117,12 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
     const badJson = await app.inject({ method: 'POST', url: '/refresh', headers: { ...AUTH, 'content-type': 'application/json' }, payload: '{"full":' });
     expect(badJson.statusCode).toBe(400);
     expect(badJson.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', requestId: expect.any(String) });
+    const poisoned = await app.inject({ method: 'POST', url: '/refresh', headers: { ...AUTH, 'content-type': 'application/json' }, payload: '{"__proto__":{"full":true}}' });
+    expect(poisoned.json()).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+    // An empty body with the JSON content type (generated clients send the header on every POST)
+    // is no body, as the API document says; Fastify's own parser answered it 400.
+    const empty = await app.inject({ method: 'POST', url: '/refresh', headers: { ...AUTH, 'content-type': 'application/json; charset=utf-8' }, payload: '' });
+    expect([empty.statusCode, empty.json().sources]).toEqual([200, expect.any(Array)]);
   });
 
   it('serves the cached summary with its Age', async () => {
