@@ -274,7 +274,8 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
     .setTitle('is-bitcoin-lit')
     .setDescription('Bitcoin price and market sentiment as time series on Redis: hourly summary, ingest.')
     .setVersion('0.1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'REFRESH_TOKEN, for POST /refresh' })
+    // An opaque token, not the JWT that Nest's default bearerFormat would tell client generators.
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'opaque', description: 'REFRESH_TOKEN, for POST /refresh' })
     .build();
   // Off unless DOCS_ENABLED (see env.validation.ts): /docs and /docs-json are then plain 404s.
   if (config.get('DOCS_ENABLED', { infer: true })) {

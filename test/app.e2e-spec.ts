@@ -58,7 +58,7 @@ describe('Swagger (e2e)', () => {
     expect(summary.responses['503'].content['application/json'].schema.$ref).toBe('#/components/schemas/ErrorResponseDto');
     const refresh = doc.paths['/refresh'].post;
     expect(refresh.responses['200'].content['application/json'].schema.$ref).toBe('#/components/schemas/IngestReportDto');
-    expect(Object.keys(refresh.responses).sort()).toEqual(['200', '400', '401', '403', '429', '502', '503']);
+    expect(Object.keys(refresh.responses).sort()).toEqual(['200', '400', '401', '403', '413', '415', '429', '502', '503']);
     expect(refresh.parameters).toEqual([expect.objectContaining({ name: 'full', in: 'query', required: false })]);
 
     const schemas = doc.components.schemas;

@@ -187,6 +187,11 @@ describe('live notifications across instances (e2e, real Redis)', () => {
       { $ref: '#/components/schemas/HeartbeatEventDto' },
       { $ref: '#/components/schemas/StatusEventDto' },
     ]);
+    // Each `type` a client reads names its schema (without a mapping it would have to be the schema's name).
+    const { discriminator } = op.responses['200'].content['text/event-stream'].schema;
+    expect(discriminator.propertyName).toBe('type');
+    const byType = Object.entries(discriminator.mapping as Record<string, string>).map(([type, ref]) => [type, doc.components.schemas[ref.split('/').pop() as string].properties.type.enum]);
+    expect(byType).toEqual([['ingest', ['ingest']], ['verdict.changed', ['verdict.changed']], ['heartbeat', ['heartbeat']], ['status', ['status']]]);
     expect(Object.keys(op.responses['503'].content)).toEqual(['application/json']);
     expect(op.responses['503'].content['application/json'].schema.$ref).toBe('#/components/schemas/ErrorResponseDto');
     const schemas = doc.components.schemas;

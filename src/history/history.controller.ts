@@ -5,7 +5,6 @@ import {
   ApiOkResponse,
   ApiOperation,
   ApiParam,
-  ApiServiceUnavailableResponse,
   ApiTags,
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
@@ -17,6 +16,7 @@ import { CombinedPointDto, SeriesPointDto } from './dto/series-point.dto.js';
 import { MetricSeriesQueryDto, SeriesQueryDto } from './dto/series-query.dto.js';
 import { HistoryService } from './history.service.js';
 import { ApiRateLimited } from '../throttle/throttle.constants.js';
+import { ApiUnavailable } from '../common/api-responses.js';
 
 const SOURCE_HEADER = {
   'X-Series-Source': {
@@ -28,7 +28,7 @@ const SOURCE_HEADER = {
 
 const RANGE_LIMITS =
   'bad parameter, inverted range, more than SERIES_MAX_POINTS buckets, or a range longer than SERIES_MAX_RAW_SPAN_MS for a query computed from raw samples (std.*, var.*, twa, a bucket no compaction tier divides)';
-const BUSY = 'Redis is unavailable, or too many long raw-sample queries are running on this instance (Retry-After)';
+const BUSY = 'Redis is unavailable, or too many long raw-sample queries are running on this instance';
 
 @ApiTags('history')
 @ApiRateLimited()
@@ -43,7 +43,7 @@ export class HistoryController {
     description: 'The raw series (sentiment\'s, and one per price venue, labelled with its source) and their hourly/daily compactions, with labels, retention, compaction rules, first/last timestamps and sample counts (TS.INFO).',
   })
   @ApiOkResponse({ type: [SeriesInfoDto] })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  @ApiUnavailable('Redis is unavailable')
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Any query parameter (the endpoint takes none)' })
   list(@Query() _query: NoQueryDto): Promise<SeriesInfoDto[]> {
     return this.history.list();
@@ -56,7 +56,7 @@ export class HistoryController {
   })
   @ApiOkResponse({ type: [CombinedPointDto], headers: SOURCE_HEADER })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: `A ${RANGE_LIMITS}` })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: BUSY })
+  @ApiUnavailable(BUSY)
   async combined(@Query() query: SeriesQueryDto, @Res({ passthrough: true }) reply: FastifyReply): Promise<CombinedPointDto[]> {
     const q = await this.history.resolve(query);
     const [price, sentiment] = await Promise.all([this.history.series('price', q), this.history.series('sentiment', q)]);
@@ -77,7 +77,7 @@ export class HistoryController {
   @ApiParam({ name: 'metric', enum: METRIC_NAMES })
   @ApiOkResponse({ type: [SeriesPointDto], headers: SOURCE_HEADER })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: `Unknown metric, unknown or unconfigured source, ${RANGE_LIMITS}` })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: BUSY })
+  @ApiUnavailable(BUSY)
   async metric(
     @Param('metric') metric: string,
     @Query() query: MetricSeriesQueryDto,

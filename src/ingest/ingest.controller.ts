@@ -7,10 +7,11 @@ import {
   ApiForbiddenResponse,
   ApiOkResponse,
   ApiOperation,
-  ApiServiceUnavailableResponse,
+  ApiPayloadTooLargeResponse,
   ApiTags,
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
+  ApiUnsupportedMediaTypeResponse,
 } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { IngestReportDto, RefreshBodyDto, RefreshQueryDto } from './dto/ingest-report.dto.js';
@@ -18,6 +19,7 @@ import { StrictThrottle } from '../throttle/throttle.constants.js';
 import { SourceError } from '../sources/source.errors.js';
 import { RefreshTokenGuard } from './refresh-token.guard.js';
 import { AllSourcesFailedError, SentimentIngestService } from './sentiment-ingest.service.js';
+import { ApiUnavailable, RETRY_AFTER_HEADER } from '../common/api-responses.js';
 
 /**
  * After the global ValidationPipe (which refuses an object's stray fields but lets a JSON scalar
@@ -46,8 +48,11 @@ export class IngestController {
       'Polls every configured source (PRICE_SOURCE, SENTIMENT_SOURCE) at once, backfills a source whose series are empty or have a gap, stores new samples and refreshes the cached summary. Returns what happened, per source; one source failing never stops the other (its entry in `sources` says why). A call during a scheduled run of a source waits for that run and reports it.',
   })
   @ApiOkResponse({ type: IngestReportDto })
-  @ApiBody({ type: RefreshBodyDto, required: false, description: 'None needed: a body may only be empty or {}' })
-  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Malformed query' })
+  // Any field is refused (400), which the schema says (a DTO without properties would allow any).
+  @ApiBody({ schema: { type: 'object', nullable: true, properties: {}, additionalProperties: false }, required: false, description: 'None needed: a body may only be empty, {} or null' })
+  @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Malformed query, or a body other than none, {} or null (not JSON, or with a field)' })
+  @ApiPayloadTooLargeResponse({ type: ErrorResponseDto, description: 'A body over 64 KiB' })
+  @ApiUnsupportedMediaTypeResponse({ type: ErrorResponseDto, description: 'A body that is neither JSON nor text' })
   @ApiBadGatewayResponse({ type: ErrorResponseDto, description: 'Every source failed or sent an unusable payload; nothing stored was changed' })
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
@@ -55,8 +60,8 @@ export class IngestController {
     headers: { 'WWW-Authenticate': { description: 'The scheme wanted: `Bearer`', schema: { type: 'string' } } },
   })
   @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'Disabled: REFRESH_TOKEN is not set on the server' })
-  @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited (THROTTLE_REFRESH_LIMIT); see Retry-After' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited (THROTTLE_REFRESH_LIMIT or THROTTLE_LIMIT)', headers: RETRY_AFTER_HEADER })
+  @ApiUnavailable('Redis is unavailable')
   // The body is validated too (it must be empty or {}), so stray fields get a 400 naming them.
   async refresh(@Query() query: RefreshQueryDto, @Body(EmptyBodyPipe) _body: RefreshBodyDto): Promise<IngestReportDto> {
     try {

@@ -17,6 +17,7 @@ import { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
 import { NotificationsService, SLOT_RETRY_AFTER_SECONDS } from './notifications.service.js';
 import { onConnectionClose, SSE_RETRY_MS } from './sse.js';
+import { RETRY_AFTER_HEADER } from '../common/api-responses.js';
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -52,6 +53,14 @@ const EXAMPLE = [
   '',
 ].join('\n');
 
+/** Each event's `type`, and the schema of its JSON. */
+const EVENT_SCHEMAS = {
+  ingest: getSchemaPath(IngestEventDto),
+  'verdict.changed': getSchemaPath(VerdictChangedEventDto),
+  heartbeat: getSchemaPath(HeartbeatEventDto),
+  status: getSchemaPath(StatusEventDto),
+};
+
 @ApiTags('notifications')
 @Controller()
 export class NotificationsController {
@@ -79,8 +88,9 @@ export class NotificationsController {
     content: {
       'text/event-stream': {
         schema: {
-          oneOf: [getSchemaPath(IngestEventDto), getSchemaPath(VerdictChangedEventDto), getSchemaPath(HeartbeatEventDto), getSchemaPath(StatusEventDto)].map(($ref) => ({ $ref })),
-          discriminator: { propertyName: 'type' },
+          oneOf: Object.values(EVENT_SCHEMAS).map(($ref) => ({ $ref })),
+          // The mapping is needed: without it, `type` would have to name the schema (IngestEventDto).
+          discriminator: { propertyName: 'type', mapping: EVENT_SCHEMAS },
         },
         example: EXAMPLE,
       },
@@ -90,12 +100,12 @@ export class NotificationsController {
     // Spelled out: @ApiProduces would otherwise label the JSON error as text/event-stream.
     content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } } },
     description: 'NOTIFY_MAX_CLIENTS clients are already connected to this instance',
-    headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+    headers: RETRY_AFTER_HEADER,
   })
   @ApiTooManyRequestsResponse({
     content: { 'application/json': { schema: { $ref: getSchemaPath(ErrorResponseDto) } } },
     description: 'NOTIFY_MAX_CLIENTS_PER_IP clients from this address are already connected to this instance (or the rate limit)',
-    headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+    headers: RETRY_AFTER_HEADER,
   })
   events(@Res() reply: FastifyReply): void {
     // Fastify answers HEAD with the GET handler: headers only, no stream, no slot taken.

@@ -7,6 +7,7 @@ import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { NoQueryDto } from '../common/no-query.dto.js';
 import { SummaryResponseDto } from './dto/summary-response.dto.js';
 import { SummaryService } from './summary.service.js';
+import { RETRY_AFTER_HEADER } from '../common/api-responses.js';
 
 /** The summary's path (the original app's): answered from memory ahead of Fastify on a hit. */
 export const SUMMARY_PATH = 'is-bitcoin-lit';
@@ -39,7 +40,7 @@ export class SummaryController {
   @ApiServiceUnavailableResponse({
     type: ErrorResponseDto,
     description: 'No data yet, or Redis is unavailable',
-    headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+    headers: RETRY_AFTER_HEADER,
   })
   // The query is validated (and must be empty) so a typo gets a 400 naming the field.
   isBitcoinLit(@Query() _query: NoQueryDto): Promise<SummaryResponseDto> {

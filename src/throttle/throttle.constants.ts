@@ -1,6 +1,7 @@
 import { applyDecorators, SetMetadata } from '@nestjs/common';
 import { ApiTooManyRequestsResponse } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { RETRY_AFTER_HEADER } from '../common/api-responses.js';
 
 export const SKIP_THROTTLE = 'is-bitcoin-lit:skip-throttle';
 export const STRICT_THROTTLE = 'is-bitcoin-lit:strict-throttle';
@@ -17,6 +18,6 @@ export const ApiRateLimited = () =>
     ApiTooManyRequestsResponse({
       type: ErrorResponseDto,
       description: 'More than THROTTLE_LIMIT requests from this client IP in the window',
-      headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
+      headers: RETRY_AFTER_HEADER,
     }),
   );

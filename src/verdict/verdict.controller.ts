@@ -1,10 +1,11 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { NoQueryDto } from '../common/no-query.dto.js';
 import { VerdictPointDto, VerdictSeriesQueryDto, VerdictStateDto } from './dto/verdict.dto.js';
 import { VerdictService } from './verdict.service.js';
 import { ApiRateLimited } from '../throttle/throttle.constants.js';
+import { ApiUnavailable } from '../common/api-responses.js';
 
 @ApiTags('verdict')
 @ApiRateLimited()
@@ -20,7 +21,7 @@ export class VerdictController {
   })
   @ApiOkResponse({ type: VerdictStateDto })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Any query parameter (the endpoint takes none)' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable' })
+  @ApiUnavailable('Redis is unavailable')
   state(@Query() _query: NoQueryDto): Promise<VerdictStateDto> {
     return this.verdicts.state();
   }
@@ -33,7 +34,7 @@ export class VerdictController {
   })
   @ApiOkResponse({ type: [VerdictPointDto] })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Bad parameter, inverted range, more than SERIES_MAX_POINTS buckets, or a range longer than SERIES_MAX_RAW_SPAN_MS' })
-  @ApiServiceUnavailableResponse({ type: ErrorResponseDto, description: 'Redis is unavailable, or too many long history queries are running on this instance (Retry-After)' })
+  @ApiUnavailable('Redis is unavailable, or too many long history queries are running on this instance')
   history(@Query() query: VerdictSeriesQueryDto): Promise<VerdictPointDto[]> {
     return this.verdicts.history(query);
   }

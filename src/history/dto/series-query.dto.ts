@@ -10,6 +10,7 @@ export class RangeQueryDto {
    * Start of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: 24 h before `to`.
    * @example "2021-07-06T17:00:00Z"
    */
+  @ApiPropertyOptional({ pattern: TIME_PATTERN.source })
   @IsOptional()
   @Matches(TIME_PATTERN, { message: `from must be ${TIME_HINT}` })
   from?: string;
@@ -18,6 +19,7 @@ export class RangeQueryDto {
    * End of the range (inclusive): ISO-8601 with a zone, a date, or epoch ms. Default: the metric's newest stored sample (either metric's for /series/combined; for the verdict, its newest evaluation), or `from` when that is later.
    * @example "2021-07-07T17:30:00Z"
    */
+  @ApiPropertyOptional({ pattern: TIME_PATTERN.source })
   @IsOptional()
   @Matches(TIME_PATTERN, { message: `to must be ${TIME_HINT}` })
   to?: string;
@@ -26,6 +28,7 @@ export class RangeQueryDto {
    * Bucket size: a positive integer and a unit (ms, s, m, h, d). Buckets are epoch-aligned UTC and labelled by their start. Default 1h.
    * @example "1h"
    */
+  @ApiPropertyOptional({ pattern: BUCKET_PATTERN.source, default: '1h' })
   @IsOptional()
   @Matches(BUCKET_PATTERN, { message: 'bucket must be a positive integer and a unit (ms, s, m, h, d), e.g. 30s, 5m, 1h, 1d' })
   bucket?: string;
@@ -37,7 +40,7 @@ export class SeriesQueryDto extends RangeQueryDto {
    * Aggregation per bucket, as RedisTimeSeries names them (twa only with the RedisTimeSeries module). Default avg.
    * @example "avg"
    */
-  @ApiPropertyOptional({ enum: AGGREGATIONS, example: 'avg' })
+  @ApiPropertyOptional({ enum: AGGREGATIONS, example: 'avg', default: 'avg' })
   @IsOptional()
   @IsIn(AGGREGATIONS, { message: `aggregation must be one of: ${AGGREGATIONS.join(', ')}` })
   aggregation?: Aggregation;

@@ -1,7 +1,9 @@
 import { ApiProperty } from '@nestjs/swagger';
+import { nullableEnum } from '../../common/nullable-enum.js';
 import { VERDICTS, type Verdict } from '../../verdict/verdict.rule.js';
 
-export type Direction = 'rising' | 'falling' | 'flat';
+export const DIRECTIONS = ['rising', 'falling', 'flat'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
 
 export class HourlyAverageDto {
   /**
@@ -48,6 +50,8 @@ export class MetricFreshnessDto {
   stale!: boolean;
 }
 
+const LEFT_OUT_REASONS = ['stale', 'no_data', 'outlier'] as const;
+
 /** One price venue of a composite price: its freshness, and what the composite made of it. */
 export class PriceVenueDto extends MetricFreshnessDto {
   /** Hours of the window whose price includes this venue. @example 3 */
@@ -59,7 +63,8 @@ export class PriceVenueDto extends MetricFreshnessDto {
    * median of the other venues in `outlier_hours` hours).
    * @example null
    */
-  left_out!: 'stale' | 'no_data' | 'outlier' | null;
+  @nullableEnum(LEFT_OUT_REASONS)
+  left_out!: (typeof LEFT_OUT_REASONS)[number] | null;
   /** Hours it was left out of as an outlier. @example 0 */
   outlier_hours!: number;
 }
@@ -94,12 +99,14 @@ export class SummaryResponseDto {
    * Sentiment of the last hour compared with the first (hours with a value); for a daily index, its value in effect in the last hour compared with the day before's. Null when there is no sentiment in the window.
    * @example "rising"
    */
+  @nullableEnum(DIRECTIONS)
   sentiment_direction!: Direction | null;
 
   /**
    * Price of the last hour compared with the first (hours with a value); for a composite, over the venues that have both hours. Null when there is no price in the window.
    * @example "falling"
    */
+  @nullableEnum(DIRECTIONS)
   price_direction!: Direction | null;
 
   /** End of the window (UTC): the time the summary was computed, or the newest sample for the frozen v1 feed. @example "2026-12-02T07:12:00.000Z" */

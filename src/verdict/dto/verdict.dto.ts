@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { RangeQueryDto } from '../../history/dto/series-query.dto.js';
+import { nullableEnum } from '../../common/nullable-enum.js';
 import { SummaryResponseDto } from '../../summary/dto/summary-response.dto.js';
 import { VERDICTS, type Verdict } from '../verdict.rule.js';
 
@@ -44,7 +45,7 @@ export class VerdictStateDto {
    * before the first one.
    * @example "cold"
    */
-  @ApiProperty({ enum: VERDICTS, nullable: true })
+  @nullableEnum(VERDICTS)
   verdict!: Verdict | null;
   /** Start of its current run (UTC), or null. @example "2026-12-02T17:12:04.311Z" */
   since!: string | null;
