@@ -26,6 +26,14 @@ const SOURCE_HEADER = {
   },
 };
 
+/** /series/combined: each metric's X-Series-Source, named. */
+const COMBINED_SOURCE_HEADER = {
+  'X-Series-Source': {
+    description: 'How each metric was computed, as GET /series/{metric} says it: price=<its X-Series-Source>, sentiment=<its> (e.g. price=1h+raw, sentiment=1d+raw)',
+    schema: { type: 'string' },
+  },
+};
+
 const RANGE_LIMITS =
   'bad parameter, inverted range, more than SERIES_MAX_POINTS buckets, or a range longer than SERIES_MAX_RAW_SPAN_MS for a query computed from raw samples (std.*, var.*, twa, a bucket no compaction tier divides)';
 const BUSY = 'Redis is unavailable, or too many long raw-sample queries are running on this instance';
@@ -54,7 +62,7 @@ export class HistoryController {
     summary: 'Price and sentiment history, aligned by bucket',
     description: 'Both metrics over the same buckets (see GET /series/{metric}; price is the composite when PRICE_SOURCE names several venues); a metric without samples in a bucket is null.',
   })
-  @ApiOkResponse({ type: [CombinedPointDto], headers: SOURCE_HEADER })
+  @ApiOkResponse({ type: [CombinedPointDto], headers: COMBINED_SOURCE_HEADER })
   @ApiBadRequestResponse({ type: ErrorResponseDto, description: `A ${RANGE_LIMITS}` })
   @ApiUnavailable(BUSY)
   async combined(@Query() query: SeriesQueryDto, @Res({ passthrough: true }) reply: FastifyReply): Promise<CombinedPointDto[]> {
