@@ -47,29 +47,32 @@ export const NOTIFICATIONS_WS_PATH = '/ws/notifications';
  * handshake and apply no CORS to WebSockets, so without this check any site a user visits could
  * read the notifications of a service that user's browser reaches (an internal one, say), as
  * CORS keeps it from reading /events. Allowed: clients that send no Origin (not browsers), pages
- * of the host the handshake is addressed to, and CORS_ORIGINS (`*`: any), as for the REST API.
+ * of the host the handshake is addressed to (hostOf), and CORS_ORIGINS (`*`: any), as for the
+ * REST API.
  */
-export function originAllowed(req: IncomingMessage, origins: readonly string[]): boolean {
+export function originAllowed(req: IncomingMessage, origins: readonly string[], trust: (addr: string, hop: number) => boolean): boolean {
   const origin = req.headers.origin;
   if (origin === undefined || origins.includes('*') || origins.includes(origin)) return true;
   try {
     const page = new URL(origin);
     // Parsed with the page's scheme, so a default port written out ("host:443") still matches.
-    return page.host === new URL(`${page.protocol}//${req.headers.host ?? ''}`).host;
+    return page.host === new URL(`${page.protocol}//${hostOf(req, trust)}`).host;
   } catch {
-    return false; // "null" (a sandboxed or file: page) or no valid Host
+    return false; // "null" (a sandboxed or file: page) or no valid host
   }
 }
 
 /**
- * WebSocket at /ws/notifications (on the HTTP server's port, through WsAdapter): every
- * notification as a JSON text frame. Clients send nothing: a message closes the connection
- * (1008), as does a frame over 4 KiB (1009); otherwise a client could make the process parse
- * frames as fast as it sends them (a few clients sending 4 KiB frames took the liveness check
- * from 1 ms to a second). A protocol ping goes out with each heartbeat; a client that has
- * answered none of the last two is dropped as dead (one is forgiven: an event-loop stall on
- * either side must not cost a live client its connection).
+ * The host a handshake was addressed to, as Fastify's `request.host` reads it: behind a trusted
+ * proxy (TRUST_PROXY) the last X-Forwarded-Host, since a proxy may send its own name in Host.
  */
+function hostOf(req: IncomingMessage, trust: (addr: string, hop: number) => boolean): string {
+  const forwarded = req.headers['x-forwarded-host'];
+  const peer = req.socket?.remoteAddress;
+  if (typeof forwarded === 'string' && forwarded !== '' && peer !== undefined && trust(peer, 0)) return forwarded.slice(forwarded.lastIndexOf(',') + 1).trim();
+  return req.headers.host ?? '';
+}
+
 @WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
 export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer>, BeforeApplicationShutdown {
   private readonly logger = new Logger(NotificationsGateway.name);
@@ -117,7 +120,7 @@ export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnG
   private async verify(req: IncomingMessage, done: (verified: boolean) => void): Promise<void> {
     const started = performance.now();
     if (this.closing) return this.refuseClosing(req, started);
-    if (!originAllowed(req, this.origins)) {
+    if (!originAllowed(req, this.origins, this.trust)) {
       if (refuseHandshake(req.socket, req, 403, CROSS_SITE_MESSAGE)) this.answered(403, started);
       return;
     }
