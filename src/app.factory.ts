@@ -146,6 +146,8 @@ export async function createApp(env: Record<string, string> = {}): Promise<NestF
       const status = error.statusCode ?? 400;
       const body: ErrorResponseDto = { statusCode: status, error: statusText(status), message: error.message, requestId: request.id };
       void reply.headers(API_SECURITY_HEADERS).header('X-Request-Id', request.id).code(status).send(body);
+      // No hook runs for it (no access line, no timing): reported as the server's own refusals are.
+      screened({ req: request.raw, requestId: request.id, statusCode: status, message: `the router refused its URL (${error.code})`, seconds: reply.elapsedTime / 1000 });
     },
   });
   // The first hook of every request Fastify handles, added before Nest registers its

@@ -201,6 +201,8 @@ describe('request framing (e2e, raw sockets)', () => {
       const bigId = (bodyOf(big.raw) as { requestId: string }).requestId;
       // Served as a plain request but for its body (upgrade.ts).
       await exchange(port, 'POST /refresh HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nX-Request-Id: upgrade-body\r\nContent-Length: 5\r\n\r\nhello', 1);
+      // Refused by Fastify's router (a malformed URL): no hook runs for it either.
+      await exchange(port, 'GET /series/%zz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: router-refused\r\n\r\n', 1);
       const line = (level: string, id: string, method: string, path: string, statusCode: number, message: string) => [
         level,
         { req: { id, method, url: path }, res: { statusCode, headersSent: true }, responseTime: expect.any(Number) },
@@ -211,8 +213,9 @@ describe('request framing (e2e, raw sockets)', () => {
         line('debug', 'expect-logged', 'GET', '/health/live', 417, 'Only Expect: 100-continue is supported'),
         line('info', bigId, 'unknown', '', 431, 'Exceeded maximum allowed HTTP header size'),
         line('info', 'upgrade-body', 'POST', '/refresh', 400, 'Upgrade is only supported for the WebSocket handshake; send this request without the Upgrade header'),
+        line('info', 'router-refused', 'GET', '/series/%zz', 400, 'the router refused its URL (FST_ERR_BAD_URL)'),
       ]);
-      expect([await countOf(400), await countOf(417), await countOf(431, 'unknown'), await countOf(400, 'POST')]).toEqual(before.map((n) => n + 1));
+      expect([await countOf(400), await countOf(417), await countOf(431, 'unknown'), await countOf(400, 'POST')]).toEqual([before[0] + 2, before[1] + 1, before[2] + 1, before[3] + 1]);
     } finally {
       spies.forEach((spy) => spy.mockRestore());
     }

@@ -35,6 +35,27 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
   });
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 
+  // A series born at its first increment hides that increment from rate() and increase(): an
+  // alert on the first webhook given up, or the first failure of a source, never fired.
+  it('has every counter\'s known series at 0 from the start, and each source\'s last success (0: none stored)', async () => {
+    // Read from Redis once the app is up.
+    const seeded = 'source_last_success_timestamp_seconds{source="senticrypt-v1"} 0';
+    await waitFor('the last-success gauge', async () => (await get('/metrics')).payload.split('\n').includes(seeded));
+    const text = (await get('/metrics')).payload;
+    for (const line of [
+      'ingest_runs_total{outcome="upstream_error"} 0',
+      'ingest_runs_total{outcome="redis_error"} 0',
+      'source_runs_total{source="senticrypt-v1",outcome="payload_error"} 0',
+      'cache_requests_total{result="stale"} 0',
+      'redis_errors_total{kind="command"} 0',
+      'notification_clients_refused_total{transport="ws",reason="address"} 0',
+      'notification_clients_refused_total{transport="sse",reason="closing"} 0',
+      'notification_clients_dropped_total{transport="sse"} 0',
+    ]) {
+      expect([line, text.split('\n').includes(line)]).toEqual([line, true]);
+    }
+  });
+
   it('is live but not ready before the first successful ingest, ready after it', async () => {
     expect((await get('/health/live')).json()).toEqual({ status: 'ok', info: {}, error: {}, details: {} });
     const before = await get('/health/ready');
@@ -49,6 +70,18 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
     expect(after.json().info.ingest.ageSeconds).toBeLessThanOrEqual(Math.round((Date.now() - refreshed) / 1000));
     // Shared through Redis, so replicas without the schedule are ready too.
     expect(Number(await redis.get(`${prefix}:ingest:last-success`))).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('starts each source\'s last-success gauge from the time stored in Redis, so a restart does not hide a stale source', async () => {
+    const stored = await app.get(SeriesRepository).lastSuccess('senticrypt-v1');
+    expect(stored).toEqual(expect.any(Number));
+    const replica = await bootApp({ REDIS_KEY_PREFIX: prefix, SENTIMENT_API_URL: upstream.url, LOG_LEVEL: 'fatal' });
+    try {
+      const line = `source_last_success_timestamp_seconds{source="senticrypt-v1"} ${Math.floor((stored as number) / 1000)}`;
+      await waitFor('the gauge read from Redis', async () => (await replica.inject({ method: 'GET', url: '/metrics' })).payload.split('\n').includes(line));
+    } finally {
+      await replica.close();
+    }
   });
 
   it('keeps a failed backfill to retry in Redis with its failure count and due time, and reads one kept before those were', async () => {

@@ -176,6 +176,14 @@ describe('verdict across two instances on one Redis (e2e)', () => {
     const delivered = (await metric(a, 'alert_webhook_deliveries_total{outcome="delivered"}')) + (await metric(b, 'alert_webhook_deliveries_total{outcome="delivered"}'));
     expect(delivered).toBe(2);
     expect(await metric(b, `alert_webhook_pending{receiver="${b.get(AlertsService).configured[0].id}"}`)).toBe(0);
+    // Unknown while Redis cannot be read: no value, rather than the last one held through the outage.
+    const unreadable = jest.spyOn(b.get(AlertsService), 'pending').mockRejectedValue(new Error('Redis away'));
+    try {
+      expect((await b.inject({ method: 'GET', url: '/metrics' })).payload).not.toMatch(/^alert_webhook_pending\{/m);
+    } finally {
+      unreadable.mockRestore();
+    }
+    expect(await metric(b, `alert_webhook_pending{receiver="${b.get(AlertsService).configured[0].id}"}`)).toBe(0);
 
     // Every instance answers with the state kept in Redis.
     for (const app of [a, b]) {

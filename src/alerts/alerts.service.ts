@@ -2,7 +2,7 @@ import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } f
 import { ConfigService } from '@nestjs/config';
 import { Counter, Gauge } from 'prom-client';
 import { Env } from '../config/env.validation.js';
-import { MetricsService } from '../metrics/metrics.service.js';
+import { countFromZero, MetricsService } from '../metrics/metrics.service.js';
 import { LUA_NOW_MS, LuaScript } from '../redis/lua-script.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
@@ -181,6 +181,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       labelNames: ['outcome'] as const,
       registers: [metrics.registry],
     });
+    if (this.receivers.length > 0) countFromZero(this.deliveries, ['delivered', 'retry', 'rejected', 'exhausted', 'dropped'].map((outcome) => ({ outcome })));
     const pending = (receiver: Receiver) => this.pending(receiver);
     const receivers = this.receivers;
     new Gauge({
@@ -190,9 +191,12 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       registers: [metrics.registry],
       async collect() {
         const counts = await Promise.all(receivers.map((r) => pending(r).catch(() => null)));
+        // Unknown while Redis cannot be read: no value rather than the last one, which could
+        // hold a "pending for 30 min" alert on, or off, through the outage.
         receivers.forEach((r, i) => {
           const n = counts[i];
           if (n !== null) this.set({ receiver: r.id }, n);
+          else this.remove({ receiver: r.id });
         });
       },
     });

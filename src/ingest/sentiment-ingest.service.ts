@@ -1,7 +1,7 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
-import { IngestOutcome, MetricsService } from '../metrics/metrics.service.js';
+import { countFromZero, INGEST_OUTCOMES, IngestOutcome, MetricsService } from '../metrics/metrics.service.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { isRedisUnavailableError, RedisNotConnectedError, RedisStalledError } from '../redis/redis-errors.js';
 import { isRedisStalled } from '../redis/redis-stall.js';
@@ -72,11 +72,13 @@ interface Backfill {
  * source never stops another.
  */
 @Injectable()
-export class SentimentIngestService {
+export class SentimentIngestService implements OnModuleInit {
   private readonly logger = new Logger(SentimentIngestService.name);
   private readonly running = new Map<SourceId, Promise<SourceReportDto>>();
   private readonly reachLogged = new Set<SourceId>();
   private readonly aheadLogged = new Set<SourceId>();
+  /** Sources with a successful run in this process (their last-success gauge is this process's). */
+  private readonly succeeded = new Set<SourceId>();
   private readonly backfillMs: number;
   private readonly tickIntervalMs: number;
   private readonly maxAheadMs: number;
@@ -92,6 +94,24 @@ export class SentimentIngestService {
     this.backfillMs = config.get('BACKFILL_HOURS', { infer: true }) * 3_600_000;
     this.tickIntervalMs = config.get('INGEST_INTERVAL_MS', { infer: true });
     this.maxAheadMs = config.get('INGEST_MAX_AHEAD_MS', { infer: true });
+  }
+
+  /**
+   * Each source's series in the metrics from the start: its runs by outcome at 0 (countFromZero),
+   * its last success as stored by any instance (0 when none), unless a run of this process set it
+   * first; left unset when Redis cannot say. Without this, a source failing since the process
+   * started had no last-success series, and the stale-source alert could not fire.
+   */
+  onModuleInit(): void {
+    countFromZero(this.metrics.sourceRuns, this.sources.flatMap(({ id }) => INGEST_OUTCOMES.map((outcome) => ({ source: id, outcome }))));
+    for (const { id } of this.sources) {
+      this.series.lastSuccess(id).then(
+        (at) => {
+          if (!this.succeeded.has(id)) this.metrics.sourceLastSuccess.set({ source: id }, at === null ? 0 : Math.floor(at / 1000));
+        },
+        () => undefined,
+      );
+    }
   }
 
   /** The sources this deployment reads (each once, whatever it feeds). */
@@ -508,6 +528,7 @@ export class SentimentIngestService {
     this.metrics.ingestRuns.inc({ outcome: 'success' });
     this.metrics.sourceRuns.inc({ source, outcome: 'success' });
     this.metrics.lastIngestSuccess.set(Math.floor(at / 1000));
+    this.succeeded.add(source);
     this.metrics.sourceLastSuccess.set({ source }, Math.floor(at / 1000));
     this.metrics.invalidRecords.inc(report.invalid);
     for (const d of defs) {

@@ -6,8 +6,19 @@ import { Env } from '../config/env.validation.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { RedisClient } from '../redis/redis.types.js';
 
-export type IngestOutcome = 'success' | 'skipped' | 'upstream_error' | 'payload_error' | 'redis_error' | 'error';
-export type CacheResult = 'hit' | 'miss' | 'stale';
+export const INGEST_OUTCOMES = ['success', 'skipped', 'upstream_error', 'payload_error', 'redis_error', 'error'] as const;
+export type IngestOutcome = (typeof INGEST_OUTCOMES)[number];
+const CACHE_RESULTS = ['hit', 'miss', 'stale'] as const;
+export type CacheResult = (typeof CACHE_RESULTS)[number];
+
+/**
+ * Sets each of `counter`'s label sets to 0: a series that appears with its first increment
+ * hides that increment from rate() and increase(), so an alert on the first failure of a kind
+ * never fired.
+ */
+export function countFromZero<T extends string>(counter: Counter<T>, labelSets: ReadonlyArray<Partial<Record<T, string>>>): void {
+  for (const labels of labelSets) counter.inc(labels, 0);
+}
 
 /**
  * Prometheus metrics of this process. Its own Registry (not prom-client's global one), so
@@ -41,7 +52,7 @@ export class MetricsService implements OnModuleInit {
 
   readonly sourceLastSuccess = new Gauge({
     name: 'source_last_success_timestamp_seconds',
-    help: 'Unix time of the last successful run of each source in this process',
+    help: 'Unix time of the last successful run of each source: at startup the last one stored by any instance (0 = none), then this process\'s',
     labelNames: ['source'] as const,
     registers: [this.registry],
   });
@@ -110,6 +121,9 @@ export class MetricsService implements OnModuleInit {
     config: ConfigService<Env, true>,
   ) {
     this.enabled = config.get('METRICS_ENABLED', { infer: true });
+    countFromZero(this.ingestRuns, INGEST_OUTCOMES.map((outcome) => ({ outcome })));
+    countFromZero(this.cache, CACHE_RESULTS.map((result) => ({ result })));
+    countFromZero(this.redisErrors, [{ kind: 'connection' }, { kind: 'command' }]);
   }
 
   onModuleInit(): void {

@@ -208,4 +208,13 @@ describe('NotificationsService', () => {
     expect(completed).toBe(true);
     expect(service.connect('ws', '192.0.2.99')).toMatchObject({ refused: 'full' });
   });
+
+  // Counted as `full`, a rolling deploy's reconnects fired the alert whose advice is to raise NOTIFY_MAX_CLIENTS.
+  it('counts a refusal while shutting down as reason closing, not full', async () => {
+    service.beforeApplicationShutdown();
+    service.connect('sse', '192.0.2.98');
+    const text = await metrics.render();
+    expect(text).toContain('notification_clients_refused_total{transport="sse",reason="closing"} 1');
+    expect(text).toContain('notification_clients_refused_total{transport="sse",reason="full"} 0');
+  });
 });

@@ -3,7 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { Counter, Gauge } from 'prom-client';
 import { concat, Observable, of, Subject } from 'rxjs';
 import { Env } from '../config/env.validation.js';
-import { MetricsService } from '../metrics/metrics.service.js';
+import { countFromZero, MetricsService } from '../metrics/metrics.service.js';
 import { REDIS_CLIENT, REDIS_SUBSCRIBER } from '../redis/redis.constants.js';
 import { RedisKeys } from '../redis/redis-keys.service.js';
 import { isCluster, RedisClient } from '../redis/redis.types.js';
@@ -103,7 +103,7 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
     });
     this.refusals = new Counter({
       name: 'notification_clients_refused_total',
-      help: 'Notification clients refused a slot, by transport and reason: full (NOTIFY_MAX_CLIENTS reached, or shutting down), address (NOTIFY_MAX_CLIENTS_PER_IP reached)',
+      help: 'Notification clients refused a slot, by transport and reason: full (NOTIFY_MAX_CLIENTS reached), address (NOTIFY_MAX_CLIENTS_PER_IP reached), closing (shutting down)',
       labelNames: ['transport', 'reason'] as const,
       registers: [metrics.registry],
     });
@@ -113,6 +113,9 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
       labelNames: ['transport'] as const,
       registers: [metrics.registry],
     });
+    const transports: Transport[] = ['sse', 'ws'];
+    countFromZero(this.refusals, transports.flatMap((transport) => ['full', 'address', 'closing'].map((reason) => ({ transport, reason }))));
+    countFromZero(this.drops, transports.map((transport) => ({ transport })));
   }
 
   async onModuleInit(): Promise<void> {
@@ -190,7 +193,8 @@ export class NotificationsService implements OnModuleInit, BeforeApplicationShut
    */
   connect(transport: Transport, address: string): ClientSlot | Refusal {
     if (this.stopped || this.clientCount >= this.maxClients) {
-      this.refusals.inc({ transport, reason: 'full' });
+      // Not 'full' when shutting down: that reason's alert says to raise NOTIFY_MAX_CLIENTS.
+      this.refusals.inc({ transport, reason: this.stopped ? 'closing' : 'full' });
       return { refused: 'full', message: 'Too many notification clients on this instance; try again later' };
     }
     const fromAddress = this.perAddress.get(address) ?? 0;
