@@ -141,7 +141,8 @@ interface Claimed {
 export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(AlertsService.name);
   private readonly receivers: Receiver[];
-  private readonly secret: string;
+  /** Signing keys: ALERT_WEBHOOK_SECRET, and ALERT_WEBHOOK_PREVIOUS_SECRET while it is rotated. */
+  private readonly secrets: string[];
   private readonly timeoutMs: number;
   private readonly maxAttempts: number;
   private readonly retryBaseMs: number;
@@ -165,7 +166,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
     config: ConfigService<Env, true>,
   ) {
     this.receivers = config.get('ALERT_WEBHOOK_URLS', { infer: true }).map(toReceiver);
-    this.secret = config.get('ALERT_WEBHOOK_SECRET', { infer: true });
+    this.secrets = [config.get('ALERT_WEBHOOK_SECRET', { infer: true }), config.get('ALERT_WEBHOOK_PREVIOUS_SECRET', { infer: true })].filter((s) => s !== '');
     this.timeoutMs = config.get('ALERT_WEBHOOK_TIMEOUT_MS', { infer: true });
     this.maxAttempts = config.get('ALERT_WEBHOOK_MAX_ATTEMPTS', { infer: true });
     this.retryBaseMs = config.get('ALERT_WEBHOOK_RETRY_BASE_MS', { infer: true });
@@ -311,7 +312,7 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       await this.http.post(receiver.url, d.body, {
         headers: {
           'Content-Type': 'application/json',
-          [SIGNATURE_HEADER]: signature(this.secret, d.body, Math.floor(Date.now() / 1000)),
+          [SIGNATURE_HEADER]: signature(this.secrets, d.body, Math.floor(Date.now() / 1000)),
           [IDEMPOTENCY_HEADER]: d.id,
         },
         timeoutMs: this.timeoutMs,

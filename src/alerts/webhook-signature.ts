@@ -9,9 +9,14 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 export const SIGNATURE_HEADER = 'X-Signature';
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 
-export function signature(secret: string, body: string, unixSeconds: number): string {
-  const mac = createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex');
-  return `t=${unixSeconds},v1=${mac}`;
+/**
+ * The header for `body` at `unixSeconds`: one v1 per secret (ALERT_WEBHOOK_SECRET, then
+ * ALERT_WEBHOOK_PREVIOUS_SECRET while it is rotated), so a receiver still on the previous
+ * secret verifies it too.
+ */
+export function signature(secrets: readonly string[], body: string, unixSeconds: number): string {
+  const macs = secrets.map((secret) => `,v1=${createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex')}`);
+  return `t=${unixSeconds}${macs.join('')}`;
 }
 
 /**

@@ -126,6 +126,8 @@ describe('validateEnv', () => {
     ['ALERT_WEBHOOK_URLS', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x,https://HOOKS.example:443/x', ALERT_WEBHOOK_SECRET: 's'.repeat(16) }], // one receiver twice
     ['ALERT_WEBHOOK_SECRET', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x' }],
     ['ALERT_WEBHOOK_SECRET', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x', ALERT_WEBHOOK_SECRET: 'short' }],
+    ['ALERT_WEBHOOK_PREVIOUS_SECRET', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x', ALERT_WEBHOOK_SECRET: 's'.repeat(16), ALERT_WEBHOOK_PREVIOUS_SECRET: 'short' }],
+    ['ALERT_WEBHOOK_PREVIOUS_SECRET', { ALERT_WEBHOOK_URLS: 'https://hooks.example/x', ALERT_WEBHOOK_SECRET: 's'.repeat(16), ALERT_WEBHOOK_PREVIOUS_SECRET: 's'.repeat(16) }],
   ])('bad webhook setting: fails naming %s', (name, env) => {
     expect(() => validateEnv(env)).toThrow(new RegExp(`^Invalid configuration:\\n  ${name}: `));
   });

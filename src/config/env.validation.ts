@@ -332,6 +332,13 @@ export class EnvironmentVariables {
   @IsString()
   ALERT_WEBHOOK_SECRET = '';
 
+  /**
+   * While the secret is rotated: the one receivers may still verify with. Each webhook is then
+   * signed with both (two v1 values in `X-Signature`); unset once every receiver has the new one.
+   */
+  @IsString()
+  ALERT_WEBHOOK_PREVIOUS_SECRET = '';
+
   /** Timeout of one delivery attempt (ms): connect, request and response. */
   @Transform(toInt) @IsInt() @Min(100) @Max(60_000)
   ALERT_WEBHOOK_TIMEOUT_MS = 5000;
@@ -564,7 +571,7 @@ const TYPE_CHECKS = ['isInt', 'isNumber', 'isBoolean', 'isIn', 'matches', 'isStr
 
 // Never echo these in an error message (it ends up in logs). Webhook URLs often carry a token
 // (path, query) or credentials.
-const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET', 'ALERT_WEBHOOK_URLS'];
+const SECRETS = ['REFRESH_TOKEN', 'METRICS_TOKEN', 'ALERT_WEBHOOK_SECRET', 'ALERT_WEBHOOK_PREVIOUS_SECRET', 'ALERT_WEBHOOK_URLS'];
 
 /**
  * A URL with whatever precedes its last `@` (user and password) replaced by ***, and any
@@ -687,6 +694,10 @@ function alertProblems(env: EnvironmentVariables): string[] {
   });
   if (urls.length > 0 && (typeof env.ALERT_WEBHOOK_SECRET !== 'string' || env.ALERT_WEBHOOK_SECRET.length < 16)) {
     problems.push('ALERT_WEBHOOK_SECRET: must be set (16+ characters) when ALERT_WEBHOOK_URLS is, to sign the webhooks');
+  }
+  const previous = env.ALERT_WEBHOOK_PREVIOUS_SECRET;
+  if (typeof previous === 'string' && previous !== '' && (previous.length < 16 || previous === env.ALERT_WEBHOOK_SECRET)) {
+    problems.push('ALERT_WEBHOOK_PREVIOUS_SECRET: when set, 16+ characters and not ALERT_WEBHOOK_SECRET (it is the secret being replaced)');
   }
   // A served receiver refreshes its keys at least once per poll plus attempt: far more often than they expire.
   const refreshMs = env.ALERT_WEBHOOK_POLL_MS + env.ALERT_WEBHOOK_TIMEOUT_MS;
