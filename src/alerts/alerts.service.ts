@@ -256,12 +256,12 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
   /**
    * Queues the last verdict change if nobody did: the instance that made it died before queueing
    * it, or has no receivers configured. Only a change of the last CATCH_UP_MS: a receiver added
-   * later is not sent old news.
+   * (or whose URL changed) within that time gets the last change, one added later no old news.
    */
   private async catchUp(receiver: Receiver): Promise<boolean> {
     const change = await this.verdicts.lastChange(CATCH_UP_MS);
     if (!change || !(await this.enqueueFor(receiver, change))) return false;
-    this.logger.log(`webhook ${change.id} to ${receiver.label} (${receiver.id}) queued by catch-up (the instance that made the change had not queued it yet, or could not)`);
+    this.logger.log(`webhook ${change.id} to ${receiver.label} (${receiver.id}) queued by catch-up (not queued for this receiver yet: the instance that made the change had not, could not, or did not know this receiver)`);
     return true;
   }
 
