@@ -366,6 +366,28 @@ describe('a shutdown during an attempt releases its claim (e2e)', () => {
   });
 });
 
+describe('an attempt a shutdown cut short does not count toward ALERT_WEBHOOK_MAX_ATTEMPTS (e2e)', () => {
+  let refuse = false;
+  const receiver = new WebhookReceiver(() => (refuse ? { status: 503 } : 'hang'));
+  const world = webhookWorld('alerts-release-count', [receiver]);
+
+  it('the next instance still has every attempt: two 503s after the aborted one, then given up', async () => {
+    const env = webhookEnv(world.prefix, world.upstream, [receiver], { ALERT_WEBHOOK_TIMEOUT_MS: '60000', ALERT_WEBHOOK_MAX_ATTEMPTS: '2' });
+    const first = await bootApp(env);
+    world.apps.push(first);
+    await flip(first, world.upstream);
+    await waitFor('the attempt in flight', () => receiver.open === 1);
+    await first.close();
+    world.apps.pop();
+
+    refuse = true;
+    const second = await bootApp(env);
+    world.apps.push(second);
+    await waitFor('given up', async () => receiver.received.length >= 3 && (await pendingOf(second, receiver)) === 0);
+    expect(receiver.received).toHaveLength(3); // the aborted attempt, then attempts 1 and 2 of 2
+  });
+});
+
 describe('a change queued by nobody (its instance died first, or has no receivers) is caught up by the others (e2e)', () => {
   const receiver = new WebhookReceiver();
   const world = webhookWorld('alerts-catch-up', [receiver]);

@@ -104,8 +104,10 @@ return {id, body, attempt, lease}`, 2));
 
 /**
  * Ends a claimed attempt, if the claim is still ours (its due time is still our lease): `done`
- * forgets the delivery, `retry` makes it due ARGV[4] ms from now. ARGV: id, lease, action, delayMs.
- * Creates no key and keeps their TTLs (ZADD and HDEL do): the claim just set them.
+ * forgets the delivery, `retry` makes it due ARGV[4] ms from now, `release` too and takes the
+ * attempt back (cut short by a shutdown: it does not count toward ALERT_WEBHOOK_MAX_ATTEMPTS).
+ * ARGV: id, lease, action, delayMs. Creates no key and keeps their TTLs (ZADD, HDEL and HINCRBY
+ * on the claimed field do): the claim just set them.
  */
 const FINISH = new LuaScript(`${LUA_NOW_MS}
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -117,6 +119,7 @@ if ARGV[3] == 'done' then
   redis.call('ZREM', KEYS[5], ARGV[1])
   return 1
 end
+if ARGV[3] == 'release' then redis.call('HINCRBY', KEYS[3], ARGV[1], -1) end
 redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[4]), ARGV[1])
 return 1`);
 
@@ -325,8 +328,9 @@ export class AlertsService implements OnModuleInit, BeforeApplicationShutdown {
       if (this.stop.signal.aborted) {
         // Shutting down (Redis is still open): due again at once, for another instance or the
         // next start, rather than after the lease (up to 2 × ALERT_WEBHOOK_TIMEOUT_MS + 5 s).
-        // The aborted request may have arrived: a repeat carries the same Idempotency-Key.
-        await FINISH.run(this.redis, this.receiverKeys(receiver), [d.id, String(d.lease), 'retry', '0']).catch(() => undefined);
+        // The aborted request may have arrived: a repeat carries the same Idempotency-Key. Not
+        // counted: a rolling deploy would otherwise use up attempts the receiver never failed.
+        await FINISH.run(this.redis, this.receiverKeys(receiver), [d.id, String(d.lease), 'release', '0']).catch(() => undefined);
         return;
       }
       const message = (err as Error).message; // ours: a status or an error code, never the receiver's body
