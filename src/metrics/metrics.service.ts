@@ -72,8 +72,8 @@ export class MetricsService implements OnModuleInit {
 
   readonly upstreamDuration = new Histogram({
     name: 'upstream_request_duration_seconds',
-    help: 'Duration of each upstream call (one per attempt) by outcome',
-    labelNames: ['outcome'] as const,
+    help: 'Duration of each upstream call (one per attempt) by source and outcome',
+    labelNames: ['source', 'outcome'] as const,
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { PayloadError, PermanentUpstreamError, SourceError, TransientUpstreamError } from './source.errors.js';
+import type { SourceId } from './source.types.js';
 
 export const SOURCE_HTTP_OPTIONS = Symbol('SOURCE_HTTP_OPTIONS');
 
@@ -37,6 +38,8 @@ export interface Pacing {
 }
 
 export interface GetJsonOptions {
+  /** The source calling, for the upstream_request_duration_seconds label (`unknown` if not given). */
+  source?: SourceId;
   /** Largest body accepted (bytes, after decompression). */
   maxBytes: number;
   /** Allow file:// URLs (SentiCrypt v1 replays). */
@@ -102,7 +105,7 @@ export class SourceHttpClient implements OnModuleDestroy {
       let error: SourceError;
       try {
         if (options.pacing) release = await this.pace(options.pacing);
-        timer = this.metrics?.upstreamDuration.startTimer();
+        timer = this.metrics?.upstreamDuration.startTimer({ source: options.source ?? 'unknown' });
         const data = decodeJson(await this.fetchText(url, options));
         timer?.({ outcome: 'ok' });
         return { data, attempts: attempt };

@@ -48,7 +48,7 @@ export class BitstampProvider implements SourceProvider {
   /** The last trade price at the ticker's timestamp; `skipped` when that is not newer than `since`. */
   poll(context: PollContext): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
-      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/ticker/btcusd/`, { maxBytes: BITSTAMP_LIMITS.tickerBytes, pacing: PACING });
+      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/ticker/btcusd/`, { source: this.id, maxBytes: BITSTAMP_LIMITS.tickerBytes, pacing: PACING });
       const ticker = objectOf(data);
       const t = await tally<Sample>([ticker], () => {
         const timestamp = epochSecondsField(ticker.timestamp, 'timestamp', STRINGS);
@@ -78,7 +78,7 @@ export class BitstampProvider implements SourceProvider {
       let attempts = 0;
       for (const [start, count] of ohlcWindows(from, to, stepMs)) {
         const q = new URLSearchParams({ step: String(stepMs / 1000), limit: String(count), start: String(start / 1000) });
-        const got = await this.http.getJson(`${this.options.baseUrl}/ohlc/btcusd/?${q.toString()}`, { maxBytes: BITSTAMP_LIMITS.ohlcBytes, pacing: PACING });
+        const got = await this.http.getJson(`${this.options.baseUrl}/ohlc/btcusd/?${q.toString()}`, { source: this.id, maxBytes: BITSTAMP_LIMITS.ohlcBytes, pacing: PACING });
         attempts += got.attempts;
         const body = objectOf(got.data);
         const inner = body.data === undefined ? undefined : objectOf(body.data, 'ohlc payload data');

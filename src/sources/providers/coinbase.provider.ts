@@ -52,6 +52,7 @@ export class CoinbaseProvider implements SourceProvider {
   poll(context: PollContext): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
       const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/ticker`, {
+        source: this.id,
         maxBytes: COINBASE_LIMITS.tickerBytes,
         pacing: PACING,
       });
@@ -85,7 +86,7 @@ export class CoinbaseProvider implements SourceProvider {
       let attempts = 0;
       for (const [start, end] of windows) {
         const q = new URLSearchParams({ granularity: String(stepMs / 1000), start: new Date(start).toISOString(), end: new Date(end).toISOString() });
-        const got = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/candles?${q.toString()}`, { maxBytes: COINBASE_LIMITS.candleBytes, pacing: PACING });
+        const got = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/candles?${q.toString()}`, { source: this.id, maxBytes: COINBASE_LIMITS.candleBytes, pacing: PACING });
         attempts += got.attempts;
         const rows = arrayOf(got.data, COINBASE_LIMITS.candleRows, 'candles payload');
         await tally<Sample>(rows, candle, t, t.fetched);

@@ -69,6 +69,7 @@ export class FearGreedProvider implements SourceProvider {
 
   private async fetch(limit: number): Promise<{ entries: unknown[]; attempts: number }> {
     const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/fng/?limit=${limit}&format=json`, {
+      source: this.id,
       maxBytes: FEAR_GREED_LIMITS.bytes,
     });
     const body = objectOf(data);

@@ -63,7 +63,7 @@ export class KrakenProvider implements SourceProvider {
   /** The last trade price, stamped with the time of the poll (Kraken's ticker has no time). */
   poll(): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
-      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/Ticker?pair=XBTUSD`, { maxBytes: KRAKEN_LIMITS.tickerBytes, pacing: PACING });
+      const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/Ticker?pair=XBTUSD`, { source: this.id, maxBytes: KRAKEN_LIMITS.tickerBytes, pacing: PACING });
       const timestamp = this.now();
       const entry = singlePair(data);
       const t = await tally<Sample>([entry], (raw) => {
@@ -95,6 +95,7 @@ export class KrakenProvider implements SourceProvider {
     return tagSource(this.id, async () => {
       const since = Math.max(0, Math.floor(from / 1000) - intervalMinutes * 60);
       const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/OHLC?pair=XBTUSD&interval=${intervalMinutes}&since=${since}`, {
+        source: this.id,
         maxBytes: KRAKEN_LIMITS.ohlcBytes,
         pacing: PACING,
       });

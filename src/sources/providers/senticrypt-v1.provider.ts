@@ -93,7 +93,7 @@ export class SenticryptV1Provider implements SourceProvider {
    */
   poll(context: PollContext): Promise<SourceBatch> {
     return tagSource(this.id, async () => {
-      const { data, attempts } = await this.http.getJson(this.options.url, { maxBytes: this.options.maxBytes, allowFile: true });
+      const { data, attempts } = await this.http.getJson(this.options.url, { source: this.id, maxBytes: this.options.maxBytes, allowFile: true });
       return parseSenticryptV1(data, context.since, attempts);
     });
   }

@@ -77,7 +77,7 @@ export class SenticryptV2Provider implements SourceProvider {
   }
 
   private async fetchAll(): Promise<{ records: unknown[]; attempts: number }> {
-    const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/all.json`, { maxBytes: SENTICRYPT_V2_LIMITS.bytes });
+    const { data, attempts } = await this.http.getJson(`${this.options.baseUrl}/all.json`, { source: this.id, maxBytes: SENTICRYPT_V2_LIMITS.bytes });
     return { records: arrayOf(data, SENTICRYPT_V2_LIMITS.records), attempts };
   }
 }
