@@ -104,6 +104,7 @@ export class SentimentIngestService implements OnModuleInit {
    */
   onModuleInit(): void {
     countFromZero(this.metrics.sourceRuns, this.sources.flatMap(({ id }) => INGEST_OUTCOMES.map((outcome) => ({ source: id, outcome }))));
+    countFromZero(this.metrics.invalidRecords, this.sources.map(({ id }) => ({ source: id })));
     for (const { id } of this.sources) {
       this.series.lastSuccess(id).then(
         (at) => {
@@ -530,7 +531,7 @@ export class SentimentIngestService implements OnModuleInit {
     this.metrics.lastIngestSuccess.set(Math.floor(at / 1000));
     this.succeeded.add(source);
     this.metrics.sourceLastSuccess.set({ source }, Math.floor(at / 1000));
-    this.metrics.invalidRecords.inc(report.invalid);
+    this.metrics.invalidRecords.inc({ source }, report.invalid);
     for (const d of defs) {
       const c = report.series[d.metric];
       if (!c) continue;

@@ -66,7 +66,8 @@ export class MetricsService implements OnModuleInit {
 
   readonly invalidRecords = new Counter({
     name: 'ingest_invalid_records_total',
-    help: 'Upstream records that failed validation and were skipped',
+    help: 'Upstream records that failed validation and were skipped, by source',
+    labelNames: ['source'] as const,
     registers: [this.registry],
   });
 
