@@ -78,7 +78,7 @@ describe('Swagger (e2e)', () => {
     expect(schemas.HourlyAverageDto.properties.sentiment).toMatchObject({ type: 'number', nullable: true });
     expect(schemas.HourlyAverageDto.properties.price).toMatchObject({ type: 'number', example: 33812.57 });
     expect(schemas.HourlyAverageDto.properties.time).toMatchObject({ type: 'string', example: '2021-07-07T15:00:00.000Z' });
-    expect(schemas.IngestReportDto.properties.stored).toMatchObject({ type: 'number', example: 4948 });
+    expect(schemas.IngestReportDto.properties.stored).toMatchObject({ type: 'integer', example: 4948 });
 
     // What is sent, as it is sent: a refused query's message is a list, other errors' a string.
     expect(schemas.ErrorResponseDto.properties.message.oneOf).toEqual([{ type: 'string' }, { type: 'array', items: { type: 'string' } }]);

@@ -1,8 +1,10 @@
 import { ApiProperty } from '@nestjs/swagger';
+import { ApiInteger } from './api-properties.js';
 
 /** The body of every error response. */
 export class ErrorResponseDto {
   /** @example 503 */
+  @ApiInteger()
   statusCode!: number;
 
   /** @example "Service Unavailable" */

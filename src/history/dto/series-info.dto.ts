@@ -1,4 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
+import { ApiInteger } from '../../common/api-properties.js';
 
 export class CompactionRuleDto {
   /** @example "{is-bitcoin-lit:price:mean:30s}:sum:1h" */
@@ -7,6 +8,7 @@ export class CompactionRuleDto {
   @ApiProperty({ type: 'string', example: 'sum' })
   aggregation!: string;
   /** @example 3600000 */
+  @ApiInteger()
   bucketMs!: number;
 }
 
@@ -25,14 +27,18 @@ export class SeriesInfoDto {
    */
   labels!: Record<string, string>;
   /** RETENTION in ms (0 = forever). @example 2592000000 */
+  @ApiInteger()
   retentionMs!: number;
   /** @example "first" */
   duplicatePolicy!: string;
   /** Samples within retention. @example 2474 */
+  @ApiInteger()
   totalSamples!: number;
   /** Epoch ms of the oldest sample (0 when empty). @example 1625592618000 */
+  @ApiInteger()
   firstTimestamp!: number;
   /** Epoch ms of the newest sample (0 when empty). @example 1625679018000 */
+  @ApiInteger()
   lastTimestamp!: number;
   /** @example "2021-07-06T17:30:18.000Z" */
   firstTime!: string | null;

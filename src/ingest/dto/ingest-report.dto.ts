@@ -1,13 +1,17 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsOptional } from 'class-validator';
+import { ApiInteger } from '../../common/api-properties.js';
 
 export class SeriesCountsDto {
   /** @example 2474 */
+  @ApiInteger()
   stored!: number;
   /** Samples whose timestamp was already stored (DUPLICATE_POLICY FIRST kept the old value). @example 0 */
+  @ApiInteger()
   duplicates!: number;
   /** Samples the server refused (e.g. older than retention). @example 0 */
+  @ApiInteger()
   rejected!: number;
 }
 
@@ -24,16 +28,22 @@ export class BackfillReportDto {
   /** @example "2026-12-02T07:00:00.000Z" */
   to!: string;
   /** Upstream calls made. @example 5 */
+  @ApiInteger()
   attempts!: number;
   /** Records in the upstream payloads. @example 1440 */
+  @ApiInteger()
   fetched!: number;
   /** Records that failed validation. @example 0 */
+  @ApiInteger()
   invalid!: number;
   /** Samples stored by the backfill (also counted in the run's totals). @example 1440 */
+  @ApiInteger()
   stored!: number;
   /** @example 0 */
+  @ApiInteger()
   duplicates!: number;
   /** @example 0 */
+  @ApiInteger()
   rejected!: number;
   /** Why the backfill failed (the poll still ran), or null. @example null */
   error!: string | null;
@@ -44,22 +54,30 @@ export class RunCountsDto {
   /** @example "2026-12-02T07:00:00.000Z" */
   startedAt!: string;
   /** @example 41 */
+  @ApiInteger()
   durationMs!: number;
   /** Upstream calls made (retries and backfill included). @example 1 */
+  @ApiInteger()
   attempts!: number;
   /** Records in the upstream payload(s). @example 2474 */
+  @ApiInteger()
   fetched!: number;
   /** Records newer than the stored data (all of them on the first run or with full=true) that failed validation, so were not stored. @example 0 */
+  @ApiInteger()
   invalid!: number;
   /** Up to five reasons for invalid records. @example [] */
   invalidReasons!: string[];
   /** Records not newer than the latest stored sample, so not sent again (nor validated beyond their timestamp). @example 0 */
+  @ApiInteger()
   skipped!: number;
   /** Samples stored. @example 4948 */
+  @ApiInteger()
   stored!: number;
   /** Samples already present (DUPLICATE_POLICY FIRST kept them). @example 0 */
+  @ApiInteger()
   duplicates!: number;
   /** Samples the server refused. @example 0 */
+  @ApiInteger()
   rejected!: number;
   /** Per metric counts. */
   series!: SeriesCountsByMetricDto;

@@ -1,6 +1,7 @@
 import { SourceReportDto } from '../../ingest/dto/ingest-report.dto.js';
 import { SummaryResponseDto } from '../../summary/dto/summary-response.dto.js';
 import type { VerdictChangedEventDto } from '../../verdict/dto/verdict.dto.js';
+import { ApiInteger } from '../../common/api-properties.js';
 
 /**
  * Sent after every ingest run of a source (on any instance) that stored at least one sample.
@@ -14,6 +15,7 @@ export class IngestEventDto {
   /** Time of the newest stored sample of the source's series after the run (UTC). @example "2021-07-07T17:30:18.000Z" */
   latestSampleTime!: string;
   /** Samples stored by the run. @example 4948 */
+  @ApiInteger()
   stored!: number;
   /** The source's report of the run, as in POST /refresh's `sources[].report`. */
   report!: SourceReportDto;

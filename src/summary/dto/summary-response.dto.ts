@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { nullableEnum } from '../../common/nullable-enum.js';
+import { ApiInteger, nullableEnum } from '../../common/api-properties.js';
 import { VERDICTS, type Verdict } from '../../verdict/verdict.rule.js';
 
 export const DIRECTIONS = ['rising', 'falling', 'flat'] as const;
@@ -55,6 +55,7 @@ const LEFT_OUT_REASONS = ['stale', 'no_data', 'outlier'] as const;
 /** One price venue of a composite price: its freshness, and what the composite made of it. */
 export class PriceVenueDto extends MetricFreshnessDto {
   /** Hours of the window whose price includes this venue. @example 3 */
+  @ApiInteger()
   hours_used!: number;
   /**
    * Why it is left out of some or all hours, or null: `stale` (newest sample older than
@@ -66,6 +67,7 @@ export class PriceVenueDto extends MetricFreshnessDto {
   @nullableEnum(LEFT_OUT_REASONS)
   left_out!: (typeof LEFT_OUT_REASONS)[number] | null;
   /** Hours it was left out of as an outlier. @example 0 */
+  @ApiInteger()
   outlier_hours!: number;
 }
 
@@ -83,6 +85,7 @@ export class PriceFreshnessDto extends MetricFreshnessDto {
    * one is wrong, so both count (their mean) (composite only).
    * @example 0
    */
+  @ApiInteger(true)
   disagreement_hours?: number;
 }
 

@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { RangeQueryDto } from '../../history/dto/series-query.dto.js';
-import { nullableEnum } from '../../common/nullable-enum.js';
+import { nullableEnum } from '../../common/api-properties.js';
 import { SummaryResponseDto } from '../../summary/dto/summary-response.dto.js';
 import { VERDICTS, type Verdict } from '../verdict.rule.js';
 
