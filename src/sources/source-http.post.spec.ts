@@ -115,7 +115,7 @@ describe('SourceHttpClient.post (outbound notifications)', () => {
     const r = await start(() => undefined);
     const timedOut = (await client().post(r.url, 'x', { ...OPTS, timeoutMs: 100 }).catch((e: unknown) => e)) as Error;
     expect(timedOut).toBeInstanceOf(TransientUpstreamError);
-    expect(timedOut.message).toBe('upstream timed out');
+    expect(timedOut.message).toBe('receiver timed out');
     const stop = new AbortController();
     const aborted = client().post(r.url, 'x', { ...OPTS, timeoutMs: 60_000, signal: stop.signal }).catch((e: unknown) => e);
     stop.abort();
@@ -128,6 +128,6 @@ describe('SourceHttpClient.post (outbound notifications)', () => {
     servers.pop();
     const err = (await client().post(r.url, 'x', OPTS).catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(TransientUpstreamError);
-    expect(err.message).toBe('upstream unreachable (ECONNREFUSED)');
+    expect(err.message).toBe('receiver unreachable (ECONNREFUSED)');
   });
 });

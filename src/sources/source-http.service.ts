@@ -168,7 +168,7 @@ export class SourceHttpClient implements OnModuleDestroy {
         headers: { ...options.headers, 'User-Agent': this.options.userAgent },
       });
     } catch (err) {
-      throw classify(err, 0);
+      throw classify(err, 0, 'receiver');
     } finally {
       limit.done();
     }
@@ -338,29 +338,30 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
   return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
 }
 
-function classify(err: unknown, maxBytes: number): SourceError {
+/** What went wrong with a call, in our words; `party` names the other side in them (the upstream, or a webhook receiver). */
+function classify(err: unknown, maxBytes: number, party: 'upstream' | 'receiver' = 'upstream'): SourceError {
   const e = err as AxiosError;
   const message = typeof e?.message === 'string' ? e.message : '';
   if (/maxContentLength/i.test(message)) return new PermanentUpstreamError(tooLarge(maxBytes));
   // A body that does not decompress (corrupt gzip, deflate or brotli) is what the upstream sent:
   // the same bytes again would fail the same way, so it is a payload error, not a retry.
   if (typeof e?.code === 'string' && /^(Z_|ERR_BROTLI|ERR_ZSTD)/.test(e.code)) {
-    return new PayloadError(`upstream payload could not be decompressed (${e.code})`);
+    return new PayloadError(`${party} payload could not be decompressed (${e.code})`);
   }
   // axios's words for a body the upstream stopped sending mid-way (it closed the connection):
   // retried like any network failure, but not reported as our timeout.
   if ((e?.code === 'ERR_BAD_RESPONSE' && message === 'stream has been aborted') || (e?.code === 'ECONNRESET' && message === 'aborted')) {
-    return new TransientUpstreamError('upstream closed the connection before the whole answer arrived');
+    return new TransientUpstreamError(`${party} closed the connection before the whole answer arrived`);
   }
   if (e?.code === 'ECONNABORTED' || e?.code === 'ETIMEDOUT' || e?.code === 'ERR_CANCELED' || /timeout|aborted/i.test(message)) {
-    return new TransientUpstreamError('upstream timed out');
+    return new TransientUpstreamError(`${party} timed out`);
   }
   // A certificate the client refuses is refused again on every attempt: not a retry.
   if (typeof e?.code === 'string' && (CERTIFICATE_ERRORS.has(e.code) || e.code.startsWith('ERR_TLS_CERT'))) {
-    return new PermanentUpstreamError(`upstream certificate refused (${e.code})`);
+    return new PermanentUpstreamError(`${party} certificate refused (${e.code})`);
   }
   // Only the error code: a message may carry text from the other side.
-  return new TransientUpstreamError(`upstream unreachable (${typeof e?.code === 'string' ? e.code : 'network error'})`);
+  return new TransientUpstreamError(`${party} unreachable (${typeof e?.code === 'string' ? e.code : 'network error'})`);
 }
 
 /** OpenSSL's verification errors, as Node reports them (err.code). */
