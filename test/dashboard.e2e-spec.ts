@@ -126,10 +126,13 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
   // the test, but Chromium's note that Cross-Origin-Opener-Policy only applies over https: the
   // header is for deployments behind TLS, and this page is plain http by name.
   let consoleErrors: string[];
+  /** Console errors a test causes on purpose (requests it makes fail), not counted. */
+  let expectedErrors: RegExp | undefined;
   beforeEach(async () => {
     consoleErrors = [];
+    expectedErrors = undefined;
     page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
-    page.on('console', (m) => m.type() === 'error' && !m.text().startsWith('The Cross-Origin-Opener-Policy header has been ignored') && consoleErrors.push(m.text()));
+    page.on('console', (m) => m.type() === 'error' && !m.text().startsWith('The Cross-Origin-Opener-Policy header has been ignored') && !expectedErrors?.test(m.text()) && consoleErrors.push(m.text()));
     page.on('pageerror', (err) => consoleErrors.push(err.message));
   });
   afterEach(async () => {
@@ -568,6 +571,77 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     expect(await text('#range-caption')).toBe('Hourly averages, 1 Dec 2026 08:00 UTC – 2 Dec 2026 07:00 UTC (12 minutes ago). No sentiment sample in this range.');
     expect(await text('#axis-price')).toBe('price (USD)');
     await shot('dashboard-no-sentiment');
+  });
+
+  /** A healthy canned answer at NOW: price falling, sentiment rising (mixed), sentiment stale. */
+  const healthy = (): Canned => {
+    const hours = hoursFrom('2026-12-02T04:00:00Z', 4);
+    return {
+      summary: {
+        hourly_average_of_averages: hours.map((t, i) => ({ price: 91000 - 100 * i, sentiment: 0.1 + 0.01 * i, time: iso(t) })),
+        price_direction: 'falling',
+        sentiment_direction: 'rising',
+        verdict: 'mixed',
+        verdict_since: iso(NOW - 3 * HOUR),
+        as_of: iso(NOW - 30_000),
+        metrics: {
+          price: { source: 'coinbase', unit: 'USD', latest_sample_time: iso(NOW - 60_000), stale: false },
+          sentiment: { source: 'senticrypt-v2', unit: 'score -1..1', latest_sample_time: iso(NOW - 72 * HOUR), stale: true },
+        },
+      },
+      listing: [{ metric: 'price', last: NOW - 60_000, labels: { source: 'coinbase' } }],
+      points: hoursFrom('2026-12-01T08:00:00Z', 24).map((t, i) => ({ time: iso(t), price: 91000 + 10 * i, sentiment: 0.1 })),
+    };
+  };
+
+  it('when the service stops answering: clears what it showed and says so, keeps the chart message on resize, catches up once it answers', async () => {
+    expectedErrors = /Failed to load resource: net::ERR_CONNECTION_REFUSED/;
+    await serveCanned(page, healthy());
+    let down = false;
+    const api = ['/is-bitcoin-lit', '/series', '/series/combined', '/verdict'];
+    await page.route((u) => down && api.includes(u.pathname), (r) => r.abort('connectionrefused'));
+    await openAtNow();
+    expect([await text('#verdict'), await text('#price-value'), await page.isVisible('#stale-banner')]).toEqual(['Mixed signals (stale data)', '$90,700.00', true]);
+    // Screen readers hear the verdict when it changes, not the chart each time it is redrawn.
+    expect([await page.getAttribute('#verdict', 'aria-live'), await page.getAttribute('#chart', 'aria-live')]).toEqual(['polite', null]);
+
+    down = true;
+    await page.evaluate(() => (window as unknown as { refreshAll: () => Promise<void> }).refreshAll());
+    // Nothing of the last answer is left beside the message.
+    expect(await text('#verdict')).toBe('Can’t tell right now');
+    expect(await text('#verdict-basis')).toBe('The service does not answer; trying again.');
+    expect(await page.getAttribute('#verdict', 'data-stale')).toBe('false');
+    expect([await text('#price-value'), await text('#sentiment-value'), await text('#price-direction')]).toEqual(['–', '–', '–']);
+    expect([await page.isVisible('#stale-banner'), await page.isVisible('#verdict-since'), await page.isVisible('#sentiment-stale')]).toEqual([false, false, false]);
+    expect(await text('#status')).toMatch(/^the service does not answer; trying again every 60 s · checked /);
+    expect(await text('#chart')).toBe('Could not load the chart: the service does not answer');
+    // A resize (a phone turned) keeps the message: it redrew the last chart over it.
+    await page.setViewportSize({ width: 900, height: 800 });
+    await page.clock.runFor(500);
+    expect(await text('#chart')).toBe('Could not load the chart: the service does not answer');
+
+    down = false;
+    await page.evaluate(() => (window as unknown as { refreshAll: () => Promise<void> }).refreshAll());
+    expect([await text('#verdict'), await text('#price-value')]).toEqual(['Mixed signals (stale data)', '$90,700.00']);
+    expect(await page.getAttribute('svg[data-points]', 'data-points')).toBe('24');
+    expect(await text('#status')).not.toMatch(/does not answer/);
+  });
+
+  it('an answer with malformed fields shows what it can: no NaN, no "undefined", no script error', async () => {
+    const canned = healthy();
+    const summary = canned.summary as Record<string, unknown> & { hourly_average_of_averages: unknown[]; metrics: Record<string, Record<string, unknown>> };
+    summary.verdict_since = 'garbage';
+    summary.metrics.sentiment.latest_sample_time = 'soon';
+    summary.hourly_average_of_averages = [null, { price: 1 }, ...summary.hourly_average_of_averages];
+    summary.metrics.price.venues = [null, { source: 'kraken', hours_used: 4, left_out: null, outlier_hours: 0 }];
+    canned.points = [{ time: null as unknown as string, price: 1, sentiment: null }, ...canned.points];
+    canned.verdict = { verdict: 'mixed', since: null, evaluated_as_of: null, changes: [{ id: 'x', time: 'soon', previous: 'lit', verdict: 'mixed' }] };
+    await serveCanned(page, canned);
+    await openAtNow();
+    expect(await page.getAttribute('#verdict', 'data-verdict')).toBe('mixed');
+    expect(await text('#sentiment-latest')).toBe('an unknown time');
+    expect(await page.getAttribute('svg[data-points]', 'data-points')).toBe('24');
+    expect(await page.textContent('main')).not.toMatch(/NaN|undefined|Invalid/);
   });
 
   it('a summary from before `metrics` (no as_of, no metrics): unknown source, age from the series listing, stale by the page’s own 36 h rule', async () => {
