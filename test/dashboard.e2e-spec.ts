@@ -604,11 +604,16 @@ const hoursFrom = (start: string, n: number, every = 1) => Array.from({ length: 
     expect([await text('#verdict'), await text('#price-value'), await page.isVisible('#stale-banner')]).toEqual(['Mixed signals (stale data)', '$90,700.00', true]);
     // Screen readers hear the verdict when it changes, not the chart each time it is redrawn.
     expect([await page.getAttribute('#verdict', 'aria-live'), await page.getAttribute('#chart', 'aria-live')]).toEqual(['polite', null]);
+    // The answer is in the tab's title too, and the two lines differ by more than colour (dashed sentiment, as in the legend).
+    expect(await page.title()).toBe('Mixed (stale) · Is Bitcoin lit?');
+    expect([await page.getAttribute('polyline.line.price', 'stroke-dasharray'), await page.getAttribute('polyline.line.sentiment', 'stroke-dasharray')]).toEqual([null, '6 4']);
+    expect(await page.locator('.legend i.dashed').count()).toBe(1);
 
     down = true;
     await page.evaluate(() => (window as unknown as { refreshAll: () => Promise<void> }).refreshAll());
     // Nothing of the last answer is left beside the message.
     expect(await text('#verdict')).toBe('Can’t tell right now');
+    expect(await page.title()).toBe('Is Bitcoin lit?');
     expect(await text('#verdict-basis')).toBe('The service does not answer; trying again.');
     expect(await page.getAttribute('#verdict', 'data-stale')).toBe('false');
     expect([await text('#price-value'), await text('#sentiment-value'), await text('#price-direction')]).toEqual(['–', '–', '–']);
