@@ -73,6 +73,16 @@ function hostOf(req: IncomingMessage, trust: (addr: string, hop: number) => bool
   return req.headers.host ?? '';
 }
 
+/**
+ * WebSocket at /ws/notifications (on the HTTP server's port, through WsAdapter): every
+ * notification as a JSON text frame. Clients send nothing: a message closes the connection
+ * (1008), as does a frame over 4 KiB (1009); otherwise a client could make the process parse
+ * frames as fast as it sends them (a few clients sending 4 KiB frames took the liveness check
+ * from 1 ms to a second). A protocol ping goes out with each heartbeat; a client that has
+ * answered none of the last two is dropped as dead (one is forgiven: an event-loop stall on
+ * either side must not cost a live client its connection). Pages of other sites are let in
+ * only as originAllowed says.
+ */
 @WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
 export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer>, BeforeApplicationShutdown {
   private readonly logger = new Logger(NotificationsGateway.name);
