@@ -233,7 +233,7 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
         success: /^ingest_runs_total\{outcome="success"\} (\d+)$/m,
         upstreamError: /^ingest_runs_total\{outcome="upstream_error"\} (\d+)$/m,
         payloadError: /^ingest_runs_total\{outcome="payload_error"\} (\d+)$/m,
-        priceStored: /^ingest_samples_total\{series="price",outcome="stored"\} (\d+)$/m,
+        priceStored: /^ingest_samples_total\{source="senticrypt-v1",series="price",outcome="stored"\} (\d+)$/m,
         invalid: /^ingest_invalid_records_total\{source="senticrypt-v1"\} (\d+)$/m,
         transient: /^upstream_request_duration_seconds_count\{source="senticrypt-v1",outcome="transient_error"\} (\d+)$/m,
         refresh502: /^http_request_duration_seconds_count\{method="POST",route="\/refresh",status="502"\} (\d+)$/m,

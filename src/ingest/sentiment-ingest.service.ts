@@ -535,9 +535,9 @@ export class SentimentIngestService implements OnModuleInit {
     for (const d of defs) {
       const c = report.series[d.metric];
       if (!c) continue;
-      this.metrics.samples.inc({ series: d.metric, outcome: 'stored' }, c.stored);
-      this.metrics.samples.inc({ series: d.metric, outcome: 'duplicate' }, c.duplicates);
-      this.metrics.samples.inc({ series: d.metric, outcome: 'rejected' }, c.rejected);
+      this.metrics.samples.inc({ source, series: d.metric, outcome: 'stored' }, c.stored);
+      this.metrics.samples.inc({ source, series: d.metric, outcome: 'duplicate' }, c.duplicates);
+      this.metrics.samples.inc({ source, series: d.metric, outcome: 'rejected' }, c.rejected);
     }
   }
 }

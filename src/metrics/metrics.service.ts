@@ -59,8 +59,8 @@ export class MetricsService implements OnModuleInit {
 
   readonly samples = new Counter({
     name: 'ingest_samples_total',
-    help: 'Samples sent to Redis by series and outcome (stored, duplicate, rejected)',
-    labelNames: ['series', 'outcome'] as const,
+    help: 'Samples sent to Redis by source, series (its metric) and outcome (stored, duplicate, rejected)',
+    labelNames: ['source', 'series', 'outcome'] as const,
     registers: [this.registry],
   });
 
