@@ -13,6 +13,7 @@ import { AppModule } from './app.module.js';
 import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.js';
 import { AllowedMethods } from './common/allowed-methods.js';
+import { documentResponseHeaders } from './common/api-responses.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, type OnScreenedAnswer, serveScreened } from './common/http-framing.js';
 import { corsOrigins } from './config/cors-origins.js';
@@ -281,6 +282,6 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
     .build();
   // Off unless DOCS_ENABLED (see env.validation.ts): /docs and /docs-json are then plain 404s.
   if (config.get('DOCS_ENABLED', { infer: true })) {
-    SwaggerModule.setup(DOCS_PATH, app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs-json' });
+    SwaggerModule.setup(DOCS_PATH, app, () => documentResponseHeaders(SwaggerModule.createDocument(app, doc)), { jsonDocumentUrl: 'docs-json' });
   }
 }

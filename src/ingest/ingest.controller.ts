@@ -9,17 +9,16 @@ import {
   ApiOperation,
   ApiPayloadTooLargeResponse,
   ApiTags,
-  ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
   ApiUnsupportedMediaTypeResponse,
 } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { IngestReportDto, RefreshBodyDto, RefreshQueryDto } from './dto/ingest-report.dto.js';
-import { StrictThrottle } from '../throttle/throttle.constants.js';
+import { ApiRateLimited, StrictThrottle } from '../throttle/throttle.constants.js';
 import { SourceError } from '../sources/source.errors.js';
 import { RefreshTokenGuard } from './refresh-token.guard.js';
 import { AllSourcesFailedError, SentimentIngestService } from './sentiment-ingest.service.js';
-import { ApiUnavailable, RETRY_AFTER_HEADER } from '../common/api-responses.js';
+import { ApiUnavailable } from '../common/api-responses.js';
 
 /**
  * After the global ValidationPipe (which refuses an object's stray fields but lets a JSON scalar
@@ -60,7 +59,7 @@ export class IngestController {
     headers: { 'WWW-Authenticate': { description: 'The scheme wanted: `Bearer`', schema: { type: 'string' } } },
   })
   @ApiForbiddenResponse({ type: ErrorResponseDto, description: 'Disabled: REFRESH_TOKEN is not set on the server' })
-  @ApiTooManyRequestsResponse({ type: ErrorResponseDto, description: 'Rate limited (THROTTLE_REFRESH_LIMIT or THROTTLE_LIMIT)', headers: RETRY_AFTER_HEADER })
+  @ApiRateLimited('default+refresh')
   @ApiUnavailable('Redis is unavailable')
   // The body is validated too (it must be empty or {}), so stray fields get a 400 naming them.
   async refresh(@Query() query: RefreshQueryDto, @Body(EmptyBodyPipe) _body: RefreshBodyDto): Promise<IngestReportDto> {

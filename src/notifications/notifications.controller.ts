@@ -1,5 +1,6 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import {
+  ApiExtension,
   ApiExtraModels,
   ApiOkResponse,
   ApiOperation,
@@ -17,7 +18,7 @@ import { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
 import { NotificationsService, SLOT_RETRY_AFTER_SECONDS } from './notifications.service.js';
 import { onConnectionClose, SSE_RETRY_MS } from './sse.js';
-import { RETRY_AFTER_HEADER } from '../common/api-responses.js';
+import { RATE_LIMITS_EXTENSION, RETRY_AFTER_HEADER } from '../common/api-responses.js';
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -107,6 +108,8 @@ export class NotificationsController {
     description: 'NOTIFY_MAX_CLIENTS_PER_IP clients from this address are already connected to this instance (or the rate limit)',
     headers: RETRY_AFTER_HEADER,
   })
+  // Rate limited as every route (its 429 above says so too): the stream's head carries X-RateLimit-*.
+  @ApiExtension(RATE_LIMITS_EXTENSION, ['default'])
   events(@Res() reply: FastifyReply): void {
     // Fastify answers HEAD with the GET handler: headers only, no stream, no slot taken.
     if (reply.request.method === 'HEAD') {

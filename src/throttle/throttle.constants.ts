@@ -1,7 +1,7 @@
 import { applyDecorators, SetMetadata } from '@nestjs/common';
-import { ApiTooManyRequestsResponse } from '@nestjs/swagger';
+import { ApiExtension, ApiTooManyRequestsResponse } from '@nestjs/swagger';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { RETRY_AFTER_HEADER } from '../common/api-responses.js';
+import { RATE_LIMITS_EXTENSION, RETRY_AFTER_HEADER } from '../common/api-responses.js';
 
 export const SKIP_THROTTLE = 'is-bitcoin-lit:skip-throttle';
 export const STRICT_THROTTLE = 'is-bitcoin-lit:strict-throttle';
@@ -12,12 +12,20 @@ export const SkipThrottle = () => SetMetadata(SKIP_THROTTLE, true);
 /** Puts a handler under the stricter `refresh` limit (THROTTLE_REFRESH_LIMIT) as well. */
 export const StrictThrottle = () => SetMetadata(STRICT_THROTTLE, true);
 
-/** Documents the 429 of the default limit (every route not under @SkipThrottle) in Swagger. */
-export const ApiRateLimited = () =>
+/**
+ * Documents a rate-limited operation (every route not under @SkipThrottle) in Swagger: its 429
+ * and, through RATE_LIMITS_EXTENSION, the X-RateLimit-* headers of its answers; with
+ * `default+refresh`, those of the @StrictThrottle limit too.
+ */
+export const ApiRateLimited = (limits: 'default' | 'default+refresh' = 'default') =>
   applyDecorators(
     ApiTooManyRequestsResponse({
       type: ErrorResponseDto,
-      description: 'More than THROTTLE_LIMIT requests from this client IP in the window',
+      description:
+        limits === 'default'
+          ? 'More than THROTTLE_LIMIT requests from this client IP in the window'
+          : 'More than THROTTLE_REFRESH_LIMIT (or THROTTLE_LIMIT) requests from this client IP in the window',
       headers: RETRY_AFTER_HEADER,
     }),
+    ApiExtension(RATE_LIMITS_EXTENSION, limits === 'default' ? ['default'] : ['default', 'refresh']),
   );

@@ -1,8 +1,8 @@
 /**
  * Checks real answers against the app's own OpenAPI document (/docs-json), as a client generated
  * from it, or a contract tester, would read them: the status must be documented for the
- * operation, a JSON body must fit the documented schema, and a Retry-After sent must be
- * documented on that status.
+ * operation, a JSON body must fit the documented schema, and each of the API's own headers sent
+ * (API_HEADERS: Retry-After, X-Request-Id, X-RateLimit-*…) must be documented on that status.
  *
  * OpenAPI 3.0's `nullable` is read as ajv reads it (null is allowed where a `type` is given, and
  * an enum must list null), except next to a composition (`allOf: [$ref]`, how @nestjs/swagger
@@ -14,6 +14,9 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { Response } from 'light-my-request';
 
 type Json = Record<string, unknown>;
+
+/** The headers the API itself defines (not HTTP's, CORS' or the security set): each one sent must be documented on its status. */
+const API_HEADERS = /^(?:x-request-id|x-ratelimit-[a-z-]+|x-cache|x-series-source|retry-after|age|www-authenticate)$/;
 
 /** `nullable` next to allOf/oneOf/anyOf, as "that or null"; refs into the document's components. */
 function prepared(schema: unknown): unknown {
@@ -50,9 +53,9 @@ export class ApiDocument {
     const documented = (operation.responses as Record<string, Json>)[String(res.statusCode)];
     if (!documented) return [`${where}: status not documented`];
     const problems: string[] = [];
-    const headers = (documented.headers ?? {}) as Json;
-    if (res.headers['retry-after'] !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'retry-after')) {
-      problems.push(`${where}: Retry-After sent, not documented`);
+    const documentedHeaders = new Set(Object.keys((documented.headers ?? {}) as Json).map((h) => h.toLowerCase()));
+    for (const name of Object.keys(res.headers)) {
+      if (API_HEADERS.test(name) && !documentedHeaders.has(name)) problems.push(`${where}: ${name} sent, not documented`);
     }
     const schema = (documented.content as Record<string, { schema?: unknown }> | undefined)?.['application/json']?.schema;
     if (schema === undefined) return problems;
