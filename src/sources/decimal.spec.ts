@@ -60,8 +60,28 @@ describe('times', () => {
     expect(isoTimeField('2026-06-19T18:43:33.5+02:00', 'time')).toBe(1781887413500);
   });
 
+  it.each(['2026-02-30T00:00:00Z', '2026-02-29T12:00:00Z', '2026-13-01T00:00:00Z', '2026-06-00T00:00:00Z', '2026-06-19T24:00:00Z', '2026-06-19T23:60:00Z'])(
+    'rejects a time not in the calendar, %j (Date.parse rolls some over)',
+    (v) => {
+      expect(isoTimeField(v, 'time')).toBe('time is not a valid time');
+    },
+  );
+
+  it('reads the 29th of February of a leap year', () => {
+    expect(isoTimeField('2028-02-29T12:00:00Z', 'time')).toBe(Date.UTC(2028, 1, 29, 12));
+  });
+
   it.each(['2026-06-19', '2026-06-19T16:43:33.0162749111Z', 'yesterday', `2026-06-19T16:43:33.${'1'.repeat(50_000)}Z`])('rejects time %j', (v) => {
     expect(isoTimeField(v, 'time')).toBe('time is not an ISO-8601 time');
+  });
+
+  it('refuses a time before Bitcoin existed, in every form a feed sends one', () => {
+    expect(epochSecondsField('86400', 'timestamp', { strings: true })).toBe('timestamp is before Bitcoin existed (2009-01-03)');
+    expect(epochSecondsField(1_231_006_504, 'time', { numbers: true })).toBe('time is before Bitcoin existed (2009-01-03)');
+    expect(epochSecondsField(1_231_006_505, 'time', { numbers: true })).toBe(1_231_006_505_000);
+    expect(isoTimeField('1970-01-02T00:00:00Z', 'time')).toBe('time is before Bitcoin existed (2009-01-03)');
+    expect(utcDayField('2009-01-02', 'date')).toBe('date is before Bitcoin existed (2009-01-03)');
+    expect(utcDayField('2009-01-03', 'date')).toBe(Date.UTC(2009, 0, 3));
   });
 
   it('reads epoch seconds given as digit strings or integers', () => {

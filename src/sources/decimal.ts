@@ -60,6 +60,14 @@ export function priceField(value: unknown, field: string, rules: NumberRules): n
 }
 
 /**
+ * The earliest time a sample may have: Bitcoin's first block (2009-01-03T18:15:05Z). No price
+ * or sentiment of it is older; a feed's `86400` or `1` would otherwise be stored for good in the
+ * hourly and daily tiers (a raw series' retention trims only the raw samples).
+ */
+export const EARLIEST_SAMPLE_MS = Date.UTC(2009, 0, 3, 18, 15, 5);
+export const BEFORE_BITCOIN = 'is before Bitcoin existed (2009-01-03)';
+
+/**
  * Epoch seconds given as a JSON integer or a digit string (Bitstamp, alternative.me) → epoch ms,
  * or why not. 1e12 s is year 33658: anything beyond is garbage.
  */
@@ -74,19 +82,29 @@ export function epochSecondsField(value: unknown, field: string, rules: NumberRu
     return value === undefined || value === null ? `${field} is missing` : `${field} has the wrong type (${typeof value})`;
   }
   if (!Number.isInteger(s) || s <= 0 || s >= 1e12) return `${field} is out of range`;
-  return s * 1000;
+  return s * 1000 < EARLIEST_SAMPLE_MS ? `${field} ${BEFORE_BITCOIN}` : s * 1000;
 }
 
 // ISO-8601 UTC as Coinbase writes it: seconds, up to 9 fractional digits, Z or an offset.
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
+const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 
-/** ISO-8601 date-time → epoch ms (fraction beyond ms truncated), or why not. */
+/**
+ * ISO-8601 date-time → epoch ms (fraction beyond ms truncated), or why not. A date that is not in
+ * the calendar is refused: Date.parse rolls `02-30` over into March and reads `24:00` as the next
+ * day.
+ */
 export function isoTimeField(value: unknown, field: string): number | string {
   if (typeof value !== 'string') return value === undefined || value === null ? `${field} is missing` : `${field} has the wrong type (${typeof value})`;
-  if (value.length > 40 || !ISO.test(value)) return `${field} is not an ISO-8601 time`;
+  const m = value.length > 40 ? null : ISO.exec(value);
+  if (!m) return `${field} is not an ISO-8601 time`;
+  const [year, month, day, hour] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate() || hour > 23) {
+    return `${field} is not a valid time`;
+  }
   // Date.parse reads at most milliseconds; cut the fraction to 3 digits so every engine agrees.
   const ms = Date.parse(value.replace(/(\.\d{3})\d+/, '$1'));
-  return Number.isFinite(ms) && ms > 0 ? ms : `${field} is not a valid time`;
+  if (!Number.isFinite(ms)) return `${field} is not a valid time`;
+  return ms < EARLIEST_SAMPLE_MS ? `${field} ${BEFORE_BITCOIN}` : ms;
 }
 
 /** `YYYY-MM-DD` → epoch ms of 00:00 UTC that day, or why not (real calendar dates only). */
@@ -97,8 +115,9 @@ export function utcDayField(value: unknown, field: string): number | string {
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
   const ms = Date.UTC(y, mo - 1, d);
   const back = new Date(ms);
-  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || ms <= 0) {
+  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d) {
     return `${field} is not a valid date`;
   }
-  return ms;
+  // The day Bitcoin began counts: its level is that day's.
+  return ms + 86_400_000 <= EARLIEST_SAMPLE_MS ? `${field} ${BEFORE_BITCOIN}` : ms;
 }

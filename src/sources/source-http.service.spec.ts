@@ -168,15 +168,32 @@ describe('SourceHttpClient', () => {
     }
   });
 
-  it('honours a 429 Retry-After in seconds (0 here, where the backoff alone would wait a minute)', async () => {
-    const up = await start((_req, res, call) => (call === 1 ? res.writeHead(429, { 'retry-after': '0' }).end() : json(res, [])));
-    await expect(client({ retryBaseMs: 60_000 }).getJson(up.url, MAX)).resolves.toEqual({ data: [], attempts: 2 });
+  it('waits a 429\'s Retry-After when it is longer than the backoff', async () => {
+    const up = await start((_req, res, call) => (call === 1 ? res.writeHead(429, { 'retry-after': '1' }).end() : json(res, [])));
+    const started = Date.now();
+    await expect(client({ retryBaseMs: 1 }).getJson(up.url, MAX)).resolves.toEqual({ data: [], attempts: 2 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
   });
 
-  it('honours a Retry-After HTTP-date', async () => {
+  it('never retries sooner than the backoff, whatever Retry-After says (0, or a date gone by)', async () => {
     const past = new Date(Date.now() - 5000).toUTCString();
-    const up = await start((_req, res, call) => (call === 1 ? res.writeHead(503, { 'retry-after': past }).end() : json(res, [])));
-    await expect(client({ retryBaseMs: 60_000 }).getJson(up.url, MAX)).resolves.toEqual({ data: [], attempts: 2 });
+    for (const [status, retryAfter] of [
+      [429, '0'],
+      [503, past],
+    ] as const) {
+      const up = await start((_req, res, call) => (call === 1 ? res.writeHead(status, { 'retry-after': retryAfter }).end() : json(res, [])));
+      const started = Date.now();
+      // The first backoff is 50-100 % of retryBaseMs.
+      await expect(client({ retryBaseMs: 600 }).getJson(up.url, MAX)).resolves.toEqual({ data: [], attempts: 2 });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(295);
+    }
+  });
+
+  it('reads Retry-After only on a 429 or 503 (on a 500 it is not the upstream asking to pause)', async () => {
+    const up = await start((_req, res) => res.writeHead(500, { 'retry-after': '86400' }).end());
+    const err = await client({ retries: 0 }).getJson(up.url, MAX).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientUpstreamError);
+    expect((err as TransientUpstreamError).retryAfterMs).toBeUndefined();
   });
 
   it('fails at once when Retry-After is longer than UPSTREAM_RETRY_AFTER_MAX_MS', async () => {
@@ -414,6 +431,8 @@ describe('retryAfterMs', () => {
     [' 0 ', 0],
     ['Fri, 19 Jun 2026 16:00:07 GMT', 7000],
     ['Fri, 19 Jun 2026 15:59:00 GMT', 0],
+    ['99999999999', 999_999_999_000], // past nine digits: as long as can be, not unreadable
+    ['1.5', undefined], // delay-seconds are whole
     ['soon', undefined],
     ['-1', undefined],
     [undefined, undefined],

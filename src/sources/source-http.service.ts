@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { jsonBoundsProblem } from './json-bounds.js';
 import { PayloadError, PermanentUpstreamError, SourceError, TransientUpstreamError } from './source.errors.js';
 import type { SourceId } from './source.types.js';
 
@@ -68,7 +69,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /**
  * The one HTTP client every source uses (through @nestjs/axios): a timeout per call, retries
  * with exponential backoff and jitter for transient failures only (network, timeout, 5xx, 408,
- * 429 honouring `Retry-After`), a descriptive User-Agent, a size cap, same-origin redirects only,
+ * 429; a 429's or 503's `Retry-After` lengthens the wait), a descriptive User-Agent, a size cap, same-origin redirects only,
  * and error messages that never quote what the upstream sent. file:// URLs read a replay.
  * On shutdown every GET in flight is aborted and none is retried or started (see onModuleDestroy).
  */
@@ -118,7 +119,7 @@ export class SourceHttpClient implements OnModuleDestroy {
       timer?.({ outcome: error instanceof TransientUpstreamError ? 'transient_error' : 'permanent_error' });
       const delay = error instanceof TransientUpstreamError && attempt < total && !this.stopping.signal.aborted ? this.retryDelay(error, attempt) : null;
       if (typeof delay === 'number') {
-        this.logger.warn(`Upstream attempt ${attempt} failed (${error.message}); retrying in ${delay} ms`);
+        this.logger.warn(`Upstream attempt ${attempt} of ${options.source ?? 'a source'} failed (${error.message}); retrying in ${delay} ms`);
         if (await this.sleep(delay)) continue;
         error = shuttingDown();
       }
@@ -178,7 +179,7 @@ export class SourceHttpClient implements OnModuleDestroy {
     if (status >= 300 && status < 400) throw new PermanentUpstreamError(`receiver answered HTTP ${status} (a redirect); not followed`);
     const msg = `receiver answered HTTP ${status}`;
     if (isTransientStatus(status)) {
-      throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterMs(header(res, 'retry-after')) });
+      throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterOf(res, status) });
     }
     throw new PermanentUpstreamError(msg);
   }
@@ -206,13 +207,18 @@ export class SourceHttpClient implements OnModuleDestroy {
     return () => end(Date.now());
   }
 
-  /** Delay before the next attempt, or why there is none (Retry-After beyond the cap). */
+  /**
+   * Delay before the next attempt, or why there is none (Retry-After beyond the cap). Retry-After
+   * lengthens the backoff, never shortens it: a `0` (or a date gone by) answering every attempt
+   * had the calls follow each other within milliseconds.
+   */
   private retryDelay(error: TransientUpstreamError, attempt: number): number | string {
-    if (error.retryAfterMs === undefined) return backoff(attempt, this.options.retryBaseMs);
+    const delay = backoff(attempt, this.options.retryBaseMs);
+    if (error.retryAfterMs === undefined) return delay;
     if (error.retryAfterMs > this.options.retryAfterMaxMs) {
       return `not retried: Retry-After ${Math.ceil(error.retryAfterMs / 1000)} s is longer than the ${this.options.retryAfterMaxMs} ms UPSTREAM_RETRY_AFTER_MAX_MS allows`;
     }
-    return error.retryAfterMs;
+    return Math.max(delay, error.retryAfterMs);
   }
 
   private async fetchText(url: string, options: GetJsonOptions): Promise<string> {
@@ -266,7 +272,7 @@ export class SourceHttpClient implements OnModuleDestroy {
       }
       const msg = `upstream answered HTTP ${status}`;
       if (isTransientStatus(status)) {
-        throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterMs(header(res, 'retry-after')) });
+        throw new TransientUpstreamError(msg, { retryAfterMs: retryAfterOf(res, status) });
       }
       throw new PermanentUpstreamError(msg);
     }
@@ -328,11 +334,25 @@ function header(res: AxiosResponse<unknown>, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** `Retry-After` as ms from now: delay-seconds or an HTTP-date; undefined when absent or unreadable. */
+/**
+ * An answer's `Retry-After` (ms), on the statuses it is defined for (RFC 9110 §10.2.3: 503, and
+ * 429 by RFC 6585): on another 5xx it would have paused the source for up to a day.
+ */
+function retryAfterOf(res: AxiosResponse<unknown>, status: number): number | undefined {
+  return status === 429 || status === 503 ? retryAfterMs(header(res, 'retry-after')) : undefined;
+}
+
+/** Delay-seconds read: past this, a longer wait means nothing more (~31 years). */
+const MAX_RETRY_AFTER_S = 999_999_999;
+
+/**
+ * `Retry-After` as ms from now: delay-seconds (any number of digits: more than MAX_RETRY_AFTER_S
+ * reads as that) or an HTTP-date; undefined when absent or unreadable.
+ */
 export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;
   const v = value.trim();
-  if (/^\d{1,9}$/.test(v)) return Number(v) * 1000;
+  if (/^\d+$/.test(v)) return (v.length > 9 ? MAX_RETRY_AFTER_S : Number(v)) * 1000;
   if (v.length > 64 || !/^[A-Za-z]/.test(v)) return undefined; // an HTTP-date starts with the day name
   const at = Date.parse(v);
   return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
@@ -412,6 +432,8 @@ async function readCapped(url: string, maxBytes: number): Promise<string> {
 const tooLarge = (maxBytes: number) => `upstream payload is too large (over ${maxBytes} bytes)`;
 
 function decodeJson(text: string): unknown {
+  const tooComplex = jsonBoundsProblem(text);
+  if (tooComplex !== undefined) throw new PayloadError(`upstream payload is not parsed: ${tooComplex}`);
   try {
     return JSON.parse(text) as unknown;
   } catch {

@@ -89,12 +89,20 @@ describe('senticrypt-v1 against hostile payloads over HTTP (issue #11.3)', () =>
     await expect(p.poll({ since: null })).rejects.toThrow('upstream payload is too large (over 4194304 bytes) (attempt 1 of 1)');
   });
 
-  it('fails [[],[],…] under the cap as a payload error (too many records), not a success', async () => {
+  it('fails [[],[],…] under the cap as a payload error without decoding it (too many arrays), not a success', async () => {
     body = emptyArrays(1024 * 1024); // 349,526 records
     const p = new SenticryptV1Provider(http, { url, maxBytes: 4 * 1024 * 1024 });
     const err = await p.poll({ since: null }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PayloadError);
-    expect((err as Error).message).toBe('upstream payload has 349526 records, more than the 25000 this source ever sends');
+    expect((err as Error).message).toBe('upstream payload is not parsed: more than 65536 objects and arrays (attempt 1 of 1)');
+  });
+
+  it('fails a decodable payload with more records than the feed ever sends, as a payload error', async () => {
+    body = `[${'0,'.repeat(30_000)}0]`;
+    const p = new SenticryptV1Provider(http, { url, maxBytes: 4 * 1024 * 1024 });
+    const err = await p.poll({ since: null }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PayloadError);
+    expect((err as Error).message).toBe('upstream payload has 30001 records, more than the 25000 this source ever sends');
   });
 });
 

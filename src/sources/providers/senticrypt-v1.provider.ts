@@ -5,7 +5,7 @@
  * one ingest had before sources existed (same validation, same reasons, `skipped` semantics).
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
-import { numberField, priceField } from '../decimal.js';
+import { BEFORE_BITCOIN, EARLIEST_SAMPLE_MS, numberField, priceField } from '../decimal.js';
 import { arrayOf, assertMostlyValid, SKIP, sortedSamples, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { tagSource } from '../source.errors.js';
@@ -33,6 +33,7 @@ function timestampOf(raw: unknown): number | string {
   if (typeof ts === 'string') return ts;
   const timestamp = Math.trunc(ts * 1000);
   if (timestamp <= 0 || !Number.isSafeInteger(timestamp)) return 'timestamp is out of range';
+  if (timestamp < EARLIEST_SAMPLE_MS) return `timestamp ${BEFORE_BITCOIN}`;
   return timestamp;
 }
 
