@@ -46,6 +46,8 @@ describe('operations: health, metrics, request ids, upstream faults (e2e, real R
       'ingest_runs_total{outcome="upstream_error"} 0',
       'ingest_runs_total{outcome="redis_error"} 0',
       'source_runs_total{source="senticrypt-v1",outcome="payload_error"} 0',
+      'ingest_samples_total{source="senticrypt-v1",series="price",outcome="stored"} 0',
+      'ingest_samples_total{source="senticrypt-v1",series="sentiment",outcome="rejected"} 0',
       'cache_requests_total{result="stale"} 0',
       'redis_errors_total{kind="command"} 0',
       'notification_clients_refused_total{transport="ws",reason="address"} 0',

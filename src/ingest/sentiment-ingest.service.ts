@@ -105,6 +105,12 @@ export class SentimentIngestService implements OnModuleInit {
   onModuleInit(): void {
     countFromZero(this.metrics.sourceRuns, this.sources.flatMap(({ id }) => INGEST_OUTCOMES.map((outcome) => ({ source: id, outcome }))));
     countFromZero(this.metrics.invalidRecords, this.sources.map(({ id }) => ({ source: id })));
+    countFromZero(
+      this.metrics.samples,
+      this.sources.flatMap(({ id, metrics }) =>
+        metrics.flatMap(({ metric }) => (['stored', 'duplicate', 'rejected'] as const).map((outcome) => ({ source: id, series: metric, outcome }))),
+      ),
+    );
     for (const { id } of this.sources) {
       this.series.lastSuccess(id).then(
         (at) => {
