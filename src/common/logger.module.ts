@@ -30,13 +30,7 @@ const PINO_LEVEL = { fatal: 'fatal', error: 'error', warn: 'warn', log: 'info', 
             level: PINO_LEVEL[config.get('LOG_LEVEL', { infer: true })],
             genReqId: (req) => requestIdOf(req),
             redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '***' },
-            // One line per request: info, warn for 502-504 (Redis or upstream away: expected, and
-            // the reason is logged where it happened), error for other 5xx; probes and scrapes at debug.
-            customLogLevel: (req, res, err) => {
-              if (res.statusCode >= 502 && res.statusCode <= 504) return 'warn';
-              if (err || res.statusCode >= 500) return 'error';
-              return isRoutinePath(req.url ?? '') ? 'debug' : 'info';
-            },
+            customLogLevel: (req, res, err) => accessLogLevel(req.url ?? '', res.statusCode, err !== undefined),
             serializers: {
               // The URL's path only (loggedPath).
               req: (req: { id: string; method: string; url: string }) => ({ id: req.id, method: req.method, path: loggedPath(req.url) }),
@@ -75,4 +69,19 @@ export function loggedPath(url: string | undefined): string {
 /** Whether requests for `path` are logged at debug, not info (probes and scrapes: many, and routine). */
 export function isRoutinePath(path: string): boolean {
   return /^\/(health|metrics)\b/.test(path);
+}
+
+/**
+ * The level of a request's access line: info; warn for 502-504 (Redis or an upstream away:
+ * expected, and the reason is logged where it happened); error for other 5xx. Probes and scrapes
+ * at debug, a readiness probe's 503 too: "not ready" is its answer, asked every few seconds, and
+ * why is logged where it happened (a warn a probe each was six a minute per pod). `failed`:
+ * pino-http's error, which it also makes up for every 5xx.
+ */
+export function accessLogLevel(url: string, status: number, failed: boolean): 'debug' | 'info' | 'warn' | 'error' {
+  const routine = isRoutinePath(url);
+  if (routine && (status < 500 || status === 503)) return 'debug';
+  if (status >= 502 && status <= 504) return 'warn';
+  if (failed || status >= 500) return 'error';
+  return 'info';
 }
