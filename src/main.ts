@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import type { INestApplication, LoggerService } from '@nestjs/common';
 import type { Env } from './config/env.validation.js';
 
@@ -29,7 +30,10 @@ async function main(): Promise<void> {
   shutdown.started({ app, timeoutMs: config.get('SHUTDOWN_TIMEOUT_MS', { infer: true }), drainMs, drain, logger: new Logger('Shutdown') });
   await app.listen(port, host);
   const docs = config.get('DOCS_ENABLED', { infer: true }) ? 'Swagger UI at /docs' : 'Swagger UI off: DOCS_ENABLED=false';
-  new Logger('Bootstrap').log(`Listening on ${await app.getUrl()} (${docs})`);
+  // The URL is one to reach it from this machine (Nest gives 127.0.0.1 for 0.0.0.0); the address is what is exposed.
+  const bound = app.getHttpServer().address() as AddressInfo;
+  const exposed = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
+  new Logger('Bootstrap').log(`Listening on ${await app.getUrl()}, bound to ${exposed} (${docs})`);
   shutdown.listening();
 }
 
