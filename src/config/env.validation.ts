@@ -507,7 +507,7 @@ export class EnvironmentVariables {
    * the connection is closed. Fastify's default (none) would let a client trickling a body hold
    * a connection forever. Responses (the SSE stream, a long ingest) are not limited by it.
    */
-  @Transform(toInt) @IsInt() @Min(1000)
+  @Transform(toInt) @IsInt() @Min(1000) @TimerMax()
   HTTP_REQUEST_TIMEOUT_MS = 30_000;
 
   /**
