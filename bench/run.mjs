@@ -177,8 +177,9 @@ async function main() {
     await once(upstream, 'listening');
     upstream.unref();
     const port = await freePort();
-    // Exactly `npm run start:prod` (node flags included), minus npm in between.
-    const [, ...startArgs] = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts['start:prod'].split(/\s+/);
+    // Exactly `npm run start:prod` (node flags included), minus npm (and its `exec node`) in between.
+    const script = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts['start:prod'].split(/\s+/);
+    const startArgs = script.slice(script.indexOf('node') + 1);
     service = spawn(process.execPath, startArgs, {
       cwd: root,
       stdio: ['ignore', 'inherit', 'inherit'],
