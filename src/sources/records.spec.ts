@@ -1,4 +1,4 @@
-import { arrayOf, assertMostlyValid, SKIP, tally, uniqueSortedSamples, YIELD_EVERY } from './records.js';
+import { arrayOf, assertMostlyValid, batchOf, emptyTally, onStep, SKIP, tally, uniqueSortedSamples, YIELD_EVERY } from './records.js';
 
 describe('records', () => {
   it('hands the event loop back while validating many records', async () => {
@@ -48,5 +48,28 @@ describe('records', () => {
       { timestamp: 1, value: 2 },
       { timestamp: 3, value: 1 },
     ]);
+  });
+
+  it('a time at the start of its step passes; one between steps is named', () => {
+    expect(onStep(Date.UTC(2026, 5, 19, 16, 43), 60_000, 'time')).toBe(Date.UTC(2026, 5, 19, 16, 43));
+    expect(onStep(Date.UTC(2026, 5, 19, 16, 43, 30), 60_000, 'time')).toBe('time is not at the start of a minute');
+    expect(onStep(Date.UTC(2026, 5, 19, 16, 30), 3_600_000, 'time')).toBe('time is not at the start of an hour');
+  });
+
+  it('a batch keeps one of records repeating a sample, and refuses every record of a time given two values', () => {
+    const t = { ...emptyTally<{ timestamp: number; value: number }>(), fetched: 5 };
+    t.values = [
+      { timestamp: 2000, value: 7 },
+      { timestamp: 1000, value: 5 },
+      { timestamp: 1000, value: 5 },
+      { timestamp: 3000, value: 1 },
+      { timestamp: 3000, value: 9 },
+    ];
+    const batch = batchOf('price', t, 1);
+    expect(batch.samples.price).toEqual([
+      { timestamp: 1000, value: 5 },
+      { timestamp: 2000, value: 7 },
+    ]);
+    expect(batch).toMatchObject({ fetched: 5, invalid: 2, invalidReasons: ['records at 1970-01-01T00:00:03.000Z give it different values'] });
   });
 });

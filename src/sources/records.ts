@@ -100,14 +100,40 @@ export function uniqueSortedSamples(samples: Iterable<Sample>): Sample[] {
   return [...byTime.values()].sort((a, b) => a.timestamp - b.timestamp);
 }
 
-/** A batch of one metric from a tally of samples. */
+const STEP_NAMES: Record<number, string> = { 60_000: 'a minute', 3_600_000: 'an hour', 86_400_000: 'a UTC day' };
+
+/**
+ * `timestamp` when it starts a step of `stepMs` (a candle's minute or hour, a daily index's UTC
+ * day), or why not: a row between steps is not the series the upstream documents, and stored
+ * (DUPLICATE_POLICY FIRST) it would stay in every average of its hour.
+ */
+export function onStep(timestamp: number, stepMs: number, field: string): number | string {
+  return timestamp % stepMs === 0 ? timestamp : `${field} is not at the start of ${STEP_NAMES[stepMs] ?? `a ${stepMs} ms step`}`;
+}
+
+/**
+ * A batch of one metric from a tally of samples. Records that repeat a time with the same value
+ * are one sample; records that give one time different values are all invalid: which is right
+ * cannot be told, and the first, kept for good, could be the wrong one.
+ */
 export function batchOf(metric: MetricName, t: Tally<Sample>, attempts: number): SourceBatch {
+  const values = new Map<number, number | null>();
+  for (const s of t.values) {
+    const seen = values.get(s.timestamp);
+    values.set(s.timestamp, seen === undefined || seen === s.value ? s.value : null);
+  }
+  const kept = t.values.filter((s) => values.get(s.timestamp) !== null);
+  const conflicting = t.values.length - kept.length;
+  const reasons = [...t.invalidReasons];
+  for (const [timestamp, value] of values) {
+    if (value === null && reasons.length < 5) reasons.push(`records at ${new Date(timestamp).toISOString()} give it different values`);
+  }
   return {
-    samples: { [metric]: uniqueSortedSamples(t.values) },
+    samples: { [metric]: uniqueSortedSamples(kept) },
     fetched: t.fetched,
     skipped: t.skipped,
-    invalid: t.invalid,
-    invalidReasons: t.invalidReasons,
+    invalid: t.invalid + conflicting,
+    invalidReasons: reasons,
     attempts,
   };
 }

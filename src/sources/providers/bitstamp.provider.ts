@@ -8,7 +8,7 @@
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, priceField } from '../decimal.js';
-import { arrayOf, assertMostlyValid, batchOf, emptyTally, keepRange, objectOf, SKIP, tally } from '../records.js';
+import { arrayOf, assertMostlyValid, batchOf, emptyTally, keepRange, objectOf, onStep, SKIP, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { PayloadError, tagSource } from '../source.errors.js';
 import type { MetricSpec, PollContext, SourceBatch, SourceProvider } from '../source.types.js';
@@ -84,7 +84,7 @@ export class BitstampProvider implements SourceProvider {
         const inner = body.data === undefined ? undefined : objectOf(body.data, 'ohlc payload data');
         if (inner === undefined) throw new PayloadError('ohlc payload has no data');
         const rows = arrayOf(inner.ohlc, BITSTAMP_LIMITS.ohlcRows, 'ohlc payload');
-        await tally<Sample>(rows, candle, t, t.fetched);
+        await tally<Sample>(rows, (raw) => candle(raw, stepMs), t, t.fetched);
       }
       assertMostlyValid(t);
       // A candle still open now (the current minute or hour) is not a sample: its close would be
@@ -95,10 +95,11 @@ export class BitstampProvider implements SourceProvider {
   }
 }
 
-function candle(raw: unknown): Sample | string {
+function candle(raw: unknown, stepMs: number): Sample | string {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'candle is not an object';
   const r = raw as Record<string, unknown>;
-  const timestamp = epochSecondsField(r.timestamp, 'timestamp', STRINGS);
+  const parsed = epochSecondsField(r.timestamp, 'timestamp', STRINGS);
+  const timestamp = typeof parsed === 'string' ? parsed : onStep(parsed, stepMs, 'timestamp');
   if (typeof timestamp === 'string') return timestamp;
   const value = priceField(r.close, 'close', STRINGS);
   return typeof value === 'string' ? value : { timestamp, value };

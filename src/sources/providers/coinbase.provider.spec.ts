@@ -129,6 +129,20 @@ describe('coinbase provider', () => {
       expect(batch.samples.price).toHaveLength(3);
     });
 
+    it('refuses a candle off the minute, and every candle that gives a time another close', async () => {
+      const [newest, ...rest] = fake.data.coinbaseCandles as unknown[][];
+      // The newest candle's time again with another close, and a row 30 s after a minute.
+      fake.data.coinbaseCandles = [[newest[0], 1, 2, 3, 1.5, 5], newest, [(newest[0] as number) - 30, 1, 2, 3, 119_700, 5], ...rest];
+      const batch = await provider.backfill(1781887080000, 1781887380000);
+      expect(batch.invalidReasons).toEqual([
+        '#2: time is not at the start of a minute',
+        `records at ${new Date((newest[0] as number) * 1000).toISOString()} give it different values`,
+      ]);
+      expect(batch.invalid).toBe(3);
+      expect(batch.samples.price?.map((s) => s.timestamp)).not.toContain((newest[0] as number) * 1000);
+      expect(batch.samples.price?.every((s) => s.value !== 1.5 && s.value !== 119_700)).toBe(true);
+    });
+
     it('fails a page that is mostly garbage or longer than Coinbase ever sends', async () => {
       fake.override(PATHS.coinbaseCandles, { body: [[], [], [], [1781887380, 1, 2, 3, 4, 5]], times: 1 });
       await expect(provider.backfill(1781887080000, 1781887380000)).rejects.toThrow(/mostly invalid: 3 of 4/);

@@ -10,7 +10,7 @@
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, isoTimeField, priceField } from '../decimal.js';
-import { arrayOf, assertMostlyValid, batchOf, emptyTally, keepRange, objectOf, SKIP, tally } from '../records.js';
+import { arrayOf, assertMostlyValid, batchOf, emptyTally, keepRange, objectOf, onStep, SKIP, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { tagSource } from '../source.errors.js';
 import type { MetricSpec, PollContext, SourceBatch, SourceProvider } from '../source.types.js';
@@ -89,7 +89,7 @@ export class CoinbaseProvider implements SourceProvider {
         const got = await this.http.getJson(`${this.options.baseUrl}/products/BTC-USD/candles?${q.toString()}`, { source: this.id, maxBytes: COINBASE_LIMITS.candleBytes, pacing: PACING });
         attempts += got.attempts;
         const rows = arrayOf(got.data, COINBASE_LIMITS.candleRows, 'candles payload');
-        await tally<Sample>(rows, candle, t, t.fetched);
+        await tally<Sample>(rows, (raw) => candle(raw, stepMs), t, t.fetched);
       }
       assertMostlyValid(t);
       // A candle still open now (the current minute or hour) is not a sample: its close would be
@@ -100,11 +100,12 @@ export class CoinbaseProvider implements SourceProvider {
   }
 }
 
-/** [time s, low, high, open, close, volume] → the close at the candle's time, or why not. */
-function candle(raw: unknown): Sample | string {
+/** [time s, low, high, open, close, volume] → the close at the candle's time (the start of a step), or why not. */
+function candle(raw: unknown, stepMs: number): Sample | string {
   if (!Array.isArray(raw)) return 'candle is not an array';
   if (raw.length < 5) return `candle has ${raw.length} fields, not 6`;
-  const timestamp = epochSecondsField(raw[0], 'time', { numbers: true });
+  const parsed = epochSecondsField(raw[0], 'time', { numbers: true });
+  const timestamp = typeof parsed === 'string' ? parsed : onStep(parsed, stepMs, 'time');
   if (typeof timestamp === 'string') return timestamp;
   const value = priceField(raw[4], 'close', { numbers: true, strings: true });
   return typeof value === 'string' ? value : { timestamp, value };

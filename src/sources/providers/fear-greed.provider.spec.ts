@@ -63,6 +63,16 @@ describe('fear-greed provider', () => {
     expect(batch.samples.sentiment).toHaveLength(3);
   });
 
+  it('one value a UTC day: entries that share a day are all refused, the other days kept', async () => {
+    // A 0 a minute after the newest day's entry, on that same day.
+    fake.data.fearGreed = [{ value: '0', timestamp: '1746148860' }, ...fake.data.fearGreed];
+    now = 1746235200000;
+    const batch = await provider.backfill(1745976000000 - DAY, now);
+    expect(batch.invalid).toBe(2);
+    expect(batch.invalidReasons).toEqual(['several entries on 2025-05-02 (one a day)']);
+    expect(batch.samples.sentiment?.map((s) => s.value)).toEqual([73, 52]);
+  });
+
   it('an error in metadata fails the run without quoting it; so does a payload without data', async () => {
     fake.override(PATHS.fearGreed, { body: { name: 'Fear and Greed Index', data: [], metadata: { error: 'SECRET internal' } }, times: 1 });
     const err = await provider.poll({ since: null }).catch((e: unknown) => e);

@@ -9,7 +9,7 @@
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, numberField } from '../decimal.js';
-import { arrayOf, assertMostlyValid, batchOf, objectOf, SKIP, tally } from '../records.js';
+import { arrayOf, assertMostlyValid, batchOf, objectOf, SKIP, type Tally, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { PayloadError, tagSource } from '../source.errors.js';
 import type { MetricSpec, PollContext, SourceBatch, SourceProvider } from '../source.types.js';
@@ -50,7 +50,7 @@ export class FearGreedProvider implements SourceProvider {
       const since = context.since;
       const limit = since === null ? 1 : clamp(Math.ceil((this.now() - since) / DAY) + 1, 1, FEAR_GREED_LIMITS.pollDays);
       const { entries, attempts } = await this.fetch(limit);
-      const t = await tally<Sample>(entries, (raw) => entry(raw, (ts) => since !== null && ts <= since));
+      const t = oneADay(await tally<Sample>(entries, (raw) => entry(raw, (ts) => since !== null && ts <= since)));
       assertMostlyValid(t);
       return batchOf('sentiment', t, attempts);
     });
@@ -61,7 +61,7 @@ export class FearGreedProvider implements SourceProvider {
     return tagSource(this.id, async () => {
       const limit = clamp(Math.ceil((this.now() - from) / DAY) + 1, 1, FEAR_GREED_LIMITS.backfillDays);
       const { entries, attempts } = await this.fetch(limit);
-      const t = await tally<Sample>(entries, (raw) => entry(raw, (ts) => ts < from || ts > to));
+      const t = oneADay(await tally<Sample>(entries, (raw) => entry(raw, (ts) => ts < from || ts > to)));
       assertMostlyValid(t);
       return batchOf('sentiment', t, attempts);
     });
@@ -92,6 +92,24 @@ function entry(raw: unknown, skip: (ts: number) => boolean): Sample | string | t
   if (typeof value === 'string') return value;
   if (value < 0 || value > 100) return 'value is outside 0..100';
   return { timestamp, value };
+}
+
+/**
+ * The index has one value a UTC day: entries that share a day are all invalid (a second "daily"
+ * value cannot be told from the first, and either would be stored for good as that day's level).
+ */
+function oneADay(t: Tally<Sample>): Tally<Sample> {
+  // The times of each day's entries (one entry sent twice is one time: batchOf handles it).
+  const perDay = new Map<number, Set<number>>();
+  for (const s of t.values) {
+    const day = Math.floor(s.timestamp / DAY);
+    perDay.set(day, (perDay.get(day) ?? new Set()).add(s.timestamp));
+  }
+  const kept = t.values.filter((s) => perDay.get(Math.floor(s.timestamp / DAY))!.size === 1);
+  if (kept.length === t.values.length) return t;
+  const shared = [...perDay].filter(([, times]) => times.size > 1).map(([day]) => new Date(day * DAY).toISOString().slice(0, 10));
+  const reasons = [...t.invalidReasons, ...shared.map((day) => `several entries on ${day} (one a day)`)].slice(0, 5);
+  return { ...t, values: kept, invalid: t.invalid + t.values.length - kept.length, invalidReasons: reasons };
 }
 
 function clamp(n: number, min: number, max: number): number {

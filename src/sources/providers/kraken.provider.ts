@@ -10,7 +10,7 @@
  */
 import type { Sample } from '../../timeseries/timeseries.types.js';
 import { epochSecondsField, priceField } from '../decimal.js';
-import { arrayOf, assertMostlyValid, batchOf, keepRange, objectOf, tally } from '../records.js';
+import { arrayOf, assertMostlyValid, batchOf, keepRange, objectOf, onStep, tally } from '../records.js';
 import type { SourceHttpClient } from '../source-http.service.js';
 import { PayloadError, PermanentUpstreamError, tagSource, TransientUpstreamError } from '../source.errors.js';
 import type { MetricSpec, SourceBatch, SourceProvider } from '../source.types.js';
@@ -101,7 +101,7 @@ export class KrakenProvider implements SourceProvider {
       });
       const rows = arrayOf(singlePair(data), KRAKEN_LIMITS.ohlcRows, 'OHLC payload');
       const closed = rows.slice(0, -1); // the newest row is the candle still open: counted, not sent
-      const t = await tally<Sample>(closed, candle);
+      const t = await tally<Sample>(closed, (raw) => candle(raw, intervalMinutes * 60_000));
       assertMostlyValid(t);
       if (rows.length > 0) {
         t.fetched++;
@@ -133,10 +133,11 @@ function singlePair(payload: unknown): unknown {
 }
 
 /** [time s, open, high, low, close, vwap, volume, count] → the close at the candle's time. */
-function candle(raw: unknown): Sample | string {
+function candle(raw: unknown, stepMs: number): Sample | string {
   if (!Array.isArray(raw)) return 'candle is not an array';
   if (raw.length < 5) return `candle has ${raw.length} fields, not 8`;
-  const timestamp = epochSecondsField(raw[0], 'time', STRINGS);
+  const parsed = epochSecondsField(raw[0], 'time', STRINGS);
+  const timestamp = typeof parsed === 'string' ? parsed : onStep(parsed, stepMs, 'time');
   if (typeof timestamp === 'string') return timestamp;
   const value = priceField(raw[4], 'close', STRINGS);
   return typeof value === 'string' ? value : { timestamp, value };
