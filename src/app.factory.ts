@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import fastifyCompress from '@fastify/compress';
-import { ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
+import { BadRequestException, ConsoleLogger, Logger as NestLogger, LogLevel, ValidationPipe } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -14,6 +14,7 @@ import { CacheFastPath } from './cache/cache.fast-path.js';
 import { AllExceptionsFilter, statusText } from './common/all-exceptions.filter.js';
 import { AllowedMethods } from './common/allowed-methods.js';
 import { documentResponseHeaders } from './common/api-responses.js';
+import { jsonBoundsProblem } from './common/json-bounds.js';
 import type { ErrorResponseDto } from './common/error-response.dto.js';
 import { clientErrorHandler, type OnScreenedAnswer, serveScreened } from './common/http-framing.js';
 import { corsOrigins } from './config/cors-origins.js';
@@ -261,9 +262,14 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
   // POST) is no body, as without the header; Fastify's parser answered it 400. Any other body is
   // parsed as Nest's default parser does (Fastify's, refusing prototype poisoning).
   const fastifyJson = fastify.getDefaultJsonParser('error', 'error');
+  // A body nested past MAX_JSON_DEPTH is refused before parsing: parsed, it overflowed the stack
+  // in class-transformer (a 500).
   app.useBodyParser<Server>('application/json', { bodyLimit: BODY_LIMIT }, (req, body, done) => {
-    if (body.length === 0) done(null, undefined);
-    else void fastifyJson(req, body.toString(), done);
+    if (body.length === 0) return done(null, undefined);
+    const text = body.toString();
+    const tooComplex = jsonBoundsProblem(text);
+    if (tooComplex !== undefined) return done(new BadRequestException(`the JSON body is not parsed: ${tooComplex}`), undefined);
+    void fastifyJson(req, text, done);
   });
   app.useGlobalPipes(
     new QueryShapePipe(),

@@ -106,6 +106,17 @@ describe('API edges (e2e, real Redis)', () => {
   });
 
   it.each([
+    ['an object', `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`],
+    ['an array', `${'['.repeat(5000)}${']'.repeat(5000)}`],
+  ])('POST /refresh with a JSON body of %s nested 5000 deep is a 400 (it overflowed the stack: a 500)', async (_kind, payload) => {
+    const calls = upstream.calls;
+    const res = await app.inject({ method: 'POST', url: '/refresh', headers: { ...AUTH, 'content-type': 'application/json' }, payload });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', message: 'the JSON body is not parsed: nested more than 16 levels deep' });
+    expect(upstream.calls).toBe(calls);
+  });
+
+  it.each([
     ['application/json', '{}'],
     ['text/plain', ''],
   ])('POST /refresh with a %s body "%s" runs', async (type, payload) => {

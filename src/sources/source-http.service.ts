@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { jsonBoundsProblem } from './json-bounds.js';
+import { jsonBoundsProblem } from '../common/json-bounds.js';
 import { PayloadError, PermanentUpstreamError, SourceError, TransientUpstreamError } from './source.errors.js';
 import type { SourceId } from './source.types.js';
 

@@ -3,7 +3,8 @@
  * does not bound what parsing costs: 4 MiB of `[[[[…` (two million levels) or of `{},{},…` (1.4
  * million objects) took 1.3 s of blocked event loop and left the process ~550 MB larger, before
  * any record was looked at. No upstream's real payload comes near either bound (a few levels;
- * one object or array per record, at most ~25,000 records).
+ * one object or array per record, at most ~25,000 records). Request bodies are checked too: a
+ * POST /refresh body nested 5,000 deep overflowed the stack in class-transformer (a 500).
  */
 
 /** Deepest nesting of objects and arrays accepted. */
