@@ -43,6 +43,14 @@ describe('API edges (e2e, real Redis)', () => {
     expect(res.headers['content-security-policy']).toBeDefined();
   });
 
+  it('a 404 for a 15,000-character path quotes the path cut to a kilobyte', async () => {
+    const res = await app.inject({ method: 'GET', url: `/${'a'.repeat(15_000)}` });
+    expect(res.statusCode).toBe(404);
+    const message = res.json<{ message: string }>().message;
+    expect(message).toHaveLength(1024);
+    expect(message.endsWith('…')).toBe(true);
+  });
+
   // A path that exists, asked with a method none of its routes takes, was a 404 ("Cannot POST
   // /health/live"), which tells a client the resource is not there (RFC 9110 §15.5.6).
   it.each([
@@ -82,6 +90,20 @@ describe('API edges (e2e, real Redis)', () => {
     const res = await app.inject({ method: method as 'GET' | 'POST', url, headers: AUTH });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ statusCode: 400, message: `${name} must be given once` });
+  });
+
+  // Each unknown parameter was a line of the 400: 11 KB of names made a 119 KB answer and up to
+  // 190 ms of CPU, on the summary, which is not rate limited.
+  it.each([['/is-bitcoin-lit'], ['/series/price']])('GET %s with 17 parameters or 2,000 is a short 400', async (path) => {
+    for (const n of [17, 2000]) {
+      const query = Array.from({ length: n }, (_, i) => `p${i}=1`).join('&');
+      const res = await app.inject({ method: 'GET', url: `${path}?${query}` });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ statusCode: 400, message: `at most 16 query parameters are accepted (got ${n})` });
+    }
+    // Sixteen unknown ones are still named, one by one.
+    const res = await app.inject({ method: 'GET', url: `${path}?${Array.from({ length: 16 }, (_, i) => `p${i}=1`).join('&')}` });
+    expect(res.json().message).toHaveLength(16);
   });
 
   it.each([['/series?hours=3'], ['/verdict?since=1'], ['/is-bitcoin-lit?hours=3']])('GET %s, an endpoint that takes no parameters, is a 400 naming the one given', async (url) => {

@@ -9,6 +9,9 @@ import { RetryLaterException, TooManyRequestsException } from './errors.js';
 
 const REDIS_RETRY_AFTER_SECONDS = 5;
 
+/** Longest error message sent; longer ones end in … (every message of our own is far shorter). */
+const MAX_MESSAGE_CHARS = 1024;
+
 /**
  * Every error response is `{statusCode, error, message, requestId}` JSON. Redis outages become a
  * 503 with Retry-After; anything unexpected a 500 whose details go to the log, never to the
@@ -62,6 +65,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
       this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
       body = { statusCode: 500, error: statusText(500), message: 'Internal server error' };
     }
+    // A message that quotes the request (a 404's or 405's path) is cut: a 15 KB path came back whole.
+    if (typeof body.message === 'string' && body.message.length > MAX_MESSAGE_CHARS) body.message = `${body.message.slice(0, MAX_MESSAGE_CHARS - 1)}…`;
     const requestId = request?.id;
     if (typeof requestId === 'string') body.requestId = requestId;
     if (retryAfter !== undefined) httpAdapter.setHeader(response, 'Retry-After', String(retryAfter));
