@@ -439,6 +439,17 @@ describe('notification clients per address, and what a WebSocket client may send
     await waitFor('no client left', () => app.get(NotificationsService).clientCount === 0);
   });
 
+  it('chooses no subprotocol when a client offers some: it speaks none (ws chose the first offered)', async () => {
+    const silent = await silentWebSocket(port, { 'X-Forwarded-For': '203.0.113.31', 'Sec-WebSocket-Protocol': 'foo, bar' });
+    try {
+      await waitFor('the 101', () => silent.head().includes('\r\n\r\n'), { timeoutMs: 5000 });
+      expect(silent.head()).toMatch(/^HTTP\/1\.1 101 /);
+      expect(silent.head().toLowerCase()).not.toContain('sec-websocket-protocol');
+    } finally {
+      silent.socket.destroy();
+    }
+  });
+
   // Refused after its 101 (close code 1013), such a client cost a socket and a WebSocket, for a
   // second more when it never answered the close frame.
   it('answers a WebSocket handshake over its address\'s slots with a 429 instead of its 101, and closes the connection', async () => {

@@ -83,7 +83,9 @@ function hostOf(req: IncomingMessage, trust: (addr: string, hop: number) => bool
  * either side must not cost a live client its connection). Pages of other sites are let in
  * only as originAllowed says.
  */
-@WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096 })
+// handleProtocols: no subprotocol is spoken, so none is chosen; ws's default picked the
+// client's first offer, claiming a protocol it does not speak (RFC 6455 §4.2.2).
+@WebSocketGateway({ path: NOTIFICATIONS_WS_PATH, maxPayload: 4096, handleProtocols: () => false })
 export class NotificationsGateway implements OnGatewayConnection<WebSocket>, OnGatewayInit<WebSocketServer>, BeforeApplicationShutdown {
   private readonly logger = new Logger(NotificationsGateway.name);
   private readonly trust: (addr: string, hop: number) => boolean;
