@@ -95,6 +95,16 @@ const BODY_LIMIT = 64 * 1024;
 
 const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
+/** The API's own response headers, readable by a page of a CORS_ORIGINS site. */
+const EXPOSED_HEADERS = [
+  'X-Request-Id',
+  'Retry-After',
+  'X-Cache',
+  'Age',
+  'X-Series-Source',
+  ...['', '-refresh'].flatMap((limit) => ['Limit', 'Remaining', 'Reset'].map((part) => `X-RateLimit-${part}${limit}`)),
+];
+
 /** Where Swagger UI is served (and /docs-json, /docs-yaml), with DOCS_ENABLED. */
 const DOCS_PATH = 'docs';
 
@@ -229,8 +239,12 @@ export async function configureApp(app: NestFastifyApplication, allowed?: Allowe
   }
   const origins = corsOrigins(config.get('CORS_ORIGINS', { infer: true }));
   // strictPreflight off: an OPTIONS that is no preflight (no Origin or no
-  // Access-Control-Request-Method) gets the plugin's empty 204, not its text/plain 400.
-  if (origins.length) app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600, strictPreflight: false });
+  // Access-Control-Request-Method) gets the plugin's empty 204, not its text/plain 400. The API's
+  // own headers are exposed: a page could read none of them (only the CORS-safelisted ones).
+  // Request headers stay mirrored: a page's tracing headers (traceparent, baggage…) must pass.
+  if (origins.length) {
+    app.enableCors({ origin: origins.includes('*') ? true : origins, methods: ['GET', 'POST'], maxAge: 600, strictPreflight: false, exposedHeaders: EXPOSED_HEADERS });
+  }
   // Answers from 1 KiB (the plugin's threshold) in gzip, when Accept-Encoding allows it.
   if (config.get('COMPRESSION_ENABLED', { infer: true })) {
     // As they are: the summary, whose hits are answered from memory ahead of Fastify (a miss

@@ -354,6 +354,10 @@ describe('security: refresh token, rate limits, CORS (e2e, real Redis)', () => {
     expect(allowed.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY' });
     expect(allowed.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect((await preflight('https://evil.example')).headers['access-control-allow-origin']).toBeUndefined();
+    // The API's own headers are readable by the page (not only the CORS-safelisted ones).
+    const read = await app.inject({ method: 'GET', url: '/series', headers: { origin: 'https://dash.example' } });
+    const exposed = String(read.headers['access-control-expose-headers']).split(/,\s*/);
+    expect(exposed).toEqual(expect.arrayContaining(['X-Request-Id', 'Retry-After', 'X-Cache', 'Age', 'X-Series-Source', 'X-RateLimit-Remaining', 'X-RateLimit-Reset-refresh']));
     // An OPTIONS that is no preflight: an empty 204, not the plugin's text/plain 400.
     const plain = await app.inject({ method: 'OPTIONS', url: '/series/price' });
     expect(plain.statusCode).toBe(204);
