@@ -12,19 +12,37 @@ import { CacheEntry, CacheService } from './cache.service.js';
 /** A CacheService whose Redis can be "down" (rejecting like ioredis without a connection). */
 class FakeCache {
   down = false;
+  /** Writes refused as Redis refuses them under `maxmemory` (reads still work). */
+  full = false;
   store = new Map<string, CacheEntry<unknown>>();
+  /** What CacheService keeps in memory: its copies (held) and the newest entry seen. */
+  held = new Map<string, CacheEntry<unknown>>();
+  newest = new Map<string, CacheEntry<unknown>>();
   async get(key: string) {
+    const copy = this.held.get(key);
+    if (copy) return copy;
     if (this.down) throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
-    return this.store.get(key) ?? null;
+    const entry = this.store.get(key) ?? null;
+    if (entry) this.newest.set(key, entry);
+    return entry;
   }
   async set(key: string, value: unknown, _ttl: number, storedAt = Date.now()) {
     if (this.down) throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
+    if (this.full) throw new Error("OOM command not allowed when used memory > 'maxmemory'.");
     this.store.set(key, { value, storedAt });
+    this.newest.set(key, { value, storedAt });
   }
   async fill(key: string, value: unknown, ttl: number, storedAt = Date.now()) {
     if (this.store.has(key) && !this.down) return false;
     await this.set(key, value, ttl, storedAt);
     return true;
+  }
+  hold(key: string, entry: CacheEntry<unknown>) {
+    this.held.set(key, entry);
+    this.newest.set(key, entry);
+  }
+  lastGood(key: string) {
+    return this.newest.get(key);
   }
 }
 
@@ -96,5 +114,30 @@ describe('CacheInterceptor stale serving', () => {
     cache.store.clear();
     cache.down = false;
     await expect(run({ handle: () => throwError(() => new Error('bug')) })).rejects.toThrow('bug');
+  });
+
+  it('serves as STALE the newest value the cache has seen, also one this interceptor never answered (an ingest\'s write)', async () => {
+    cache.store.clear();
+    cache.newest.clear();
+    cache.down = false;
+    expect(await run({ handle: () => of({ answer: 'computed here' }) })).toEqual({ answer: 'computed here' });
+    cache.newest.set('p:cache:summary', { value: { answer: 'primed by ingest' }, storedAt: Date.now() + 1 });
+    cache.down = true;
+    expect(await run(redisDown)).toEqual({ answer: 'primed by ingest' });
+    expect(headers['X-Cache']).toBe('STALE');
+  });
+
+  it('holds a computed value in memory when Redis refuses its write (out of memory): the next request is a hit, not another computation', async () => {
+    cache.store.clear();
+    cache.down = false;
+    cache.full = true;
+    const handle = jest.fn(() => of({ answer: 'computed' }));
+    expect(await run({ handle })).toEqual({ answer: 'computed' });
+    expect(headers['X-Cache']).toBe('MISS');
+    expect(await run({ handle })).toEqual({ answer: 'computed' });
+    expect(headers['X-Cache']).toBe('HIT');
+    expect(handle).toHaveBeenCalledTimes(1);
+    cache.full = false;
+    cache.held.clear();
   });
 });

@@ -9,7 +9,7 @@ import { CACHE_KEY_METADATA } from './cache.constants.js';
 import { CacheResult, MetricsService } from '../metrics/metrics.service.js';
 import { isRedisUnavailableError } from '../redis/redis-errors.js';
 import { CACHE_FAST_PATH_METADATA, CacheFastPath } from './cache.fast-path.js';
-import { CacheEntry, CacheService } from './cache.service.js';
+import { CacheService } from './cache.service.js';
 
 /**
  * Redis-backed response cache for GET handlers (shared by every instance), with an
@@ -17,8 +17,9 @@ import { CacheEntry, CacheService } from './cache.service.js';
  * process run the handler once. Nest's stock CacheInterceptor does neither, and its Redis store
  * would bring a second Redis client; this one uses the app's client and key builder.
  *
- * Stale is better than nothing: the last good value of each key is also kept in process
- * memory, and when Redis is unavailable it is served with `X-Cache: STALE` instead of a 503.
+ * Stale is better than nothing: the newest value of each key this process has seen (read,
+ * written, or refreshed for the fast path: CacheService.lastGood) is served with
+ * `X-Cache: STALE` while Redis is unavailable, instead of a 503.
  * `Age` (seconds since the value was computed) is sent on HIT and STALE.
  */
 @Injectable()
@@ -26,7 +27,6 @@ export class CacheInterceptor implements NestInterceptor {
   private readonly logger = new Logger('Cache');
   private readonly ttlSeconds: number;
   private readonly inflight = new Map<string, Promise<unknown>>();
-  private readonly lastGood = new Map<string, CacheEntry<unknown>>();
 
   constructor(
     private readonly cache: CacheService,
@@ -76,7 +76,6 @@ export class CacheInterceptor implements NestInterceptor {
       return null;
     });
     if (cached) {
-      this.remember(key, cached);
       mark('hit', cached.storedAt);
       return cached.value;
     }
@@ -95,7 +94,7 @@ export class CacheInterceptor implements NestInterceptor {
 
   /** The last good value of `key` while Redis is unavailable, or `err` again (a 503) without one. */
   private stale(key: string, err: unknown, mark: (result: CacheResult, storedAt?: number) => void): unknown {
-    const stale = this.lastGood.get(key);
+    const stale = this.cache.lastGood(key);
     if (!stale) throw err;
     this.logger.warn(`serving the last good value of ${key} (Redis unavailable: ${(err as Error).message})`);
     mark('stale', stale.storedAt);
@@ -103,17 +102,18 @@ export class CacheInterceptor implements NestInterceptor {
   }
 
   /**
-   * Runs the handler once for concurrent misses of one key, stores the result unless the key was
-   * written meanwhile (see CacheService.fill), and remembers it.
+   * Runs the handler once for concurrent misses of one key and stores the result unless the key
+   * was written meanwhile (see CacheService.fill). A refused write (Redis out of memory) still
+   * holds the result in this process for CACHE_L1_TTL_MS: every request recomputed it otherwise.
    */
   private async compute(key: string, next: CallHandler): Promise<unknown> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
     const computation = lastValueFrom(next.handle()).then(async (value) => {
       const storedAt = Date.now();
-      this.remember(key, { value, storedAt });
       await this.cache.fill(key, value, this.ttlSeconds, storedAt).catch((err: Error) => {
         this.logger.warn(`cache write failed for ${key}: ${err.message}`);
+        this.cache.hold(key, { value, storedAt });
       });
       return value;
     });
@@ -125,8 +125,4 @@ export class CacheInterceptor implements NestInterceptor {
     }
   }
 
-  private remember(key: string, entry: CacheEntry<unknown>): void {
-    const known = this.lastGood.get(key);
-    if (!known || known.storedAt <= entry.storedAt) this.lastGood.set(key, entry);
-  }
 }

@@ -82,4 +82,35 @@ describe('CacheService: the in-process copy', () => {
     await release();
     expect(held()).toBe('own');
   });
+
+  it('keeps the newest entry it has seen as the last good one, refreshed for the fast path or written, after its copy is gone', async () => {
+    expect(cache.lastGood('k')).toBeUndefined();
+    await load();
+    expect(cache.lastGood('k')?.value).toBe('first');
+    // A refresh started by the fast path (no request through Nest) brings a newer one.
+    stored.set('k', JSON.stringify({ value: 'second', storedAt: 2 }));
+    now += TTL;
+    held();
+    await release();
+    expect(cache.lastGood('k')?.value).toBe('second');
+    // An ingest's write (setUnlessNewer), then the copy long expired: still the last good one.
+    await cache.setUnlessNewer('k', 'primed', 60, now, 3);
+    now += 10 * TTL;
+    expect(cache.peekJson('k')).toBeUndefined();
+    expect(cache.lastGood('k')).toEqual({ value: 'primed', storedAt: 3 });
+    // An older entry read later does not replace it.
+    stored.set('k', entry('older'));
+    const read = cache.get('k');
+    await release();
+    await read;
+    expect(cache.lastGood('k')?.value).toBe('primed');
+  });
+
+  it('holds a value whose write Redis refused, as a copy, without Redis', async () => {
+    cache.hold('k', { value: 'computed', storedAt: 5 });
+    expect(held()).toBe('computed');
+    expect((await cache.get('k'))?.value).toBe('computed');
+    expect(gets).toBe(0);
+    expect(cache.lastGood('k')?.value).toBe('computed');
+  });
 });

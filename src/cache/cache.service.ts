@@ -58,6 +58,8 @@ const L1_MAX_KEYS = 1000;
 export class CacheService {
   private readonly l1Ms: number;
   private readonly l1 = new Map<string, L1Slot>();
+  /** The newest entry of each key this process has read or written, for lastGood. */
+  private readonly newest = new Map<string, CacheEntry<unknown>>();
 
   constructor(
     @Inject(REDIS_CLIENT) private readonly redis: RedisClient,
@@ -89,6 +91,26 @@ export class CacheService {
     return held.json;
   }
 
+  /**
+   * The newest entry of `key` this process has seen, however old: read from Redis (the fast
+   * path's refreshes included), or written by it (ingest priming, a computed miss). What
+   * CacheInterceptor serves as STALE while Redis is unavailable; kept apart from the copy the
+   * fast path answers from, which lives only CACHE_L1_TTL_MS.
+   */
+  lastGood<T>(key: string): CacheEntry<T> | undefined {
+    return this.newest.get(key) as CacheEntry<T> | undefined;
+  }
+
+  /**
+   * Holds a value this process computed but could not store in Redis (its write refused, e.g.
+   * OOM under `maxmemory`), as if read: for CACHE_L1_TTL_MS the fast path and `get` answer it, so
+   * a refused write does not turn every request into a computation.
+   */
+  hold<T>(key: string, entry: CacheEntry<T>): void {
+    this.note(key, entry);
+    if (this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
+  }
+
   get<T>(key: string): Promise<CacheEntry<T> | null> {
     if (this.l1Ms === 0) return this.read<T>(key);
     const held = this.l1.get(key);
@@ -116,7 +138,7 @@ export class CacheService {
     // `order` first in the JSON: the script reads it with one anchored match, no JSON decoding.
     const text = JSON.stringify({ order, ...entry });
     const stored = (await SET_UNLESS_NEWER.run(this.redis, [key], [text, String(ttlSeconds), String(order)])) === 1;
-    if (stored && this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
+    if (stored) this.hold(key, entry);
     return stored;
   }
 
@@ -129,7 +151,7 @@ export class CacheService {
   async fill<T>(key: string, value: T, ttlSeconds: number, storedAt = Date.now()): Promise<boolean> {
     const entry: CacheEntry<T> = { value, storedAt };
     const stored = (await this.redis.set(key, JSON.stringify(entry), 'EX', ttlSeconds, 'NX')) !== null;
-    if (stored && this.l1Ms > 0) this.remember(key, Promise.resolve(entry)).entry = entry;
+    if (stored) this.hold(key, entry);
     return stored;
   }
 
@@ -163,11 +185,22 @@ export class CacheService {
   private async read<T>(key: string): Promise<CacheEntry<T> | null> {
     const raw = await this.redis.get(key);
     if (raw === null) return null;
+    let entry: CacheEntry<T>;
     try {
-      const entry = JSON.parse(raw) as CacheEntry<T>;
-      return typeof entry === 'object' && entry !== null && 'value' in entry ? entry : null;
+      entry = JSON.parse(raw) as CacheEntry<T>;
     } catch {
       return null; // not ours or corrupted: a miss, overwritten on the next set
     }
+    if (typeof entry !== 'object' || entry === null || !('value' in entry)) return null;
+    this.note(key, entry);
+    return entry;
+  }
+
+  /** Keeps `entry` as `key`'s newest unless a later one is known (bounded like the copies). */
+  private note(key: string, entry: CacheEntry<unknown>): void {
+    const known = this.newest.get(key);
+    if (known && known.storedAt > entry.storedAt) return;
+    if (!known && this.newest.size >= L1_MAX_KEYS) this.newest.delete(this.newest.keys().next().value as string);
+    this.newest.set(key, entry);
   }
 }
