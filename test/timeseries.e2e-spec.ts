@@ -699,6 +699,59 @@ describe('portable backend storage layout (e2e, private redis-server)', () => {
 });
 
 /**
+ * A long aggregated range is read in several script calls on the portable backend (SCAN_BUDGET
+ * samples each, so Redis serves others in between): the buckets must be those of one scan,
+ * including buckets of more samples than the budget, and ranges that stop and resume inside
+ * one call's reply of several series.
+ */
+describe('portable backend: a long range read in several script calls (e2e)', () => {
+  let redis: Redis;
+  const keys = [`${prefix}:scan:a`, `${prefix}:scan:b`];
+  // Irregular: bursts 1 ms apart, gaps, about 3,000 samples per series.
+  const samples = (seed: number): Sample[] =>
+    Array.from({ length: 3000 }, (_, i) => ({ timestamp: T0 + i * 37 + (i % 7 === 0 ? 5000 : 0) * Math.floor(i / 500) + (i % 3), value: Math.sin(i + seed) * 100 + AWKWARD[i % AWKWARD.length] / 13 }));
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL);
+    const writer = new PortableTimeseriesBackend(redis);
+    for (const [i, key] of keys.entries()) {
+      await writer.ensureSeries(key, { retentionMs: 0, labels: { scan: String(i) } });
+      await writer.addMany(key, samples(i));
+    }
+  });
+  afterAll(async () => {
+    await deleteKeys(redis, `${prefix}:scan`);
+    redis.disconnect();
+  });
+
+  it.each([...EXACT, ...APPROX])('%s: the same buckets with a budget of 40 samples a call as in one call', async (type) => {
+    const whole = new PortableTimeseriesBackend(redis);
+    // Script calls counted by command (evalsha_ro, or evalsha where it is refused).
+    let calls = 0;
+    const counted = new Proxy(redis, {
+      get: (target, name, receiver) => {
+        const value: unknown = Reflect.get(target, name, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (typeof name === 'string' && name.startsWith('evalsha')) calls++;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const resumed = new PortableTimeseriesBackend(counted, 40);
+    // Buckets of about one sample, of tens, and of more than the budget (~1,600 samples).
+    for (const bucketMs of [10, 1000, 60_000]) {
+      const queries = keys.map((key) => ({ key, from: T0 + 100, to: T0 + 400_000, aggregation: { type, bucketMs } }));
+      const expected = await whole.rangeMany(queries);
+      expect(expected[0].length).toBeGreaterThan(1);
+      calls = 0;
+      expect(await resumed.rangeMany(queries)).toEqual(expected);
+      expect(calls).toBeGreaterThan(bucketMs === 60_000 ? 2 : 20);
+    }
+  });
+});
+
+/**
  * Only with the RedisTimeSeries module: the portable backend must answer exactly like the
  * native one (outcomes, raw samples, every aggregation bit for bit, info) for the same inserts.
  */

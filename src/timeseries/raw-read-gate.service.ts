@@ -11,10 +11,11 @@ const WAITING_PER_SLOT = 16;
 /**
  * Lets at most SERIES_RAW_READS long raw reads (history computed from raw samples over more than
  * LONG_RAW_READ_MS) run at once in this instance; the others wait in order. On plain Redis each
- * such read is one script scanning every sample in range (tens of ms for a month), and every
- * command of this instance shares one connection: thirty of them sent together queued seconds
- * of work ahead of the health check, the cache and ingest, so their commands timed out and the
- * whole service answered 503. A burst larger than the queue is refused at once (503, Retry-After).
+ * such read scans every sample in range (script calls of at most SCAN_BUDGET samples, tens of
+ * ms in all for a month), and every command of this instance shares one connection: thirty of
+ * them sent together queued seconds of work ahead of the health check, the cache and ingest, so
+ * their commands timed out and the whole service answered 503. A burst larger than the queue
+ * is refused at once (503, Retry-After).
  */
 @Injectable()
 export class RawReadGate {
