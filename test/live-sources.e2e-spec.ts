@@ -205,6 +205,23 @@ describe('Live sources (e2e: coinbase + senticrypt-v2 by default, real Redis, lo
     expect(after.at(-1)).toEqual({ timestamp: trade, value: 70200.5 });
   });
 
+  it('refuses a tick far from the venue\'s previous price (PRICE_MAX_JUMP_PCT, 20 %): nothing stored, the next real one is', async () => {
+    const before = await samplesOf(app, 'price');
+    const previous = before.at(-1)!;
+    expect(Date.now() - previous.timestamp).toBeLessThan(10 * 60_000); // fresh: a reference
+    const real = fake.data.coinbaseTicker;
+    fake.data.coinbaseTicker = { ...real, price: '999999998', time: new Date(previous.timestamp + 1000).toISOString() };
+    const coinbase = (await postRefresh(app)).json<{ sources: SourceOutcome[] }>().sources.find((s) => s.source === 'coinbase')!;
+    expect(coinbase.ok).toBe(false);
+    expect(coinbase.error).toMatch(/more than 20 % from the venue's previous one \(PRICE_MAX_JUMP_PCT\)/);
+    expect(await samplesOf(app, 'price')).toEqual(before);
+
+    const trade = previous.timestamp + 2000;
+    fake.data.coinbaseTicker = { ...real, price: String(previous.value * 1.01), time: new Date(trade).toISOString() };
+    expect((await postRefresh(app)).json<{ stored: number }>().stored).toBe(1);
+    expect((await samplesOf(app, 'price')).at(-1)).toEqual({ timestamp: trade, value: previous.value * 1.01 });
+  });
+
   it('keeps serving price when the sentiment source is down, and says which one failed', async () => {
     fake.override(PATHS.senticryptV2, { status: 503, raw: 'upstream maintenance page' });
     try {

@@ -301,7 +301,8 @@ describe('SUMMARY_ANCHOR=now (e2e, real Redis)', () => {
   let app: NestFastifyApplication;
 
   beforeAll(async () => {
-    ({ redis, upstream, app } = await startTestApp(prefix, fixture, { SUMMARY_ANCHOR: 'now' }));
+    // Prices of 1, 100 and 200 seconds apart: the jump guard (its own tests) would refuse them.
+    ({ redis, upstream, app } = await startTestApp(prefix, fixture, { SUMMARY_ANCHOR: 'now', PRICE_MAX_JUMP_PCT: '0' }));
   });
   afterAll(() => stopTestApp(prefix, { app, upstream, redis }));
 

@@ -157,6 +157,14 @@ export class EnvironmentVariables {
   PRICE_OUTLIER_PCT = 2;
 
   /**
+   * A polled price more than this many percent from the venue's previous one, of less than
+   * PRICE_STALE_AFTER_MS before, is an invalid record, not stored (docs/ingest.md). 0 turns it off.
+   */
+  @Transform(toNumber) @IsNumber({ allowNaN: false, allowInfinity: false }, { message: 'PRICE_MAX_JUMP_PCT must be a number of percent, e.g. 20 (0: off)' })
+  @Min(0) @Max(1000)
+  PRICE_MAX_JUMP_PCT = 20;
+
+  /**
    * Where sentiment comes from: senticrypt-v2 | fear-greed | senticrypt-v1. Default
    * senticrypt-v2, but senticrypt-v1 when SENTIMENT_API_URL is set and this is not.
    * senticrypt-v1 for both metrics or neither (v1MixProblems).

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Env } from '../config/env.validation.js';
 import { countFromZero, INGEST_OUTCOMES, IngestOutcome, MetricsService } from '../metrics/metrics.service.js';
+import { withoutPriceJumps } from './price-jumps.js';
 import { REDIS_CLIENT } from '../redis/redis.constants.js';
 import { isRedisUnavailableError, RedisNotConnectedError, RedisStalledError } from '../redis/redis-errors.js';
 import { isRedisStalled } from '../redis/redis-stall.js';
@@ -82,6 +83,8 @@ export class SentimentIngestService implements OnModuleInit {
   private readonly backfillMs: number;
   private readonly tickIntervalMs: number;
   private readonly maxAheadMs: number;
+  private readonly maxJumpPct: number;
+  private readonly priceStaleMs: number;
 
   constructor(
     private readonly registry: SourceRegistry,
@@ -94,6 +97,8 @@ export class SentimentIngestService implements OnModuleInit {
     this.backfillMs = config.get('BACKFILL_HOURS', { infer: true }) * 3_600_000;
     this.tickIntervalMs = config.get('INGEST_INTERVAL_MS', { infer: true });
     this.maxAheadMs = config.get('INGEST_MAX_AHEAD_MS', { infer: true });
+    this.maxJumpPct = config.get('PRICE_MAX_JUMP_PCT', { infer: true });
+    this.priceStaleMs = config.get('PRICE_STALE_AFTER_MS', { infer: true });
   }
 
   /**
@@ -194,7 +199,7 @@ export class SentimentIngestService implements OnModuleInit {
       const window = this.backfillWindow(provider, defs, common, started, pending, options.retryNow);
       const hourlyWindow = this.hourlyWindow(provider, defs, common, started, pending, options.retryNow);
       // Fetch and validate first: a bad upstream fails the run before anything is written.
-      const batch = this.withoutFuture(source, await provider.poll({ since: options.full ? null : common }));
+      const batch = this.withoutPriceJumps(source, defs, before, this.withoutFuture(source, await provider.poll({ since: options.full ? null : common })));
       const hourly = hourlyWindow ? await this.fetchBackfill(provider, hourlyWindow, true) : null;
       const backfill = window ? await this.fetchBackfill(provider, window) : null;
       // Oldest first: the hours, then the minutes, then the poll (in order for the rules).
@@ -466,6 +471,29 @@ export class SentimentIngestService implements OnModuleInit {
     const checked = { ...batch, samples, invalid: batch.invalid + dropped.size, invalidReasons: [reason, ...batch.invalidReasons].slice(0, 5) };
     try {
       assertMostlyValid({ ...checked, values: [...kept] });
+    } catch (err) {
+      (err as PayloadError).source = source;
+      throw err;
+    }
+    return checked;
+  }
+
+  /**
+   * The poll's batch without its price samples that jumped more than PRICE_MAX_JUMP_PCT from the
+   * venue's previous price (withoutPriceJumps), counted as invalid records; then the garbage
+   * rule again, as withoutFuture: a ticker whose only price is refused fails the run.
+   */
+  private withoutPriceJumps(source: SourceId, defs: SeriesDef[], before: (Sample | null)[], batch: SourceBatch): SourceBatch {
+    const i = defs.findIndex((d) => d.metric === 'price');
+    const prices = batch.samples.price;
+    if (i < 0 || prices === undefined || prices.length === 0) return batch;
+    const { kept, dropped } = withoutPriceJumps(prices, before[i], this.maxJumpPct, this.priceStaleMs);
+    if (dropped === 0) return batch;
+    const reason = `${dropped} price(s) more than ${this.maxJumpPct} % from the venue's previous one (PRICE_MAX_JUMP_PCT)`;
+    const checked = { ...batch, samples: { ...batch.samples, price: kept }, invalid: batch.invalid + dropped, invalidReasons: [reason, ...batch.invalidReasons].slice(0, 5) };
+    const values = new Set(Object.values(checked.samples).flatMap((list) => list.map((s) => s.timestamp)));
+    try {
+      assertMostlyValid({ ...checked, values: [...values] });
     } catch (err) {
       (err as PayloadError).source = source;
       throw err;
