@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   // The URL is one to reach it from this machine (Nest gives 127.0.0.1 for 0.0.0.0); the address is what is exposed.
   const bound = app.getHttpServer().address() as AddressInfo;
   const exposed = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
-  new Logger('Bootstrap').log(`Listening on ${await app.getUrl()}, bound to ${exposed} (${docs})`);
+  new Logger('Bootstrap').log(`Listening on ${await app.getUrl()} (bound to ${exposed}; ${docs})`);
   shutdown.listening();
 }
 

@@ -10,6 +10,7 @@ import { CacheResult, MetricsService } from '../metrics/metrics.service.js';
 import { isRedisUnavailableError } from '../redis/redis-errors.js';
 import { CACHE_FAST_PATH_METADATA, CacheFastPath } from './cache.fast-path.js';
 import { CacheService } from './cache.service.js';
+import { LogSampler } from '../common/log-sampler.js';
 
 /**
  * Redis-backed response cache for GET handlers (shared by every instance), with an
@@ -27,6 +28,9 @@ export class CacheInterceptor implements NestInterceptor {
   private readonly logger = new Logger('Cache');
   private readonly ttlSeconds: number;
   private readonly inflight = new Map<string, Promise<unknown>>();
+  // While Redis is down every request would log these: one line per 10 s each.
+  private readonly readFailedLog = new LogSampler();
+  private readonly staleLog = new LogSampler();
 
   constructor(
     private readonly cache: CacheService,
@@ -71,7 +75,8 @@ export class CacheInterceptor implements NestInterceptor {
   private async serve(key: string, next: CallHandler, mark: (result: CacheResult, storedAt?: number) => void): Promise<unknown> {
     let readError: unknown;
     const cached = await this.cache.get(key).catch((err: Error) => {
-      this.logger.warn(`cache read failed for ${key}: ${err.message}`);
+      const held = this.readFailedLog.take();
+      if (held !== undefined) this.logger.warn(`cache read failed for ${key}: ${err.message}${held}`);
       readError = err;
       return null;
     });
@@ -96,7 +101,8 @@ export class CacheInterceptor implements NestInterceptor {
   private stale(key: string, err: unknown, mark: (result: CacheResult, storedAt?: number) => void): unknown {
     const stale = this.cache.lastGood(key);
     if (!stale) throw err;
-    this.logger.warn(`serving the last good value of ${key} (Redis unavailable: ${(err as Error).message})`);
+    const held = this.staleLog.take();
+    if (held !== undefined) this.logger.warn(`serving the last good value of ${key} (Redis unavailable: ${(err as Error).message})${held}`);
     mark('stale', stale.storedAt);
     return stale.value;
   }

@@ -6,6 +6,7 @@ import type { AllowedMethods } from './allowed-methods.js';
 import { ErrorResponseDto } from './error-response.dto.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RetryLaterException, TooManyRequestsException } from './errors.js';
+import { LogSampler } from './log-sampler.js';
 
 const REDIS_RETRY_AFTER_SECONDS = 5;
 
@@ -20,6 +21,8 @@ const MAX_MESSAGE_CHARS = 1024;
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('Http');
+  /** One warning per 10 s while Redis is down, not one per request (each still has its access line). */
+  private readonly redisDownLog = new LogSampler();
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,
@@ -53,7 +56,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
         retryAfter = exception.retryAfterSeconds;
       }
     } else if (isRedisUnavailableError(exception)) {
-      this.logger.warn(`Redis unavailable: ${(exception as Error).message}`);
+      const held = this.redisDownLog.take();
+      if (held !== undefined) this.logger.warn(`Redis unavailable: ${(exception as Error).message}${held}`);
       this.metrics?.redisErrors.inc({ kind: 'command' });
       body = { statusCode: 503, error: statusText(503), message: 'The data store is temporarily unavailable; try again shortly' };
       retryAfter = REDIS_RETRY_AFTER_SECONDS;
