@@ -130,6 +130,16 @@ describe('request framing (e2e, raw sockets)', () => {
     expect(old.statuses).toEqual([200]);
   });
 
+  // Node keeps the first of two Authorization lines: a proxy that checks the last one would see other credentials.
+  it('a request with two Authorization lines gets the API’s 400 and the connection closed, and runs nothing', async () => {
+    const request = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Authorization: Bearer nope', 'Content-Length: 0', '', ''].join('\r\n');
+    const calls = upstream.calls;
+    const { statuses, closedByServer, raw } = await exchange(port, request, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    expect(bodyOf(raw)).toMatchObject({ statusCode: 400, message: 'A request must have at most one Authorization header' });
+    expect(upstream.calls).toBe(calls);
+  });
+
   const HOST_MESSAGE = 'An HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)';
   const bodyOf = (raw: string) => JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
 

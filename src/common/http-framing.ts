@@ -55,6 +55,7 @@ export function badRequestReply(req: IncomingMessage, message: string): { body: 
 
 export const MISSING_HOST_MESSAGE = 'An HTTP/1.1 request must have a Host header (RFC 9112 section 3.2)';
 export const DUPLICATE_HOST_MESSAGE = 'A request must have at most one Host header (RFC 9112 section 3.2)';
+export const DUPLICATE_AUTHORIZATION_MESSAGE = 'A request must have at most one Authorization header';
 export const WEBSOCKET_HOST_MESSAGE =
   "A WebSocket handshake's Host header must be a host name or address with an optional port (RFC 9110 section 7.2)";
 
@@ -73,7 +74,8 @@ export function pendingResponse(socket: Duplex): ServerResponse | undefined {
 }
 
 /**
- * Why `req`'s Host must be answered 400, or undefined: missing on HTTP/1.1 or sent more than once
+ * Why `req`'s Host (or Authorization) must be answered 400, or undefined: Authorization sent more
+ * than once; Host missing on HTTP/1.1 or sent more than once
  * (RFC 9112 §3.2; Node keeps the first of two and drops the other silently, so a proxy and this
  * server could see different hosts), or, on a WebSocket handshake only, one its URL cannot be
  * resolved against. The value is not otherwise checked against RFC 9110's syntax: nothing here
@@ -82,13 +84,21 @@ export function pendingResponse(socket: Duplex): ServerResponse | undefined {
  * A handshake's is read: WsAdapter resolves the URL against it, as upgrade.ts does, and a Host
  * it could not parse got a 404, or a malformed answer from WsAdapter.
  */
-export function hostProblem(req: IncomingMessage): string | undefined {
+export function headerProblem(req: IncomingMessage): string | undefined {
   const host = req.headers.host;
   if (host === undefined) return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? MISSING_HOST_MESSAGE : undefined;
   const raw = req.rawHeaders;
-  let lines = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') lines++;
-  if (lines > 1) return DUPLICATE_HOST_MESSAGE;
+  let hosts = 0;
+  let authorizations = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+    else if (name.length === 13 && name.toLowerCase() === 'authorization') authorizations++;
+  }
+  if (hosts > 1) return DUPLICATE_HOST_MESSAGE;
+  // Node keeps the first of two and drops the other, as for Host: a proxy checking the last
+  // could let through credentials this server never sees, or the other way round.
+  if (authorizations > 1) return DUPLICATE_AUTHORIZATION_MESSAGE;
   if (offersWebSocket(req) && !URL.canParse(req.url ?? '/', `ws://${host}/`)) return WEBSOCKET_HOST_MESSAGE;
   return undefined;
 }
@@ -158,9 +168,9 @@ export function serveScreened(
 /** Connections on which one request behind a refused one waits for the answers before it (screenRequest). */
 const waitingBehind = new WeakSet<Duplex>();
 
-/** Why `req` must be answered 400 and its connection closed (hasUnframedBody, hostProblem), or undefined. */
+/** Why `req` must be answered 400 and its connection closed (hasUnframedBody, headerProblem), or undefined. */
 function screenProblem(req: IncomingMessage): string | undefined {
-  return hasUnframedBody(req) ? UNFRAMED_BODY_MESSAGE : hostProblem(req);
+  return hasUnframedBody(req) ? UNFRAMED_BODY_MESSAGE : headerProblem(req);
 }
 
 /**

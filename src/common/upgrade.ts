@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import {
   badRequestReply,
   errorReply,
-  hostProblem,
+  headerProblem,
   offersWebSocket,
   type OnScreenedAnswer,
   pendingResponse,
@@ -18,8 +18,8 @@ const MAX_HELD_BYTES = 64 * 1024;
 
 /** Whether `req` is a WebSocket handshake for one of `paths` (what the WebSocket adapter would take). */
 function isWebSocketHandshake(req: IncomingMessage, paths: readonly string[]): boolean {
-  // With a missing, repeated or invalid Host, served as a plain request: the 400 every such request gets.
-  if (!offersWebSocket(req) || hostProblem(req) !== undefined) return false;
+  // With a missing, repeated or invalid Host (or two Authorization lines), served as a plain request: the 400 every such request gets.
+  if (!offersWebSocket(req) || headerProblem(req) !== undefined) return false;
   try {
     // As WsAdapter resolves it (a Host it cannot parse makes it write a malformed response).
     return paths.includes(new URL(req.url ?? '/', `ws://${req.headers.host}/`).pathname);
