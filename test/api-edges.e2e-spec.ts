@@ -43,6 +43,16 @@ describe('API edges (e2e, real Redis)', () => {
     expect(res.headers['content-security-policy']).toBeDefined();
   });
 
+  it('the WebSocket path asked without Upgrade is a 426 naming it, with Upgrade: websocket (it was a 404); another method a 405', async () => {
+    const res = await app.inject({ method: 'GET', url: '/ws/notifications' });
+    expect(res.statusCode).toBe(426);
+    expect(res.headers.upgrade).toBe('websocket');
+    expect(res.json()).toMatchObject({ statusCode: 426, error: 'Upgrade Required', message: expect.stringContaining('WebSocket endpoint') });
+    const post = await app.inject({ method: 'POST', url: '/ws/notifications' });
+    expect(post.statusCode).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+  });
+
   it('a 404 for a 15,000-character path quotes the path cut to a kilobyte', async () => {
     const res = await app.inject({ method: 'GET', url: `/${'a'.repeat(15_000)}` });
     expect(res.statusCode).toBe(404);

@@ -1,5 +1,6 @@
-import { Controller, Get, Res } from '@nestjs/common';
+import { Controller, Get, HttpException, Res } from '@nestjs/common';
 import {
+  ApiExcludeEndpoint,
   ApiExtension,
   ApiExtraModels,
   ApiOkResponse,
@@ -17,6 +18,7 @@ import { RetryLaterException, TooManyRequestsException } from '../common/errors.
 import { VerdictChangedEventDto } from '../verdict/dto/verdict.dto.js';
 import { HeartbeatEventDto, IngestEventDto, StatusEventDto } from './dto/notification-event.dto.js';
 import { NotificationsService, SLOT_RETRY_AFTER_SECONDS } from './notifications.service.js';
+import { NOTIFICATIONS_WS_PATH } from './notifications.gateway.js';
 import { onConnectionClose, SSE_RETRY_MS } from './sse.js';
 import { RATE_LIMITS_EXTENSION, RETRY_AFTER_HEADER } from '../common/api-responses.js';
 
@@ -159,5 +161,16 @@ export class NotificationsController {
     };
     res.once('close', closed);
     const stopWaiting = onConnectionClose(connection, closed);
+  }
+
+  /**
+   * The WebSocket's path asked without `Upgrade: websocket` (an address bar, curl): a 426 saying
+   * how to connect, with the Upgrade header RFC 9110 §15.5.22 asks for, where it was Fastify's 404.
+   */
+  @Get(NOTIFICATIONS_WS_PATH.slice(1))
+  @ApiExcludeEndpoint()
+  upgradeRequired(@Res({ passthrough: true }) reply: FastifyReply): never {
+    void reply.header('Upgrade', 'websocket');
+    throw new HttpException(`${NOTIFICATIONS_WS_PATH} is a WebSocket endpoint: connect with a WebSocket client (ws://…)`, 426);
   }
 }
