@@ -130,6 +130,17 @@ describe('request framing (e2e, raw sockets)', () => {
     expect(old.statuses).toEqual([200]);
   });
 
+  // Fastify's default said "Client Error" for every request Node's parser refused.
+  it.each([
+    ['FOO / HTTP/1.1\r\nHost: x\r\n\r\n', 'Unknown request method (methods are case-sensitive: GET, HEAD, POST)'],
+    ['POST /refresh HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n', 'Content-Length is not a single non-negative number'],
+    ['GET /series HTTP/1.1\nHost: x\n\n', 'The request line must end in HTTP/1.1 (or 1.0) and CRLF'],
+  ])('a request the parser refuses gets a 400 that says why: %j', async (request, message) => {
+    const { statuses, closedByServer, raw } = await exchange(port, request, 1);
+    expect({ statuses, closedByServer }).toEqual({ statuses: [400], closedByServer: true });
+    expect(bodyOf(raw)).toMatchObject({ statusCode: 400, error: 'Bad Request', message });
+  });
+
   // Node keeps the first of two Authorization lines: a proxy that checks the last one would see other credentials.
   it('a request with two Authorization lines gets the API’s 400 and the connection closed, and runs nothing', async () => {
     const request = ['POST /refresh HTTP/1.1', 'Host: 127.0.0.1', `Authorization: Bearer ${TEST_REFRESH_TOKEN}`, 'Authorization: Bearer nope', 'Content-Length: 0', '', ''].join('\r\n');

@@ -204,6 +204,26 @@ export function screenRequest(req: IncomingMessage, res: ServerResponse, answere
 }
 
 /**
+ * What Node's parser (llhttp) refused, by its error code, in the client's terms: Fastify's
+ * default said "Client Error" for all of them. A method it does not know stays a 400, not the
+ * 501 RFC 9110 suggests: anyone could raise the 5xx rate operators alert on.
+ */
+const PARSE_ERRORS: Record<string, string> = {
+  HPE_INVALID_METHOD: 'Unknown request method (methods are case-sensitive: GET, HEAD, POST)',
+  HPE_INVALID_URL: 'The request target is not a valid URL path (percent-encode what is not ASCII)',
+  HPE_INVALID_VERSION: 'The request line must end in HTTP/1.1 (or 1.0) and CRLF',
+  HPE_INVALID_CONSTANT: 'The request line is malformed',
+  HPE_INVALID_HEADER_TOKEN: 'A header name or value has a character HTTP does not allow',
+  HPE_INVALID_CONTENT_LENGTH: 'Content-Length is not a single non-negative number',
+  HPE_UNEXPECTED_CONTENT_LENGTH: 'Content-Length is not a single non-negative number',
+  HPE_INVALID_CHUNK_SIZE: 'A chunk size of the chunked body is not valid',
+  HPE_CR_EXPECTED: 'Lines must end in CRLF',
+  HPE_LF_EXPECTED: 'Lines must end in CRLF',
+  HPE_STRICT: 'The request is not valid HTTP/1.1',
+  HPE_INVALID_EOF_STATE: 'The connection ended inside a request',
+};
+
+/**
  * Fastify's clientErrorHandler (malformed requests Node's parser rejects: 400, 408 on a request
  * timeout, 431 for oversized headers, as Fastify's default, in the API's JSON shape), except on
  * a connection whose request was already answered 400 by screenRequest: its unread body is
@@ -230,7 +250,7 @@ export function clientErrorHandler(answered: WeakSet<Duplex>, onAnswered?: OnScr
           ? [431, 'Request Header Fields Too Large', 'Exceeded maximum allowed HTTP header size']
           : err.code === 'HPE_INVALID_TRANSFER_ENCODING'
             ? [400, 'Bad Request', UNFRAMED_BODY_MESSAGE] // e.g. `chunked, gzip`, which Node's parser refuses itself
-            : [400, 'Bad Request', 'Client Error'];
+            : [400, 'Bad Request', PARSE_ERRORS[err.code ?? ''] ?? `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`];
     // As Node's own handler: never write into a response already being sent on this connection.
     const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
     if (socket.writable && !inProgress) {
