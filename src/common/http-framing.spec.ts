@@ -59,6 +59,8 @@ describe('headerProblem (RFC 9112 section 3.2)', () => {
   it('two Authorization lines are refused (Node would keep the first and drop the other silently)', () => {
     expect(headerProblem(withHeaders(['Host', 'a', 'Authorization', 'Bearer good', 'authorization', 'Bearer nope']))).toBe(DUPLICATE_AUTHORIZATION_MESSAGE);
     expect(headerProblem(withHeaders(['Host', 'a', 'Authorization', 'Bearer good']))).toBeUndefined();
+    // Without Host too (HTTP/1.0 needs none).
+    expect(headerProblem(withHeaders(['Authorization', 'Bearer good', 'Authorization', 'Bearer nope'], '1.0'))).toBe(DUPLICATE_AUTHORIZATION_MESSAGE);
   });
 
   it('no Host is refused on HTTP/1.1 only', () => {

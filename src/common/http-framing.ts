@@ -85,8 +85,6 @@ export function pendingResponse(socket: Duplex): ServerResponse | undefined {
  * it could not parse got a 404, or a malformed answer from WsAdapter.
  */
 export function headerProblem(req: IncomingMessage): string | undefined {
-  const host = req.headers.host;
-  if (host === undefined) return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? MISSING_HOST_MESSAGE : undefined;
   const raw = req.rawHeaders;
   let hosts = 0;
   let authorizations = 0;
@@ -99,6 +97,8 @@ export function headerProblem(req: IncomingMessage): string | undefined {
   // Node keeps the first of two and drops the other, as for Host: a proxy checking the last
   // could let through credentials this server never sees, or the other way round.
   if (authorizations > 1) return DUPLICATE_AUTHORIZATION_MESSAGE;
+  const host = req.headers.host;
+  if (host === undefined) return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? MISSING_HOST_MESSAGE : undefined;
   if (offersWebSocket(req) && !URL.canParse(req.url ?? '/', `ws://${host}/`)) return WEBSOCKET_HOST_MESSAGE;
   return undefined;
 }

@@ -468,14 +468,7 @@ export class SentimentIngestService implements OnModuleInit {
       });
     }
     const reason = `${dropped.size} record(s) dated in the future (more than ${this.maxAheadMs} ms ahead of this server's clock, INGEST_MAX_AHEAD_MS)`;
-    const checked = { ...batch, samples, invalid: batch.invalid + dropped.size, invalidReasons: [reason, ...batch.invalidReasons].slice(0, 5) };
-    try {
-      assertMostlyValid({ ...checked, values: [...kept] });
-    } catch (err) {
-      (err as PayloadError).source = source;
-      throw err;
-    }
-    return checked;
+    return stillMostlyValid(source, { ...batch, samples, invalid: batch.invalid + dropped.size, invalidReasons: [reason, ...batch.invalidReasons].slice(0, 5) }, kept.size);
   }
 
   /**
@@ -490,15 +483,9 @@ export class SentimentIngestService implements OnModuleInit {
     const { kept, dropped } = withoutPriceJumps(prices, before[i], this.maxJumpPct, this.priceStaleMs);
     if (dropped === 0) return batch;
     const reason = `${dropped} price(s) more than ${this.maxJumpPct} % from the venue's previous one (PRICE_MAX_JUMP_PCT)`;
-    const checked = { ...batch, samples: { ...batch.samples, price: kept }, invalid: batch.invalid + dropped, invalidReasons: [reason, ...batch.invalidReasons].slice(0, 5) };
-    const values = new Set(Object.values(checked.samples).flatMap((list) => list.map((s) => s.timestamp)));
-    try {
-      assertMostlyValid({ ...checked, values: [...values] });
-    } catch (err) {
-      (err as PayloadError).source = source;
-      throw err;
-    }
-    return checked;
+    const samples = { ...batch.samples, price: kept };
+    const records = new Set(Object.values(samples).flatMap((list) => list.map((s) => s.timestamp))).size;
+    return stillMostlyValid(source, { ...batch, samples, invalid: batch.invalid + dropped, invalidReasons: [reason, ...batch.invalidReasons].slice(0, 5) }, records);
   }
 
   /** The hourly samples of each series the source feeds (see SeriesRepository.addHourly). */
@@ -643,4 +630,18 @@ function outcomeOf(err: unknown): IngestOutcome {
   if (err instanceof SourceError) return 'upstream_error';
   if (isRedisUnavailableError(err)) return 'redis_error';
   return 'error';
+}
+
+/**
+ * `batch` after ingest refused more of its records (`records`: how many still give a sample, one
+ * per timestamp), or the garbage rule's PayloadError, of `source`, when those are now the fewer.
+ */
+function stillMostlyValid(source: SourceId, batch: SourceBatch, records: number): SourceBatch {
+  try {
+    assertMostlyValid({ ...batch, values: Array.from({ length: records }) });
+  } catch (err) {
+    (err as PayloadError).source = source;
+    throw err;
+  }
+  return batch;
 }

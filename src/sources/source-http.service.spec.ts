@@ -432,6 +432,7 @@ describe('retryAfterMs', () => {
     ['Fri, 19 Jun 2026 16:00:07 GMT', 7000],
     ['Fri, 19 Jun 2026 15:59:00 GMT', 0],
     ['99999999999', 999_999_999_000], // past nine digits: as long as can be, not unreadable
+    ['0000000005', 5000], // leading zeros are still seconds
     ['1.5', undefined], // delay-seconds are whole
     ['soon', undefined],
     ['-1', undefined],

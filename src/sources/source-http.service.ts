@@ -352,7 +352,7 @@ const MAX_RETRY_AFTER_S = 999_999_999;
 export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;
   const v = value.trim();
-  if (/^\d+$/.test(v)) return (v.length > 9 ? MAX_RETRY_AFTER_S : Number(v)) * 1000;
+  if (/^\d+$/.test(v)) return Math.min(Number(v), MAX_RETRY_AFTER_S) * 1000;
   if (v.length > 64 || !/^[A-Za-z]/.test(v)) return undefined; // an HTTP-date starts with the day name
   const at = Date.parse(v);
   return Number.isFinite(at) ? Math.max(0, at - now) : undefined;

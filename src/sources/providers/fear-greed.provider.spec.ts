@@ -73,6 +73,15 @@ describe('fear-greed provider', () => {
     expect(batch.samples.sentiment?.map((s) => s.value)).toEqual([73, 52]);
   });
 
+  it('one value a UTC day across polls too: an entry later on the day already stored is refused', async () => {
+    // Stored: 2025-05-01's entry. The poll brings it again (skipped) and a later one on that day.
+    fake.data.fearGreed = [{ value: '0', timestamp: '1746062460' }, ...fake.data.fearGreed.slice(1)];
+    now = 1746148800000 - 3_600_000;
+    const batch = await provider.poll({ since: 1746062400000 });
+    expect(batch.invalidReasons).toEqual(['#0: a second entry for a UTC day already stored (one a day)']);
+    expect(batch.samples.sentiment ?? []).toEqual([]);
+  });
+
   it('an error in metadata fails the run without quoting it; so does a payload without data', async () => {
     fake.override(PATHS.fearGreed, { body: { name: 'Fear and Greed Index', data: [], metadata: { error: 'SECRET internal' } }, times: 1 });
     const err = await provider.poll({ since: null }).catch((e: unknown) => e);

@@ -50,7 +50,9 @@ export class FearGreedProvider implements SourceProvider {
       const since = context.since;
       const limit = since === null ? 1 : clamp(Math.ceil((this.now() - since) / DAY) + 1, 1, FEAR_GREED_LIMITS.pollDays);
       const { entries, attempts } = await this.fetch(limit);
-      const t = oneADay(await tally<Sample>(entries, (raw) => entry(raw, (ts) => since !== null && ts <= since)));
+      // An entry later than the stored one on its UTC day would be a second value for that day.
+      const stored = (ts: number) => since !== null && (ts <= since || Math.floor(ts / DAY) === Math.floor(since / DAY));
+      const t = oneADay(await tally<Sample>(entries, (raw) => entry(raw, stored, since)));
       assertMostlyValid(t);
       return batchOf('sentiment', t, attempts);
     });
@@ -82,11 +84,13 @@ export class FearGreedProvider implements SourceProvider {
   }
 }
 
-function entry(raw: unknown, skip: (ts: number) => boolean): Sample | string | typeof SKIP {
+/** `skip`: already stored; with `since`, one later on the stored day is refused, not skipped. */
+function entry(raw: unknown, skip: (ts: number) => boolean, since: number | null = null): Sample | string | typeof SKIP {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'entry is not an object';
   const r = raw as Record<string, unknown>;
   const timestamp = epochSecondsField(r.timestamp, 'timestamp', STRINGS);
   if (typeof timestamp === 'string') return timestamp;
+  if (since !== null && timestamp > since && skip(timestamp)) return 'a second entry for a UTC day already stored (one a day)';
   if (skip(timestamp)) return SKIP;
   const value = numberField(r.value, 'value', STRINGS);
   if (typeof value === 'string') return value;
