@@ -117,7 +117,7 @@ describe('PortableTimeseriesBackend', () => {
       to: 5000,
       aggregation: { type: 'avg', bucketMs: 1000 },
     });
-    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '5000', '1', '0', '5000', '1000', 'avg']);
+    expect(calls[0].args.slice(1)).toEqual([2, 'k', '{k}:meta', '5000', '1', '0', '5000', '1000', 'avg', '']);
     expect(samples).toEqual([
       { timestamp: 1000, value: 0.1 },
       { timestamp: 2000, value: -3 },
@@ -148,30 +148,35 @@ describe('PortableTimeseriesBackend', () => {
       `${src}:gone`,
       `${src}:gone:meta`,
       '5000', // the scan budget
-      ...['1', '0', '999', '1000', 'sum,count'],
-      ...['3', '1000', '5000', '0', ''],
-      ...['5', '0', '1', '0', ''],
+      ...['1', '0', '999', '1000', 'sum,count', ''],
+      ...['3', '1000', '5000', '0', '', ''],
+      ...['5', '0', '1', '0', '', ''],
     ]);
     expect(answers).toEqual([[{ timestamp: 0, value: 6 }], [{ timestamp: 0, value: 1 }], [{ timestamp: 0, value: 3 }], []]);
   });
 
-  it('resumes a scan that stopped for the budget where it stopped, until none does', async () => {
+  it("resumes a scan that stopped for the budget where it stopped, with its open bucket's state, until none does", async () => {
     const { calls, redis } = stub(
       [
         [
-          [
-            ['0', '1'],
-            ['1000', '2'],
-          ],
-          '2000', // two buckets, then: resume at 2000
+          [['0', '1']],
+          '1500', // one bucket closed, then: resume at 1500 in the open one
+          '1000,1,2,4,2,2,2,2', // its state: start, count, sum, sum2, min, max, first, last
         ],
       ],
-      [[[['2000', '3']]]],
+      [
+        [
+          [
+            ['1000', '2'],
+            ['2000', '3'],
+          ],
+        ],
+      ],
     );
     const samples = await new PortableTimeseriesBackend(redis, 2).range({ key: 'k', from: 0, to: 5000, aggregation: { type: 'avg', bucketMs: 1000 } });
     expect(calls.map((c) => c.args.slice(4))).toEqual([
-      ['2', '1', '0', '5000', '1000', 'avg'],
-      ['2', '1', '2000', '5000', '1000', 'avg'],
+      ['2', '1', '0', '5000', '1000', 'avg', ''],
+      ['2', '1', '1500', '5000', '1000', 'avg', '1000,1,2,4,2,2,2,2'],
     ]);
     expect(samples).toEqual([
       { timestamp: 0, value: 1 },

@@ -552,15 +552,18 @@ return out
 
 /**
  * Several ranges in one call (one round trip, one script start). KEYS: series and metadata
- * key pairs. ARGV: the scan budget (see below), then per range five values: the 1-based index
+ * key pairs. ARGV: the scan budget (see below), then per range six values: the 1-based index
  * of its series key in KEYS, from, to, bucket ms, aggregators (comma-separated; '' for raw
- * samples). Returns per range false for a missing series, else one list per aggregator of
- * [ts, value text] (aggregated values formatted with %.17g, an exact round trip), or for raw
- * samples one list of the members as stored, "<ts>:<value text>" (split once, in Node).
- * Aggregated scans share the budget: once that many samples are read, a scan stops at the next
- * bucket's first sample and adds its timestamp after its lists, where the next call resumes (a
- * bucket is never split, so the buckets are those of one scan). Redis runs nothing else while a
- * script runs: a month of 30 s samples in one call held it ~300 ms. Ranges over
+ * samples), and the open bucket's state a previous call stopped in ('' for none). Returns per
+ * range false for a missing series, else one list per aggregator of [ts, value text]
+ * (aggregated values formatted with %.17g, an exact round trip), or for raw samples one list of
+ * the members as stored, "<ts>:<value text>" (split once, in Node).
+ * Aggregated scans share the budget: once that many samples are read, a scan stops at its next
+ * sample and adds, after its lists, that sample's timestamp (where the next call resumes) and
+ * its open bucket's running state (start, count, sum, sum2, min, max, first, last), which the
+ * next call takes up: the buckets and their doubles are those of one scan, however large a
+ * bucket. Redis runs nothing else while a script runs: a month of 30 s samples in one call held
+ * it ~300 ms. Ranges over
  * the same series, span and bucket are scanned once, every aggregator from the same pass (a
  * history query asks for sum and count of the same raw edge).
  * Measured (npm run bench, 24 h of 30 s samples in 5 min buckets): one scan with the running
@@ -573,7 +576,7 @@ local PAGE = 1000
 local budget = tonumber(ARGV[1])
 
 -- The samples of [from, to] as returned, or one list of buckets per aggregator.
-local function scan(key, from, to, bucket, aggs)
+local function scan(key, from, to, bucket, aggs, carried)
   local min, max = int(from), int(to)
   if #aggs == 0 then
     -- The members as stored ("<ts>:<value text>"): Node splits them, so each is decoded once.
@@ -596,6 +599,14 @@ local function scan(key, from, to, bucket, aggs)
   for i = 1, #aggs do outs[i] = {} end
   local start, last_ts = nil, -1
   local count, sum, sum2, lo, hi, first, last = 0, 0, 0, DBL_MAX, -DBL_MAX, nil, nil
+  if carried ~= '' then
+    -- The bucket a previous call stopped in: its running state, exactly as that call had it.
+    local f = {}
+    for x in string.gmatch(carried, '[^,]+') do f[#f + 1] = tonumber(x) end
+    start, count, sum, sum2, lo, hi, first, last = f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]
+    last_ts = start + bucket - 1
+  end
+  local scanned = 0
   local function close()
     local a = { count = count, sum = sum, sum2 = sum2, min = lo, max = hi, first = first, last = last }
     local ts = int(start)
@@ -608,23 +619,25 @@ local function scan(key, from, to, bucket, aggs)
     for j = 1, len do
       local m = page[j]
       local c = find(m, ':', 1, true)
+      -- Budget spent (once this scan has read a sample): the next call resumes at this sample
+      -- with the open bucket's running state (%.17g: the same doubles), so a call reads at most
+      -- the budget whatever the bucket size.
+      if budget <= 0 and scanned > 0 then
+        outs[#aggs + 1] = sub(m, 1, c - 1)
+        outs[#aggs + 2] = table.concat({ int(start), int(count), value_text(sum), value_text(sum2), value_text(lo), value_text(hi), value_text(first), value_text(last) }, ',')
+        return outs
+      end
       local ts = tonumber(sub(m, 1, c - 1))
       local v = tonumber(sub(m, c + 1))
       -- Timestamps ascend: a sample past the open bucket's last millisecond starts the next one.
       if ts > last_ts then
-        if start ~= nil then
-          close()
-          -- Budget spent: the next call resumes at this sample.
-          if budget <= 0 then
-            outs[#aggs + 1] = sub(m, 1, c - 1)
-            return outs
-          end
-        end
+        if start ~= nil then close() end
         start = ts - fmod(ts, bucket)
         last_ts = start + bucket - 1
         count, sum, sum2, lo, hi, first = 0, 0, 0, DBL_MAX, -DBL_MAX, v
       end
       budget = budget - 1
+      scanned = scanned + 1
       -- acc_add, unrolled into locals (same order of operations, so the same doubles).
       count = count + 1
       sum = sum + v
@@ -641,7 +654,7 @@ local function scan(key, from, to, bucket, aggs)
   return outs
 end
 
-local function range(k, from, to, bucket, agg_list)
+local function range(k, from, to, bucket, agg_list, carried)
   local key = KEYS[k]
   local state = state_of(key, KEYS[k + 1])
   if state == 'missing' then return false end
@@ -660,12 +673,12 @@ local function range(k, from, to, bucket, agg_list)
     from = math.max(from, last - retention)
   end
   if from > to then return empty end
-  return scan(key, from, to, bucket, aggs)
+  return scan(key, from, to, bucket, aggs, carried)
 end
 
 local out = {}
-for i = 2, #ARGV, 5 do
-  local reply = range(tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4])
+for i = 2, #ARGV, 6 do
+  local reply = range(tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4], ARGV[i + 5])
   if type(reply) == 'table' and reply.err then return reply end
   out[#out + 1] = reply
 end
@@ -871,24 +884,31 @@ export class PortableTimeseriesBackend implements TimeseriesBackend {
     });
     // Each scan's lists (one per aggregator, or the raw members); none for a missing series.
     const lists: Array<Sample[][] | undefined> = [];
-    // Script calls until no scan stops for the budget: the ones that did resume where they stopped.
-    let round = [...scans.values()];
+    // Script calls until no scan stops for the budget: the ones that did resume where they
+    // stopped, with the state of the bucket they stopped in.
+    let round = [...scans.values()].map((scan) => ({ ...scan, carried: '' }));
     while (round.length > 0) {
-      const args = [String(this.scanBudget), ...round.flatMap((scan) => [...scan.args, scan.aggs.join(',')])];
+      const args = [String(this.scanBudget), ...round.flatMap((scan) => [...scan.args, scan.aggs.join(','), scan.carried])];
       const reply = await SCRIPTS.range.run(this.redis, keys, args);
       if (!Array.isArray(reply) || reply.length !== round.length) throw new Error('Unexpected range script reply');
       const resumed: typeof round = [];
       round.forEach((scan, i) => {
         const got: unknown = reply[i];
-        // A missing series (false, nil once in Node) has no samples; each list is parsed once.
-        if (!Array.isArray(got)) return;
+        // A missing series (false, nil once in Node) has no samples, also one gone (FLUSHALL,
+        // evicted) between two calls of a resumed read: no half a range. Each list is parsed once.
+        if (!Array.isArray(got)) {
+          lists[scan.index] = undefined;
+          return;
+        }
         const raw = scan.aggs.length === 0;
         const parts = raw ? 1 : scan.aggs.length;
         const parsed = got.slice(0, parts).map((list) => (raw ? parseMembers(list) : parseSamples(list)));
         const into = lists[scan.index];
         if (into === undefined) lists[scan.index] = parsed;
         else parsed.forEach((samples, j) => (into[j] = into[j].concat(samples)));
-        if (got.length > parts) resumed.push({ ...scan, args: [scan.args[0], String(got[parts]), scan.args[2], scan.args[3]] });
+        if (got.length > parts) {
+          resumed.push({ ...scan, args: [scan.args[0], String(got[parts]), scan.args[2], scan.args[3]], carried: String(got[parts + 1]) });
+        }
       });
       round = resumed;
     }
