@@ -1,4 +1,4 @@
-import { jsonBoundsProblem } from './json-bounds.js';
+import { jsonBoundsProblem, jsonSizeProblem } from './json-bounds.js';
 
 describe('jsonBoundsProblem', () => {
   it('passes the shapes upstreams send', () => {
@@ -26,3 +26,14 @@ describe('jsonBoundsProblem', () => {
     expect(jsonBoundsProblem(JSON.stringify(['"', '[[[['.repeat(10)]), 16, 1)).toBeUndefined();
   });
 });
+
+describe('jsonSizeProblem', () => {
+  it('counts objects and arrays by their opening characters, an upper bound (brackets in strings count)', () => {
+    expect(jsonSizeProblem(JSON.stringify(Array.from({ length: 25_000 }, (_, i) => ({ timestamp: i, mean: 0.1 }))))).toBeUndefined();
+    expect(jsonSizeProblem(`[${Array(1_400_000).fill('{}').join(',')}]`)).toBe('more than 65536 objects and arrays');
+    expect(jsonSizeProblem('['.repeat(2_000_000))).toBe('more than 65536 objects and arrays');
+    expect(jsonSizeProblem('["[{", {}]', 4)).toBeUndefined();
+    expect(jsonSizeProblem('["[{", {}, []]', 4)).toBe('more than 4 objects and arrays');
+  });
+});
+

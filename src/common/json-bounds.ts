@@ -3,8 +3,9 @@
  * does not bound what parsing costs: 4 MiB of `[[[[…` (two million levels) or of `{},{},…` (1.4
  * million objects) took 1.3 s of blocked event loop and left the process ~550 MB larger, before
  * any record was looked at. No upstream's real payload comes near either bound (a few levels;
- * one object or array per record, at most ~25,000 records). Request bodies are checked too: a
- * POST /refresh body nested 5,000 deep overflowed the stack in class-transformer (a 500).
+ * one object or array per record, at most ~25,000 records): upstream payloads are checked with
+ * jsonSizeProblem, request bodies with jsonBoundsProblem (a POST /refresh body nested 5,000 deep
+ * overflowed the stack in class-transformer: a 500).
  */
 
 /** Deepest nesting of objects and arrays accepted. */
@@ -44,3 +45,21 @@ export function jsonBoundsProblem(text: string, maxDepth = MAX_JSON_DEPTH, maxCo
   }
   return undefined;
 }
+
+/**
+ * jsonBoundsProblem's container limit alone, counted by the opening characters (those inside
+ * strings too: an upper bound), with indexOf: for upstream payloads of megabytes, where the
+ * character loop above cost 2-8 ms a poll of the v1 feed (as much as parsing it). Depth needs no
+ * check there: V8's JSON.parse does not recurse, nothing that reads a payload does, and a depth
+ * takes as many containers. Request bodies (at most 64 KiB) get the full check.
+ */
+export function jsonSizeProblem(text: string, maxContainers = MAX_JSON_CONTAINERS): string | undefined {
+  let containers = 0;
+  for (const open of ['{', '[']) {
+    for (let i = text.indexOf(open); i !== -1; i = text.indexOf(open, i + 1)) {
+      if (++containers > maxContainers) return `more than ${maxContainers} objects and arrays`;
+    }
+  }
+  return undefined;
+}
+

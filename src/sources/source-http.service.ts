@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { jsonBoundsProblem } from '../common/json-bounds.js';
+import { jsonSizeProblem } from '../common/json-bounds.js';
 import { PayloadError, PermanentUpstreamError, SourceError, TransientUpstreamError } from './source.errors.js';
 import type { SourceId } from './source.types.js';
 
@@ -432,8 +432,8 @@ async function readCapped(url: string, maxBytes: number): Promise<string> {
 const tooLarge = (maxBytes: number) => `upstream payload is too large (over ${maxBytes} bytes)`;
 
 function decodeJson(text: string): unknown {
-  const tooComplex = jsonBoundsProblem(text);
-  if (tooComplex !== undefined) throw new PayloadError(`upstream payload is not parsed: ${tooComplex}`);
+  const tooMany = jsonSizeProblem(text);
+  if (tooMany !== undefined) throw new PayloadError(`upstream payload is not parsed: ${tooMany}`);
   try {
     return JSON.parse(text) as unknown;
   } catch {
