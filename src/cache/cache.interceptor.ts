@@ -130,5 +130,4 @@ export class CacheInterceptor implements NestInterceptor {
       this.inflight.delete(key);
     }
   }
-
 }
