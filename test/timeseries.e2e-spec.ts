@@ -724,8 +724,33 @@ describe('portable backend: a long range read in several script calls (e2e)', ()
     redis.disconnect();
   });
 
+  it('closes the bucket a call stopped in when the next finds nothing more (the samples gone meanwhile)', async () => {
+    const key = `${prefix}:scan:gone`;
+    const writer = new PortableTimeseriesBackend(redis);
+    await writer.ensureSeries(key, { retentionMs: 1000, labels: { scan: 'gone' } });
+    await writer.addMany(key, Array.from({ length: 10 }, (_, i) => ({ timestamp: T0 + i, value: i + 1 })));
+    // Each script call: after the first, a sample far ahead trims the rest (retention), as an ingest would.
+    let calls = 0;
+    const trimming = new Proxy(redis, {
+      get: (target, name, receiver) => {
+        const value: unknown = Reflect.get(target, name, receiver);
+        if (typeof value !== 'function' || typeof name !== 'string' || !name.startsWith('evalsha')) return value;
+        return async (...args: unknown[]) => {
+          if (calls++ === 1) await writer.addMany(key, [{ timestamp: T0 + 5000, value: 100 }]);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const samples = await new PortableTimeseriesBackend(trimming, 2).range({ key, from: T0, to: T0 + 10, aggregation: { type: 'sum', bucketMs: 1 } });
+    // T0 closed in the first call, T0+1 carried into the second, which finds the rest trimmed.
+    expect(samples).toEqual([
+      { timestamp: T0, value: 1 },
+      { timestamp: T0 + 1, value: 2 },
+    ]);
+  });
+
   it.each([...EXACT, ...APPROX])('%s: the same buckets with a budget of 40 samples a call as in one call', async (type) => {
-    const whole = new PortableTimeseriesBackend(redis);
+    const whole = new PortableTimeseriesBackend(redis, Number.MAX_SAFE_INTEGER); // one call
     // Script calls counted by command (evalsha_ro, or evalsha where it is refused).
     let calls = 0;
     const counted = new Proxy(redis, {

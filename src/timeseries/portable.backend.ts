@@ -666,13 +666,14 @@ local function range(k, from, to, bucket, agg_list, carried)
   end
   local empty = {}
   for i = 1, math.max(#aggs, 1) do empty[i] = {} end
+  -- A resumed scan always runs: the bucket it carries must be closed, even with nothing left to read.
   local last = newest_of(key)
-  if last == nil then return empty end
+  if last == nil and carried == '' then return empty end
   local retention = tonumber(redis.call('HGET', KEYS[k + 1], 'retention')) or 0
-  if retention > 0 and last > retention then
+  if last ~= nil and retention > 0 and last > retention then
     from = math.max(from, last - retention)
   end
-  if from > to then return empty end
+  if from > to and carried == '' then return empty end
   return scan(key, from, to, bucket, aggs, carried)
 end
 
