@@ -51,8 +51,8 @@ export class FearGreedProvider implements SourceProvider {
       const limit = since === null ? 1 : clamp(Math.ceil((this.now() - since) / DAY) + 1, 1, FEAR_GREED_LIMITS.pollDays);
       const { entries, attempts } = await this.fetch(limit);
       // An entry later than the stored one on its UTC day would be a second value for that day.
-      const stored = (ts: number) => since !== null && (ts <= since || Math.floor(ts / DAY) === Math.floor(since / DAY));
-      const t = oneADay(await tally<Sample>(entries, (raw) => entry(raw, stored, since)));
+      const secondOfStoredDay = (ts: number) => since !== null && ts > since && Math.floor(ts / DAY) === Math.floor(since / DAY);
+      const t = oneADay(await tally<Sample>(entries, (raw) => entry(raw, (ts) => since !== null && ts <= since, secondOfStoredDay)));
       assertMostlyValid(t);
       return batchOf('sentiment', t, attempts);
     });
@@ -84,13 +84,13 @@ export class FearGreedProvider implements SourceProvider {
   }
 }
 
-/** `skip`: already stored; with `since`, one later on the stored day is refused, not skipped. */
-function entry(raw: unknown, skip: (ts: number) => boolean, since: number | null = null): Sample | string | typeof SKIP {
+/** `skip`: already stored, or out of range; `refuse`: a second value for a day already stored. */
+function entry(raw: unknown, skip: (ts: number) => boolean, refuse: (ts: number) => boolean = () => false): Sample | string | typeof SKIP {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'entry is not an object';
   const r = raw as Record<string, unknown>;
   const timestamp = epochSecondsField(r.timestamp, 'timestamp', STRINGS);
   if (typeof timestamp === 'string') return timestamp;
-  if (since !== null && timestamp > since && skip(timestamp)) return 'a second entry for a UTC day already stored (one a day)';
+  if (refuse(timestamp)) return 'a second entry for a UTC day already stored (one a day)';
   if (skip(timestamp)) return SKIP;
   const value = numberField(r.value, 'value', STRINGS);
   if (typeof value === 'string') return value;
